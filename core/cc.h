@@ -1,0 +1,64 @@
+/* Congestion control behind a small interface: one context per channel, shared by all its streams
+ * (paper §4.2.4).  Algorithms: NewReno (RFC 9002 §7 / RFC 6582) and CUBIC (RFC 9438). */
+#ifndef SST_CC_H
+#define SST_CC_H
+
+#include "types.h"
+#include "rtt.h"
+
+enum sst_cc_algo { SST_CC_CUBIC = 0, SST_CC_NEWRENO = 1 };
+
+struct sst_cc;
+struct sst_cc_ops {
+    const char *name;
+    void (*on_sent)(struct sst_cc *cc, sst_time_t now, uint32_t bytes);
+    /* A packet sent at time_sent was acknowledged (bytes already removed from flight). */
+    void (*on_ack)(struct sst_cc *cc, sst_time_t now, uint32_t bytes, sst_time_t time_sent,
+                   const struct sst_rtt *rtt);
+    /* Loss (or ECN) detected for a packet sent at time_sent: at most one reduction per
+     * recovery period (packets sent before the period began do not reduce again). */
+    void (*on_congestion)(struct sst_cc *cc, sst_time_t now, sst_time_t time_sent);
+    /* RFC 9002 §7.6: collapse to the minimum window. */
+    void (*on_persistent_congestion)(struct sst_cc *cc, sst_time_t now);
+};
+
+struct sst_cc_cubic {
+    sst_time_t epoch_start;   /* SST_TIME_NEVER: no epoch */
+    double w_max, k, w_est, cwnd_at_epoch;  /* in bytes */
+    uint64_t acked_since_epoch;
+};
+
+struct sst_cc {
+    const struct sst_cc_ops *ops;
+    uint64_t cwnd;            /* bytes */
+    uint64_t ssthresh;        /* bytes; UINT64_MAX initially */
+    uint32_t mss;             /* max datagram payload used for window arithmetic */
+    sst_time_t recovery_start;/* SST_TIME_NEVER: not in recovery */
+    uint64_t bytes_acked_ca;  /* NewReno congestion-avoidance byte counter */
+    uint64_t in_flight;       /* maintained by recovery.c; algorithms read it (app-limited check) */
+    struct sst_cc_cubic cubic;
+};
+
+#define SST_CC_INITIAL_WINDOW_PKTS 10  /* RFC 9002 §7.2 */
+#define SST_CC_MIN_WINDOW_PKTS 2
+
+void sst_cc_init(struct sst_cc *cc, enum sst_cc_algo algo, uint32_t mss, sst_time_t now);
+const char *sst_cc_algo_name(enum sst_cc_algo algo);
+/* Parses "cubic" / "newreno"; SST_ERR_INVAL otherwise. */
+int sst_cc_algo_parse(const char *s, enum sst_cc_algo *out);
+static inline bool sst_cc_in_slow_start(const struct sst_cc *cc) { return cc->cwnd < cc->ssthresh; }
+
+/* Pacing (RFC 9002 §7.7): a token bucket refilled at rate = gain * cwnd / srtt, with a burst of
+ * a few packets, so a cwnd's worth of packets is spread over a round trip. */
+struct sst_pacer {
+    sst_time_t last;      /* time tokens were last refilled */
+    double tokens;        /* bytes available now */
+    double burst;         /* bucket depth, bytes */
+};
+void sst_pacer_init(struct sst_pacer *p, uint32_t mss);
+/* Earliest time a packet of `bytes` may go out (now if it may go now). */
+sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const struct sst_rtt *rtt,
+                          sst_time_t now, uint32_t bytes);
+void sst_pacer_on_sent(struct sst_pacer *p, uint32_t bytes);
+
+#endif

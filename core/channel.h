@@ -1,0 +1,63 @@
+/* A channel (paper §4.2): sequencing, acknowledgment, protection and congestion control for all
+ * packets between two hosts.  The stream layer sits above it through sst_chan_upper: the channel
+ * asks it for payloads when congestion control allows, tells it which packet sequence numbers
+ * were acknowledged or lost, and hands it authenticated payloads. */
+#ifndef SST_CHANNEL_H
+#define SST_CHANNEL_H
+
+#include "types.h"
+#include "host.h"
+#include "recovery.h"
+
+enum sst_chan_state {
+    SST_CHAN_CONNECTING = 0,   /* initiator: negotiating */
+    SST_CHAN_ESTABLISHED,      /* keys in place; data flows */
+    SST_CHAN_CLOSING,          /* graceful close sent, waiting for its ack */
+    SST_CHAN_CLOSED,           /* dead; freed by the host after events are delivered */
+};
+
+/* The layer above the channel (the stream layer in core-2, or a test harness). */
+struct sst_chan_upper {
+    /* Writes one payload for packet `seq` into buf (at most cap bytes).  The payload starts with
+     * the 4-byte stream header (packet.h).  Returns its length, or 0 if nothing is waiting. */
+    size_t (*fill)(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap);
+    void (*acked)(void *ctx, struct sst_chan *ch, uint64_t seq);
+    void (*lost)(void *ctx, struct sst_chan *ch, uint64_t seq);
+    /* An authenticated, new payload of a stream-layer type.  Return true to acknowledge it,
+     * false if it could not be buffered (it will be retransmitted; paper §4.3.4). */
+    bool (*recv)(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t *payload, size_t len);
+};
+
+SST_API void sst_chan_set_upper(struct sst_chan *ch, const struct sst_chan_upper *up, void *ctx);
+SST_API void *sst_chan_upper_ctx(const struct sst_chan *ch);
+/* The upper layer has something to send: transmit what cwnd and pacing allow now. */
+SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now);
+/* Graceful close: outstanding data is still delivered; DOWN(err 0) follows. */
+SST_API void sst_chan_close(struct sst_chan *ch, sst_time_t now);
+/* Sends a ping now (keepalive / RTT probe); its ack updates the RTT estimate. */
+SST_API void sst_chan_ping(struct sst_chan *ch, sst_time_t now);
+
+SST_API enum sst_chan_state sst_chan_state(const struct sst_chan *ch);
+SST_API const struct sst_addr *sst_chan_peer(const struct sst_chan *ch);
+SST_API struct sst_host *sst_chan_host(const struct sst_chan *ch);
+/* Largest payload (after the channel header, before the trailer) a packet may carry now. */
+SST_API size_t sst_chan_max_payload(const struct sst_chan *ch);
+
+struct sst_chan_stats {
+    enum sst_chan_state state;
+    enum sst_link_state link;
+    enum sst_security security;
+    enum sst_aead aead;
+    bool initiator;
+    uint8_t local_id, remote_id;
+    uint8_t peer_key[32];
+    sst_time_t srtt, rttvar, min_rtt;
+    uint64_t cwnd, ssthresh, bytes_in_flight;
+    uint64_t tx_packets, rx_packets, tx_bytes, rx_bytes;
+    uint64_t lost_packets, pto_count_total, acks_sent;
+    sst_time_t established_at;
+    const char *cc_name;
+};
+SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out);
+
+#endif

@@ -1,0 +1,44 @@
+/* Per-direction packet protection (paper §4.2.3).
+ *  strong: AEAD over every packet, AES-256-GCM when both hosts have AES-NI, else
+ *          ChaCha20-Poly1305-IETF; nonce = 0^32 || seq64 (big-endian); the 8-byte channel header
+ *          is associated data, the payload is encrypted, a 16-byte tag is appended.
+ *  light:  no encryption; a 4-byte trailer = first 4 bytes of SipHash-2-4 (crypto_shorthash)
+ *          keyed per direction over header || payload || seq64 — the paper's TCP-grade mode. */
+#ifndef SST_PROTECT_H
+#define SST_PROTECT_H
+
+#include "types.h"
+
+enum sst_security { SST_SEC_STRONG = 0, SST_SEC_LIGHT = 1 };
+enum sst_aead { SST_AEAD_CHACHA20POLY1305 = 0, SST_AEAD_AES256GCM = 1 };
+
+#define SST_PROTECT_MAX_OVERHEAD 16
+/* Bytes a buffer must have beyond the packet's end for seal/open to work in place. */
+#define SST_PROTECT_TAILROOM 16
+
+struct sst_protect {
+    uint8_t security;   /* enum sst_security */
+    uint8_t aead;       /* enum sst_aead */
+    uint8_t key[32];
+    /* libsodium's precomputed AES-GCM state (crypto_aead_aes256gcm_state, 512 bytes, 16-aligned);
+     * kept opaque here so only protect.c includes <sodium.h>. */
+    _Alignas(16) uint8_t aes_state[512];
+};
+
+SST_MUST_CHECK int sst_protect_init(struct sst_protect *p, enum sst_security sec, enum sst_aead aead,
+                                    const uint8_t key[32]);
+void sst_protect_wipe(struct sst_protect *p);
+size_t sst_protect_overhead(const struct sst_protect *p);
+/* Seals pkt[0..len) in place (header = first 8 bytes); the buffer must have
+ * SST_PROTECT_TAILROOM bytes after len.  Returns the new length. */
+size_t sst_protect_seal(const struct sst_protect *p, uint64_t seq, uint8_t *pkt, size_t len);
+/* Verifies (and decrypts) in place; on success stores the plaintext length (header included)
+ * in *out_len.  SST_ERR_AUTH or SST_ERR_MALFORMED; the buffer needs SST_PROTECT_TAILROOM too. */
+SST_MUST_CHECK int sst_protect_open(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,
+                                    size_t len, size_t *out_len);
+/* True if this CPU runs libsodium's AES-256-GCM (AES-NI + PCLMUL). */
+bool sst_protect_aes_available(void);
+const char *sst_security_name(enum sst_security s);
+int sst_security_parse(const char *s, enum sst_security *out);
+
+#endif

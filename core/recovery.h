@@ -1,0 +1,79 @@
+/* Sent-packet table, loss detection and probe timeout (RFC 9002 §6, RACK-style time threshold),
+ * persistent congestion, and link status.  SST gives every packet, retransmissions included, a
+ * fresh sequence number (paper §4.2.2), so every RTT sample and loss decision is unambiguous. */
+#ifndef SST_RECOVERY_H
+#define SST_RECOVERY_H
+
+#include "types.h"
+#include "cc.h"
+#include "rtt.h"
+
+#define SST_LOSS_PKT_THRESHOLD 3        /* RFC 9002 kPacketThreshold */
+#define SST_PERSISTENT_CONGESTION_PTOS 3/* RFC 9002 kPersistentCongestionThreshold */
+
+/* Per-packet record, stored in a ring indexed by sequence number: sequence numbers are
+ * consecutive, so no allocation or lookup structure is needed per packet. */
+struct sst_sent {
+    sst_time_t time_sent;
+    uint16_t bytes;     /* wire size */
+    uint8_t flags;      /* SST_SENT_* */
+};
+#define SST_SENT_USED     0x01  /* record valid */
+#define SST_SENT_ELICITING 0x02 /* ack-eliciting; counts in bytes_in_flight */
+#define SST_SENT_ACKED    0x04
+#define SST_SENT_LOST     0x08
+
+enum sst_link_state { SST_LINK_UP = 0, SST_LINK_STALLED = 1, SST_LINK_DOWN = 2 };
+
+struct sst_recovery_cb {
+    void *ctx;
+    void (*acked)(void *ctx, uint64_t seq);  /* once per packet, in increasing order per call */
+    void (*lost)(void *ctx, uint64_t seq);   /* once per packet; never also acked afterwards */
+};
+
+struct sst_recovery {
+    struct sst_sent *ring;      /* capacity `cap` (power of two), grows up to max_outstanding */
+    uint32_t cap;
+    uint32_t max_outstanding;   /* <= SST_SEQ_MAX_OUTSTANDING */
+    uint64_t base;              /* lowest sequence number still tracked */
+    uint64_t next;              /* next sequence number to be sent */
+    uint64_t largest_acked;     /* 0: none */
+    uint64_t bytes_in_flight;
+    sst_time_t loss_time;       /* time-threshold loss timer; SST_TIME_NEVER if none */
+    sst_time_t last_eliciting_sent;
+    sst_time_t last_ack_time;   /* last time any new ack arrived */
+    unsigned pto_count;
+    sst_time_t max_ack_delay;
+    sst_time_t stall_timeout;   /* STALLED after this long without acks for outstanding data */
+    sst_time_t down_timeout;    /* DOWN after this long */
+    struct sst_rtt rtt;
+    struct sst_cc cc;
+    struct sst_recovery_cb cb;
+    /* statistics */
+    uint64_t stat_sent, stat_acked, stat_lost, stat_spurious, stat_pto;
+};
+
+SST_MUST_CHECK int sst_recovery_init(struct sst_recovery *r, enum sst_cc_algo algo, uint32_t mss,
+                                     sst_time_t now, const struct sst_recovery_cb *cb);
+void sst_recovery_free(struct sst_recovery *r);
+/* Next sequence number the channel will assign (starts at 1; 0 counts as sent and received). */
+static inline uint64_t sst_recovery_next_seq(const struct sst_recovery *r) { return r->next; }
+/* True if a packet of `bytes` that elicits an ack fits in cwnd and in the outstanding limit. */
+bool sst_recovery_can_send(const struct sst_recovery *r, uint32_t bytes);
+/* Records packet r->next as sent and advances next.  SST_ERR_LIMIT if the outstanding window
+ * (extrapolation bound) is full. */
+SST_MUST_CHECK int sst_recovery_on_sent(struct sst_recovery *r, sst_time_t now, uint32_t bytes,
+                                        bool ack_eliciting);
+/* Processes an acknowledged range [lo, hi] (from a header or an Ack packet).  Ranges naming
+ * sequence numbers never sent are ignored (SST_ERR_MALFORMED returned, nothing changed). Calls
+ * cb.acked for newly acked packets, updates RTT when hi is newly acked and eliciting, then
+ * runs loss detection (cb.lost). */
+int sst_recovery_on_ack(struct sst_recovery *r, uint64_t lo, uint64_t hi, sst_time_t now);
+/* The earliest deadline: loss timer or probe timeout; SST_TIME_NEVER if nothing outstanding. */
+sst_time_t sst_recovery_deadline(const struct sst_recovery *r);
+/* Handles an expired deadline.  Returns the number of probe packets the channel should send
+ * now (0 if the loss timer fired, else 1-2 for a PTO). */
+unsigned sst_recovery_on_timeout(struct sst_recovery *r, sst_time_t now);
+enum sst_link_state sst_recovery_link_state(const struct sst_recovery *r, sst_time_t now);
+
+#endif

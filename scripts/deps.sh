@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages sstshim needs to build and test.
+#   deps.sh install   install whatever is missing (apt-get; needs root)
+#   deps.sh ensure    same, but only touches apt when something is missing
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config clang
+  libevent-dev libsodium-dev uthash-dev check
+  python3 python3-dissononce        # independent Noise implementation for interop tests
+  iproute2 nftables                 # network namespaces for integration tests
+  curl wget netcat-openbsd          # real programs run under the shim
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: not root; install these packages first: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
