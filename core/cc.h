@@ -24,8 +24,9 @@ struct sst_cc_ops {
 
 struct sst_cc_cubic {
     sst_time_t epoch_start;   /* SST_TIME_NEVER: no epoch */
-    double w_max, k, w_est, cwnd_at_epoch;  /* in bytes */
+    double w_max, k, w_est, cwnd_at_epoch;  /* in bytes (k in seconds) */
     uint64_t acked_since_epoch;
+    double cwnd_prior;        /* cwnd just before the last reduction (RFC 9438 §4.3 alpha switch) */
 };
 
 struct sst_cc {
@@ -37,6 +38,11 @@ struct sst_cc {
     uint64_t bytes_acked_ca;  /* NewReno congestion-avoidance byte counter */
     uint64_t in_flight;       /* maintained by recovery.c; algorithms read it (app-limited check) */
     struct sst_cc_cubic cubic;
+    /* Application-limited detection (RFC 9002 §7.8): the largest in_flight seen right after a
+     * send, in the current and the previous round trip.  A round ends when a packet sent after
+     * it began is acknowledged. */
+    uint64_t flight_peak, flight_peak_prev;
+    sst_time_t round_start;
 };
 
 #define SST_CC_INITIAL_WINDOW_PKTS 10  /* RFC 9002 §7.2 */
@@ -47,6 +53,15 @@ const char *sst_cc_algo_name(enum sst_cc_algo algo);
 /* Parses "cubic" / "newreno"; SST_ERR_INVAL otherwise. */
 int sst_cc_algo_parse(const char *s, enum sst_cc_algo *out);
 static inline bool sst_cc_in_slow_start(const struct sst_cc *cc) { return cc->cwnd < cc->ssthresh; }
+/* True if the sender used its window recently (RFC 9002 §7.8): in slow start, more than half of
+ * cwnd was in flight; in congestion avoidance, less than one mss of cwnd was left unused.  The
+ * algorithms grow cwnd only while this holds. */
+bool sst_cc_cwnd_limited(const struct sst_cc *cc);
+/* RFC 9438 eq. 1: W_cubic(t) = C*(t-K)^3 + W_max, in bytes, t in seconds since the epoch began. */
+double sst_cc_cubic_window(const struct sst_cc *cc, double t);
+
+#define SST_CUBIC_C 0.4       /* RFC 9438 §5.1 */
+#define SST_CUBIC_BETA 0.7    /* RFC 9438 §4.6 */
 
 /* Pacing (RFC 9002 §7.7): a token bucket refilled at rate = gain * cwnd / srtt, with a burst of
  * a few packets, so a cwnd's worth of packets is spread over a round trip. */

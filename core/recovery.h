@@ -25,10 +25,15 @@ struct sst_sent {
 
 enum sst_link_state { SST_LINK_UP = 0, SST_LINK_STALLED = 1, SST_LINK_DOWN = 2 };
 
+/* Callbacks must not call back into sst_recovery_* functions that change state; queue the work
+ * (retransmissions) and do it after the call returns. */
 struct sst_recovery_cb {
     void *ctx;
-    void (*acked)(void *ctx, uint64_t seq);  /* once per packet, in increasing order per call */
-    void (*lost)(void *ctx, uint64_t seq);   /* once per packet; never also acked afterwards */
+    void (*acked)(void *ctx, uint64_t seq);  /* once per packet, in increasing order per range */
+    /* Once per packet; never also acked afterwards (a later ack of a packet declared lost only
+     * counts stat_spurious).  Also called for non-eliciting packets nobody acked within the
+     * retention time, so every sequence number gets exactly one outcome. */
+    void (*lost)(void *ctx, uint64_t seq);
 };
 
 struct sst_recovery {
@@ -51,7 +56,19 @@ struct sst_recovery {
     struct sst_recovery_cb cb;
     /* statistics */
     uint64_t stat_sent, stat_acked, stat_lost, stat_spurious, stat_pto;
+    /* added by recovery.c's owner (extensions, existing fields unchanged) */
+    uint64_t scan;              /* lowest sequence number neither acked nor lost (>= base) */
+    sst_time_t progress_time;   /* last ack progress, or the first send after an idle period */
+    sst_time_t first_rtt_sample;/* when the first RTT sample was taken; SST_TIME_NEVER: none */
+    uint8_t link_reported;      /* highest link state whose deadline was already passed */
+    uint64_t stat_persistent;   /* persistent congestion events */
 };
+
+#define SST_RECOVERY_INITIAL_CAP 64          /* ring slots allocated at init */
+#define SST_RECOVERY_STALL_TIMEOUT SST_SEC(2)
+#define SST_RECOVERY_DOWN_TIMEOUT SST_SEC(15)
+#define SST_RECOVERY_MAX_ACK_DELAY SST_MS(10) /* matches the host's delayed-ack default */
+#define SST_RECOVERY_PROBES 2                 /* packets to send on PTO (RFC 9002 §6.2.4) */
 
 SST_MUST_CHECK int sst_recovery_init(struct sst_recovery *r, enum sst_cc_algo algo, uint32_t mss,
                                      sst_time_t now, const struct sst_recovery_cb *cb);
@@ -69,11 +86,20 @@ SST_MUST_CHECK int sst_recovery_on_sent(struct sst_recovery *r, sst_time_t now, 
  * cb.acked for newly acked packets, updates RTT when hi is newly acked and eliciting, then
  * runs loss detection (cb.lost). */
 int sst_recovery_on_ack(struct sst_recovery *r, uint64_t lo, uint64_t hi, sst_time_t now);
-/* The earliest deadline: loss timer or probe timeout; SST_TIME_NEVER if nothing outstanding. */
+/* Several ranges from one packet, processed as one acknowledgment: all are checked first (any
+ * bad range: SST_ERR_MALFORMED, nothing changed), then marked, then loss detection runs once, so
+ * a hole that a later range fills is not declared lost in between. ranges[i][0] = lo, [1] = hi. */
+int sst_recovery_on_ack_ranges(struct sst_recovery *r, const uint64_t (*ranges)[2], size_t n,
+                               sst_time_t now);
+/* The earliest deadline: loss timer or probe timeout, or the next link status change (STALLED,
+ * DOWN) while data is outstanding; SST_TIME_NEVER if nothing is outstanding. */
 sst_time_t sst_recovery_deadline(const struct sst_recovery *r);
 /* Handles an expired deadline.  Returns the number of probe packets the channel should send
- * now (0 if the loss timer fired, else 1-2 for a PTO). */
+ * now (0 if the loss timer or a link status deadline fired, SST_RECOVERY_PROBES for a PTO).
+ * Probes are sent even if cwnd is full (RFC 9002 §7.5).  Check sst_recovery_link_state after. */
 unsigned sst_recovery_on_timeout(struct sst_recovery *r, sst_time_t now);
+/* UP, or STALLED / DOWN when eliciting data has been outstanding without ack progress for the
+ * stall time (max(stall_timeout, 3 PTOs)) / down time (max(down_timeout, stall time)). */
 enum sst_link_state sst_recovery_link_state(const struct sst_recovery *r, sst_time_t now);
 
 #endif

@@ -1,0 +1,56 @@
+/* Pacer (RFC 9002 §7.7): a token bucket that spreads a congestion window over a round trip. */
+#include <math.h>
+
+#include "cc.h"
+
+#define PACER_BURST_PKTS 10      /* bucket depth: the initial window's worth, as RFC 9002 §7.7 allows */
+#define PACER_GAIN_CA 1.25       /* rate = 1.25 * cwnd / srtt (RFC 9002 §7.7 "N = 1.25") */
+#define PACER_GAIN_SS 2.0        /* slow start doubles cwnd per round trip, so pace at 2x */
+
+void sst_pacer_init(struct sst_pacer *p, uint32_t mss)
+{
+    p->last = SST_TIME_NEVER;    /* the first query fills the bucket */
+    p->burst = (double)PACER_BURST_PKTS * mss;
+    p->tokens = p->burst;
+}
+
+/* Bytes per nanosecond.  Before the first RTT sample srtt is kInitialRtt (RFC 9002 §6.2.2). */
+static double pacing_rate(const struct sst_cc *cc, const struct sst_rtt *rtt)
+{
+    sst_time_t srtt = rtt->has_sample ? rtt->smoothed : SST_RTT_INITIAL;
+    if (srtt < SST_GRANULARITY)
+        srtt = SST_GRANULARITY;
+    double gain = sst_cc_in_slow_start(cc) ? PACER_GAIN_SS : PACER_GAIN_CA;
+    return gain * (double)cc->cwnd / (double)srtt;
+}
+
+sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const struct sst_rtt *rtt,
+                          sst_time_t now, uint32_t bytes)
+{
+    double rate = pacing_rate(cc, rtt);
+    if (p->last == SST_TIME_NEVER) {
+        p->tokens = p->burst;
+        p->last = now;
+    } else if (now > p->last) {
+        p->tokens += rate * (double)(now - p->last);
+        if (p->tokens > p->burst)
+            p->tokens = p->burst;
+        p->last = now;
+    }
+    /* A packet larger than the bucket could never fit: a full bucket is enough for it. */
+    double need = (double)bytes < p->burst ? (double)bytes : p->burst;
+    /* Tolerance for the rounding of the refill: the time returned below must be enough. */
+    if (p->tokens + 1e-6 >= need)
+        return now;
+    double wait = ceil((need - p->tokens) / rate);
+    if (wait > (double)(SST_TIME_NEVER - now - 1))
+        return SST_TIME_NEVER - 1;
+    return now + (sst_time_t)wait;
+}
+
+/* Tokens may go negative when the caller sends without asking (probes, acks): the debt is
+ * repaid before the next paced packet. */
+void sst_pacer_on_sent(struct sst_pacer *p, uint32_t bytes)
+{
+    p->tokens -= (double)bytes;
+}
