@@ -8,7 +8,7 @@ PKGS=(
   build-essential pkg-config clang
   libevent-dev libsodium-dev uthash-dev check
   python3 python3-dissononce        # independent Noise implementation for interop tests
-  iproute2 nftables                 # network namespaces for integration tests
+  iproute2 nftables iputils-ping socat  # network namespaces + link-emulator tests
   curl wget netcat-openbsd          # real programs run under the shim
 )
 
