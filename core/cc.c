@@ -30,17 +30,21 @@ static bool in_recovery(const struct sst_cc *cc, sst_time_t time_sent)
 
 bool sst_cc_cwnd_limited(const struct sst_cc *cc)
 {
+    if (cc->window_full || cc->window_full_prev)
+        return true;
+    /* Slow start may double cwnd within a round, so half a window in flight is enough. */
     uint64_t peak = SST_MAX(cc->flight_peak, cc->flight_peak_prev);
-    if (sst_cc_in_slow_start(cc))
-        return 2 * peak > cc->cwnd;   /* as Linux tcp_is_cwnd_limited: room to double */
-    return peak + cc->mss >= cc->cwnd;
+    return sst_cc_in_slow_start(cc) && 2 * peak > cc->cwnd;
 }
 
-/* Both algorithms track the flight peak the same way. */
+/* Judged against cwnd at send time: cwnd may grow while the round's acks come back, and
+ * that must not make the sender look application-limited. */
 static void note_sent(struct sst_cc *cc)
 {
     if (cc->in_flight > cc->flight_peak)
         cc->flight_peak = cc->in_flight;
+    if (cc->in_flight + cc->mss > cc->cwnd)
+        cc->window_full = true;
 }
 
 /* A packet sent after the current round began was acked: one round trip has passed. */
@@ -49,6 +53,8 @@ static void note_acked(struct sst_cc *cc, sst_time_t now, sst_time_t time_sent)
     if (cc->round_start == SST_TIME_NEVER || time_sent >= cc->round_start) {
         cc->flight_peak_prev = cc->flight_peak;
         cc->flight_peak = cc->in_flight;
+        cc->window_full_prev = cc->window_full;
+        cc->window_full = cc->in_flight + cc->mss > cc->cwnd;
         cc->round_start = now;
     }
 }
@@ -198,7 +204,7 @@ static void cubic_on_congestion(struct sst_cc *cc, sst_time_t now, sst_time_t ti
     else
         c->w_max = cwnd;
     c->cwnd_prior = cwnd;
-    cc->ssthresh = SST_MAX((uint64_t)(cwnd * SST_CUBIC_BETA), min_window(cc));
+    cc->ssthresh = SST_MAX((uint64_t)llround(cwnd * SST_CUBIC_BETA), min_window(cc));
     cc->cwnd = cc->ssthresh;
     c->w_est = (double)cc->cwnd;
     c->epoch_start = SST_TIME_NEVER;

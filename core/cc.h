@@ -38,10 +38,11 @@ struct sst_cc {
     uint64_t bytes_acked_ca;  /* NewReno congestion-avoidance byte counter */
     uint64_t in_flight;       /* maintained by recovery.c; algorithms read it (app-limited check) */
     struct sst_cc_cubic cubic;
-    /* Application-limited detection (RFC 9002 §7.8): the largest in_flight seen right after a
-     * send, in the current and the previous round trip.  A round ends when a packet sent after
-     * it began is acknowledged. */
+    /* Application-limited detection (RFC 9002 §7.8), per round trip (the current and the
+     * previous one; a round ends when a packet sent after it began is acknowledged): the largest
+     * in_flight right after a send, and whether a send left less than one mss of cwnd free. */
     uint64_t flight_peak, flight_peak_prev;
+    bool window_full, window_full_prev;
     sst_time_t round_start;
 };
 
@@ -53,9 +54,9 @@ const char *sst_cc_algo_name(enum sst_cc_algo algo);
 /* Parses "cubic" / "newreno"; SST_ERR_INVAL otherwise. */
 int sst_cc_algo_parse(const char *s, enum sst_cc_algo *out);
 static inline bool sst_cc_in_slow_start(const struct sst_cc *cc) { return cc->cwnd < cc->ssthresh; }
-/* True if the sender used its window recently (RFC 9002 §7.8): in slow start, more than half of
- * cwnd was in flight; in congestion avoidance, less than one mss of cwnd was left unused.  The
- * algorithms grow cwnd only while this holds. */
+/* True if the sender used its window in this or the previous round trip (RFC 9002 §7.8): a send
+ * left less than one mss of cwnd free, or, in slow start, more than half of cwnd was in flight
+ * (as Linux tcp_is_cwnd_limited).  The algorithms grow cwnd only while this holds. */
 bool sst_cc_cwnd_limited(const struct sst_cc *cc);
 /* RFC 9438 eq. 1: W_cubic(t) = C*(t-K)^3 + W_max, in bytes, t in seconds since the epoch began. */
 double sst_cc_cubic_window(const struct sst_cc *cc, double t);
