@@ -1,7 +1,7 @@
 /* The negotiation protocol (paper §4.4): sets up a channel's keys, IDs and mode over channel 0.
  * Noise XX (Noise_XX_25519_ChaChaPoly_SHA256) on libsodium primitives, a stateless cookie
  * challenge for responders under load, a 3x anti-amplification bound, and stateless reset
- * tokens.  Message formats are in docs/protocol.md. */
+ * tokens.  Message formats are in docs/protocol-negotiation.md. */
 #ifndef SST_NEGOTIATE_H
 #define SST_NEGOTIATE_H
 
@@ -50,6 +50,9 @@ struct sst_nego_host_ops {
     int (*alloc_chan_id)(void *ctx, const struct sst_addr *peer);
     /* 0 if `peer` may present host key pk, else SST_ERR_IDENTITY (initiator side: TOFU). */
     int (*verify_peer)(void *ctx, const struct sst_addr *peer, const uint8_t pk[32], bool we_initiated);
+    /* Optional (may be NULL): a channel ID handed out by alloc_chan_id for a responder half-open
+     * handshake that expired or failed without completing is free again. */
+    void (*release_chan_id)(void *ctx, const struct sst_addr *peer, uint8_t chan_id);
 };
 
 struct sst_nego_config {
@@ -110,6 +113,17 @@ int sst_nego_reset_parse(const uint8_t *pkt, size_t len, uint8_t *chan_id,
                          uint8_t token[SST_RESET_TOKEN_LEN]);
 bool sst_nego_reset_matches(const uint8_t expected[SST_RESET_TOKEN_LEN],
                             const uint8_t got[SST_RESET_TOKEN_LEN]);
+
+/* Responder counters, for amplification accounting and tests. */
+struct sst_nego_stats {
+    uint64_t rx_unverified;     /* bytes of HELLOs received (addresses not yet proven) */
+    uint64_t tx_unverified;     /* bytes of COOKIEs and RESPONSEs sent in reply */
+    uint64_t cookies_sent, responses_sent, responses_resent, completed;
+    uint64_t rejected;          /* packets dropped with a negative return */
+    unsigned half_open;         /* responder handshakes waiting for FINISH */
+    unsigned entries;           /* half_open + recently completed (kept to drop duplicates) */
+};
+void sst_nego_host_stats(const struct sst_nego_host *h, struct sst_nego_stats *out);
 
 /* Identity helpers. */
 void sst_identity_generate(struct sst_identity *id, void (*random)(void *, void *, size_t), void *ctx);
