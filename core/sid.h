@@ -1,0 +1,61 @@
+/* Stream identifiers (paper §4.3.1, §4.3.3, §4.3.9): 16-bit LSIDs taken from the low bits of a
+ * per-direction 64-bit counter, the peer's counter recovered by extrapolation, USIDs built from
+ * (counter, per-direction channel nonce), and the quiet period before an LSID is reused. */
+#ifndef SST_SID_H
+#define SST_SID_H
+
+#include "types.h"
+
+/* LSID 0 is the root stream in both directions (paper §4.3.2); counters start at 1. */
+#define SST_LSID_ROOT 0
+/* Allocation may skip at most this many LSIDs still in use or quiet, so the peer's
+ * extrapolation (±2^15 around the highest counter it saw) never loses synchronisation. */
+#define SST_SID_MAX_SKIP 16
+/* Quiet period in packets: the channel's mis-ordering limit (ref impl: 32; paper §4.3.9). */
+#define SST_SID_QUIET_PKTS 32
+/* Released LSIDs remembered; one packet frees at most a few streams, so few are ever quiet. */
+#define SST_SID_QUIET_MAX 256
+
+/* A Unique Stream Identifier: 128 bits, fixed for the stream's lifetime (paper §4.3.1). */
+struct sst_usid {
+    uint64_t counter;   /* the creator's 64-bit LSID counter value */
+    uint64_t nonce;     /* the channel nonce for the creator's direction */
+};
+
+struct sst_sid_quiet {
+    uint16_t lsid;
+    uint64_t tx_seq, rx_seq;   /* channel sequence numbers when the LSID was released */
+};
+
+/* Our LSID space on one channel. */
+struct sst_sid_alloc {
+    uint64_t next;                 /* next counter value to try */
+    unsigned nquiet;
+    struct sst_sid_quiet quiet[SST_SID_QUIET_MAX];
+    uint64_t quiet_evicted;        /* releases forgotten because the table was full */
+};
+
+void sst_sid_init(struct sst_sid_alloc *a);
+/* Allocates a counter value whose low 16 bits (the LSID) are neither 0, in use (in_use(arg,
+ * lsid) true) nor quiet at channel sequence numbers (tx_seq, rx_seq).  Stores it in *counter.
+ * 0, or SST_ERR_LIMIT when the next SST_SID_MAX_SKIP candidates are all unavailable. */
+SST_MUST_CHECK int sst_sid_alloc(struct sst_sid_alloc *a, bool (*in_use)(void *arg, uint16_t lsid),
+                                 void *arg, uint64_t tx_seq, uint64_t rx_seq, uint64_t *counter);
+/* Starts the quiet period for lsid at the current channel sequence numbers. */
+void sst_sid_release(struct sst_sid_alloc *a, uint16_t lsid, uint64_t tx_seq, uint64_t rx_seq);
+/* True if lsid is still quiet at (tx_seq, rx_seq); forgets expired entries. */
+bool sst_sid_is_quiet(struct sst_sid_alloc *a, uint16_t lsid, uint64_t tx_seq, uint64_t rx_seq);
+/* The 64-bit counter whose low 16 bits are lsid and which is closest to ref (the highest
+ * counter seen from the peer), like packet sequence extrapolation (paper §4.3.3). */
+uint64_t sst_sid_extrapolate(uint64_t ref, uint16_t lsid);
+static inline struct sst_usid sst_sid_usid(uint64_t counter, uint64_t nonce)
+{
+    struct sst_usid u = { .counter = counter, .nonce = nonce };
+    return u;
+}
+static inline bool sst_usid_eq(const struct sst_usid *a, const struct sst_usid *b)
+{
+    return a->counter == b->counter && a->nonce == b->nonce;
+}
+
+#endif

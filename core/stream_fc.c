@@ -1,0 +1,77 @@
+/* Exponential window encoding and per-stream credit accounting (paper §4.3.6). */
+#include "stream_fc.h"
+
+uint8_t sst_fc_win_encode(uint64_t bytes)
+{
+    uint8_t n = 0;
+    /* 2^(n+1) - 1 <= bytes  <=>  2^(n+1) <= bytes + 1 */
+    while (n < SST_WIN_EXP_MAX && (2ull << n) - 1 <= bytes)
+        n++;
+    return n;
+}
+
+uint64_t sst_fc_win_decode(uint8_t exp)
+{
+    exp &= SST_WIN_EXP_MASK;
+    return (1ull << exp) - 1;
+}
+
+void sst_fc_tx_init(struct sst_fc_tx *f, uint64_t initial_credit)
+{
+    f->credit = initial_credit;
+    f->inflight = 0;
+    f->win_seq = 0;
+    f->have_win = false;
+}
+
+void sst_fc_tx_on_window(struct sst_fc_tx *f, uint64_t seq, uint8_t exp)
+{
+    if (f->have_win && seq < f->win_seq)
+        return;
+    f->credit = sst_fc_win_decode(exp);
+    f->win_seq = seq;
+    f->have_win = true;
+}
+
+bool sst_fc_tx_allows(const struct sst_fc_tx *f, uint64_t len)
+{
+    if (len == 0)
+        return true;
+    return f->inflight + len <= f->credit;
+}
+
+void sst_fc_tx_charge(struct sst_fc_tx *f, uint64_t len)
+{
+    f->inflight += len;
+}
+
+void sst_fc_tx_release(struct sst_fc_tx *f, uint64_t len)
+{
+    f->inflight = len > f->inflight ? 0 : f->inflight - len;
+}
+
+void sst_fc_rx_init(struct sst_fc_rx *f, uint64_t limit)
+{
+    f->limit = limit;
+    f->held = 0;
+}
+
+void sst_fc_rx_charge(struct sst_fc_rx *f, uint64_t len)
+{
+    f->held += len;
+}
+
+void sst_fc_rx_release(struct sst_fc_rx *f, uint64_t len)
+{
+    f->held = len > f->held ? 0 : f->held - len;
+}
+
+uint64_t sst_fc_rx_room(const struct sst_fc_rx *f)
+{
+    return f->held >= f->limit ? 0 : f->limit - f->held;
+}
+
+uint8_t sst_fc_rx_window(const struct sst_fc_rx *f)
+{
+    return sst_fc_win_encode(sst_fc_rx_room(f));
+}

@@ -1,0 +1,39 @@
+/* Receive-side reassembly for one stream (paper §4.3.4): out-of-order segments into a bounded
+ * ring buffer, in-order delivery to the application, and the end-of-stream position. */
+#ifndef SST_STREAM_RX_H
+#define SST_STREAM_RX_H
+
+#include "stream_range.h"
+
+struct sst_rx {
+    uint8_t *buf;       /* ring of cap bytes; byte at offset o lives at buf[o % cap] */
+    size_t cap;
+    uint64_t next;      /* next offset the application reads */
+    uint64_t ready;     /* end of the contiguous bytes received from next */
+    struct sst_rangeset got;   /* ranges received beyond ready */
+    bool fin_known;
+    uint64_t fin;       /* stream length, once a Close flag arrived */
+};
+
+/* Allocates the ring (cap > 0).  0 or SST_ERR_NOMEM. */
+SST_MUST_CHECK int sst_rx_init(struct sst_rx *rx, size_t cap);
+void sst_rx_free(struct sst_rx *rx);
+/* The 64-bit stream offset of a 32-bit BSN, by wraparound arithmetic around rx->next (paper
+ * §4.3.4).  Offsets that would lie below zero come back as 0 with *old set. */
+uint64_t sst_rx_offset32(const struct sst_rx *rx, uint32_t bsn);
+/* Stores a segment at offset off; fin marks it as the last one.  Either all of it is taken or
+ * none.  Sets *fresh to the bytes not received before (what flow control charges).
+ * 0 (duplicates included), SST_ERR_AGAIN when it does not fit the buffer or the range table
+ * (the caller does not acknowledge it, so it is retransmitted), SST_ERR_MALFORMED when it
+ * contradicts the known end of stream. */
+SST_MUST_CHECK int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len,
+                                 bool fin, size_t *fresh);
+/* Copies up to len in-order bytes into buf and frees their space; returns the count. */
+size_t sst_rx_read(struct sst_rx *rx, uint8_t *buf, size_t len);
+static inline uint64_t sst_rx_available(const struct sst_rx *rx) { return rx->ready - rx->next; }
+/* All bytes up to the Close were read. */
+static inline bool sst_rx_eof(const struct sst_rx *rx) { return rx->fin_known && rx->next == rx->fin; }
+/* Every byte up to the Close has arrived (possibly not yet read). */
+static inline bool sst_rx_complete(const struct sst_rx *rx) { return rx->fin_known && rx->ready == rx->fin; }
+
+#endif

@@ -1,0 +1,170 @@
+/* Send buffer, segmentation and retransmission queue of one stream (paper §4.3.4). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "stream_tx.h"
+
+int sst_tx_init(struct sst_tx *tx, size_t cap)
+{
+    memset(tx, 0, sizeof *tx);
+    if (cap == 0)
+        return SST_ERR_INVAL;
+    tx->buf = malloc(cap);
+    if (tx->buf == NULL)
+        return SST_ERR_NOMEM;
+    tx->cap = cap;
+    sst_rangeset_init(&tx->acked);
+    sst_rangeset_init(&tx->lost);
+    return 0;
+}
+
+void sst_tx_free(struct sst_tx *tx)
+{
+    free(tx->buf);
+    tx->buf = NULL;
+    tx->cap = 0;
+}
+
+size_t sst_tx_space(const struct sst_tx *tx)
+{
+    if (tx->fin)
+        return 0;
+    return tx->cap - (size_t)(tx->end - tx->base);
+}
+
+size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len)
+{
+    size_t n = SST_MIN(len, sst_tx_space(tx));
+    if (n == 0)
+        return 0;
+    size_t pos = (size_t)(tx->end % tx->cap);
+    size_t first = SST_MIN(n, tx->cap - pos);
+    memcpy(tx->buf + pos, data, first);
+    memcpy(tx->buf, data + first, n - first);
+    tx->end += n;
+    return n;
+}
+
+void sst_tx_close(struct sst_tx *tx)
+{
+    tx->fin = true;
+}
+
+/* End of the sequence space: the bytes plus the Close if the write side is closed. */
+static uint64_t seq_end(const struct sst_tx *tx)
+{
+    return tx->end + (tx->fin ? 1 : 0);
+}
+
+static bool make_seg(const struct sst_tx *tx, uint64_t lo, uint64_t hi, size_t max_len,
+                     uint64_t limit, bool retx, struct sst_seg *seg)
+{
+    /* hi is a sequence-space bound; payload stops at end, the Close is the unit at end. */
+    if (lo >= limit)
+        return false;
+    uint64_t data_hi = SST_MIN(hi, tx->end);
+    if (data_hi > lo + max_len)
+        data_hi = lo + max_len;
+    bool fin = tx->fin && data_hi == tx->end && hi > tx->end;
+    if (data_hi == lo && !fin)
+        return false;
+    seg->off = lo;
+    seg->len = (size_t)(data_hi - lo);
+    seg->fin = fin;
+    seg->retx = retx;
+    return true;
+}
+
+bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct sst_seg *seg)
+{
+    /* Lost ranges first; a range may since have been acknowledged in part (a late ack of the
+     * original packet), so skip acknowledged stretches. */
+    for (unsigned i = 0; i < tx->lost.n; i++) {
+        uint64_t lo = SST_MAX(tx->lost.lo[i], tx->base);
+        uint64_t hi = tx->lost.hi[i];
+        while (lo < hi) {
+            uint64_t skip = sst_rangeset_skip(&tx->acked, lo);
+            if (skip > lo) {
+                lo = skip;
+                continue;
+            }
+            uint64_t stop = SST_MIN(hi, sst_rangeset_next_start(&tx->acked, lo));
+            if (make_seg(tx, lo, stop, max_len, limit, true, seg))
+                return true;
+            break;
+        }
+    }
+    if (tx->outstanding >= SST_TX_MAX_OUTSTANDING)
+        return false;
+    if (tx->sent < seq_end(tx))
+        return make_seg(tx, tx->sent, seq_end(tx), max_len, limit, false, seg);
+    return false;
+}
+
+void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg)
+{
+    uint64_t hi = seg->off + seg->len + (seg->fin ? 1 : 0);
+    if (seg->retx) {
+        /* The part of this lost range before the segment was skipped because it had been
+         * acknowledged, so the range can be cut from its start up to the segment's end. */
+        for (unsigned i = 0; i < tx->lost.n; i++) {
+            if (seg->off >= tx->lost.lo[i] && seg->off < tx->lost.hi[i]) {
+                sst_rangeset_trim(&tx->lost, tx->lost.lo[i], hi);
+                break;
+            }
+        }
+        tx->retx_bytes += seg->len;
+    } else {
+        tx->sent = hi;
+    }
+    tx->outstanding++;
+}
+
+void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len)
+{
+    size_t pos = (size_t)(off % tx->cap);
+    size_t first = SST_MIN(len, tx->cap - pos);
+    memcpy(dst, tx->buf + pos, first);
+    memcpy(dst + first, tx->buf, len - first);
+}
+
+void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span)
+{
+    if (tx->outstanding > 0)
+        tx->outstanding--;
+    if (off + span <= tx->base || span == 0)
+        return;
+    /* The outstanding bound keeps the set well below capacity; should it still be full, the
+     * range is queued to be sent again so a later ack records it (costs bytes, loses none). */
+    if (sst_rangeset_add(&tx->acked, SST_MAX(off, tx->base), off + span) != 0) {
+        sst_rangeset_add_merge(&tx->lost, SST_MAX(off, tx->base), off + span);
+        return;
+    }
+    if (tx->acked.n > 0 && tx->acked.lo[0] <= tx->base) {
+        tx->base = tx->acked.hi[0];
+        sst_rangeset_drop_below(&tx->acked, tx->base);
+        sst_rangeset_drop_below(&tx->lost, tx->base);
+    }
+}
+
+void sst_tx_lost(struct sst_tx *tx, uint64_t off, uint64_t span)
+{
+    if (tx->outstanding > 0)
+        tx->outstanding--;
+    if (off + span <= tx->base || span == 0)
+        return;
+    sst_rangeset_add_merge(&tx->lost, SST_MAX(off, tx->base), off + span);
+}
+
+bool sst_tx_pending(const struct sst_tx *tx)
+{
+    if (tx->sent < seq_end(tx))
+        return true;
+    for (unsigned i = 0; i < tx->lost.n; i++) {
+        uint64_t lo = SST_MAX(tx->lost.lo[i], tx->base);
+        if (lo < tx->lost.hi[i] && sst_rangeset_uncovered(&tx->acked, lo, tx->lost.hi[i]) > 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,57 @@
+/* Send-side buffering for one stream (paper §4.3.4): bytes held until acknowledged, new data
+ * cut into segments of whatever size the channel allows now, and lost ranges queued to be
+ * re-segmented (so a shrunken payload limit re-fragments them) and sent again. */
+#ifndef SST_STREAM_TX_H
+#define SST_STREAM_TX_H
+
+#include "stream_range.h"
+
+/* Offsets live in a "sequence space" where the Close occupies one unit after the last byte,
+ * like TCP's FIN, so its loss and acknowledgment are tracked like data. */
+struct sst_tx {
+    uint8_t *buf;        /* ring of cap bytes holding [base, end) */
+    size_t cap;
+    uint64_t base;       /* lowest unacknowledged offset */
+    uint64_t end;        /* end of the bytes written */
+    uint64_t sent;       /* first offset never sent */
+    bool fin;            /* the write side is closed: the Close sits at offset end */
+    struct sst_rangeset acked;   /* acknowledged ranges beyond base */
+    struct sst_rangeset lost;    /* ranges to send again */
+    unsigned outstanding;        /* segments in flight */
+    uint64_t retx_bytes;         /* statistics: bytes sent again */
+};
+
+/* A segment picked for sending: payload [off, off+len) and the Close if fin. */
+struct sst_seg {
+    uint64_t off;
+    size_t len;
+    bool fin;
+    bool retx;
+};
+
+/* Segments a stream may have in flight: keeps the range sets far from their capacity. */
+#define SST_TX_MAX_OUTSTANDING (SST_RANGESET_MAX / 2 - 2)
+
+SST_MUST_CHECK int sst_tx_init(struct sst_tx *tx, size_t cap);
+void sst_tx_free(struct sst_tx *tx);
+/* Buffers up to len bytes; returns how many fit (0 when full or closed). */
+size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len);
+size_t sst_tx_space(const struct sst_tx *tx);
+/* Closes the write side: the Close follows the last byte written. */
+void sst_tx_close(struct sst_tx *tx);
+/* Picks the next segment: lost ranges first (skipping parts acknowledged since), then new data.
+ * At most max_len payload bytes, starting below limit (Init/Reply carry a 16-bit BSN).
+ * Returns false if nothing can be sent.  Does not change state: see sst_tx_commit. */
+bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct sst_seg *seg);
+void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg);
+/* Copies the payload bytes [off, off+len) out of the ring. */
+void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len);
+/* Outcome of a segment (sequence-space length: len + fin). */
+void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span);
+void sst_tx_lost(struct sst_tx *tx, uint64_t off, uint64_t span);
+/* Something is waiting to be sent (new bytes, a Close, or lost ranges). */
+bool sst_tx_pending(const struct sst_tx *tx);
+/* Everything written, and the Close, has been acknowledged. */
+static inline bool sst_tx_done(const struct sst_tx *tx) { return tx->fin && tx->base == tx->end + 1; }
+
+#endif
