@@ -39,9 +39,15 @@ LIBSST_A   := $(BUILD)/libsst.a
 LIBSST_SO  := $(BUILD)/libsst.so
 LIBSIM_A   := $(BUILD)/libsstsim.a
 
+# The LD_PRELOAD shim: every shim/*.c; its hook-free parts also link into test_shim_* tests.
+SHIM_SRC   := $(wildcard shim/*.c)
+SHIM_OBJ   := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
+SHIM_PURE_OBJ := $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/negcache.o
+LIBSHIM_SO := $(BUILD)/libsstshim.so
+
 .PHONY: all lib tests test unit integration asan deps demo bench clean check-engine fuzz
 all: lib tests $(EXAMPLE_BIN)
-lib: $(LIBSST_A) $(LIBSST_SO)
+lib: $(LIBSST_A) $(LIBSST_SO) $(LIBSHIM_SO)
 tests: $(UNIT_BIN) $(TOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -56,6 +62,15 @@ $(LIBSST_A): $(LIB_OBJ)
 $(LIBSST_SO): $(LIB_OBJ)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIBSHIM_SO): $(SHIM_OBJ) $(LIBSST_A)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $(SHIM_OBJ) $(LIBSST_A) $(LDLIBS) -ldl
+
+$(BUILD)/tests/test_shim_%: $(BUILD)/obj/tests/unit/test_shim_%.o $(SHIM_PURE_OBJ) $(LIBSIM_A) $(LIBSST_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SHIM_PURE_OBJ) $(LIBSIM_A) $(LIBSST_A) $(CHECK_LIBS) $(LDLIBS)
 
 $(LIBSIM_A): $(SIM_OBJ)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,410 @@
+/* Parses the SST_* environment variables and matches destinations against SST_PEERS. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Strict decimal: digits only, 1..max; no sign, no spaces, no trailing text. */
+static bool parse_uint(const char *s, size_t n, unsigned long min, unsigned long max, unsigned long *out)
+{
+    unsigned long v = 0;
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool valid_hostname(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n >= SHIM_HOST_MAX || h[0] == '-' || h[0] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+            return false;
+    }
+    return true;
+}
+
+/* Parses "addr" or "addr/len" (no port) into p; family from the text. */
+static bool parse_net(const char *text, struct shim_peer *p)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    size_t n = strlen(text);
+    if (n >= sizeof(buf))
+        return false;
+    memcpy(buf, text, n + 1);
+    char *slash = strchr(buf, '/');
+    unsigned long prefix = 0;
+    bool has_prefix = false;
+    if (slash) {
+        *slash = '\0';
+        if (!parse_uint(slash + 1, strlen(slash + 1), 0, 128, &prefix))
+            return false;
+        has_prefix = true;
+    }
+    memset(p->ip, 0, sizeof(p->ip));
+    if (inet_pton(AF_INET, buf, p->ip) == 1) {
+        if (prefix > 32)
+            return false;
+        p->family = AF_INET;
+        p->prefix = (uint8_t)(has_prefix ? prefix : 32);
+    } else if (inet_pton(AF_INET6, buf, p->ip) == 1) {
+        p->family = AF_INET6;
+        p->prefix = (uint8_t)(has_prefix ? prefix : 128);
+    } else {
+        return false;
+    }
+    p->kind = SHIM_PEER_NET;
+    return true;
+}
+
+/* One SST_PEERS entry: "*", "a.b.c.d[/n][:port]", "[v6[/n]][:port]", "v6[/n]", "host[:port]". */
+static int parse_peer(const char *e, struct shim_peer *p, char *err, size_t errlen)
+{
+    char tmp[SHIM_HOST_MAX + 16];
+    size_t n = strlen(e);
+    unsigned long port = 0;
+
+    memset(p, 0, sizeof(*p));
+    if (strcmp(e, "*") == 0) {
+        p->kind = SHIM_PEER_ANY;
+        return 0;
+    }
+    if (n >= sizeof(tmp))
+        return fail(err, errlen, "SST_PEERS: entry '%.40s...' is too long", e);
+    memcpy(tmp, e, n + 1);
+
+    if (tmp[0] == '[') {
+        char *close = strchr(tmp, ']');
+        if (!close)
+            return fail(err, errlen, "SST_PEERS: '%s' lacks the closing ']'", e);
+        *close = '\0';
+        if (close[1] == ':') {
+            if (!parse_uint(close + 2, strlen(close + 2), 1, 65535, &port))
+                return fail(err, errlen, "SST_PEERS: bad port in '%s' (1-65535)", e);
+        } else if (close[1] != '\0') {
+            return fail(err, errlen, "SST_PEERS: unexpected text after ']' in '%s'", e);
+        }
+        if (!parse_net(tmp + 1, p) || p->family != AF_INET6)
+            return fail(err, errlen, "SST_PEERS: '%s' is not an IPv6 address or CIDR", e);
+        p->port = (uint16_t)port;
+        return 0;
+    }
+
+    /* Two or more colons without brackets: a bare IPv6 address or CIDR, no port. */
+    char *c1 = strchr(tmp, ':');
+    if (c1 && strchr(c1 + 1, ':')) {
+        if (!parse_net(tmp, p))
+            return fail(err, errlen, "SST_PEERS: '%s' is not an IPv6 address or CIDR "
+                        "(write [addr]:port for a port)", e);
+        return 0;
+    }
+    if (c1) {
+        *c1 = '\0';
+        if (!parse_uint(c1 + 1, strlen(c1 + 1), 1, 65535, &port))
+            return fail(err, errlen, "SST_PEERS: bad port in '%s' (1-65535)", e);
+    }
+    p->port = (uint16_t)port;
+    if (parse_net(tmp, p))
+        return 0;
+    /* Anything that looks numeric but did not parse is a typo, not a hostname. */
+    bool numeric = true;
+    for (const char *q = tmp; *q; q++)
+        if (!isdigit((unsigned char)*q) && *q != '.' && *q != '/')
+            numeric = false;
+    if (numeric || strchr(tmp, '/'))
+        return fail(err, errlen, "SST_PEERS: '%s' is not a valid address or CIDR", e);
+    if (!valid_hostname(tmp))
+        return fail(err, errlen, "SST_PEERS: '%s' is not a valid hostname", e);
+    p->kind = SHIM_PEER_HOST;
+    memcpy(p->host, tmp, strlen(tmp) + 1);
+    return 0;
+}
+
+static int parse_peers(struct shim_config *cfg, const char *v, char *err, size_t errlen)
+{
+    const char *s = v;
+    snprintf(cfg->peers_text, sizeof(cfg->peers_text), "%s", v);
+    for (;;) {
+        const char *end = strchr(s, ',');
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        while (n > 0 && isspace((unsigned char)*s)) {
+            s++;
+            n--;
+        }
+        while (n > 0 && isspace((unsigned char)s[n - 1]))
+            n--;
+        if (n == 0)
+            return fail(err, errlen, "SST_PEERS: empty entry in '%s'", v);
+        if (cfg->n_peers == SHIM_MAX_PEERS)
+            return fail(err, errlen, "SST_PEERS: more than %d entries", SHIM_MAX_PEERS);
+        char one[SHIM_HOST_MAX + 16];
+        if (n >= sizeof(one))
+            return fail(err, errlen, "SST_PEERS: entry '%.40s...' is too long", s);
+        memcpy(one, s, n);
+        one[n] = '\0';
+        if (parse_peer(one, &cfg->peers[cfg->n_peers], err, errlen) < 0)
+            return -1;
+        cfg->n_peers++;
+        if (!end)
+            return 0;
+        s = end + 1;
+    }
+}
+
+static int parse_listen(struct shim_config *cfg, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "1") == 0) {
+        cfg->listen_all = true;
+        return 0;
+    }
+    if (strcmp(v, "0") == 0 || v[0] == '\0')
+        return 0;
+    const char *s = v;
+    for (;;) {
+        const char *end = strchr(s, ',');
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        unsigned long port;
+        if (!parse_uint(s, n, 1, 65535, &port))
+            return fail(err, errlen, "SST_LISTEN: '%s' is not 1, 0 or a comma list of ports", v);
+        if (cfg->n_listen == SHIM_MAX_LISTEN)
+            return fail(err, errlen, "SST_LISTEN: more than %d ports", SHIM_MAX_LISTEN);
+        cfg->listen[cfg->n_listen++] = (uint16_t)port;
+        if (!end)
+            return 0;
+        s = end + 1;
+    }
+}
+
+static int copy_path(char *dst, const char *name, const char *v, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= SHIM_PATH_MAX)
+        return fail(err, errlen, "%s: path is empty or too long", name);
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, char *err, size_t errlen)
+{
+    const char *v;
+    unsigned long num;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = SHIM_DEFAULT_PORT;
+    cfg->log = SHIM_LOG_WARN;
+    err[0] = '\0';
+
+    /* Logging first so a later error can go to the requested file. */
+    if ((v = get(ctx, "SST_LOG_FILE")) && copy_path(cfg->log_file, "SST_LOG_FILE", v, err, errlen) < 0)
+        return -1;
+    if ((v = get(ctx, "SST_LOG"))) {
+        static const char *const names[] = { "error", "warn", "info", "debug" };
+        size_t i;
+        for (i = 0; i < 4 && strcmp(v, names[i]) != 0; i++)
+            ;
+        if (i == 4)
+            return fail(err, errlen, "SST_LOG: '%s' is not one of error|warn|info|debug", v);
+        cfg->log = (enum shim_loglevel)i;
+    }
+    if ((v = get(ctx, "SST_MODE"))) {
+        if (strcmp(v, "auto") == 0)
+            cfg->mode = SHIM_MODE_AUTO;
+        else if (strcmp(v, "strict") == 0)
+            cfg->mode = SHIM_MODE_STRICT;
+        else if (strcmp(v, "off") == 0)
+            cfg->mode = SHIM_MODE_OFF;
+        else
+            return fail(err, errlen, "SST_MODE: '%s' is not one of auto|strict|off", v);
+    }
+    if ((v = get(ctx, "SST_PORT"))) {
+        if (!parse_uint(v, strlen(v), 1, 65535, &num))
+            return fail(err, errlen, "SST_PORT: '%s' is not a port number (1-65535)", v);
+        cfg->port = (uint16_t)num;
+    }
+    if ((v = get(ctx, "SST_HELPER"))) {
+        if (strcmp(v, "auto") == 0) {
+            cfg->helper = SHIM_HELPER_AUTO;
+        } else if (strcmp(v, "off") == 0) {
+            cfg->helper = SHIM_HELPER_OFF;
+        } else if (v[0] == '/') {
+            cfg->helper = SHIM_HELPER_PATH;
+            if (copy_path(cfg->helper_path, "SST_HELPER", v, err, errlen) < 0)
+                return -1;
+        } else {
+            return fail(err, errlen, "SST_HELPER: '%s' is not off, auto or an absolute socket path", v);
+        }
+    }
+    if ((v = get(ctx, "SST_LISTEN")) && parse_listen(cfg, v, err, errlen) < 0)
+        return -1;
+    if ((v = get(ctx, "SST_SECURITY"))) {
+        if (strcmp(v, "strong") == 0)
+            cfg->security = SHIM_SEC_STRONG;
+        else if (strcmp(v, "light") == 0)
+            cfg->security = SHIM_SEC_LIGHT;
+        else
+            return fail(err, errlen, "SST_SECURITY: '%s' is not strong or light", v);
+    }
+    if ((v = get(ctx, "SST_KEYDIR")) && copy_path(cfg->keydir, "SST_KEYDIR", v, err, errlen) < 0)
+        return -1;
+    /* An empty SST_PEERS is the same as unset: nothing is selected. */
+    if ((v = get(ctx, "SST_PEERS")) && v[0] != '\0') {
+        if (parse_peers(cfg, v, err, errlen) < 0)
+            return -1;
+        cfg->peers_set = true;
+    }
+    return 0;
+}
+
+int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen)
+{
+    struct shim_peer out[SHIM_MAX_PEERS];
+    size_t n = 0;
+    int dropped = 0;
+
+    err[0] = '\0';
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        struct shim_peer *p = &cfg->peers[i];
+        if (p->kind != SHIM_PEER_HOST) {
+            if (n < SHIM_MAX_PEERS)
+                out[n++] = *p;
+            continue;
+        }
+        uint8_t fam[8];
+        uint8_t ips[8][16];
+        int got = resolve(ctx, p->host, fam, ips, 8);
+        if (got <= 0) {
+            snprintf(err, errlen, "SST_PEERS: cannot resolve '%s'; entry ignored", p->host);
+            dropped++;
+            continue;
+        }
+        for (int k = 0; k < got && n < SHIM_MAX_PEERS; k++) {
+            struct shim_peer q = { .kind = SHIM_PEER_NET, .family = fam[k], .port = p->port };
+            q.prefix = fam[k] == AF_INET ? 32 : 128;
+            memcpy(q.ip, ips[k], 16);
+            snprintf(q.host, sizeof(q.host), "%s", p->host);
+            out[n++] = q;
+        }
+    }
+    memcpy(cfg->peers, out, n * sizeof(out[0]));
+    cfg->n_peers = n;
+    return dropped;
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len)
+{
+    uint8_t ip[16] = { 0 };
+    int family;
+    uint16_t port;
+
+    if (!cfg->peers_set || cfg->mode == SHIM_MODE_OFF || !sa)
+        return false;
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        family = AF_INET;
+        memcpy(ip, &s4->sin_addr, 4);
+        port = ntohs(s4->sin_port);
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        port = ntohs(s6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            family = AF_INET;
+            memcpy(ip, &s6->sin6_addr.s6_addr[12], 4);
+        } else {
+            family = AF_INET6;
+            memcpy(ip, &s6->sin6_addr, 16);
+        }
+    } else {
+        return false;
+    }
+
+    bool loopback = family == AF_INET ? ip[0] == 127
+                                      : IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)ip);
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        const struct shim_peer *p = &cfg->peers[i];
+        /* "*" leaves loopback and DNS-over-TCP alone: capturing them surprises more than it helps. */
+        if (p->kind == SHIM_PEER_ANY && !loopback && port != 53)
+            return true;
+        if (p->kind != SHIM_PEER_NET || p->family != family)
+            continue;
+        if (p->port != 0 && p->port != port)
+            continue;
+        if (prefix_match(ip, p->ip, p->prefix))
+            return true;
+    }
+    return false;
+}
+
+const char *shim_mode_name(enum shim_mode m)
+{
+    return m == SHIM_MODE_STRICT ? "strict" : m == SHIM_MODE_OFF ? "off" : "auto";
+}
+
+void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
+{
+    static const char *const sec[] = { "strong", "light" };
+    static const char *const lvl[] = { "error", "warn", "info", "debug" };
+    size_t off = 0;
+#define ADD(...)                                                           \
+    do {                                                                   \
+        if (off < len)                                                     \
+            off += (size_t)snprintf(out + off, len - off, __VA_ARGS__);    \
+    } while (0)
+    out[0] = '\0';
+    ADD("SST_PEERS=%s", cfg->peers_text);
+    if (cfg->mode != SHIM_MODE_AUTO)
+        ADD(" SST_MODE=%s", shim_mode_name(cfg->mode));
+    if (cfg->port != SHIM_DEFAULT_PORT)
+        ADD(" SST_PORT=%u", (unsigned)cfg->port);
+    if (cfg->helper == SHIM_HELPER_OFF)
+        ADD(" SST_HELPER=off");
+    else if (cfg->helper == SHIM_HELPER_PATH)
+        ADD(" SST_HELPER=%s", cfg->helper_path);
+    if (cfg->listen_all)
+        ADD(" SST_LISTEN=1");
+    for (size_t i = 0; i < cfg->n_listen; i++)
+        ADD("%s%u", i == 0 ? " SST_LISTEN=" : ",", (unsigned)cfg->listen[i]);
+    if (cfg->security != SHIM_SEC_STRONG)
+        ADD(" SST_SECURITY=%s", sec[cfg->security]);
+    if (cfg->keydir[0])
+        ADD(" SST_KEYDIR=%s", cfg->keydir);
+    if (cfg->log != SHIM_LOG_WARN)
+        ADD(" SST_LOG=%s", lvl[cfg->log]);
+    if (cfg->log_file[0])
+        ADD(" SST_LOG_FILE=%s", cfg->log_file);
+#undef ADD
+}

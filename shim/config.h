@@ -1,0 +1,80 @@
+/* Shim configuration: parses the SST_* environment into a struct and matches destinations
+ * against SST_PEERS.  No hooks and no global state here, so unit tests link it directly. */
+#ifndef SHIM_CONFIG_H
+#define SHIM_CONFIG_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define SHIM_DEFAULT_PORT 8661      /* the reference implementation's UDP port */
+#define SHIM_MAX_PEERS 64           /* SST_PEERS entries (after hostname expansion) */
+#define SHIM_MAX_LISTEN 32          /* ports in SST_LISTEN */
+#define SHIM_HOST_MAX 256
+#define SHIM_PATH_MAX 512
+
+enum shim_mode { SHIM_MODE_AUTO = 0, SHIM_MODE_STRICT, SHIM_MODE_OFF };
+enum shim_helper { SHIM_HELPER_AUTO = 0, SHIM_HELPER_OFF, SHIM_HELPER_PATH };
+enum shim_security { SHIM_SEC_STRONG = 0, SHIM_SEC_LIGHT };
+enum shim_loglevel { SHIM_LOG_ERROR = 0, SHIM_LOG_WARN, SHIM_LOG_INFO, SHIM_LOG_DEBUG };
+
+enum shim_peer_kind {
+    SHIM_PEER_ANY = 1,   /* "*": every non-loopback destination except port 53 */
+    SHIM_PEER_NET,       /* address or CIDR, optional port */
+    SHIM_PEER_HOST,      /* hostname, optional port; shim_config_resolve turns it into NETs */
+};
+
+struct shim_peer {
+    uint8_t kind;        /* enum shim_peer_kind */
+    uint8_t family;      /* AF_INET or AF_INET6 for SHIM_PEER_NET */
+    uint8_t prefix;      /* prefix length in bits */
+    uint16_t port;       /* host order; 0 = any port */
+    uint8_t ip[16];      /* network order; IPv4 uses ip[0..3] */
+    char host[SHIM_HOST_MAX];
+};
+
+struct shim_config {
+    bool peers_set;                  /* SST_PEERS set and non-empty: the shim may act */
+    enum shim_mode mode;
+    uint16_t port;                   /* SST_PORT */
+    enum shim_helper helper;
+    char helper_path[SHIM_PATH_MAX];
+    bool listen_all;                 /* SST_LISTEN=1 */
+    size_t n_listen;
+    uint16_t listen[SHIM_MAX_LISTEN];
+    enum shim_security security;
+    char keydir[SHIM_PATH_MAX];      /* "" = default */
+    enum shim_loglevel log;
+    char log_file[SHIM_PATH_MAX];    /* "" = stderr */
+    char peers_text[SHIM_PATH_MAX];  /* SST_PEERS as given, for the banner */
+    size_t n_peers;
+    struct shim_peer peers[SHIM_MAX_PEERS];
+};
+
+/* Looks up one variable; NULL when unset.  getenv-compatible so the shim passes a wrapper of
+ * getenv and tests pass a table. */
+typedef const char *(*shim_getenv_fn)(void *ctx, const char *name);
+
+/* Fills *cfg from the environment.  Returns 0, or -1 with a one-line message naming the
+ * variable and the bad value in err (the shim then stays inert rather than guessing). */
+int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, char *err, size_t errlen);
+
+/* Resolves one hostname into up to max addresses (family + 16 bytes); returns the count or -1. */
+typedef int (*shim_resolve_fn)(void *ctx, const char *host, uint8_t *families, uint8_t (*ips)[16], int max);
+
+/* Replaces every SHIM_PEER_HOST entry by one NET entry per address (full-length prefix, same
+ * port).  Unresolvable names are dropped and reported in err; returns the number dropped. */
+int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen);
+
+/* True when a connect() to sa should be carried over SST.  IPv4-mapped IPv6 addresses match
+ * IPv4 rules. */
+bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len);
+
+/* Writes a one-line summary of the settings that differ from the defaults. */
+void shim_config_banner(const struct shim_config *cfg, char *out, size_t len);
+
+const char *shim_mode_name(enum shim_mode m);
+
+#endif

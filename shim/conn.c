@@ -1,0 +1,326 @@
+/* Replaced connections: the swap inside connect(), the honest connect status, and the
+ * event-thread transitions up / fail / fallback / done. */
+#define _GNU_SOURCE
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evthread.h"
+#include "fdtable.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+/* Options copied from the app's TCP socket at connect() so they survive the swap and reach the
+ * transport's socket (TCP_NODELAY is what latency-sensitive programs set before connecting). */
+static const struct { int level, name; } copied_opts[] = {
+    { IPPROTO_TCP, TCP_NODELAY },     { IPPROTO_TCP, TCP_KEEPIDLE },
+    { IPPROTO_TCP, TCP_KEEPINTVL },   { IPPROTO_TCP, TCP_KEEPCNT },
+    { IPPROTO_TCP, TCP_USER_TIMEOUT }, { IPPROTO_TCP, TCP_MAXSEG },
+    { SOL_SOCKET, SO_KEEPALIVE },     { SOL_SOCKET, SO_PRIORITY },
+};
+
+void shim_conn_ref(struct shim_conn *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void shim_conn_unref(struct shim_conn *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        free(c);
+}
+
+void shim_conn_opt_set(struct shim_conn *c, int level, int name, int value)
+{
+    for (int i = 0; i < c->n_opts; i++) {
+        if (c->opts[i].level == level && c->opts[i].name == name) {
+            c->opts[i].value = value;
+            return;
+        }
+    }
+    if (c->n_opts < SHIM_CONN_MAX_OPTS)
+        c->opts[c->n_opts++] = (struct shim_opt){ level, name, value };
+}
+
+bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *value)
+{
+    for (int i = 0; i < c->n_opts; i++) {
+        if (c->opts[i].level == level && c->opts[i].name == name) {
+            *value = c->opts[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+static ino_t fd_inode(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+struct shim_conn *shim_conn_lookup(int fd)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (!SHIM_FD_IS_CONN(v))
+        return NULL;
+    struct shim_conn *c = (struct shim_conn *)v;
+    /* A close we never saw (libc's internal close in fclose, a raw syscall) leaves a stale
+     * entry; the inode check catches it when the number has been reused. */
+    if (fd_inode(fd) != c->ino) {
+        shim_fd_set(fd, 0);
+        return NULL;
+    }
+    return c;
+}
+
+/* Queues bytes from the app end until it is no longer writable.  A socketpair is writable at
+ * once, but a TCP socket is not writable until connected: with this filler in the way, the
+ * app end reports POLLOUT exactly when the event thread discards it (connected) or closes the
+ * other end (failed), so poll/epoll/select see the truth without any hook.  Unix stream
+ * sockets report POLLOUT only while the sender's queued bytes are under a quarter of its
+ * SO_SNDBUF, and refuse more once SO_SNDBUF is reached, so "EAGAIN" means "not writable". */
+static ssize_t fill(int fd)
+{
+    static const char zeros[65536];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return (ssize_t)total;
+        return -1;
+    }
+}
+
+static void copy_options(struct shim_conn *c, int fd)
+{
+    for (size_t i = 0; i < sizeof(copied_opts) / sizeof(copied_opts[0]); i++) {
+        int v = 0;
+        socklen_t l = sizeof(v);
+        if (shim_real_getsockopt(fd, copied_opts[i].level, copied_opts[i].name, &v, &l) == 0)
+            shim_conn_opt_set(c, copied_opts[i].level, copied_opts[i].name, v);
+    }
+}
+
+/* Timeouts act on the fd the app reads and writes, so they move to the socketpair end. */
+static void copy_timeouts(int from, int to)
+{
+    static const int names[] = { SO_RCVTIMEO, SO_SNDTIMEO };
+    for (size_t i = 0; i < 2; i++) {
+        struct timeval tv;
+        socklen_t l = sizeof(tv);
+        if (shim_real_getsockopt(from, SOL_SOCKET, names[i], &tv, &l) == 0 && (tv.tv_sec || tv.tv_usec))
+            shim_real_setsockopt(to, SOL_SOCKET, names[i], &tv, l);
+    }
+}
+
+/* Blocking connect: wait for the filler to go (POLLOUT) or the far end to close. */
+static int wait_connected(int fd, struct shim_conn *c)
+{
+    while (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTING) {
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        if (poll(&p, 1, -1) < 0) {
+            if (errno == EINTR)
+                return -1;   /* as TCP: EINTR, the connection continues asynchronously */
+            return -1;
+        }
+        if (p.revents & POLLNVAL) {
+            errno = EBADF;
+            return -1;
+        }
+    }
+    if (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTED)
+        return 0;
+    atomic_store(&c->err_pending, false);
+    errno = atomic_load(&c->err);
+    return -1;
+}
+
+int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struct shim_transport *tr,
+                   const char *why)
+{
+    int sv[2] = { -1, -1 };
+    int fl, fdfl, saved;
+    struct shim_conn *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    fl = shim_real_fcntl(fd, F_GETFL, 0);
+    fdfl = shim_real_fcntl(fd, F_GETFD, 0);
+    if (fl < 0 || fdfl < 0)
+        goto fail;
+    if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        goto fail;
+    ssize_t filler = fill(sv[0]);
+    if (filler < 0)
+        goto fail;
+
+    atomic_init(&c->refs, 2);   /* the fd table's and the event thread's */
+    atomic_init(&c->state, SHIM_CONN_CONNECTING);
+    atomic_init(&c->err, 0);
+    atomic_init(&c->err_pending, false);
+    c->family = sa->sa_family;
+    memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
+    c->peer_len = len;
+    c->local.ss_family = (sa_family_t)c->family;
+    c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    c->filler = (size_t)filler;
+    c->tr = tr;
+    snprintf(c->why, sizeof(c->why), "%s", why);
+    copy_options(c, fd);
+    copy_timeouts(fd, sv[0]);
+
+    if (fl & O_NONBLOCK)
+        shim_real_fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    shim_real_fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    c->pump_fd = shim_fd_hide(sv[1], SHIM_FD_ENGINE);
+    sv[1] = -1;
+
+    /* The swap: same fd number, now our socketpair end, decided before connect() returns so
+     * the app has not yet registered it with epoll under its old identity. */
+    if (shim_real_dup3(sv[0], fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0)
+        goto fail_hidden;
+    shim_real_close(sv[0]);
+    sv[0] = -1;
+    c->ino = fd_inode(fd);
+    shim_fd_set(fd, (uintptr_t)c);
+
+    SHIM_INFO("fd %d: carrying connection over %s (%s)", fd, tr->name, why);
+    int err = shim_ev_submit(c);
+    if (err != 0) {
+        /* No event thread: nothing will ever complete this connection. */
+        atomic_store(&c->err, err);
+        atomic_store(&c->state, SHIM_CONN_FAILED);
+        shim_fd_close_own(c->pump_fd);
+        shim_conn_unref(c);
+        errno = err;
+        return -1;
+    }
+    if (fl & O_NONBLOCK) {
+        errno = EINPROGRESS;
+        return -1;
+    }
+    return wait_connected(fd, c);
+
+fail_hidden:
+    saved = errno;
+    shim_fd_close_own(c->pump_fd);
+    errno = saved;
+fail:
+    saved = errno;
+    if (sv[0] >= 0)
+        shim_real_close(sv[0]);
+    if (sv[1] >= 0)
+        shim_real_close(sv[1]);
+    free(c);
+    errno = saved;
+    return -1;
+}
+
+int shim_conn_reconnect(int fd, struct shim_conn *c)
+{
+    int st = atomic_load_explicit(&c->state, memory_order_acquire);
+    if (st == SHIM_CONN_CONNECTING) {
+        errno = EALREADY;
+        return -1;
+    }
+    if (st == SHIM_CONN_CONNECTED) {
+        errno = EISCONN;
+        return -1;
+    }
+    if (atomic_exchange(&c->err_pending, false)) {
+        errno = atomic_load(&c->err);
+        return -1;
+    }
+    /* A failed TCP socket may connect again: give the fd back a fresh TCP socket with the same
+     * flags, and let connect() proceed as for a new socket. */
+    int fl = shim_real_fcntl(fd, F_GETFL, 0);
+    int fdfl = shim_real_fcntl(fd, F_GETFD, 0);
+    int s = shim_real_socket(c->family, SOCK_STREAM | ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
+    if (s < 0)
+        return -1;
+    if (shim_real_dup3(s, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+        shim_real_close(s);
+        return -1;
+    }
+    shim_real_close(s);
+    shim_fd_set(fd, 0);
+    return 1;
+}
+
+void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t len)
+{
+    char buf[65536];
+    if (local && len <= sizeof(c->local)) {
+        memcpy(&c->local, local, len);
+        c->local_len = len;
+    }
+    atomic_store_explicit(&c->state, SHIM_CONN_CONNECTED, memory_order_release);
+    /* Release the filler: the app end turns writable now, and not before. */
+    while (c->filler > 0) {
+        ssize_t n = read(c->pump_fd, buf, c->filler < sizeof(buf) ? c->filler : sizeof(buf));
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            break;   /* the app already closed its end: the pump will see it */
+        }
+        c->filler -= (size_t)n;
+    }
+    SHIM_DEBUG("connection up over %s", c->tr->name);
+}
+
+void shim_conn_fail(struct shim_conn *c, int err)
+{
+    atomic_store(&c->err, err);
+    atomic_store(&c->err_pending, true);
+    atomic_store_explicit(&c->state, SHIM_CONN_FAILED, memory_order_release);
+    /* Closing our end frees the filler: the app end polls POLLOUT|POLLHUP, SO_ERROR says why. */
+    shim_fd_close_own(c->pump_fd);
+    c->pump_fd = -1;
+    SHIM_INFO("connection over %s failed: %s", c->tr->name, strerror(err));
+    shim_conn_unref(c);
+}
+
+void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_sst)
+{
+    if (peer_lacks_sst)
+        shim_nosst_put((const struct sockaddr *)&c->peer, c->peer_len);
+    if (shim_cfg.mode == SHIM_MODE_STRICT) {
+        SHIM_WARN("SST_MODE=strict and SST unusable (%s): refusing the connection", why);
+        shim_conn_fail(c, ECONNREFUSED);
+        return;
+    }
+    SHIM_INFO("falling back to TCP: %s", why);
+    snprintf(c->why, sizeof(c->why), "fallback: %s", why);
+    c->tr = &shim_transport_tcp;
+    c->tr_state = NULL;
+    int err = c->tr->start(c, shim_ev_base());
+    if (err != 0)
+        shim_conn_fail(c, err);
+}
+
+void shim_conn_done(struct shim_conn *c, int err)
+{
+    if (err != 0)
+        atomic_store(&c->err, err);
+    c->pump_fd = -1;
+    SHIM_DEBUG("connection over %s ended (%s)", c->tr->name, err ? strerror(err) : "orderly");
+    shim_conn_unref(c);
+}

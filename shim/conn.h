@@ -1,0 +1,75 @@
+/* A replaced connection: the state shared by the app's hooks and the event thread for one
+ * connect() that the shim carries through a socketpair. */
+#ifndef SHIM_CONN_H
+#define SHIM_CONN_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "transport.h"
+
+enum shim_conn_state {
+    SHIM_CONN_CONNECTING = 1,
+    SHIM_CONN_CONNECTED,
+    SHIM_CONN_FAILED,
+};
+
+#define SHIM_CONN_MAX_OPTS 16
+
+/* An int-valued socket option read from the app's TCP socket at connect(), or set later;
+ * applied to the transport's socket and answered by getsockopt. */
+struct shim_opt {
+    int level, name, value;
+};
+
+struct shim_conn {
+    atomic_int refs;            /* fd-table entries + one for the event thread while it runs */
+    atomic_int state;           /* enum shim_conn_state */
+    atomic_int err;             /* errno of a failure, or what ended the connection */
+    atomic_bool err_pending;    /* SO_ERROR not yet read since the failure */
+    ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */
+    int family;                 /* AF_INET or AF_INET6, as the app's socket */
+    int sotype_flags;           /* always SOCK_STREAM; kept for SO_TYPE */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct sockaddr_storage local;   /* written by the event thread before state = CONNECTED */
+    socklen_t local_len;
+    int pump_fd;                /* our socketpair end (event thread) */
+    size_t filler;              /* bytes queued from the app end to hold back POLLOUT */
+    const struct shim_transport *tr;
+    void *tr_state;             /* the transport's own */
+    int n_opts;
+    struct shim_opt opts[SHIM_CONN_MAX_OPTS];
+    char why[120];              /* why this transport (logged; smcss-style reason) */
+    struct shim_conn *next;     /* event-thread submission queue */
+};
+
+void shim_conn_ref(struct shim_conn *c);
+void shim_conn_unref(struct shim_conn *c);
+
+/* The connect() path for a selected destination: builds the socketpair, swaps it onto fd,
+ * submits it to the event thread.  Returns 0 (blocking socket, connected), or -1 with errno
+ * (EINPROGRESS for a non-blocking socket, or the failure). */
+int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struct shim_transport *tr,
+                   const char *why);
+/* connect() again on a replaced fd: EALREADY / EISCONN / the pending error, as TCP does.
+ * Returns 1 when the fd was restored to a fresh TCP socket and connect should proceed. */
+int shim_conn_reconnect(int fd, struct shim_conn *c);
+/* The entry for fd if it is a replaced connection and still the same socket, else NULL. */
+struct shim_conn *shim_conn_lookup(int fd);
+
+/* Remembers an int option for getsockopt and the transport. */
+void shim_conn_opt_set(struct shim_conn *c, int level, int name, int value);
+bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *value);
+
+/* Event-thread callbacks, see transport.h. */
+void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t len);
+void shim_conn_fail(struct shim_conn *c, int err);
+void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_sst);
+void shim_conn_done(struct shim_conn *c, int err);
+
+#endif

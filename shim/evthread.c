@@ -1,0 +1,165 @@
+/* The event thread: a libevent loop fed through a mutex-protected queue and a wake-up pipe. */
+#define _GNU_SOURCE
+#include "evthread.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "fdtable.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool ev_running;
+static int wake_rd = -1, wake_wr = -1;
+static struct shim_conn *queue_head, *queue_tail;
+static struct event_base *ev_base;
+static struct event *wake_ev;
+
+static void start_one(struct shim_conn *c)
+{
+    int err = c->tr->start(c, ev_base);
+    if (err != 0)
+        shim_conn_fail(c, err);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[64];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+    pthread_mutex_lock(&ev_lock);
+    struct shim_conn *c = queue_head;
+    queue_head = queue_tail = NULL;
+    pthread_mutex_unlock(&ev_lock);
+    while (c) {
+        struct shim_conn *next = c->next;
+        c->next = NULL;
+        start_one(c);
+        c = next;
+    }
+}
+
+static void *ev_main(void *arg)
+{
+    /* Everything this thread calls passes straight through the hooks. */
+    shim_tls_guard = 1;
+    event_base_dispatch(ev_base);
+    SHIM_WARN("event loop exited");
+    return NULL;
+}
+
+/* Called with ev_lock held. */
+static int ev_start(void)
+{
+    int p[2];
+    struct event_config *ecfg;
+    pthread_t tid;
+    pthread_attr_t attr;
+    sigset_t all, old;
+
+    if (shim_real_pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        return errno;
+    wake_rd = shim_fd_hide(p[0], SHIM_FD_ENGINE);
+    wake_wr = shim_fd_hide(p[1], SHIM_FD_ENGINE);
+
+    /* libevent's epoll fd and signal pipe are created through our hooks: tag them too, so a
+     * program closing "all" fds cannot pull the loop out from under us. */
+    shim_tls_hide_new = 1;
+    shim_tls_guard++;
+    ecfg = event_config_new();
+    if (ecfg)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+    ev_base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg)
+        event_config_free(ecfg);
+    shim_tls_guard--;
+    shim_tls_hide_new = 0;
+    if (!ev_base)
+        goto fail;
+    wake_ev = event_new(ev_base, wake_rd, EV_READ | EV_PERSIST, on_wake, NULL);
+    if (!wake_ev || event_add(wake_ev, NULL) < 0)
+        goto fail;
+
+    /* The app's signals belong to the app's threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, ev_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        errno = rc;
+        goto fail;
+    }
+    ev_running = true;
+    SHIM_DEBUG("event thread started (%s backend)", event_base_get_method(ev_base));
+    return 0;
+fail:
+    SHIM_ERROR("cannot start the event thread: %s", errno ? "system error" : "libevent");
+    return EAGAIN;
+}
+
+int shim_ev_submit(struct shim_conn *c)
+{
+    int err = 0;
+    pthread_mutex_lock(&ev_lock);
+    if (!ev_running)
+        err = ev_start();
+    if (err == 0) {
+        if (queue_tail)
+            queue_tail->next = c;
+        else
+            queue_head = c;
+        queue_tail = c;
+        ssize_t w = write(wake_wr, "x", 1);
+        (void)w;   /* a full pipe already means "wake up" */
+    }
+    pthread_mutex_unlock(&ev_lock);
+    return err;
+}
+
+struct event_base *shim_ev_base(void)
+{
+    return ev_base;
+}
+
+static void at_prepare(void)
+{
+    pthread_mutex_lock(&ev_lock);
+}
+
+static void at_parent(void)
+{
+    pthread_mutex_unlock(&ev_lock);
+}
+
+/* The child has no event thread.  Its copies of the loop's fds must go (a pump end held open
+ * here would hide the parent's close from the app), but the loop itself is abandoned, not
+ * freed: its epoll fd is shared with the parent, and any epoll_ctl from here would remove the
+ * parent's registrations.  Replaced connections stay usable in the child: their bytes are
+ * still pumped by the parent's thread, like a TCP socket shared across fork. */
+static void at_child(void)
+{
+    pthread_mutex_unlock(&ev_lock);
+    pthread_mutex_init(&ev_lock, NULL);
+    shim_fd_close_engine_fds();
+    ev_running = false;
+    ev_base = NULL;
+    wake_ev = NULL;
+    wake_rd = wake_wr = -1;
+    queue_head = queue_tail = NULL;
+}
+
+void shim_ev_install_atfork(void)
+{
+    pthread_atfork(at_prepare, at_parent, at_child);
+}

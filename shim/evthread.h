@@ -1,0 +1,16 @@
+/* The background event thread: one libevent loop per process, started on the first replaced
+ * connection, that runs the transports and pumps.  Restarted lazily in a forked child. */
+#ifndef SHIM_EVTHREAD_H
+#define SHIM_EVTHREAD_H
+
+struct shim_conn;
+
+/* Hands c (holding the event thread's reference) to the loop, starting it if needed.
+ * Returns 0 or a positive errno. */
+int shim_ev_submit(struct shim_conn *c);
+/* The loop's event_base (event thread only; NULL before the first start). */
+struct event_base *shim_ev_base(void);
+/* Installs the pthread_atfork handlers; once, from init. */
+void shim_ev_install_atfork(void);
+
+#endif

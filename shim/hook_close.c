@@ -1,0 +1,75 @@
+/* Hooks close(), close_range() and closefrom(): replaced connections drop their table entry,
+ * and the shim's own fds are never closed by the program (preload-shims.md lesson 8:
+ * proxychains broke when ssh closed every fd). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/close_range.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+SHIM_EXPORT int close(int fd)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (v == 0 || shim_tls_guard)
+        return shim_real_close(fd);
+    if (!SHIM_FD_IS_CONN(v)) {
+        /* The program believes it closes an fd it never opened: let it, keep ours. */
+        SHIM_DEBUG("close(%d): shim-owned fd kept open", fd);
+        return 0;
+    }
+    shim_fd_set(fd, 0);
+    return shim_real_close(fd);
+}
+
+/* Closes [first, last] except the shim's own fds, in sub-ranges. */
+static int close_range_except(unsigned first, unsigned last, int flags)
+{
+    unsigned start = first;
+    unsigned top = (unsigned)shim_fdtab_size - 1;
+    unsigned hi = last < top ? last : top;
+    int rc = 0;
+
+    for (unsigned fd = first; fd <= hi; fd++) {
+        uintptr_t v = shim_fd_get((int)fd);
+        if (v == 0)
+            continue;
+        if (!SHIM_FD_IS_CONN(v)) {
+            if (start < fd && shim_real_close_range(start, fd - 1, flags) < 0)
+                rc = -1;
+            start = fd + 1;
+        } else if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+            shim_fd_set((int)fd, 0);
+        }
+    }
+    /* start cannot wrap: it only moves past fds below the table size. */
+    if (start <= last && shim_real_close_range(start, last, flags) < 0)
+        rc = -1;
+    return rc;
+}
+
+SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!shim_fdtab || shim_tls_guard || first > last)
+        return shim_real_close_range(first, last, flags);
+    return close_range_except(first, last, flags);
+}
+
+SHIM_EXPORT void closefrom(int lowfd)
+{
+    if (!shim_fdtab || shim_tls_guard || lowfd < 0) {
+        shim_real_closefrom(lowfd);
+        return;
+    }
+    int saved = errno;
+    if (close_range_except((unsigned)lowfd, ~0u, 0) < 0) {
+        /* Old kernels without close_range: close one by one, as glibc's fallback does. */
+        for (int fd = lowfd; fd < shim_fdtab_size; fd++)
+            if (!(shim_fd_get(fd) != 0 && !SHIM_FD_IS_CONN(shim_fd_get(fd))))
+                close(fd);
+    }
+    errno = saved;
+}

@@ -1,0 +1,83 @@
+/* Hooks connect() and sendto(MSG_FASTOPEN): the only places a connection is routed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "fdtable.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+/* Decides how a connect() to a selected destination is carried.  Only plain TCP sockets whose
+ * family matches the address qualify; a socket the app bound to a local port keeps kernel TCP
+ * (that source port belongs to the app's socket and could not be reproduced). */
+static int route(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+    char why[160];
+
+    if (fd >= shim_fdtab_size)
+        return shim_real_connect(fd, sa, len);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0 || v != SOCK_STREAM)
+        return shim_real_connect(fd, sa, len);
+    l = sizeof(v);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
+        return shim_real_connect(fd, sa, len);
+    l = sizeof(v);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != sa->sa_family)
+        return shim_real_connect(fd, sa, len);
+
+    struct sockaddr_storage self;
+    socklen_t sl = sizeof(self);
+    if (shim_real_getsockname(fd, (struct sockaddr *)&self, &sl) == 0 &&
+        ((self.ss_family == AF_INET && ((struct sockaddr_in *)&self)->sin_port != 0) ||
+         (self.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&self)->sin6_port != 0))) {
+        SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
+        return shim_real_connect(fd, sa, len);
+    }
+    /* Known not to speak SST: plain kernel TCP on the app's own socket, zero overhead. */
+    if (shim_nosst_has(sa, len)) {
+        SHIM_DEBUG("fd %d: destination cached as without SST, plain TCP", fd);
+        return shim_real_connect(fd, sa, len);
+    }
+    if (shim_transport_sst.usable(sa, len, why, sizeof(why)))
+        return shim_conn_open(fd, sa, len, &shim_transport_sst, "SST_PEERS match");
+    if (shim_cfg.mode == SHIM_MODE_STRICT) {
+        SHIM_WARN("fd %d: SST_MODE=strict and %s: connect refused (ECONNREFUSED)", fd, why);
+        errno = ECONNREFUSED;
+        return -1;
+    }
+    return shim_conn_open(fd, sa, len, &shim_transport_tcp, why);
+}
+
+SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (!shim_engaged() || !sa)
+        return shim_real_connect(fd, sa, len);
+    struct shim_conn *c = shim_conn_lookup(fd);
+    if (c) {
+        int r = shim_conn_reconnect(fd, c);
+        if (r <= 0)
+            return r;
+    }
+    if (!shim_config_match(&shim_cfg, sa, len))
+        return shim_real_connect(fd, sa, len);
+    return route(fd, sa, len);
+}
+
+/* TCP Fast Open connects implicitly.  For a selected destination it becomes our connect() then
+ * a send; a non-blocking socket gets EINPROGRESS with nothing sent, which is also what Linux
+ * answers when it has no TFO cookie, so programs already retry the data. */
+SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
+                           socklen_t len)
+{
+    if (!(flags & MSG_FASTOPEN) || !sa || !shim_engaged() || !shim_config_match(&shim_cfg, sa, len))
+        return shim_real_sendto(fd, buf, n, flags, sa, len);
+    if (connect(fd, sa, len) < 0)
+        return -1;
+    return shim_real_sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);
+}

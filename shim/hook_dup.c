@@ -1,0 +1,96 @@
+/* Hooks dup, dup2, dup3 and fcntl(F_DUPFD*): a copy of a replaced connection's fd shares its
+ * entry; dup2/dup3 onto one of the shim's own fds is refused with EBUSY. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "fdtable.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+/* fd2 was just made a copy of fd by the kernel. */
+static void copied(int fd, int fd2)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (SHIM_FD_IS_CONN(v)) {
+        shim_conn_ref((struct shim_conn *)v);
+        shim_fd_set(fd2, v);
+    } else {
+        shim_fd_fresh(fd2);
+    }
+}
+
+static bool target_is_ours(int fd2)
+{
+    uintptr_t v = shim_fd_get(fd2);
+    if (v != 0 && !SHIM_FD_IS_CONN(v)) {
+        SHIM_WARN("dup2/dup3 onto fd %d refused: it belongs to the shim", fd2);
+        errno = EBUSY;
+        return true;
+    }
+    return false;
+}
+
+SHIM_EXPORT int dup(int fd)
+{
+    int r = shim_real_dup(fd);
+    if (r >= 0 && shim_fdtab && !shim_tls_guard)
+        copied(fd, r);
+    return r;
+}
+
+SHIM_EXPORT int dup2(int fd, int fd2)
+{
+    if (!shim_fdtab || shim_tls_guard)
+        return shim_real_dup2(fd, fd2);
+    if (fd == fd2 || target_is_ours(fd2))
+        return fd == fd2 ? shim_real_dup2(fd, fd2) : -1;
+    int r = shim_real_dup2(fd, fd2);
+    if (r >= 0)
+        copied(fd, r);
+    return r;
+}
+
+SHIM_EXPORT int dup3(int fd, int fd2, int flags)
+{
+    if (!shim_fdtab || shim_tls_guard)
+        return shim_real_dup3(fd, fd2, flags);
+    if (fd != fd2 && target_is_ours(fd2))
+        return -1;
+    int r = shim_real_dup3(fd, fd2, flags);
+    if (r >= 0)
+        copied(fd, r);
+    return r;
+}
+
+static int do_fcntl(int fd, int cmd, unsigned long arg)
+{
+    int r = shim_real_fcntl(fd, cmd, arg);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && shim_fdtab && !shim_tls_guard)
+        copied(fd, r);
+    return r;
+}
+
+/* fcntl is variadic; every command's argument fits an unsigned long (int or pointer), which is
+ * also how glibc forwards it. */
+SHIM_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return do_fcntl(fd, cmd, arg);
+}
+
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    return do_fcntl(fd, cmd, arg);
+}

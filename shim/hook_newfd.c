@@ -1,0 +1,76 @@
+/* Hooks the calls that hand out new fd numbers (socket, socketpair, accept, accept4, pipe,
+ * pipe2, epoll_create, epoll_create1, eventfd): any stale record for the number is dropped
+ * (preload-shims.md lesson 6), and while the event thread builds its loop the new fds are
+ * moved high and tagged as the shim's. */
+#define _GNU_SOURCE
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "real.h"
+#include "shim.h"
+
+static int new_fd(int fd)
+{
+    if (fd < 0 || !shim_fdtab)
+        return fd;
+    if (shim_tls_hide_new)
+        return shim_fd_hide(fd, SHIM_FD_ENGINE);
+    shim_fd_fresh(fd);
+    return fd;
+}
+
+static int new_pair(int r, int fds[2])
+{
+    if (r == 0) {
+        fds[0] = new_fd(fds[0]);
+        fds[1] = new_fd(fds[1]);
+    }
+    return r;
+}
+
+SHIM_EXPORT int socket(int domain, int type, int proto)
+{
+    return new_fd(shim_real_socket(domain, type, proto));
+}
+
+SHIM_EXPORT int socketpair(int domain, int type, int proto, int sv[2])
+{
+    return new_pair(shim_real_socketpair(domain, type, proto, sv), sv);
+}
+
+SHIM_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    return new_fd(shim_real_accept(fd, sa, len));
+}
+
+SHIM_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+    return new_fd(shim_real_accept4(fd, sa, len, flags));
+}
+
+SHIM_EXPORT int pipe(int fds[2])
+{
+    return new_pair(shim_real_pipe(fds), fds);
+}
+
+SHIM_EXPORT int pipe2(int fds[2], int flags)
+{
+    return new_pair(shim_real_pipe2(fds, flags), fds);
+}
+
+SHIM_EXPORT int epoll_create(int size)
+{
+    return new_fd(shim_real_epoll_create(size));
+}
+
+SHIM_EXPORT int epoll_create1(int flags)
+{
+    return new_fd(shim_real_epoll_create1(flags));
+}
+
+SHIM_EXPORT int eventfd(unsigned initval, int flags)
+{
+    return new_fd(shim_real_eventfd(initval, flags));
+}

@@ -1,0 +1,141 @@
+/* Hooks getsockopt/setsockopt, getpeername/getsockname and shutdown on replaced connections so
+ * the app's fd still answers as a TCP socket (SO_DOMAIN, SO_TYPE, SO_PROTOCOL, SO_ERROR, TCP
+ * options) even though it is now a socketpair end. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "real.h"
+#include "shim.h"
+
+static int put_int(void *val, socklen_t *len, int v)
+{
+    if (!val || !len || *len < (socklen_t)sizeof(int)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(val, &v, sizeof(v));
+    *len = sizeof(int);
+    return 0;
+}
+
+static int put_addr(struct sockaddr *sa, socklen_t *len, const struct sockaddr_storage *a, socklen_t alen)
+{
+    if (!sa || !len) {
+        errno = EFAULT;
+        return -1;
+    }
+    /* As the kernel: copy what fits, report the full length. */
+    memcpy(sa, a, *len < alen ? *len : alen);
+    *len = alen;
+    return 0;
+}
+
+static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, socklen_t *len)
+{
+    int v;
+    switch (name) {
+    case SO_ERROR:
+        /* Read-and-clear, as TCP: the failure once, then 0. */
+        return put_int(val, len, atomic_exchange(&c->err_pending, false) ? atomic_load(&c->err) : 0);
+    case SO_DOMAIN:
+        return put_int(val, len, c->family);
+    case SO_TYPE:
+        return put_int(val, len, SOCK_STREAM);
+    case SO_PROTOCOL:
+        return put_int(val, len, IPPROTO_TCP);
+    case SO_ACCEPTCONN:
+        return put_int(val, len, 0);
+    case SO_KEEPALIVE:
+    case SO_PRIORITY:
+        return put_int(val, len, shim_conn_opt_get(c, SOL_SOCKET, name, &v) ? v : 0);
+    default:
+        return shim_real_getsockopt(fd, SOL_SOCKET, name, val, len);
+    }
+}
+
+SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    struct shim_conn *c;
+    int v;
+    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+        return shim_real_getsockopt(fd, level, name, val, len);
+    if (level == SOL_SOCKET)
+        return sol_socket_get(fd, c, name, val, len);
+    if (level == IPPROTO_TCP && name == TCP_INFO) {
+        /* Only the state is meaningful here; the counters belong to the transport. */
+        struct tcp_info ti;
+        memset(&ti, 0, sizeof(ti));
+        ti.tcpi_state = atomic_load(&c->state) == SHIM_CONN_CONNECTED ? TCP_ESTABLISHED : TCP_CLOSE;
+        if (!val || !len) {
+            errno = EFAULT;
+            return -1;
+        }
+        socklen_t n = *len < (socklen_t)sizeof(ti) ? *len : (socklen_t)sizeof(ti);
+        memcpy(val, &ti, n);
+        *len = n;
+        return 0;
+    }
+    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
+        return put_int(val, len, shim_conn_opt_get(c, level, name, &v) ? v : 0);
+    return shim_real_getsockopt(fd, level, name, val, len);
+}
+
+SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    struct shim_conn *c;
+    int v;
+    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+        return shim_real_setsockopt(fd, level, name, val, len);
+    if (val && len == sizeof(int)) {
+        memcpy(&v, val, sizeof(v));
+        if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
+            (level == SOL_SOCKET && (name == SO_KEEPALIVE || name == SO_PRIORITY))) {
+            /* Remembered and answered; not yet forwarded to a live transport socket. */
+            shim_conn_opt_set(c, level, name, v);
+            return 0;
+        }
+    }
+    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
+        return 0;   /* struct-valued TCP/IP options (TCP_CONGESTION, IP_OPTIONS...): accepted */
+    /* Buffer sizes and timeouts act on the fd the app uses: the socketpair end. */
+    return shim_real_setsockopt(fd, level, name, val, len);
+}
+
+SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    struct shim_conn *c;
+    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+        return shim_real_getpeername(fd, sa, len);
+    if (atomic_load_explicit(&c->state, memory_order_acquire) != SHIM_CONN_CONNECTED) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    return put_addr(sa, len, &c->peer, c->peer_len);
+}
+
+SHIM_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    struct shim_conn *c;
+    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+        return shim_real_getsockname(fd, sa, len);
+    atomic_thread_fence(memory_order_acquire);
+    return put_addr(sa, len, &c->local, c->local_len);
+}
+
+SHIM_EXPORT int shutdown(int fd, int how)
+{
+    struct shim_conn *c;
+    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+        return shim_real_shutdown(fd, how);
+    if (atomic_load(&c->state) != SHIM_CONN_CONNECTED) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    /* The pump maps it: our end reads EOF (SHUT_WR) and shuts the transport's sending side. */
+    return shim_real_shutdown(fd, how);
+}

@@ -1,0 +1,193 @@
+/* The byte pump between the app's socketpair end and a transport socket: one bounded buffer
+ * per direction (back-pressure: a full buffer stops reading its source), half-close mapped
+ * both ways (shutdown(SHUT_WR) on one side becomes shutdown(SHUT_WR) on the other). */
+#define _GNU_SOURCE
+#include "pump.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "fdtable.h"
+
+#define PUMP_BUF 65536
+
+enum { UP = 0, DOWN = 1 };   /* UP: app -> network; DOWN: network -> app */
+
+struct dir {
+    int src, dst;
+    struct event *rev, *wev;
+    size_t len, off;
+    bool eof;        /* source reached EOF */
+    bool done;       /* EOF forwarded (or the direction abandoned) */
+    bool discard;    /* app did shutdown(SHUT_RD): drop what arrives */
+    char buf[PUMP_BUF];
+};
+
+struct shim_pump {
+    int app_fd, net_fd;
+    struct dir d[2];
+    struct event *hup_timer;   /* polls for the app's full close after its half-close */
+    shim_pump_done_fn done;
+    void *arg;
+};
+
+static void finish(struct shim_pump *p, int err)
+{
+    for (int i = 0; i < 2; i++) {
+        event_free(p->d[i].rev);
+        event_free(p->d[i].wev);
+    }
+    event_free(p->hup_timer);
+    /* A plain close of the network socket: the kernel still sends what is queued, then FIN. */
+    shim_fd_close_own(p->net_fd);
+    shim_fd_close_own(p->app_fd);
+    p->done(p->arg, err);
+    free(p);
+}
+
+/* The app end is fully closed (every copy of its fd) when our end reports POLLHUP. */
+static bool app_gone(struct shim_pump *p)
+{
+    struct pollfd q = { .fd = p->app_fd, .events = 0 };
+    return poll(&q, 1, 0) == 1 && (q.revents & POLLHUP);
+}
+
+static void dir_ended(struct shim_pump *p, int which)
+{
+    struct dir *d = &p->d[which];
+    d->done = true;
+    event_del(d->rev);
+    event_del(d->wev);
+    if (which == UP) {
+        if (app_gone(p)) {
+            finish(p, 0);
+            return;
+        }
+        shutdown(p->net_fd, SHUT_WR);   /* the app's shutdown(SHUT_WR) reaches the peer */
+        struct timeval tv = { 1, 0 };
+        event_add(p->hup_timer, &tv);
+    } else {
+        shutdown(p->app_fd, SHUT_WR);   /* the peer's FIN: the app reads EOF */
+    }
+    if (p->d[UP].done && p->d[DOWN].done)
+        finish(p, 0);
+}
+
+/* Writes what is buffered; returns false if the pump was finished. */
+static bool flush(struct shim_pump *p, int which)
+{
+    struct dir *d = &p->d[which];
+    while (d->off < d->len) {
+        ssize_t n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            d->off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_del(d->rev);
+            event_add(d->wev, NULL);
+            return true;
+        }
+        /* Write error. */
+        if (which == DOWN && !app_gone(p)) {
+            /* The app shut down reading: TCP would discard too. */
+            d->discard = true;
+            break;
+        }
+        finish(p, which == UP ? errno : 0);
+        return false;
+    }
+    d->len = d->off = 0;
+    event_del(d->wev);
+    if (d->eof) {
+        dir_ended(p, which);
+        return false;
+    }
+    event_add(d->rev, NULL);
+    return true;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct shim_pump *p = arg;
+    int which = fd == p->app_fd ? UP : DOWN;
+    struct dir *d = &p->d[which];
+
+    ssize_t n = recv(fd, d->buf, sizeof(d->buf), MSG_DONTWAIT);
+    if (n > 0) {
+        if (d->discard)
+            return;
+        d->len = (size_t)n;
+        d->off = 0;
+        flush(p, which);
+        return;
+    }
+    if (n == 0) {
+        d->eof = true;
+        flush(p, which);
+        return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return;
+    /* A reset from the network ends everything; SO_ERROR will report it. */
+    finish(p, errno);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct shim_pump *p = arg;
+    int which = fd == p->net_fd ? UP : DOWN;
+    flush(p, which);
+}
+
+static void on_hup_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct shim_pump *p = arg;
+    struct timeval tv = { 1, 0 };
+    if (app_gone(p))
+        finish(p, 0);
+    else
+        event_add(p->hup_timer, &tv);
+}
+
+struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_fd,
+                                  shim_pump_done_fn done, void *arg)
+{
+    struct shim_pump *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->app_fd = app_fd;
+    p->net_fd = net_fd;
+    p->done = done;
+    p->arg = arg;
+    p->d[UP].src = app_fd;
+    p->d[UP].dst = net_fd;
+    p->d[DOWN].src = net_fd;
+    p->d[DOWN].dst = app_fd;
+    for (int i = 0; i < 2; i++) {
+        p->d[i].rev = event_new(base, p->d[i].src, EV_READ | EV_PERSIST, on_read, p);
+        p->d[i].wev = event_new(base, p->d[i].dst, EV_WRITE | EV_PERSIST, on_write, p);
+    }
+    p->hup_timer = evtimer_new(base, on_hup_timer, p);
+    if (!p->d[0].rev || !p->d[0].wev || !p->d[1].rev || !p->d[1].wev || !p->hup_timer) {
+        for (int i = 0; i < 2; i++) {
+            if (p->d[i].rev)
+                event_free(p->d[i].rev);
+            if (p->d[i].wev)
+                event_free(p->d[i].wev);
+        }
+        if (p->hup_timer)
+            event_free(p->hup_timer);
+        free(p);
+        return NULL;
+    }
+    event_add(p->d[UP].rev, NULL);
+    event_add(p->d[DOWN].rev, NULL);
+    return p;
+}

@@ -1,0 +1,18 @@
+/* An fd-to-fd byte pump with half-close, run on the event thread: the app's socketpair end on
+ * one side, a transport socket on the other. */
+#ifndef SHIM_PUMP_H
+#define SHIM_PUMP_H
+
+struct event_base;
+struct shim_pump;
+
+/* Called once when both directions have ended or one failed; the pump has closed both fds.
+ * err is 0 or the errno that ended it. */
+typedef void (*shim_pump_done_fn)(void *arg, int err);
+
+/* Starts pumping between app_fd (our socketpair end) and net_fd.  Both must be non-blocking;
+ * the pump owns and eventually closes both.  Returns NULL on allocation failure. */
+struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_fd,
+                                  shim_pump_done_fn done, void *arg);
+
+#endif

@@ -1,0 +1,33 @@
+/* Process-wide shim state shared by the hooks: configuration, the active flag, the per-thread
+ * re-entry guard, and the negative cache. */
+#ifndef SHIM_SHIM_H
+#define SHIM_SHIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+extern struct shim_config shim_cfg;
+/* True once init succeeded with SST_PEERS set and SST_MODE != off.  When false every hook is
+ * a straight call to libc. */
+extern bool shim_active;
+/* Non-zero while this thread runs shim code that may call hooked functions (the resolver at
+ * init, the event thread): hooks then pass straight through. */
+extern __thread int shim_tls_guard;
+/* Non-zero while the event thread builds its event_base: new fds go high and are tagged. */
+extern __thread int shim_tls_hide_new;
+
+uint64_t shim_now_ns(void);
+/* Negative cache, locked: does dest lack SST? / record that it does. */
+bool shim_nosst_has(const struct sockaddr *sa, socklen_t len);
+void shim_nosst_put(const struct sockaddr *sa, socklen_t len);
+
+/* A hook runs its shim logic only when this is true. */
+static inline bool shim_engaged(void)
+{
+    return shim_active && !shim_tls_guard;
+}
+
+#endif

@@ -1,0 +1,103 @@
+/* The "tcp" transport: kernel TCP to the destination, pumped to the app's socketpair end.  It
+ * is the fallback when SST cannot be used, so its errors are exactly the kernel's. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "fdtable.h"
+#include "pump.h"
+#include "real.h"
+#include "transport.h"
+
+struct tcp_state {
+    struct shim_conn *c;
+    int sock;
+    struct event *connect_ev;
+};
+
+static bool tcp_usable(const struct sockaddr *peer, socklen_t peer_len, char *why, size_t len)
+{
+    return true;
+}
+
+static void pump_done(void *arg, int err)
+{
+    shim_conn_done(arg, err);
+}
+
+static void on_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_state *t = arg;
+    struct shim_conn *c = t->c;
+    struct event_base *base = event_get_base(t->connect_ev);
+    int err = 0;
+    socklen_t l = sizeof(err);
+
+    event_free(t->connect_ev);
+    if (getsockopt(t->sock, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+        err = errno;
+    if (err != 0) {
+        shim_fd_close_own(t->sock);
+        free(t);
+        shim_conn_fail(c, err);
+        return;
+    }
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof(local);
+    if (getsockname(t->sock, (struct sockaddr *)&local, &ll) < 0)
+        ll = 0;
+    shim_conn_up(c, ll ? (struct sockaddr *)&local : NULL, ll);
+    int app = c->pump_fd, sock = t->sock;
+    free(t);
+    if (!shim_pump_start(base, app, sock, pump_done, c)) {
+        shim_fd_close_own(sock);
+        shim_fd_close_own(app);
+        shim_conn_done(c, ENOBUFS);
+    }
+}
+
+static int tcp_start(struct shim_conn *c, struct event_base *base)
+{
+    struct tcp_state *t = calloc(1, sizeof(*t));
+    if (!t)
+        return ENOBUFS;
+    int s = shim_real_socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        int e = errno;
+        free(t);
+        return e;
+    }
+    t->c = c;
+    t->sock = shim_fd_hide(s, SHIM_FD_ENGINE);
+    for (int i = 0; i < c->n_opts; i++) {
+        const struct shim_opt *o = &c->opts[i];
+        shim_real_setsockopt(t->sock, o->level, o->name, &o->value, sizeof(o->value));
+    }
+    if (shim_real_connect(t->sock, (const struct sockaddr *)&c->peer, c->peer_len) < 0 &&
+        errno != EINPROGRESS) {
+        int e = errno;
+        shim_fd_close_own(t->sock);
+        free(t);
+        return e;   /* ENETUNREACH and friends, exactly as the kernel said */
+    }
+    t->connect_ev = event_new(base, t->sock, EV_WRITE, on_connected, t);
+    if (!t->connect_ev || event_add(t->connect_ev, NULL) < 0) {
+        if (t->connect_ev)
+            event_free(t->connect_ev);
+        shim_fd_close_own(t->sock);
+        free(t);
+        return ENOBUFS;
+    }
+    return 0;
+}
+
+const struct shim_transport shim_transport_tcp = {
+    .name = "tcp",
+    .usable = tcp_usable,
+    .start = tcp_start,
+};
