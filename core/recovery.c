@@ -242,7 +242,6 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
         return;
     sst_time_t rtt = SST_MAX(r->rtt.smoothed, r->rtt.latest);
     sst_time_t delay = SST_MAX(rtt + rtt / 8, SST_GRANULARITY);
-    sst_time_t lost_before = now > delay ? now - delay : 0;
     bool any = false;
     sst_time_t largest_lost_sent = 0;
 
@@ -250,7 +249,8 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
         struct sst_sent *s = slot(r, seq);
         if (s->flags & RESOLVED)
             continue;
-        if (s->time_sent <= lost_before || r->largest_acked - seq >= SST_LOSS_PKT_THRESHOLD) {
+        sst_time_t lost_at = sat_add(s->time_sent, delay);
+        if (now >= lost_at || r->largest_acked - seq >= SST_LOSS_PKT_THRESHOLD) {
             s->flags |= SST_SENT_LOST | SENT_NEWLY_LOST;
             if (s->flags & SST_SENT_ELICITING) {
                 r->bytes_in_flight -= s->bytes;
@@ -261,7 +261,7 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
             }
             report_lost(r, seq);
         } else if (s->flags & SST_SENT_ELICITING) {
-            r->loss_time = SST_MIN(r->loss_time, sat_add(s->time_sent, delay));
+            r->loss_time = SST_MIN(r->loss_time, lost_at);
         }
     }
     r->cc.in_flight = r->bytes_in_flight;
