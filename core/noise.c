@@ -57,7 +57,8 @@ int sst_noise_encrypt(struct sst_noise_cipher *c, const uint8_t *ad, size_t adle
                       size_t len, uint8_t *out)
 {
     if (!c->has_key) {
-        memmove(out, in, len);
+        if (len)
+            memmove(out, in, len);
         return (int)len;
     }
     /* n = 2^64-1 is reserved (Noise §5.1); we refuse rather than rekey. */
@@ -74,7 +75,8 @@ int sst_noise_decrypt(struct sst_noise_cipher *c, const uint8_t *ad, size_t adle
                       size_t len, uint8_t *out)
 {
     if (!c->has_key) {
-        memmove(out, in, len);
+        if (len)
+            memmove(out, in, len);
         return (int)len;
     }
     if (len < SST_NOISE_TAGLEN)
