@@ -144,8 +144,10 @@ static int wait_connected(int fd, struct shim_conn *c)
             return -1;
         }
     }
-    if (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTED)
+    if (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTED) {
+        atomic_store(&c->conn_reported, true);
         return 0;
+    }
     atomic_store(&c->err_pending, false);
     errno = atomic_load(&c->err);
     return -1;
@@ -176,6 +178,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     atomic_init(&c->state, SHIM_CONN_CONNECTING);
     atomic_init(&c->err, 0);
     atomic_init(&c->err_pending, false);
+    atomic_init(&c->conn_reported, false);
     c->family = sa->sa_family;
     memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
     c->peer_len = len;
@@ -242,6 +245,9 @@ int shim_conn_reconnect(int fd, struct shim_conn *c)
         return -1;
     }
     if (st == SHIM_CONN_CONNECTED) {
+        /* As TCP: the first connect() after a non-blocking connect completed returns 0. */
+        if (!atomic_exchange(&c->conn_reported, true))
+            return 0;
         errno = EISCONN;
         return -1;
     }
@@ -318,8 +324,10 @@ void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_ss
 
 void shim_conn_done(struct shim_conn *c, int err)
 {
-    if (err != 0)
+    if (err != 0) {
         atomic_store(&c->err, err);
+        atomic_store(&c->err_pending, true);   /* e.g. ECONNRESET, for SO_ERROR */
+    }
     c->pump_fd = -1;
     SHIM_DEBUG("connection over %s ended (%s)", c->tr->name, err ? strerror(err) : "orderly");
     shim_conn_unref(c);
