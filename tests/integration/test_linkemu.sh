@@ -86,6 +86,9 @@ get 10 || fail "curl before block-tcp"
 lib_block_tcp
 lib_block_tcp   # idempotent
 get 2 && fail "curl succeeded although TCP is blocked"
+# The failure must come from our rule, not from a dead server: its counter saw the SYNs.
+syns=$(in_a nft list table inet sstshim_block | sed -n 's/.*oifname "sst0".*packets \([0-9]*\).*/\1/p')
+assert_range 1 1000 "$syns" "TCP packets dropped by block-tcp in $NS_A"
 log "ok: curl fails while TCP is blocked"
 udp_check() {   # udp_check UDP4|UDP6 HOST PORT: a datagram from A to B must arrive
   local fam=$1 host=$2 port=$3 f="$LIB_TMP/udp.$3"
