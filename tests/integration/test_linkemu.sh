@@ -34,6 +34,10 @@ assert_range 25.59 25.61 "$(sim_field "$out" mean_delay_ms)" "sim one-way delay"
 out=$("$EMU" --seed 7 --simulate 20000 --sim-interval 100us --reorder 10% --reorder-gap 1ms) ||
   fail "simulate reorder"
 assert_range 1800 2200 "$(sim_field "$out" out_of_order)" "sim reordered deliveries of 20000"
+# Bounded memory: 100 slots, 1000 packets inside one 50 ms delay: 900 dropped, never more held.
+out=$("$EMU" --simulate 1000 --sim-interval 10us --delay 50ms --slots 100) || fail "simulate slots"
+assert_eq 100 "$(sim_field "$out" inflight_max)" "sim slots high-water"
+assert_eq 900 "$(sim_field "$out" drop_pool)" "sim drops when the slot pool is full"
 a=$("$EMU" --seed 11 --simulate 5000 --loss 3% --reorder 2%)
 b=$("$EMU" --seed 11 --simulate 5000 --loss 3% --reorder 2%)
 c=$("$EMU" --seed 12 --simulate 5000 --loss 3% --reorder 2%)

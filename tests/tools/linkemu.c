@@ -290,8 +290,9 @@ static void dir_admit(struct dir *d, uint32_t idx, uint64_t now)
         sl->at = at;
         sl->seq = d->seq++;
         heap_push(d, idx);
-        if (d->nslots - d->nfree + 1 > d->s.inflight_max)
-            d->s.inflight_max = d->nslots - d->nfree + 1;
+        /* The caller already took idx off the free list, so this counts it. */
+        if (d->nslots - d->nfree > d->s.inflight_max)
+            d->s.inflight_max = d->nslots - d->nfree;
         return;
     case DROP_LOSS:
         d->s.drop_loss++;
