@@ -197,21 +197,31 @@ int sst_recovery_on_sent(struct sst_recovery *r, sst_time_t now, uint32_t bytes,
     return SST_OK;
 }
 
+/* True if seq does not interrupt a run of losses: declared lost and not (spuriously) acked, or
+ * a non-eliciting packet still unresolved (it says nothing about the path). */
+static bool in_loss_run(const struct sst_sent *s)
+{
+    if (s->flags & SST_SENT_ACKED)
+        return false;
+    return (s->flags & SST_SENT_LOST) || !(s->flags & SST_SENT_ELICITING);
+}
+
 /* RFC 9002 §7.6.2: a run of lost ack-eliciting packets with nothing acked in between, sent
  * after the first RTT sample, spanning more than the persistent congestion duration, and
- * containing at least one packet this pass declared lost. */
-static bool persistent_congestion(struct sst_recovery *r)
+ * containing at least one packet this pass declared lost.  The walk starts at the lowest
+ * packet this pass declared lost (first_new), as RFC 9002's pseudocode only looks at the newly
+ * lost packets: joining older losses would need lost records kept longer than the duration
+ * itself.  A blackout's packets are normally all declared lost by the first ack after it. */
+static bool persistent_congestion(struct sst_recovery *r, uint64_t first_new)
 {
     sst_time_t span = persistent_duration(r);
     sst_time_t start = SST_TIME_NEVER;
     bool has_new = false, found = false;
-    for (uint64_t seq = r->base; seq < r->largest_acked; seq++) {
+    for (uint64_t seq = first_new; seq < r->largest_acked; seq++) {
         struct sst_sent *s = slot(r, seq);
         bool newly = s->flags & SENT_NEWLY_LOST;
         s->flags &= (uint8_t)~SENT_NEWLY_LOST;
-        /* Acked (spurious losses included), or eliciting and not declared lost: run broken. */
-        if ((s->flags & SST_SENT_ACKED) ||
-            (!(s->flags & SST_SENT_LOST) && (s->flags & SST_SENT_ELICITING))) {
+        if (!in_loss_run(s)) {
             start = SST_TIME_NEVER;
             has_new = false;
             continue;
@@ -244,6 +254,7 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
     sst_time_t delay = SST_MAX(rtt + rtt / 8, SST_GRANULARITY);
     bool any = false;
     sst_time_t largest_lost_sent = 0;
+    uint64_t first_new = 0;
 
     for (uint64_t seq = r->scan; seq < r->largest_acked; seq++) {
         struct sst_sent *s = slot(r, seq);
@@ -252,6 +263,8 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
         sst_time_t lost_at = sat_add(s->time_sent, delay);
         if (now >= lost_at || r->largest_acked - seq >= SST_LOSS_PKT_THRESHOLD) {
             s->flags |= SST_SENT_LOST | SENT_NEWLY_LOST;
+            if (first_new == 0)
+                first_new = seq;
             if (s->flags & SST_SENT_ELICITING) {
                 r->bytes_in_flight -= s->bytes;
                 r->stat_lost++;
@@ -267,13 +280,13 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
     r->cc.in_flight = r->bytes_in_flight;
     if (any) {
         r->cc.ops->on_congestion(&r->cc, now, largest_lost_sent);
-        if (persistent_congestion(r)) {
+        if (persistent_congestion(r, first_new)) {
             r->stat_persistent++;
             r->cc.ops->on_persistent_congestion(&r->cc, now);
         }
     } else {
         /* Only non-eliciting packets were lost: just clear the marks. */
-        for (uint64_t seq = r->scan; seq < r->largest_acked; seq++)
+        for (uint64_t seq = first_new; first_new != 0 && seq < r->largest_acked; seq++)
             slot(r, seq)->flags &= (uint8_t)~SENT_NEWLY_LOST;
     }
     advance_scan(r);
