@@ -149,6 +149,7 @@ static int wait_connected(int fd, struct shim_conn *c)
         return 0;
     }
     atomic_store(&c->err_pending, false);
+    atomic_store(&c->unconnected, true);
     errno = atomic_load(&c->err);
     return -1;
 }
@@ -179,6 +180,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     atomic_init(&c->err, 0);
     atomic_init(&c->err_pending, false);
     atomic_init(&c->conn_reported, false);
+    atomic_init(&c->unconnected, false);
     c->family = sa->sa_family;
     memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
     c->peer_len = len;
@@ -251,8 +253,10 @@ int shim_conn_reconnect(int fd, struct shim_conn *c)
         errno = EISCONN;
         return -1;
     }
-    if (atomic_exchange(&c->err_pending, false)) {
-        errno = atomic_load(&c->err);
+    /* As Linux: a connect() after the failure reports it (the error itself if SO_ERROR has
+     * not taken it, else ECONNABORTED) and leaves the socket unconnected; the next retries. */
+    if (!atomic_exchange(&c->unconnected, true)) {
+        errno = atomic_exchange(&c->err_pending, false) ? atomic_load(&c->err) : ECONNABORTED;
         return -1;
     }
     /* A failed TCP socket may connect again: give the fd back a fresh TCP socket with the same

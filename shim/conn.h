@@ -32,6 +32,7 @@ struct shim_conn {
     atomic_int err;             /* errno of a failure, or what ended the connection */
     atomic_bool err_pending;    /* SO_ERROR not yet read since the failure */
     atomic_bool conn_reported;  /* a connect() already returned 0: the next says EISCONN */
+    atomic_bool unconnected;    /* a connect() reported the failure: the next one retries */
     ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */
     int family;                 /* AF_INET or AF_INET6, as the app's socket */
     int sotype_flags;           /* always SOCK_STREAM; kept for SO_TYPE */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,10 +111,10 @@ static int cmd_probe(const char *host, int port, bool nonblock)
         socklen_t l = sizeof(so);
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &l);
         printf("so_error=%s\n", errname(so));
+        e = so;
         l = sizeof(so);
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &l);
         printf("so_error_again=%s\n", errname(so));
-        e = so;
         rc = connect(fd, (struct sockaddr *)&ss, len);
         printf("reconnect=%s\n", errname(rc < 0 ? errno : 0));
     }
@@ -194,6 +195,7 @@ static int cmd_pending(void)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
     if (argc == 2 && strcmp(argv[1], "pending") == 0)
         return cmd_pending();
     if (argc == 5 && strcmp(argv[1], "probe") == 0)
