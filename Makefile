@@ -46,6 +46,8 @@ SHIM_PURE_OBJ := $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/negcache.o
 LIBSHIM_SO := $(BUILD)/libsstshim.so
 
 .PHONY: all lib tests test unit integration asan deps demo bench clean check-engine fuzz
+# Keep object files that pattern rules treat as intermediate (faster rebuilds, no "rm" noise).
+.SECONDARY:
 all: lib tests $(EXAMPLE_BIN)
 lib: $(LIBSST_A) $(LIBSST_SO) $(LIBSHIM_SO)
 tests: $(UNIT_BIN) $(TOOL_BIN)

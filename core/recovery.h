@@ -22,6 +22,7 @@ struct sst_sent {
 #define SST_SENT_ELICITING 0x02 /* ack-eliciting; counts in bytes_in_flight */
 #define SST_SENT_ACKED    0x04
 #define SST_SENT_LOST     0x08
+#define SST_SENT_OWNER    0x80  /* never touched by recovery.c: free for the channel's own use */
 
 enum sst_link_state { SST_LINK_UP = 0, SST_LINK_STALLED = 1, SST_LINK_DOWN = 2 };
 
@@ -101,5 +102,10 @@ unsigned sst_recovery_on_timeout(struct sst_recovery *r, sst_time_t now);
 /* UP, or STALLED / DOWN when eliciting data has been outstanding without ack progress for the
  * stall time (max(stall_timeout, 3 PTOs)) / down time (max(down_timeout, stall time)). */
 enum sst_link_state sst_recovery_link_state(const struct sst_recovery *r, sst_time_t now);
+/* The record of a tracked packet (base <= seq < next), e.g. from inside an acked/lost callback. */
+static inline struct sst_sent *sst_recovery_record(struct sst_recovery *r, uint64_t seq)
+{
+    return &r->ring[seq & (r->cap - 1)];
+}
 
 #endif
