@@ -38,6 +38,7 @@ static int close_range_except(unsigned first, unsigned last, int flags)
         if (v == 0)
             continue;
         if (!SHIM_FD_IS_CONN(v)) {
+            SHIM_DEBUG("close_range: shim-owned fd %u kept open", fd);
             if (start < fd && shim_real_close_range(start, fd - 1, flags) < 0)
                 rc = -1;
             start = fd + 1;
