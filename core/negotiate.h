@@ -93,8 +93,10 @@ void sst_nego_initiator_free(struct sst_nego_initiator *in);
 uint64_t sst_nego_initiator_tag(const struct sst_nego_initiator *in);
 /* Writes the (re)transmittable HELLO into out; returns its length. */
 size_t sst_nego_initiator_hello(struct sst_nego_initiator *in, uint8_t *out, size_t cap);
-/* Handles a COOKIE or RESPONSE.  COOKIE: writes a new HELLO into out, returns 0.  RESPONSE:
- * writes FINISH into out, fills *res, returns 1.  Negative: bad packet, state unchanged.
+/* Handles a COOKIE or RESPONSE (out needs SST_NEGO_MAX_REPLY bytes).  COOKIE: writes a new HELLO
+ * into out, returns 0.  RESPONSE: writes FINISH into out, fills *res, returns 1.  The same
+ * RESPONSE again after completion: writes the same FINISH, returns 0.  Negative: bad packet,
+ * state unchanged (SST_ERR_IDENTITY when verify_peer refused the responder's key).
  * After completion, sst_nego_initiator_finish() rewrites the same FINISH (for retransmission,
  * coalesced ahead of channel packets until the responder acknowledges any packet). */
 int sst_nego_initiator_recv(struct sst_nego_initiator *in, const uint8_t *pkt, size_t len,
