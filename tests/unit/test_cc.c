@@ -299,6 +299,24 @@ START_TEST(test_cc_cubic_fast_convergence)
 }
 END_TEST
 
+START_TEST(test_cc_cubic_growth_capped_at_half_window_per_rtt)
+{
+    /* Far below W_max (e.g. after persistent congestion), W_cubic(t + RTT) is way above cwnd;
+     * RFC 9438 §4.2 caps the target at 1.5 * cwnd, so one round grows less than 50%. */
+    struct vlink v;
+    vl_init(&v, SST_CC_CUBIC, SST_MS(100));
+    v.cc.cwnd = v.cc.ssthresh = 20 * MSS;
+    v.cc.cubic.w_max = v.cc.cubic.cwnd_prior = 2000.0 * MSS;
+    vl_full_round(&v);      /* starts the epoch: K = cbrt(1980 / 0.4) = 17 s */
+    for (int i = 0; i < 5; i++) {
+        uint64_t before = v.cc.cwnd;
+        vl_full_round(&v);
+        ck_assert_uint_gt(v.cc.cwnd, before);
+        ck_assert_uint_le(v.cc.cwnd, before + before / 2);
+    }
+}
+END_TEST
+
 static Suite *cc_suite(void)
 {
     Suite *s = suite_create("cc");
@@ -314,6 +332,7 @@ static Suite *cc_suite(void)
     tcase_add_test(tc, test_cc_cubic_follows_w_cubic_curve);
     tcase_add_test(tc, test_cc_cubic_reno_friendly_region);
     tcase_add_test(tc, test_cc_cubic_fast_convergence);
+    tcase_add_test(tc, test_cc_cubic_growth_capped_at_half_window_per_rtt);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -235,7 +235,8 @@ START_TEST(test_recovery_spurious_loss_counted_not_acked)
 END_TEST
 
 /* Eliciting packets every 100 ms, none acked, then one acked packet: all earlier ones are lost.
- * With an RTT of 50 ms the persistent congestion duration is 3 * (50 + 4*25 + 10) = 480 ms. */
+ * RTT samples of 50 ms and 50 ms give srtt 50, rttvar 18.75, so the persistent congestion
+ * duration is 3 * (50 + 75 + 10) = 405 ms: 5 packets span 400 ms, 6 span 500 ms. */
 static void lose_run(struct sst_recovery *r, sst_time_t start, int n)
 {
     for (int i = 0; i < n; i++)
@@ -252,8 +253,8 @@ START_TEST(test_recovery_persistent_congestion)
     struct rec *c = rec_new();
     setup(&r, c, _i == 0 ? SST_CC_NEWRENO : SST_CC_CUBIC, 0);
     sst_time_t t = prime_rtt(&r, 0, SST_MS(50));
-    lose_run(&r, t + SST_MS(10), 10);                /* lost packets span 900 ms > 480 ms */
-    ck_assert_uint_eq(c->nlost, 10);
+    lose_run(&r, t + SST_MS(10), 6);                 /* lost packets span 500 ms > 405 ms */
+    ck_assert_uint_eq(c->nlost, 6);
     ck_assert_uint_eq(r.stat_persistent, 1);
     ck_assert_uint_eq(r.cc.cwnd, SST_CC_MIN_WINDOW_PKTS * MSS);
     sst_recovery_free(&r);
@@ -268,10 +269,11 @@ START_TEST(test_recovery_short_loss_run_is_not_persistent)
     setup(&r, c, SST_CC_NEWRENO, 0);
     sst_time_t t = prime_rtt(&r, 0, SST_MS(50));
     uint64_t cwnd = r.cc.cwnd;
-    lose_run(&r, t + SST_MS(10), 4);                 /* span 300 ms < 480 ms */
-    ck_assert_uint_eq(c->nlost, 4);
+    lose_run(&r, t + SST_MS(10), 5);                 /* span 400 ms < 405 ms */
+    ck_assert_uint_eq(c->nlost, 5);
     ck_assert_uint_eq(r.stat_persistent, 0);
-    ck_assert_uint_eq(r.cc.cwnd, cwnd / 2);
+    /* An ordinary halving, after the ack grew slow start by one packet (6 of 10 in flight). */
+    ck_assert_uint_eq(r.cc.cwnd, (cwnd + MSS) / 2);
     sst_recovery_free(&r);
     free(c);
 }
@@ -437,6 +439,21 @@ START_TEST(test_recovery_unacked_pure_acks_do_not_pin_the_ring)
     ck_assert_uint_eq(r.base, sst_recovery_next_seq(&r));
     ck_assert_uint_eq(r.cap, SST_RECOVERY_INITIAL_CAP);
     sst_recovery_free(&r);
+
+    /* A pure receiver: only pure acks, which the peer never acknowledges, so no threshold
+     * ever resolves them.  After the retention time (3 PTOs, 3.03 s before any RTT sample)
+     * they are given up and the ring stays small. */
+    memset(c, 0, sizeof(*c));
+    setup(&r, c, SST_CC_NEWRENO, 0);
+    for (int i = 0; i < 10000; i++)
+        ck_assert_int_eq(sst_recovery_on_sent(&r, SST_MS(10) * i, 40, false), SST_OK);
+    ck_assert_uint_le(r.cap, 512);
+    ck_assert_uint_ge(c->nlost, 10000 - 512);
+    for (uint64_t s = 1; s <= c->nlost; s++)
+        ck_assert_uint_eq(c->lost[s], 1);
+    ck_assert_uint_eq(r.stat_lost, 0);
+    ck_assert_uint_eq(r.bytes_in_flight, 0);
+    sst_recovery_free(&r);
     free(c);
 }
 END_TEST
@@ -472,9 +489,27 @@ START_TEST(test_recovery_link_state_transitions)
     }
     ck_assert(saw_stall);
     ck_assert(saw_down);
-    /* Ack progress: up again at once. */
-    ck_assert_int_eq(sst_recovery_on_ack(&r, seq, seq, SST_SEC(21)), SST_OK);
+    /* Ack progress (a probe sent 50 ms earlier, so the RTT estimate stays at 50 ms): up
+     * again at once. */
+    uint64_t probe = sst_recovery_next_seq(&r);
+    send_n(&r, SST_SEC(21) - SST_MS(50), 1);
+    ck_assert_int_eq(sst_recovery_on_ack(&r, probe, probe, SST_SEC(21)), SST_OK);
     ck_assert_int_eq(sst_recovery_link_state(&r, SST_SEC(21)), SST_LINK_UP);
+    ck_assert_uint_eq(c->lost[seq], 1);               /* the first one, by time threshold */
+    /* A later silence is reported again: the stall deadline is armed afresh. */
+    send_n(&r, SST_SEC(22), 1);
+    saw_stall = false;
+    prev = SST_SEC(22);
+    steps = 0;
+    while ((d = sst_recovery_deadline(&r)) <= SST_SEC(24)) {
+        ck_assert_uint_gt(d, prev);
+        ck_assert_int_lt(++steps, 100);
+        sst_recovery_on_timeout(&r, d);
+        if (d == SST_SEC(24))
+            saw_stall = sst_recovery_link_state(&r, d) == SST_LINK_STALLED;
+        prev = d;
+    }
+    ck_assert(saw_stall);
     sst_recovery_free(&r);
     free(c);
 }
