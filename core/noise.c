@@ -301,11 +301,11 @@ int sst_noise_hs_read(struct sst_noise_hs *hs, const uint8_t *msg, size_t len, u
         break;
     }
     size_t body = len - off;
-    size_t plen = t.ss.cs.has_key ? body - SST_NOISE_TAGLEN : body;
     if (t.ss.cs.has_key && body < SST_NOISE_TAGLEN) {
         rc = SST_ERR_MALFORMED;
         goto out;
     }
+    size_t plen = t.ss.cs.has_key ? body - SST_NOISE_TAGLEN : body;
     if (plen > cap) {
         rc = SST_ERR_TOO_BIG;
         goto out;

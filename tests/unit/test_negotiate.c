@@ -423,6 +423,9 @@ START_TEST(test_nego_tampered_and_replayed_finish)
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed, flen;
     struct sst_nego_result ires, rres;
     ck_assert_int_eq(sst_nego_responder_recv(f.rh, 0, &f.iaddr, hello, hlen, reply, &rlen, &rres, &consumed), 0);
+    uint8_t resp[SST_NEGO_MAX_REPLY];
+    size_t resp_len = rlen;
+    memcpy(resp, reply, rlen);
     ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, &ires), 1);
     for (size_t pos = 0; pos < flen; pos++) {
         memcpy(bad, fin, flen);
@@ -462,7 +465,18 @@ START_TEST(test_nego_tampered_and_replayed_finish)
     sst_nego_host_stats(f.rh, &st);
     ck_assert_uint_eq(st.completed, 1);
     ck_assert_uint_eq(st.entries, 0);
-    /* A replayed RESPONSE after completion draws the same FINISH, different bytes nothing. */
+    /* The RESPONSE replayed to another initiator (another tag): rejected, nothing changes. */
+    struct sst_nego_initiator *in2 = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    ck_assert_int_eq(sst_nego_initiator_recv(in2, resp, resp_len, bad, &flen, &ires), SST_ERR_STATE);
+    ck_assert_uint_eq(flen, 0);
+    ck_assert_uint_eq(sst_nego_initiator_finish(in2, bad, sizeof bad), 0);
+    /* Even with the tag rewritten to in2's, the transcript (prologue binds the tag, and in2 has
+     * another ephemeral) makes it fail authentication. */
+    uint64_t tag2 = sst_nego_initiator_tag(in2);
+    for (int k = 0; k < 8; k++)
+        resp[6 + k] = (uint8_t)(tag2 >> (56 - 8 * k));
+    ck_assert_int_eq(sst_nego_initiator_recv(in2, resp, resp_len, bad, &flen, &ires), SST_ERR_AUTH);
+    sst_nego_initiator_free(in2);
     sst_nego_initiator_free(in);
     fx_free(&f);
 }
