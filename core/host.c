@@ -198,6 +198,15 @@ static int host_alloc_chan_id(void *ctx, const struct sst_addr *peer)
     return SST_ERR_LIMIT;
 }
 
+/* A handshake that reserved an ID failed before using it: free the ID now, not at expiry. */
+static void host_release_chan_id(void *ctx, const struct sst_addr *peer, uint8_t id)
+{
+    struct sst_host *h = ctx;
+    struct chan_entry *e = entry_find(h, peer, id);
+    if (e && !e->ch)
+        entry_del(h, e);
+}
+
 static int host_verify_peer(void *ctx, const struct sst_addr *peer, const uint8_t pk[32], bool we_initiated)
 {
     struct sst_host *h = ctx;
@@ -243,6 +252,7 @@ SST_API struct sst_host *sst_host_new(const struct sst_host_config *cfg, const s
         .ctx = h,
         .random = host_random,
         .alloc_chan_id = host_alloc_chan_id,
+        .release_chan_id = host_release_chan_id,
         .verify_peer = host_verify_peer,
     };
     h->nego = sst_nego_host_new(&nc, &ops);
