@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "epollrec.h"
 #include "evthread.h"
 #include "fdtable.h"
 #include "log.h"
@@ -205,6 +206,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     shim_real_close(sv[0]);
     sv[0] = -1;
     c->ino = fd_inode(fd);
+    shim_epollrec_replay(fd);
     shim_fd_set(fd, (uintptr_t)c);
 
     SHIM_INFO("fd %d: carrying connection over %s (%s)", fd, tr->name, why);

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "conn.h"
+#include "epollrec.h"
 #include "real.h"
 
 _Atomic(uintptr_t) *shim_fdtab;
@@ -49,6 +50,8 @@ void shim_fd_set(int fd, uintptr_t v)
     uintptr_t old = atomic_exchange_explicit(&shim_fdtab[fd], v, memory_order_acq_rel);
     if (SHIM_FD_IS_CONN(old))
         shim_conn_unref((struct shim_conn *)old);
+    else if (old == SHIM_FD_TCPNEW)
+        shim_epollrec_forget(fd);
 }
 
 void shim_fd_fresh(int fd)

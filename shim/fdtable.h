@@ -11,7 +11,10 @@
  * holding one reference. */
 #define SHIM_FD_ENGINE ((uintptr_t)1)  /* event loop, wake pipe, pump ends, transport sockets */
 #define SHIM_FD_LOG ((uintptr_t)2)     /* the log file: survives fork */
-#define SHIM_FD_IS_CONN(v) ((v) > SHIM_FD_LOG)
+#define SHIM_FD_TCPNEW ((uintptr_t)3)  /* the app's TCP socket, not yet connected: epoll_ctl
+                                          registrations are recorded for replay at the swap */
+#define SHIM_FD_IS_OWN(v) ((v) == SHIM_FD_ENGINE || (v) == SHIM_FD_LOG)
+#define SHIM_FD_IS_CONN(v) ((v) > SHIM_FD_TCPNEW)
 
 extern _Atomic(uintptr_t) *shim_fdtab;
 extern int shim_fdtab_size;

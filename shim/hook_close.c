@@ -16,7 +16,7 @@ SHIM_EXPORT int close(int fd)
     uintptr_t v = shim_fd_get(fd);
     if (v == 0 || shim_tls_guard)
         return shim_real_close(fd);
-    if (!SHIM_FD_IS_CONN(v)) {
+    if (SHIM_FD_IS_OWN(v)) {
         /* The program believes it closes an fd it never opened: let it, keep ours. */
         SHIM_DEBUG("close(%d): shim-owned fd kept open", fd);
         return 0;
@@ -37,12 +37,13 @@ static int close_range_except(unsigned first, unsigned last, int flags)
         uintptr_t v = shim_fd_get((int)fd);
         if (v == 0)
             continue;
-        if (!SHIM_FD_IS_CONN(v)) {
+        if (SHIM_FD_IS_OWN(v)) {
             SHIM_DEBUG("close_range: shim-owned fd %u kept open", fd);
             if (start < fd && shim_real_close_range(start, fd - 1, flags) < 0)
                 rc = -1;
             start = fd + 1;
         } else if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+            /* A replaced connection or a recorded TCP socket: the record goes with the fd. */
             shim_fd_set((int)fd, 0);
         }
     }
@@ -69,7 +70,7 @@ SHIM_EXPORT void closefrom(int lowfd)
     if (close_range_except((unsigned)lowfd, ~0u, 0) < 0) {
         /* Old kernels without close_range: close one by one, as glibc's fallback does. */
         for (int fd = lowfd; fd < shim_fdtab_size; fd++)
-            if (!(shim_fd_get(fd) != 0 && !SHIM_FD_IS_CONN(shim_fd_get(fd))))
+            if (!SHIM_FD_IS_OWN(shim_fd_get(fd)))
                 close(fd);
     }
     errno = saved;

@@ -11,6 +11,14 @@
 #include "real.h"
 #include "shim.h"
 
+/* Kernel TCP on the app's own socket; the socket no longer needs its epoll records. */
+static int plain(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (shim_fd_get(fd) == SHIM_FD_TCPNEW)
+        shim_fd_set(fd, 0);
+    return shim_real_connect(fd, sa, len);
+}
+
 /* Decides how a connect() to a selected destination is carried.  Only plain TCP sockets whose
  * family matches the address qualify; a socket the app bound to a local port keeps kernel TCP
  * (that source port belongs to the app's socket and could not be reproduced). */
@@ -21,15 +29,15 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
     char why[160];
 
     if (fd >= shim_fdtab_size)
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
     if (shim_real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0 || v != SOCK_STREAM)
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
     l = sizeof(v);
     if (shim_real_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
     l = sizeof(v);
     if (shim_real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != sa->sa_family)
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
 
     struct sockaddr_storage self;
     socklen_t sl = sizeof(self);
@@ -37,12 +45,12 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
         ((self.ss_family == AF_INET && ((struct sockaddr_in *)&self)->sin_port != 0) ||
          (self.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&self)->sin6_port != 0))) {
         SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
     }
     /* Known not to speak SST: plain kernel TCP on the app's own socket, zero overhead. */
     if (shim_nosst_has(sa, len)) {
         SHIM_DEBUG("fd %d: destination cached as without SST, plain TCP", fd);
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
     }
     if (shim_transport_sst.usable(sa, len, why, sizeof(why)))
         return shim_conn_open(fd, sa, len, &shim_transport_sst, "SST_PEERS match");
@@ -65,7 +73,7 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
             return r;
     }
     if (!shim_config_match(&shim_cfg, sa, len))
-        return shim_real_connect(fd, sa, len);
+        return plain(fd, sa, len);
     return route(fd, sa, len);
 }
 

@@ -27,7 +27,7 @@ static void copied(int fd, int fd2)
 static bool target_is_ours(int fd2)
 {
     uintptr_t v = shim_fd_get(fd2);
-    if (v != 0 && !SHIM_FD_IS_CONN(v)) {
+    if (SHIM_FD_IS_OWN(v)) {
         SHIM_WARN("dup2/dup3 onto fd %d refused: it belongs to the shim", fd2);
         errno = EBUSY;
         return true;

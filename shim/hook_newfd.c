@@ -1,12 +1,14 @@
 /* Hooks the calls that hand out new fd numbers (socket, socketpair, accept, accept4, pipe,
- * pipe2, epoll_create, epoll_create1, eventfd): any stale record for the number is dropped
+ * pipe2, epoll_create, epoll_create1, eventfd) and epoll_ctl: any stale record for the number is dropped
  * (preload-shims.md lesson 6), and while the event thread builds its loop the new fds are
- * moved high and tagged as the shim's. */
+ * moved high and tagged as the shim's.  New TCP sockets are tagged so that their epoll
+ * registrations made before connect() can be replayed at the swap (epollrec.h). */
 #define _GNU_SOURCE
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "epollrec.h"
 #include "fdtable.h"
 #include "real.h"
 #include "shim.h"
@@ -32,7 +34,20 @@ static int new_pair(int r, int fds[2])
 
 SHIM_EXPORT int socket(int domain, int type, int proto)
 {
-    return new_fd(shim_real_socket(domain, type, proto));
+    int fd = new_fd(shim_real_socket(domain, type, proto));
+    /* A TCP socket the app may connect to a selected peer: watch its epoll registrations. */
+    if (fd >= 0 && shim_engaged() && !shim_tls_hide_new && (domain == AF_INET || domain == AF_INET6) &&
+        (type & 0xff) == SOCK_STREAM)
+        shim_fd_set(fd, SHIM_FD_TCPNEW);
+    return fd;
+}
+
+SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int r = shim_real_epoll_ctl(epfd, op, fd, ev);
+    if (r == 0 && shim_fd_get(fd) == SHIM_FD_TCPNEW && !shim_tls_guard)
+        shim_epollrec_note(epfd, op, fd, ev);
+    return r;
 }
 
 SHIM_EXPORT int socketpair(int domain, int type, int proto, int sv[2])

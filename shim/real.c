@@ -33,6 +33,7 @@ static int (*p_pipe)(int *);
 static int (*p_epoll_create1)(int);
 static int (*p_epoll_create)(int);
 static int (*p_eventfd)(unsigned, int);
+static int (*p_epoll_ctl)(int, int, int, struct epoll_event *);
 static ssize_t (*p_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 
 /* dlsym(RTLD_NEXT) returns the next definition after this library: libc's.  A NULL means a
@@ -63,6 +64,7 @@ int shim_real_init(void)
     RESOLVE(epoll_create1);
     RESOLVE(epoll_create);
     RESOLVE(eventfd);
+    RESOLVE(epoll_ctl);
     RESOLVE(sendto);
     if (!p_socket || !p_connect || !p_close || !p_fcntl || !p_dup3 || !p_getsockopt)
         return -1;
@@ -196,4 +198,9 @@ ssize_t shim_real_sendto(int fd, const void *buf, size_t n, int flags, const str
 {
     return p_sendto ? p_sendto(fd, buf, n, flags, sa, len)
                     : syscall(SYS_sendto, fd, buf, n, flags, sa, len);
+}
+
+int shim_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    return p_epoll_ctl ? p_epoll_ctl(epfd, op, fd, ev) : (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
 }

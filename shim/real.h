@@ -33,6 +33,8 @@ int shim_real_pipe(int fds[2]);
 int shim_real_epoll_create1(int flags);
 int shim_real_epoll_create(int size);
 int shim_real_eventfd(unsigned initval, int flags);
+struct epoll_event;
+int shim_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 ssize_t shim_real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa, socklen_t len);
 
 #endif

@@ -59,6 +59,22 @@ async def main():
     await w.wait_closed()
 
 asyncio.run(main())
+# epoll registration made BEFORE connect() must survive the swap (epoll watches the file
+# description the swap replaces).
+import select, errno
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setblocking(False)
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLOUT)
+ep.poll(0)   # an unconnected TCP socket reports EPOLLOUT|EPOLLHUP: drain that
+assert s.connect_ex(("127.0.0.1", $ECHO_PORT)) == errno.EINPROGRESS
+ev = ep.poll(5)
+assert ev and ev[0][0] == s.fileno() and ev[0][1] & select.EPOLLOUT, ev
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+assert raw_domain(s.fileno()) == "unix"
+ep.close()
+s.close()
+
 s = socket.create_connection(("127.0.0.1", $ECHO_PORT))
 assert raw_domain(s.fileno()) == "unix"
 assert s.getpeername() == ("127.0.0.1", $ECHO_PORT)
@@ -73,7 +89,7 @@ print("python-ok")
 PYEOF
 shim "${E[@]}" -- "$PY" "$TMP/aio.py" >"$TMP/out" || fail "asyncio/raw socket client failed"
 expect_line "$TMP/out" python-ok
-pass "python asyncio and raw sockets"
+pass "python asyncio, raw sockets, epoll registered before connect"
 
 # nc with half-close (and it really went through the shim: one more logged connection).
 before=$(grep -c "carrying connection" "$TMP/log")

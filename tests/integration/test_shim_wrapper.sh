@@ -12,7 +12,7 @@ grep -q "info: active: SST_PEERS=127.0.0.1 SST_LOG=info SST_LOG_FILE=$TMP/log" "
 pass "options reach the shim"
 
 out=$(SSTSHIM_LIB="$SHIM" "$W" -p 10.0.0.1 --port 9000 --security light -l 80,443 --helper off --keydir /k \
-      env | grep -E '^(SST_|LD_PRELOAD=)' | sort | tr '\n' ' ')
+      env | grep -E '^(SST_(PEERS|MODE|PORT|HELPER|LISTEN|SECURITY|KEYDIR|LOG|LOG_FILE)|LD_PRELOAD)=' | sort | tr '\n' ' ')
 exp="LD_PRELOAD=$(readlink -f "$SHIM") SST_HELPER=off SST_KEYDIR=/k SST_LISTEN=80,443 SST_PEERS=10.0.0.1 SST_PORT=9000 SST_SECURITY=light "
 [ "$out" = "$exp" ] || fail "env: '$out' != '$exp'"
 out=$(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libm.so.6 SSTSHIM_LIB="$SHIM" "$W" -p 10.0.0.1 printenv LD_PRELOAD)

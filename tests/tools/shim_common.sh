@@ -11,6 +11,8 @@ SHIM="$BUILD/libsstshim.so"
 PROBE="$BUILD/tools/shim_probe"
 PY=/usr/bin/python3
 SERVERS="$ROOT/tests/tools/shim_servers.py"
+# The caller's own settings must not leak into the tests.
+unset LD_PRELOAD SST_PEERS SST_MODE SST_PORT SST_HELPER SST_LISTEN SST_SECURITY SST_KEYDIR SST_LOG SST_LOG_FILE
 [ -f "$SHIM" ] && [ -x "$PROBE" ] || { echo "build first: make lib tests ($SHIM, $PROBE)"; exit 1; }
 
 TMP=$(mktemp -d)
