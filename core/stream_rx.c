@@ -46,6 +46,9 @@ int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t l
 {
     uint64_t end = off + len;
     *fresh = 0;
+    /* An empty segment without Close (a window update) carries nothing to place. */
+    if (len == 0 && !fin)
+        return 0;
     /* Checks first: nothing changes unless the whole segment is acceptable. */
     if (rx->fin_known && (end > rx->fin || (fin && end != rx->fin)))
         return SST_ERR_MALFORMED;

@@ -1,0 +1,169 @@
+/* libsst public API: structured streams (paper §2) over SST channels.
+ *
+ * A context (struct sst_ctx) owns one sans-I/O engine (struct sst_host) and the stream layer
+ * above it.  The driver feeds it datagrams and time (sst_ctx_recv, sst_ctx_timeout) and re-arms
+ * one timer at sst_ctx_deadline(); packets leave through io.send.  The application opens
+ * top-level streams to a peer's service with sst_connect() and takes incoming ones from a
+ * listener; any stream can fork substreams, send datagrams (ephemeral substreams), be given a
+ * priority, and be shut down per direction.
+ *
+ * Events reach the application through one callback per stream (and one per listener), like a
+ * libevent bufferevent: READABLE, WRITABLE, CONNECTED, EOF, ERROR, SUBSTREAM.  Callbacks are
+ * deferred: they run when the engine has finished processing the input that caused them (at
+ * the end of sst_ctx_recv / sst_ctx_timeout / an API call), never in the middle of it, so a
+ * callback may call any function here, including closing the stream it was called for.
+ *
+ * The engine reads no clock: calls that may send (write, shutdown, connect, ...) use the time
+ * of the last sst_ctx_recv/sst_ctx_timeout/sst_ctx_set_time call.
+ *
+ * Errors are negative SST_ERR_* codes (err.h). */
+#ifndef SST_SST_H
+#define SST_SST_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "host.h"
+#include "types.h"
+
+struct sst_ctx;
+struct sst_stream;
+struct sst_listener;
+
+/* Byte counts or negative errors. */
+typedef ptrdiff_t sst_ssize_t;
+
+enum sst_stream_event {
+    SST_EV_CONNECTED = 0x01,   /* the peer accepted the service request (top-level streams) */
+    SST_EV_READABLE = 0x02,    /* new bytes (or end of stream) can be read */
+    SST_EV_WRITABLE = 0x04,    /* send buffer space freed after a write came up short */
+    SST_EV_EOF = 0x08,         /* the peer closed its write side; all its bytes have arrived */
+    SST_EV_ERROR = 0x10,       /* reset, refused or channel failure: see sst_stream_error() */
+    SST_EV_SUBSTREAM = 0x20,   /* an incoming substream or datagram waits to be accepted */
+};
+
+typedef void (*sst_stream_cb)(struct sst_stream *s, unsigned events, void *arg);
+typedef void (*sst_listener_cb)(struct sst_listener *l, void *arg);
+
+enum sst_shut {
+    SST_SHUT_READ = 1,     /* discard further incoming data */
+    SST_SHUT_WRITE = 2,    /* send Close after the buffered bytes (TCP FIN) */
+    SST_SHUT_BOTH = 3,
+    SST_SHUT_RESET = 4,    /* abort both directions now, discarding buffers (paper §4.3.8) */
+};
+
+struct sst_ctx_config {
+    struct sst_host_config host;   /* see sst_host_config_default */
+    size_t rx_buffer;              /* per-stream receive buffer = flow-control window (256 KiB) */
+    size_t tx_buffer;              /* per-stream send buffer (256 KiB) */
+    unsigned max_pending;          /* unaccepted substreams per stream, and listener backlog (64) */
+    unsigned dgram_max_frags;      /* datagrams of at most this many packets go stateless (4) */
+    size_t max_txrecs;             /* per channel: packets in flight the stream layer tracks (65536) */
+};
+
+SST_API void sst_ctx_config_default(struct sst_ctx_config *c);
+
+/* A context with its own host.  io.send is required; io.random and io.verify_peer are passed to
+ * the host; io.chan_event, if set, is told about channel events after the stream layer.
+ * NULL on allocation failure or bad configuration. */
+SST_API struct sst_ctx *sst_ctx_new(const struct sst_ctx_config *cfg, const struct sst_host_io *io);
+/* For drivers that must create the host themselves (the simulator glue): make the context
+ * first, create the host with io.ctx = the context and io.chan_event = sst_ctx_chan_event,
+ * then bind it.  The context does not free a bound host. */
+SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg);
+SST_API void sst_ctx_bind(struct sst_ctx *c, struct sst_host *h);
+SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, int err);
+/* Frees every stream and listener (without notifying the peer), then the host if owned. */
+SST_API void sst_ctx_free(struct sst_ctx *c);
+SST_API struct sst_host *sst_ctx_host(struct sst_ctx *c);
+
+/* Driver entry points (see host.h); each runs deferred callbacks before returning. */
+SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
+                          uint8_t *pkt, size_t len);
+SST_API sst_time_t sst_ctx_deadline(struct sst_ctx *c);
+SST_API void sst_ctx_timeout(struct sst_ctx *c, sst_time_t now);
+/* Tells the context the time before application calls made outside its callbacks. */
+SST_API void sst_ctx_set_time(struct sst_ctx *c, sst_time_t now);
+/* Runs pending callbacks (drivers that call the host directly use this). */
+SST_API void sst_ctx_dispatch(struct sst_ctx *c);
+
+/* ---- top-level streams ------------------------------------------------------------------ */
+
+/* Opens a stream to `service` (1..255 bytes; the shim uses the decimal TCP port) at peer,
+ * creating a channel if none exists.  Writable at once: bytes are sent as soon as the channel
+ * is up, before the peer's answer (paper §4.3.4).  CONNECTED follows when the peer accepts;
+ * if no one listens there, ERROR with sst_stream_error() == SST_ERR_REFUSED.  NULL on bad
+ * arguments or resource exhaustion. */
+SST_API struct sst_stream *sst_connect(struct sst_ctx *c, const struct sst_addr *peer,
+                                       const char *service, sst_stream_cb cb, void *arg);
+/* Accepts top-level streams for `service`.  NULL if already listened on or out of memory. */
+SST_API struct sst_listener *sst_listen(struct sst_ctx *c, const char *service, sst_listener_cb cb,
+                                        void *arg);
+/* The next stream accepted for the listener, or NULL if none waits. */
+SST_API struct sst_stream *sst_accept(struct sst_listener *l, sst_stream_cb cb, void *arg);
+/* Stops listening; streams waiting in the backlog are reset. */
+SST_API void sst_listener_close(struct sst_listener *l);
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+/* Bytes read (> 0), 0 at end of stream, SST_ERR_AGAIN if nothing is ready, or the stream's
+ * error (SST_ERR_RESET, SST_ERR_REFUSED, SST_ERR_TIMEOUT, ...). */
+SST_API sst_ssize_t sst_stream_read(struct sst_stream *s, void *buf, size_t len);
+/* Bytes taken into the send buffer (possibly fewer than len; WRITABLE follows), SST_ERR_AGAIN
+ * if none fit, SST_ERR_CLOSED after shutdown(WRITE), or the stream's error. */
+SST_API sst_ssize_t sst_stream_write(struct sst_stream *s, const void *buf, size_t len);
+/* 0, SST_ERR_INVAL or SST_ERR_CLOSED. */
+SST_API int sst_stream_shutdown(struct sst_stream *s, enum sst_shut how);
+/* Gives the handle back: the write side closes gracefully (buffered bytes are still
+ * delivered), further incoming data is discarded, and the stream is freed when done.
+ * No callback runs for it afterwards. */
+SST_API void sst_stream_close(struct sst_stream *s);
+/* The stream's sticky error, 0 if none. */
+SST_API int sst_stream_error(const struct sst_stream *s);
+SST_API void sst_stream_set_callback(struct sst_stream *s, sst_stream_cb cb, void *arg);
+
+/* ---- substreams and datagrams (paper §2.1, §2.2) ----------------------------------------- */
+
+/* A new child of s; its first bytes travel in Init packets at once, on the parent's window. */
+SST_API struct sst_stream *sst_stream_open_substream(struct sst_stream *s, sst_stream_cb cb, void *arg);
+/* Whether the peer may open substreams (and send datagrams) on s.  Off by default. */
+SST_API void sst_stream_listen(struct sst_stream *s, bool on);
+/* The next incoming substream (a datagram shows up as a complete, read-only one), or NULL. */
+SST_API struct sst_stream *sst_stream_accept(struct sst_stream *s, sst_stream_cb cb, void *arg);
+/* Sends a best-effort datagram as an ephemeral substream of s: small ones statelessly in
+ * Datagram packets, larger ones on a reliable substream (paper §4.3.5).  0, SST_ERR_AGAIN
+ * (queue full), SST_ERR_TOO_BIG (beyond the send buffer) or the stream's error. */
+SST_API int sst_stream_send_datagram(struct sst_stream *s, const void *buf, size_t len);
+/* Takes the first complete incoming datagram (either delivery path): its length, SST_ERR_AGAIN
+ * if none, SST_ERR_TOO_BIG if it does not fit in cap (it stays queued). */
+SST_API sst_ssize_t sst_stream_recv_datagram(struct sst_stream *s, void *buf, size_t cap);
+
+/* Higher priorities go first (strictly); equal priorities share round-robin.  Default 0. */
+SST_API void sst_stream_set_priority(struct sst_stream *s, int priority);
+
+/* ---- introspection ---------------------------------------------------------------------- */
+
+struct sst_stream_stats {
+    uint64_t bytes_written, bytes_read;   /* application bytes */
+    uint64_t bytes_retransmitted;
+    uint64_t tx_inflight, tx_credit;      /* flow control: unacked bytes vs. peer's window */
+    uint64_t rx_buffered;                 /* received, not yet read */
+    int priority;
+    uint16_t local_lsid, remote_lsid;
+    bool attached;                        /* on a live channel */
+};
+SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_stats *out);
+SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s);
+
+struct sst_ctx_stats {
+    uint64_t streams_opened, streams_accepted, streams_freed;
+    uint64_t streams_live;
+    uint64_t resets_sent, resets_received, refused;
+    uint64_t dgrams_sent_stateless, dgrams_sent_substream, dgrams_received, dgrams_dropped;
+    uint64_t rx_not_buffered;             /* segments left unacknowledged for lack of room */
+    uint64_t malformed;                   /* stream-layer payloads rejected by the codec */
+    size_t txrec_high_water;
+};
+SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *out);
+
+#endif
