@@ -102,6 +102,11 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
     }
     if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
         return 0;   /* struct-valued TCP/IP options (TCP_CONGESTION, IP_OPTIONS...): accepted */
+    /* A bigger send buffer on the app end while connecting would release the filler early and
+     * report POLLOUT before the connection exists: accepted, not applied. */
+    if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_SNDBUFFORCE) &&
+        atomic_load(&c->state) == SHIM_CONN_CONNECTING)
+        return 0;
     /* Buffer sizes and timeouts act on the fd the app uses: the socketpair end. */
     return shim_real_setsockopt(fd, level, name, val, len);
 }
