@@ -329,9 +329,6 @@ static void chan_flush(struct sst_chan *ch, sst_time_t now)
         if (ch->state == SST_CHAN_CLOSING || !chan_send_upper(ch, now))
             chan_send_control(ch, now, ch->state == SST_CHAN_CLOSING ? CTRL_CLOSE : CTRL_PING);
     }
-    if (ch->initiator && !ch->finish_confirmed && ch->finish_resend)
-        chan_send_control(ch, now, CTRL_PING);
-
     ch->pace_until = 0;
     while (ch->state == SST_CHAN_ESTABLISHED && sst_recovery_can_send(&ch->rec, mss)) {
         sst_time_t at = sst_pacer_next(&ch->pacer, &ch->rec.cc, &ch->rec.rtt, now, mss);
@@ -342,6 +339,10 @@ static void chan_flush(struct sst_chan *ch, sst_time_t now)
         if (!chan_send_upper(ch, now))
             break;
     }
+    /* A FINISH that no data packet carried goes with a ping, so the responder has something
+     * to acknowledge (the ack is what confirms the channel to us). */
+    if (ch->initiator && !ch->finish_confirmed && ch->finish_resend)
+        chan_send_control(ch, now, CTRL_PING);
     if (ch->ack_now || sst_ackrx_ack_due(&ch->ackrx, now))
         chan_send_ack(ch, now);
     sst_host_deadline_dirty(ch->host);
