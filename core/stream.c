@@ -619,8 +619,10 @@ static size_t emit_dgram(struct sst_stream *s, uint8_t *buf, size_t cap)
             s->ctx->stats.dgrams_dropped++;
         free(d);
     }
-    if (n > 0)
+    if (n > 0) {
         s->adv_win = p.win;
+        sst_fc_rx_advertised(&s->frx);
+    }
     return n;
 }
 
@@ -669,6 +671,7 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
         s->need_reply = false;
     s->need_wupdate = false;
     s->adv_win = p.win;
+    sst_fc_rx_advertised(&s->frx);
     return hl + g->len;
 }
 
@@ -752,7 +755,9 @@ static void on_record(struct conn *cn, struct sst_txrec *r, bool acked)
         return;
     }
     struct sst_fc_tx *fc = r->borrowed ? (s->parent != NULL ? &s->parent->ftx : NULL) : &s->ftx;
-    if (fc != NULL)
+    if (fc != NULL && acked)
+        sst_fc_tx_acked(fc, r->charged);
+    else if (fc != NULL)
         sst_fc_tx_release(fc, r->charged);
     if (acked) {
         uint64_t before = sst_tx_space(&s->tx);
@@ -807,7 +812,8 @@ static void window_check(struct sst_stream *s)
         return;
     uint8_t now = sst_fc_rx_window(&s->frx);
     uint8_t full = sst_fc_win_encode(s->frx.limit);
-    if (now < s->adv_win || (now > s->adv_win && s->adv_win + 1 < full)) {
+    if (now < s->adv_win || (now > s->adv_win && s->adv_win + 1 < full) ||
+        sst_fc_rx_update_due(&s->frx)) {
         s->need_wupdate = true;
         make_ready(s);
     }
@@ -856,6 +862,7 @@ static bool deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, siz
             s->borrowed -= k;
             sst_fc_rx_release(&s->frx, n - k);
         }
+        window_check(s);
         maybe_free(s);
         return true;
     }
@@ -879,10 +886,9 @@ static bool deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, siz
 
 static void window_from(struct sst_stream *s, uint64_t seq, uint8_t win)
 {
-    uint64_t before = s->ftx.credit;
     sst_fc_tx_on_window(&s->ftx, seq, win);
-    if (s->ftx.credit > before)
-        make_ready(s);
+    /* Credit may have grown, or unconfirmed bytes been cleared. */
+    make_ready(s);
 }
 
 static void enqueue_child(struct sst_stream *parent, struct sst_stream *s)

@@ -31,13 +31,14 @@ void sst_fc_tx_on_window(struct sst_fc_tx *f, uint64_t seq, uint8_t exp)
     f->credit = sst_fc_win_decode(exp);
     f->win_seq = seq;
     f->have_win = true;
+    f->unconfirmed = 0;
 }
 
 bool sst_fc_tx_allows(const struct sst_fc_tx *f, uint64_t len)
 {
     if (len == 0)
         return true;
-    return f->inflight + len <= f->credit;
+    return f->inflight + f->unconfirmed + len <= f->credit;
 }
 
 void sst_fc_tx_charge(struct sst_fc_tx *f, uint64_t len)
@@ -50,10 +51,17 @@ void sst_fc_tx_release(struct sst_fc_tx *f, uint64_t len)
     f->inflight = len > f->inflight ? 0 : f->inflight - len;
 }
 
+void sst_fc_tx_acked(struct sst_fc_tx *f, uint64_t len)
+{
+    sst_fc_tx_release(f, len);
+    f->unconfirmed += len;
+}
+
 void sst_fc_rx_init(struct sst_fc_rx *f, uint64_t limit)
 {
     f->limit = limit;
     f->held = 0;
+    f->released = 0;
 }
 
 void sst_fc_rx_charge(struct sst_fc_rx *f, uint64_t len)
@@ -64,6 +72,17 @@ void sst_fc_rx_charge(struct sst_fc_rx *f, uint64_t len)
 void sst_fc_rx_release(struct sst_fc_rx *f, uint64_t len)
 {
     f->held = len > f->held ? 0 : f->held - len;
+    f->released += len;
+}
+
+void sst_fc_rx_advertised(struct sst_fc_rx *f)
+{
+    f->released = 0;
+}
+
+bool sst_fc_rx_update_due(const struct sst_fc_rx *f)
+{
+    return f->released > 0 && f->released >= f->limit / 4;
 }
 
 uint64_t sst_fc_rx_room(const struct sst_fc_rx *f)

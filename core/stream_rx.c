@@ -5,17 +5,46 @@
 #include "err.h"
 #include "stream_rx.h"
 
-int sst_rx_init(struct sst_rx *rx, size_t cap)
+/* Streams are meant to be cheap (paper §2.1): the ring starts at this size and doubles. */
+#define RX_INITIAL 2048
+
+int sst_rx_init(struct sst_rx *rx, size_t max)
 {
     memset(rx, 0, sizeof *rx);
-    if (cap == 0)
+    if (max == 0)
         return SST_ERR_INVAL;
-    rx->buf = malloc(cap);
+    rx->cap = SST_MIN(max, (size_t)RX_INITIAL);
+    rx->max = max;
+    rx->buf = malloc(rx->cap);
     if (rx->buf == NULL)
         return SST_ERR_NOMEM;
-    rx->cap = cap;
     sst_rangeset_init(&rx->got);
     return 0;
+}
+
+/* Grows the ring so that [next, next + need) fits; false if beyond max or out of memory. */
+static bool grow(struct sst_rx *rx, uint64_t need)
+{
+    if (need > rx->max)
+        return false;
+    size_t cap = rx->cap;
+    while (cap < need)
+        cap = cap > rx->max / 2 ? rx->max : cap * 2;
+    uint8_t *nb = malloc(cap);
+    if (nb == NULL)
+        return false;
+    /* Re-lay [next, next + old cap) at its positions in the new ring. */
+    for (size_t done = 0; done < rx->cap;) {
+        uint64_t o = rx->next + done;
+        size_t from = (size_t)(o % rx->cap), to = (size_t)(o % cap);
+        size_t n = SST_MIN(rx->cap - done, SST_MIN(rx->cap - from, cap - to));
+        memcpy(nb + to, rx->buf + from, n);
+        done += n;
+    }
+    free(rx->buf);
+    rx->buf = nb;
+    rx->cap = cap;
+    return true;
 }
 
 void sst_rx_free(struct sst_rx *rx)
@@ -58,7 +87,7 @@ int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t l
             return SST_ERR_MALFORMED;
     }
     uint64_t lo = SST_MAX(off, rx->ready);
-    if (end > rx->next + rx->cap)
+    if (end > rx->next + rx->cap && !grow(rx, end - rx->next))
         return SST_ERR_AGAIN;
     if (lo < end) {
         if (!sst_rangeset_can_add(&rx->got, lo, end))

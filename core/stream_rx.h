@@ -7,7 +7,8 @@
 
 struct sst_rx {
     uint8_t *buf;       /* ring of cap bytes; byte at offset o lives at buf[o % cap] */
-    size_t cap;
+    size_t cap;         /* grows on demand (streams start small) up to max */
+    size_t max;
     uint64_t next;      /* next offset the application reads */
     uint64_t ready;     /* end of the contiguous bytes received from next */
     struct sst_rangeset got;   /* ranges received beyond ready */
@@ -15,8 +16,8 @@ struct sst_rx {
     uint64_t fin;       /* stream length, once a Close flag arrived */
 };
 
-/* Allocates the ring (cap > 0).  0 or SST_ERR_NOMEM. */
-SST_MUST_CHECK int sst_rx_init(struct sst_rx *rx, size_t cap);
+/* Allocates a small ring that may grow to max bytes (> 0).  0 or SST_ERR_NOMEM. */
+SST_MUST_CHECK int sst_rx_init(struct sst_rx *rx, size_t max);
 void sst_rx_free(struct sst_rx *rx);
 /* The 64-bit stream offset of a 32-bit BSN, by wraparound arithmetic around rx->next (paper
  * §4.3.4).  Offsets that would lie below zero come back as 0 with *old set. */

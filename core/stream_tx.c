@@ -5,15 +5,19 @@
 #include "err.h"
 #include "stream_tx.h"
 
-int sst_tx_init(struct sst_tx *tx, size_t cap)
+/* Streams start small (paper §2.1: one stream per transaction) and double as needed. */
+#define TX_INITIAL 2048
+
+int sst_tx_init(struct sst_tx *tx, size_t max)
 {
     memset(tx, 0, sizeof *tx);
-    if (cap == 0)
+    if (max == 0)
         return SST_ERR_INVAL;
-    tx->buf = malloc(cap);
+    tx->cap = SST_MIN(max, (size_t)TX_INITIAL);
+    tx->max = max;
+    tx->buf = malloc(tx->cap);
     if (tx->buf == NULL)
         return SST_ERR_NOMEM;
-    tx->cap = cap;
     sst_rangeset_init(&tx->acked);
     sst_rangeset_init(&tx->lost);
     return 0;
@@ -30,12 +34,39 @@ size_t sst_tx_space(const struct sst_tx *tx)
 {
     if (tx->fin)
         return 0;
-    return tx->cap - (size_t)(tx->end - tx->base);
+    return tx->max - (size_t)(tx->end - tx->base);
+}
+
+/* Grows the ring to hold at least need bytes from base; false when out of memory. */
+static bool grow(struct sst_tx *tx, size_t need)
+{
+    size_t cap = tx->cap;
+    while (cap < need)
+        cap = cap > tx->max / 2 ? tx->max : cap * 2;
+    if (cap == tx->cap)
+        return true;
+    uint8_t *nb = malloc(cap);
+    if (nb == NULL)
+        return false;
+    for (size_t done = 0; done < (size_t)(tx->end - tx->base);) {
+        uint64_t o = tx->base + done;
+        size_t from = (size_t)(o % tx->cap), to = (size_t)(o % cap);
+        size_t n = SST_MIN((size_t)(tx->end - tx->base) - done, SST_MIN(tx->cap - from, cap - to));
+        memcpy(nb + to, tx->buf + from, n);
+        done += n;
+    }
+    free(tx->buf);
+    tx->buf = nb;
+    tx->cap = cap;
+    return true;
 }
 
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len)
 {
     size_t n = SST_MIN(len, sst_tx_space(tx));
+    size_t used = (size_t)(tx->end - tx->base);
+    if (n > 0 && used + n > tx->cap && !grow(tx, used + n))
+        n = tx->cap - used;
     if (n == 0)
         return 0;
     size_t pos = (size_t)(tx->end % tx->cap);

@@ -10,7 +10,8 @@
  * like TCP's FIN, so its loss and acknowledgment are tracked like data. */
 struct sst_tx {
     uint8_t *buf;        /* ring of cap bytes holding [base, end) */
-    size_t cap;
+    size_t cap;          /* grows on demand up to max */
+    size_t max;
     uint64_t base;       /* lowest unacknowledged offset */
     uint64_t end;        /* end of the bytes written */
     uint64_t sent;       /* first offset never sent */
@@ -29,10 +30,12 @@ struct sst_seg {
     bool retx;
 };
 
-/* Segments a stream may have in flight: keeps the range sets far from their capacity. */
-#define SST_TX_MAX_OUTSTANDING (SST_RANGESET_MAX / 2 - 2)
+/* Segments a stream may have in flight.  The send buffer bounds this anyway; should the
+ * acknowledged-range set overflow, ranges are re-sent rather than lost (sst_tx_acked). */
+#define SST_TX_MAX_OUTSTANDING 4096
 
-SST_MUST_CHECK int sst_tx_init(struct sst_tx *tx, size_t cap);
+/* A small ring that may grow to max bytes (> 0).  0, SST_ERR_INVAL or SST_ERR_NOMEM. */
+SST_MUST_CHECK int sst_tx_init(struct sst_tx *tx, size_t max);
 void sst_tx_free(struct sst_tx *tx);
 /* Buffers up to len bytes; returns how many fit (0 when full or closed). */
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len);
