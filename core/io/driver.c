@@ -8,6 +8,7 @@
 #include "err.h"
 #include "host.h"
 #include "protect.h"
+#include "sst.h"
 
 _Static_assert(SST_UDP_TAILROOM >= SST_PROTECT_TAILROOM, "received datagrams must be decryptable in place");
 
@@ -20,6 +21,7 @@ struct sst_driver {
     struct event_base *base;
     struct sst_udp *udp;
     struct sst_host *host;
+    struct sst_ctx *ctx;        /* set when the driver runs the stream layer (owns host) */
     struct event *ev_read;
     struct event *ev_write;     /* added only while the socket buffer is full */
     struct event *ev_timer;     /* armed at sst_host_deadline() */
@@ -56,6 +58,30 @@ static void io_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev
     d->user.chan_event(d->user.ctx, ch, ev, err);
 }
 
+/* ---- the engine: a bare host, or the stream layer's context around one ---- */
+
+static sst_time_t engine_deadline(struct sst_driver *d)
+{
+    return d->ctx ? sst_ctx_deadline(d->ctx) : sst_host_deadline(d->host);
+}
+
+static void engine_timeout(struct sst_driver *d, sst_time_t now)
+{
+    if (d->ctx)
+        sst_ctx_timeout(d->ctx, now);
+    else
+        sst_host_timeout(d->host, now);
+}
+
+static void engine_recv(struct sst_driver *d, sst_time_t now, const struct sst_addr *from, uint8_t *pkt,
+                        size_t len)
+{
+    if (d->ctx)
+        sst_ctx_recv(d->ctx, now, from, pkt, len);
+    else
+        sst_host_recv(d->host, now, from, pkt, len);
+}
+
 /* ---- flushing and the timer ---- */
 
 static struct timeval ns_to_timeval(sst_time_t ns)
@@ -76,7 +102,7 @@ static void flush_and_arm(struct sst_driver *d)
         event_del(d->ev_write);
         d->write_pending = false;
     }
-    sst_time_t deadline = sst_host_deadline(d->host);
+    sst_time_t deadline = engine_deadline(d);
     if (deadline == SST_TIME_NEVER) {
         evtimer_del(d->ev_timer);
         return;
@@ -91,8 +117,8 @@ static void flush_and_arm(struct sst_driver *d)
 static void run_due_timeout(struct sst_driver *d)
 {
     sst_time_t now = sst_clock_now();
-    if (sst_host_deadline(d->host) <= now)
-        sst_host_timeout(d->host, now);
+    if (engine_deadline(d) <= now)
+        engine_timeout(d, now);
 }
 
 /* ---- libevent callbacks ---- */
@@ -100,7 +126,7 @@ static void run_due_timeout(struct sst_driver *d)
 static void on_datagram(void *ctx, const struct sst_addr *from, uint8_t *pkt, size_t len)
 {
     struct sst_driver *d = ctx;
-    sst_host_recv(d->host, d->batch_now, from, pkt, len);
+    engine_recv(d, d->batch_now, from, pkt, len);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -130,9 +156,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ---- */
 
-SST_API struct sst_driver *sst_driver_new_udp(struct event_base *base, const struct sst_host_config *cfg,
-                                              const struct sst_addr *bind, const struct sst_host_io *user,
-                                              const struct sst_udp_config *udp_cfg)
+/* Builds everything but the engine: the endpoint and the events. */
+static struct sst_driver *driver_alloc(struct event_base *base, uint16_t max_udp_payload,
+                                       const struct sst_addr *bind, const struct sst_host_io *user,
+                                       const struct sst_udp_config *udp_cfg)
 {
     struct sst_driver *d = calloc(1, sizeof *d);
     if (!d)
@@ -146,11 +173,26 @@ SST_API struct sst_driver *sst_driver_new_udp(struct event_base *base, const str
     if (udp_cfg)
         uc = *udp_cfg;
     /* Every datagram the engine may emit must fit a send slot. */
-    if (uc.max_datagram && uc.max_datagram < cfg->max_udp_payload)
-        uc.max_datagram = cfg->max_udp_payload;
+    if (uc.max_datagram && uc.max_datagram < max_udp_payload)
+        uc.max_datagram = max_udp_payload;
     if (sst_udp_open(&d->udp, bind, &uc) != 0)
         goto fail;
+    int fd = sst_udp_fd(d->udp);
+    d->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, on_read, d);
+    d->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, d);
+    d->ev_timer = evtimer_new(base, on_timer, d);
+    if (!d->ev_read || !d->ev_write || !d->ev_timer)
+        goto fail;
+    return d;
 
+fail:
+    sst_driver_free(d);
+    return NULL;
+}
+
+/* The engine's io: sending is the driver's; the rest forwards to the user's callbacks. */
+static struct sst_host_io driver_io(struct sst_driver *d)
+{
     struct sst_host_io io = {
         .ctx = d,
         .send = io_send,
@@ -158,19 +200,42 @@ SST_API struct sst_driver *sst_driver_new_udp(struct event_base *base, const str
         .verify_peer = d->user.verify_peer ? io_verify_peer : NULL,
         .chan_event = d->user.chan_event ? io_chan_event : NULL,
     };
-    d->host = sst_host_new(cfg, &io);
-    int fd = sst_udp_fd(d->udp);
-    d->ev_read = event_new(base, fd, EV_READ | EV_PERSIST, on_read, d);
-    d->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST, on_write, d);
-    d->ev_timer = evtimer_new(base, on_timer, d);
-    if (!d->host || !d->ev_read || !d->ev_write || !d->ev_timer || event_add(d->ev_read, NULL) != 0)
-        goto fail;
+    return io;
+}
+
+static struct sst_driver *driver_start(struct sst_driver *d)
+{
+    if (!d->host || event_add(d->ev_read, NULL) != 0) {
+        sst_driver_free(d);
+        return NULL;
+    }
     flush_and_arm(d);
     return d;
+}
 
-fail:
-    sst_driver_free(d);
-    return NULL;
+SST_API struct sst_driver *sst_driver_new_udp(struct event_base *base, const struct sst_host_config *cfg,
+                                              const struct sst_addr *bind, const struct sst_host_io *user,
+                                              const struct sst_udp_config *udp_cfg)
+{
+    struct sst_driver *d = driver_alloc(base, cfg->max_udp_payload, bind, user, udp_cfg);
+    if (!d)
+        return NULL;
+    struct sst_host_io io = driver_io(d);
+    d->host = sst_host_new(cfg, &io);
+    return driver_start(d);
+}
+
+SST_API struct sst_driver *sst_driver_new_ctx(struct event_base *base, const struct sst_ctx_config *cfg,
+                                              const struct sst_addr *bind, const struct sst_host_io *user,
+                                              const struct sst_udp_config *udp_cfg)
+{
+    struct sst_driver *d = driver_alloc(base, cfg->host.max_udp_payload, bind, user, udp_cfg);
+    if (!d)
+        return NULL;
+    struct sst_host_io io = driver_io(d);
+    d->ctx = sst_ctx_new(cfg, &io);
+    d->host = d->ctx ? sst_ctx_host(d->ctx) : NULL;
+    return driver_start(d);
 }
 
 SST_API struct sst_driver *sst_driver_new(struct event_base *base, const struct sst_host_config *cfg,
@@ -189,7 +254,9 @@ SST_API void sst_driver_free(struct sst_driver *d)
         event_free(d->ev_write);
     if (d->ev_timer)
         event_free(d->ev_timer);
-    if (d->host)
+    if (d->ctx)
+        sst_ctx_free(d->ctx);  /* frees the host it owns */
+    else if (d->host)
         sst_host_free(d->host);
     sst_udp_close(d->udp);
     free(d);
@@ -198,6 +265,8 @@ SST_API void sst_driver_free(struct sst_driver *d)
 SST_API struct sst_host *sst_driver_host(struct sst_driver *d) { return d->host; }
 
 SST_API struct sst_udp *sst_driver_udp(struct sst_driver *d) { return d->udp; }
+
+SST_API struct sst_ctx *sst_driver_ctx(struct sst_driver *d) { return d->ctx; }
 
 SST_API void sst_driver_rearm(struct sst_driver *d) { flush_and_arm(d); }
 

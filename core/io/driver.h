@@ -3,7 +3,7 @@
  * It is the glue ngtcp2's examples call "read -> write; timer -> expiry -> write": every readable
  * event reads the socket in recvmmsg batches and feeds each datagram to sst_host_recv with the
  * current monotonic time; afterwards (and after each timer expiry) it flushes the send batch the
- * engine filled through io.send, and re-arms a single timer at sst_host_deadline().  When the
+ * engine filled through io.send, and re-arms a single timer at the engine's deadline.  When the
  * socket buffer is full it waits for EV_WRITE with the rest still queued.
  *
  * Threading: single-threaded.  Everything -- callbacks into the application, sst_host_* and
@@ -33,12 +33,22 @@ SST_API struct sst_driver *sst_driver_new(struct event_base *base, const struct 
 SST_API struct sst_driver *sst_driver_new_udp(struct event_base *base, const struct sst_host_config *cfg,
                                               const struct sst_addr *bind, const struct sst_host_io *user,
                                               const struct sst_udp_config *udp_cfg);
-/* Frees the host (channels die without notice to the peer), the events and the socket. */
+/* Runs the stream layer (core/sst.h) instead of a bare host: the driver creates an sst_ctx (which
+ * owns its host) and feeds it datagrams and timeouts, so its deferred stream callbacks run after
+ * each batch.  After API calls made outside a driver callback, call sst_driver_rearm(). */
+struct sst_ctx_config;
+struct sst_ctx;
+SST_API struct sst_driver *sst_driver_new_ctx(struct event_base *base, const struct sst_ctx_config *cfg,
+                                              const struct sst_addr *bind, const struct sst_host_io *user,
+                                              const struct sst_udp_config *udp_cfg);
+/* Frees the context or host (channels die without notice to the peer), the events and the socket. */
 SST_API void sst_driver_free(struct sst_driver *d);
 
 SST_API struct sst_host *sst_driver_host(struct sst_driver *d);
 SST_API struct sst_udp *sst_driver_udp(struct sst_driver *d);
-/* Flushes the send batch and re-arms the timer at sst_host_deadline(). */
+/* The stream-layer context (NULL for a driver made with sst_driver_new). */
+SST_API struct sst_ctx *sst_driver_ctx(struct sst_driver *d);
+/* Flushes the send batch and re-arms the timer at the engine's deadline. */
 SST_API void sst_driver_rearm(struct sst_driver *d);
 /* The bound address with its real port.  0 or SST_ERR_IO. */
 SST_API int sst_driver_local_addr(const struct sst_driver *d, struct sst_addr *out);
