@@ -763,6 +763,115 @@ START_TEST(test_sim_priorities)
 }
 END_TEST
 
+/* Head-of-line independence: timestamped 100-byte messages on one stream while a bulk
+ * transfer on another stream of the same channel suffers losses and retransmissions. */
+struct hol {
+    struct sim *sim;
+    struct node *a;
+    struct sst_stream *msg;
+    unsigned sent, want;
+    /* receiver */
+    uint8_t partial[100];
+    size_t have;
+    sst_time_t lat[1000];
+    unsigned nlat;
+};
+
+static void hol_tick(void *arg, sst_time_t now)
+{
+    struct hol *h = arg;
+    uint8_t m[100];
+    memset(m, 0xab, sizeof m);
+    for (int i = 0; i < 8; i++)
+        m[i] = (uint8_t)(now >> (56 - 8 * i));
+    sst_ctx_set_time(h->a->c, now);
+    ck_assert_int_eq(sst_stream_write(h->msg, m, sizeof m), (sst_ssize_t)sizeof m);
+    sim_node_wake(h->sim, &h->a->addr);
+    if (++h->sent < h->want)
+        ck_assert_int_eq(sim_at(h->sim, now + SST_MS(10), hol_tick, h), 0);
+}
+
+static void hol_on_event(struct ep *e, unsigned ev)
+{
+    struct hol *h = e->user;
+    if (!(ev & SST_EV_READABLE))
+        return;
+    for (;;) {
+        sst_ssize_t n = sst_stream_read(e->s, h->partial + h->have, sizeof h->partial - h->have);
+        if (n <= 0)
+            return;
+        h->have += (size_t)n;
+        if (h->have == sizeof h->partial) {
+            sst_time_t ts = 0;
+            for (int i = 0; i < 8; i++)
+                ts = ts << 8 | h->partial[i];
+            if (h->nlat < SST_ARRAY_LEN(h->lat))
+                h->lat[h->nlat++] = sim_now(h->sim) - ts;
+            h->have = 0;
+        }
+    }
+}
+
+static int cmp_time(const void *x, const void *y)
+{
+    sst_time_t a = *(const sst_time_t *)x, b = *(const sst_time_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+START_TEST(test_sim_head_of_line_independence)
+{
+    struct sim *s = new_sim(19);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(20), .queue_bytes = 60000,
+                                  .loss = 0.03 };
+    struct sim_link_params back = { .rate_bps = 20000000, .delay = SST_MS(20), .queue_bytes = 60000 };
+    struct node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, &back, NULL, NULL), 0);
+    static struct server bulk, msgs;
+    memset(&bulk, 0, sizeof bulk);
+    memset(&msgs, 0, sizeof msgs);
+    static struct hol h;
+    memset(&h, 0, sizeof h);
+    h.sim = s;
+    h.a = &a;
+    h.want = 200;
+    msgs.on_event = hol_on_event;
+    msgs.user = &h;
+    msgs.stall = true;              /* hol_on_event does the reading */
+    bulk.l = sst_listen(b.c, "bulk", server_accept, &bulk);
+    msgs.l = sst_listen(b.c, "msgs", server_accept, &msgs);
+    struct ep eb = { 0 }, em = { 0 };
+    node_enter(&a);
+    eb.s = sst_connect(a.c, &b.addr, "bulk", ep_cb, &eb);
+    em.s = sst_connect(a.c, &b.addr, "msgs", ep_cb, &em);
+    h.msg = em.s;
+    ep_start_tx(&eb, 77, 4000000);
+    node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_connected, &em, SST_SEC(5)), 0);
+    ck_assert_int_eq(sim_at(s, sim_now(s), hol_tick, &h), 0);
+    sim_run_until(s, sim_now(s) + SST_MS(10) * h.want + SST_SEC(2));
+    ck_assert_uint_eq(h.nlat, h.want);
+    struct sst_stream_stats st;
+    sst_stream_get_stats(eb.s, &st);
+    ck_assert_uint_gt(st.bytes_retransmitted, 20000);   /* the bulk stream really had holes */
+    ck_assert(!bulk.eps[0].rx_eof);                      /* and was still running throughout */
+    qsort(h.lat, h.nlat, sizeof h.lat[0], cmp_time);
+    /* One-way delay is 20 ms plus queueing behind the bulk data (at most 60 kB = 24 ms).  Most
+     * messages arrive within that, unaffected by the bulk stream's retransmissions; only
+     * messages behind a loss of their own wait for a retransmission. */
+    sst_time_t median = h.lat[h.nlat / 2];
+    ck_assert_msg(median < SST_MS(45), "median latency %llu ns", (unsigned long long)median);
+    unsigned fast = 0;
+    for (unsigned i = 0; i < h.nlat; i++)
+        fast += h.lat[i] < SST_MS(45);
+    ck_assert_msg(fast >= h.nlat * 7 / 10, "only %u of %u messages were prompt", fast, h.nlat);
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("stream_sim");
@@ -776,6 +885,7 @@ int main(void)
     tcase_add_test(tc, test_sim_datagrams_lossy);
     tcase_add_test(tc, test_sim_substreams);
     tcase_add_test(tc, test_sim_priorities);
+    tcase_add_test(tc, test_sim_head_of_line_independence);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
