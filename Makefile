@@ -35,6 +35,12 @@ TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 EXAMPLE_SRC:= $(wildcard examples/*.c)
 EXAMPLE_BIN:= $(EXAMPLE_SRC:examples/%.c=$(BUILD)/%)
 
+# sstd and sstctl: their mains plus build/libsstd.a made of the other helper/*.c.
+HELPER_MAINS   := helper/sstd.c helper/sstctl.c
+HELPER_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(HELPER_MAINS),$(wildcard helper/*.c)))
+LIBSSTD_A      := $(BUILD)/libsstd.a
+HELPER_BIN     := $(BUILD)/sstd $(BUILD)/sstctl
+
 LIBSST_A   := $(BUILD)/libsst.a
 LIBSST_SO  := $(BUILD)/libsst.so
 LIBSIM_A   := $(BUILD)/libsstsim.a
@@ -50,7 +56,7 @@ LIBSHIM_SO := $(BUILD)/libsstshim.so
 .SECONDARY:
 all: lib tests $(EXAMPLE_BIN)
 lib: $(LIBSST_A) $(LIBSST_SO) $(LIBSHIM_SO)
-tests: $(UNIT_BIN) $(TOOL_BIN)
+tests: $(UNIT_BIN) $(TOOL_BIN) $(HELPER_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -73,6 +79,19 @@ $(BUILD)/tests/test_shim_%: $(BUILD)/obj/tests/unit/test_shim_%.o $(SHIM_PURE_OB
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(SHIM_PURE_OBJ) $(LIBSIM_A) $(LIBSST_A) $(CHECK_LIBS) $(LDLIBS)
+
+$(LIBSSTD_A): $(HELPER_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(HELPER_BIN): $(BUILD)/%: $(BUILD)/obj/helper/%.o $(LIBSSTD_A) $(LIBSST_A)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSSTD_A) $(LIBSST_A) $(LDLIBS)
+
+$(BUILD)/tests/test_helper_%: $(BUILD)/obj/tests/unit/test_helper_%.o $(LIBSSTD_A) $(LIBSIM_A) $(LIBSST_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBSSTD_A) $(LIBSIM_A) $(LIBSST_A) $(CHECK_LIBS) $(LDLIBS)
 
 $(LIBSIM_A): $(SIM_OBJ)
 	@mkdir -p $(dir $@)

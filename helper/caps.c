@@ -1,0 +1,99 @@
+/* The capability cache: which hosts answered SST and which did not, with an expiry, so that only
+ * the first connection to a new host has to race SST against TCP (issue [helper], "auto"). */
+#include "sstd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cap_entry {
+    char host[SST_ADDR_STRLEN];
+    enum sstd_cap cap;
+    char reason[64];
+    sst_time_t expires;
+    UT_hash_handle hh;
+};
+
+struct sstd_caps {
+    struct cap_entry *tab;
+};
+
+struct sstd_caps *sstd_caps_new(void)
+{
+    return calloc(1, sizeof(struct sstd_caps));
+}
+
+void sstd_caps_free(struct sstd_caps *c)
+{
+    struct cap_entry *e, *tmp;
+    if (!c)
+        return;
+    HASH_ITER(hh, c->tab, e, tmp) {
+        HASH_DEL(c->tab, e);
+        free(e);
+    }
+    free(c);
+}
+
+void sstd_caps_set(struct sstd_caps *c, const char *host, enum sstd_cap cap, const char *reason,
+                   sst_time_t now, sst_time_t ttl)
+{
+    struct cap_entry *e;
+    if (strlen(host) >= sizeof e->host)
+        return;
+    HASH_FIND_STR(c->tab, host, e);
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return; /* a cache miss later is harmless */
+        strcpy(e->host, host);
+        HASH_ADD_STR(c->tab, host, e);
+    }
+    e->cap = cap;
+    snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
+    e->expires = now + ttl;
+}
+
+enum sstd_cap sstd_caps_get(struct sstd_caps *c, const char *host, sst_time_t now, sst_time_t *expires,
+                            const char **reason)
+{
+    struct cap_entry *e;
+    HASH_FIND_STR(c->tab, host, e);
+    if (e && now >= e->expires) {
+        HASH_DEL(c->tab, e);
+        free(e);
+        e = NULL;
+    }
+    if (expires)
+        *expires = e ? e->expires : 0;
+    if (reason)
+        *reason = e ? e->reason : "";
+    return e ? e->cap : SSTD_CAP_UNKNOWN;
+}
+
+void sstd_caps_foreach(struct sstd_caps *c, sst_time_t now,
+                       void (*fn)(void *arg, const char *host, enum sstd_cap cap, const char *reason,
+                                  sst_time_t expires),
+                       void *arg)
+{
+    struct cap_entry *e, *tmp;
+    HASH_ITER(hh, c->tab, e, tmp) {
+        if (now >= e->expires) {
+            HASH_DEL(c->tab, e);
+            free(e);
+            continue;
+        }
+        fn(arg, e->host, e->cap, e->reason, e->expires);
+    }
+}
+
+const char *sstd_cap_name(enum sstd_cap cap)
+{
+    switch (cap) {
+    case SSTD_CAP_SST:
+        return "sst";
+    case SSTD_CAP_NO_SST:
+        return "no-sst";
+    default:
+        return "unknown";
+    }
+}

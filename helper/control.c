@@ -1,0 +1,547 @@
+/* The control socket: a Unix stream socket where sstctl and shimmed processes send one request
+ * line at a time and get one JSON line back (docs/helper.md, "Control protocol").  Access is
+ * checked with SO_PEERCRED: the daemon's own uid, root, and --allow-uid. */
+#define _GNU_SOURCE
+#include "sstd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "err.h"
+#include "io/keystore.h"
+
+#define PING_MAX 20
+#define PING_POLL_US 500          /* how often a pending ping checks for its ack */
+#define PING_TIMEOUT_SEC 5
+
+enum client_op { OP_NONE = 0, OP_WARM, OP_PING };
+
+struct sstd_client {
+    struct sstd *d;
+    int fd;
+    uid_t uid;
+    pid_t pid;
+    struct event *rev, *wev;
+    struct evbuffer *in, *out;
+    int passed_fd;                /* received with SCM_RIGHTS, -1 if none */
+    enum client_op op;            /* the request in progress; later lines wait */
+    struct sstd_peer *peer;
+    bool close_after_write;
+    /* PING */
+    struct event *ping_ev;
+    unsigned ping_count, ping_done;
+    sst_time_t ping_sent, ping_deadline;
+    uint64_t ping_rx_before;
+    sst_time_t ping_rtt[PING_MAX];
+    sst_time_t ping_handshake;    /* handshake time if PING had to open the channel, else 0 */
+    struct sstd_client *next;
+};
+
+static void client_process(struct sstd_client *c);
+
+static void client_free(struct sstd_client *c)
+{
+    struct sstd *d = c->d;
+    for (struct sstd_client **pp = &d->clients; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    if (c->peer)
+        sstd_peer_unwait(c->peer, c);
+    if (c->ping_ev)
+        event_free(c->ping_ev);
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
+    if (c->passed_fd >= 0)
+        close(c->passed_fd);
+    close(c->fd);
+    free(c);
+}
+
+/* Writes what the kernel takes now; the rest waits for EV_WRITE. */
+static void client_flush(struct sstd_client *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        if (n <= 0) {
+            client_free(c);
+            return;
+        }
+    }
+    if (c->close_after_write)
+        client_free(c);
+}
+
+void sstd_client_reply(struct sstd_client *c, struct evbuffer *json)
+{
+    evbuffer_add_buffer(c->out, json);
+    evbuffer_add(c->out, "\n", 1);
+    c->op = OP_NONE;
+    c->peer = NULL;
+    /* The next queued request may be answered synchronously; flush once at the end. */
+    client_process(c);
+}
+
+void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        client_free(c);
+        return;
+    }
+    evbuffer_add_printf(b, "{\"ok\":false,\"error\":\"%s\",\"message\":", code);
+    sstd_json_str(b, msg);
+    evbuffer_add(b, "}", 1);
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
+/* Parses HOST ("1.2.3.4", "1.2.3.4:8661", "::1", "[::1]:8661"); the port defaults to ours. */
+static int parse_peer(struct sstd_client *c, const char *text, struct sst_addr *out)
+{
+    uint16_t defport = c->d->opts.port ? c->d->opts.port : SSTD_DEFAULT_PORT;
+    if (!text || sst_addr_parse(out, text, defport) < 0) {
+        sstd_client_reply_error(c, "bad-host", "'%s' is not a numeric IPv4/IPv6 address[:port]", text ? text : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- WARM ------------------------------------------------------------------------------ */
+
+/* ---- PING ------------------------------------------------------------------------------
+ * Each probe is one SST ping (sst_chan_ping, answered by the peer with an immediate ack).  Its RTT
+ * is the time until the channel's received-packet counter advances, polled every 0.5 ms; on an
+ * idle channel the next packet from the peer is that ack.  The reply also carries the channel's
+ * smoothed estimate (srtt), which the same acks update. */
+
+static void ping_send(struct sstd_client *c)
+{
+    struct sst_chan_stats st;
+    sst_time_t now = sstd_now(c->d);
+    sst_chan_get_stats(c->peer->chan, &st);
+    c->ping_rx_before = st.rx_packets;
+    c->ping_sent = now;
+    c->ping_deadline = now + SST_SEC(PING_TIMEOUT_SEC);
+    sst_chan_ping(c->peer->chan, now);
+    sstd_rearm(c->d);
+    struct timeval tv = { 0, PING_POLL_US };
+    evtimer_add(c->ping_ev, &tv);
+}
+
+static void ping_reply(struct sstd_client *c)
+{
+    struct sst_chan_stats st;
+    struct sstd_peer *p = c->peer;
+    sst_time_t min = SST_TIME_NEVER, sum = 0;
+    sst_chan_get_stats(p->chan, &st);
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "{\"ok\":true,\"peer\":");
+    sstd_json_str(b, p->key);
+    if (c->op == OP_WARM) {
+        /* WARM answers once the channel is up and one ping measured its round trip. */
+        evbuffer_add_printf(b, ",\"state\":\"up\",\"rtt_ms\":%.3f,\"srtt_ms\":%.3f,\"handshake_ms\":%.3f,"
+                            "\"warm_s\":%u}",
+                            sstd_ms(c->ping_rtt[0]), sstd_ms(st.srtt), sstd_ms(c->ping_handshake),
+                            c->d->opts.idle_sec);
+        sstd_client_reply(c, b);
+        evbuffer_free(b);
+        return;
+    }
+    evbuffer_add_printf(b, ",\"rtt_ms\":[");
+    for (unsigned i = 0; i < c->ping_done; i++) {
+        evbuffer_add_printf(b, "%s%.3f", i ? "," : "", sstd_ms(c->ping_rtt[i]));
+        min = SST_MIN(min, c->ping_rtt[i]);
+        sum += c->ping_rtt[i];
+    }
+    evbuffer_add_printf(b, "],\"min_ms\":%.3f,\"avg_ms\":%.3f,\"srtt_ms\":%.3f,\"handshake_ms\":%.3f}",
+                        sstd_ms(min), sstd_ms(sum / c->ping_done), sstd_ms(st.srtt), sstd_ms(c->ping_handshake));
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
+static void ping_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct sstd_client *c = arg;
+    struct sstd_peer *p = c->peer;
+    struct sst_chan_stats st;
+    sst_time_t now = sstd_now(c->d);
+    if (!p || !p->chan || p->state != SSTD_PEER_UP) {
+        sstd_client_reply_error(c, "down", "channel to %s went down during ping", p ? p->key : "?");
+        return;
+    }
+    sst_chan_get_stats(p->chan, &st);
+    if (st.rx_packets > c->ping_rx_before) {
+        c->ping_rtt[c->ping_done++] = now - c->ping_sent;
+        if (c->ping_done == c->ping_count) {
+            ping_reply(c);
+            return;
+        }
+        ping_send(c);
+        return;
+    }
+    if (now >= c->ping_deadline) {
+        sstd_client_reply_error(c, "timeout", "no answer from %s within %d s", p->key, PING_TIMEOUT_SEC);
+        return;
+    }
+    struct timeval tv = { 0, PING_POLL_US };
+    evtimer_add(c->ping_ev, &tv);
+}
+
+static void ping_up(void *arg, struct sstd_peer *p, int err)
+{
+    struct sstd_client *c = arg;
+    if (err) {
+        sstd_client_reply_error(c, err == SST_ERR_TIMEOUT ? "timeout" : "failed", "%s: %s", p->key,
+                                sst_strerror(err));
+        return;
+    }
+    if (c->ping_handshake == SST_TIME_NEVER)
+        c->ping_handshake = p->last_handshake_ns;
+    else
+        c->ping_handshake = 0;
+    ping_send(c);
+}
+
+/* WARM HOST opens (or reuses) the channel, keeps it warm for --idle seconds, and answers after
+ * one ping, so the reply and a STATUS right after it carry a measured RTT. */
+static void do_ping(struct sstd_client *c, const char *host, const char *count, enum client_op op)
+{
+    struct sst_addr a;
+    if (parse_peer(c, host, &a) < 0)
+        return;
+    c->ping_count = 3;
+    if (count) {
+        char *end;
+        long n = strtol(count, &end, 10);
+        if (*end || n < 1 || n > PING_MAX) {
+            sstd_client_reply_error(c, "bad-count", "count must be 1..%d", PING_MAX);
+            return;
+        }
+        c->ping_count = (unsigned)n;
+    }
+    struct sstd_peer *p = sstd_peer_get(c->d, &a);
+    if (!p || (!c->ping_ev && !(c->ping_ev = evtimer_new(c->d->base, ping_poll, c)))) {
+        sstd_client_reply_error(c, "nomem", "out of memory");
+        return;
+    }
+    c->op = op;
+    c->peer = p;
+    c->ping_done = 0;
+    c->ping_handshake = p->state == SSTD_PEER_UP ? 0 : SST_TIME_NEVER;
+    /* A ping is a use: it keeps (or makes) the channel warm for the idle period. */
+    sstd_peer_want(p, sstd_now(c->d) + SST_SEC(c->d->opts.idle_sec));
+    if (sstd_peer_wait(p, ping_up, c) < 0)
+        sstd_client_reply_error(c, "nomem", "out of memory");
+}
+
+/* ---- CAPS, FORGET ------------------------------------------------------------------------ */
+
+static void do_caps(struct sstd_client *c, const char *host)
+{
+    struct sst_addr a;
+    char name[SST_ADDR_STRLEN];
+    sst_time_t expires, now = sstd_now(c->d);
+    const char *reason;
+    if (parse_peer(c, host, &a) < 0)
+        return;
+    sst_addr_str(&a, name, sizeof name);
+    enum sstd_cap cap = sstd_caps_get(c->d->caps, name, now, &expires, &reason);
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "{\"ok\":true,\"host\":");
+    sstd_json_str(b, name);
+    evbuffer_add_printf(b, ",\"sst\":\"%s\",\"reason\":", sstd_cap_name(cap));
+    sstd_json_str(b, reason);
+    evbuffer_add_printf(b, ",\"expires_in_s\":%.3f}", cap ? (double)(expires - now) / 1e9 : 0.0);
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
+static void do_forget(struct sstd_client *c, const char *host)
+{
+    char err[SST_KEYSTORE_ERRLEN];
+    if (!host || !*host) {
+        sstd_client_reply_error(c, "bad-host", "FORGET needs a host name or address");
+        return;
+    }
+    int n = sst_keystore_forget(c->d->ks, host, err, sizeof err);
+    if (n < 0) {
+        sstd_client_reply_error(c, "keystore", "%s", err);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "{\"ok\":true,\"host\":");
+    sstd_json_str(b, host);
+    evbuffer_add_printf(b, ",\"removed\":%d}", n);
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static void dispatch(struct sstd_client *c, char *line)
+{
+    char *save = NULL;
+    char *cmd = strtok_r(line, " \t\r", &save);
+    char *a1 = strtok_r(NULL, " \t\r", &save);
+    char *a2 = strtok_r(NULL, " \t\r", &save);
+    if (!cmd) {
+        sstd_client_reply_error(c, "empty", "empty request");
+    } else if (strcmp(cmd, "STATUS") == 0) {
+        struct evbuffer *b = evbuffer_new();
+        if (!b)
+            return;
+        sstd_status_json(c->d, b);
+        sstd_client_reply(c, b);
+        evbuffer_free(b);
+    } else if (strcmp(cmd, "WARM") == 0) {
+        do_ping(c, a1, "1", OP_WARM);
+    } else if (strcmp(cmd, "PING") == 0) {
+        do_ping(c, a1, a2, OP_PING);
+    } else if (strcmp(cmd, "CAPS") == 0) {
+        do_caps(c, a1);
+    } else if (strcmp(cmd, "FORGET") == 0) {
+        do_forget(c, a1);
+    } else {
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET)", cmd);
+    }
+}
+
+/* Handles queued request lines one at a time: a request that waits (WARM, PING) holds the rest. */
+static void client_process(struct sstd_client *c)
+{
+    while (c->op == OP_NONE) {
+        size_t len;
+        char *line = evbuffer_readln(c->in, &len, EVBUFFER_EOL_LF);
+        if (!line) {
+            if (evbuffer_get_length(c->in) > SSTD_LINE_MAX) {
+                evbuffer_drain(c->in, evbuffer_get_length(c->in));
+                c->close_after_write = true;
+                evbuffer_add_printf(c->out, "{\"ok\":false,\"error\":\"too-long\",\"message\":\"request line over %d bytes\"}\n",
+                                    SSTD_LINE_MAX);
+            }
+            break;
+        }
+        if (len > SSTD_LINE_MAX) {
+            free(line);
+            sstd_client_reply_error(c, "too-long", "request line over %d bytes", SSTD_LINE_MAX);
+            continue;
+        }
+        dispatch(c, line);
+        free(line);
+    }
+    event_add(c->wev, NULL); /* flush from the loop: no re-entrant free while replying */
+}
+
+static void client_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    client_flush(arg);
+}
+
+static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sstd_client *c = arg;
+    char buf[4096];
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int) * 4)];
+    } cm;
+    struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm };
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    /* Any descriptors passed along (the hand-off's socketpair end) are kept for the request. */
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfd; i++) {
+            int pfd;
+            memcpy(&pfd, CMSG_DATA(h) + i * sizeof(int), sizeof pfd);
+            if (c->passed_fd < 0)
+                c->passed_fd = pfd;
+            else
+                close(pfd); /* one descriptor per request */
+        }
+    }
+    if (n <= 0) {
+        client_free(c);
+        return;
+    }
+    evbuffer_add(c->in, buf, (size_t)n);
+    client_process(c);
+}
+
+static bool uid_allowed(const struct sstd *d, uid_t uid)
+{
+    if (uid == 0 || uid == geteuid())
+        return true;
+    for (unsigned i = 0; i < d->opts.nallow; i++)
+        if (d->opts.allow_uid[i] == uid)
+            return true;
+    return false;
+}
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct sstd *d = arg;
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+        close(fd);
+        return;
+    }
+    struct sstd_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->d = d;
+    c->fd = fd;
+    c->uid = cred.uid;
+    c->pid = cred.pid;
+    c->passed_fd = -1;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(d->base, fd, EV_READ | EV_PERSIST, client_read_cb, c);
+    c->wev = event_new(d->base, fd, EV_WRITE, client_write_cb, c);
+    c->next = d->clients;
+    d->clients = c;
+    if (!c->in || !c->out || !c->rev || !c->wev) {
+        client_free(c);
+        return;
+    }
+    if (!uid_allowed(d, cred.uid)) {
+        SSTD_WARN("control client pid %d uid %u refused: not the daemon's uid, root or --allow-uid",
+                  (int)cred.pid, (unsigned)cred.uid);
+        evbuffer_add_printf(c->out,
+                            "{\"ok\":false,\"error\":\"permission\",\"message\":\"uid %u may not use this "
+                            "sstd (runs as uid %u; see --allow-uid)\"}\n",
+                            (unsigned)cred.uid, (unsigned)geteuid());
+        c->close_after_write = true;
+        event_add(c->wev, NULL);
+        return;
+    }
+    SSTD_DEBUG("control client pid %d uid %u", (int)cred.pid, (unsigned)cred.uid);
+    event_add(c->rev, NULL);
+}
+
+/* A socket file already there: another daemon if something answers, else a stale leftover. */
+static int claim_path(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+    int e = errno;
+    close(fd);
+    if (rc == 0) {
+        snprintf(err, errlen, "another sstd is already listening on %s", path);
+        return -1;
+    }
+    if (e == ECONNREFUSED)
+        unlink(path);
+    return 0;
+}
+
+int sstd_control_open(struct sstd *d)
+{
+    char err[512];
+    const char *path = d->opts.socket_path;
+    bool shared = d->opts.nallow > 0;
+    if (sstd_prepare_socket_dir(path, shared || geteuid() == 0, err, sizeof err) < 0 ||
+        claim_path(path, err, sizeof err) < 0) {
+        SSTD_ERROR("%s", err);
+        return -1;
+    }
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sun.sun_path) {
+        SSTD_ERROR("socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        SSTD_ERROR("socket: %s", strerror(errno));
+        return -1;
+    }
+    /* Create it private, then open it up as far as policy says: never a window where it is wider. */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (rc < 0) {
+        SSTD_ERROR("cannot bind %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* 0600: only the owner (root bypasses).  With --allow-uid other users must be able to
+     * connect at all, so 0666 and SO_PEERCRED is the gate; root's socket is 0660 (group). */
+    mode_t mode = shared ? 0666 : geteuid() == 0 ? 0660 : 0600;
+    if (chmod(path, mode) < 0 || listen(fd, 128) < 0) {
+        SSTD_ERROR("cannot set up %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    d->listen_fd = fd;
+    d->listen_ev = event_new(d->base, fd, EV_READ | EV_PERSIST, accept_cb, d);
+    if (!d->listen_ev || event_add(d->listen_ev, NULL) < 0) {
+        SSTD_ERROR("event_new failed");
+        return -1;
+    }
+    SSTD_INFO("control socket %s (mode %03o)", path, (unsigned)mode);
+    return 0;
+}
+
+void sstd_control_close(struct sstd *d)
+{
+    while (d->clients)
+        client_free(d->clients);
+    if (d->listen_ev) {
+        event_free(d->listen_ev);
+        d->listen_ev = NULL;
+    }
+    if (d->listen_fd >= 0) {
+        close(d->listen_fd);
+        d->listen_fd = -1;
+        unlink(d->opts.socket_path);
+    }
+}

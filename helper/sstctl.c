@@ -1,0 +1,224 @@
+/* sstctl: asks a running sstd over its control socket (status, ping, warm, caps, forget) and
+ * prints the answer for humans, or the raw JSON line with --json. */
+#define _GNU_SOURCE
+#include "sstd.h"
+#include "jsonv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static const char *socket_path;
+
+static void usage(FILE *f)
+{
+    fputs("usage: sstctl [--socket PATH] COMMAND\n"
+          "  status [--json]     channels, their statistics, and the capability cache\n"
+          "  ping HOST [COUNT]   round-trip time over SST (opens the channel if needed)\n"
+          "  warm HOST           open a channel now and keep it warm for the idle period\n"
+          "  caps HOST           what the capability cache knows about HOST\n"
+          "  forget HOST         remove HOST's pinned key from known_hosts\n"
+          "HOST is a numeric address, optionally with :port (default: the daemon's UDP port).\n"
+          "Add --json to any command for the daemon's JSON reply.\n",
+          f);
+}
+
+/* Sends one request line and returns the reply line (malloc'ed) or exits with a clear error. */
+static char *request(const char *line)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(socket_path) >= sizeof sun.sun_path) {
+        fprintf(stderr, "sstctl: socket path too long: %s\n", socket_path);
+        exit(2);
+    }
+    strcpy(sun.sun_path, socket_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        fprintf(stderr, "sstctl: cannot reach sstd at %s: %s\n"
+                        "sstctl: is sstd running? start it with `sstd` (or pass --socket PATH)\n",
+                socket_path, strerror(errno));
+        exit(3);
+    }
+    size_t len = strlen(line);
+    if (write(fd, line, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
+        fprintf(stderr, "sstctl: writing to %s: %s\n", socket_path, strerror(errno));
+        exit(3);
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fprintf(stderr, "sstctl: out of memory\n");
+            exit(1);
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (memchr(buf + n - (size_t)r, '\n', (size_t)r))
+            break;
+        if (cap - n < 1024)
+            buf = realloc(buf, cap *= 2);
+    }
+    close(fd);
+    if (n == 0 || !memchr(buf, '\n', n)) {
+        fprintf(stderr, "sstctl: sstd at %s closed the connection without a reply\n", socket_path);
+        exit(3);
+    }
+    buf[n] = '\0';
+    *strchr(buf, '\n') = '\0';
+    return buf;
+}
+
+static void print_status(const struct jv *r)
+{
+    printf("sstd pid %.0f, UDP port %.0f, up %.0f s, idle period %.0f s\n", jv_num(r, "pid", 0),
+           jv_num(r, "port", 0), jv_num(r, "uptime_s", 0), jv_num(r, "idle_s", 0));
+    const struct jv *h = jv_get(r, "host");
+    printf("host: %.0f channel(s), handshakes %.0f initiated / %.0f completed / %.0f failed\n",
+           jv_num(h, "channels", 0), jv_num(h, "handshakes_initiated", 0), jv_num(h, "handshakes_completed", 0),
+           jv_num(h, "handshakes_failed", 0));
+    const struct jv *chans = jv_get(r, "channels");
+    printf("channels:\n");
+    if (!chans || !chans->child)
+        printf("  (none)\n");
+    for (const struct jv *c = chans ? chans->child : NULL; c; c = c->next) {
+        printf("  %-24s %-11s %s %s rtt %.1f ms (min %.1f) cwnd %.0f loss %.2f%% tx %.0f B rx %.0f B"
+               " age %.0f s streams %.0f%s\n",
+               jv_str(c, "peer", "?"), jv_str(c, "state", "?"), jv_str(c, "security", "?"),
+               jv_bool(c, "initiator") ? "out" : "in", jv_num(c, "rtt_ms", -1), jv_num(c, "min_rtt_ms", -1),
+               jv_num(c, "cwnd", 0), 100.0 * jv_num(c, "loss", 0), jv_num(c, "tx_bytes", 0),
+               jv_num(c, "rx_bytes", 0), jv_num(c, "age_s", 0), jv_num(c, "streams", 0),
+               jv_bool(c, "warm") ? " warm" : "");
+    }
+    const struct jv *caps = jv_get(r, "caps");
+    printf("capability cache:\n");
+    if (!caps || !caps->child)
+        printf("  (empty)\n");
+    for (const struct jv *c = caps ? caps->child : NULL; c; c = c->next)
+        printf("  %-24s %-8s expires in %.0f s (%s)\n", jv_str(c, "host", "?"), jv_str(c, "sst", "?"),
+               jv_num(c, "expires_in_s", 0), jv_str(c, "reason", ""));
+}
+
+static void print_reply(const char *cmd, const struct jv *r)
+{
+    if (strcmp(cmd, "status") == 0) {
+        print_status(r);
+    } else if (strcmp(cmd, "ping") == 0) {
+        printf("%s: rtt", jv_str(r, "peer", "?"));
+        const struct jv *a = jv_get(r, "rtt_ms");
+        for (const struct jv *v = a ? a->child : NULL; v; v = v->next)
+            printf(" %.3f", v->num);
+        printf(" ms; min %.3f avg %.3f srtt %.3f ms", jv_num(r, "min_ms", 0), jv_num(r, "avg_ms", 0),
+               jv_num(r, "srtt_ms", 0));
+        if (jv_num(r, "handshake_ms", -1) > 0)
+            printf(" (channel opened, handshake %.3f ms)", jv_num(r, "handshake_ms", 0));
+        printf("\n");
+    } else if (strcmp(cmd, "warm") == 0) {
+        printf("%s: channel up, rtt %.3f ms, kept warm for %.0f s\n", jv_str(r, "peer", "?"),
+               jv_num(r, "rtt_ms", 0), jv_num(r, "warm_s", 0));
+    } else if (strcmp(cmd, "caps") == 0) {
+        printf("%s: %s", jv_str(r, "host", "?"), jv_str(r, "sst", "?"));
+        if (strcmp(jv_str(r, "sst", ""), "unknown") != 0)
+            printf(" (%s; expires in %.0f s)", jv_str(r, "reason", ""), jv_num(r, "expires_in_s", 0));
+        printf("\n");
+    } else if (strcmp(cmd, "forget") == 0) {
+        printf("%s: removed %.0f pin(s)\n", jv_str(r, "host", "?"), jv_num(r, "removed", 0));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static char default_path[SSTD_PATH_MAX];
+    bool json = false;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            socket_path = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "sstctl: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[i++];
+    const char *args[2] = { NULL, NULL };
+    unsigned nargs = 0;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (nargs < 2)
+            args[nargs++] = argv[i];
+        else {
+            fprintf(stderr, "sstctl: too many arguments\n");
+            return 2;
+        }
+    }
+    static const struct { const char *name, *req; unsigned min, max; } cmds[] = {
+        { "status", "STATUS", 0, 0 }, { "ping", "PING", 1, 2 }, { "warm", "WARM", 1, 1 },
+        { "caps", "CAPS", 1, 1 },     { "forget", "FORGET", 1, 1 },
+    };
+    size_t k = 0;
+    while (k < SST_ARRAY_LEN(cmds) && strcmp(cmds[k].name, cmd) != 0)
+        k++;
+    if (k == SST_ARRAY_LEN(cmds)) {
+        fprintf(stderr, "sstctl: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (nargs < cmds[k].min || nargs > cmds[k].max) {
+        fprintf(stderr, "sstctl: %s takes %u..%u argument(s)\n", cmd, cmds[k].min, cmds[k].max);
+        return 2;
+    }
+    for (unsigned a = 0; a < nargs; a++) {
+        if (strpbrk(args[a], " \t\r\n")) {
+            fprintf(stderr, "sstctl: argument '%s' contains whitespace\n", args[a]);
+            return 2;
+        }
+    }
+    if (!socket_path) {
+        if (sstd_default_socket_path(default_path, sizeof default_path, geteuid(), getenv("XDG_RUNTIME_DIR")) < 0) {
+            fprintf(stderr, "sstctl: default socket path too long; use --socket\n");
+            return 2;
+        }
+        socket_path = default_path;
+    }
+    char line[SSTD_LINE_MAX];
+    snprintf(line, sizeof line, "%s%s%s%s%s", cmds[k].req, nargs > 0 ? " " : "", nargs > 0 ? args[0] : "",
+             nargs > 1 ? " " : "", nargs > 1 ? args[1] : "");
+    char *reply = request(line);
+    struct jv *r = jv_parse(reply, strlen(reply));
+    if (!r) {
+        fprintf(stderr, "sstctl: malformed reply from sstd: %s\n", reply);
+        free(reply);
+        return 1;
+    }
+    int rc = 0;
+    if (!jv_bool(r, "ok")) {
+        fprintf(stderr, "sstctl: %s: %s\n", jv_str(r, "error", "error"), jv_str(r, "message", ""));
+        rc = 1;
+        if (json)
+            printf("%s\n", reply);
+    } else if (json) {
+        printf("%s\n", reply);
+    } else {
+        print_reply(cmd, r);
+    }
+    jv_free(r);
+    free(reply);
+    return rc;
+}

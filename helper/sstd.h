@@ -1,0 +1,189 @@
+/* sstd internals: the daemon state every helper/ file shares (options, peers, control clients). */
+#ifndef SSTD_H
+#define SSTD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <uthash.h>
+
+#include "types.h"
+#include "host.h"
+#include "channel.h"
+
+#define SSTD_DEFAULT_PORT 8661
+#define SSTD_MAX_FORWARD 64
+#define SSTD_MAX_ALLOW 32
+#define SSTD_PATH_MAX 108           /* sun_path */
+#define SSTD_LINE_MAX 1024          /* longest control request line */
+#define SSTD_KEEPALIVE_SEC 5        /* ping interval of a warm channel (well under idle_timeout) */
+#define SSTD_RETRY_MIN_MS 500       /* first re-establishment delay after a failure */
+#define SSTD_RETRY_MAX_MS 30000
+#define SSTD_CAPS_YES_SEC 3600      /* how long "answered SST" is believed */
+#define SSTD_CAPS_NO_SEC 600        /* how long "no SST there" is believed */
+
+enum sstd_loglevel { SSTD_LOG_ERROR = 0, SSTD_LOG_WARN, SSTD_LOG_INFO, SSTD_LOG_DEBUG };
+
+struct sstd_opts {
+    char socket_path[SSTD_PATH_MAX];
+    char pid_file[PATH_MAX];
+    char keydir[PATH_MAX];          /* "" = keystore default */
+    char log_file[PATH_MAX];        /* "" = stderr (or syslog once daemonized) */
+    char bind[80];                  /* UDP bind address text, "" = "::" */
+    uint16_t port;                  /* UDP port, default 8661 */
+    uint16_t forward[SSTD_MAX_FORWARD];
+    unsigned nforward;
+    bool proxy_protocol;
+    bool foreground;
+    enum sstd_loglevel log_level;
+    unsigned idle_sec;              /* warm channels stay up this long after their last use */
+    uid_t allow_uid[SSTD_MAX_ALLOW];
+    unsigned nallow;
+};
+
+/* options.c: fills o from argv (defaults first).  0, or -1 with a message in err; 1 for --help. */
+int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, size_t errlen);
+void sstd_options_usage(FILE *f);
+/* The default control socket path: $XDG_RUNTIME_DIR/sst/sstd.sock, /run/sst/sstd.sock for root. */
+int sstd_default_socket_path(char *buf, size_t len, uid_t uid, const char *xdg_runtime_dir);
+bool sstd_forwarded(const struct sstd_opts *o, uint16_t port);
+
+/* log.c */
+void sstd_log_setup(enum sstd_loglevel level, int fd, bool use_syslog);
+int sstd_log_level_parse(const char *s);
+void sstd_log(enum sstd_loglevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define SSTD_ERROR(...) sstd_log(SSTD_LOG_ERROR, __VA_ARGS__)
+#define SSTD_WARN(...) sstd_log(SSTD_LOG_WARN, __VA_ARGS__)
+#define SSTD_INFO(...) sstd_log(SSTD_LOG_INFO, __VA_ARGS__)
+#define SSTD_DEBUG(...) sstd_log(SSTD_LOG_DEBUG, __VA_ARGS__)
+
+/* caps.c: the capability cache, keyed by the peer's SST address text ("ip:port").  Pure: time is passed in. */
+enum sstd_cap { SSTD_CAP_UNKNOWN = 0, SSTD_CAP_SST, SSTD_CAP_NO_SST };
+struct sstd_caps;
+struct sstd_caps *sstd_caps_new(void);
+void sstd_caps_free(struct sstd_caps *c);
+void sstd_caps_set(struct sstd_caps *c, const char *host, enum sstd_cap cap, const char *reason,
+                   sst_time_t now, sst_time_t ttl);
+/* The cached answer (UNKNOWN when absent or expired; expired entries are dropped). */
+enum sstd_cap sstd_caps_get(struct sstd_caps *c, const char *host, sst_time_t now, sst_time_t *expires,
+                            const char **reason);
+/* Calls fn for every live entry. */
+void sstd_caps_foreach(struct sstd_caps *c, sst_time_t now,
+                       void (*fn)(void *arg, const char *host, enum sstd_cap cap, const char *reason,
+                                  sst_time_t expires),
+                       void *arg);
+const char *sstd_cap_name(enum sstd_cap cap);
+
+/* json.c: appends a JSON string literal (quoted, escaped) to an evbuffer. */
+struct evbuffer;
+void sstd_json_str(struct evbuffer *out, const char *s);
+/* Formats a time span in milliseconds with 3 decimals. */
+double sstd_ms(sst_time_t t);
+
+/* The host text of an address without port (keystore / caps key). */
+void sstd_addr_host(const struct sst_addr *a, char *buf, size_t len);
+
+/* ---- the running daemon ---------------------------------------------------------------- */
+
+struct event;
+struct event_base;
+struct sst_driver;
+struct sst_keystore;
+struct sstd_client;
+struct sstd_peer;
+struct sstd;
+
+enum sstd_peer_state { SSTD_PEER_IDLE = 0, SSTD_PEER_CONNECTING, SSTD_PEER_UP };
+
+/* Told once when a peer's channel comes up (err 0) or the attempt fails (err < 0). */
+typedef void (*sstd_wait_fn)(void *arg, struct sstd_peer *p, int err);
+
+struct sstd_waiter {
+    sstd_wait_fn fn;
+    void *arg;
+    struct sstd_waiter *next;
+};
+
+/* One remote SST host (UDP address): at most one channel, shared by every user (paper §4.1). */
+struct sstd_peer {
+    char key[SST_ADDR_STRLEN];      /* "addr:port": hash key */
+    struct sst_addr addr;
+    struct sstd *d;
+    struct sst_chan *chan;          /* NULL while idle */
+    enum sstd_peer_state state;
+    bool initiator;                 /* we opened the current channel */
+    sst_time_t want_until;          /* warm: keep up and re-establish until then (0: not warm) */
+    sst_time_t connect_started, up_at;
+    sst_time_t last_handshake_ns;   /* duration of the last handshake we initiated */
+    unsigned streams;               /* hand-off / gateway streams on the channel now */
+    unsigned retry_ms;              /* next re-establishment backoff */
+    uint64_t handshakes;            /* channels we initiated to this peer */
+    uint64_t failures;
+    int last_err;
+    struct event *keepalive_ev;     /* pings while warm */
+    struct event *retry_ev;         /* re-establishment after failure */
+    struct sstd_waiter *waiters;
+    UT_hash_handle hh;
+};
+
+struct sstd {
+    struct sstd_opts opts;
+    struct event_base *base;
+    struct sst_driver *drv;
+    struct sst_keystore *ks;
+    struct sstd_caps *caps;
+    struct sstd_peer *peers;        /* peers.c: uthash by key */
+    struct sstd_client *clients;    /* control.c */
+    int listen_fd;
+    struct event *listen_ev;
+    struct event *sig_term, *sig_int, *stop_timer;
+    bool stopping;
+    int exit_code;
+    sst_time_t started;
+    uint16_t port;                  /* the UDP port actually bound */
+};
+
+/* engine: the driver's clock, the host, and "flush and re-arm" after poking the engine. */
+sst_time_t sstd_now(struct sstd *d);
+struct sst_host *sstd_host(struct sstd *d);
+struct sst_ctx;
+struct sst_ctx *sstd_ctx(struct sstd *d);
+void sstd_rearm(struct sstd *d);
+
+/* peers.c */
+int sstd_peers_init(struct sstd *d);
+void sstd_peers_free(struct sstd *d);
+struct sstd_peer *sstd_peer_find(struct sstd *d, const struct sst_addr *a);
+struct sstd_peer *sstd_peer_get(struct sstd *d, const struct sst_addr *a);
+/* Keeps p's channel up (opening it now if needed) until `until`; extends, never shortens. */
+void sstd_peer_want(struct sstd_peer *p, sst_time_t until);
+/* Opens the channel if idle and registers fn for UP/failure (called at once if already up). */
+int sstd_peer_wait(struct sstd_peer *p, sstd_wait_fn fn, void *arg);
+void sstd_peer_unwait(struct sstd_peer *p, void *arg);
+void sstd_peers_chan_event(struct sstd *d, struct sst_chan *ch, enum sst_chan_event ev, int err);
+/* Closes every channel gracefully; returns how many are still open. */
+unsigned sstd_peers_close_all(struct sstd *d);
+unsigned sstd_peers_open(struct sstd *d);
+void sstd_peers_foreach(struct sstd *d, void (*fn)(void *arg, struct sstd_peer *p), void *arg);
+
+/* status.c: the STATUS reply (one JSON object, no newline). */
+void sstd_status_json(struct sstd *d, struct evbuffer *out);
+
+/* control.c */
+int sstd_control_open(struct sstd *d);
+void sstd_control_close(struct sstd *d);
+/* Appends a reply line to a client's output (text must be one JSON object without newline). */
+void sstd_client_reply(struct sstd_client *c, struct evbuffer *json);
+void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* daemon.c */
+int sstd_prepare_socket_dir(const char *socket_path, bool shared, char *err, size_t errlen);
+int sstd_daemonize(int *ready_fd, char *err, size_t errlen);
+void sstd_daemon_ready(int ready_fd, int status);
+int sstd_pidfile_write(const char *path, char *err, size_t errlen);
+
+#endif
