@@ -997,6 +997,15 @@ static bool on_reset(struct conn *cn, const struct sst_spkt *p)
     cn->ctx->stats.resets_received++;
     s->rst_pending = false;
     s->rst_done = true;
+    /* A stateless Reset for a stream the peer knew, after its Close reached us and ours was
+     * sent: the peer finished and garbage-collected the stream before our last packets were
+     * acknowledged (paper §4.3.8).  Not an error: it had everything it wanted. */
+    if ((p->flags & SST_RSTF_ORIENT) && s->peer_knows && sst_rx_complete(&s->rx) && s->tx.fin &&
+        s->err == 0) {
+        detach(s);
+        maybe_free(s);
+        return true;
+    }
     /* A refusal reply may still sit in the buffer: read it so the right error is reported. */
     if (s->svc == SVC_WAIT_REPLY)
         svc_pump(s);

@@ -96,12 +96,13 @@ START_TEST(test_fc_sender_never_overruns_receiver)
             }
             break;
         }
-        case 1:                                   /* receiver buffers, acks and updates */
-            sst_fc_rx_charge(&r, unacked);
+        case 1:                                   /* receiver buffers and acks; the ack */
+            sst_fc_rx_charge(&r, unacked);        /* reaches the sender before the update */
             ck_assert_uint_le(r.held, r.limit);
-            sst_fc_tx_on_window(&f, seq++, sst_fc_rx_window(&r));
-            sst_fc_tx_release(&f, unacked);
+            sst_fc_tx_acked(&f, unacked);
             unacked = 0;
+            if (random() % 2)
+                sst_fc_tx_on_window(&f, seq++, sst_fc_rx_window(&r));
             break;
         default: {                                /* application reads some */
             uint64_t n = (uint64_t)random() % (r.held + 1);
@@ -114,6 +115,38 @@ START_TEST(test_fc_sender_never_overruns_receiver)
 }
 END_TEST
 
+START_TEST(test_fc_ack_before_window_update)
+{
+    /* Channel acks can arrive before the window update that reports the receiver's smaller
+     * window: acknowledged bytes keep counting until the next update (stream_fc.h). */
+    struct sst_fc_tx f;
+    sst_fc_tx_init(&f, 0);
+    sst_fc_tx_on_window(&f, 1, 12);              /* 4095 */
+    sst_fc_tx_charge(&f, 4000);
+    sst_fc_tx_acked(&f, 4000);                   /* received, but the reader is asleep */
+    ck_assert_uint_eq(f.inflight, 0);
+    ck_assert(!sst_fc_tx_allows(&f, 96));        /* would overrun a receiver holding 4000 */
+    ck_assert(sst_fc_tx_allows(&f, 95));
+    sst_fc_tx_on_window(&f, 2, 6);               /* the update: 63 bytes of room */
+    ck_assert(sst_fc_tx_allows(&f, 63));
+    ck_assert(!sst_fc_tx_allows(&f, 64));
+    /* A lost segment simply stops counting. */
+    sst_fc_tx_charge(&f, 60);
+    sst_fc_tx_release(&f, 60);
+    ck_assert(sst_fc_tx_allows(&f, 63));
+    /* The receiver asks for an update once a quarter of its buffer was read. */
+    struct sst_fc_rx r;
+    sst_fc_rx_init(&r, 1000);
+    sst_fc_rx_charge(&r, 600);
+    sst_fc_rx_release(&r, 249);
+    ck_assert(!sst_fc_rx_update_due(&r));
+    sst_fc_rx_release(&r, 1);
+    ck_assert(sst_fc_rx_update_due(&r));
+    sst_fc_rx_advertised(&r);
+    ck_assert(!sst_fc_rx_update_due(&r));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stream_fc");
@@ -123,6 +156,7 @@ int main(void)
     tcase_add_test(tc, test_fc_tx_credit);
     tcase_add_test(tc, test_fc_rx_deduct_and_cancel);
     tcase_add_test(tc, test_fc_sender_never_overruns_receiver);
+    tcase_add_test(tc, test_fc_ack_before_window_update);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

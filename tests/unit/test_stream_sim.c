@@ -385,6 +385,23 @@ START_TEST(test_sim_many_streams_hostile_link)
         ck_assert(sv.eps[i].rx_eof);
         ck_assert_uint_eq(sv.eps[i].rx_done, sv.eps[i].rx_len);
     }
+    /* Once both applications close, every stream's state is garbage-collected on both hosts
+     * (paper §4.3.9), and no stream reported an error while finishing. */
+    node_enter(&a);
+    for (unsigned i = 0; i < N; i++)
+        sst_stream_close(e[i].s);
+    node_leave(&a);
+    node_enter(&b);
+    for (unsigned i = 0; i < N; i++)
+        sst_stream_close(sv.eps[i].s);
+    node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_SEC(5));
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    ck_assert_uint_eq(st.streams_freed, N);
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
     node_free(&a);
     node_free(&b);
     sim_free(s);
