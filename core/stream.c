@@ -34,6 +34,10 @@ enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
 #define DG_PARTIALS 8
 #define DG_MAX_FRAGS 32
 #define DG_FRAG_MAX 1500
+/* Multi-fragment datagrams go on a substream when the expected number of lost fragments
+ * (fragments x channel loss rate, measured over at least this many packets) exceeds this. */
+#define DGRAM_LOSS_BUDGET 0.1
+#define DGRAM_LOSS_MIN_SAMPLE 100
 
 struct conn;
 struct dgram_out;
@@ -1730,9 +1734,18 @@ SST_API int sst_stream_send_datagram(struct sst_stream *s, const void *buf, size
     struct conn *cn = s->conn;
     size_t frag = (cn->up ? sst_chan_max_payload(cn->ch) : 1200) - SST_DGRAM_HDR_LEN;
     size_t cnt = len == 0 ? 1 : (len + frag - 1) / frag;
-    /* Small datagrams to a stream the peer knows go statelessly; large ones would likely lose a
-     * fragment, so they take a reliable ephemeral substream instead (paper §2.2). */
-    if (cnt <= c->cfg.dgram_max_frags && s->peer_knows) {
+    /* Small datagrams to a stream the peer knows go statelessly; one likely to lose a fragment
+     * (given the channel's loss rate so far) takes a reliable ephemeral substream instead
+     * (paper §2.2).  "Likely": expected lost fragments above DGRAM_LOSS_BUDGET. */
+    double loss = 0;
+    if (cn->up) {
+        struct sst_chan_stats cs;
+        sst_chan_get_stats(cn->ch, &cs);
+        if (cs.tx_packets >= DGRAM_LOSS_MIN_SAMPLE)
+            loss = (double)cs.lost_packets / (double)cs.tx_packets;
+    }
+    bool fragile = cnt > 1 && (double)cnt * loss > DGRAM_LOSS_BUDGET;
+    if (cnt <= c->cfg.dgram_max_frags && s->peer_knows && !fragile) {
         if (s->dg_bytes + len > c->cfg.tx_buffer)
             return SST_ERR_AGAIN;
         struct dgram_out *d = malloc(sizeof *d + len);
