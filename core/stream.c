@@ -715,8 +715,9 @@ static size_t up_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
     DL_FOREACH_SAFE2(cn->ready, s, tmp, rd_next) {
         if (!can_emit(s, cap, &seg, &has_seg)) {
             /* Nothing to send for now: leave the list until new work or credit arrives. */
-            if (!(s->rst_pending || s->dgq != NULL || s->need_reply || s->need_wupdate ||
-                  sst_tx_pending(&s->tx)) || s->conn == NULL)
+            bool work = s->rst_pending || (s->err == 0 && (s->dgq != NULL || s->need_reply ||
+                                                           s->need_wupdate || sst_tx_pending(&s->tx)));
+            if (!work)
                 unready(s);
             continue;
         }
