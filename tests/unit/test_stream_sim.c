@@ -1040,6 +1040,117 @@ START_TEST(test_sim_backlog_and_pending_bounds)
 }
 END_TEST
 
+/* Transaction server: each accepted stream gets a heap ep, freed when done. */
+static unsigned txn_served, txn_bad;
+
+static void txn_srv_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct ep *e = arg;
+    ep_cb(s, ev, arg);
+    if (e->errored || (e->rx_eof && e->tx_len > 0 && e->tx_done == e->tx_len)) {
+        txn_served++;
+        txn_bad += e->bad || e->errored;
+        sst_stream_close(s);
+        free(e);
+    }
+}
+
+static void txn_server_accept(struct sst_listener *l, void *arg)
+{
+    for (;;) {
+        struct ep *e = calloc(1, sizeof *e);
+        e->reply = true;
+        e->s = sst_accept(l, txn_srv_cb, e);
+        if (e->s == NULL) {
+            free(e);
+            return;
+        }
+    }
+}
+
+/* Many short transactions, one stream each (paper §2.1, §4.3.9): more than 2^16 streams over
+ * one channel, so LSIDs wrap and are reused after their quiet period; at most 32 at a time. */
+struct txn {
+    struct node *a;
+    struct sst_addr peer;
+    struct ep slots[32];
+    unsigned started, finished, want, errors, bad;
+};
+
+static void txn_start(struct txn *t, unsigned k);
+
+static void txn_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct ep *e = arg;
+    struct txn *t = e->user;
+    ep_cb(s, ev, arg);
+    if (e->errored || (e->rx_eof && e->tx_done == e->tx_len)) {
+        t->errors += e->errored;
+        t->bad += e->bad || e->rx_done != 51;
+        t->finished++;
+        sst_stream_close(s);
+        unsigned k = (unsigned)(e - t->slots);
+        if (t->started < t->want)
+            txn_start(t, k);
+    }
+}
+
+static void txn_start(struct txn *t, unsigned k)
+{
+    struct ep *e = &t->slots[k];
+    memset(e, 0, sizeof *e);
+    e->user = t;
+    e->s = sst_connect(t->a->c, &t->peer, "t", txn_cb, e);
+    ck_assert_ptr_nonnull(e->s);
+    ep_start_tx(e, t->started, 100);
+    t->started++;
+}
+
+static bool txn_not_done(void *arg)
+{
+    struct txn *t = arg;
+    return t->finished < t->want;
+}
+
+START_TEST(test_sim_lsid_wrap_many_transactions)
+{
+    struct sim *s = new_sim(22);
+    struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(200), .queue_bytes = 1000000 };
+    struct node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "t", txn_server_accept, &sv);
+    static struct txn t;
+    memset(&t, 0, sizeof t);
+    t.a = &a;
+    t.peer = b.addr;
+    t.want = 70000;
+    node_enter(&a);
+    for (unsigned k = 0; k < SST_ARRAY_LEN(t.slots); k++)
+        txn_start(&t, k);
+    node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, txn_not_done, &t, SST_SEC(600)), 0);
+    ck_assert_uint_eq(t.errors, 0);
+    ck_assert_uint_eq(t.bad, 0);
+    ck_assert_uint_eq(txn_served, t.want);
+    ck_assert_uint_eq(txn_bad, 0);
+    sim_run_until(s, sim_now(s) + SST_SEC(2));
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    ck_assert_uint_eq(st.streams_opened, t.want);
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    ck_assert_uint_eq(st.resets_received, 0);
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("stream_sim");
@@ -1056,6 +1167,7 @@ int main(void)
     tcase_add_test(tc, test_sim_head_of_line_independence);
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
+    tcase_add_test(tc, test_sim_lsid_wrap_many_transactions);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
