@@ -17,13 +17,14 @@
 #include <event2/event.h>
 
 #include "err.h"
+#include "pump.h"
 #include "io/keystore.h"
 
 #define PING_MAX 20
 #define PING_POLL_US 500          /* how often a pending ping checks for its ack */
 #define PING_TIMEOUT_SEC 5
 
-enum client_op { OP_NONE = 0, OP_WARM, OP_PING };
+enum client_op { OP_NONE = 0, OP_WARM, OP_PING, OP_CONNECT };
 
 struct sstd_client {
     struct sstd *d;
@@ -36,6 +37,7 @@ struct sstd_client {
     enum client_op op;            /* the request in progress; later lines wait */
     struct sstd_peer *peer;
     bool close_after_write;
+    bool connect_reused;          /* CONNECT found the channel already up */
     /* PING */
     struct event *ping_ev;
     unsigned ping_count, ping_done;
@@ -59,6 +61,7 @@ static void client_free(struct sstd_client *c)
     }
     if (c->peer)
         sstd_peer_unwait(c->peer, c);
+    sstd_pump_cancel_answer(d, c);
     if (c->ping_ev)
         event_free(c->ping_ev);
     if (c->rev)
@@ -309,6 +312,80 @@ static void do_forget(struct sstd_client *c, const char *host)
     evbuffer_free(b);
 }
 
+/* ---- CONNECT (the hand-off) ----------------------------------------------------------------
+ * "CONNECT ADDR PORT" with one end of a socketpair in SCM_RIGHTS: sstd opens an SST stream to
+ * service "PORT" at ADDR's sstd (UDP port: ours) on the shared channel and pumps it to the fd. */
+
+static void connect_answer(void *arg, struct sstd_pump *p, int err)
+{
+    struct sstd_client *c = arg;
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    if (err == 0) {
+        evbuffer_add_printf(b, "{\"ok\":true,\"result\":\"CONNECTED\",\"stream\":");
+        sstd_json_str(b, p->dest);
+        evbuffer_add_printf(b, ",\"channel\":\"%s\"}", c->connect_reused ? "reused" : "new");
+    } else if (err == SST_ERR_REFUSED) {
+        evbuffer_add_printf(b, "{\"ok\":false,\"result\":\"REFUSED\",\"error\":\"refused\",\"errno\":%d,"
+                            "\"message\":", ECONNREFUSED);
+        sstd_json_str(b, "the peer's sstd does not forward this port");
+        evbuffer_add(b, "}", 1);
+    } else {
+        evbuffer_add_printf(b, "{\"ok\":false,\"result\":\"UNREACHABLE\",\"error\":\"unreachable\",\"errno\":%d,"
+                            "\"message\":", ENETUNREACH);
+        sstd_json_str(b, sst_strerror(err));
+        evbuffer_add(b, "}", 1);
+    }
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
+static void do_connect(struct sstd_client *c, const char *addr, const char *port)
+{
+    struct sstd *d = c->d;
+    struct sst_addr a;
+    char key[SST_ADDR_STRLEN];
+    char *end;
+    long pn = port ? strtol(port, &end, 10) : 0;
+    if (!port || *end || pn < 1 || pn > 65535) {
+        sstd_client_reply_error(c, "bad-port", "CONNECT ADDR PORT: port must be 1..65535");
+        return;
+    }
+    if (c->passed_fd < 0) {
+        sstd_client_reply_error(c, "no-fd", "CONNECT needs a socket passed with SCM_RIGHTS");
+        return;
+    }
+    if (parse_peer(c, addr, &a) < 0)
+        return;
+    a.port = d->opts.port ? d->opts.port : SSTD_DEFAULT_PORT; /* the destination's sstd */
+    sst_addr_str(&a, key, sizeof key);
+    int fd = c->passed_fd;
+    c->passed_fd = -1;
+    if (sstd_caps_get(d->caps, key, sstd_now(d), NULL, NULL) == SSTD_CAP_NO_SST) {
+        close(fd);
+        c->op = OP_CONNECT; /* connect_answer resets it */
+        connect_answer(c, NULL, SST_ERR_TIMEOUT);
+        return;
+    }
+    struct sstd_peer *p = sstd_peer_get(d, &a);
+    if (!p) {
+        close(fd);
+        sstd_client_reply_error(c, "nomem", "out of memory");
+        return;
+    }
+    c->connect_reused = p->state == SSTD_PEER_UP;
+    sstd_peer_want(p, sstd_now(d) + SST_SEC(d->opts.idle_sec));
+    c->op = OP_CONNECT;
+    if (!sstd_pump_connect(d, p, (uint16_t)pn, fd, c->pid, connect_answer, c)) {
+        close(fd);
+        c->op = OP_NONE;
+        sstd_client_reply_error(c, "nomem", "cannot open a stream");
+        return;
+    }
+    sstd_kick(d);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 static void dispatch(struct sstd_client *c, char *line)
@@ -334,8 +411,10 @@ static void dispatch(struct sstd_client *c, char *line)
         do_caps(c, a1);
     } else if (strcmp(cmd, "FORGET") == 0) {
         do_forget(c, a1);
+    } else if (strcmp(cmd, "CONNECT") == 0) {
+        do_connect(c, a1, a2);
     } else {
-        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET)", cmd);
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET, CONNECT)", cmd);
     }
 }
 

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "pump.h"
 #include "sst.h"
 #include "io/driver.h"
 #include "io/keystore.h"
@@ -71,6 +72,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     SSTD_INFO("%s: closing channels and exiting", strsignal((int)sig));
     d->stopping = true;
     sstd_control_close(d);
+    sstd_gateway_close(d);
     if (sstd_peers_close_all(d) == 0) {
         event_base_loopexit(d->base, NULL);
         return;
@@ -162,7 +164,7 @@ int main(int argc, char **argv)
     d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
     d->stop_timer = evtimer_new(d->base, stop_timeout_cb, d);
     if (!d->sig_term || !d->sig_int || !d->stop_timer || evsignal_add(d->sig_term, NULL) < 0 ||
-        evsignal_add(d->sig_int, NULL) < 0 || open_engine(d) < 0 || sstd_control_open(d) < 0 ||
+        evsignal_add(d->sig_int, NULL) < 0 || open_engine(d) < 0 || sstd_gateway_open(d) < 0 || sstd_control_open(d) < 0 ||
         sstd_pidfile_write(d->opts.pid_file, err, sizeof err) < 0) {
         if (err[0])
             SSTD_ERROR("%s", err);
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
     event_base_dispatch(d->base);
 
     sstd_control_close(d);
+    sstd_pumps_free(d);
+    sstd_gateway_close(d);
     sstd_peers_free(d);
     sst_driver_free(d->drv);
     sst_keystore_close(d->ks);

@@ -93,6 +93,8 @@ struct event_base;
 struct sst_driver;
 struct sst_keystore;
 struct sstd_client;
+struct sstd_pump;
+struct sst_listener;
 struct sstd_peer;
 struct sstd;
 
@@ -137,6 +139,12 @@ struct sstd {
     struct sstd_caps *caps;
     struct sstd_peer *peers;        /* peers.c: uthash by key */
     struct sstd_client *clients;    /* control.c */
+    struct sstd_pump *pumps;        /* pump.c: hand-off and gateway streams */
+    struct sstd_fwd {               /* gateway.c, one listener per --forward port */
+        struct sstd *d;
+        uint16_t port;
+        struct sst_listener *l;
+    } fwd[SSTD_MAX_FORWARD];
     int listen_fd;
     struct event *listen_ev;
     struct event *sig_term, *sig_int, *stop_timer;
@@ -179,6 +187,16 @@ void sstd_control_close(struct sstd *d);
 void sstd_client_reply(struct sstd_client *c, struct evbuffer *json);
 void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* gateway.c: listens for every --forward port; frees the listeners. */
+int sstd_gateway_open(struct sstd *d);
+void sstd_gateway_close(struct sstd *d);
+
+/* proxy.c: a PROXY protocol v2 header (haproxy's proxy-protocol.txt §2.2) saying the connection
+ * came from src to dst over TCP.  Returns its length (16 + 12 or 16 + 36), 0 if cap is short or
+ * the families are unknown.  Mixed families are sent as IPv6 (IPv4-mapped). */
+size_t sstd_proxy_v2(uint8_t *out, size_t cap, const struct sst_addr *src, const struct sst_addr *dst);
+#define SSTD_PROXY_V2_MAX (16 + 36)
 
 /* daemon.c */
 int sstd_prepare_socket_dir(const char *socket_path, bool shared, char *err, size_t errlen);

@@ -7,6 +7,8 @@
 #include <event2/buffer.h>
 
 #include "io/driver.h"
+#include "pump.h"
+#include "sst.h"
 
 static const char *chan_state_name(enum sst_chan_state s)
 {
@@ -108,6 +110,24 @@ void sstd_status_json(struct sstd *d, struct evbuffer *out)
                         (unsigned long long)hs.handshakes_failed, (unsigned long long)hs.rx_dropped_auth,
                         (unsigned long long)hs.rx_dropped_malformed);
     sstd_peers_foreach(d, chan_json, &w);
+    evbuffer_add_printf(out, "],\"streams\":[");
+    for (struct sstd_pump *p = d->pumps; p; p = p->next) {
+        evbuffer_add_printf(out, "%s{\"kind\":\"%s\",\"owner_pid\":%d,\"stream\":", p == d->pumps ? "" : ",",
+                            p->kind == SSTD_PUMP_HANDOFF ? "handoff" : "gateway", (int)p->owner_pid);
+        sstd_json_str(out, p->dest);
+        struct sst_stream_stats ss = { 0 };
+        if (p->s)
+            sst_stream_get_stats(p->s, &ss);
+        evbuffer_add_printf(out, ",\"tx_inflight\":%llu,\"tx_credit\":%llu,\"rx_buffered\":%llu,"
+                            "\"buffered_to_fd\":%zu,\"buffered_to_stream\":%zu",
+                            (unsigned long long)ss.tx_inflight, (unsigned long long)ss.tx_credit,
+                            (unsigned long long)ss.rx_buffered, p->to_fd_len, p->to_st_len);
+        evbuffer_add_printf(out, ",\"bytes_up\":%llu,\"bytes_down\":%llu,\"state\":\"%s\",\"age_s\":%.3f}",
+                            (unsigned long long)p->bytes_up, (unsigned long long)p->bytes_down,
+                            !p->connected ? "connecting" : p->fd_eof && p->st_eof ? "closing"
+                            : p->fd_eof || p->st_eof ? "half-closed" : "open",
+                            (double)(w.now - p->started) / 1e9);
+    }
     evbuffer_add_printf(out, "],\"caps\":[");
     w.first = true;
     sstd_caps_foreach(d->caps, w.now, cap_json, &w);

@@ -1,0 +1,74 @@
+/* The gateway: incoming SST streams for --forward ports are connected to the local TCP service
+ * at 127.0.0.1:PORT and pumped, optionally behind a PROXY v2 header naming the SST peer.  Ports
+ * not forwarded have no listener, so the stream layer refuses them (SST_ERR_REFUSED). */
+#define _GNU_SOURCE
+#include "sstd.h"
+#include "pump.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sst.h"
+
+static void accept_one(struct sstd *d, struct sstd_pump *p, uint16_t port)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0 && errno != EINPROGRESS) ||
+        sstd_pump_attach_fd(p, fd) < 0) {
+        SSTD_INFO("gateway: 127.0.0.1:%u: %s; resetting the stream", port, strerror(errno));
+        if (fd >= 0 && p->fd != fd)
+            close(fd);
+        sstd_pump_abort(p);
+        return;
+    }
+    if (d->opts.proxy_protocol) {
+        uint8_t hdr[SSTD_PROXY_V2_MAX];
+        struct sst_addr dst = { .family = SST_AF_INET4, .port = port, .ip = { 127, 0, 0, 1 } };
+        size_t n = sstd_proxy_v2(hdr, sizeof hdr, sst_stream_peer(p->s), &dst);
+        sstd_pump_prefix(p, hdr, n);
+    }
+    SSTD_DEBUG("gateway: stream %s", p->dest);
+}
+
+static void listener_cb(struct sst_listener *l, void *arg)
+{
+    struct sstd_fwd *f = arg;
+    struct sstd_pump *p;
+    while ((p = sstd_pump_accept(f->d, l, f->port)) != NULL)
+        accept_one(f->d, p, f->port);
+}
+
+int sstd_gateway_open(struct sstd *d)
+{
+    char service[8];
+    for (unsigned i = 0; i < d->opts.nforward; i++) {
+        struct sstd_fwd *f = &d->fwd[i];
+        f->d = d;
+        f->port = d->opts.forward[i];
+        snprintf(service, sizeof service, "%u", f->port);
+        f->l = sst_listen(sstd_ctx(d), service, listener_cb, f);
+        if (!f->l) {
+            SSTD_ERROR("cannot listen for SST service %s", service);
+            return -1;
+        }
+        SSTD_INFO("gateway: SST service %s -> 127.0.0.1:%u%s", service, f->port,
+                  d->opts.proxy_protocol ? " (PROXY v2)" : "");
+    }
+    return 0;
+}
+
+void sstd_gateway_close(struct sstd *d)
+{
+    for (unsigned i = 0; i < d->opts.nforward; i++) {
+        if (d->fwd[i].l)
+            sst_listener_close(d->fwd[i].l);
+        d->fwd[i].l = NULL;
+    }
+}

@@ -1,0 +1,356 @@
+/* Pumps between a local socket and an SST stream.  Each direction has one bounded buffer: we read
+ * from the source only while it has room, so a slow reader pushes back through the stream's flow
+ * control (paper §4.3.6) or the kernel socket buffer -- never into unbounded memory.  A FIN on
+ * either side becomes a half-close on the other; a client that vanishes while the peer may still
+ * send resets the stream (paper §4.3.8), as TCP answers data for a closed socket with RST. */
+#define _GNU_SOURCE
+#include "pump.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/event.h>
+
+#include "err.h"
+#include "sst.h"
+
+static void pump_run(struct sstd_pump *p);
+static void fd_cb(evutil_socket_t fd, short what, void *arg);
+
+void sstd_kick(struct sstd *d)
+{
+    sst_ctx_dispatch(sstd_ctx(d));
+    sstd_rearm(d);
+}
+
+static void pump_unlink(struct sstd_pump *p)
+{
+    for (struct sstd_pump **pp = &p->d->pumps; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+static void pump_release(struct sstd_pump *p)
+{
+    if (p->rev)
+        event_free(p->rev);
+    if (p->wev)
+        event_free(p->wev);
+    if (p->fd >= 0)
+        close(p->fd);
+    free(p);
+}
+
+/* Ends the pump.  reset: abort the stream toward the peer instead of closing it gracefully. */
+static void pump_finish(struct sstd_pump *p, bool reset, int err)
+{
+    struct sstd *d = p->d;
+    if (p->answer) {
+        sstd_pump_answer_fn fn = p->answer;
+        p->answer = NULL;
+        fn(p->answer_arg, p, err ? err : SST_ERR_CLOSED);
+    }
+    if (p->s) {
+        if (reset)
+            sst_stream_shutdown(p->s, SST_SHUT_RESET);
+        sst_stream_close(p->s);
+        p->s = NULL;
+    }
+    if (reset && p->fd >= 0 && p->kind == SSTD_PUMP_GATEWAY) {
+        /* Abortive close: the local server sees RST, as it would from a TCP client. */
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(p->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    SSTD_DEBUG("pump %s done (%s): %llu bytes up, %llu down", p->dest, reset ? "reset" : "closed",
+               (unsigned long long)p->bytes_up, (unsigned long long)p->bytes_down);
+    if (p->peer) {
+        if (p->peer->streams)
+            p->peer->streams--;
+        /* A use: the channel stays warm for the idle period after the last stream. */
+        sstd_peer_want(p->peer, sstd_now(d) + SST_SEC(d->opts.idle_sec));
+    }
+    pump_unlink(p);
+    pump_release(p);
+}
+
+/* The local side read EOF.  A Unix socketpair reports POLLHUP only when the other end is gone
+ * entirely (closed or its process died); a mere shutdown(SHUT_WR) leaves it clear. */
+static bool fd_hung_up(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
+}
+
+static void update_events(struct sstd_pump *p)
+{
+    if (p->fd_connecting)
+        return;
+    if (!p->fd_eof && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF)
+        event_add(p->rev, NULL);
+    else
+        event_del(p->rev);
+    if (p->to_fd_len > 0)
+        event_add(p->wev, NULL);
+    else
+        event_del(p->wev);
+}
+
+/* Moves what can move now; returns after freeing p if the pump is done. */
+static void pump_run(struct sstd_pump *p)
+{
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        /* An emptied buffer starts over at its beginning (no ring: one copy in, one copy out). */
+        if (p->to_st_len == 0)
+            p->to_st_off = 0;
+        if (p->to_fd_len == 0)
+            p->to_fd_off = 0;
+        /* fd -> buffer */
+        if (!p->fd_connecting && !p->fd_eof && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF) {
+            size_t room = SSTD_PUMP_BUF - p->to_st_off - p->to_st_len;
+            ssize_t n = room ? read(p->fd, p->to_st + p->to_st_off + p->to_st_len, room) : 0;
+            if (n > 0) {
+                p->to_st_len += (size_t)n;
+                progress = true;
+            } else if (n == 0 && room) {
+                p->fd_eof = true;
+                progress = true;
+                if (!p->st_eof && fd_hung_up(p->fd) && p->kind == SSTD_PUMP_HANDOFF) {
+                    /* The client is gone while the peer may still send: reset (paper §4.3.8). */
+                    pump_finish(p, true, SST_ERR_RESET);
+                    return;
+                }
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                pump_finish(p, true, SST_ERR_RESET);
+                return;
+            }
+        }
+        /* buffer -> stream */
+        if (p->s && p->to_st_len > 0) {
+            sst_ssize_t n = sst_stream_write(p->s, p->to_st + p->to_st_off, p->to_st_len);
+            if (n > 0) {
+                p->to_st_off += (size_t)n;
+                p->to_st_len -= (size_t)n;
+                p->bytes_up += (uint64_t)n;
+                progress = true;
+            } else if (n != SST_ERR_AGAIN) {
+                pump_finish(p, true, (int)n);
+                return;
+            }
+        }
+        if (p->s && p->fd_eof && p->to_st_len == 0 && !p->st_wr_shut) {
+            sst_stream_shutdown(p->s, SST_SHUT_WRITE); /* the client's FIN */
+            p->st_wr_shut = true;
+        }
+        /* stream -> buffer */
+        if (p->s && !p->st_eof && p->to_fd_off + p->to_fd_len < SSTD_PUMP_BUF) {
+            size_t room = SSTD_PUMP_BUF - p->to_fd_off - p->to_fd_len;
+            sst_ssize_t n = room ? sst_stream_read(p->s, p->to_fd + p->to_fd_off + p->to_fd_len, room) : SST_ERR_AGAIN;
+            if (n > 0) {
+                p->to_fd_len += (size_t)n;
+                p->bytes_down += (uint64_t)n;
+                progress = true;
+            } else if (n == 0) {
+                p->st_eof = true;
+                progress = true;
+            } else if (n != SST_ERR_AGAIN) {
+                pump_finish(p, true, (int)n);
+                return;
+            }
+        }
+        /* buffer -> fd */
+        if (!p->fd_connecting && p->to_fd_len > 0) {
+            ssize_t n = write(p->fd, p->to_fd + p->to_fd_off, p->to_fd_len);
+            if (n > 0) {
+                p->to_fd_off += (size_t)n;
+                p->to_fd_len -= (size_t)n;
+                progress = true;
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                pump_finish(p, true, SST_ERR_RESET);
+                return;
+            }
+        }
+        if (!p->fd_connecting && p->st_eof && p->to_fd_len == 0 && !p->fd_wr_shut) {
+            shutdown(p->fd, SHUT_WR); /* the peer's FIN */
+            p->fd_wr_shut = true;
+        }
+    }
+    if (p->fd_eof && p->st_wr_shut && p->st_eof && p->fd_wr_shut) {
+        pump_finish(p, false, 0);
+        return;
+    }
+    update_events(p);
+}
+
+static void stream_cb(struct sst_stream *s, unsigned events, void *arg)
+{
+    struct sstd_pump *p = arg;
+    if ((events & SST_EV_CONNECTED) && !p->connected) {
+        p->connected = true;
+        if (p->answer) {
+            sstd_pump_answer_fn fn = p->answer;
+            p->answer = NULL;
+            fn(p->answer_arg, p, 0);
+        }
+    }
+    if (events & SST_EV_ERROR) {
+        int err = sst_stream_error(s);
+        SSTD_DEBUG("stream %s: %s", p->dest, sst_strerror(err));
+        /* The peer reset or refused: the stream is dead, nothing to reset back. */
+        sst_stream_close(p->s);
+        p->s = NULL;
+        pump_finish(p, p->kind == SSTD_PUMP_GATEWAY, err);
+        return;
+    }
+    pump_run(p);
+}
+
+static void fd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sstd_pump *p = arg;
+    struct sstd *d = p->d;
+    sst_ctx_set_time(sstd_ctx(d), sstd_now(d));
+    if (p->fd_connecting) {
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (soerr) {
+            SSTD_INFO("gateway: local service %s: %s; resetting the stream", p->dest, strerror(soerr));
+            pump_finish(p, true, SST_ERR_REFUSED);
+            sstd_kick(d);
+            return;
+        }
+        p->fd_connecting = false;
+    }
+    pump_run(p);
+    sstd_kick(d);
+}
+
+static struct sstd_pump *pump_new(struct sstd *d, enum sstd_pump_kind kind)
+{
+    struct sstd_pump *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->d = d;
+    p->fd = -1;
+    p->kind = kind;
+    p->started = sstd_now(d);
+    p->next = d->pumps;
+    d->pumps = p;
+    return p;
+}
+
+static int pump_set_fd(struct sstd_pump *p, int fd)
+{
+    p->fd = fd;
+    p->rev = event_new(p->d->base, fd, EV_READ, fd_cb, p);
+    p->wev = event_new(p->d->base, fd, EV_WRITE, fd_cb, p);
+    return p->rev && p->wev ? 0 : -1;
+}
+
+struct sstd_pump *sstd_pump_connect(struct sstd *d, struct sstd_peer *peer, uint16_t port, int fd, pid_t owner,
+                                    sstd_pump_answer_fn answer, void *arg)
+{
+    char service[8];
+    evutil_make_socket_nonblocking(fd);
+    struct sstd_pump *p = pump_new(d, SSTD_PUMP_HANDOFF);
+    if (!p)
+        return NULL;
+    if (pump_set_fd(p, fd) < 0) {
+        p->fd = -1; /* the caller still owns fd on failure */
+        pump_unlink(p);
+        pump_release(p);
+        return NULL;
+    }
+    snprintf(service, sizeof service, "%u", port);
+    snprintf(p->dest, sizeof p->dest, "%s/%u", peer->key, port);
+    p->owner_pid = owner;
+    p->peer = peer;
+    p->answer = answer;
+    p->answer_arg = arg;
+    sst_ctx_set_time(sstd_ctx(d), sstd_now(d));
+    p->s = sst_connect(sstd_ctx(d), &peer->addr, service, stream_cb, p);
+    if (!p->s) {
+        p->answer = NULL;
+        p->fd = -1;
+        pump_unlink(p);
+        pump_release(p);
+        return NULL;
+    }
+    peer->streams++;
+    /* Bytes the client wrote already may go at once: the stream is writable before the peer's
+     * answer (paper §4.3.4).  Pumping starts from the event loop, never inside this call. */
+    event_add(p->rev, NULL);
+    return p;
+}
+
+struct sstd_pump *sstd_pump_accept(struct sstd *d, struct sst_listener *l, uint16_t port)
+{
+    struct sstd_pump *p = pump_new(d, SSTD_PUMP_GATEWAY);
+    if (!p)
+        return NULL;
+    p->fd_connecting = true; /* no fd yet: stream data waits in the bounded buffer */
+    p->connected = true;
+    p->s = sst_accept(l, stream_cb, p);
+    if (!p->s) {
+        pump_unlink(p);
+        pump_release(p);
+        return NULL;
+    }
+    const struct sst_addr *from = sst_stream_peer(p->s);
+    char peer[SST_ADDR_STRLEN];
+    sst_addr_str(from, peer, sizeof peer);
+    snprintf(p->dest, sizeof p->dest, "%s>%u", peer, port);
+    p->peer = sstd_peer_find(d, from);
+    if (p->peer)
+        p->peer->streams++;
+    return p;
+}
+
+int sstd_pump_attach_fd(struct sstd_pump *p, int fd)
+{
+    if (pump_set_fd(p, fd) < 0)
+        return -1;
+    event_add(p->wev, NULL); /* the connect's completion */
+    return 0;
+}
+
+void sstd_pump_abort(struct sstd_pump *p)
+{
+    pump_finish(p, true, SST_ERR_RESET);
+}
+
+void sstd_pump_prefix(struct sstd_pump *p, const uint8_t *buf, size_t len)
+{
+    if (len > SSTD_PUMP_BUF - p->to_fd_len)
+        return;
+    memmove(p->to_fd + len, p->to_fd + p->to_fd_off, p->to_fd_len);
+    memcpy(p->to_fd, buf, len);
+    p->to_fd_off = 0;
+    p->to_fd_len += len;
+}
+
+void sstd_pump_cancel_answer(struct sstd *d, void *arg)
+{
+    for (struct sstd_pump *p = d->pumps; p; p = p->next)
+        if (p->answer_arg == arg)
+            p->answer = NULL;
+}
+
+void sstd_pumps_free(struct sstd *d)
+{
+    while (d->pumps) {
+        struct sstd_pump *p = d->pumps;
+        d->pumps = p->next;
+        if (p->s)
+            sst_stream_close(p->s);
+        pump_release(p);
+    }
+}

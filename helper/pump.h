@@ -1,0 +1,58 @@
+/* A pump moves bytes both ways between a local socket and an SST stream, with bounded buffers
+ * and half-close mapped in both directions (used by the hand-off and by the gateway). */
+#ifndef SSTD_PUMP_H
+#define SSTD_PUMP_H
+
+#include "sstd.h"
+
+#define SSTD_PUMP_BUF 65536      /* per direction: the most a pump holds outside kernel and stream */
+
+struct sst_stream;
+struct sstd_pump;
+
+/* Told once when an outgoing stream is answered: 0 (CONNECTED) or the error (REFUSED, TIMEOUT...). */
+typedef void (*sstd_pump_answer_fn)(void *arg, struct sstd_pump *p, int err);
+
+enum sstd_pump_kind { SSTD_PUMP_HANDOFF = 0, SSTD_PUMP_GATEWAY };
+
+struct sstd_pump {
+    struct sstd *d;
+    enum sstd_pump_kind kind;
+    struct sstd_peer *peer;
+    struct sst_stream *s;
+    int fd;
+    struct event *rev, *wev;
+    bool fd_connecting;           /* gateway: waiting for the local TCP connect */
+    bool fd_eof, fd_wr_shut, st_eof, st_wr_shut, connected;
+    uint8_t to_fd[SSTD_PUMP_BUF];
+    size_t to_fd_off, to_fd_len;
+    uint8_t to_st[SSTD_PUMP_BUF];
+    size_t to_st_off, to_st_len;
+    uint64_t bytes_up, bytes_down;   /* fd -> stream, stream -> fd */
+    pid_t owner_pid;
+    char dest[SST_ADDR_STRLEN + 8];
+    sst_time_t started;
+    sstd_pump_answer_fn answer;
+    void *answer_arg;
+    struct sstd_pump *next;
+};
+
+/* Opens a stream to service `port` at `peer` and pumps it to fd (which the pump now owns). */
+struct sstd_pump *sstd_pump_connect(struct sstd *d, struct sstd_peer *peer, uint16_t port, int fd,
+                                    pid_t owner, sstd_pump_answer_fn answer, void *arg);
+/* Gateway: accepts the next stream waiting on l (NULL if none) into a pump without a socket yet;
+ * then sstd_pump_attach_fd gives it the connecting local TCP socket, or sstd_pump_abort resets. */
+struct sst_listener;
+struct sstd_pump *sstd_pump_accept(struct sstd *d, struct sst_listener *l, uint16_t port);
+int sstd_pump_attach_fd(struct sstd_pump *p, int fd);
+void sstd_pump_abort(struct sstd_pump *p);
+/* Prefixes the bytes toward fd (PROXY v2 header); call before any data flowed. */
+void sstd_pump_prefix(struct sstd_pump *p, const uint8_t *buf, size_t len);
+/* Forgets the answer callback (its owner went away). */
+void sstd_pump_cancel_answer(struct sstd *d, void *arg);
+/* Frees every pump without notifying anyone (daemon exit). */
+void sstd_pumps_free(struct sstd *d);
+/* After API calls made outside engine callbacks: run deferred callbacks, flush, re-arm. */
+void sstd_kick(struct sstd *d);
+
+#endif
