@@ -73,7 +73,8 @@ SST_API struct sst_ctx *sst_ctx_new(const struct sst_ctx_config *cfg, const stru
 SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg);
 SST_API void sst_ctx_bind(struct sst_ctx *c, struct sst_host *h);
 SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, int err);
-/* Frees every stream and listener (without notifying the peer), then the host if owned. */
+/* Frees every stream and listener (without notifying the peer), then the host if owned.  A
+ * bound host must be freed before its context (it may still report channel events). */
 SST_API void sst_ctx_free(struct sst_ctx *c);
 SST_API struct sst_host *sst_ctx_host(struct sst_ctx *c);
 
