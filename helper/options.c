@@ -36,7 +36,8 @@ void sstd_options_usage(FILE *f)
           "  --log-file PATH     log here instead of stderr/syslog\n"
           "  --pidfile PATH      pid file (default: the socket path with .pid for .sock)\n"
           "  --idle SECONDS      keep a warm channel this long after its last use (default 300)\n"
-          "  --allow-uid LIST    also accept control clients with these uids/user names\n",
+          "  --allow-uid LIST    also accept control clients with these uids/user names\n"
+          "  --handshake-timeout SECONDS  give up on a host that does not answer (default 10)\n",
           f);
 }
 
@@ -135,7 +136,7 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *what, ch
 int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, size_t errlen)
 {
     enum { O_SOCKET = 256, O_PORT, O_BIND, O_FORWARD, O_PROXY, O_FG, O_KEYDIR, O_LOG, O_LOGFILE,
-           O_PIDFILE, O_IDLE, O_ALLOW, O_HELP };
+           O_PIDFILE, O_IDLE, O_ALLOW, O_HSTO, O_HELP };
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "port", required_argument, NULL, O_PORT },
@@ -149,6 +150,7 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
         { "pidfile", required_argument, NULL, O_PIDFILE },
         { "idle", required_argument, NULL, O_IDLE },
         { "allow-uid", required_argument, NULL, O_ALLOW },
+        { "handshake-timeout", required_argument, NULL, O_HSTO },
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -156,7 +158,8 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
     int c, lvl;
     const char *env_log = getenv("SST_LOG");
 
-    *o = (struct sstd_opts){ .port = SSTD_DEFAULT_PORT, .log_level = SSTD_LOG_WARN, .idle_sec = 300 };
+    *o = (struct sstd_opts){ .port = SSTD_DEFAULT_PORT, .log_level = SSTD_LOG_WARN, .idle_sec = 300,
+                          .handshake_timeout_sec = 10 };
     if (env_log && (lvl = sstd_log_level_parse(env_log)) >= 0)
         o->log_level = (enum sstd_loglevel)lvl;
 
@@ -212,6 +215,11 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
         case O_ALLOW:
             if (parse_uids(o, optarg, err, errlen) < 0)
                 return -1;
+            break;
+        case O_HSTO:
+            if (parse_uint(optarg, 3600, &v) < 0 || v == 0)
+                return fail(err, errlen, "--handshake-timeout: '%s' is not 1..3600 seconds", optarg);
+            o->handshake_timeout_sec = (unsigned)v;
             break;
         case O_HELP:
             return 1;

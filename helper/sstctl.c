@@ -37,9 +37,12 @@ static char *request(const char *line)
     strcpy(sun.sun_path, socket_path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        fprintf(stderr, "sstctl: cannot reach sstd at %s: %s\n"
-                        "sstctl: is sstd running? start it with `sstd` (or pass --socket PATH)\n",
-                socket_path, strerror(errno));
+        int e = errno;
+        fprintf(stderr, "sstctl: cannot reach sstd at %s: %s\n", socket_path, strerror(e));
+        if (e == EACCES || e == EPERM)
+            fprintf(stderr, "sstctl: this user may not use that socket (the daemon's --allow-uid)\n");
+        else
+            fprintf(stderr, "sstctl: is sstd running? start it with `sstd` (or pass --socket PATH)\n");
         exit(3);
     }
     size_t len = strlen(line);

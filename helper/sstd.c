@@ -98,6 +98,7 @@ static int open_engine(struct sstd *d)
         SSTD_ERROR("host key: %s", err);
         return -1;
     }
+    cfg.host.handshake_timeout = SST_SEC(d->opts.handshake_timeout_sec);
     if (sst_addr_parse(&bind, bind_text, d->opts.port) < 0) {
         SSTD_ERROR("--bind: '%s' is not an IPv4/IPv6 address", bind_text);
         return -1;

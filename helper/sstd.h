@@ -40,6 +40,7 @@ struct sstd_opts {
     bool foreground;
     enum sstd_loglevel log_level;
     unsigned idle_sec;              /* warm channels stay up this long after their last use */
+    unsigned handshake_timeout_sec; /* give up on a host that does not answer (default 10) */
     uid_t allow_uid[SSTD_MAX_ALLOW];
     unsigned nallow;
 };

@@ -110,7 +110,16 @@ void sstd_status_json(struct sstd *d, struct evbuffer *out)
                         (unsigned long long)hs.handshakes_failed, (unsigned long long)hs.rx_dropped_auth,
                         (unsigned long long)hs.rx_dropped_malformed);
     sstd_peers_foreach(d, chan_json, &w);
-    evbuffer_add_printf(out, "],\"streams\":[");
+    struct sst_ctx_stats cs;
+    sst_ctx_get_stats(sstd_ctx(d), &cs);
+    evbuffer_add_printf(out,
+                        "],\"stream_totals\":{\"opened\":%llu,\"accepted\":%llu,\"live\":%llu,"
+                        "\"resets_sent\":%llu,\"resets_received\":%llu,\"refused\":%llu",
+                        (unsigned long long)cs.streams_opened, (unsigned long long)cs.streams_accepted,
+                        (unsigned long long)cs.streams_live, (unsigned long long)cs.resets_sent,
+                        (unsigned long long)cs.resets_received, (unsigned long long)cs.refused);
+    evbuffer_add_printf(out, "}");
+    evbuffer_add_printf(out, ",\"streams\":[");
     for (struct sstd_pump *p = d->pumps; p; p = p->next) {
         evbuffer_add_printf(out, "%s{\"kind\":\"%s\",\"owner_pid\":%d,\"stream\":", p == d->pumps ? "" : ",",
                             p->kind == SSTD_PUMP_HANDOFF ? "handoff" : "gateway", (int)p->owner_pid);
