@@ -1,4 +1,5 @@
-/* Congestion control algorithms behind sst_cc_ops: NewReno (RFC 9002 §7) and CUBIC (RFC 9438). */
+/* Congestion control algorithms behind sst_cc_ops: NewReno (RFC 9002 §7) and CUBIC (RFC 9438);
+ * BBR lives in cc_bbr.c. */
 #include <math.h>
 #include <string.h>
 
@@ -229,17 +230,23 @@ static const struct sst_cc_ops cubic_ops = {
 void sst_cc_init(struct sst_cc *cc, enum sst_cc_algo algo, uint32_t mss, sst_time_t now)
 {
     memset(cc, 0, sizeof(*cc));
-    cc->ops = algo == SST_CC_NEWRENO ? &newreno_ops : &cubic_ops;
+    cc->ops = algo == SST_CC_NEWRENO ? &newreno_ops
+            : algo == SST_CC_BBR   ? &sst_cc_bbr_ops
+                                   : &cubic_ops;
     cc->mss = mss;
     cc->cwnd = initial_window(mss);
     cc->ssthresh = UINT64_MAX;
     cc->recovery_start = SST_TIME_NEVER;
     cc->round_start = now;
     cc->cubic.epoch_start = SST_TIME_NEVER;
+    if (algo == SST_CC_BBR)
+        sst_bbr_init(cc, now);
 }
 
 const char *sst_cc_algo_name(enum sst_cc_algo algo)
 {
+    if (algo == SST_CC_BBR)
+        return sst_cc_bbr_ops.name;
     return algo == SST_CC_NEWRENO ? newreno_ops.name : cubic_ops.name;
 }
 
@@ -253,6 +260,10 @@ int sst_cc_algo_parse(const char *s, enum sst_cc_algo *out)
     }
     if (strcmp(s, "newreno") == 0 || strcmp(s, "reno") == 0) {
         *out = SST_CC_NEWRENO;
+        return SST_OK;
+    }
+    if (strcmp(s, "bbr") == 0) {
+        *out = SST_CC_BBR;
         return SST_OK;
     }
     return SST_ERR_INVAL;

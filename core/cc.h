@@ -1,14 +1,17 @@
 /* Congestion control behind a small interface: one context per channel, shared by all its streams
- * (paper §4.2.4).  Algorithms: NewReno (RFC 9002 §7 / RFC 6582) and CUBIC (RFC 9438). */
+ * (paper §4.2.4).  Algorithms: NewReno (RFC 9002 §7 / RFC 6582), CUBIC (RFC 9438) and BBR v1
+ * (cc_bbr.h). */
 #ifndef SST_CC_H
 #define SST_CC_H
 
 #include "types.h"
 #include "rtt.h"
+#include "cc_bbr.h"
 
-enum sst_cc_algo { SST_CC_CUBIC = 0, SST_CC_NEWRENO = 1 };
+enum sst_cc_algo { SST_CC_CUBIC = 0, SST_CC_NEWRENO = 1, SST_CC_BBR = 2 };
 
 struct sst_cc;
+struct sst_rate_sample;
 struct sst_cc_ops {
     const char *name;
     void (*on_sent)(struct sst_cc *cc, sst_time_t now, uint32_t bytes);
@@ -20,6 +23,10 @@ struct sst_cc_ops {
     void (*on_congestion)(struct sst_cc *cc, sst_time_t now, sst_time_t time_sent);
     /* RFC 9002 §7.6: collapse to the minimum window. */
     void (*on_persistent_congestion)(struct sst_cc *cc, sst_time_t now);
+    /* Optional (NULL for loss-based algorithms): once per acknowledgment, after its packets
+     * went through on_ack and loss detection ran, the delivery-rate sample (delivery.h). */
+    void (*on_rate_sample)(struct sst_cc *cc, sst_time_t now, const struct sst_rate_sample *rs,
+                           const struct sst_rtt *rtt);
 };
 
 struct sst_cc_cubic {
@@ -44,6 +51,10 @@ struct sst_cc {
     uint64_t flight_peak, flight_peak_prev;
     bool window_full, window_full_prev;
     sst_time_t round_start;
+    /* Pacing rate in bytes/s set by a model-based algorithm (BBR); 0 = the pacer derives the
+     * rate from cwnd / srtt. */
+    uint64_t pacing_rate;
+    struct sst_cc_bbr bbr;
 };
 
 #define SST_CC_INITIAL_WINDOW_PKTS 10  /* RFC 9002 §7.2 */
@@ -51,7 +62,7 @@ struct sst_cc {
 
 void sst_cc_init(struct sst_cc *cc, enum sst_cc_algo algo, uint32_t mss, sst_time_t now);
 const char *sst_cc_algo_name(enum sst_cc_algo algo);
-/* Parses "cubic" / "newreno"; SST_ERR_INVAL otherwise. */
+/* Parses "cubic" / "newreno" / "bbr"; SST_ERR_INVAL otherwise. */
 int sst_cc_algo_parse(const char *s, enum sst_cc_algo *out);
 static inline bool sst_cc_in_slow_start(const struct sst_cc *cc) { return cc->cwnd < cc->ssthresh; }
 /* True if the sender used its window in this or the previous round trip (RFC 9002 §7.8): a send
@@ -65,7 +76,8 @@ double sst_cc_cubic_window(const struct sst_cc *cc, double t);
 #define SST_CUBIC_BETA 0.7    /* RFC 9438 §4.6 */
 
 /* Pacing (RFC 9002 §7.7): a token bucket refilled at rate = gain * cwnd / srtt, with a burst of
- * a few packets, so a cwnd's worth of packets is spread over a round trip. */
+ * a few packets, so a cwnd's worth of packets is spread over a round trip.  When the algorithm
+ * sets cc->pacing_rate (BBR), that rate is used instead. */
 struct sst_pacer {
     sst_time_t last;      /* time tokens were last refilled */
     double tokens;        /* bytes available now */

@@ -17,6 +17,8 @@ void sst_pacer_init(struct sst_pacer *p, uint32_t mss)
 /* Bytes per nanosecond.  Before the first RTT sample srtt is kInitialRtt (RFC 9002 §6.2.2). */
 static double pacing_rate(const struct sst_cc *cc, const struct sst_rtt *rtt)
 {
+    if (cc->pacing_rate > 0)
+        return (double)cc->pacing_rate / 1e9;   /* set by the algorithm's own model (BBR) */
     sst_time_t srtt = rtt->has_sample ? rtt->smoothed : SST_RTT_INITIAL;
     if (srtt < SST_GRANULARITY)
         srtt = SST_GRANULARITY;

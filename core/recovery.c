@@ -72,6 +72,7 @@ int sst_recovery_init(struct sst_recovery *r, enum sst_cc_algo algo, uint32_t ms
     r->down_timeout = SST_RECOVERY_DOWN_TIMEOUT;
     sst_rtt_init(&r->rtt);
     sst_cc_init(&r->cc, algo, mss, now);
+    sst_delivery_init(&r->dr, now);
     if (cb != NULL)
         r->cb = *cb;
     return SST_OK;
@@ -184,6 +185,7 @@ int sst_recovery_on_sent(struct sst_recovery *r, sst_time_t now, uint32_t bytes,
     r->next++;
     r->stat_sent++;
     if (ack_eliciting) {
+        sst_delivery_on_sent(&r->dr, &s->dr, now, r->bytes_in_flight);
         if (r->bytes_in_flight == 0) {
             /* Link status measures silence while data is outstanding, not idle time. */
             r->progress_time = now;
@@ -268,6 +270,7 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
             if (s->flags & SST_SENT_ELICITING) {
                 r->bytes_in_flight -= s->bytes;
                 r->stat_lost++;
+                sst_delivery_on_lost(&r->dr, s->bytes);
                 any = true;
                 if (s->time_sent > largest_lost_sent)
                     largest_lost_sent = s->time_sent;
@@ -339,6 +342,7 @@ static void mark_acked(struct sst_recovery *r, uint64_t lo, uint64_t hi, sst_tim
         if (s->flags & SST_SENT_ELICITING) {
             r->bytes_in_flight -= s->bytes;
             r->cc.in_flight = r->bytes_in_flight;
+            sst_delivery_on_acked(&r->dr, &s->dr, s->bytes, s->time_sent, now);
             r->cc.ops->on_ack(&r->cc, now, s->bytes, s->time_sent, &r->rtt);
         }
         if (r->cb.acked != NULL)
@@ -354,6 +358,7 @@ int sst_recovery_on_ack_ranges(struct sst_recovery *r, const uint64_t (*ranges)[
             return SST_ERR_MALFORMED;
 
     take_rtt_sample(r, ranges, n, now);
+    sst_delivery_ack_begin(&r->dr);
     uint64_t largest = 0;
     for (size_t i = 0; i < n; i++)
         mark_acked(r, ranges[i][0], ranges[i][1], now, &largest);
@@ -367,6 +372,12 @@ int sst_recovery_on_ack_ranges(struct sst_recovery *r, const uint64_t (*ranges)[
             r->largest_acked = largest;
         advance_scan(r);
         detect_lost(r, now);
+        if (r->cc.ops->on_rate_sample != NULL) {
+            /* After loss detection, so the sample carries this ack's losses too. */
+            struct sst_rate_sample rs;
+            sst_delivery_generate(&r->dr, now, r->rtt.has_sample ? r->rtt.min : 0, &rs);
+            r->cc.ops->on_rate_sample(&r->cc, now, &rs, &r->rtt);
+        }
     }
     retire(r, now, false);
     return SST_OK;

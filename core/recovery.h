@@ -6,6 +6,7 @@
 
 #include "types.h"
 #include "cc.h"
+#include "delivery.h"
 #include "rtt.h"
 
 #define SST_LOSS_PKT_THRESHOLD 3        /* RFC 9002 kPacketThreshold */
@@ -17,6 +18,7 @@ struct sst_sent {
     sst_time_t time_sent;
     uint16_t bytes;     /* wire size */
     uint8_t flags;      /* SST_SENT_* */
+    struct sst_delivery_pkt dr; /* delivery-rate snapshot at send time (eliciting packets) */
 };
 #define SST_SENT_USED     0x01  /* record valid */
 #define SST_SENT_ELICITING 0x02 /* ack-eliciting; counts in bytes_in_flight */
@@ -63,6 +65,7 @@ struct sst_recovery {
     sst_time_t first_rtt_sample;/* when the first RTT sample was taken; SST_TIME_NEVER: none */
     uint8_t link_reported;      /* highest link state whose deadline was already passed */
     uint64_t stat_persistent;   /* persistent congestion events */
+    struct sst_delivery dr;     /* delivery-rate sampling (delivery.h), fed to cc on_rate_sample */
 };
 
 #define SST_RECOVERY_INITIAL_CAP 64          /* ring slots allocated at init */
@@ -102,6 +105,13 @@ unsigned sst_recovery_on_timeout(struct sst_recovery *r, sst_time_t now);
 /* UP, or STALLED / DOWN when eliciting data has been outstanding without ack progress for the
  * stall time (max(stall_timeout, 3 PTOs)) / down time (max(down_timeout, stall time)). */
 enum sst_link_state sst_recovery_link_state(const struct sst_recovery *r, sst_time_t now);
+/* The sender had nothing to send although cwnd and pacing allowed it: marks the delivery-rate
+ * samples of the data now in flight app-limited, so they do not lower a bandwidth model
+ * (delivery.h).  Meant for the channel when its upper layer has nothing to fill. */
+static inline void sst_recovery_on_app_limited(struct sst_recovery *r)
+{
+    sst_delivery_on_app_limited(&r->dr, r->bytes_in_flight);
+}
 /* The record of a tracked packet (base <= seq < next), e.g. from inside an acked/lost callback. */
 static inline struct sst_sent *sst_recovery_record(struct sst_recovery *r, uint64_t seq)
 {

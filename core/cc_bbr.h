@@ -1,0 +1,77 @@
+/* BBR (v1) congestion control state: a model of the path (bottleneck bandwidth and minimum
+ * RTT) that sets a pacing rate and a window, instead of reacting to each loss
+ * (Cardwell et al., "BBR: Congestion-Based Congestion Control", ACM Queue 2016;
+ * draft-cardwell-iccrg-bbr-congestion-control-00).  Included by cc.h. */
+#ifndef SST_CC_BBR_H
+#define SST_CC_BBR_H
+
+#include "types.h"
+
+struct sst_cc;
+struct sst_cc_ops;
+
+/* Windowed max filter (Kathleen Nichols' algorithm, as Linux lib/win_minmax.c): the best,
+ * second-best and third-best samples of the last `win` time units, so expiring the best one
+ * falls back to a recent runner-up instead of forgetting everything. */
+struct sst_bbr_maxfilt {
+    struct { uint64_t t, v; } s[3];
+};
+/* Records sample v at time t (t never decreases) and returns the max over (t - win, t]. */
+uint64_t sst_bbr_maxfilt_update(struct sst_bbr_maxfilt *f, uint64_t win, uint64_t t, uint64_t v);
+static inline uint64_t sst_bbr_maxfilt_get(const struct sst_bbr_maxfilt *f) { return f->s[0].v; }
+void sst_bbr_maxfilt_reset(struct sst_bbr_maxfilt *f, uint64_t t, uint64_t v);
+
+enum sst_bbr_mode {
+    SST_BBR_STARTUP = 0,     /* ramp up: pace at 2/ln2, stop when bandwidth plateaus */
+    SST_BBR_DRAIN = 1,       /* drain the queue STARTUP built: pace at ln2/2 */
+    SST_BBR_PROBE_BW = 2,    /* cruise at the estimated bandwidth, probing with a gain cycle */
+    SST_BBR_PROBE_RTT = 3,   /* shrink to 4 packets for 200 ms to re-measure the min RTT */
+};
+
+#define SST_BBR_HIGH_GAIN 2.885           /* 2/ln2: doubles the rate each round in STARTUP */
+#define SST_BBR_DRAIN_GAIN (1.0 / 2.885)
+#define SST_BBR_CWND_GAIN 2.0             /* cwnd = 2 x BDP in PROBE_BW */
+#define SST_BBR_CYCLE_LEN 8
+#define SST_BBR_BW_WIN_ROUNDS 10          /* max filter window, round trips */
+#define SST_BBR_MIN_RTT_WIN SST_SEC(10)
+#define SST_BBR_PROBE_RTT_TIME SST_MS(200)
+#define SST_BBR_MIN_CWND_PKTS 4
+#define SST_BBR_FULL_BW_THRESH 1.25       /* growth per round that counts as "still growing" */
+#define SST_BBR_FULL_BW_ROUNDS 3
+#define SST_BBR_QUANTA_PKTS 3             /* cwnd headroom for bursts and delayed acks */
+
+extern const double sst_bbr_pacing_gain[SST_BBR_CYCLE_LEN];
+
+struct sst_cc_bbr {
+    uint8_t mode;                 /* enum sst_bbr_mode */
+    struct sst_bbr_maxfilt bw;    /* bytes/s, windowed by round count */
+    sst_time_t min_rtt;           /* SST_TIME_NEVER: no sample yet */
+    sst_time_t min_rtt_stamp;     /* when min_rtt was measured */
+    uint64_t round_count;         /* packet-timed round trips */
+    uint64_t next_round_delivered;/* a round ends when a packet sent after this mark is acked */
+    bool round_start;             /* this ack ended a round */
+    double pacing_gain, cwnd_gain;
+    unsigned cycle_idx;           /* PROBE_BW phase, index into sst_bbr_pacing_gain */
+    sst_time_t cycle_stamp;       /* when the phase began */
+    uint64_t full_bw;             /* bandwidth at the last 25% growth (STARTUP exit check) */
+    unsigned full_bw_cnt;         /* rounds without 25% growth */
+    bool full_bw_reached;
+    sst_time_t probe_rtt_done;    /* end of the PROBE_RTT dwell; 0: not yet at 4 packets */
+    bool probe_rtt_round_done;
+    bool idle_restart;            /* restarting after idle: skip PROBE_RTT entry */
+    bool has_seen_rtt;
+    bool packet_conservation;     /* first round of a recovery period */
+    bool recovery_entered;        /* on_congestion opened a period; applied at the next sample */
+    uint64_t prior_cwnd;          /* cwnd before recovery / PROBE_RTT, restored after */
+    uint64_t stat_probe_rtt;      /* PROBE_RTT entries */
+};
+
+extern const struct sst_cc_ops sst_cc_bbr_ops;
+/* Sets up BBR state after sst_cc_init's common part (cwnd = initial window). */
+void sst_bbr_init(struct sst_cc *cc, sst_time_t now);
+/* Estimated bottleneck bandwidth (bytes/s), 0 before the first sample. */
+uint64_t sst_bbr_bw(const struct sst_cc *cc);
+/* bw x min_rtt x gain in bytes, plus quanta; the initial window before any RTT sample. */
+uint64_t sst_bbr_target_inflight(const struct sst_cc *cc, double gain);
+
+#endif

@@ -1,0 +1,314 @@
+/* BBR end to end in the simulator (real hosts and channels, core/cc_bbr.c): goodput on a
+ * 10 Mbit/s x 50 ms link with a one-BDP queue, lossless and at 1% random loss (CUBIC alongside
+ * for comparison), sharing with another BBR flow and with CUBIC, and the queue BBR keeps. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "err.h"
+#include "host.h"
+#include "packet.h"
+#include "sim.h"
+#include "simhost.h"
+#include "wire.h"
+
+#define RATE 10000000ull                 /* bottleneck, bit/s */
+#define ONE_WAY SST_MS(25)
+#define BDP_BYTES ((size_t)(RATE / 8 * 2 * ONE_WAY / SST_SEC(1)))   /* 62500 */
+
+/* ---- an unlimited bulk source and a counting sink ---------------------------------------- */
+
+struct bulk {
+    bool source;               /* sends without end; the sink side sends nothing */
+    uint64_t sent, acked, lost, rx_bytes;
+};
+
+static size_t bulk_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap)
+{
+    struct bulk *b = ctx;
+    (void)ch;
+    if (!b->source)
+        return 0;
+    sst_put16(buf, 1);
+    buf[2] = SST_PT_DATA << 4;
+    buf[3] = 0;
+    sst_put64(buf + 4, seq);
+    memset(buf + 12, 0x5a, cap - 12);
+    b->sent++;
+    return cap;
+}
+
+static void bulk_acked(void *ctx, struct sst_chan *ch, uint64_t seq)
+{
+    (void)ch;
+    (void)seq;
+    ((struct bulk *)ctx)->acked++;
+}
+
+static void bulk_lost(void *ctx, struct sst_chan *ch, uint64_t seq)
+{
+    (void)ch;
+    (void)seq;
+    ((struct bulk *)ctx)->lost++;
+}
+
+static bool bulk_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t *p, size_t len)
+{
+    (void)ch;
+    (void)seq;
+    (void)p;
+    ((struct bulk *)ctx)->rx_bytes += len;
+    return true;
+}
+
+static const struct sst_chan_upper bulk_upper = {
+    .fill = bulk_fill, .acked = bulk_acked, .lost = bulk_lost, .recv = bulk_recv,
+};
+
+struct ep {
+    struct sim_host *sh;
+    struct sst_addr addr;
+    struct sst_chan *chan;
+    struct bulk bulk;
+    int downs;
+};
+
+static void ep_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, int err)
+{
+    struct ep *e = ctx;
+    (void)err;
+    if (ev == SST_CHAN_EV_UP) {
+        e->chan = ch;
+        sst_chan_set_upper(ch, &bulk_upper, &e->bulk);
+    } else if (ev == SST_CHAN_EV_DOWN) {
+        e->downs++;
+        if (e->chan == ch)
+            e->chan = NULL;
+    }
+}
+
+static void ep_init(struct ep *e, struct sim *s, uint8_t n, enum sst_cc_algo cc, bool source)
+{
+    memset(e, 0, sizeof *e);
+    e->bulk.source = source;
+    e->addr = sim_addr4(n, 8661);
+    struct sst_host_config cfg;
+    sst_host_config_default(&cfg);
+    cfg.cc = cc;
+    struct sst_host_io io = { .ctx = e, .chan_event = ep_event };
+    e->sh = sim_host_new(s, &e->addr, &cfg, &io);
+    ck_assert_ptr_nonnull(e->sh);
+}
+
+static struct sim *new_sim(uint64_t seed)
+{
+    struct sim_config c;
+    sim_config_default(&c);
+    c.seed = seed;
+    c.pool_packets = 20000;
+    return sim_new(&c);
+}
+
+static struct sim_link_params link_params(uint64_t rate, size_t queue, double loss)
+{
+    struct sim_link_params p;
+    memset(&p, 0, sizeof p);
+    p.rate_bps = rate;
+    p.delay = ONE_WAY;
+    p.queue_bytes = queue;
+    p.loss = loss;
+    return p;
+}
+
+/* Samples the bottleneck's occupancy every 10 ms from `from` on: the standing queue, as opposed
+ * to max_queue_bytes, which also holds STARTUP's deliberate overshoot. */
+struct qprobe {
+    struct sim *sim;
+    struct sim_link *link;
+    sst_time_t until;
+    size_t max;
+    double sum;
+    uint64_t n;
+};
+
+static void qprobe_tick(void *ctx, sst_time_t now)
+{
+    struct qprobe *q = ctx;
+    struct sim_link_stats st;
+    sim_link_get_stats(q->link, &st);
+    if (st.queue_bytes > q->max)
+        q->max = st.queue_bytes;
+    q->sum += (double)st.queue_bytes;
+    q->n++;
+    if (now + SST_MS(10) < q->until)
+        ck_assert_int_eq(sim_at(q->sim, now + SST_MS(10), qprobe_tick, q), 0);
+}
+
+/* ---- one flow ------------------------------------------------------------------------------ */
+
+struct run {
+    double goodput_bps;
+    uint64_t lost, sent;
+    size_t max_queue;          /* link max_queue_bytes over the whole run */
+    size_t steady_max_queue;   /* largest sampled occupancy after t0 */
+    double steady_mean_queue;
+};
+
+/* Unlimited bulk from a to b, measured between t0 and t1; loss on the forward direction only. */
+static struct run run_one(enum sst_cc_algo cc, double loss, uint64_t seed, sst_time_t t0,
+                          sst_time_t t1)
+{
+    struct sim *s = new_sim(seed);
+    struct ep a, b;
+    ep_init(&a, s, 1, cc, true);
+    ep_init(&b, s, 2, cc, false);
+    struct sim_link_params fwd = link_params(RATE, BDP_BYTES, loss);
+    struct sim_link_params rev = link_params(RATE, BDP_BYTES, 0);
+    struct sim_link *l;
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &fwd, &rev, &l, NULL), 0);
+    struct qprobe q = { .sim = s, .link = l, .until = t1 };
+    ck_assert_int_eq(sim_at(s, t0, qprobe_tick, &q), 0);
+    ck_assert_ptr_nonnull(sim_host_connect(a.sh, &b.addr));
+    sim_run_until(s, t0);
+    uint64_t x0 = b.bulk.rx_bytes;
+    sim_run_until(s, t1);
+    ck_assert_ptr_nonnull(a.chan);
+    struct sst_chan_stats cs;
+    sst_chan_get_stats(a.chan, &cs);
+    ck_assert_str_eq(cs.cc_name, sst_cc_algo_name(cc));
+    struct sim_link_stats ls;
+    sim_link_get_stats(l, &ls);
+    struct run r = {
+        .goodput_bps = (double)(b.bulk.rx_bytes - x0) * 8 * SST_SEC(1) / (double)(t1 - t0),
+        .lost = a.bulk.lost,
+        .sent = a.bulk.sent,
+        .max_queue = ls.max_queue_bytes,
+        .steady_max_queue = q.max,
+        .steady_mean_queue = q.n ? q.sum / (double)q.n : 0,
+    };
+    ck_assert_int_eq(a.downs + b.downs, 0);
+    sim_host_free(a.sh);
+    sim_host_free(b.sh);
+    sim_free(s);
+    return r;
+}
+
+static void print_run(const char *what, enum sst_cc_algo cc, const struct run *r)
+{
+    printf("%-9s %-6s goodput %5.2f Mbit/s (%5.1f%% of link), lost %llu of %llu, queue max %zu "
+           "steady max %zu mean %.0f bytes (BDP %zu)\n",
+           what, sst_cc_algo_name(cc), r->goodput_bps / 1e6, r->goodput_bps / (double)RATE * 100,
+           (unsigned long long)r->lost, (unsigned long long)r->sent, r->max_queue,
+           r->steady_max_queue, r->steady_mean_queue, BDP_BYTES);
+}
+
+START_TEST(test_bbr_goodput_lossless)
+{
+    struct run c = run_one(SST_CC_CUBIC, 0, 41, SST_SEC(3), SST_SEC(30));
+    print_run("lossless", SST_CC_CUBIC, &c);
+    struct run r = run_one(SST_CC_BBR, 0, 41, SST_SEC(3), SST_SEC(30));
+    print_run("lossless", SST_CC_BBR, &r);
+    ck_assert(r.goodput_bps >= 0.90 * RATE);
+    ck_assert(r.goodput_bps <= RATE);
+    /* The model keeps the queue short: well under the buffer CUBIC fills, on average and at
+     * its peaks (PROBE_BW's 1.25 phase adds a quarter BDP for one RTT). */
+    ck_assert(r.steady_mean_queue <= 0.25 * BDP_BYTES);
+    ck_assert(r.steady_max_queue <= BDP_BYTES / 2);
+    ck_assert(r.steady_mean_queue < c.steady_mean_queue);
+    ck_assert(r.max_queue <= BDP_BYTES);
+}
+END_TEST
+
+START_TEST(test_bbr_goodput_one_percent_loss)
+{
+    struct run c = run_one(SST_CC_CUBIC, 0.01, 42, SST_SEC(3), SST_SEC(30));
+    print_run("1% loss", SST_CC_CUBIC, &c);
+    struct run r = run_one(SST_CC_BBR, 0.01, 42, SST_SEC(3), SST_SEC(30));
+    print_run("1% loss", SST_CC_BBR, &r);
+    ck_assert(r.goodput_bps >= 0.70 * RATE);
+    ck_assert(r.goodput_bps <= RATE);
+    /* The loss was real: about 1% of what was sent (plus STARTUP's overshoot). */
+    ck_assert_uint_gt(r.lost, r.sent / 200);
+    ck_assert_uint_lt(r.lost, r.sent / 20);
+    ck_assert(r.goodput_bps > 2 * c.goodput_bps);
+}
+END_TEST
+
+/* ---- two flows through one bottleneck ----------------------------------------------------- */
+
+/* Flow 1 starts at 0, flow 2 at `late`; shares are measured over [t0, t1]. */
+static double run_two(enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed, sst_time_t late,
+                      sst_time_t t0, sst_time_t t1, double *util, size_t *max_queue)
+{
+    struct sim *s = new_sim(seed);
+    struct ep a1, a2, b1, b2;
+    ep_init(&a1, s, 1, cc1, true);
+    ep_init(&a2, s, 2, cc2, true);
+    ep_init(&b1, s, 3, cc1, false);
+    ep_init(&b2, s, 4, cc2, false);
+    struct sim_link_params fwd = link_params(RATE, BDP_BYTES, 0);
+    struct sim_link_params rev = link_params(0, 0, 0);
+    struct sim_link *bottleneck = sim_link_new(s, &fwd);
+    struct sim_link *back = sim_link_new(s, &rev);
+    ck_assert_ptr_nonnull(bottleneck);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_int_eq(sim_route(s, &a1.addr, &b1.addr, bottleneck), 0);
+    ck_assert_int_eq(sim_route(s, &a2.addr, &b2.addr, bottleneck), 0);
+    ck_assert_int_eq(sim_route(s, &b1.addr, &a1.addr, back), 0);
+    ck_assert_int_eq(sim_route(s, &b2.addr, &a2.addr, back), 0);
+    ck_assert_ptr_nonnull(sim_host_connect(a1.sh, &b1.addr));
+    sim_run_until(s, late);
+    ck_assert_ptr_nonnull(sim_host_connect(a2.sh, &b2.addr));
+    sim_run_until(s, t0);
+    uint64_t x1 = b1.bulk.rx_bytes, x2 = b2.bulk.rx_bytes;
+    sim_run_until(s, t1);
+    double g1 = (double)(b1.bulk.rx_bytes - x1), g2 = (double)(b2.bulk.rx_bytes - x2);
+    *util = (g1 + g2) * 8 * SST_SEC(1) / (double)(t1 - t0) / (double)RATE;
+    struct sim_link_stats ls;
+    sim_link_get_stats(bottleneck, &ls);
+    *max_queue = ls.max_queue_bytes;
+    ck_assert_int_eq(a1.downs + a2.downs + b1.downs + b2.downs, 0);
+    sim_host_free(a1.sh);
+    sim_host_free(a2.sh);
+    sim_host_free(b1.sh);
+    sim_host_free(b2.sh);
+    sim_free(s);
+    return g1 / (g1 + g2);
+}
+
+START_TEST(test_bbr_two_flows_share)
+{
+    double util;
+    size_t maxq;
+    double share = run_two(SST_CC_BBR, SST_CC_BBR, 43, SST_SEC(3), SST_SEC(15), SST_SEC(60),
+                           &util, &maxq);
+    printf("bbr+bbr   shares %.1f%% / %.1f%%, utilisation %.1f%%, queue max %zu\n", 100 * share,
+           100 * (1 - share), 100 * util, maxq);
+    ck_assert(share >= 0.35 && share <= 0.65);
+    ck_assert(util >= 0.85);
+}
+END_TEST
+
+static Suite *bbr_sim_suite(void)
+{
+    Suite *s = suite_create("bbr_sim");
+    TCase *tc = tcase_create("bbr");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_bbr_goodput_lossless);
+    tcase_add_test(tc, test_bbr_goodput_one_percent_loss);
+    tcase_add_test(tc, test_bbr_two_flows_share);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);   /* keep the numbers even when an assertion ends a test */
+    SRunner *sr = srunner_create(bbr_sim_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
