@@ -1,7 +1,9 @@
 /* Test client for sstd's hand-off: sends "CONNECT ADDR PORT" with one end of a socketpair
  * (SCM_RIGHTS), prints sstd's reply line on stderr, then copies stdin to the connection and the
  * connection to stdout (stdin EOF becomes shutdown(SHUT_WR)), like a shimmed process would.
- *   sstd_handoff SOCKET ADDR PORT
+ *   sstd_handoff SOCKET ADDR PORT [stall]
+ * "stall": after CONNECTED, send stdin (without a FIN), then read nothing and sleep: a client
+ * that is killed mid-transfer.
  * Exit: 0 after the peer closed, 2 refused, 3 unreachable or other error reply, 1 local failure. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,8 +49,8 @@ static int write_all(int fd, const char *buf, size_t len)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: sstd_handoff SOCKET ADDR PORT\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "stall") == 0)) {
+        fprintf(stderr, "usage: sstd_handoff SOCKET ADDR PORT [stall]\n");
         return 1;
     }
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -84,8 +86,16 @@ int main(int argc, char **argv)
         return strstr(reply, "\"REFUSED\"") ? 2 : 3;
 
     int conn = sv[0];
-    bool in_open = true;
     char buf[65536];
+    if (argc == 5) {
+        ssize_t r;
+        while ((r = read(0, buf, sizeof buf)) > 0)
+            if (write_all(conn, buf, (size_t)r) < 0)
+                return 1;
+        for (;;)
+            pause();
+    }
+    bool in_open = true;
     for (;;) {
         struct pollfd pfd[2] = { { .fd = conn, .events = POLLIN }, { .fd = 0, .events = in_open ? POLLIN : 0 } };
         if (poll(pfd, in_open ? 2 : 1, -1) < 0) {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# sstctl ping over a 50 ms RTT emulated link reports ~50 ms, measured with SST pings; the warm
+# channel is reused by the next ping (no second handshake).
+#
+#   $NS_A  sst0 10.77.0.1 ==TUN== linkemu (25 ms each way) ==TUN== sst0 10.77.0.2  $NS_B
+#          sstd, sstctl                                              sstd
+. "$(dirname "$0")/lib.sh"
+lib_init helper_ping
+need_tool /usr/bin/python3
+for b in sstd sstctl; do
+  [ -x "$BUILD/$b" ] || make -C "$LIB_ROOT" --no-print-directory BUILD="$BUILD" "$BUILD/$b" >/dev/null 2>&1 || true
+  [ -x "$BUILD/$b" ] || env_fail "$BUILD/$b not built (make tests)"
+done
+CTL=$BUILD/sstctl
+SA=$LIB_TMP/a.sock
+SB=$LIB_TMP/b.sock
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+lib_net_up --link emu --delay 25ms --seed 3
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info 2>"$LIB_TMP/a.log"
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info 2>"$LIB_TMP/b.log"
+poll_until 5 test -S "$SA" || fail "no socket $SA"
+poll_until 5 test -S "$SB" || fail "no socket $SB"
+
+log "first ping opens the channel (one handshake), then measures"
+"$CTL" --socket "$SA" ping --json "$IP_B" 5 >"$LIB_TMP/p1.json" || fail "ping failed: $(cat "$LIB_TMP/p1.json")"
+assert_eq 5 "$(json "$LIB_TMP/p1.json" 'len(d["rtt_ms"])')" "ping samples"
+assert_range 48 65 "$(json "$LIB_TMP/p1.json" 'd["min_ms"]')" "ping min RTT ms over 50 ms link"
+assert_range 48 70 "$(json "$LIB_TMP/p1.json" 'd["avg_ms"]')" "ping avg RTT ms"
+assert_range 48 70 "$(json "$LIB_TMP/p1.json" 'd["srtt_ms"]')" "channel srtt ms"
+# The initiator's handshake completes after one round trip (Noise XX: e / e,ee,s,es / s,se).
+assert_range 48 80 "$(json "$LIB_TMP/p1.json" 'd["handshake_ms"]')" "handshake ms (1 RTT)"
+
+log "second ping reuses the warm channel"
+"$CTL" --socket "$SA" ping --json "$IP_B" 3 >"$LIB_TMP/p2.json" || fail "second ping failed"
+assert_eq 0.0 "$(json "$LIB_TMP/p2.json" 'd["handshake_ms"]')" "second ping needed no handshake"
+assert_range 48 65 "$(json "$LIB_TMP/p2.json" 'd["min_ms"]')" "second ping min RTT ms"
+"$CTL" --socket "$SA" status --json >"$LIB_TMP/st.json" || fail "status failed"
+assert_eq 1 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_initiated"]')" "handshakes initiated"
+assert_range 48 70 "$(json "$LIB_TMP/st.json" 'd["channels"][0]["rtt_ms"]')" "status rtt_ms"
+"$CTL" --socket "$SA" ping "$IP_B" 2 | grep -q "rtt" || fail "human ping output lacks rtt"
+log "PASS"
