@@ -562,10 +562,10 @@ END_TEST
 
 START_TEST(test_sim_datagrams_lossy)
 {
-    /* On a lossy path small datagrams may vanish, substream-carried ones may not. */
+    /* On a lossy path (10%) small datagrams may vanish, substream-carried ones may not. */
     struct sim *s = new_sim(16);
     struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 300000,
-                                  .loss = 0.05 };
+                                  .loss = 0.10 };
     struct node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
@@ -587,14 +587,14 @@ START_TEST(test_sim_datagrams_lossy)
     for (unsigned i = 0; i < 5; i++)
         send_dgram(&a, e.s, 30000 + i);
     sim_run_until(s, sim_now(s) + SST_SEC(10));
-    /* By now the channel has measured ~5% loss: a 3-fragment datagram (0.15 expected lost
-     * fragments) is no longer sent statelessly; a 1-fragment one still is. */
+    /* By now the channel has measured several percent loss: a 3-fragment datagram (over 0.1
+     * expected lost fragments) is no longer sent statelessly; a 1-fragment one still is. */
     for (unsigned i = 0; i < 10; i++)
         send_dgram(&a, e.s, 3000 + i);
     send_dgram(&a, e.s, 500);
     sim_run_until(s, sim_now(s) + SST_SEC(10));
     ck_assert_uint_eq(sink.bad, 0);
-    ck_assert_uint_ge(sink.got, 5 + 10 + 80);
+    ck_assert_uint_ge(sink.got, 5 + 10 + 70);
     ck_assert_uint_le(sink.got, 116);
     size_t big = 0;
     /* every substream-carried datagram arrived: the byte count includes all of them */
