@@ -1,0 +1,220 @@
+/* Unit tests for sstd's pure parts: option parsing and defaults, the capability cache and its
+ * expiry, PROXY v2 header encoding, JSON string escaping and sstctl's JSON reader. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+
+#include "../../helper/sstd.h"
+#include "../../helper/jsonv.h"
+
+static int parse(struct sstd_opts *o, char *err, size_t errlen, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, errlen);
+    argv[argc++] = "sstd";
+    for (char *a; (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    return sstd_options_parse(o, argc, argv, err, errlen);
+}
+
+START_TEST(test_options_defaults)
+{
+    struct sstd_opts o;
+    char err[256] = "";
+    unsetenv("SST_LOG");
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/tmp/x/sstd.sock", NULL), 0);
+    ck_assert_uint_eq(o.port, 8661);
+    ck_assert_uint_eq(o.idle_sec, 300);
+    ck_assert_uint_eq(o.handshake_timeout_sec, 10);
+    ck_assert_int_eq(o.log_level, SSTD_LOG_WARN);
+    ck_assert(!o.foreground && !o.proxy_protocol);
+    ck_assert_uint_eq(o.nforward, 0);
+    ck_assert_str_eq(o.pid_file, "/tmp/x/sstd.pid");
+}
+END_TEST
+
+START_TEST(test_options_values)
+{
+    struct sstd_opts o;
+    char err[256] = "";
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", "--port", "9000", "--forward", "80,8000-8002,80",
+                           "--proxy-protocol", "--foreground", "--log", "debug", "--idle", "5", "--allow-uid",
+                           "1000,root", "--bind", "10.0.0.1", NULL),
+                     0);
+    ck_assert_uint_eq(o.port, 9000);
+    ck_assert_uint_eq(o.nforward, 4); /* 80 listed twice counts once */
+    ck_assert(sstd_forwarded(&o, 80) && sstd_forwarded(&o, 8001) && sstd_forwarded(&o, 8002));
+    ck_assert(!sstd_forwarded(&o, 8003));
+    ck_assert(o.proxy_protocol && o.foreground);
+    ck_assert_int_eq(o.log_level, SSTD_LOG_DEBUG);
+    ck_assert_uint_eq(o.idle_sec, 5);
+    ck_assert_uint_eq(o.nallow, 2);
+    ck_assert_uint_eq(o.allow_uid[0], 1000);
+    ck_assert_uint_eq(o.allow_uid[1], 0);
+    ck_assert_str_eq(o.bind, "10.0.0.1");
+    ck_assert_str_eq(o.pid_file, "/s.pid");
+}
+END_TEST
+
+START_TEST(test_options_errors)
+{
+    static const char *const bad[][2] = {
+        { "--port", "70000" }, { "--port", "-1" },        { "--forward", "0" },     { "--forward", "9-3" },
+        { "--forward", "x" },  { "--log", "loud" },       { "--idle", "abc" },      { "--allow-uid", "no-such-user-xyz" },
+        { "--handshake-timeout", "0" }, { "--bogus", "1" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct sstd_opts o;
+        char err[256] = "";
+        int rc = parse(&o, err, sizeof err, "--socket", "/s", bad[i][0], bad[i][1], NULL);
+        ck_assert_msg(rc == -1, "%s %s accepted", bad[i][0], bad[i][1]);
+        ck_assert_msg(err[0] != '\0', "%s %s: no message", bad[i][0], bad[i][1]);
+    }
+}
+END_TEST
+
+START_TEST(test_default_socket_path)
+{
+    char buf[SSTD_PATH_MAX];
+    ck_assert_int_eq(sstd_default_socket_path(buf, sizeof buf, 0, "/run/user/0"), 0);
+    ck_assert_str_eq(buf, "/run/sst/sstd.sock");
+    ck_assert_int_eq(sstd_default_socket_path(buf, sizeof buf, 1000, "/run/user/1000"), 0);
+    ck_assert_str_eq(buf, "/run/user/1000/sst/sstd.sock");
+    ck_assert_int_eq(sstd_default_socket_path(buf, sizeof buf, 1000, NULL), 0);
+    ck_assert_str_eq(buf, "/tmp/sst-1000/sstd.sock");
+    ck_assert_int_eq(sstd_default_socket_path(buf, 8, 1000, "/run/user/1000"), -1);
+}
+END_TEST
+
+START_TEST(test_caps_expiry)
+{
+    struct sstd_caps *c = sstd_caps_new();
+    sst_time_t exp;
+    const char *reason;
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.2:8661", 0, NULL, NULL), SSTD_CAP_UNKNOWN);
+    sstd_caps_set(c, "10.0.0.2:8661", SSTD_CAP_NO_SST, "timeout", SST_SEC(100), SST_SEC(600));
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.2:8661", SST_SEC(699), &exp, &reason), SSTD_CAP_NO_SST);
+    ck_assert_uint_eq(exp, SST_SEC(700));
+    ck_assert_str_eq(reason, "timeout");
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.2:8661", SST_SEC(700), NULL, NULL), SSTD_CAP_UNKNOWN);
+    /* Overwrite: a later handshake success replaces the negative entry. */
+    sstd_caps_set(c, "10.0.0.3:8661", SSTD_CAP_NO_SST, "timeout", 0, SST_SEC(10));
+    sstd_caps_set(c, "10.0.0.3:8661", SSTD_CAP_SST, "ok", SST_SEC(1), SST_SEC(10));
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.3:8661", SST_SEC(5), NULL, NULL), SSTD_CAP_SST);
+    ck_assert_str_eq(sstd_cap_name(SSTD_CAP_NO_SST), "no-sst");
+    sstd_caps_free(c);
+}
+END_TEST
+
+static unsigned count_cb_n;
+static void count_cb(void *arg, const char *host, enum sstd_cap cap, const char *reason, sst_time_t expires)
+{
+    count_cb_n++;
+}
+
+START_TEST(test_caps_foreach_skips_expired)
+{
+    struct sstd_caps *c = sstd_caps_new();
+    sstd_caps_set(c, "a", SSTD_CAP_SST, "", 0, SST_SEC(1));
+    sstd_caps_set(c, "b", SSTD_CAP_SST, "", 0, SST_SEC(10));
+    count_cb_n = 0;
+    sstd_caps_foreach(c, SST_SEC(5), count_cb, NULL);
+    ck_assert_uint_eq(count_cb_n, 1);
+    sstd_caps_free(c);
+}
+END_TEST
+
+START_TEST(test_proxy_v2_ipv4)
+{
+    uint8_t out[SSTD_PROXY_V2_MAX];
+    struct sst_addr src = { .family = SST_AF_INET4, .port = 8661, .ip = { 10, 77, 0, 1 } };
+    struct sst_addr dst = { .family = SST_AF_INET4, .port = 80, .ip = { 127, 0, 0, 1 } };
+    static const uint8_t want[28] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
+                                      0x21, 0x11, 0x00, 0x0C, 10, 77, 0, 1, 127, 0, 0, 1, 0x21, 0xD5, 0x00, 0x50 };
+    ck_assert_uint_eq(sstd_proxy_v2(out, sizeof out, &src, &dst), 28);
+    ck_assert_mem_eq(out, want, 28);
+    ck_assert_uint_eq(sstd_proxy_v2(out, 27, &src, &dst), 0);
+}
+END_TEST
+
+START_TEST(test_proxy_v2_mixed_is_ipv6)
+{
+    uint8_t out[SSTD_PROXY_V2_MAX];
+    struct sst_addr src = { .family = SST_AF_INET6, .port = 1, .ip = { 0xfd, 0x77, [15] = 1 } };
+    struct sst_addr dst = { .family = SST_AF_INET4, .port = 2, .ip = { 127, 0, 0, 1 } };
+    ck_assert_uint_eq(sstd_proxy_v2(out, sizeof out, &src, &dst), 52);
+    ck_assert_uint_eq(out[13], 0x21);
+    ck_assert_uint_eq(out[15], 36);
+    ck_assert_mem_eq(out + 16, src.ip, 16);
+    static const uint8_t mapped[16] = { [10] = 0xff, [11] = 0xff, [12] = 127, [15] = 1 };
+    ck_assert_mem_eq(out + 32, mapped, 16);
+    ck_assert_uint_eq(out[49], 1);
+    ck_assert_uint_eq(out[51], 2);
+    struct sst_addr none = { 0 };
+    ck_assert_uint_eq(sstd_proxy_v2(out, sizeof out, &none, &dst), 0);
+}
+END_TEST
+
+START_TEST(test_json_escape_roundtrip)
+{
+    struct evbuffer *b = evbuffer_new();
+    const char *s = "a\"b\\c\nd\x01";
+    evbuffer_add(b, "{\"k\":", 5);
+    sstd_json_str(b, s);
+    const char *rest = ",\"n\":-1.5e1,\"t\":true,\"a\":[1,2,{\"x\":null}]}";
+    evbuffer_add(b, rest, strlen(rest));
+    size_t len = evbuffer_get_length(b);
+    char *text = (char *)evbuffer_pullup(b, -1);
+    ck_assert_ptr_null(memchr(text, '\n', len)); /* one reply = one line */
+    struct jv *v = jv_parse(text, len);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(jv_str(v, "k", ""), s);
+    ck_assert(jv_num(v, "n", 0) == -15.0);
+    ck_assert(jv_bool(v, "t"));
+    const struct jv *a = jv_get(v, "a");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->type, JV_ARRAY);
+    ck_assert(a->child->num == 1.0 && a->child->next->num == 2.0);
+    ck_assert_int_eq(a->child->next->next->type, JV_OBJECT);
+    jv_free(v);
+    evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(test_json_rejects_malformed)
+{
+    static const char *const bad[] = { "", "{", "{\"a\":}", "{\"a\" 1}", "[1,]", "{\"a\":1} x", "\"abc", "tru" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct jv *v = jv_parse(bad[i], strlen(bad[i]));
+        ck_assert_msg(v == NULL, "accepted '%s'", bad[i]);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("helper");
+    TCase *tc = tcase_create("pure");
+    tcase_add_test(tc, test_options_defaults);
+    tcase_add_test(tc, test_options_values);
+    tcase_add_test(tc, test_options_errors);
+    tcase_add_test(tc, test_default_socket_path);
+    tcase_add_test(tc, test_caps_expiry);
+    tcase_add_test(tc, test_caps_foreach_skips_expired);
+    tcase_add_test(tc, test_proxy_v2_ipv4);
+    tcase_add_test(tc, test_proxy_v2_mixed_is_ipv6);
+    tcase_add_test(tc, test_json_escape_roundtrip);
+    tcase_add_test(tc, test_json_rejects_malformed);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
