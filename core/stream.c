@@ -46,6 +46,9 @@ struct sst_stream {
     struct sst_ctx *ctx;
     struct conn *conn;             /* NULL once detached (channel gone) or local-only */
     struct sst_stream *parent;
+    struct sst_stream *kids;       /* children (all, accepted or not), via kid_prev/kid_next */
+    struct sst_stream *kid_prev, *kid_next;
+    unsigned nrecs;                /* send records in the channel's table pointing at us */
     struct sst_addr peer;
 
     /* incoming children waiting for accept (substreams, datagrams) */
@@ -272,6 +275,8 @@ static struct sst_stream *stream_alloc(struct sst_ctx *c, struct conn *cn, struc
     s->ctx = c;
     s->conn = cn;
     s->parent = parent;
+    if (parent != NULL)
+        DL_APPEND2(parent->kids, s, kid_prev, kid_next);
     DL_APPEND2(c->streams, s, all_prev, all_next);
     if (cn != NULL) {
         s->peer = cn->peer;
@@ -314,12 +319,15 @@ static void detach(struct sst_stream *s)
     /* Records of this stream stay in the table (their sequence numbers are still in flight)
      * but no longer point at it; Init data it borrowed is returned to the parent now. */
     struct sst_txrec *r, *tmp;
-    HASH_ITER(hh, cn->recs.by_seq, r, tmp) {
-        if (r->stream != s)
-            continue;
-        if (r->borrowed && s->parent != NULL)
-            sst_fc_tx_release(&s->parent->ftx, r->charged);
-        r->stream = NULL;
+    if (s->nrecs > 0) {
+        HASH_ITER(hh, cn->recs.by_seq, r, tmp) {
+            if (r->stream != s)
+                continue;
+            if (r->borrowed && s->parent != NULL)
+                sst_fc_tx_release(&s->parent->ftx, r->charged);
+            r->stream = NULL;
+        }
+        s->nrecs = 0;
     }
     DL_DELETE2(cn->streams, s, cn_prev, cn_next);
     s->conn = NULL;
@@ -381,23 +389,30 @@ static void stream_free(struct sst_stream *s)
         s->lq_owner->nbacklog--;
         s->lq_owner = NULL;
     }
-    /* Orphan children: they keep running on their own (paper §2.1). */
+    /* Children never accepted are aborted (stateless datagrams simply dropped); accepted ones
+     * keep running on their own (paper §2.1). */
     struct sst_stream *ch, *tmp;
-    DL_FOREACH_SAFE2(s->acceptq, ch, tmp, aq_next) {
+    DL_FOREACH_SAFE2(s->kids, ch, tmp, kid_next) {
+        DL_DELETE2(s->kids, ch, kid_prev, kid_next);
+        ch->parent = NULL;
+        if (ch->aq_owner != s)
+            continue;
         DL_DELETE2(s->acceptq, ch, aq_prev, aq_next);
         ch->aq_owner = NULL;
-        ch->parent = NULL;
-        if (!ch->local_only)
-            ch->rst_pending = true;   /* never accepted: abort it */
         ch->app_owned = false;
-        make_ready(ch);
-        /* freed later by the normal path (Reset acknowledged, or channel down) */
+        if (ch->local_only) {
+            stream_free(ch);
+        } else if (ch->conn != NULL) {
+            ch->rst_pending = true;    /* freed once the Reset is acknowledged */
+            make_ready(ch);
+        }
+        /* detached ones are freed by conn_down's sweep */
     }
+    s->acceptq = NULL;
+    s->nacceptq = 0;
+    if (s->parent != NULL)
+        DL_DELETE2(s->parent->kids, s, kid_prev, kid_next);
     DL_DELETE2(c->streams, s, all_prev, all_next);
-    struct sst_stream *x;
-    DL_FOREACH2(c->streams, x, all_next)
-        if (x->parent == s)
-            x->parent = NULL;
     while (s->dgq != NULL) {
         struct dgram_out *d = s->dgq;
         s->dgq = d->next;
@@ -588,6 +603,7 @@ static size_t emit_reset(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_
     r->kind = SST_TXREC_RESET;
     r->pkt_type = SST_PT_RESET;
     r->stream = s;
+    s->nrecs++;
     s->rst_pending = false;
     s->rst_inflight = true;
     cn->ctx->stats.resets_sent++;
@@ -662,6 +678,7 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     r->kind = SST_TXREC_SEG;
     r->pkt_type = (uint8_t)type;
     r->stream = s;
+    s->nrecs++;
     r->off = g->off;
     r->span = (uint32_t)(g->len + (g->fin ? 1 : 0));
     r->charged = (uint32_t)g->len;
@@ -741,12 +758,15 @@ static size_t up_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
 
 /* ---- packet fates ------------------------------------------------------------------------ */
 
-static void on_record(struct conn *cn, struct sst_txrec *r, bool acked)
+static void on_record(struct conn *cn, struct sst_txrec *rec, bool acked)
 {
+    struct sst_txrec copy = *rec;
+    const struct sst_txrec *r = &copy;
     struct sst_stream *s = r->stream;
-    sst_txrec_release(&cn->recs, r);
+    sst_txrec_release(&cn->recs, rec);
     if (s == NULL)
         return;
+    s->nrecs--;
     if (r->kind == SST_TXREC_RESET) {
         s->rst_inflight = false;
         if (acked) {
@@ -1369,14 +1389,8 @@ SST_API void sst_ctx_free(struct sst_ctx *c)
         cn->ch = NULL;
         conn_down(cn, SST_ERR_CLOSED);
     }
-    while (c->streams != NULL) {
-        struct sst_stream *s = c->streams;
-        s->app_owned = false;
-        s->aq_owner = NULL;
-        s->lq_owner = NULL;
-        s->acceptq = NULL;
-        stream_free(s);
-    }
+    while (c->streams != NULL)
+        stream_free(c->streams);
     while (c->listeners != NULL) {
         struct sst_listener *l = c->listeners;
         DL_DELETE(c->listeners, l);
