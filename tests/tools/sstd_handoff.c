@@ -4,6 +4,8 @@
  *   sstd_handoff SOCKET ADDR PORT [stall]
  * "stall": after CONNECTED, send stdin (without a FIN), then read nothing and sleep: a client
  * that is killed mid-transfer.
+ * Stdin is sent at once, before the reply, as an application would write after a non-blocking
+ * connect; the reply is read concurrently.
  * Exit: 0 after the peer closed, 2 refused, 3 unreachable or other error reply, 1 local failure. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,14 +72,39 @@ int main(int argc, char **argv)
         return 1;
     }
     close(sv[1]);
+    /* Like a shimmed application, write at once: sstd accepts bytes before the peer's answer,
+     * so the request rides with the stream's first packet (paper §4.3.4).  The reply line is
+     * read concurrently. */
     char reply[1024];
     size_t n = 0;
-    while (n < sizeof reply - 1) {
-        ssize_t r = read(ctl, reply + n, 1);
-        if (r <= 0)
-            break;
-        if (reply[n++] == '\n')
-            break;
+    bool replied = false, in_open = true, stall = argc == 5;
+    char buf[65536];
+    int conn = sv[0];
+    while (!replied || (in_open && stall)) {
+        struct pollfd pfd[2] = { { .fd = ctl, .events = replied ? 0 : POLLIN },
+                                 { .fd = 0, .events = in_open ? POLLIN : 0 } };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 1;
+        }
+        if (!replied && pfd[0].revents) {
+            ssize_t r = read(ctl, reply + n, 1);
+            if (r <= 0)
+                replied = true; /* closed without a full line: reported below */
+            else if (reply[n++] == '\n' || n == sizeof reply - 1)
+                replied = true;
+        }
+        if (in_open && pfd[1].revents) {
+            ssize_t r = read(0, buf, sizeof buf);
+            if (r <= 0) {
+                in_open = false;
+                if (!stall)
+                    shutdown(conn, SHUT_WR);
+            } else if (write_all(conn, buf, (size_t)r) < 0) {
+                in_open = false;
+            }
+        }
     }
     reply[n] = '\0';
     fprintf(stderr, "%s", reply);
@@ -85,17 +112,10 @@ int main(int argc, char **argv)
     if (!strstr(reply, "\"CONNECTED\""))
         return strstr(reply, "\"REFUSED\"") ? 2 : 3;
 
-    int conn = sv[0];
-    char buf[65536];
-    if (argc == 5) {
-        ssize_t r;
-        while ((r = read(0, buf, sizeof buf)) > 0)
-            if (write_all(conn, buf, (size_t)r) < 0)
-                return 1;
+    if (stall) {
         for (;;)
             pause();
     }
-    bool in_open = true;
     for (;;) {
         struct pollfd pfd[2] = { { .fd = conn, .events = POLLIN }, { .fd = 0, .events = in_open ? POLLIN : 0 } };
         if (poll(pfd, in_open ? 2 : 1, -1) < 0) {
