@@ -94,6 +94,15 @@ static ssize_t fill(int fd)
 {
     static const char zeros[65536];
     size_t total = 0;
+    int sndbuf = 0;
+    socklen_t l = sizeof(sndbuf);
+
+    /* The filler costs one SO_SNDBUF worth of copying: keep that bounded on hosts with a huge
+     * net.core.wmem_default. */
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &l) == 0 && sndbuf > (1 << 20)) {
+        sndbuf = 256 << 10;
+        shim_real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
     for (;;) {
         ssize_t n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
@@ -130,14 +139,23 @@ static void copy_timeouts(int from, int to)
     }
 }
 
-/* Blocking connect: wait for the filler to go (POLLOUT) or the far end to close. */
+/* Blocking connect: wait for the filler to go (POLLOUT) or the far end to close.  As TCP,
+ * SO_SNDTIMEO bounds the wait (then EINPROGRESS) and a signal interrupts it (EINTR); either way
+ * the connection goes on in the background. */
 static int wait_connected(int fd, struct shim_conn *c)
 {
+    struct timeval tv = { 0, 0 };
+    socklen_t tl = sizeof(tv);
+    int timeout = -1;
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0 && (tv.tv_sec || tv.tv_usec))
+        timeout = (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
     while (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTING) {
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        if (poll(&p, 1, -1) < 0) {
-            if (errno == EINTR)
-                return -1;   /* as TCP: EINTR, the connection continues asynchronously */
+        int n = poll(&p, 1, timeout);
+        if (n < 0)
+            return -1;   /* EINTR as TCP */
+        if (n == 0) {
+            errno = EINPROGRESS;
             return -1;
         }
         if (p.revents & POLLNVAL) {

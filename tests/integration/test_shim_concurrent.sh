@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 50 concurrent connections from one process through the shim, each moving 256 KiB both ways
-# with half-close, byte-exact.
+# with half-close, byte-exact; then 10 processes at once, 5 connections each.
 source "$(dirname "$0")/../tools/shim_common.sh"
 start_echo
 
@@ -45,3 +45,31 @@ PYEOF
 shim SST_PEERS=127.0.0.1 -- "$PY" "$TMP/conc.py" >"$TMP/out" || { cat "$TMP/out"; fail "concurrent connections"; }
 expect_line "$TMP/out" concurrent-ok
 pass "50 concurrent connections, byte-exact"
+
+# 10 processes at once, each with its own event thread.
+cat >"$TMP/proc.py" <<PYEOF
+import socket, sys
+sys.path.insert(0, "$ROOT/tests/tools")
+from shim_rawdomain import raw_domain
+tag = sys.argv[1].encode()
+for i in range(5):
+    c = socket.create_connection(("127.0.0.1", $ECHO_PORT), timeout=60)
+    assert raw_domain(c.fileno()) == "unix"
+    payload = tag * 50000
+    c.sendall(payload)
+    c.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        got += b
+    assert got == payload, (tag, len(got))
+    c.close()
+PYEOF
+pids=()
+for i in 0 1 2 3 4 5 6 7 8 9; do
+  shim SST_PEERS=127.0.0.1 -- "$PY" "$TMP/proc.py" "p$i" & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || fail "process $p failed"; done
+pass "10 processes at once"

@@ -4,6 +4,7 @@
 source "$(dirname "$0")/../tools/shim_common.sh"
 start_http
 start_echo
+start_echo6
 E=(SST_PEERS=127.0.0.1 SST_MODE=auto SST_LOG=info SST_LOG_FILE="$TMP/log")
 
 for f in f0 f1k f10m; do
@@ -34,10 +35,13 @@ pass "probe: blocking and non-blocking connect, SO_*, getpeername, half-close"
 
 # Honest EINPROGRESS: not writable while the TCP handshake is pending, writable after.
 shim "${E[@]}" -- "$PROBE" pending >"$TMP/p"
-for l in connect=EINPROGRESS poll_while_pending=0 write_while_pending=EAGAIN \
-         getpeername_while_pending=ENOTCONN poll_after_accept=1 so_error=OK server_got=hello raw_domain=unix; do
+for l in connect=EINPROGRESS poll_while_pending=0 write_while_pending=EAGAIN getpeername_while_pending=ENOTCONN \
+         timed_blocking_connect=EINPROGRESS poll_after_accept=1 so_error=OK server_got=hello raw_domain=unix; do
   expect_line "$TMP/p" "$l"
 done
+"$PROBE" pending >"$TMP/plain"
+diff <(grep -v raw_domain "$TMP/plain") <(grep -v raw_domain "$TMP/p") || fail "pending connect differs from kernel TCP"
+expect_line "$TMP/plain" raw_domain=inet
 pass "non-blocking connect reports POLLOUT only once established"
 
 # asyncio (non-blocking connect + epoll) and a raw-socket client, with half-close.
@@ -97,3 +101,14 @@ printf 'hello-nc' | shim "${E[@]}" -- nc -N 127.0.0.1 "$ECHO_PORT" >"$TMP/out"
 [ "$(cat "$TMP/out")" = "hello-nc" ] || fail "nc echo: '$(cat "$TMP/out")'"
 [ "$(grep -c "carrying connection" "$TMP/log")" -eq $((before + 1)) ] || fail "nc was not carried by the shim"
 pass "nc with half-close"
+
+# IPv6: a [::1]:port entry selects exactly that destination.
+for mode in block nonblock; do
+  shim SST_PEERS="[::1]:$ECHO6_PORT" -- "$PROBE" probe ::1 "$ECHO6_PORT" $mode >"$TMP/p"
+  for l in raw_domain=unix so_domain=inet6 "peer=::1:$ECHO6_PORT" echo=ping-half-close; do
+    expect_line "$TMP/p" "$l"
+  done
+done
+shim SST_PEERS="[::1]:$ECHO6_PORT" -- "$PROBE" probe 127.0.0.1 "$ECHO_PORT" block >"$TMP/p"
+expect_line "$TMP/p" raw_domain=inet
+pass "IPv6 destination carried; other destinations untouched"

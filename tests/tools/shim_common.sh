@@ -39,6 +39,11 @@ start_echo() {
   ECHO_PORT=$(wait_file "$TMP/echo.port")
 }
 
+start_echo6() {
+  env -u LD_PRELOAD "$PY" "$SERVERS" echo "$TMP/echo6.port" ::1 & PIDS+=($!)
+  ECHO6_PORT=$(wait_file "$TMP/echo6.port")
+}
+
 # Serves $TMP/www with files f0 (0 B), f1k (1 KiB), f10m (10 MiB).
 start_http() {
   mkdir -p "$TMP/www"

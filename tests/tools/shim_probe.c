@@ -169,6 +169,13 @@ static int cmd_pending(void)
     socklen_t pl = sizeof(peer);
     printf("getpeername_while_pending=%s\n",
            errname(getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 ? errno : 0));
+    /* A blocking connect bounded by SO_SNDTIMEO gives up with EINPROGRESS, as TCP does. */
+    int bfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = { 0, 200000 };
+    setsockopt(bfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    rc = connect(bfd, (struct sockaddr *)&a, sizeof(a));
+    printf("timed_blocking_connect=%s\n", errname(rc < 0 ? errno : 0));
+    close(bfd);
     /* Make room: the retransmitted SYN (about 1 s later) now completes. */
     int c1 = accept(lfd, NULL, NULL);
     n = poll(&p, 1, 10000);

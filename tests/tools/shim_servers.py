@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Loopback servers for the shim integration tests.
 
-  shim_servers.py echo PORTFILE   echo-until-EOF-then-close server on 127.0.0.1 (threaded);
-                                   writes its port to PORTFILE once listening.
+  shim_servers.py echo PORTFILE [HOST]   echo-until-EOF-then-close server on HOST (default
+                                   127.0.0.1; "::1" for IPv6), threaded; writes its port to
+                                   PORTFILE once listening.
   shim_servers.py http DIR PORTFILE   http.server for DIR on 127.0.0.1, port to PORTFILE.
 Both run until killed.  Run them WITHOUT the preload: they are the far side.
 """
@@ -22,10 +23,10 @@ def write_port(path, port):
     os.rename(tmp, path)
 
 
-def echo(portfile):
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def echo(portfile, host="127.0.0.1"):
+    ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
+    ls.bind((host, 0))
     ls.listen(128)
     write_port(portfile, ls.getsockname()[1])
 
@@ -61,7 +62,7 @@ def http_serve(directory, portfile):
 
 if __name__ == "__main__":
     if sys.argv[1] == "echo":
-        echo(sys.argv[2])
+        echo(sys.argv[2], *sys.argv[3:4])
     elif sys.argv[1] == "http":
         http_serve(sys.argv[2], sys.argv[3])
     else:
