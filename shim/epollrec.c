@@ -82,3 +82,13 @@ void shim_epollrec_forget(int fd)
 {
     free(take(fd));
 }
+
+void shim_epollrec_lock(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+void shim_epollrec_unlock(void)
+{
+    pthread_mutex_unlock(&lock);
+}

@@ -13,5 +13,8 @@ void shim_epollrec_note(int epfd, int op, int fd, const struct epoll_event *ev);
 /* Re-adds every recorded registration of fd (now the socketpair end), then forgets them. */
 void shim_epollrec_replay(int fd);
 void shim_epollrec_forget(int fd);
+/* Held across fork so the child never inherits the table's lock mid-update. */
+void shim_epollrec_lock(void);
+void shim_epollrec_unlock(void);
 
 #endif

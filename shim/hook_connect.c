@@ -47,8 +47,15 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
         SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
         return plain(fd, sa, len);
     }
-    /* Known not to speak SST: plain kernel TCP on the app's own socket, zero overhead. */
+    /* Known not to speak SST: plain kernel TCP on the app's own socket, zero overhead; in
+     * strict mode, refused at once. */
     if (shim_nosst_has(sa, len)) {
+        if (shim_cfg.mode == SHIM_MODE_STRICT) {
+            SHIM_WARN("fd %d: SST_MODE=strict and the destination was just seen without SST: "
+                      "connect refused (ECONNREFUSED)", fd);
+            errno = ECONNREFUSED;
+            return -1;
+        }
         SHIM_DEBUG("fd %d: destination cached as without SST, plain TCP", fd);
         return plain(fd, sa, len);
     }

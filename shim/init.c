@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "epollrec.h"
 #include "evthread.h"
 #include "fdtable.h"
 #include "log.h"
@@ -84,6 +85,19 @@ void shim_nosst_put(const struct sockaddr *sa, socklen_t len)
         return;
     pthread_mutex_lock(&nc_lock);
     shim_negcache_put(negcache, family, ip, port, shim_now_ns(), SHIM_NEGCACHE_TTL_NS);
+    pthread_mutex_unlock(&nc_lock);
+}
+
+/* The shim's other locks are held across fork so a child never inherits one mid-update. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&nc_lock);
+    shim_epollrec_lock();
+}
+
+static void fork_after(void)
+{
+    shim_epollrec_unlock();
     pthread_mutex_unlock(&nc_lock);
 }
 
@@ -172,6 +186,7 @@ __attribute__((constructor)) static void shim_init(void)
     if (shim_config_resolve(&shim_cfg, resolve_host, NULL, err, sizeof(err)) > 0)
         SHIM_WARN("%s", err);
     negcache = shim_negcache_new();
+    pthread_atfork(fork_prepare, fork_after, fork_after);
     shim_ev_install_atfork();
     shim_active = true;
     if (shim_log_enabled(SHIM_LOG_INFO)) {
