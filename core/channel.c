@@ -78,6 +78,13 @@ bool sst_chan_was_established(const struct sst_chan *ch) { return ch->keyed; }
 
 static size_t overhead(const struct sst_chan *ch) { return sst_protect_overhead(&ch->tx_prot); }
 
+SST_API uint64_t sst_chan_usid_nonce(const struct sst_chan *ch, bool ours)
+{
+    if (!ch->keyed)
+        return 0;
+    return sst_protect_derive_id(ours ? &ch->tx_prot : &ch->rx_prot, "SST USID nonce");
+}
+
 SST_API size_t sst_chan_max_payload(const struct sst_chan *ch)
 {
     const struct sst_host_config *cfg = sst_host_config(ch->host);

@@ -40,6 +40,10 @@ SST_API void sst_chan_ping(struct sst_chan *ch, sst_time_t now);
 SST_API enum sst_chan_state sst_chan_state(const struct sst_chan *ch);
 SST_API const struct sst_addr *sst_chan_peer(const struct sst_chan *ch);
 SST_API struct sst_host *sst_chan_host(const struct sst_chan *ch);
+/* The pseudorandom nonce unique to this channel and one direction of flow that, with a 64-bit
+ * LSID counter, forms a stream's USID (paper §4.3.3).  ours: the direction we send in.  Both
+ * hosts compute the same value for the same direction.  0 before the channel is up. */
+SST_API uint64_t sst_chan_usid_nonce(const struct sst_chan *ch, bool ours);
 /* Largest payload (after the channel header, before the trailer) a packet may carry now. */
 SST_API size_t sst_chan_max_payload(const struct sst_chan *ch);
 

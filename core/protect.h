@@ -36,6 +36,9 @@ size_t sst_protect_seal(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,
  * in *out_len.  SST_ERR_AUTH or SST_ERR_MALFORMED; the buffer needs SST_PROTECT_TAILROOM too. */
 SST_MUST_CHECK int sst_protect_open(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,
                                     size_t len, size_t *out_len);
+/* A 64-bit value derived from this direction's key and a label (e.g. the stream layer's USID
+ * nonce, paper §4.3.3): equal at both ends of the direction, unpredictable to anyone else. */
+uint64_t sst_protect_derive_id(const struct sst_protect *p, const char *label);
 /* True if this CPU runs libsodium's AES-256-GCM (AES-NI + PCLMUL). */
 bool sst_protect_aes_available(void);
 const char *sst_security_name(enum sst_security s);

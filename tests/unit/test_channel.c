@@ -260,6 +260,10 @@ static void check_handshake(enum sst_security sec)
     ck_assert_mem_eq(sa.peer_key, a.seen_key, 32);
     ck_assert_mem_eq(sb.peer_key, b.seen_key, 32);
     ck_assert_mem_ne(sa.peer_key, sb.peer_key, 32);
+    /* USID nonces: the same per direction at both ends, different between directions. */
+    ck_assert_uint_eq(sst_chan_usid_nonce(a.chan, true), sst_chan_usid_nonce(b.chan, false));
+    ck_assert_uint_eq(sst_chan_usid_nonce(a.chan, false), sst_chan_usid_nonce(b.chan, true));
+    ck_assert_uint_ne(sst_chan_usid_nonce(a.chan, true), sst_chan_usid_nonce(a.chan, false));
 
     /* The responder's ack confirmed the channel (and the data) to the initiator. */
     sim_run_until(s, SST_SEC(1));
