@@ -128,6 +128,7 @@ static void pump_run(struct sstd_pump *p)
                     return;
                 }
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                SSTD_DEBUG("pump %s: local read: %s", p->dest, strerror(errno));
                 pump_finish(p, true, SST_ERR_RESET);
                 return;
             }
@@ -141,6 +142,7 @@ static void pump_run(struct sstd_pump *p)
                 p->bytes_up += (uint64_t)n;
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
+                SSTD_DEBUG("pump %s: stream write: %s", p->dest, sst_strerror((int)n));
                 pump_finish(p, true, (int)n);
                 return;
             }
@@ -161,6 +163,7 @@ static void pump_run(struct sstd_pump *p)
                 p->st_eof = true;
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
+                SSTD_DEBUG("pump %s: stream read: %s", p->dest, sst_strerror((int)n));
                 pump_finish(p, true, (int)n);
                 return;
             }
@@ -173,6 +176,7 @@ static void pump_run(struct sstd_pump *p)
                 p->to_fd_len -= (size_t)n;
                 progress = true;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                SSTD_DEBUG("pump %s: local write: %s", p->dest, strerror(errno));
                 pump_finish(p, true, SST_ERR_RESET);
                 return;
             }

@@ -5,7 +5,7 @@
 #
 #   $NS_A  sst0 10.77.0.1 ===== veth (TCP dropped) ===== sst0 10.77.0.2  $NS_B
 #          sstd :8661                                       sstd :8661 --forward 8080,8081
-#          sstd_handoff clients                             http.server 0.0.0.0:8080
+#          sstd_handoff clients                             python http.server 0.0.0.0:8080
 #          sstd :8662 (PROXY test)                          sstd :8662 --forward 7070 --proxy-protocol
 #                                                           sstd_proxy_echo.py 127.0.0.1:7070
 . "$(dirname "$0")/lib.sh"
@@ -28,14 +28,22 @@ head -c 64000000 /dev/zero >"$LIB_TMP/www/huge"
 
 lib_net_up
 lib_block_tcp
-lib_bg in_b /usr/bin/python3 -m http.server 8080 --bind 0.0.0.0 --directory "$LIB_TMP/www" 2>"$LIB_TMP/http.log"
+# python http.server with a listen backlog of 128: `-m http.server` listens with 5, and 20
+# simultaneous connects overflow it (the kernel then resets some, which the gateway would
+# faithfully turn into stream resets).
+lib_bg in_b /usr/bin/python3 -c '
+import functools, http.server, sys
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+Server(("0.0.0.0", 8080), handler).serve_forever()' "$LIB_TMP/www" 2>"$LIB_TMP/http.log"
 wait_for_port "$NS_B" 8080
 if in_a curl -s -m 2 -o /dev/null "http://$IP_B:8080/small"; then
   fail "TCP between the namespaces is not blocked"
 fi
 log "ok: direct TCP to $IP_B:8080 is blocked"
-lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info 2>"$LIB_TMP/a.log"
-lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info --forward 8080,8081 \
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log ${SSTD_TEST_LOG:-info} 2>"$LIB_TMP/a.log"
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log ${SSTD_TEST_LOG:-info} --forward 8080,8081 \
   2>"$LIB_TMP/b.log"
 poll_until 5 test -S "$SA" || fail "no socket $SA"
 poll_until 5 test -S "$SB" || fail "no socket $SB"
@@ -67,7 +75,8 @@ for i in $(seq 1 20); do
   pids+=($!)
 done
 for i in "${!pids[@]}"; do
-  wait "${pids[$i]}" || fail "parallel client $((i + 1)) failed: $(cat "$LIB_TMP/par$((i + 1)).reply")"
+  wait "${pids[$i]}" || fail "parallel client $((i + 1)) failed: $(cat "$LIB_TMP/par$((i + 1)).reply")" \
+    "raw reply $(wc -c <"$LIB_TMP/par$((i + 1)).raw") bytes; A: $(tail -20 "$LIB_TMP/a.log"); B: $(tail -30 "$LIB_TMP/b.log"); http: $(tail -5 "$LIB_TMP/http.log")"
 done
 for i in $(seq 1 20); do
   cmp -s "$LIB_TMP/www/small" "$LIB_TMP/par$i" || fail "parallel client $i got different bytes"

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ static int write_all(int fd, const char *buf, size_t len)
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* a refused stream closes our socket: see the reply, not SIGPIPE */
     if (argc != 4 && !(argc == 5 && strcmp(argv[4], "stall") == 0)) {
         fprintf(stderr, "usage: sstd_handoff SOCKET ADDR PORT [stall]\n");
         return 1;
