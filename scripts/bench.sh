@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Runs the benchmark suite (issue [bench]) and writes docs/benchmarks.md with PNG plots in
+# docs/bench/.  Native SST (build/tools/sst_perf) and kernel TCP (iperf3, build/tools/bench_tcp)
+# cross the very same emulated link in the same run; every row is repeated and reported as
+# median and min-max.  How it works: docs/benchmarking.md.
+#
+#   namespace A (clients)                          namespace B (servers)
+#   +-----------------------+   TUN + linkemu    +-----------------------+
+#   | sst_perf client       |  100 Mbit/s, 25 ms | sst_perf server :5201 |
+#   | iperf3 -c / bench_tcp |==== each way =====>| iperf3 -s :5202       |
+#   | 10.77.0.1             |  1-BDP queue, loss | bench_tcp server :5203|
+#   +-----------------------+   (or bare veth)   +-----------------------+
+#   Loopback rows (stream creation rate, memory) run inside namespace A on 127.0.0.1.
+#
+# Environment:
+#   BENCH_QUICK=1       ~3 minute smoke run (1 repetition, short runs, small counts)
+#   BENCH_REPS=N        repetitions per row (default 3; quick 1)
+#   BENCH_ONLY=REGEX    only scenarios whose name matches (bulk, veth, loss, fair, txn, hol,
+#                       rate, mem, handshake)
+#   BENCH_OUT=DIR       raw results (default $BUILD/bench); docs are written from them
+#   BENCH_NO_DOCS=1     keep results in BENCH_OUT, do not touch docs/
+# Needs root (namespaces), iperf3, gnuplot (scripts/deps.sh), /usr/bin/python3.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+# shellcheck source=tests/integration/lib.sh
+source "$ROOT/tests/integration/lib.sh"
+# shellcheck source=scripts/bench/common.sh
+source "$ROOT/scripts/bench/common.sh"
+
+QUICK=${BENCH_QUICK:-0}
+ONLY=${BENCH_ONLY:-.}
+OUT=${BENCH_OUT:-$BUILD/bench}
+if [ "$QUICK" = 1 ]; then
+  REPS=${BENCH_REPS:-1}; BULK_S=5; VETH_S=3; LOSS_S=5; FAIR_S=10; HOL_S=5; TXN_N=5
+  RATE_N=10000; IDLE_STREAMS=5000; IDLE_CHANNELS=200; HS_N=500
+else
+  REPS=${BENCH_REPS:-3}; BULK_S=10; VETH_S=5; LOSS_S=10; FAIR_S=20; HOL_S=10; TXN_N=30
+  RATE_N=50000; IDLE_STREAMS=20000; IDLE_CHANNELS=1000; HS_N=3000
+fi
+# 100 Mbit/s x 50 ms RTT = 625 000 bytes: the 1-BDP drop-tail queue of the issue.
+LINK=(--rate 100mbit --delay 25ms --queue 625000)
+# Per-stream buffers (= flow-control window) large enough for the BDP; see docs/benchmarking.md.
+BUF=4m
+TXN_SIZES=(32 1024 32768 262144 2097152)
+HOL_SIZE=16384
+
+mkdir -p "$OUT"
+RES=$OUT/results.tsv
+: >"$RES"
+bench_meta >"$OUT/meta.txt"
+
+lib_init bench
+need_tool iperf3 gnuplot
+[ -x /usr/bin/python3 ] || env_fail "needs /usr/bin/python3"
+for t in sst_perf bench_tcp bench_handshake linkemu; do
+  [ -x "$BUILD/tools/$t" ] || env_fail "$BUILD/tools/$t not built (make tests)"
+done
+lib_allow_cc cubic bbr
+log "results in $OUT (reps=$REPS quick=$QUICK only=$ONLY)"
+T_START=$SECONDS
+
+want() { [[ $1 =~ $ONLY ]]; }
+
+# ---- (1) bulk over the emulated link and bare veth; (2) random loss ------------------------
+# bulk_rows SCENARIO SECONDS: every variant REPS times on the link that is up now.
+bulk_rows() {
+  local scen=$1 secs=$2 rep v
+  for rep in $(seq 1 "$REPS"); do
+    for v in "sst strong cubic" "sst light cubic" "sst strong bbr" "tcp cubic" "tcp bbr"; do
+      set -- $v
+      if [ "$1" = sst ]; then
+        sst_server "$2" "$3"
+        record "$scen" "SST $2 $3" "$rep" "$(sst_client --time "$secs" --security "$2" --cc "$3")"
+      else
+        record "$scen" "TCP $2" "$rep" "$(iperf_client "$secs" "$2")"
+      fi
+    done
+  done
+}
+
+if want bulk; then
+  log "(1) bulk, 100 Mbit/s x 50 ms, 1-BDP queue"
+  net_up --link emu "${LINK[@]}"
+  bulk_rows bulk "$BULK_S"
+  # The engine's default 256 KiB stream window, to show why the rows above pass --buffer.
+  sst_server strong cubic
+  record bulk "SST strong cubic, default 256 KiB window" 1 \
+    "$(SST_BUF=0 sst_client --time "$BULK_S" --security strong --cc cubic)"
+fi
+if want veth; then
+  log "(1) bulk, bare veth"
+  net_up --link veth
+  bulk_rows veth "$VETH_S"
+  # Where the SST sender's CPU goes when nothing but CPU limits it.
+  if command -v perf >/dev/null 2>&1; then
+    sst_server strong cubic
+    ip netns exec "$NS_A" perf record -q -o "$OUT/perf-veth.data" -- "$PERF" client "$IP_B:5201" \
+      --time "$VETH_S" --buffer "$BUF" --json --timeout 60 >/dev/null 2>>"$OUT/stderr.log"
+    perf report -i "$OUT/perf-veth.data" --no-children --stdio --sort dso,symbol 2>/dev/null |
+      grep -v '^#' | grep '%' | head -15 >"$OUT/perf-sst-client-veth.txt"
+  fi
+fi
+if want loss; then
+  for loss in 0.1 1 5; do
+    log "(2) bulk with $loss% random loss"
+    net_up --link emu "${LINK[@]}" --loss "$loss%"
+    for rep in $(seq 1 "$REPS"); do
+      for v in "sst strong cubic" "sst strong bbr" "tcp cubic" "tcp bbr"; do
+        set -- $v
+        if [ "$1" = sst ]; then
+          sst_server "$2" "$3"
+          record "loss$loss" "SST $2 $3" "$rep" "$(sst_client --time "$LOSS_S" --security "$2" --cc "$3")"
+        else
+          record "loss$loss" "TCP $2" "$rep" "$(iperf_client "$LOSS_S" "$2")"
+        fi
+      done
+    done
+  done
+fi
+
+# ---- (3) fairness: one SST flow and one kernel cubic flow share the bottleneck -------------
+if want fair; then
+  log "(3) fairness, SST cubic + TCP cubic"
+  net_up --link emu "${LINK[@]}"
+  for rep in $(seq 1 "$REPS"); do
+    sst_server strong cubic
+    fair_pair "$rep" "$FAIR_S"
+  done
+fi
+
+# ---- (4) transaction latency vs response size ---------------------------------------------
+if want txn; then
+  log "(4) transactions, 32 B .. 2 MB"
+  net_up --link emu "${LINK[@]}"
+  ns_cc "$NS_A" cubic
+  ns_cc "$NS_B" cubic
+  sst_server strong cubic
+  tcp_server
+  for size in "${TXN_SIZES[@]}"; do
+    record "txn$size" "TCP cubic, new connection" 1 \
+      "$(in_a timeout 300 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --rr "$TXN_N" --size "$size" --timeout 280)"
+    record "txn$size" "SST cold channel" 1 "$(sst_client --rr "$TXN_N" --size "$size" --cold)"
+    record "txn$size" "SST warm channel" 1 "$(sst_client --rr "$TXN_N" --size "$size")"
+  done
+fi
+
+# ---- (6) head-of-line blocking: 1 bulk + 7 request/response streams ------------------------
+if want hol; then
+  for loss in 0 2; do
+    log "(6) head-of-line, $loss% loss"
+    if [ "$loss" = 0 ]; then net_up --link emu "${LINK[@]}"; else net_up --link emu "${LINK[@]}" --loss "$loss%"; fi
+    ns_cc "$NS_A" cubic
+    ns_cc "$NS_B" cubic
+    sst_server strong cubic
+    tcp_server
+    for rep in $(seq 1 "$REPS"); do
+      record "hol$loss" "SST, 8 streams on one channel" "$rep" \
+        "$(sst_client --hol --time "$HOL_S" --size "$HOL_SIZE")"
+      record "hol$loss" "TCP cubic, one connection" "$rep" \
+        "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --hol --time "$HOL_S" --size "$HOL_SIZE" --timeout 100)"
+    done
+  done
+fi
+
+# ---- (7) stream creation rate vs TCP connect/request/close, loopback ----------------------
+if want rate; then
+  log "(7) creation rate on loopback"
+  net_up --link veth
+  ns_cc "$NS_A" cubic
+  for rep in $(seq 1 "$REPS"); do
+    sst_server strong cubic 127.0.0.1 A
+    record rate "SST streams on a warm channel" "$rep" \
+      "$(SST_TARGET=127.0.0.1:5201 sst_client --rate "$RATE_N" --size 1 --window 64)"
+    tcp_server 127.0.0.1 A
+    record rate "TCP connect/request/close" "$rep" \
+      "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client 127.0.0.1:5203 --rate "$RATE_N" --size 1 --window 64 --timeout 100)"
+  done
+fi
+
+# ---- (8) memory per idle stream and channel; handshake CPU --------------------------------
+if want mem; then
+  log "(8) idle memory"
+  net_up --link veth
+  sst_server strong cubic 127.0.0.1 A
+  record mem "idle streams" 1 "$(SST_TARGET=127.0.0.1:5201 sst_client --idle-streams "$IDLE_STREAMS")"
+  sst_server_kill
+  sst_server strong cubic 127.0.0.1 A
+  record mem "idle channels" 1 "$(SST_TARGET=127.0.0.1:5201 sst_client --idle-channels "$IDLE_CHANNELS")"
+  sst_server_kill
+fi
+if want handshake; then
+  log "(8) handshake CPU"
+  for sec in strong light; do
+    record handshake "$sec" 1 "$("$BUILD/tools/bench_handshake" --count "$HS_N" --security "$sec" --json)"
+  done
+fi
+
+stop_servers
+log "measurements done in $((SECONDS - T_START)) s"
+bench_meta_duration $((SECONDS - T_START)) >>"$OUT/meta.txt"
+
+if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
+  /usr/bin/python3 "$ROOT/scripts/bench/report.py" "$OUT" "$OUT/benchmarks.md" "$OUT/plots" || fail "report failed"
+  log "report in $OUT/benchmarks.md"
+else
+  /usr/bin/python3 "$ROOT/scripts/bench/report.py" "$OUT" "$ROOT/docs/benchmarks.md" "$ROOT/docs/bench" ||
+    fail "report failed"
+  log "wrote docs/benchmarks.md and docs/bench/*.png"
+fi
