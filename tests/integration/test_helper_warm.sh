@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Warm channels: closed gracefully after --idle seconds without use, and re-established while
+# still wanted after the peer's sstd restarts.
+#
+#   $NS_A  sst0 10.77.0.1 ===== veth ===== sst0 10.77.0.2  $NS_B
+#          sstd --idle 3                         sstd (killed and restarted)
+. "$(dirname "$0")/lib.sh"
+lib_init helper_warm
+need_tool /usr/bin/python3
+for b in sstd sstctl; do
+  [ -x "$BUILD/$b" ] || make -C "$LIB_ROOT" --no-print-directory BUILD="$BUILD" "$BUILD/$b" >/dev/null 2>&1 || true
+  [ -x "$BUILD/$b" ] || env_fail "$BUILD/$b not built (make tests)"
+done
+CTL=$BUILD/sstctl
+SA=$LIB_TMP/a.sock
+SB=$LIB_TMP/b.sock
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+status_a() { "$CTL" --socket "$SA" status --json >"$LIB_TMP/st.json" 2>/dev/null; }
+
+lib_net_up
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info --idle 3 2>"$LIB_TMP/a.log"
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info 2>"$LIB_TMP/b.log"
+PID_B=$LIB_BG_PID
+poll_until 5 test -S "$SA" || fail "no socket $SA"
+poll_until 5 test -S "$SB" || fail "no socket $SB"
+
+log "an unused warm channel closes after --idle 3 s"
+"$CTL" --socket "$SA" warm "$IP_B" >/dev/null || fail "warm failed"
+status_a || fail "status failed"
+assert_eq True "$(json "$LIB_TMP/st.json" 'd["channels"][0]["warm"]')" "warm right after WARM"
+t0=$SECONDS
+no_channels() { status_a && [ "$(json "$LIB_TMP/st.json" 'len(d["channels"])')" = 0 ]; }
+poll_until 8 no_channels || fail "warm channel still open after 8 s: $(cat "$LIB_TMP/st.json")"
+assert_range 2 6 "$((SECONDS - t0))" "seconds until the idle channel closed"
+grep -q "idle for 3s: closing the warm channel" "$LIB_TMP/a.log" || fail "A did not close it as idle"
+b_closed() { grep -q "channel to $IP_A:8661 down: closed" "$LIB_TMP/b.log"; }
+poll_until 3 b_closed || fail "B did not see a graceful close"
+
+log "a wanted channel is re-established after the peer's sstd restarts"
+"$CTL" --socket "$SA" warm "$IP_B" >/dev/null || fail "warm failed"
+status_a || fail "status failed"
+before=$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')
+kill -KILL "$PID_B"
+wait "$PID_B" 2>/dev/null
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info 2>"$LIB_TMP/b2.log"
+poll_until 5 test -S "$SB" || fail "restarted B has no socket"
+# The next keepalive reaches a B that has no such channel; A's channel fails and, still wanted
+# (WARM keeps it for 3 s), is opened again without anyone asking.
+reestablished() {
+  status_a && [ "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')" -gt "$before" ] &&
+    [ "$(json "$LIB_TMP/st.json" 'len([c for c in d["channels"] if c["state"]=="established"])')" = 1 ]
+}
+poll_until 10 reestablished || fail "not re-established: $(cat "$LIB_TMP/st.json"); A log: $(tail -5 "$LIB_TMP/a.log")"
+b_has_channel() {
+  "$CTL" --socket "$SB" status --json >"$LIB_TMP/stb.json" 2>/dev/null &&
+    [ "$(json "$LIB_TMP/stb.json" 'len(d["channels"])')" = 1 ]
+}
+poll_until 3 b_has_channel || fail "restarted B has no channel from A"
+log "ok: $(grep -c "channel to $IP_B:8661 up" "$LIB_TMP/a.log") channel-ups in A's log"
+log "PASS"
