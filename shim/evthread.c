@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "fdtable.h"
 #include "log.h"
+#include "pump.h"
 #include "real.h"
 #include "shim.h"
 
@@ -157,6 +159,28 @@ static void at_child(void)
     wake_ev = NULL;
     wake_rd = wake_wr = -1;
     queue_head = queue_tail = NULL;
+    atomic_store(&shim_pump_live, 0);   /* the parent's pumps, not ours */
+}
+
+void shim_ev_flush_at_exit(void)
+{
+    if (!ev_running)
+        return;
+    for (int fd = 0; fd < shim_fdtab_size; fd++) {
+        uintptr_t v = shim_fd_get(fd);
+        if (SHIM_FD_IS_CONN(v)) {
+            shim_fd_set(fd, 0);
+            shim_real_close(fd);
+        }
+    }
+    /* A pump ends once its app end is closed and what it held is written. */
+    for (int waited = 0; atomic_load(&shim_pump_live) > 0 && waited < SHIM_EXIT_FLUSH_MS; waited += 5) {
+        struct timespec ts = { 0, 5000000 };
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&shim_pump_live) > 0)
+        SHIM_DEBUG("exit: %d connection(s) still open (shared with another process?)",
+                   atomic_load(&shim_pump_live));
 }
 
 void shim_ev_install_atfork(void)

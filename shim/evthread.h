@@ -10,6 +10,11 @@ struct shim_conn;
 int shim_ev_submit(struct shim_conn *c);
 /* The loop's event_base (event thread only; NULL before the first start). */
 struct event_base *shim_ev_base(void);
+/* At exit(): closes the app's remaining replaced fds (the kernel would a moment later) and
+ * gives the pumps up to SHIM_EXIT_FLUSH_MS to send what the app wrote, as the kernel does for a
+ * TCP socket closed at exit. */
+#define SHIM_EXIT_FLUSH_MS 2000
+void shim_ev_flush_at_exit(void);
 /* Installs the pthread_atfork handlers; once, from init. */
 void shim_ev_install_atfork(void);
 

@@ -203,3 +203,14 @@ inert:
 out:
     shim_tls_guard--;
 }
+
+/* exit(): let the pumps send what the program wrote before the process goes (§2 of
+ * docs/shim.md).  _exit() and fatal signals skip this, and lose unsent bytes. */
+__attribute__((destructor)) static void shim_fini(void)
+{
+    if (!shim_active)
+        return;
+    shim_tls_guard++;
+    shim_ev_flush_at_exit();
+    shim_tls_guard--;
+}

@@ -27,6 +27,8 @@ struct dir {
     char buf[PUMP_BUF];
 };
 
+atomic_int shim_pump_live;
+
 struct shim_pump {
     int app_fd, net_fd;
     struct dir d[2];
@@ -47,6 +49,7 @@ static void finish(struct shim_pump *p, int err)
     shim_fd_close_own(p->app_fd);
     p->done(p->arg, err);
     free(p);
+    atomic_fetch_sub(&shim_pump_live, 1);
 }
 
 /* The app end is fully closed (every copy of its fd) when our end reports POLLHUP. */
@@ -187,6 +190,7 @@ struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_f
         free(p);
         return NULL;
     }
+    atomic_fetch_add(&shim_pump_live, 1);
     event_add(p->d[UP].rev, NULL);
     event_add(p->d[DOWN].rev, NULL);
     return p;

@@ -10,6 +10,11 @@ struct shim_pump;
  * err is 0 or the errno that ended it. */
 typedef void (*shim_pump_done_fn)(void *arg, int err);
 
+#include <stdatomic.h>
+
+/* Pumps running in this process (read at exit to let them flush). */
+extern atomic_int shim_pump_live;
+
 /* Starts pumping between app_fd (our socketpair end) and net_fd.  Both must be non-blocking;
  * the pump owns and eventually closes both.  Returns NULL on allocation failure. */
 struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_fd,
