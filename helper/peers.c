@@ -199,8 +199,9 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
     if (p->state != SSTD_PEER_UP || d->stopping)
         return;
     if (now >= p->want_until && p->streams == 0) {
-        /* Unused for the whole idle period: close gracefully (the peer sees DOWN, err 0). */
-        if (p->want_until) {
+        /* Unused for the whole idle period: close gracefully (the peer sees DOWN, err 0).  A
+         * channel the peer opened is the peer's to close; we only stop pinging it. */
+        if (p->want_until && p->initiator) {
             SSTD_INFO("%s idle for %us: closing the warm channel", p->key, d->opts.idle_sec);
             p->want_until = 0;
             sst_chan_close(p->chan, now);

@@ -72,8 +72,10 @@ static void pump_finish(struct sstd_pump *p, bool reset, int err)
     if (p->peer) {
         if (p->peer->streams)
             p->peer->streams--;
-        /* A use: the channel stays warm for the idle period after the last stream. */
-        sstd_peer_want(p->peer, sstd_now(d) + SST_SEC(d->opts.idle_sec));
+        /* A local use: our channel stays warm for the idle period after the last stream.  A
+         * gateway stream does not make us want the initiator's channel: that is its choice. */
+        if (p->kind == SSTD_PUMP_HANDOFF)
+            sstd_peer_want(p->peer, sstd_now(d) + SST_SEC(d->opts.idle_sec));
     }
     pump_unlink(p);
     pump_release(p);
