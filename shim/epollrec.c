@@ -7,6 +7,7 @@
 #include <uthash.h>
 
 #include "log.h"
+#include "real.h"
 
 struct rec {
     int fd;
@@ -70,7 +71,7 @@ void shim_epollrec_replay(int fd)
         return;
     for (int i = 0; i < r->n; i++) {
         /* The old description left the epoll set when dup3 closed it; add the new one. */
-        if (epoll_ctl(r->epfd[i], EPOLL_CTL_ADD, fd, &r->ev[i]) < 0)
+        if (shim_real_epoll_ctl(r->epfd[i], EPOLL_CTL_ADD, fd, &r->ev[i]) < 0)
             SHIM_WARN("fd %d: could not carry its epoll registration over the swap", fd);
         else
             SHIM_DEBUG("fd %d: epoll registration on epfd %d carried over the swap", fd, r->epfd[i]);
