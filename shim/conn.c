@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,27 +41,46 @@ void shim_conn_unref(struct shim_conn *c)
         free(c);
 }
 
+/* Options are written by app threads and read by the event thread when a transport starts. */
+static pthread_mutex_t opts_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void shim_conn_opt_set(struct shim_conn *c, int level, int name, int value)
 {
-    for (int i = 0; i < c->n_opts; i++) {
+    pthread_mutex_lock(&opts_lock);
+    int i;
+    for (i = 0; i < c->n_opts; i++) {
         if (c->opts[i].level == level && c->opts[i].name == name) {
             c->opts[i].value = value;
-            return;
+            break;
         }
     }
-    if (c->n_opts < SHIM_CONN_MAX_OPTS)
+    if (i == c->n_opts && c->n_opts < SHIM_CONN_MAX_OPTS)
         c->opts[c->n_opts++] = (struct shim_opt){ level, name, value };
+    pthread_mutex_unlock(&opts_lock);
 }
 
 bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *value)
 {
+    bool found = false;
+    pthread_mutex_lock(&opts_lock);
     for (int i = 0; i < c->n_opts; i++) {
         if (c->opts[i].level == level && c->opts[i].name == name) {
             *value = c->opts[i].value;
-            return true;
+            found = true;
+            break;
         }
     }
-    return false;
+    pthread_mutex_unlock(&opts_lock);
+    return found;
+}
+
+int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out)
+{
+    pthread_mutex_lock(&opts_lock);
+    int n = c->n_opts;
+    memcpy(out, c->opts, (size_t)n * sizeof(out[0]));
+    pthread_mutex_unlock(&opts_lock);
+    return n;
 }
 
 static ino_t fd_inode(int fd)
@@ -206,9 +226,10 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     c->local.ss_family = (sa_family_t)c->family;
     c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     c->filler = (size_t)filler;
+    c->net_fd = -1;
     c->tr = tr;
     snprintf(c->why, sizeof(c->why), "%s", why);
-    copy_options(c, fd);
+    copy_options(c, fd);   /* c is not shared yet; the lock is uncontended */
     copy_timeouts(fd, sv[0]);
 
     if (fl & O_NONBLOCK)

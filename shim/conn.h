@@ -44,6 +44,7 @@ struct shim_conn {
     size_t filler;              /* bytes queued from the app end to hold back POLLOUT */
     const struct shim_transport *tr;
     void *tr_state;             /* the transport's own */
+    int net_fd;                 /* tcp transport's socket while it lives, else -1 (event thread) */
     int n_opts;
     struct shim_opt opts[SHIM_CONN_MAX_OPTS];
     char why[120];              /* why this transport (logged; smcss-style reason) */
@@ -64,9 +65,11 @@ int shim_conn_reconnect(int fd, struct shim_conn *c);
 /* The entry for fd if it is a replaced connection and still the same socket, else NULL. */
 struct shim_conn *shim_conn_lookup(int fd);
 
-/* Remembers an int option for getsockopt and the transport. */
+/* Remembers an int option for getsockopt and the transport (any thread; locked). */
 void shim_conn_opt_set(struct shim_conn *c, int level, int name, int value);
 bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *value);
+/* Copies the remembered options into out (SHIM_CONN_MAX_OPTS entries); returns the count. */
+int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out);
 
 /* Event-thread callbacks, see transport.h. */
 void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t len);

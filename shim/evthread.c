@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -25,6 +26,14 @@ static struct shim_conn *queue_head, *queue_tail;
 static struct event_base *ev_base;
 static struct event *wake_ev;
 
+/* An option the app set on a replaced fd, for the live transport. */
+struct opt_cmd {
+    struct opt_cmd *next;
+    struct shim_conn *c;   /* holds a reference */
+    int level, name, value;
+};
+static struct opt_cmd *opt_head, *opt_tail;
+
 static void start_one(struct shim_conn *c)
 {
     int err = c->tr->start(c, ev_base);
@@ -39,14 +48,43 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         ;
     pthread_mutex_lock(&ev_lock);
     struct shim_conn *c = queue_head;
+    struct opt_cmd *o = opt_head;
     queue_head = queue_tail = NULL;
+    opt_head = opt_tail = NULL;
     pthread_mutex_unlock(&ev_lock);
+    /* Starts first: an option queued after a connect() then finds its transport started. */
     while (c) {
         struct shim_conn *next = c->next;
         c->next = NULL;
         start_one(c);
         c = next;
     }
+    while (o) {
+        struct opt_cmd *next = o->next;
+        if (o->c->tr->set_option)
+            o->c->tr->set_option(o->c, o->level, o->name, o->value);
+        shim_conn_unref(o->c);
+        free(o);
+        o = next;
+    }
+}
+
+void shim_ev_set_option(struct shim_conn *c, int level, int name, int value)
+{
+    pthread_mutex_lock(&ev_lock);
+    struct opt_cmd *o = ev_running ? calloc(1, sizeof(*o)) : NULL;
+    if (o) {
+        shim_conn_ref(c);
+        *o = (struct opt_cmd){ .c = c, .level = level, .name = name, .value = value };
+        if (opt_tail)
+            opt_tail->next = o;
+        else
+            opt_head = o;
+        opt_tail = o;
+        ssize_t w = write(wake_wr, "o", 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&ev_lock);
 }
 
 static void *ev_main(void *arg)
@@ -153,12 +191,14 @@ static void at_child(void)
 {
     pthread_mutex_unlock(&ev_lock);
     pthread_mutex_init(&ev_lock, NULL);
+    shim_fd_after_fork();
     shim_fd_close_engine_fds();
     ev_running = false;
     ev_base = NULL;
     wake_ev = NULL;
     wake_rd = wake_wr = -1;
     queue_head = queue_tail = NULL;
+    opt_head = opt_tail = NULL;   /* the parent's; leaked in the child */
     atomic_store(&shim_pump_live, 0);   /* the parent's pumps, not ours */
 }
 

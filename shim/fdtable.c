@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "epollrec.h"
@@ -14,6 +16,20 @@
 _Atomic(uintptr_t) *shim_fdtab;
 int shim_fdtab_size;
 static int fd_floor;
+static pid_t owner_pid;   /* the process this table describes */
+
+/* A vfork() child shares our memory but has its own fd table, and no atfork handler tells us
+ * about it: its closes and dups (posix_spawn file actions, subprocess close_fds) must not edit
+ * the parent's records, let alone free its connections. */
+static bool foreign_process(void)
+{
+    return (pid_t)syscall(SYS_getpid) != owner_pid;
+}
+
+void shim_fd_after_fork(void)
+{
+    owner_pid = (pid_t)syscall(SYS_getpid);
+}
 
 int shim_fd_init(void)
 {
@@ -34,6 +50,7 @@ int shim_fd_init(void)
     if (cur > n)
         cur = n;
     fd_floor = cur > 4096 ? (int)(cur - 1024) : (int)(cur * 3 / 4);
+    owner_pid = (pid_t)syscall(SYS_getpid);
     shim_fdtab = p;
     return 0;
 }
@@ -45,7 +62,7 @@ int shim_fd_floor(void)
 
 void shim_fd_set(int fd, uintptr_t v)
 {
-    if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size)
+    if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size || foreign_process())
         return;
     uintptr_t old = atomic_exchange_explicit(&shim_fdtab[fd], v, memory_order_acq_rel);
     if (SHIM_FD_IS_CONN(old))

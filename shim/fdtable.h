@@ -41,6 +41,8 @@ int shim_fd_hide(int fd, uintptr_t tag);
 void shim_fd_close_own(int fd);
 /* The lowest number shim_fd_hide uses. */
 int shim_fd_floor(void);
+/* In a forked child (atfork): the table now describes this process. */
+void shim_fd_after_fork(void);
 /* In a forked child: closes every SHIM_FD_ENGINE fd inherited from the parent. */
 void shim_fd_close_engine_fds(void);
 

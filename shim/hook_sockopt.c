@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "evthread.h"
 #include "real.h"
 #include "shim.h"
 
@@ -95,8 +96,10 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
         memcpy(&v, val, sizeof(v));
         if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
             (level == SOL_SOCKET && (name == SO_KEEPALIVE || name == SO_PRIORITY))) {
-            /* Remembered and answered; not yet forwarded to a live transport socket. */
+            /* Remembered (answered by getsockopt, read by a transport at start) and forwarded
+             * to the live transport. */
             shim_conn_opt_set(c, level, name, v);
+            shim_ev_set_option(c, level, name, v);
             return 0;
         }
     }

@@ -39,6 +39,9 @@ struct shim_transport {
     bool (*usable)(const struct sockaddr *peer, socklen_t peer_len, char *why, size_t len);
     /* Event thread: begin carrying c, per the contract above.  Returns 0 or a positive errno. */
     int (*start)(struct shim_conn *c, struct event_base *base);
+    /* Event thread, optional: the app set an int option (IPPROTO_TCP/IP/IPV6, SO_KEEPALIVE,
+     * SO_PRIORITY) on its fd after start; apply it to the live transport if it has a use. */
+    void (*set_option)(struct shim_conn *c, int level, int name, int value);
 };
 
 extern const struct shim_transport shim_transport_tcp;

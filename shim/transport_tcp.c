@@ -27,7 +27,16 @@ static bool tcp_usable(const struct sockaddr *peer, socklen_t peer_len, char *wh
 
 static void pump_done(void *arg, int err)
 {
-    shim_conn_done(arg, err);
+    struct shim_conn *c = arg;
+    c->net_fd = -1;
+    shim_conn_done(c, err);
+}
+
+/* Options the app sets after connect() reach the kernel socket that carries its bytes. */
+static void tcp_set_option(struct shim_conn *c, int level, int name, int value)
+{
+    if (c->net_fd >= 0)
+        shim_real_setsockopt(c->net_fd, level, name, &value, sizeof(value));
 }
 
 static void on_connected(evutil_socket_t fd, short what, void *arg)
@@ -42,6 +51,7 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     if (getsockopt(t->sock, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
         err = errno;
     if (err != 0) {
+        c->net_fd = -1;
         shim_fd_close_own(t->sock);
         free(t);
         shim_conn_fail(c, err);
@@ -55,6 +65,7 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     int app = c->pump_fd, sock = t->sock;
     free(t);
     if (!shim_pump_start(base, app, sock, pump_done, c)) {
+        c->net_fd = -1;
         shim_fd_close_own(sock);
         shim_fd_close_own(app);
         shim_conn_done(c, ENOBUFS);
@@ -74,10 +85,10 @@ static int tcp_start(struct shim_conn *c, struct event_base *base)
     }
     t->c = c;
     t->sock = shim_fd_hide(s, SHIM_FD_ENGINE);
-    for (int i = 0; i < c->n_opts; i++) {
-        const struct shim_opt *o = &c->opts[i];
-        shim_real_setsockopt(t->sock, o->level, o->name, &o->value, sizeof(o->value));
-    }
+    struct shim_opt opts[SHIM_CONN_MAX_OPTS];
+    int n = shim_conn_opt_copy(c, opts);
+    for (int i = 0; i < n; i++)
+        shim_real_setsockopt(t->sock, opts[i].level, opts[i].name, &opts[i].value, sizeof(opts[i].value));
     if (shim_real_connect(t->sock, (const struct sockaddr *)&c->peer, c->peer_len) < 0 &&
         errno != EINPROGRESS) {
         int e = errno;
@@ -85,10 +96,12 @@ static int tcp_start(struct shim_conn *c, struct event_base *base)
         free(t);
         return e;   /* ENETUNREACH and friends, exactly as the kernel said */
     }
+    c->net_fd = t->sock;
     t->connect_ev = event_new(base, t->sock, EV_WRITE, on_connected, t);
     if (!t->connect_ev || event_add(t->connect_ev, NULL) < 0) {
         if (t->connect_ev)
             event_free(t->connect_ev);
+        c->net_fd = -1;
         shim_fd_close_own(t->sock);
         free(t);
         return ENOBUFS;
@@ -100,4 +113,5 @@ const struct shim_transport shim_transport_tcp = {
     .name = "tcp",
     .usable = tcp_usable,
     .start = tcp_start,
+    .set_option = tcp_set_option,
 };

@@ -85,6 +85,18 @@ assert s.getpeername() == ("127.0.0.1", $ECHO_PORT)
 assert s.family == socket.AF_INET and s.type == socket.SOCK_STREAM
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+# Options set after connect reach the kernel socket carrying the bytes: ss shows its keepalive.
+import subprocess, time
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 4242)
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 4242
+for _ in range(100):
+    out = subprocess.run(["ss", "-tnoH", "state", "established", "dst", "127.0.0.1:$ECHO_PORT"],
+                         capture_output=True, text=True).stdout
+    if "keepalive,70min" in out:
+        break
+    time.sleep(0.02)
+assert "keepalive,70min" in out, out
 s.sendall(b"raw")
 s.shutdown(socket.SHUT_WR)
 assert s.recv(10) == b"raw"

@@ -33,6 +33,12 @@ fd = s.fileno()
 subprocess.run([sys.executable, "-c", "import os; os.write(%d, b'exec-child;')" % fd],
                pass_fds=[fd], check=True)
 
+# subprocess spawns with vfork and closes every fd in the child (close_fds): that child shares
+# our memory, and must not have edited the parent's records.
+subprocess.run(["true"], close_fds=True, check=True)
+assert s.getpeername() == ("127.0.0.1", $ECHO_PORT), s.getpeername()
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET
+
 # fork without exec: the child opens its own connection (its own event thread).
 pid = os.fork()
 if pid == 0:
@@ -56,4 +62,4 @@ print("fork-ok")
 PYEOF
 shim SST_PEERS=127.0.0.1 -- "$PY" "$TMP/fork.py" >"$TMP/out" || { cat "$TMP/out"; fail "fork/exec scenario"; }
 expect_line "$TMP/out" fork-ok
-pass "fork/exec with an open connection; event thread restarted in a forked child"
+pass "fork/exec with an open connection; vfork+close_fds child harmless; event thread restarted in a forked child"
