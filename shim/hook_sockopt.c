@@ -131,7 +131,8 @@ SHIM_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
     struct shim_conn *c;
     if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
         return shim_real_getsockname(fd, sa, len);
-    atomic_thread_fence(memory_order_acquire);
+    /* The event thread writes local before publishing CONNECTED (release); this load pairs. */
+    (void)atomic_load_explicit(&c->state, memory_order_acquire);
     return put_addr(sa, len, &c->local, c->local_len);
 }
 
