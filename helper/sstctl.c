@@ -45,11 +45,11 @@ static char *request(const char *line)
             fprintf(stderr, "sstctl: is sstd running? start it with `sstd` (or pass --socket PATH)\n");
         exit(3);
     }
-    size_t len = strlen(line);
-    if (write(fd, line, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
-        fprintf(stderr, "sstctl: writing to %s: %s\n", socket_path, strerror(errno));
-        exit(3);
-    }
+    char req[SSTD_LINE_MAX + 2];
+    int len = snprintf(req, sizeof req, "%s\n", line);
+    /* MSG_NOSIGNAL: a daemon that refuses us (SO_PEERCRED) answers and closes at once, maybe
+     * before our write; its answer is still there to read, so a failed write is not fatal. */
+    int werr = send(fd, req, (size_t)len, MSG_NOSIGNAL) == len ? 0 : errno;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     for (;;) {
@@ -70,7 +70,10 @@ static char *request(const char *line)
     }
     close(fd);
     if (n == 0 || !memchr(buf, '\n', n)) {
-        fprintf(stderr, "sstctl: sstd at %s closed the connection without a reply\n", socket_path);
+        if (werr)
+            fprintf(stderr, "sstctl: writing to %s: %s\n", socket_path, strerror(werr));
+        else
+            fprintf(stderr, "sstctl: sstd at %s closed the connection without a reply\n", socket_path);
         exit(3);
     }
     buf[n] = '\0';
