@@ -18,7 +18,8 @@ bench_meta() {
   echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "kernel: $(uname -r)"
   echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
-  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- core 2>/dev/null || echo ' (core modified)')"
+  # BENCH_COMMIT: say what was built when BUILD is not this tree's build (e.g. a clean export).
+  echo "commit: ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- core 2>/dev/null || echo ' (core/ has uncommitted changes)')}"
   echo "libsodium: $(pkg-config --modversion libsodium 2>/dev/null)"
   echo "iperf3: $(iperf3 --version 2>/dev/null | head -1)"
   echo "quick: $QUICK"

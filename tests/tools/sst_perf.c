@@ -397,6 +397,7 @@ struct client {
     uint64_t *lat;
     size_t nlat, caplat;
     uint64_t bytes_sent, bytes_confirmed, bytes_read, retrans;
+    uint64_t bulk_base;         /* MODE_HOL: download bytes read before the measurement */
     bool bytes_match;
     unsigned long started, completed, active;
     struct xact *bulk;          /* MODE_BULK: K streams; MODE_HOL: the download */
@@ -772,10 +773,8 @@ static void hol_loop(struct client *cl, unsigned slot)
 
 static void hol_done(struct client *cl, struct xact *x)
 {
-    if (x == cl->bulk) {
-        cl->bytes_read += x->got;
-        return;
-    }
+    if (x == cl->bulk)
+        return; /* the server never ends a download; an error was reported already */
     lat_push(cl, sst_clock_now() - x->start);
     if (x->got != x->arg)
         cl->bytes_match = false;
@@ -787,6 +786,7 @@ static void hol_done(struct client *cl, struct xact *x)
     }
     if (cl->active == 1) { /* only the download is left */
         cl->t1 = sst_clock_now();
+        cl->bytes_read = cl->bulk->got - cl->bulk_base;
         event_base_loopbreak(cl->base);
     }
 }
@@ -799,7 +799,7 @@ static void hol_start_loops(evutil_socket_t fd, short what, void *arg)
     sst_ctx_set_time(cl->ctx, sst_driver_now(cl->d));
     getrusage(RUSAGE_SELF, &cl->ru0);
     cl->t0 = sst_clock_now();
-    cl->bytes_read = cl->bulk->got;
+    cl->bulk_base = cl->bulk->got; /* download bytes count from here */
     for (unsigned i = 0; i < cl->o->rr_streams; i++)
         hol_loop(cl, i);
     sst_driver_rearm(cl->d);
