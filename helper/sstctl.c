@@ -102,6 +102,14 @@ static void print_status(const struct jv *r)
                jv_num(c, "rx_bytes", 0), jv_num(c, "age_s", 0), jv_num(c, "streams", 0),
                jv_bool(c, "warm") ? " warm" : "");
     }
+    const struct jv *streams = jv_get(r, "streams");
+    printf("streams:\n");
+    if (!streams || !streams->child)
+        printf("  (none)\n");
+    for (const struct jv *c = streams ? streams->child : NULL; c; c = c->next)
+        printf("  %-8s pid %-7.0f %-28s %-11s up %.0f B down %.0f B age %.0f s\n", jv_str(c, "kind", "?"),
+               jv_num(c, "owner_pid", 0), jv_str(c, "stream", "?"), jv_str(c, "state", "?"),
+               jv_num(c, "bytes_up", 0), jv_num(c, "bytes_down", 0), jv_num(c, "age_s", 0));
     const struct jv *caps = jv_get(r, "caps");
     printf("capability cache:\n");
     if (!caps || !caps->child)

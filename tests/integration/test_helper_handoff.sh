@@ -4,6 +4,7 @@
 # python http.server on B's loopback.  TCP between the namespaces is blocked, so only SST works.
 #
 #   $NS_A  sst0 10.77.0.1 ===== veth (TCP dropped) ===== sst0 10.77.0.2  $NS_B
+#          fd77::1                                          fd77::2
 #          sstd :8661                                       sstd :8661 --forward 8080,8081
 #          sstd_handoff clients                             python http.server 0.0.0.0:8080
 #          sstd :8662 (PROXY test)                          sstd :8662 --forward 7070 --proxy-protocol
@@ -61,6 +62,13 @@ grep -q '"result":"CONNECTED"' "$LIB_TMP/blob.out.reply" || fail "no CONNECTED r
 cmp "$LIB_TMP/www/blob" "$LIB_TMP/blob.out" || fail "3 MB body differs"
 log "ok: 3000000 bytes identical"
 
+log "the same over IPv6 (a second channel, to [$IP6_B]:8661)"
+printf 'GET /small HTTP/1.0\r\n\r\n' | in_a "$HO" "$SA" "$IP6_B" 8080 >"$LIB_TMP/v6.raw" 2>"$LIB_TMP/v6.reply" ||
+  fail "IPv6 hand-off failed: $(cat "$LIB_TMP/v6.reply")"
+tail -c 100000 "$LIB_TMP/v6.raw" | cmp -s - "$LIB_TMP/www/small" || fail "IPv6 body differs"
+grep -q "\[$IP6_B\]:8661/8080" "$LIB_TMP/v6.reply" || fail "IPv6 reply: $(cat "$LIB_TMP/v6.reply")"
+log "ok: IPv6 hand-off byte-exact"
+
 log "a port B does not forward is refused (ECONNREFUSED for the shim)"
 rc=0
 echo x | in_a "$HO" "$SA" "$IP_B" 9090 >/dev/null 2>"$LIB_TMP/refused.reply" || rc=$?
@@ -82,9 +90,10 @@ for i in $(seq 1 20); do
   cmp -s "$LIB_TMP/www/small" "$LIB_TMP/par$i" || fail "parallel client $i got different bytes"
 done
 "$CTL" --socket "$SA" status --json >"$LIB_TMP/st.json" || fail "status failed"
-assert_eq 1 "$(json "$LIB_TMP/st.json" 'len(d["channels"])')" "channels after 22 hand-offs"
-assert_eq 1 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_initiated"]')" "handshakes for 22 hand-offs"
-assert_eq 22 "$(json "$LIB_TMP/st.json" 'd["stream_totals"]["opened"]')" "streams opened"
+assert_eq 1 "$(json "$LIB_TMP/st.json" 'len([c for c in d["channels"] if c["peer"]=="'"$IP_B"':8661"])')" \
+  "IPv4 channels after 22 hand-offs to $IP_B"
+assert_eq 2 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_initiated"]')" "handshakes (one IPv4, one IPv6)"
+assert_eq 23 "$(json "$LIB_TMP/st.json" 'd["stream_totals"]["opened"]')" "streams opened"
 assert_eq 0 "$(json "$LIB_TMP/st.json" 'len(d["streams"])')" "streams still open"
 
 log "client killed mid-transfer: B sees the stream reset"
