@@ -33,7 +33,7 @@ void sstd_options_usage(FILE *f)
           "  --foreground        do not daemonize\n"
           "  --keydir DIR        host key and known_hosts directory (default: keystore default)\n"
           "  --log LEVEL         error|warn|info|debug (default $SST_LOG or warn)\n"
-          "  --log-file PATH     log here instead of stderr/syslog\n"
+          "  --log-file PATH     log here (default $SST_LOG_FILE) instead of stderr/syslog\n"
           "  --pidfile PATH      pid file (default: the socket path with .pid for .sock)\n"
           "  --idle SECONDS      keep a warm channel this long after its last use (default 300)\n"
           "  --allow-uid LIST    also accept control clients with these uids/user names\n"
@@ -162,6 +162,10 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
                           .handshake_timeout_sec = 10 };
     if (env_log && (lvl = sstd_log_level_parse(env_log)) >= 0)
         o->log_level = (enum sstd_loglevel)lvl;
+    /* Like the shim: SST_LOG_FILE is the default destination. */
+    const char *env_file = getenv("SST_LOG_FILE");
+    if (env_file && *env_file && strlen(env_file) < sizeof o->log_file)
+        strcpy(o->log_file, env_file);
 
     optind = 1;
     opterr = 0;

@@ -27,7 +27,9 @@ START_TEST(test_options_defaults)
     struct sstd_opts o;
     char err[256] = "";
     unsetenv("SST_LOG");
+    unsetenv("SST_LOG_FILE");
     ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/tmp/x/sstd.sock", NULL), 0);
+    ck_assert_str_eq(o.log_file, "");
     ck_assert_uint_eq(o.port, 8661);
     ck_assert_uint_eq(o.idle_sec, 300);
     ck_assert_uint_eq(o.handshake_timeout_sec, 10);
@@ -35,6 +37,24 @@ START_TEST(test_options_defaults)
     ck_assert(!o.foreground && !o.proxy_protocol);
     ck_assert_uint_eq(o.nforward, 0);
     ck_assert_str_eq(o.pid_file, "/tmp/x/sstd.pid");
+}
+END_TEST
+
+START_TEST(test_options_env)
+{
+    struct sstd_opts o;
+    char err[256] = "";
+    setenv("SST_LOG", "info", 1);
+    setenv("SST_LOG_FILE", "/tmp/sstd-test.log", 1);
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", NULL), 0);
+    ck_assert_int_eq(o.log_level, SSTD_LOG_INFO);
+    ck_assert_str_eq(o.log_file, "/tmp/sstd-test.log");
+    /* The command line wins over the environment. */
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", "--log", "error", "--log-file", "/x", NULL), 0);
+    ck_assert_int_eq(o.log_level, SSTD_LOG_ERROR);
+    ck_assert_str_eq(o.log_file, "/x");
+    unsetenv("SST_LOG");
+    unsetenv("SST_LOG_FILE");
 }
 END_TEST
 
@@ -202,6 +222,7 @@ int main(void)
     Suite *s = suite_create("helper");
     TCase *tc = tcase_create("pure");
     tcase_add_test(tc, test_options_defaults);
+    tcase_add_test(tc, test_options_env);
     tcase_add_test(tc, test_options_values);
     tcase_add_test(tc, test_options_errors);
     tcase_add_test(tc, test_default_socket_path);
