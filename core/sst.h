@@ -164,6 +164,8 @@ struct sst_ctx_stats {
     uint64_t rx_not_buffered;             /* segments left unacknowledged for lack of room */
     uint64_t malformed;                   /* stream-layer payloads rejected by the codec */
     size_t txrec_high_water;
+    uint64_t fill_calls;                  /* payloads the channels asked the stream layer for */
+    uint64_t fill_scanned;                /* ready-list entries examined by those calls */
 };
 SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *out);
 

@@ -473,6 +473,70 @@ START_TEST(test_sim_flow_control_stalled_reader)
 }
 END_TEST
 
+START_TEST(test_sim_blocked_streams_leave_ready_list)
+{
+    /* 200 streams whose readers stall are blocked by flow control; a 2 MB transfer on another
+     * stream then runs.  Blocked streams must stay off the ready list, so fill() examines about
+     * one stream per packet, not all 201 (the scan the old ready list did). */
+    struct sim *s = new_sim(19);
+    struct sim_link_params lp = { .rate_bps = 50000000, .delay = SST_MS(5), .queue_bytes = 500000 };
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);
+    cfg.rx_buffer = 16 * 1024;
+    cfg.max_pending = 256;
+    struct node a, b;
+    node_init(&a, s, 1, &cfg);
+    node_init(&b, s, 2, &cfg);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server bulk, other;
+    memset(&bulk, 0, sizeof bulk);
+    memset(&other, 0, sizeof other);
+    bulk.stall = true;
+    bulk.l = sst_listen(b.c, "bulk", server_accept, &bulk);
+    other.l = sst_listen(b.c, "other", server_accept, &other);
+    enum { NB = 200 };
+    static struct ep blocked[NB];
+    memset(blocked, 0, sizeof blocked);
+    node_enter(&a);
+    for (unsigned i = 0; i < NB; i++) {
+        blocked[i].s = sst_connect(a.c, &b.addr, "bulk", ep_cb, &blocked[i]);
+        ck_assert_ptr_nonnull(blocked[i].s);
+        ep_start_tx(&blocked[i], 100 + i, 100000);
+    }
+    node_leave(&a);
+    sim_run_until(s, SST_SEC(3));
+    ck_assert_uint_eq(bulk.n, NB);
+    for (unsigned i = 0; i < NB; i++) {
+        struct sst_stream_stats st;
+        sst_stream_get_stats(blocked[i].s, &st);
+        ck_assert_uint_le(st.tx_inflight, st.tx_credit);
+        /* The receiver holds at most its window: the sender is blocked, not finished. */
+        sst_stream_get_stats(bulk.eps[i].s, &st);
+        ck_assert_uint_le(st.rx_buffered, cfg.rx_buffer);
+    }
+    struct sst_ctx_stats before, after;
+    sst_ctx_get_stats(a.c, &before);
+    struct ep e = { 0 };
+    node_enter(&a);
+    e.s = sst_connect(a.c, &b.addr, "other", ep_cb, &e);
+    ep_start_tx(&e, 9, 2000000);
+    node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, ep_not_done, &e, SST_SEC(20)), 0);
+    ck_assert(!e.bad && !e.errored);
+    ck_assert_uint_eq(other.eps[0].rx_done, 2000000);
+    sst_ctx_get_stats(a.c, &after);
+    uint64_t calls = after.fill_calls - before.fill_calls;
+    uint64_t scanned = after.fill_scanned - before.fill_scanned;
+    printf("blocked streams: %llu fill calls, %.2f ready entries examined per call\n",
+           (unsigned long long)calls, (double)scanned / (double)calls);
+    ck_assert_uint_gt(calls, 1000);
+    ck_assert_uint_le(scanned, 3 * calls);
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* Datagram receiver: takes every complete datagram and checks its pattern (seed = length). */
 struct dg_sink {
     unsigned got, bad;
@@ -1160,6 +1224,7 @@ int main(void)
     tcase_add_test(tc, test_sim_refused_service);
     tcase_add_test(tc, test_sim_many_streams_hostile_link);
     tcase_add_test(tc, test_sim_flow_control_stalled_reader);
+    tcase_add_test(tc, test_sim_blocked_streams_leave_ready_list);
     tcase_add_test(tc, test_sim_datagrams_both_paths);
     tcase_add_test(tc, test_sim_datagrams_lossy);
     tcase_add_test(tc, test_sim_substreams);

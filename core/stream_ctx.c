@@ -1,0 +1,220 @@
+/* The stream-layer context: configuration, the host it drives, channel events, the driver entry
+ * points and the deferred-callback dispatch (sst.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "stream_int.h"
+
+/* ---- context ------------------------------------------------------------------------------ */
+
+SST_API void sst_ctx_config_default(struct sst_ctx_config *c)
+{
+    memset(c, 0, sizeof *c);
+    sst_host_config_default(&c->host);
+    c->rx_buffer = 256 * 1024;
+    c->tx_buffer = 256 * 1024;
+    c->max_pending = 64;
+    c->dgram_max_frags = 4;
+    c->max_txrecs = 65536;
+}
+
+SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg)
+{
+    struct sst_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    if (cfg != NULL)
+        c->cfg = *cfg;
+    else
+        sst_ctx_config_default(&c->cfg);
+    /* The receive buffer must hold at least two full packets (ref impl: 2 x MTU). */
+    if (c->cfg.rx_buffer < 4096 || c->cfg.tx_buffer < 64 || c->cfg.max_pending == 0 ||
+        c->cfg.dgram_max_frags == 0 || c->cfg.dgram_max_frags > DG_MAX_FRAGS ||
+        c->cfg.max_txrecs < SST_TXREC_CHUNK) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+SST_API void sst_ctx_bind(struct sst_ctx *c, struct sst_host *h)
+{
+    c->host = h;
+}
+
+/* The host calls these with io.ctx = the context; they forward to the driver's callbacks. */
+static void ctx_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+{
+    struct sst_ctx *c = ctx;
+    c->app_io.send(c->app_io.ctx, to, pkt, len);
+}
+
+static void ctx_random(void *ctx, void *buf, size_t len)
+{
+    struct sst_ctx *c = ctx;
+    c->app_io.random(c->app_io.ctx, buf, len);
+}
+
+static int ctx_verify(void *ctx, const struct sst_addr *peer, const uint8_t pk[32], bool we_initiated)
+{
+    struct sst_ctx *c = ctx;
+    return c->app_io.verify_peer(c->app_io.ctx, peer, pk, we_initiated);
+}
+
+SST_API struct sst_ctx *sst_ctx_new(const struct sst_ctx_config *cfg, const struct sst_host_io *io)
+{
+    if (io == NULL || io->send == NULL)
+        return NULL;
+    struct sst_ctx *c = sst_ctx_new_unbound(cfg);
+    if (c == NULL)
+        return NULL;
+    c->app_io = *io;
+    struct sst_host_io hio = {
+        .ctx = c,
+        .send = ctx_send,
+        .random = io->random != NULL ? ctx_random : NULL,
+        .verify_peer = io->verify_peer != NULL ? ctx_verify : NULL,
+        .chan_event = sst_ctx_chan_event,
+    };
+    c->host = sst_host_new(&c->cfg.host, &hio);
+    if (c->host == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->owns_host = true;
+    return c;
+}
+
+SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, int err)
+{
+    struct sst_ctx *c = ctx;
+    struct conn *cn = sst_conn_find_chan(c, ch);
+    switch (ev) {
+    case SST_CHAN_EV_UP:
+        /* Both sides install the stream layer here; the initiator's conn already exists. */
+        if (cn == NULL)
+            cn = sst_conn_new(c, ch, sst_chan_peer(ch));
+        if (cn != NULL) {
+            cn->up = true;
+            sst_chan_set_upper(ch, &sst_conn_upper_ops, cn);
+            struct sst_stream *s;
+            DL_FOREACH2(cn->streams, s, cn_next)
+                sst_strm_make_ready(s);
+            sst_conn_wake(cn);
+        }
+        break;
+    case SST_CHAN_EV_DOWN:
+        if (cn != NULL) {
+            sst_chan_set_upper(ch, NULL, NULL);
+            cn->ch = NULL;
+            cn->up = false;
+            sst_conn_down(cn, err);
+        }
+        break;
+    default:
+        break;
+    }
+    if (c->app_io.chan_event != NULL)
+        c->app_io.chan_event(c->app_io.ctx, ch, ev, err);
+}
+
+SST_API void sst_ctx_free(struct sst_ctx *c)
+{
+    if (c == NULL)
+        return;
+    while (c->conns != NULL) {
+        struct conn *cn = c->conns;
+        if (cn->ch != NULL)
+            sst_chan_set_upper(cn->ch, NULL, NULL);
+        cn->ch = NULL;
+        sst_conn_down(cn, SST_ERR_CLOSED);
+    }
+    while (c->streams != NULL)
+        sst_strm_free(c->streams);
+    while (c->listeners != NULL) {
+        struct sst_listener *l = c->listeners;
+        DL_DELETE(c->listeners, l);
+        free(l);
+    }
+    if (c->owns_host)
+        sst_host_free(c->host);
+    free(c);
+}
+
+SST_API struct sst_host *sst_ctx_host(struct sst_ctx *c)
+{
+    return c->host;
+}
+
+SST_API void sst_ctx_set_time(struct sst_ctx *c, sst_time_t now)
+{
+    if (now > c->now)
+        c->now = now;
+}
+
+SST_API void sst_ctx_dispatch(struct sst_ctx *c)
+{
+    if (c->dispatching)
+        return;
+    c->dispatching = true;
+    while (c->evq != NULL || c->lev != NULL) {
+        if (c->lev != NULL) {
+            struct sst_listener *l = c->lev;
+            c->lev = l->ev_next;
+            l->pending_ev = false;
+            if (l->cb != NULL)
+                l->cb(l, l->arg);
+            continue;
+        }
+        struct sst_stream *s = c->evq;
+        DL_DELETE2(c->evq, s, ev_prev, ev_next);
+        s->in_evq = false;
+        unsigned ev = s->pending_ev;
+        s->pending_ev = 0;
+        if (s->cb != NULL && s->app_owned && ev != 0)
+            s->cb(s, ev, s->arg);
+    }
+    c->dispatching = false;
+}
+
+/* Every public entry point ends here: flush what the call queued, then run callbacks. */
+void sst_strm_api_done(struct sst_ctx *c)
+{
+    struct conn *cn;
+    DL_FOREACH(c->conns, cn)
+        if (cn->ready != NULL)
+            sst_conn_wake(cn);
+    sst_ctx_dispatch(c);
+}
+
+SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
+                          uint8_t *pkt, size_t len)
+{
+    sst_ctx_set_time(c, now);
+    sst_host_recv(c->host, now, from, pkt, len);
+    sst_strm_api_done(c);
+}
+
+SST_API sst_time_t sst_ctx_deadline(struct sst_ctx *c)
+{
+    return sst_host_deadline(c->host);
+}
+
+SST_API void sst_ctx_timeout(struct sst_ctx *c, sst_time_t now)
+{
+    sst_ctx_set_time(c, now);
+    sst_host_timeout(c->host, now);
+    sst_strm_api_done(c);
+}
+
+SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *out)
+{
+    *out = c->stats;
+    size_t hw = 0;
+    struct conn *cn;
+    DL_FOREACH(c->conns, cn)
+        hw = SST_MAX(hw, cn->recs.high_water);
+    out->txrec_high_water = hw;
+}

@@ -1,0 +1,251 @@
+/* Internal to the stream layer: the structures its files share (streams, per-channel conns,
+ * listeners, the context) and the functions they call across files.  Not part of the API. */
+#ifndef SST_STREAM_INT_H
+#define SST_STREAM_INT_H
+
+#include "channel.h"
+#include "sid.h"
+#include "sst.h"
+#include "stream_fc.h"
+#include "stream_rx.h"
+#include "stream_tx.h"
+#include "stream_txrec.h"
+#include "stream_wire.h"
+
+/* Service negotiation on a new top-level stream (paper §4.3.2): the initiator's first bytes
+ * are a request, the responder's first bytes the answer; both are consumed by the stream layer.
+ *   request: 'S' 'R' version(1) length(1) service[length]
+ *   reply:   'S' 'A' code(1) */
+#define SVC_VERSION 1
+#define SVC_REQ_HDR 4
+#define SVC_REPLY_LEN 3
+enum svc_code { SVC_OK = 0x00, SVC_NO_SERVICE = 0x10, SVC_BACKLOG_FULL = 0x11 };
+enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
+
+/* The root stream's window is fixed by the protocol, since Init data for the first top-level
+ * stream borrows it before the peer can have said anything (paper §4.3.6). */
+#define ROOT_WINDOW 65535u
+/* Stateless Resets waiting to go out, per channel (best effort; more are dropped). */
+#define RST_QUEUE 32
+/* Datagrams being reassembled per channel, and their largest fragment count. */
+#define DG_PARTIALS 8
+#define DG_MAX_FRAGS 32
+#define DG_FRAG_MAX 1500
+/* Multi-fragment datagrams go on a substream when the expected number of lost fragments
+ * (fragments x channel loss rate, measured over at least this many packets) exceeds this. */
+#define DGRAM_LOSS_BUDGET 0.1
+#define DGRAM_LOSS_MIN_SAMPLE 100
+
+struct conn;
+struct dgram_out;
+
+struct sst_stream {
+    struct sst_ctx *ctx;
+    struct conn *conn;             /* NULL once detached (channel gone) or local-only */
+    struct sst_stream *parent;
+    struct sst_stream *kids;       /* children (all, accepted or not), via kid_prev/kid_next */
+    struct sst_stream *kid_prev, *kid_next;
+    unsigned nrecs;                /* send records in the channel's table pointing at us */
+    struct sst_addr peer;
+
+    /* incoming children waiting for accept (substreams, datagrams) */
+    struct sst_stream *acceptq;
+    unsigned nacceptq;
+    struct sst_stream *aq_prev, *aq_next;
+    struct sst_stream *aq_owner;   /* the stream whose accept queue holds us */
+    struct sst_listener *lq_owner; /* the listener whose backlog holds us */
+    bool listening;
+    unsigned unconfirmed_children; /* children whose Init is not yet known to the peer */
+    bool counted_unconfirmed;
+
+    uint16_t local_lsid, remote_lsid;
+    bool has_local, has_remote;
+    struct sst_usid usid;
+    bool initiator;                /* we sent the Init */
+    bool is_root;
+    bool peer_knows;               /* the peer knows our LSID (Init/Reply acked, or Reply seen) */
+    bool need_reply;               /* responder: a Reply must go out even without data */
+    bool need_wupdate;             /* a window update must go out */
+    uint8_t adv_win;               /* last window exponent advertised */
+    bool rst_pending, rst_inflight, rst_done;
+    bool ephemeral;                /* datagram sent as a substream: peer must not write back */
+    bool local_only;               /* stateless datagram presented as a read-only substream */
+    int err;
+    bool rd_shut, wr_shut;
+    bool app_owned;                /* the application holds a handle */
+    bool want_write;
+    bool eof_posted;
+    bool freed;
+
+    struct sst_rx rx;
+    struct sst_tx tx;
+    struct sst_fc_rx frx;
+    struct sst_fc_tx ftx;
+    uint64_t borrowed;             /* received Init bytes charged to the parent's window */
+
+    int prio;
+    sst_stream_cb cb;
+    void *arg;
+    unsigned pending_ev;
+    struct sst_stream *ev_prev, *ev_next;
+    bool in_evq;
+    struct sst_stream *rd_prev, *rd_next;
+    bool in_ready;
+    /* Init segments blocked on the parent (unknown to the peer, or out of its credit) wait off
+     * the ready list, on the parent's waiters list, until the parent's state changes. */
+    struct sst_stream *waiters;
+    struct sst_stream *wt_prev, *wt_next;
+    struct sst_stream *wait_on;
+    struct sst_stream *cn_prev, *cn_next;     /* conn->streams */
+    struct sst_stream *all_prev, *all_next;   /* ctx->streams */
+    UT_hash_handle hh_local, hh_remote;
+
+    uint8_t svc;
+    uint8_t svcbuf[SVC_REQ_HDR + 255];
+    size_t svclen;
+
+    uint16_t dg_next_id;
+    struct dgram_out *dgq;
+    size_t dg_bytes;
+
+    uint64_t bytes_written, bytes_read;
+};
+
+struct dgram_out {
+    struct dgram_out *next;
+    size_t len, frag, sent;        /* sent: fragments already emitted */
+    uint16_t id;
+    uint8_t cnt;
+    uint8_t data[];
+};
+
+struct dg_partial {
+    bool used;
+    uint16_t parent_lsid, id;
+    uint8_t cnt, got;
+    uint64_t stamp;                /* for evicting the oldest */
+    uint32_t have;                 /* bitmap of fragments received */
+    uint16_t flen[DG_MAX_FRAGS];
+    uint8_t *buf;                  /* cnt * DG_FRAG_MAX bytes */
+};
+
+struct conn {
+    struct sst_ctx *ctx;
+    struct sst_chan *ch;
+    struct sst_addr peer;
+    bool up;
+    bool in_fill;
+    struct sst_stream *root;
+    struct sst_stream *by_local, *by_remote;
+    struct sst_stream *streams, *ready;
+    struct sst_sid_alloc sid;
+    uint64_t peer_counter;         /* highest counter seen from the peer's LSIDs */
+    struct sst_txrec_table recs;
+    uint16_t rst_lsid[RST_QUEUE];
+    uint8_t rst_flags[RST_QUEUE];
+    unsigned nrst;
+    struct dg_partial partial[DG_PARTIALS];
+    uint64_t dg_stamp;
+    uint64_t tx_seq, rx_seq;
+    struct conn *prev, *next;
+};
+
+struct sst_listener {
+    struct sst_ctx *ctx;
+    char service[256];
+    sst_listener_cb cb;
+    void *arg;
+    struct sst_stream *backlog;
+    unsigned nbacklog;
+    bool pending_ev;
+    struct sst_listener *prev, *next;
+    struct sst_listener *ev_next;
+};
+
+struct sst_ctx {
+    struct sst_ctx_config cfg;
+    struct sst_host *host;
+    bool owns_host;
+    struct sst_host_io app_io;     /* the driver's callbacks (chan_event forwarded) */
+    sst_time_t now;
+    struct conn *conns;
+    struct sst_listener *listeners;
+    struct sst_listener *lev;      /* listeners with a pending callback */
+    struct sst_stream *evq;
+    struct sst_stream *streams;    /* every stream, for parent-pointer cleanup */
+    bool dispatching;
+    struct sst_ctx_stats stats;
+};
+
+/* ---- stream.c: lifecycle and events --------------------------------------------------------- */
+
+/* Queues events for the stream's callback (deferred until sst_ctx_dispatch). */
+void sst_strm_post(struct sst_stream *s, unsigned ev);
+void sst_strm_post_listener(struct sst_listener *l);
+/* Puts s on its conn's ready list (it may have something to send). */
+void sst_strm_make_ready(struct sst_stream *s);
+void sst_strm_unready(struct sst_stream *s);
+/* Parks s on parent's waiters list (off the ready list) / moves parent's waiters back to ready. */
+void sst_strm_wait_on(struct sst_stream *s, struct sst_stream *parent);
+void sst_strm_wake_waiters(struct sst_stream *parent);
+struct sst_stream *sst_strm_alloc(struct sst_ctx *c, struct conn *cn, struct sst_stream *parent,
+                                  size_t rxcap, size_t txcap);
+/* Allocates s's LSID on its conn; false when the LSID space is exhausted. */
+bool sst_strm_set_local_lsid(struct sst_stream *s);
+/* Takes s off its conn: LSIDs released, send records no longer point at it. */
+void sst_strm_unbind(struct sst_stream *s);
+/* The peer knows our LSID for s (Init/Reply acknowledged, Reply seen). */
+void sst_strm_confirm(struct sst_stream *s);
+void sst_strm_maybe_free(struct sst_stream *s);
+void sst_strm_free(struct sst_stream *s);
+void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer);
+struct sst_stream *sst_strm_open_child(struct conn *cn, struct sst_stream *parent);
+void sst_strm_adopt(struct sst_stream *s, sst_stream_cb cb, void *arg);
+/* Every public entry point ends here: flush what the call queued, then run callbacks. */
+void sst_strm_api_done(struct sst_ctx *c);
+
+/* ---- stream_conn.c: per-channel state ------------------------------------------------------- */
+
+extern const struct sst_chan_upper sst_conn_upper_ops;
+void sst_conn_wake(struct conn *cn);
+struct sst_stream *sst_conn_find_local(struct conn *cn, uint16_t lsid);
+struct sst_stream *sst_conn_find_remote(struct conn *cn, uint16_t lsid);
+bool sst_conn_lsid_in_use(void *arg, uint16_t lsid);
+/* Queues a stateless Reset (O set) for the peer's LSID (paper §4.3.8). */
+void sst_conn_stateless_reset(struct conn *cn, uint16_t peer_lsid);
+struct conn *sst_conn_new(struct sst_ctx *c, struct sst_chan *ch, const struct sst_addr *peer);
+struct conn *sst_conn_find_peer(struct sst_ctx *c, const struct sst_addr *peer);
+struct conn *sst_conn_find_chan(struct sst_ctx *c, const struct sst_chan *ch);
+void sst_conn_down(struct conn *cn, int err);
+
+/* ---- stream_sched.c: the channel's fill/acked/lost ------------------------------------------ */
+
+unsigned sst_sched_seg_type(const struct sst_stream *s);
+bool sst_sched_parent_known(const struct sst_stream *s);
+size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap);
+void sst_sched_acked(void *ctx, struct sst_chan *ch, uint64_t seq);
+void sst_sched_lost(void *ctx, struct sst_chan *ch, uint64_t seq);
+void sst_sched_on_record(struct conn *cn, struct sst_txrec *rec, bool acked);
+
+/* ---- stream_recv.c: the channel's recv ------------------------------------------------------ */
+
+bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t *payload, size_t len);
+void sst_srecv_window_check(struct sst_stream *s);
+void sst_srecv_window_from(struct sst_stream *s, uint64_t seq, uint8_t win);
+void sst_srecv_enqueue_child(struct sst_stream *parent, struct sst_stream *s);
+bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, size_t len, bool fin,
+                       bool borrowed);
+
+/* ---- stream_dgram.c ------------------------------------------------------------------------- */
+
+size_t sst_dgram_emit(struct sst_stream *s, uint8_t *buf, size_t cap);
+bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p);
+
+/* ---- stream_svc.c --------------------------------------------------------------------------- */
+
+struct sst_listener *sst_svc_find_listener(struct sst_ctx *c, const char *name, size_t len);
+/* Reads stream-layer bytes from the front of s's receive buffer, cancelling their deduction. */
+size_t sst_svc_read(struct sst_stream *s, uint8_t *buf, size_t len);
+void sst_svc_pump(struct sst_stream *s);
+
+#endif

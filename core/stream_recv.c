@@ -1,0 +1,255 @@
+/* The channel's recv callback (paper §4.3.3-4.3.8): decodes stream-layer packets and applies
+ * Init, Reply, Data and Reset to streams, with receive-side flow-control bookkeeping. */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "stream_int.h"
+
+/* ---- receiving ----------------------------------------------------------------------------- */
+
+
+/* Flow-control bookkeeping after the receive buffer changed: a window that shrank must be
+ * announced before the sender fills it on stale credit; one that reopened from below half the
+ * buffer must be announced or a sender waiting for credit would wait forever. */
+void sst_srecv_window_check(struct sst_stream *s)
+{
+    if (s->conn == NULL || s->err != 0)
+        return;
+    uint8_t now = sst_fc_rx_window(&s->frx);
+    uint8_t full = sst_fc_win_encode(s->frx.limit);
+    if (now < s->adv_win || (now > s->adv_win && s->adv_win + 1 < full) ||
+        sst_fc_rx_update_due(&s->frx)) {
+        s->need_wupdate = true;
+        sst_strm_make_ready(s);
+    }
+}
+
+/* Delivers stream bytes to s.  Returns false when they could not be buffered (then the packet
+ * is not acknowledged and will come again). */
+bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, size_t len, bool fin,
+                    bool borrowed)
+{
+    struct sst_ctx *c = s->ctx;
+    if (s->err != 0 || s->rst_pending || s->rst_inflight)
+        return true;
+    if (s->ephemeral && len > 0) {
+        /* The receiver of a datagram must not write back (paper §2.2). */
+        sst_strm_abort(s, SST_ERR_RESET, true);
+        return true;
+    }
+    size_t fresh = 0;
+    int rc = sst_rx_insert(&s->rx, off, data, len, fin, &fresh);
+    if (rc == SST_ERR_AGAIN) {
+        c->stats.rx_not_buffered++;
+        return false;
+    }
+    if (rc != 0) {
+        c->stats.malformed++;
+        sst_strm_abort(s, SST_ERR_MALFORMED, true);
+        return true;
+    }
+    if (borrowed && s->parent != NULL) {
+        sst_fc_rx_charge(&s->parent->frx, fresh);
+        s->borrowed += fresh;
+        sst_srecv_window_check(s->parent);
+    } else {
+        sst_fc_rx_charge(&s->frx, fresh);
+        sst_srecv_window_check(s);
+    }
+    if (s->rd_shut) {
+        /* Reading was shut: consume and forget, but keep the offsets for end-of-stream. */
+        uint8_t sink[1024];
+        size_t n;
+        while ((n = sst_rx_read(&s->rx, sink, sizeof sink)) > 0) {
+            size_t k = (size_t)SST_MIN((uint64_t)n, s->borrowed);
+            if (k > 0 && s->parent != NULL)
+                sst_fc_rx_release(&s->parent->frx, k);
+            s->borrowed -= k;
+            sst_fc_rx_release(&s->frx, n - k);
+        }
+        sst_srecv_window_check(s);
+        sst_strm_maybe_free(s);
+        return true;
+    }
+    if (s->svc != SVC_NONE)
+        sst_svc_pump(s);
+    if (s->freed)
+        return true;
+    if (s->svc == SVC_NONE) {
+        if (sst_rx_available(&s->rx) > 0)
+            sst_strm_post(s, SST_EV_READABLE);
+        if (sst_rx_complete(&s->rx) && !s->eof_posted) {
+            s->eof_posted = true;
+            sst_strm_post(s, SST_EV_READABLE | SST_EV_EOF);
+        }
+    }
+    /* A complete substream waiting in an accept queue is a datagram the parent can take now. */
+    if (s->aq_owner != NULL && sst_rx_complete(&s->rx))
+        sst_strm_post(s->aq_owner, SST_EV_SUBSTREAM);
+    return true;
+}
+
+void sst_srecv_window_from(struct sst_stream *s, uint64_t seq, uint8_t win)
+{
+    sst_fc_tx_on_window(&s->ftx, seq, win);
+    /* Credit may have grown, or unconfirmed bytes been cleared: for s's own segments and for
+     * its children's Init data, which borrows s's window. */
+    sst_strm_make_ready(s);
+    sst_strm_wake_waiters(s);
+}
+
+void sst_srecv_enqueue_child(struct sst_stream *parent, struct sst_stream *s)
+{
+    DL_APPEND2(parent->acceptq, s, aq_prev, aq_next);
+    parent->nacceptq++;
+    s->aq_owner = parent;
+    sst_strm_post(parent, SST_EV_SUBSTREAM);
+}
+
+static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
+{
+    struct sst_ctx *c = cn->ctx;
+    struct sst_stream *parent = sst_conn_find_remote(cn, p->ref_lsid);
+    struct sst_stream *s = sst_conn_find_remote(cn, p->lsid);
+    if (s != NULL) {
+        /* A retransmitted or continuing Init for a stream we know. */
+        if (s->initiator || s->parent != parent)
+            return true;
+    } else {
+        if (parent == NULL || parent->err != 0) {
+            sst_conn_stateless_reset(cn, p->lsid);
+            return true;
+        }
+        /* Flow control over stream creation: a bounded queue of unaccepted children
+         * (paper §2.1); top-level streams count against the root's. */
+        bool refuse = parent->nacceptq >= c->cfg.max_pending;
+        if (!parent->is_root && !parent->listening)
+            refuse = true;
+        if (refuse) {
+            sst_conn_stateless_reset(cn, p->lsid);
+            return true;
+        }
+        s = sst_strm_alloc(c, cn, parent, c->cfg.rx_buffer, c->cfg.tx_buffer);
+        if (s == NULL)
+            return false;
+        s->initiator = false;
+        s->remote_lsid = p->lsid;
+        s->has_remote = true;
+        uint64_t counter = sst_sid_extrapolate(cn->peer_counter, p->lsid);
+        cn->peer_counter = SST_MAX(cn->peer_counter, counter);
+        s->usid = sst_sid_usid(counter, 0);
+        if (!sst_strm_set_local_lsid(s)) {
+            sst_strm_free(s);
+            sst_conn_stateless_reset(cn, p->lsid);
+            return true;
+        }
+        HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
+        s->need_reply = true;
+        sst_strm_make_ready(s);
+        if (parent->is_root) {
+            /* Held by the root until the service request is read. */
+            s->svc = SVC_WAIT_REQUEST;
+            DL_APPEND2(parent->acceptq, s, aq_prev, aq_next);
+            parent->nacceptq++;
+            s->aq_owner = parent;
+        } else {
+            sst_srecv_enqueue_child(parent, s);
+        }
+    }
+    sst_srecv_window_from(s, seq, p->win);
+    return sst_srecv_deliver(s, p->bsn, p->data, p->len, p->flags & SST_SF_CLOSE, true);
+}
+
+static bool on_reply(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
+{
+    struct sst_stream *s = sst_conn_find_local(cn, p->ref_lsid);
+    if (s == NULL || s->is_root || !s->initiator) {
+        sst_conn_stateless_reset(cn, p->lsid);
+        return true;
+    }
+    if (!s->has_remote) {
+        if (sst_conn_find_remote(cn, p->lsid) != NULL)
+            return true;   /* the peer reused an LSID we still map: ignore, it will retry */
+        s->remote_lsid = p->lsid;
+        s->has_remote = true;
+        HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
+    } else if (s->remote_lsid != p->lsid) {
+        return true;
+    }
+    /* A Reply proves the peer has our Init (paper §4.3.3). */
+    sst_strm_confirm(s);
+    sst_strm_make_ready(s);
+    sst_srecv_window_from(s, seq, p->win);
+    return sst_srecv_deliver(s, p->bsn, p->data, p->len, p->flags & SST_SF_CLOSE, false);
+}
+
+static bool on_data(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
+{
+    struct sst_stream *s = sst_conn_find_remote(cn, p->lsid);
+    if (s == NULL) {
+        sst_conn_stateless_reset(cn, p->lsid);
+        return true;
+    }
+    sst_srecv_window_from(s, seq, p->win);
+    if (s->is_root)
+        return true;   /* the root carries window updates only */
+    return sst_srecv_deliver(s, sst_rx_offset32(&s->rx, p->bsn), p->data, p->len, p->flags & SST_SF_CLOSE, false);
+}
+
+static bool on_reset(struct conn *cn, const struct sst_spkt *p)
+{
+    struct sst_stream *s = (p->flags & SST_RSTF_ORIENT) ? sst_conn_find_local(cn, p->lsid) : sst_conn_find_remote(cn, p->lsid);
+    if (s == NULL || s->is_root)
+        return true;   /* never answer a Reset with a Reset */
+    cn->ctx->stats.resets_received++;
+    s->rst_pending = false;
+    s->rst_done = true;
+    /* A stateless Reset for a stream the peer knew, after its Close reached us and ours was
+     * sent: the peer finished and garbage-collected the stream before our last packets were
+     * acknowledged (paper §4.3.8).  Not an error: it had everything it wanted. */
+    if ((p->flags & SST_RSTF_ORIENT) && s->peer_knows && sst_rx_complete(&s->rx) && s->tx.fin &&
+        s->err == 0) {
+        sst_strm_unbind(s);
+        sst_strm_maybe_free(s);
+        return true;
+    }
+    /* A refusal reply may still sit in the buffer: read it so the right error is reported. */
+    if (s->svc == SVC_WAIT_REPLY)
+        sst_svc_pump(s);
+    if (s->freed)
+        return true;
+    sst_strm_abort(s, SST_ERR_RESET, false);
+    sst_strm_maybe_free(s);
+    return true;
+}
+bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t *payload, size_t len)
+{
+    struct conn *cn = ctx;
+    cn->rx_seq = SST_MAX(cn->rx_seq, seq);
+    struct sst_spkt p;
+    if (sst_spkt_decode(&p, payload, len) != 0) {
+        /* Authenticated but not ours to parse: acknowledge and drop, retrying cannot help. */
+        cn->ctx->stats.malformed++;
+        return true;
+    }
+    switch (p.type) {
+    case SST_PT_INIT:
+        return on_init(cn, seq, &p);
+    case SST_PT_REPLY:
+        return on_reply(cn, seq, &p);
+    case SST_PT_DATA:
+        return on_data(cn, seq, &p);
+    case SST_PT_DATAGRAM:
+        return sst_dgram_on_packet(cn, seq, &p);
+    case SST_PT_RESET:
+        return on_reset(cn, &p);
+    case SST_PT_ATTACH:
+        /* Migration (paper §4.3.7) is not implemented: refuse the attachment. */
+        sst_conn_stateless_reset(cn, p.lsid);
+        return true;
+    default:
+        return true;   /* Detach: nothing attached elsewhere to detach */
+    }
+}

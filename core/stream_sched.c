@@ -1,0 +1,279 @@
+/* The channel's fill/acked/lost callbacks (paper §4.3.4, §5.6): picks the stream that sends next
+ * by priority, cuts and records its segment, and applies each packet's fate to its stream. */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "stream_int.h"
+
+/* ---- sending: one stream-layer packet per channel packet (paper §4.3.4) ------------------ */
+
+/* The header type a stream's next segment uses (paper §4.3.3-4.3.4): Init until the peer
+ * knows our LSID if we created the stream, Reply until then if the peer did, Data after. */
+unsigned sst_sched_seg_type(const struct sst_stream *s)
+{
+    if (s->is_root || s->peer_knows)
+        return SST_PT_DATA;
+    return s->initiator ? SST_PT_INIT : SST_PT_REPLY;
+}
+
+/* An Init can only name a parent the peer already knows. */
+bool sst_sched_parent_known(const struct sst_stream *s)
+{
+    return s->parent != NULL && s->parent->has_local && (s->parent->is_root || s->parent->peer_knows);
+}
+
+static struct sst_fc_tx *seg_fc(struct sst_stream *s, unsigned type)
+{
+    return type == SST_PT_INIT ? &s->parent->ftx : &s->ftx;
+}
+
+/* What can_emit found. */
+enum emit_verdict {
+    EMIT_NOW,          /* a packet can go now */
+    EMIT_IDLE,         /* nothing to send: off the ready list until new work */
+    EMIT_BLOCKED,      /* work waits for our credit or confirmation: off the list until a window
+                        * update, an ack, a loss or a Reply makes it ready again */
+    EMIT_BLOCKED_PARENT,  /* an Init waits for the parent (known to the peer, its credit) */
+    EMIT_LATER,        /* the packet offered now is too small: stay on the list */
+};
+
+/* Whether s could put a packet into `cap` bytes now; fills *seg when that packet is data. */
+static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_seg *seg, bool *has_seg)
+{
+    *has_seg = false;
+    if (s->conn == NULL || !s->has_local)
+        return EMIT_IDLE;
+    if (s->rst_pending)
+        return EMIT_NOW;
+    if (s->err != 0)
+        return EMIT_IDLE;
+    unsigned type = sst_sched_seg_type(s);
+    if (type == SST_PT_INIT && !sst_sched_parent_known(s))
+        return s->parent != NULL ? EMIT_BLOCKED_PARENT : EMIT_IDLE;
+    if (s->dgq != NULL && type == SST_PT_DATA && !s->is_root)
+        return EMIT_NOW;
+    enum emit_verdict none = EMIT_IDLE;
+    if (sst_tx_pending(&s->tx)) {
+        if (cap <= SST_STREAM_MAX_HDR)
+            return EMIT_LATER;
+        uint64_t limit = type == SST_PT_DATA ? UINT64_MAX : (uint64_t)SST_INIT_BSN_MAX + 1;
+        if (sst_tx_next(&s->tx, cap - SST_STREAM_MAX_HDR, limit, seg)) {
+            if (sst_fc_tx_allows(seg_fc(s, type), seg->len)) {
+                *has_seg = true;
+                return EMIT_NOW;
+            }
+            none = type == SST_PT_INIT ? EMIT_BLOCKED_PARENT : EMIT_BLOCKED;
+        } else {
+            none = EMIT_BLOCKED;
+        }
+    }
+    if (s->need_reply || s->need_wupdate)
+        return EMIT_NOW;
+    return none;
+}
+
+static size_t emit_reset(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap)
+{
+    struct conn *cn = s->conn;
+    struct sst_spkt p = { .type = SST_PT_RESET };
+    if (s->has_local && (s->peer_knows || !s->has_remote)) {
+        p.lsid = s->local_lsid;
+    } else {
+        p.lsid = s->remote_lsid;
+        p.flags = SST_RSTF_ORIENT;
+    }
+    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
+    if (r == NULL)
+        return 0;
+    r->kind = SST_TXREC_RESET;
+    r->pkt_type = SST_PT_RESET;
+    r->stream = s;
+    s->nrecs++;
+    s->rst_pending = false;
+    s->rst_inflight = true;
+    cn->ctx->stats.resets_sent++;
+    return sst_spkt_put_hdr(buf, cap, &p);
+}
+static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
+                           const struct sst_seg *seg, bool has_seg)
+{
+    struct conn *cn = s->conn;
+    unsigned type = sst_sched_seg_type(s);
+    struct sst_spkt p = {
+        .type = (uint8_t)type,
+        .lsid = s->local_lsid,
+        .win = sst_fc_rx_window(&s->frx),
+    };
+    if (type == SST_PT_INIT)
+        p.ref_lsid = s->parent->local_lsid;
+    else if (type == SST_PT_REPLY)
+        p.ref_lsid = s->remote_lsid;
+    struct sst_seg empty = { .off = s->tx.sent, .len = 0, .fin = false };
+    const struct sst_seg *g = has_seg ? seg : &empty;
+    if (!has_seg && type != SST_PT_DATA && g->off > SST_INIT_BSN_MAX)
+        empty.off = 0;   /* a bare Init/Reply: any in-range BSN will do */
+    p.bsn = (uint32_t)g->off;
+    if (g->fin)
+        p.flags |= SST_SF_CLOSE;
+    if (has_seg && g->off + g->len == s->tx.end)
+        p.flags |= SST_SF_PUSH;
+    size_t hl = sst_spkt_put_hdr(buf, cap, &p);
+    if (hl == 0 || hl + g->len > cap)
+        return 0;
+    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
+    if (r == NULL)
+        return 0;
+    r->kind = SST_TXREC_SEG;
+    r->pkt_type = (uint8_t)type;
+    r->stream = s;
+    s->nrecs++;
+    r->off = g->off;
+    r->span = (uint32_t)(g->len + (g->fin ? 1 : 0));
+    r->charged = (uint32_t)g->len;
+    r->borrowed = type == SST_PT_INIT;
+    if (has_seg) {
+        sst_tx_copy(&s->tx, g->off, buf + hl, g->len);
+        sst_tx_commit(&s->tx, g);
+        sst_fc_tx_charge(seg_fc(s, type), g->len);
+    }
+    if (type == SST_PT_REPLY)
+        s->need_reply = false;
+    s->need_wupdate = false;
+    s->adv_win = p.win;
+    sst_fc_rx_advertised(&s->frx);
+    return hl + g->len;
+}
+
+static size_t emit(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
+                   const struct sst_seg *seg, bool has_seg)
+{
+    if (s->rst_pending)
+        return emit_reset(s, seq, buf, cap);
+    if (s->dgq != NULL && !s->is_root && sst_sched_seg_type(s) == SST_PT_DATA)
+        return sst_dgram_emit(s, buf, cap);
+    return emit_segment(s, seq, buf, cap, seg, has_seg);
+}
+
+
+size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap)
+{
+    struct conn *cn = ctx;
+    cn->tx_seq = seq;
+    /* A record under this sequence number means that packet never left (the channel refused
+     * it after fill): treat it as lost before reusing the number. */
+    struct sst_txrec *stale = sst_txrec_take(&cn->recs, seq);
+    if (stale != NULL)
+        sst_sched_on_record(cn, stale, false);
+    if (cn->nrst > 0 && cap >= SST_RESET_LEN) {
+        struct sst_spkt p = { .type = SST_PT_RESET, .flags = cn->rst_flags[0], .lsid = cn->rst_lsid[0] };
+        cn->nrst--;
+        memmove(cn->rst_lsid, cn->rst_lsid + 1, cn->nrst * sizeof cn->rst_lsid[0]);
+        memmove(cn->rst_flags, cn->rst_flags + 1, cn->nrst);
+        return sst_spkt_put_hdr(buf, cap, &p);
+    }
+    /* Strict priority between levels, round-robin within one: the ready list is rotated so
+     * the first sendable stream of the highest level is the least recently served. */
+    struct sst_stream *best = NULL, *s, *tmp;
+    struct sst_seg seg, best_seg;
+    bool has_seg, best_has = false;
+    cn->ctx->stats.fill_calls++;
+    DL_FOREACH_SAFE2(cn->ready, s, tmp, rd_next) {
+        cn->ctx->stats.fill_scanned++;
+        enum emit_verdict v = can_emit(s, cap, &seg, &has_seg);
+        if (v != EMIT_NOW) {
+            /* Nothing it can send now: blocked streams leave the list until the event that
+             * unblocks them, so each packet scans only streams that can send. */
+            if (v == EMIT_IDLE || v == EMIT_BLOCKED)
+                sst_strm_unready(s);
+            else if (v == EMIT_BLOCKED_PARENT)
+                sst_strm_wait_on(s, s->parent);
+            continue;
+        }
+        if (best == NULL || s->prio > best->prio) {
+            best = s;
+            best_seg = seg;
+            best_has = has_seg;
+        }
+    }
+    if (best == NULL)
+        return 0;
+    cn->in_fill = true;
+    size_t n = emit(best, seq, buf, cap, &best_seg, best_has);
+    cn->in_fill = false;
+    if (best->in_ready) {
+        DL_DELETE2(cn->ready, best, rd_prev, rd_next);
+        DL_APPEND2(cn->ready, best, rd_prev, rd_next);
+    }
+    return n;
+}
+
+/* ---- packet fates ------------------------------------------------------------------------ */
+
+void sst_sched_on_record(struct conn *cn, struct sst_txrec *rec, bool acked)
+{
+    struct sst_txrec copy = *rec;
+    const struct sst_txrec *r = &copy;
+    struct sst_stream *s = r->stream;
+    sst_txrec_release(&cn->recs, rec);
+    if (s == NULL)
+        return;
+    s->nrecs--;
+    if (r->kind == SST_TXREC_RESET) {
+        s->rst_inflight = false;
+        if (acked) {
+            s->rst_done = true;
+            sst_strm_unbind(s);
+            sst_strm_maybe_free(s);
+        } else {
+            s->rst_pending = true;
+            sst_strm_make_ready(s);
+        }
+        return;
+    }
+    struct sst_fc_tx *fc = r->borrowed ? (s->parent != NULL ? &s->parent->ftx : NULL) : &s->ftx;
+    if (fc != NULL && acked)
+        sst_fc_tx_acked(fc, r->charged);
+    else if (fc != NULL)
+        sst_fc_tx_release(fc, r->charged);
+    /* Borrowed bytes changed the parent's credit: its children's Inits may fit now. */
+    if (r->borrowed && s->parent != NULL)
+        sst_strm_wake_waiters(s->parent);
+    if (acked) {
+        uint64_t before = sst_tx_space(&s->tx);
+        sst_tx_acked(&s->tx, r->off, r->span);
+        if (r->pkt_type == SST_PT_INIT || r->pkt_type == SST_PT_REPLY)
+            sst_strm_confirm(s);
+        if (s->want_write && sst_tx_space(&s->tx) > before) {
+            s->want_write = false;
+            sst_strm_post(s, SST_EV_WRITABLE);
+        }
+        /* More credit (ours or, for borrowed bytes, the parent's children's) may be usable. */
+        sst_strm_make_ready(s);
+        sst_strm_maybe_free(s);
+    } else {
+        sst_tx_lost(&s->tx, r->off, r->span);
+        if (r->span == 0 && r->pkt_type == SST_PT_REPLY && !s->peer_knows)
+            s->need_reply = true;
+        else if (r->span == 0)
+            s->need_wupdate = true;
+        sst_strm_make_ready(s);
+    }
+}
+
+void sst_sched_acked(void *ctx, struct sst_chan *ch, uint64_t seq)
+{
+    struct conn *cn = ctx;
+    struct sst_txrec *r = sst_txrec_take(&cn->recs, seq);
+    if (r != NULL)
+        sst_sched_on_record(cn, r, true);
+}
+
+void sst_sched_lost(void *ctx, struct sst_chan *ch, uint64_t seq)
+{
+    struct conn *cn = ctx;
+    struct sst_txrec *r = sst_txrec_take(&cn->recs, seq);
+    if (r != NULL)
+        sst_sched_on_record(cn, r, false);
+}

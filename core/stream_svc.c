@@ -1,0 +1,153 @@
+/* Service requests on top-level streams and their listeners (paper §4.3.2): the request and
+ * answer bytes each side consumes, and the listener backlog. */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "stream_int.h"
+
+/* ---- service requests (paper §4.3.2) ----------------------------------------------------- */
+
+struct sst_listener *sst_svc_find_listener(struct sst_ctx *c, const char *name, size_t len)
+{
+    struct sst_listener *l;
+    DL_FOREACH(c->listeners, l)
+        if (strlen(l->service) == len && memcmp(l->service, name, len) == 0)
+            return l;
+    return NULL;
+}
+
+/* Reads stream-layer bytes from the front of s's receive buffer, cancelling their deduction. */
+size_t sst_svc_read(struct sst_stream *s, uint8_t *buf, size_t len)
+{
+    size_t n = sst_rx_read(&s->rx, buf, len);
+    size_t k = (size_t)SST_MIN((uint64_t)n, s->borrowed);
+    if (k > 0 && s->parent != NULL)
+        sst_fc_rx_release(&s->parent->frx, k);
+    s->borrowed -= k;
+    sst_fc_rx_release(&s->frx, n - k);
+    if (s->parent != NULL)
+        sst_srecv_window_check(s->parent);
+    sst_srecv_window_check(s);
+    return n;
+}
+
+static void svc_answer(struct sst_stream *s, uint8_t code)
+{
+    uint8_t reply[SVC_REPLY_LEN] = { 'S', 'A', code };
+    /* The send buffer is empty here, so the three bytes always fit. */
+    (void)sst_tx_write(&s->tx, reply, sizeof reply);
+    sst_strm_make_ready(s);
+}
+
+void sst_svc_pump(struct sst_stream *s)
+{
+    struct sst_ctx *c = s->ctx;
+    if (s->svc == SVC_WAIT_REPLY) {
+        s->svclen += sst_svc_read(s, s->svcbuf + s->svclen, SVC_REPLY_LEN - s->svclen);
+        if (s->svclen < SVC_REPLY_LEN)
+            return;
+        s->svc = SVC_NONE;
+        if (s->svcbuf[0] != 'S' || s->svcbuf[1] != 'A') {
+            c->stats.malformed++;
+            sst_strm_abort(s, SST_ERR_MALFORMED, true);
+        } else if (s->svcbuf[2] != SVC_OK) {
+            c->stats.refused++;
+            sst_strm_abort(s, SST_ERR_REFUSED, true);
+        } else {
+            sst_strm_post(s, SST_EV_CONNECTED | SST_EV_WRITABLE);
+            if (sst_rx_available(&s->rx) > 0 || sst_rx_complete(&s->rx))
+                sst_strm_post(s, SST_EV_READABLE);
+        }
+        return;
+    }
+    /* Responder: header, then the service name. */
+    if (s->svclen < SVC_REQ_HDR)
+        s->svclen += sst_svc_read(s, s->svcbuf + s->svclen, SVC_REQ_HDR - s->svclen);
+    if (s->svclen < SVC_REQ_HDR)
+        return;
+    if (s->svcbuf[0] != 'S' || s->svcbuf[1] != 'R' || s->svcbuf[2] != SVC_VERSION || s->svcbuf[3] == 0) {
+        c->stats.malformed++;
+        sst_strm_abort(s, SST_ERR_MALFORMED, true);
+        return;
+    }
+    size_t want = SVC_REQ_HDR + s->svcbuf[3];
+    s->svclen += sst_svc_read(s, s->svcbuf + s->svclen, want - s->svclen);
+    if (s->svclen < want)
+        return;
+    s->svc = SVC_NONE;
+    struct sst_stream *root = s->aq_owner;
+    if (root != NULL) {
+        DL_DELETE2(root->acceptq, s, aq_prev, aq_next);
+        root->nacceptq--;
+        s->aq_owner = NULL;
+    }
+    struct sst_listener *l = sst_svc_find_listener(c, (const char *)s->svcbuf + SVC_REQ_HDR, s->svcbuf[3]);
+    if (l == NULL || l->nbacklog >= c->cfg.max_pending) {
+        /* Refusal: answer, close our side, and let the initiator reset or close (§4.3.2). */
+        c->stats.refused++;
+        svc_answer(s, l == NULL ? SVC_NO_SERVICE : SVC_BACKLOG_FULL);
+        sst_tx_close(&s->tx);
+        s->rd_shut = true;
+        sst_svc_read(s, NULL, SIZE_MAX);
+        sst_strm_maybe_free(s);
+        return;
+    }
+    svc_answer(s, SVC_OK);
+    DL_APPEND2(l->backlog, s, aq_prev, aq_next);
+    l->nbacklog++;
+    s->lq_owner = l;
+    sst_strm_post_listener(l);
+}
+SST_API struct sst_listener *sst_listen(struct sst_ctx *c, const char *service, sst_listener_cb cb, void *arg)
+{
+    size_t slen = service != NULL ? strlen(service) : 0;
+    if (slen == 0 || slen > 255 || sst_svc_find_listener(c, service, slen) != NULL)
+        return NULL;
+    struct sst_listener *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    l->ctx = c;
+    memcpy(l->service, service, slen + 1);
+    l->cb = cb;
+    l->arg = arg;
+    DL_APPEND(c->listeners, l);
+    return l;
+}
+SST_API struct sst_stream *sst_accept(struct sst_listener *l, sst_stream_cb cb, void *arg)
+{
+    struct sst_stream *s = l->backlog;
+    if (s == NULL)
+        return NULL;
+    DL_DELETE2(l->backlog, s, aq_prev, aq_next);
+    l->nbacklog--;
+    s->lq_owner = NULL;
+    sst_strm_adopt(s, cb, arg);
+    sst_strm_api_done(l->ctx);
+    return s;
+}
+
+SST_API void sst_listener_close(struct sst_listener *l)
+{
+    struct sst_ctx *c = l->ctx;
+    while (l->backlog != NULL) {
+        struct sst_stream *s = l->backlog;
+        DL_DELETE2(l->backlog, s, aq_prev, aq_next);
+        l->nbacklog--;
+        s->lq_owner = NULL;
+        sst_strm_abort(s, SST_ERR_RESET, true);
+        sst_strm_maybe_free(s);
+    }
+    /* A pending callback must not run for a freed listener. */
+    struct sst_listener **pp = &c->lev;
+    while (*pp != NULL) {
+        if (*pp == l)
+            *pp = l->ev_next;
+        else
+            pp = &(*pp)->ev_next;
+    }
+    DL_DELETE(c->listeners, l);
+    free(l);
+    sst_strm_api_done(c);
+}
