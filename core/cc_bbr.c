@@ -126,12 +126,19 @@ static void enter_startup(struct sst_cc *cc)
     b->cwnd_gain = SST_BBR_HIGH_GAIN;
 }
 
+static void losswin_reset(struct sst_bbr_losswin *w, uint64_t inflight);
+
 static void advance_cycle(struct sst_cc *cc, sst_time_t now)
 {
     struct sst_cc_bbr *b = &cc->bbr;
     b->cycle_idx = (b->cycle_idx + 1) % SST_BBR_CYCLE_LEN;
     b->cycle_stamp = now;
     b->pacing_gain = sst_bbr_pacing_gain[b->cycle_idx];
+    if (b->cycle_idx == 0) {
+        /* A probe begins: judge its losses (update_loss_bound). */
+        b->probe_open = true;
+        losswin_reset(&b->probe, cc->in_flight);
+    }
 }
 
 /* Starts PROBE_BW in any phase but the 0.75 drain one (nothing to drain yet). */
@@ -186,7 +193,8 @@ static bool next_phase_due(const struct sst_cc *cc, sst_time_t now,
         return full_length;
     if (b->pacing_gain > 1.0)
         return full_length &&
-               (rs->lost > 0 || prior_inflight >= sst_bbr_target_inflight(cc, b->pacing_gain));
+               (rs->lost > 0 || prior_inflight >= SST_MIN(b->inflight_hi,
+                                    sst_bbr_target_inflight(cc, b->pacing_gain)));
     return full_length || prior_inflight <= sst_bbr_target_inflight(cc, 1.0);
 }
 
@@ -228,6 +236,126 @@ static void exit_probe_rtt(struct sst_cc *cc, sst_time_t now, uint64_t delivered
         enter_probe_bw(cc, now, delivered);
     else
         enter_startup(cc);
+}
+
+/* Loss bound, a simplified form of BBRv2's inflight_hi (draft-cardwell-iccrg-bbr-congestion-
+ * control-02 §4.5.10).  BBR v1 ignores loss, so against a loss-based flow in a shallow buffer
+ * it keeps the queue full and the other flow starves.  Random loss must still not matter, so
+ * loss only counts where it can be congestion:
+ *  - over a PROBE_BW probe (its 1.25 phase and the 0.75 phase in which the probe's packets are
+ *    acked) and over each STARTUP round: BBR itself raised inflight there;
+ *  - over any round whose smallest RTT sample was 1/4 min RTT above min RTT: a queue stood for
+ *    the whole round, so the buffer, not the medium, is the likely cause (BBR alone drains its
+ *    queue every cycle; random loss happens at any queue length).
+ * If more than 2% of such a window's packets were lost, and at least 5 (random 1% loss rarely
+ * puts 5 losses into a window that small), inflight was too high: inflight_hi = 0.7 x the
+ * window's peak (CUBIC's beta), the bandwidth estimate drops to what the window delivered (at
+ * most by the same factor), and STARTUP ends.  Each later round raises inflight_hi by one
+ * packet for as many rounds as a Reno flow would need to regain the cut (at most 63, BBRv2's
+ * "Reno coexistence" wait), then by doubling steps; once the cap exceeds twice the window the
+ * model wants, it is dropped. */
+static void losswin_reset(struct sst_bbr_losswin *w, uint64_t inflight)
+{
+    w->lost = w->acked = w->bw = 0;
+    w->peak = inflight;
+    w->min_rtt = SST_TIME_NEVER;
+}
+
+static void losswin_add(struct sst_bbr_losswin *w, const struct sst_rate_sample *rs,
+                        uint64_t prior_inflight)
+{
+    w->lost += rs->lost;
+    w->acked += rs->acked;
+    if (prior_inflight > w->peak)
+        w->peak = prior_inflight;
+    if (rs->valid && rs->bw > w->bw)
+        w->bw = rs->bw;
+    if (rs->rtt < w->min_rtt)
+        w->min_rtt = rs->rtt;
+}
+
+static bool loss_too_high(const struct sst_cc *cc, const struct sst_bbr_losswin *w,
+                          unsigned min_pkts, double thresh)
+{
+    return w->lost >= (uint64_t)min_pkts * cc->mss &&
+           (double)w->lost > thresh * (double)(w->lost + w->acked);
+}
+
+static bool queue_stood(const struct sst_cc *cc, const struct sst_bbr_losswin *w)
+{
+    const struct sst_cc_bbr *b = &cc->bbr;
+    if (b->min_rtt == SST_TIME_NEVER || w->min_rtt == SST_TIME_NEVER)
+        return false;
+    return (double)w->min_rtt > (double)b->min_rtt * (1.0 + SST_BBR_QUEUE_FRAC);
+}
+
+static void lower_inflight_hi(struct sst_cc *cc, const struct sst_bbr_losswin *w)
+{
+    struct sst_cc_bbr *b = &cc->bbr;
+    uint64_t hi = (uint64_t)(SST_BBR_BETA * (double)w->peak);
+    b->inflight_hi = SST_MAX(hi, min_cwnd(cc));
+    b->hi_step = cc->mss;
+    b->hi_rounds = 0;
+    b->cut_round = b->round_count;
+    /* The filter's max may date from before the loss; what the window delivered is what the
+     * path gives us now (BBRv2's bw_lo, here folded into the filter). */
+    uint64_t bw = SST_MAX(w->bw, (uint64_t)(SST_BBR_BETA * (double)sst_bbr_bw(cc)));
+    if (bw < sst_bbr_bw(cc))
+        sst_bbr_maxfilt_reset(&b->bw, b->round_count, bw);
+    b->full_bw_reached = true;
+    b->stat_loss_rounds++;
+}
+
+static void raise_inflight_hi(struct sst_cc *cc)
+{
+    struct sst_cc_bbr *b = &cc->bbr;
+    if (b->inflight_hi == UINT64_MAX)
+        return;
+    b->inflight_hi += b->hi_step;
+    b->hi_rounds++;
+    uint64_t hold = SST_MIN(b->inflight_hi / cc->mss, (uint64_t)SST_BBR_HI_HOLD_ROUNDS);
+    if (b->hi_rounds >= hold)
+        b->hi_step *= 2;
+    if (b->inflight_hi > 2 * sst_bbr_target_inflight(cc, b->cwnd_gain)) {
+        b->inflight_hi = UINT64_MAX;
+        b->hi_step = cc->mss;
+    }
+}
+
+static void update_loss_bound(struct sst_cc *cc, const struct sst_rate_sample *rs)
+{
+    struct sst_cc_bbr *b = &cc->bbr;
+    uint64_t prior_inflight = cc->in_flight + rs->acked + rs->lost;
+    losswin_add(&b->probe, rs, prior_inflight);
+    losswin_add(&b->round, rs, prior_inflight);
+    /* Losses reported in the round after a cut belong to packets sent before it: one cut per
+     * congestion episode, as one reduction per recovery period in RFC 9002 §7.3.2. */
+    bool fresh = b->round_count > b->cut_round + 1 || b->stat_loss_rounds == 0;
+    bool cut = false;
+
+    if (b->probe_open && (b->mode != SST_BBR_PROBE_BW || b->cycle_idx >= 2)) {
+        b->probe_open = false;
+        if (fresh && b->mode == SST_BBR_PROBE_BW && loss_too_high(cc, &b->probe, SST_BBR_LOSS_MIN_PKTS,
+                                                                    SST_BBR_LOSS_THRESH)) {
+            lower_inflight_hi(cc, &b->probe);
+            cut = true;
+        }
+    }
+    if (b->round_start) {
+        bool judge;
+        if (b->mode == SST_BBR_STARTUP)
+            judge = loss_too_high(cc, &b->round, SST_BBR_LOSS_MIN_PKTS, SST_BBR_LOSS_THRESH);
+        else
+            judge = b->mode != SST_BBR_PROBE_RTT && queue_stood(cc, &b->round) &&
+                    b->round.lost > 0;
+        if (fresh && !cut && judge) {
+            lower_inflight_hi(cc, &b->round);
+            cut = true;
+        }
+        losswin_reset(&b->round, cc->in_flight);
+        if (!cut)
+            raise_inflight_hi(cc);
+    }
 }
 
 /* Min RTT over 10 s.  When it has not been refreshed for that long, PROBE_RTT drains the pipe
@@ -282,6 +410,14 @@ static void set_pacing_rate(struct sst_cc *cc, const struct sst_rtt *rtt)
     if (!b->has_seen_rtt && rtt != NULL && rtt->has_sample)
         init_pacing_rate(cc, rtt);
     uint64_t rate = (uint64_t)((double)sst_bbr_bw(cc) * b->pacing_gain * PACING_MARGIN);
+    /* Under a loss bound, pace at what the bound lets through per round trip, so the flow stays
+     * paced rather than ack-clocked: a window-limited flow sends just after the queue refilled
+     * and loses more than its share to drop-tail (the cut would feed on itself). */
+    if (b->inflight_hi != UINT64_MAX && rtt != NULL && rtt->has_sample && rtt->smoothed > 0) {
+        uint64_t cap = (uint64_t)((double)b->inflight_hi * 1e9 / (double)rtt->smoothed *
+                                  b->pacing_gain * PACING_MARGIN);
+        rate = SST_MIN(rate, cap);
+    }
     /* In STARTUP the rate only grows: an early low sample must not slow the ramp. */
     if (rate > 0 && (b->full_bw_reached || rate > cc->pacing_rate))
         cc->pacing_rate = rate;
@@ -331,6 +467,8 @@ static void set_cwnd(struct sst_cc *cc, const struct sst_rate_sample *rs)
             cwnd += rs->acked;
         cwnd = SST_MAX(cwnd, min_cwnd(cc));
     }
+    if (cwnd > b->inflight_hi)
+        cwnd = SST_MAX(b->inflight_hi, min_cwnd(cc));
     cc->cwnd = cwnd;
     if (b->mode == SST_BBR_PROBE_RTT)
         cc->cwnd = SST_MIN(cc->cwnd, min_cwnd(cc));
@@ -346,6 +484,7 @@ static void bbr_on_rate_sample(struct sst_cc *cc, sst_time_t now, const struct s
     if (b->mode == SST_BBR_PROBE_BW && next_phase_due(cc, now, rs))
         advance_cycle(cc, now);
     check_full_bw(cc, rs);
+    update_loss_bound(cc, rs);
     check_drain(cc, now, rs);
     update_min_rtt(cc, now, rs);
     set_pacing_rate(cc, rtt);
@@ -417,6 +556,10 @@ void sst_bbr_init(struct sst_cc *cc, sst_time_t now)
     b->min_rtt_stamp = now;
     b->probe_rtt_done = SST_TIME_NEVER;
     b->cycle_stamp = now;
+    b->inflight_hi = UINT64_MAX;
+    b->hi_step = cc->mss;
+    losswin_reset(&b->probe, 0);
+    losswin_reset(&b->round, 0);
     enter_startup(cc);
     init_pacing_rate(cc, NULL);
 }

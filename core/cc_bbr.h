@@ -21,6 +21,14 @@ uint64_t sst_bbr_maxfilt_update(struct sst_bbr_maxfilt *f, uint64_t win, uint64_
 static inline uint64_t sst_bbr_maxfilt_get(const struct sst_bbr_maxfilt *f) { return f->s[0].v; }
 void sst_bbr_maxfilt_reset(struct sst_bbr_maxfilt *f, uint64_t t, uint64_t v);
 
+/* What a stretch of acknowledgments delivered and lost (the loss bound's evidence). */
+struct sst_bbr_losswin {
+    uint64_t lost, acked;         /* bytes */
+    uint64_t peak;                /* largest inflight seen */
+    uint64_t bw;                  /* largest valid delivery-rate sample, bytes/s */
+    sst_time_t min_rtt;           /* smallest RTT sample; SST_TIME_NEVER: none */
+};
+
 enum sst_bbr_mode {
     SST_BBR_STARTUP = 0,     /* ramp up: pace at 2/ln2, stop when bandwidth plateaus */
     SST_BBR_DRAIN = 1,       /* drain the queue STARTUP built: pace at ln2/2 */
@@ -39,6 +47,14 @@ enum sst_bbr_mode {
 #define SST_BBR_FULL_BW_THRESH 1.25       /* growth per round that counts as "still growing" */
 #define SST_BBR_FULL_BW_ROUNDS 3
 #define SST_BBR_QUANTA_PKTS 3             /* cwnd headroom for bursts and delayed acks */
+/* Loss bound (from BBRv2, simplified; see cc_bbr.c): a bandwidth probe, a STARTUP round, or a
+ * round that kept a standing queue of 1/4 min RTT, that lost more than 2% of its packets, and
+ * at least 5, caps inflight at 0.7 x its peak. */
+#define SST_BBR_LOSS_THRESH 0.02
+#define SST_BBR_LOSS_MIN_PKTS 5
+#define SST_BBR_QUEUE_FRAC 0.25
+#define SST_BBR_BETA 0.7
+#define SST_BBR_HI_HOLD_ROUNDS 63         /* at most this many Reno-paced rounds before doubling */
 
 extern const double sst_bbr_pacing_gain[SST_BBR_CYCLE_LEN];
 
@@ -63,6 +79,14 @@ struct sst_cc_bbr {
     bool packet_conservation;     /* first round of a recovery period */
     bool recovery_entered;        /* on_congestion opened a period; applied at the next sample */
     uint64_t prior_cwnd;          /* cwnd before recovery / PROBE_RTT, restored after */
+    /* loss bound */
+    uint64_t inflight_hi;         /* cwnd cap after heavy loss; UINT64_MAX: none */
+    uint64_t hi_step;             /* next loss-free round raises inflight_hi by this */
+    uint64_t hi_rounds;           /* loss-free rounds since inflight_hi was last lowered */
+    uint64_t cut_round;           /* round_count when inflight_hi was last lowered */
+    bool probe_open;              /* a PROBE_BW probe's loss window is open */
+    struct sst_bbr_losswin probe, round;  /* over the probe / over the current round */
+    uint64_t stat_loss_rounds;    /* rounds that lowered inflight_hi */
     uint64_t stat_probe_rtt;      /* PROBE_RTT entries */
 };
 
