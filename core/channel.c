@@ -523,6 +523,12 @@ void sst_chan_on_nego(struct sst_chan *ch, sst_time_t now, const uint8_t *pkt, s
         chan_flush(ch, now); /* FINISH goes coalesced with the first data, or with a ping */
 }
 
+void sst_chan_abort_connect(struct sst_chan *ch, int err)
+{
+    if (ch->state == SST_CHAN_CONNECTING)
+        chan_die(ch, err);
+}
+
 void sst_chan_on_dup_finish(struct sst_chan *ch, sst_time_t now)
 {
     if (ch->state != SST_CHAN_ESTABLISHED)

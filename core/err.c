@@ -24,6 +24,7 @@ SST_API const char *sst_strerror(int err)
     case SST_ERR_TOO_BIG: return "too large";
     case SST_ERR_IO: return "I/O error";
     case SST_ERR_LIMIT: return "limit reached";
+    case SST_ERR_NO_SST: return "peer does not speak SST (its SST port is closed)";
     }
     return "unknown error";
 }

@@ -26,6 +26,7 @@ enum sst_err {
     SST_ERR_TOO_BIG = -17,     /* does not fit: MTU, buffer, or field width */
     SST_ERR_IO = -18,          /* driver-level I/O failure (files, sockets) */
     SST_ERR_LIMIT = -19,       /* a configured limit was hit (channels, streams, amplification) */
+    SST_ERR_NO_SST = -20,      /* the peer host answered that nothing listens on its SST port */
 };
 
 SST_API const char *sst_strerror(int err);

@@ -493,6 +493,21 @@ SST_API void sst_host_recv(struct sst_host *h, sst_time_t now, const struct sst_
     reap_dead(h);
 }
 
+SST_API void sst_host_unreachable(struct sst_host *h, sst_time_t now, const struct sst_addr *peer, int err)
+{
+    h->now = now;
+    reap_dead(h);
+    /* Collect first: aborting removes the channel from h->chans. */
+    struct sst_chan *victims[16];
+    unsigned n = 0;
+    for (unsigned i = 0; i < h->nchans && n < SST_ARRAY_LEN(victims); i++)
+        if (sst_chan_state(h->chans[i]) == SST_CHAN_CONNECTING && sst_addr_eq(sst_chan_peer(h->chans[i]), peer))
+            victims[n++] = h->chans[i];
+    for (unsigned i = 0; i < n; i++)
+        sst_chan_abort_connect(victims[i], err);
+    reap_dead(h);
+}
+
 /* ---- timers ---------------------------------------------------------------------------- */
 
 static sst_time_t reservations_expire(struct sst_host *h, sst_time_t now)

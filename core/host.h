@@ -56,6 +56,11 @@ SST_API void sst_host_free(struct sst_host *h);
  * and dropped. */
 SST_API void sst_host_recv(struct sst_host *h, sst_time_t now, const struct sst_addr *from,
                            uint8_t *pkt, size_t len);
+/* The network reported that `peer` has nothing on its SST port (an ICMP port unreachable for
+ * a datagram we sent there, err = SST_ERR_NO_SST).  Channels still negotiating with that peer
+ * fail at once with that error, so callers can fall back without waiting for the handshake
+ * timeout.  Established channels ignore it: ICMP is unauthenticated (as in QUIC). */
+SST_API void sst_host_unreachable(struct sst_host *h, sst_time_t now, const struct sst_addr *peer, int err);
 /* The earliest time sst_host_timeout must be called; SST_TIME_NEVER if none. */
 SST_API sst_time_t sst_host_deadline(struct sst_host *h);
 SST_API void sst_host_timeout(struct sst_host *h, sst_time_t now);

@@ -33,6 +33,8 @@ void sst_chan_on_nego(struct sst_chan *ch, sst_time_t now, const uint8_t *pkt, s
 void sst_chan_on_dup_finish(struct sst_chan *ch, sst_time_t now);
 /* A stateless RESET naming our remote channel ID; acts only if the token matches. */
 void sst_chan_on_reset(struct sst_chan *ch, sst_time_t now, const uint8_t token[SST_RESET_TOKEN_LEN]);
+/* Ends a channel that is still negotiating (no effect once established). */
+void sst_chan_abort_connect(struct sst_chan *ch, int err);
 sst_time_t sst_chan_deadline(const struct sst_chan *ch);
 void sst_chan_on_timeout(struct sst_chan *ch, sst_time_t now);
 uint8_t sst_chan_local_id(const struct sst_chan *ch);

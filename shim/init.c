@@ -70,8 +70,10 @@ bool shim_nosst_has(const struct sockaddr *sa, socklen_t len)
     bool has = false;
     if (!negcache || !dest_key(sa, len, &family, ip, &port))
         return false;
+    /* Port 0 stands for the whole host (its SST endpoint did not answer at all). */
     pthread_mutex_lock(&nc_lock);
-    has = shim_negcache_has(negcache, family, ip, port, shim_now_ns());
+    has = shim_negcache_has(negcache, family, ip, port, shim_now_ns()) ||
+          shim_negcache_has(negcache, family, ip, 0, shim_now_ns());
     pthread_mutex_unlock(&nc_lock);
     return has;
 }

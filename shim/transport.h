@@ -45,6 +45,14 @@ struct shim_transport {
 };
 
 extern const struct shim_transport shim_transport_tcp;
+
+/* Pieces of the tcp transport the sst transport reuses to race kernel TCP against SST:
+ * dial starts a non-blocking connect to c->peer with the app's remembered options (0 and a
+ * hidden engine fd in *sock, or a positive errno); connect_result reads SO_ERROR once the
+ * socket is writable; adopt takes a connected socket: reports the connection up and pumps. */
+int shim_tcp_dial(struct shim_conn *c, int *sock);
+int shim_tcp_connect_result(int sock);
+void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock);
 extern const struct shim_transport shim_transport_sst;
 
 #endif

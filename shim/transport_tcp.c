@@ -39,31 +39,15 @@ static void tcp_set_option(struct shim_conn *c, int level, int name, int value)
         shim_real_setsockopt(c->net_fd, level, name, &value, sizeof(value));
 }
 
-static void on_connected(evutil_socket_t fd, short what, void *arg)
+void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
 {
-    struct tcp_state *t = arg;
-    struct shim_conn *c = t->c;
-    struct event_base *base = event_get_base(t->connect_ev);
-    int err = 0;
-    socklen_t l = sizeof(err);
-
-    event_free(t->connect_ev);
-    if (getsockopt(t->sock, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
-        err = errno;
-    if (err != 0) {
-        c->net_fd = -1;
-        shim_fd_close_own(t->sock);
-        free(t);
-        shim_conn_fail(c, err);
-        return;
-    }
     struct sockaddr_storage local;
     socklen_t ll = sizeof(local);
-    if (getsockname(t->sock, (struct sockaddr *)&local, &ll) < 0)
+    if (getsockname(sock, (struct sockaddr *)&local, &ll) < 0)
         ll = 0;
+    c->net_fd = sock;
     shim_conn_up(c, ll ? (struct sockaddr *)&local : NULL, ll);
-    int app = c->pump_fd, sock = t->sock;
-    free(t);
+    int app = c->pump_fd;
     if (!shim_pump_start(base, app, sock, pump_done, c)) {
         c->net_fd = -1;
         shim_fd_close_own(sock);
@@ -72,30 +56,64 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+int shim_tcp_connect_result(int sock)
+{
+    int err = 0;
+    socklen_t l = sizeof(err);
+    if (getsockopt(sock, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+        err = errno;
+    return err;
+}
+
+static void on_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct tcp_state *t = arg;
+    struct shim_conn *c = t->c;
+    struct event_base *base = event_get_base(t->connect_ev);
+    int sock = t->sock;
+
+    event_free(t->connect_ev);
+    free(t);
+    int err = shim_tcp_connect_result(sock);
+    if (err != 0) {
+        c->net_fd = -1;
+        shim_fd_close_own(sock);
+        shim_conn_fail(c, err);
+        return;
+    }
+    shim_tcp_adopt(c, base, sock);
+}
+
+int shim_tcp_dial(struct shim_conn *c, int *sock_out)
+{
+    int s = shim_real_socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return errno;
+    s = shim_fd_hide(s, SHIM_FD_ENGINE);
+    struct shim_opt opts[SHIM_CONN_MAX_OPTS];
+    int n = shim_conn_opt_copy(c, opts);
+    for (int i = 0; i < n; i++)
+        shim_real_setsockopt(s, opts[i].level, opts[i].name, &opts[i].value, sizeof(opts[i].value));
+    if (shim_real_connect(s, (const struct sockaddr *)&c->peer, c->peer_len) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        shim_fd_close_own(s);
+        return e;   /* ENETUNREACH and friends, exactly as the kernel said */
+    }
+    *sock_out = s;
+    return 0;
+}
+
 static int tcp_start(struct shim_conn *c, struct event_base *base)
 {
     struct tcp_state *t = calloc(1, sizeof(*t));
     if (!t)
         return ENOBUFS;
-    int s = shim_real_socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0) {
-        int e = errno;
+    int err = shim_tcp_dial(c, &t->sock);
+    if (err != 0) {
         free(t);
-        return e;
+        return err;
     }
     t->c = c;
-    t->sock = shim_fd_hide(s, SHIM_FD_ENGINE);
-    struct shim_opt opts[SHIM_CONN_MAX_OPTS];
-    int n = shim_conn_opt_copy(c, opts);
-    for (int i = 0; i < n; i++)
-        shim_real_setsockopt(t->sock, opts[i].level, opts[i].name, &opts[i].value, sizeof(opts[i].value));
-    if (shim_real_connect(t->sock, (const struct sockaddr *)&c->peer, c->peer_len) < 0 &&
-        errno != EINPROGRESS) {
-        int e = errno;
-        shim_fd_close_own(t->sock);
-        free(t);
-        return e;   /* ENETUNREACH and friends, exactly as the kernel said */
-    }
     c->net_fd = t->sock;
     t->connect_ev = event_new(base, t->sock, EV_WRITE, on_connected, t);
     if (!t->connect_ev || event_add(t->connect_ev, NULL) < 0) {

@@ -1,4 +1,5 @@
 /* The libevent driver: one sst_host on one sst_udp, with a read event, a write event and one timer. */
+#include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,15 +130,30 @@ static void on_datagram(void *ctx, const struct sst_addr *from, uint8_t *pkt, si
     engine_recv(d, d->batch_now, from, pkt, len);
 }
 
+/* An ICMP error for a datagram we sent: port unreachable means no SST endpoint there. */
+static void on_icmp_error(void *ctx, const struct sst_addr *dest, int err)
+{
+    struct sst_driver *d = ctx;
+    if (err != ECONNREFUSED)
+        return; /* host/net unreachable: the handshake's own retries and timeout decide */
+    sst_host_unreachable(d->host, sst_clock_now(), dest, SST_ERR_NO_SST);
+    if (d->ctx)
+        sst_ctx_dispatch(d->ctx);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sst_driver *d = arg;
-    for (int i = 0; i < MAX_BATCHES_PER_EVENT; i++) {
+    int i;
+    for (i = 0; i < MAX_BATCHES_PER_EVENT; i++) {
         /* One clock read per batch: the datagrams of one recvmmsg arrived together. */
         d->batch_now = sst_clock_now();
         if (sst_udp_recv(d->udp, on_datagram, d) <= 0)
             break;
     }
+    /* The socket ran dry (or failed): a queued ICMP error keeps it readable until drained. */
+    if (i < MAX_BATCHES_PER_EVENT)
+        (void)sst_udp_recv_errors(d->udp, on_icmp_error, d);
     run_due_timeout(d);
     flush_and_arm(d);
 }

@@ -1,6 +1,8 @@
 /* The UDP endpoint: batched recvmmsg with GRO splitting and a bounded sendmmsg/GSO send queue. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <time.h>  /* struct timespec, needed by linux/errqueue.h */
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
@@ -286,6 +288,11 @@ SST_API int sst_udp_open(struct sst_udp **out, const struct sst_addr *bind_addr,
         int off = 0;
         (void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
     }
+    /* ICMP errors (port unreachable: no SST there) are queued for sst_udp_recv_errors. */
+    int on_err = 1;
+    (void)setsockopt(u->fd, IPPROTO_IP, IP_RECVERR, &on_err, sizeof on_err);
+    if (u->family == AF_INET6)
+        (void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVERR, &on_err, sizeof on_err);
     set_buffer(u->fd, SO_RCVBUFFORCE, SO_RCVBUF, c.rcvbuf);
     set_buffer(u->fd, SO_SNDBUFFORCE, SO_SNDBUF, c.sndbuf);
     if (bind(u->fd, (struct sockaddr *)&ss, sslen) != 0)
@@ -403,6 +410,47 @@ SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx)
         }
     }
     return r;
+}
+
+SST_API int sst_udp_recv_errors(struct sst_udp *u, sst_udp_error_fn fn, void *ctx)
+{
+    int n = 0;
+    for (;;) {
+        struct sockaddr_storage name;
+        union {
+            struct cmsghdr align;
+            uint8_t buf[512];
+        } ctl;
+        uint8_t data[64];
+        struct iovec iov = { .iov_base = data, .iov_len = sizeof data };
+        struct msghdr h = {
+            .msg_name = &name, .msg_namelen = sizeof name, .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf,
+        };
+        ssize_t r = recvmsg(u->fd, &h, MSG_ERRQUEUE | MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return n;
+        }
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+            bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+            bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+            if (!v4 && !v6)
+                continue;
+            struct sock_extended_err ee;
+            memcpy(&ee, CMSG_DATA(c), sizeof ee);
+            if (ee.ee_origin != SO_EE_ORIGIN_ICMP && ee.ee_origin != SO_EE_ORIGIN_ICMP6)
+                continue;
+            /* msg_name is the destination of the datagram that drew the error. */
+            struct sst_addr dest;
+            if (sst_addr_from_sockaddr(&dest, (struct sockaddr *)&name, h.msg_namelen) != 0)
+                continue;
+            u->stats.rx_icmp_errors++;
+            n++;
+            fn(ctx, &dest, (int)ee.ee_errno);
+        }
+    }
 }
 
 /* ---- send ---- */

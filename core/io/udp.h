@@ -49,6 +49,7 @@ struct sst_udp_stats {
     uint64_t rx_syscalls;       /* recvmmsg calls that returned data */
     uint64_t rx_gro_buffers;    /* coalesced buffers that were split */
     uint64_t rx_dropped;        /* truncated (MSG_TRUNC) or unparseable source address */
+    uint64_t rx_icmp_errors;    /* ICMP errors read from the error queue (IP_RECVERR) */
     uint64_t tx_datagrams;      /* accepted by the kernel */
     uint64_t tx_syscalls;       /* sendmmsg calls */
     uint64_t tx_gso_messages;   /* messages that carried a UDP_SEGMENT cmsg and were accepted */
@@ -67,6 +68,10 @@ struct sst_udp_stats {
  * only during the call. */
 typedef void (*sst_udp_recv_fn)(void *ctx, const struct sst_addr *from, uint8_t *pkt, size_t len);
 
+/* Called once per ICMP error the kernel queued for a datagram we sent: dest is where that
+ * datagram went, err the errno the ICMP message means (ECONNREFUSED: port unreachable). */
+typedef void (*sst_udp_error_fn)(void *ctx, const struct sst_addr *dest, int err);
+
 SST_API void sst_udp_config_default(struct sst_udp_config *c);
 /* Opens a non-blocking, close-on-exec UDP socket bound to `bind` (port 0: any).  An IPv6 socket is
  * dual-stack (IPV6_V6ONLY off), so one bound to :: also serves IPv4 peers.  cfg may be NULL.
@@ -74,6 +79,10 @@ SST_API void sst_udp_config_default(struct sst_udp_config *c);
  * left as the system call set it) or SST_ERR_NOMEM. */
 SST_API SST_MUST_CHECK int sst_udp_open(struct sst_udp **out, const struct sst_addr *bind,
                                         const struct sst_udp_config *cfg);
+/* Drains the socket's error queue (IP_RECVERR / IPV6_RECVERR are on), calling fn per ICMP
+ * error; returns how many.  Call it when a readable event found no datagram: a queued error
+ * keeps the socket readable (POLLERR) until it is read. */
+SST_API int sst_udp_recv_errors(struct sst_udp *u, sst_udp_error_fn fn, void *ctx);
 /* Closes the socket and frees everything; queued datagrams are discarded.  NULL is a no-op. */
 SST_API void sst_udp_close(struct sst_udp *u);
 SST_API int sst_udp_fd(const struct sst_udp *u);

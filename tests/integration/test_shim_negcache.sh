@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Fallback after EINPROGRESS and the negative cache, driven by the sst stub's test knob
-# (SST_SHIM_TEST_SST=nopeer: an SST attempt that finds no SST at the peer, answered
-# asynchronously).  auto: the first connection falls back to TCP on the same socketpair, the
-# next one to that destination skips the socketpair (plain kernel TCP).  strict: refused.
+# The negative cache, with a real destination that lacks SST (nothing on 127.0.0.1's UDP port
+# 8661: the HELLO draws an ICMP port unreachable).  auto: the first connection races SST against
+# kernel TCP and ends up on TCP through the same socketpair, after EINPROGRESS; the host is then
+# cached as without SST, and the next connection skips the socketpair (plain kernel TCP).
+# strict: refused, the first time after the attempt, later straight from the cache.
 source "$(dirname "$0")/../tools/shim_common.sh"
 start_echo
-E=(SST_PEERS=127.0.0.1 SST_SHIM_TEST_SST=nopeer SST_LOG=debug SST_LOG_FILE="$TMP/log")
+E=(SST_PEERS=127.0.0.1 SST_LOG=debug SST_LOG_FILE="$TMP/log")
 
 cat >"$TMP/neg.py" <<PYEOF
 import asyncio, socket, sys
@@ -21,14 +22,18 @@ async def once(expect):
     assert await r.read() == b"x" * 100000
     w.close()
 
-asyncio.run(once("unix"))   # SST tried, no answer, TCP over the same socketpair
+asyncio.run(once("unix"))   # SST tried, no SST there, TCP over the same socketpair
+import time
+for _ in range(100):        # the ICMP answer is handled on the shim's event thread
+    if "cached, later connects use TCP" in open("$TMP/log").read(): break
+    time.sleep(0.02)
 asyncio.run(once("inet"))   # cached: plain kernel TCP
 print("negcache-ok")
 PYEOF
 shim "${E[@]}" -- "$PY" "$TMP/neg.py" >"$TMP/out" || { cat "$TMP/out" "$TMP/log"; fail "auto fallback"; }
 expect_line "$TMP/out" negcache-ok
 grep -q "carrying connection over sst" "$TMP/log" || fail "sst was not tried"
-grep -q "falling back to TCP: test knob" "$TMP/log" || fail "no fallback logged"
+grep -q "no SST at 127.0.0.1:8661" "$TMP/log" || fail "the missing SST endpoint was not noticed"
 grep -q "destination cached as without SST, plain TCP" "$TMP/log" || fail "negative cache not used"
 pass "auto: fallback after EINPROGRESS, then the negative cache skips the socketpair"
 

@@ -211,6 +211,39 @@ START_TEST(test_refused_service)
 }
 END_TEST
 
+/* Nothing listens on the peer's UDP port: the ICMP port unreachable ends the attempt at once
+ * with SST_ERR_NO_SST, long before the 10 s handshake timeout. */
+START_TEST(test_no_sst_at_peer_fails_fast)
+{
+    struct event_base *base = event_base_new();
+    struct sst_driver *dc = make_driver(base, "127.0.0.1:0");
+    /* A port that was just free: bind, learn it, close. */
+    struct sst_driver *tmp = make_driver(base, "127.0.0.1:0");
+    struct sst_addr to;
+    ck_assert_int_eq(sst_driver_local_addr(tmp, &to), 0);
+    sst_driver_free(tmp);
+    struct client c = { .d = dc, .len = 0, .base = base };
+    sst_time_t t0 = sst_driver_now(dc);
+    sst_ctx_set_time(sst_driver_ctx(dc), t0);
+    c.s = sst_connect(sst_driver_ctx(dc), &to, "80", client_cb, &c);
+    ck_assert_ptr_nonnull(c.s);
+    sst_driver_rearm(dc);
+    struct event *t = evtimer_new(base, on_timeout, base);
+    struct timeval tv = { 5, 0 };
+    evtimer_add(t, &tv);
+    event_base_dispatch(base);
+    event_free(t);
+    ck_assert_int_eq(c.err, SST_ERR_NO_SST);
+    ck_assert_uint_lt(sst_driver_now(dc) - t0, SST_SEC(2));
+    struct sst_udp_stats us;
+    sst_udp_get_stats(sst_driver_udp(dc), &us);
+    ck_assert_uint_ge(us.rx_icmp_errors, 1);
+    sst_stream_close(c.s);
+    sst_driver_free(dc);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("driver_streams");
@@ -219,6 +252,7 @@ int main(void)
     tcase_add_test(tc, test_echo_ipv4);
     tcase_add_test(tc, test_echo_ipv6);
     tcase_add_test(tc, test_refused_service);
+    tcase_add_test(tc, test_no_sst_at_peer_fails_fast);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
