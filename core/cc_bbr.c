@@ -243,17 +243,19 @@ static void exit_probe_rtt(struct sst_cc *cc, sst_time_t now, uint64_t delivered
  * it keeps the queue full and the other flow starves.  Random loss must still not matter, so
  * loss only counts where it can be congestion:
  *  - over a PROBE_BW probe (its 1.25 phase and the 0.75 phase in which the probe's packets are
- *    acked) and over each STARTUP round: BBR itself raised inflight there;
- *  - over any round whose smallest RTT sample was 1/4 min RTT above min RTT: a queue stood for
- *    the whole round, so the buffer, not the medium, is the likely cause (BBR alone drains its
- *    queue every cycle; random loss happens at any queue length).
- * If more than 2% of such a window's packets were lost, and at least 5 (random 1% loss rarely
- * puts 5 losses into a window that small), inflight was too high: inflight_hi = 0.7 x the
- * window's peak (CUBIC's beta), the bandwidth estimate drops to what the window delivered (at
- * most by the same factor), and STARTUP ends.  Each later round raises inflight_hi by one
- * packet for as many rounds as a Reno flow would need to regain the cut (at most 63, BBRv2's
- * "Reno coexistence" wait), then by doubling steps; once the cap exceeds twice the window the
- * model wants, it is dropped. */
+ *    acked) and over each STARTUP round, BBR itself raised inflight: more than 2% of the
+ *    window's packets lost, and at least 5 (random 1% loss rarely puts 5 losses into a window
+ *    that small), means the raise was too much;
+ *  - over a round whose smallest RTT sample was 1/4 min RTT above min RTT, a queue stood for
+ *    the whole round, so any loss there is the buffer overflowing.  BBR alone drains its queue
+ *    every gain cycle, so random loss is almost never seen with a standing queue; a competing
+ *    flow's queue is what makes this rule bite (and it is what gives CUBIC its share).
+ * Then: inflight_hi = 0.7 x the window's peak inflight (CUBIC's beta), the bandwidth estimate
+ * drops to what the window delivered (at most by the same factor), and STARTUP ends.  Losses
+ * reported in the round after a cut belong to packets sent before it and do not cut again.
+ * Each later round raises inflight_hi by one packet for as many rounds as a Reno flow would
+ * need to regain the cut (at most 63, BBRv2's "Reno coexistence" wait), then by doubling steps;
+ * once the cap exceeds twice the window the model wants, it is dropped. */
 static void losswin_reset(struct sst_bbr_losswin *w, uint64_t inflight)
 {
     w->lost = w->acked = w->bw = 0;
