@@ -223,7 +223,10 @@ static void ping_up(void *arg, struct sstd_peer *p, int err)
 {
     struct sstd_client *c = arg;
     if (err) {
-        sstd_client_reply_error(c, err == SST_ERR_TIMEOUT ? "timeout" : "failed", "%s: %s", p->key,
+        sstd_client_reply_error(c, err == SST_ERR_TIMEOUT  ? "timeout"
+                                   : err == SST_ERR_NO_SST ? "no-sst"
+                                                           : "failed",
+                                "%s: %s", p->key,
                                 sst_strerror(err));
         return;
     }
