@@ -59,6 +59,14 @@ struct sst_ctx_config {
     unsigned max_pending;          /* unaccepted substreams per stream, and listener backlog (64) */
     unsigned dgram_max_frags;      /* datagrams of at most this many packets go stateless (4) */
     size_t max_txrecs;             /* per channel: packets in flight the stream layer tracks (65536) */
+    /* Migration (paper §4.3.7): when a channel fails for lack of connectivity (SST_ERR_TIMEOUT),
+     * its streams wait this long for a new channel to the same peer (re-established with
+     * backoff by the side that initiated the failed one) instead of failing.  0 = fail at once.
+     * Default 30 s. */
+    sst_time_t migrate_timeout;
+    /* Streams idle this long (nothing in flight or waiting) detach from their channel, freeing
+     * their LSID, and re-attach on next use.  0 = never.  Default 30 s. */
+    sst_time_t detach_idle;
 };
 
 SST_API void sst_ctx_config_default(struct sst_ctx_config *c);
@@ -164,6 +172,9 @@ struct sst_ctx_stats {
     uint64_t rx_not_buffered;             /* segments left unacknowledged for lack of room */
     uint64_t malformed;                   /* stream-layer payloads rejected by the codec */
     size_t txrec_high_water;
+    uint64_t migrations;                  /* channels replaced under live streams */
+    uint64_t attaches_sent, attaches_received, detaches_sent, detaches_received;
+    uint64_t lsids_in_use;                /* our LSIDs attached now, over all channels */
     uint64_t fill_calls;                  /* payloads the channels asked the stream layer for */
     uint64_t fill_scanned;                /* ready-list entries examined by those calls */
 };

@@ -37,12 +37,24 @@ static void unwait(struct sst_stream *s)
     }
 }
 
+bool sst_strm_has_work(const struct sst_stream *s)
+{
+    return s->rst_pending || (s->err == 0 && (s->dgq != NULL || s->need_reply || s->need_wupdate ||
+                                              sst_tx_pending(&s->tx)));
+}
+
 void sst_strm_make_ready(struct sst_stream *s)
 {
     struct conn *cn = s->conn;
     if (cn == NULL || s->in_ready || s->freed)
         return;
     unwait(s);
+    /* A detached stream with something to send attaches again first (paper §4.3.7); a Reset
+     * can name the peer's LSID instead. */
+    if (!s->has_local && !s->is_root && sst_strm_has_work(s) && !(s->rst_pending && s->has_remote))
+        sst_mig_need_attach(s);
+    if (s->freed || s->conn == NULL)
+        return;
     DL_APPEND2(cn->ready, s, rd_prev, rd_next);
     s->in_ready = true;
 }
@@ -113,8 +125,14 @@ bool sst_strm_set_local_lsid(struct sst_stream *s)
     s->local_lsid = (uint16_t)counter;
     s->has_local = true;
     HASH_ADD(hh_local, cn->by_local, local_lsid, sizeof s->local_lsid, s);
-    if (s->initiator)
-        s->usid = sst_sid_usid(counter, 0);
+    /* The creator's counter and its direction's channel nonce form the USID (paper §4.3.3);
+     * the nonce exists once the channel is up (sst_mig_conn_up fills in the others). */
+    if (s->initiator && !s->usid_set) {
+        s->counter = counter;
+        if (cn->up)
+            sst_mig_set_usid(s, counter, true);
+    }
+    sst_mig_touch(s);
     return true;
 }
 
@@ -124,6 +142,9 @@ void sst_strm_unbind(struct sst_stream *s)
     unwait(s);
     if (cn == NULL)
         return;
+    sst_mig_untrack(s);
+    s->att = ATT_NONE;
+    s->det = DET_NONE;
     sst_strm_unready(s);
     if (s->has_local && !s->is_root) {
         HASH_DELETE(hh_local, cn->by_local, s);
@@ -156,6 +177,7 @@ void sst_strm_confirm(struct sst_stream *s)
     if (s->peer_knows)
         return;
     s->peer_knows = true;
+    s->known_ever = true;
     sst_strm_wake_waiters(s);   /* children's Inits may name us now */
     if (s->counted_unconfirmed && s->parent != NULL) {
         s->parent->unconfirmed_children--;
@@ -187,6 +209,7 @@ void sst_strm_free(struct sst_stream *s)
     struct sst_ctx *c = s->ctx;
     while (s->waiters != NULL)
         unwait(s->waiters);
+    sst_mig_forget_usid(s);
     if (s->counted_unconfirmed && s->parent != NULL) {
         s->parent->unconfirmed_children--;
         s->counted_unconfirmed = false;
@@ -261,7 +284,9 @@ void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer)
         free(d);
     }
     s->dg_bytes = 0;
-    if (tell_peer && s->conn != NULL && (s->has_local || s->has_remote) && !s->rst_done) {
+    /* A stream detached both ways attaches again to deliver its Reset. */
+    bool reachable = s->has_local || s->has_remote || (s->known_ever && s->usid_set);
+    if (tell_peer && s->conn != NULL && reachable && !s->rst_done) {
         s->rst_pending = true;
         sst_strm_make_ready(s);
     } else if (s->conn != NULL) {
@@ -276,6 +301,8 @@ void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer)
 struct sst_stream *sst_strm_open_child(struct conn *cn, struct sst_stream *parent)
 {
     struct sst_ctx *c = cn->ctx;
+    if (!parent->has_local && !parent->is_root)
+        sst_mig_need_attach(parent);   /* the Init names the parent's LSID */
     struct sst_stream *s = sst_strm_alloc(c, cn, parent, c->cfg.rx_buffer, c->cfg.tx_buffer);
     if (s == NULL)
         return NULL;

@@ -39,7 +39,12 @@ SST_API struct sst_stream *sst_connect(struct sst_ctx *c, const struct sst_addr 
 }
 SST_API struct sst_stream *sst_stream_open_substream(struct sst_stream *s, sst_stream_cb cb, void *arg)
 {
-    if (s->conn == NULL || s->err != 0 || s->local_only || !s->has_local)
+    /* A detached parent attaches again first; in limbo (no channel) children must wait. */
+    if (s->conn == NULL || s->err != 0 || s->local_only || s->conn->limbo || (!s->has_local && !s->usid_set))
+        return NULL;
+    if (!s->has_local)
+        sst_mig_need_attach(s);
+    if (!s->has_local)
         return NULL;
     struct sst_stream *child = sst_strm_open_child(s->conn, s);
     if (child == NULL)
@@ -182,7 +187,7 @@ SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_
     out->priority = s->prio;
     out->local_lsid = s->local_lsid;
     out->remote_lsid = s->remote_lsid;
-    out->attached = s->conn != NULL && s->conn->up;
+    out->attached = s->conn != NULL && s->conn->up && s->has_local;
 }
 
 SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s)

@@ -98,7 +98,7 @@ struct conn *sst_conn_find_chan(struct sst_ctx *c, const struct sst_chan *ch)
     return NULL;
 }
 
-/* The channel is gone: every unfinished stream on it fails (migration is not implemented). */
+/* The channel is gone (and its streams do not migrate): every unfinished stream fails. */
 void sst_conn_down(struct conn *cn, int err)
 {
     struct sst_ctx *c = cn->ctx;
@@ -121,7 +121,16 @@ void sst_conn_down(struct conn *cn, int err)
     struct sst_stream *root = cn->root;
     sst_strm_unbind(root);
     sst_strm_free(root);
-    /* Now free the detached streams nobody holds; freeing one can change others, so rescan. */
+    DL_DELETE(c->conns, cn);
+    free(cn);
+    sst_conn_free_unowned(c);
+}
+
+/* Frees the streams that have no conn and nobody holds; freeing one can change others, so
+ * rescan. */
+void sst_conn_free_unowned(struct sst_ctx *c)
+{
+    struct sst_stream *s;
     bool again = true;
     while (again) {
         again = false;
@@ -134,8 +143,6 @@ void sst_conn_down(struct conn *cn, int err)
             }
         }
     }
-    DL_DELETE(c->conns, cn);
-    free(cn);
 }
 const struct sst_chan_upper sst_conn_upper_ops = {
     .fill = sst_sched_fill,

@@ -18,6 +18,8 @@ SST_API void sst_ctx_config_default(struct sst_ctx_config *c)
     c->max_pending = 64;
     c->dgram_max_frags = 4;
     c->max_txrecs = 65536;
+    c->migrate_timeout = SST_SEC(30);
+    c->detach_idle = SST_SEC(30);
 }
 
 SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg)
@@ -99,6 +101,8 @@ SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_ev
         if (cn != NULL) {
             cn->up = true;
             sst_chan_set_upper(ch, &sst_conn_upper_ops, cn);
+            /* USIDs, and streams waiting in limbo for a channel to this peer (§4.3.7). */
+            sst_mig_conn_up(cn);
             struct sst_stream *s;
             DL_FOREACH2(cn->streams, s, cn_next)
                 sst_strm_make_ready(s);
@@ -110,7 +114,9 @@ SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_ev
             sst_chan_set_upper(ch, NULL, NULL);
             cn->ch = NULL;
             cn->up = false;
-            sst_conn_down(cn, err);
+            /* A link failure puts the streams in limbo instead, when migration is on. */
+            if (!sst_mig_conn_down(cn, err))
+                sst_conn_down(cn, err);
         }
         break;
     default:
@@ -199,13 +205,15 @@ SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_ad
 
 SST_API sst_time_t sst_ctx_deadline(struct sst_ctx *c)
 {
-    return sst_host_deadline(c->host);
+    sst_time_t t = sst_host_deadline(c->host);
+    return SST_MIN(t, sst_mig_deadline(c));
 }
 
 SST_API void sst_ctx_timeout(struct sst_ctx *c, sst_time_t now)
 {
     sst_ctx_set_time(c, now);
     sst_host_timeout(c->host, now);
+    sst_mig_timeout(c);
     sst_strm_api_done(c);
 }
 
@@ -217,4 +225,8 @@ SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *ou
     DL_FOREACH(c->conns, cn)
         hw = SST_MAX(hw, cn->recs.high_water);
     out->txrec_high_water = hw;
+    uint64_t lsids = 0;
+    DL_FOREACH(c->conns, cn)
+        lsids += HASH_CNT(hh_local, cn->by_local);
+    out->lsids_in_use = lsids;
 }

@@ -74,7 +74,8 @@ bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p
     struct sst_ctx *c = cn->ctx;
     struct sst_stream *parent = sst_conn_find_remote(cn, p->lsid);
     if (parent == NULL) {
-        sst_conn_stateless_reset(cn, p->lsid);
+        if (!sst_mig_stale(cn, p->lsid, seq))
+            sst_conn_stateless_reset(cn, p->lsid);
         return true;
     }
     sst_srecv_window_from(parent, seq, p->win);
@@ -141,8 +142,10 @@ SST_API int sst_stream_send_datagram(struct sst_stream *s, const void *buf, size
     struct sst_ctx *c = s->ctx;
     if (s->err != 0)
         return s->err;
-    if (s->conn == NULL || s->local_only || !s->has_local)
+    if (s->conn == NULL || s->local_only || (!s->has_local && !s->usid_set))
         return SST_ERR_STATE;
+    if (s->conn->limbo)
+        return SST_ERR_AGAIN;   /* no channel now: best effort, like a full queue */
     if (len > c->cfg.tx_buffer)
         return SST_ERR_TOO_BIG;
     struct conn *cn = s->conn;

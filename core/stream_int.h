@@ -35,6 +35,16 @@ enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
  * (fragments x channel loss rate, measured over at least this many packets) exceeds this. */
 #define DGRAM_LOSS_BUDGET 0.1
 #define DGRAM_LOSS_MIN_SAMPLE 100
+/* Migration (paper §4.3.7): first delay between reconnection attempts, and its cap. */
+#define MIG_BACKOFF_MIN SST_MS(500)
+#define MIG_BACKOFF_MAX SST_SEC(4)
+/* Remote LSIDs the peer detached, remembered per channel so that its packets sent before the
+ * Detach and delayed past it are dropped instead of answered with a stateless Reset. */
+#define DETACHED_RING 64
+
+/* Our side's attachment of a stream to its conn's channel (paper §4.3.7). */
+enum att_state { ATT_NONE = 0, ATT_PENDING, ATT_INFLIGHT };
+enum det_state { DET_NONE = 0, DET_PENDING, DET_INFLIGHT };
 
 struct conn;
 struct dgram_out;
@@ -61,6 +71,16 @@ struct sst_stream {
     uint16_t local_lsid, remote_lsid;
     bool has_local, has_remote;
     struct sst_usid usid;
+    uint64_t counter;              /* initiator: our LSID counter value at creation (USID part) */
+    bool usid_set;                 /* usid is final and in ctx->by_usid */
+    bool known_ever;               /* the peer has known this stream (on some channel) */
+    uint8_t att;                   /* enum att_state: our Attach on the current channel */
+    bool att_init;                 /* that Attach carries the parent's USID (I flag) */
+    uint8_t det;                   /* enum det_state: our Detach (idle stream) */
+    sst_time_t last_active;        /* for idle detach */
+    bool in_idle;
+    struct sst_stream *idle_prev, *idle_next;   /* conn->idle, least recently active first */
+    UT_hash_handle hh_usid;
     bool initiator;                /* we sent the Init */
     bool is_root;
     bool peer_knows;               /* the peer knows our LSID (Init/Reply acked, or Reply seen) */
@@ -147,6 +167,18 @@ struct conn {
     struct dg_partial partial[DG_PARTIALS];
     uint64_t dg_stamp;
     uint64_t tx_seq, rx_seq;
+    struct sst_stream *idle;       /* attached streams, least recently active first */
+    uint8_t peer_key[32];          /* the peer's host key (streams migrate only between
+                                    * channels to the same key) */
+    bool have_key;
+    bool was_up;                   /* the channel came up (a failed handshake is not migrated) */
+    /* Limbo: the channel failed (SST_ERR_TIMEOUT) and the streams wait for a new one. */
+    bool limbo;
+    bool we_reconnect;             /* we initiated the failed channel: we re-establish it */
+    sst_time_t limbo_until, retry_at, backoff;
+    uint16_t det_lsid[DETACHED_RING];
+    uint64_t det_seq[DETACHED_RING];
+    unsigned det_next;
     struct conn *prev, *next;
 };
 
@@ -174,6 +206,7 @@ struct sst_ctx {
     struct sst_stream *evq;
     struct sst_stream *streams;    /* every stream, for parent-pointer cleanup */
     bool dispatching;
+    struct sst_stream *by_usid;    /* every stream with a USID (uthash, hh_usid) */
     struct sst_ctx_stats stats;
 };
 
@@ -201,6 +234,8 @@ void sst_strm_free(struct sst_stream *s);
 void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer);
 struct sst_stream *sst_strm_open_child(struct conn *cn, struct sst_stream *parent);
 void sst_strm_adopt(struct sst_stream *s, sst_stream_cb cb, void *arg);
+/* s has something to send (new bytes, Close, Reset, datagram, window update or Reply). */
+bool sst_strm_has_work(const struct sst_stream *s);
 /* Every public entry point ends here: flush what the call queued, then run callbacks. */
 void sst_strm_api_done(struct sst_ctx *c);
 
@@ -217,6 +252,32 @@ struct conn *sst_conn_new(struct sst_ctx *c, struct sst_chan *ch, const struct s
 struct conn *sst_conn_find_peer(struct sst_ctx *c, const struct sst_addr *peer);
 struct conn *sst_conn_find_chan(struct sst_ctx *c, const struct sst_chan *ch);
 void sst_conn_down(struct conn *cn, int err);
+void sst_conn_free_unowned(struct sst_ctx *c);
+
+/* ---- stream_migrate.c: USIDs, Attach/Detach, migration (paper §4.3.7) ------------------- */
+
+/* Gives s its USID once its channel's direction nonce is known, and indexes it. */
+void sst_mig_set_usid(struct sst_stream *s, uint64_t counter, bool ours);
+void sst_mig_forget_usid(struct sst_stream *s);
+/* Channel up: capture the peer's key, give waiting streams their USIDs, and adopt the streams
+ * of a conn in limbo for the same peer. */
+void sst_mig_conn_up(struct conn *cn);
+/* Channel down: true if cn was put in limbo (its streams wait for a new channel). */
+bool sst_mig_conn_down(struct conn *cn, int err);
+/* Starts attaching s on its conn if it has work but no LSID there (after Detach). */
+void sst_mig_need_attach(struct sst_stream *s);
+/* Records activity on s for the idle-detach clock. */
+void sst_mig_touch(struct sst_stream *s);
+void sst_mig_untrack(struct sst_stream *s);
+size_t sst_mig_emit_attach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap);
+size_t sst_mig_emit_detach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap);
+void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool acked);
+bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p);
+bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p);
+/* A packet for an LSID the peer detached before sending it: drop it silently. */
+bool sst_mig_stale(struct conn *cn, uint16_t lsid, uint64_t seq);
+sst_time_t sst_mig_deadline(struct sst_ctx *c);
+void sst_mig_timeout(struct sst_ctx *c);
 
 /* ---- stream_sched.c: the channel's fill/acked/lost ------------------------------------------ */
 

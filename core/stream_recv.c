@@ -98,6 +98,7 @@ void sst_srecv_window_from(struct sst_stream *s, uint64_t seq, uint8_t win)
      * its children's Init data, which borrows s's window. */
     sst_strm_make_ready(s);
     sst_strm_wake_waiters(s);
+    sst_mig_touch(s);
 }
 
 void sst_srecv_enqueue_child(struct sst_stream *parent, struct sst_stream *s)
@@ -118,6 +119,8 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         if (s->initiator || s->parent != parent)
             return true;
     } else {
+        if (sst_mig_stale(cn, p->lsid, seq))
+            return true;   /* sent before the peer detached that LSID */
         if (parent == NULL || parent->err != 0) {
             sst_conn_stateless_reset(cn, p->lsid);
             return true;
@@ -139,7 +142,8 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         s->has_remote = true;
         uint64_t counter = sst_sid_extrapolate(cn->peer_counter, p->lsid);
         cn->peer_counter = SST_MAX(cn->peer_counter, counter);
-        s->usid = sst_sid_usid(counter, 0);
+        s->known_ever = true;
+        sst_mig_set_usid(s, counter, false);
         if (!sst_strm_set_local_lsid(s)) {
             sst_strm_free(s);
             sst_conn_stateless_reset(cn, p->lsid);
@@ -189,7 +193,8 @@ static bool on_data(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
 {
     struct sst_stream *s = sst_conn_find_remote(cn, p->lsid);
     if (s == NULL) {
-        sst_conn_stateless_reset(cn, p->lsid);
+        if (!sst_mig_stale(cn, p->lsid, seq))
+            sst_conn_stateless_reset(cn, p->lsid);
         return true;
     }
     sst_srecv_window_from(s, seq, p->win);
@@ -246,10 +251,10 @@ bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t 
     case SST_PT_RESET:
         return on_reset(cn, &p);
     case SST_PT_ATTACH:
-        /* Migration (paper §4.3.7) is not implemented: refuse the attachment. */
-        sst_conn_stateless_reset(cn, p.lsid);
-        return true;
+        return sst_mig_on_attach(cn, seq, &p);
+    case SST_PT_DETACH:
+        return sst_mig_on_detach(cn, seq, &p);
     default:
-        return true;   /* Detach: nothing attached elsewhere to detach */
+        return true;
     }
 }

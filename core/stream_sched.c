@@ -43,8 +43,20 @@ enum emit_verdict {
 static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_seg *seg, bool *has_seg)
 {
     *has_seg = false;
-    if (s->conn == NULL || !s->has_local)
+    if (s->conn == NULL)
         return EMIT_IDLE;
+    if (!s->has_local)   /* detached: only a Reset naming the peer's LSID can go */
+        return s->rst_pending && s->has_remote ? EMIT_NOW : EMIT_IDLE;
+    /* Attach before anything else on this channel, Detach when idle (paper §4.3.7). */
+    if (s->att == ATT_PENDING) {
+        if (!s->att_init || s->parent == NULL || s->parent->is_root || s->parent->known_ever)
+            return EMIT_NOW;
+        return EMIT_BLOCKED_PARENT;
+    }
+    if (s->att == ATT_INFLIGHT || s->det == DET_INFLIGHT)
+        return EMIT_BLOCKED;
+    if (s->det == DET_PENDING)
+        return EMIT_NOW;
     if (s->rst_pending)
         return EMIT_NOW;
     if (s->err != 0)
@@ -149,6 +161,10 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
 static size_t emit(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
                    const struct sst_seg *seg, bool has_seg)
 {
+    if (s->has_local && s->att == ATT_PENDING)
+        return sst_mig_emit_attach(s, seq, buf, cap);
+    if (s->has_local && s->det == DET_PENDING)
+        return sst_mig_emit_detach(s, seq, buf, cap);
     if (s->rst_pending)
         return emit_reset(s, seq, buf, cap);
     if (s->dgq != NULL && !s->is_root && sst_sched_seg_type(s) == SST_PT_DATA)
@@ -202,6 +218,8 @@ size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
     cn->in_fill = true;
     size_t n = emit(best, seq, buf, cap, &best_seg, best_has);
     cn->in_fill = false;
+    if (n > 0 && !best->freed)
+        sst_mig_touch(best);
     if (best->in_ready) {
         DL_DELETE2(cn->ready, best, rd_prev, rd_next);
         DL_APPEND2(cn->ready, best, rd_prev, rd_next);
@@ -220,6 +238,10 @@ void sst_sched_on_record(struct conn *cn, struct sst_txrec *rec, bool acked)
     if (s == NULL)
         return;
     s->nrecs--;
+    if (r->kind == SST_TXREC_ATTACH || r->kind == SST_TXREC_DETACH) {
+        sst_mig_on_record(s, r, acked);
+        return;
+    }
     if (r->kind == SST_TXREC_RESET) {
         s->rst_inflight = false;
         if (acked) {

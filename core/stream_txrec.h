@@ -11,7 +11,8 @@
 enum sst_txrec_kind {
     SST_TXREC_SEG = 1,      /* Init/Reply/Data segment: off, span, fc charge */
     SST_TXREC_RESET,        /* a Reset that must be resent until acknowledged */
-    SST_TXREC_ATTACH,       /* reserved for migration */
+    SST_TXREC_ATTACH,       /* an Attach, resent until acknowledged (paper §4.3.7) */
+    SST_TXREC_DETACH,       /* a Detach, likewise */
 };
 
 struct sst_txrec {

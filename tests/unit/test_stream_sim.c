@@ -1027,7 +1027,8 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
     struct ep *alive = e2.errored ? &e3 : &e2;
     ck_assert_int_eq((e2.errored ? e2.err : e3.err), SST_ERR_RESET);
 
-    /* The path dies: the remaining stream fails with the channel's timeout. */
+    /* The path dies: the remaining stream fails with the channel's timeout once the migration
+     * period (30 s by default) passes without a new channel. */
     struct sim_link_params dead = lp;
     dead.loss = 1.0;
     sim_link_set_params(ab, &dead);

