@@ -1,0 +1,137 @@
+/* The shim's SST engine (engine.h): built lazily on the event thread, rebuilt in a forked child. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "channel.h"
+#include "engine.h"
+#include "err.h"
+#include "host.h"
+#include "io/driver.h"
+#include "io/keystore.h"
+#include "io/udp.h"
+#include "log.h"
+#include "shim.h"
+
+/* How long an SST handshake may take before the host is given up on (the race with TCP
+ * usually decides much sooner; an ICMP port unreachable ends it at once). */
+#define SHIM_SST_HANDSHAKE_TIMEOUT SST_SEC(3)
+
+static struct {
+    struct event_base *base;    /* the event thread's base it was built on */
+    struct sst_driver *drv;
+    struct sst_ctx *ctx;
+    struct sst_keystore *ks;
+    bool failed;
+    char why[120];
+} eng;
+
+/* A channel that died before it ever came up means the host does not speak SST (or is
+ * unreachable): remember it for every port, so later connects go straight to kernel TCP. */
+static void on_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, int err)
+{
+    (void)ctx;
+    if (ev != SST_CHAN_EV_DOWN || (err != SST_ERR_TIMEOUT && err != SST_ERR_NO_SST))
+        return;
+    struct sst_chan_stats st;
+    sst_chan_get_stats(ch, &st);
+    if (st.established_at != 0)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (sst_addr_to_sockaddr(sst_chan_peer(ch), 0, &ss, &len) != 0)
+        return;
+    ((struct sockaddr_in *)&ss)->sin_port = 0;   /* same offset in sockaddr_in6 */
+    shim_nosst_put((const struct sockaddr *)&ss, len);
+    char a[SST_ADDR_STRLEN];
+    SHIM_INFO("no SST at %s (%s): cached, later connects use TCP",
+              sst_addr_str(sst_chan_peer(ch), a, sizeof(a)), sst_strerror(err));
+}
+
+/* The engine cannot run in this process: every connection falls back (auto) or is refused. */
+static void engine_fail(const char *what, const char *detail)
+{
+    eng.failed = true;
+    snprintf(eng.why, sizeof(eng.why), "%s", what);
+    SHIM_WARN("%s: %s", what, detail);
+}
+
+static void engine_build(struct event_base *base)
+{
+    char err[SST_KEYSTORE_ERRLEN];
+    eng.ks = sst_keystore_open(shim_cfg.keydir[0] ? shim_cfg.keydir : NULL, err, sizeof(err));
+    if (!eng.ks) {
+        engine_fail("SST key store unusable", err);
+        return;
+    }
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);
+    sst_host_config_default(&cfg.host);
+    if (sst_keystore_identity(eng.ks, &cfg.host.identity, err, sizeof(err)) != 0) {
+        engine_fail("SST host key unusable", err);
+        return;
+    }
+    cfg.host.security = shim_cfg.security == SHIM_SEC_LIGHT ? SST_SEC_LIGHT : SST_SEC_STRONG;
+    cfg.host.handshake_timeout = SHIM_SST_HANDSHAKE_TIMEOUT;
+    struct sst_host_io io = { .ctx = eng.ks, .verify_peer = sst_keystore_verify_cb,
+                              .chan_event = on_chan_event };
+
+    /* The UDP socket is created through our own socket() hook: make it a hidden engine fd. */
+    struct sst_addr any;
+    shim_tls_guard++;
+    shim_tls_hide_new = 1;
+    sst_addr_parse(&any, "[::]:0", 0);
+    eng.drv = sst_driver_new_ctx(base, &cfg, &any, &io, NULL);
+    if (!eng.drv) {
+        sst_addr_parse(&any, "0.0.0.0:0", 0);   /* no IPv6 on this host */
+        eng.drv = sst_driver_new_ctx(base, &cfg, &any, &io, NULL);
+    }
+    shim_tls_hide_new = 0;
+    shim_tls_guard--;
+    memset(&cfg.host.identity, 0, sizeof(cfg.host.identity));
+    if (!eng.drv) {
+        engine_fail("SST engine could not start", strerror(errno));
+        return;
+    }
+    eng.ctx = sst_driver_ctx(eng.drv);
+    SHIM_DEBUG("SST engine started (%s security)", shim_cfg.security == SHIM_SEC_LIGHT ? "light" : "strong");
+}
+
+struct sst_ctx *shim_engine_get(struct event_base *base)
+{
+    if (eng.base != base) {
+        /* First use, or a forked child (whose event thread has a new base; the parent's UDP
+         * socket was closed there by shim_fd_close_engine_fds).  The parent's copy is left
+         * alone: its memory belongs to objects this process no longer drives. */
+        memset(&eng, 0, sizeof(eng));
+        eng.base = base;
+        engine_build(base);
+    }
+    return eng.failed ? NULL : eng.ctx;
+}
+
+const char *shim_engine_why(void) { return eng.why; }
+
+void shim_engine_sync_time(void) { sst_ctx_set_time(eng.ctx, sst_driver_now(eng.drv)); }
+
+void shim_engine_kick(void) { sst_driver_rearm(eng.drv); }
+
+sst_time_t shim_engine_now(void) { return sst_driver_now(eng.drv); }
+
+const char *shim_engine_identity_error(void) { return sst_keystore_last_error(eng.ks); }
+
+int shim_sst_errno(int err)
+{
+    switch (err) {
+    case SST_ERR_REFUSED: return ECONNREFUSED;
+    case SST_ERR_NO_SST: return ECONNREFUSED;
+    case SST_ERR_RESET: return ECONNRESET;
+    case SST_ERR_TIMEOUT: return ETIMEDOUT;
+    case SST_ERR_IDENTITY: return EACCES;
+    case SST_ERR_NOMEM: return ENOBUFS;
+    default: return ECONNABORTED;
+    }
+}

@@ -1,0 +1,182 @@
+/* The fd <-> SST stream pump (spump.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+#include "fdtable.h"
+#include "spump.h"
+
+#define SPUMP_BUF 65536
+
+struct shim_spump {
+    int fd;
+    struct sst_stream *s;
+    shim_spump_done_fn done;
+    void *arg;
+    bool fd_eof, net_eof;
+    struct event *ev_rd, *ev_wr;
+    size_t to_net_off, to_net_len;   /* fd bytes the stream has not taken yet */
+    size_t to_fd_off, to_fd_len;     /* stream bytes the fd has not taken yet */
+    uint8_t to_net[SPUMP_BUF];
+    uint8_t to_fd[SPUMP_BUF];
+};
+
+/* Ends the pump: the stream is closed (or reset), the fd closed, then the owner is told. */
+static void spump_end(struct shim_spump *p, int err, bool reset)
+{
+    event_free(p->ev_rd);
+    event_free(p->ev_wr);
+    shim_engine_sync_time();
+    if (err || reset)
+        sst_stream_shutdown(p->s, SST_SHUT_RESET);
+    sst_stream_close(p->s);
+    shim_engine_kick();
+    shim_fd_close_own(p->fd);
+    shim_spump_done_fn done = p->done;
+    void *arg = p->arg;
+    free(p);
+    done(arg, err);
+}
+
+static bool both_done(const struct shim_spump *p)
+{
+    return p->fd_eof && p->net_eof && p->to_fd_len == 0 && p->to_net_len == 0;
+}
+
+/* fd -> stream: what the stream's send buffer takes; the rest waits for WRITABLE.  False if
+ * the pump ended (p is gone). */
+static bool to_net(struct shim_spump *p)
+{
+    shim_engine_sync_time();
+    while (p->to_net_len > 0) {
+        sst_ssize_t w = sst_stream_write(p->s, p->to_net + p->to_net_off, p->to_net_len);
+        if (w == SST_ERR_AGAIN)
+            break;
+        if (w < 0) {
+            spump_end(p, shim_sst_errno((int)w), false);
+            return false;
+        }
+        p->to_net_off += (size_t)w;
+        p->to_net_len -= (size_t)w;
+    }
+    shim_engine_kick();
+    if (p->to_net_len == 0 && !p->fd_eof)
+        event_add(p->ev_rd, NULL);
+    else
+        event_del(p->ev_rd);
+    return true;
+}
+
+static void on_fd_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct shim_spump *p = arg;
+    ssize_t n = recv(fd, p->to_net, sizeof(p->to_net), MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            spump_end(p, errno, true);
+        return;
+    }
+    if (n == 0) {
+        /* shutdown(SHUT_WR) or close on the other end: the stream's write side closes after
+         * the bytes already handed to it, like a TCP FIN. */
+        p->fd_eof = true;
+        event_del(p->ev_rd);
+        shim_engine_sync_time();
+        sst_stream_shutdown(p->s, SST_SHUT_WRITE);
+        shim_engine_kick();
+        if (both_done(p))
+            spump_end(p, 0, false);
+        return;
+    }
+    p->to_net_off = 0;
+    p->to_net_len = (size_t)n;
+    (void)to_net(p);
+}
+
+/* stream -> fd: as much as the fd takes; the rest waits for the fd's EV_WRITE. */
+static void to_fd(struct shim_spump *p)
+{
+    for (;;) {
+        while (p->to_fd_len > 0) {
+            ssize_t n = send(p->fd, p->to_fd + p->to_fd_off, p->to_fd_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR) {
+                    event_add(p->ev_wr, NULL);
+                    return;
+                }
+                /* The other end closed with data still arriving: reset, as TCP sends RST. */
+                spump_end(p, 0, true);
+                return;
+            }
+            p->to_fd_off += (size_t)n;
+            p->to_fd_len -= (size_t)n;
+        }
+        if (p->net_eof)
+            break;
+        shim_engine_sync_time();
+        sst_ssize_t r = sst_stream_read(p->s, p->to_fd, sizeof(p->to_fd));
+        shim_engine_kick(); /* reading opens the window: the update may go out now */
+        if (r == SST_ERR_AGAIN)
+            return;
+        if (r < 0) {
+            spump_end(p, shim_sst_errno((int)r), false);
+            return;
+        }
+        if (r == 0) {
+            p->net_eof = true;
+            shutdown(p->fd, SHUT_WR);
+            break;
+        }
+        p->to_fd_off = 0;
+        p->to_fd_len = (size_t)r;
+    }
+    if (both_done(p))
+        spump_end(p, 0, false);
+}
+
+static void on_fd_writable(evutil_socket_t fd, short what, void *arg) { to_fd(arg); }
+
+/* Stream events arrive deferred, after the engine finished the input that caused them. */
+static void on_stream(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct shim_spump *p = arg;
+    if ((ev & SST_EV_ERROR) && p->to_fd_len == 0) {
+        spump_end(p, shim_sst_errno(sst_stream_error(s)), false);
+        return;
+    }
+    if ((ev & SST_EV_WRITABLE) && !to_net(p))
+        return;
+    if (ev & (SST_EV_READABLE | SST_EV_EOF | SST_EV_ERROR))
+        to_fd(p);
+}
+
+struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_stream *s,
+                                    shim_spump_done_fn done, void *arg)
+{
+    struct shim_spump *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->fd = fd;
+    p->s = s;
+    p->done = done;
+    p->arg = arg;
+    p->ev_rd = event_new(base, fd, EV_READ | EV_PERSIST, on_fd_readable, p);
+    p->ev_wr = event_new(base, fd, EV_WRITE, on_fd_writable, p);
+    if (!p->ev_rd || !p->ev_wr || event_add(p->ev_rd, NULL) < 0) {
+        if (p->ev_rd)
+            event_free(p->ev_rd);
+        if (p->ev_wr)
+            event_free(p->ev_wr);
+        free(p);
+        return NULL;
+    }
+    sst_stream_set_callback(s, on_stream, p);
+    /* Bytes may already wait (they came with the stream's first packets): look from the loop,
+     * so `done` never runs before this returns. */
+    event_active(p->ev_wr, EV_WRITE, 0);
+    return p;
+}

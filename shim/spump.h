@@ -1,0 +1,21 @@
+/* A pump between a non-blocking fd (the app's socketpair end, or the server side's loopback
+ * socket) and an SST stream, on the event thread, with TCP's half-close and flow control:
+ * nothing is read from one side faster than the other side takes it. */
+#ifndef SHIM_SPUMP_H
+#define SHIM_SPUMP_H
+
+#include "sst.h"
+
+struct event_base;
+struct shim_spump;
+
+/* Called once when both directions ended or one failed, after the pump closed fd (with
+ * shim_fd_close_own) and the stream.  err: 0, or the errno that ended it. */
+typedef void (*shim_spump_done_fn)(void *arg, int err);
+
+/* Takes over fd and s (the stream's callback becomes the pump's).  NULL on allocation failure
+ * (nothing taken over). */
+struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_stream *s,
+                                    shim_spump_done_fn done, void *arg);
+
+#endif
