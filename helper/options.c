@@ -1,5 +1,6 @@
 /* sstd command-line options: parsing, defaults and the default control socket path. */
 #define _GNU_SOURCE
+#include "io/helper_path.h"
 #include "sstd.h"
 
 #include <errno.h>
@@ -43,14 +44,7 @@ void sstd_options_usage(FILE *f)
 
 int sstd_default_socket_path(char *buf, size_t len, uid_t uid, const char *xdg)
 {
-    int n;
-    if (uid == 0)
-        n = snprintf(buf, len, "/run/sst/sstd.sock");
-    else if (xdg && *xdg == '/')
-        n = snprintf(buf, len, "%s/sst/sstd.sock", xdg);
-    else
-        n = snprintf(buf, len, "/tmp/sst-%u/sstd.sock", (unsigned)uid);
-    return n > 0 && (size_t)n < len ? 0 : -1;
+    return sst_helper_default_socket(buf, len, uid, xdg);
 }
 
 bool sstd_forwarded(const struct sstd_opts *o, uint16_t port)

@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "err.h"
 #include "fdtable.h"
+#include "helper_client.h"
 #include "host.h"
 #include "io/udp.h"
 #include "log.h"
@@ -246,7 +247,7 @@ static void tcp_race_start(struct sconn *sc)
         tcp_race_stop(sc);
 }
 
-static int sst_start(struct shim_conn *c, struct event_base *base)
+int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base)
 {
     struct sst_ctx *ctx = shim_engine_get(base);
     if (!ctx) {
@@ -295,6 +296,16 @@ static int sst_start(struct shim_conn *c, struct event_base *base)
     if (shim_cfg.mode == SHIM_MODE_AUTO && !established)
         tcp_race_start(sc);
     return 0;
+}
+
+/* With a helper daemon the connection goes there (shared, warm channels); else, or if it cannot
+ * be reached, the process's own engine carries it. */
+static int sst_start(struct shim_conn *c, struct event_base *base)
+{
+    const char *path = shim_helper_path();
+    if (path && shim_helper_start(c, base, path))
+        return 0;
+    return shim_sst_start_inproc(c, base);
 }
 
 const struct shim_transport shim_transport_sst = {

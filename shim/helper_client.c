@@ -1,0 +1,283 @@
+/* Hands a connection to the helper daemon, sstd (docs/helper.md, "The hand-off"): channels then
+ * live in the daemon, shared by every process and kept warm between them, so a new process's
+ * first connection to a host costs no handshake.
+ *
+ * On the event thread, without blocking: CAPS asks whether the host is known to speak SST; then
+ * CONNECT goes with one end of a fresh socketpair (SCM_RIGHTS), which sstd pumps to an SST
+ * stream; the shim pumps the app's socketpair end to the other end.  (The app's own end cannot be
+ * handed over directly: it holds the filler that keeps POLLOUT back until the connection is up.)
+ * The app sees the connection up at once when the host is known to speak SST (its first bytes
+ * then ride in the stream's Init packet), else when sstd answers CONNECTED.  If the daemon cannot
+ * be reached, or dies before answering, the in-process engine takes over: nothing waits on it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "fdtable.h"
+#include "helper_client.h"
+#include "io/helper_path.h"
+#include "log.h"
+#include "pump.h"
+#include "real.h"
+#include "shim.h"
+#include "transport.h"
+
+#define REPLY_MAX 1024
+#define REPLY_TIMEOUT_SEC 15   /* sstd answers within its handshake timeout (10 s) */
+
+enum phase { PH_CAPS = 1, PH_CONNECT };
+
+struct hconn {
+    struct shim_conn *c;
+    struct event_base *base;
+    int ctl;                    /* control connection to sstd */
+    int near;                   /* our end of the hand-off socketpair, or -1 */
+    enum phase phase;
+    bool up;
+    struct event *ev;
+    size_t len;
+    char buf[REPLY_MAX];
+    char host[64];              /* "ADDR" as sstd wants it */
+    unsigned port;              /* TCP destination port */
+};
+
+static void hc_free(struct hconn *h)
+{
+    if (h->ev)
+        event_free(h->ev);
+    if (h->ctl >= 0)
+        shim_fd_close_own(h->ctl);
+    if (h->near >= 0)
+        shim_fd_close_own(h->near);
+    free(h);
+}
+
+static void pump_done(void *arg, int err)
+{
+    struct shim_conn *c = arg;
+    c->net_fd = -1;
+    shim_conn_done(c, err);
+}
+
+/* The connection is up: pump the app's end to our end of the hand-off pair. */
+static void hc_up(struct hconn *h)
+{
+    struct shim_conn *c = h->c;
+    h->up = true;
+    shim_conn_up(c, NULL, 0);
+    int near = h->near;
+    h->near = -1;
+    c->net_fd = near;
+    if (!shim_pump_start(h->base, c->pump_fd, near, pump_done, c)) {
+        c->net_fd = -1;
+        shim_fd_close_own(near);
+        shim_fd_close_own(c->pump_fd);
+        shim_conn_done(c, ENOBUFS);
+    }
+}
+
+/* The daemon is gone or broken before it carried anything: the in-process engine takes over. */
+static void hc_abandon(struct hconn *h, const char *why)
+{
+    struct shim_conn *c = h->c;
+    struct event_base *base = h->base;
+    bool up = h->up;
+    hc_free(h);
+    if (up) {
+        SHIM_WARN("helper %s after the hand-off: the connection ends with it", why);
+        return;
+    }
+    SHIM_WARN("helper %s: using the in-process SST engine", why);
+    int err = shim_sst_start_inproc(c, base);
+    if (err)
+        shim_conn_fail(c, err);
+}
+
+static bool send_line(int fd, const char *line, int pass_fd)
+{
+    struct iovec iov = { .iov_base = (void *)line, .iov_len = strlen(line) };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (pass_fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        m.msg_control = ctl.buf;
+        m.msg_controllen = sizeof(ctl.buf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+    }
+    /* A local stream socket with an empty buffer takes a short line whole. */
+    return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
+}
+
+/* CAPS answered: hand the connection over. */
+static void hc_send_connect(struct hconn *h, bool host_speaks_sst)
+{
+    int sv[2];
+    if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        hc_abandon(h, "hand-off socketpair failed");
+        return;
+    }
+    h->near = shim_fd_hide(sv[0], SHIM_FD_ENGINE);
+    char line[128];
+    snprintf(line, sizeof(line), "CONNECT %s %u\n", h->host, h->port);
+    bool ok = send_line(h->ctl, line, sv[1]);
+    close(sv[1]);   /* sstd has its copy */
+    if (!ok) {
+        hc_abandon(h, "did not take the request");
+        return;
+    }
+    h->phase = PH_CONNECT;
+    h->len = 0;
+    if (host_speaks_sst)
+        hc_up(h);   /* zero round trips: the app's bytes go with the stream's Init */
+}
+
+static void hc_on_reply(struct hconn *h, const char *line)
+{
+    struct shim_conn *c = h->c;
+    if (h->phase == PH_CAPS) {
+        if (strstr(line, "\"sst\":\"no-sst\"")) {
+            hc_free(h);
+            shim_conn_fallback(c, "helper: host known not to speak SST", true);
+            return;
+        }
+        hc_send_connect(h, strstr(line, "\"sst\":\"sst\"") != NULL);
+        return;
+    }
+    bool up = h->up;
+    if (strstr(line, "\"result\":\"CONNECTED\"")) {
+        SHIM_DEBUG("helper carries the connection: %s", line);
+        if (!up)
+            hc_up(h);
+        h->near = -1;   /* owned by the pump now */
+        hc_free(h);
+        return;
+    }
+    bool refused = strstr(line, "\"result\":\"REFUSED\"") != NULL;
+    hc_free(h);
+    if (up) {
+        /* An optimistic hand-off the peer turned down: sstd closes its end, the app reads EOF. */
+        SHIM_WARN("helper: %s after the connection was reported up", refused ? "refused" : "unreachable");
+        return;
+    }
+    if (refused)
+        shim_conn_fallback(c, "SST peer has no service on this port", false);
+    else
+        shim_conn_fallback(c, "helper: host unreachable over SST", true);
+}
+
+static void hc_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct hconn *h = arg;
+    if (what & EV_TIMEOUT) {
+        hc_abandon(h, "did not answer");
+        return;
+    }
+    ssize_t n = recv(fd, h->buf + h->len, sizeof(h->buf) - 1 - h->len, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        hc_abandon(h, "closed the control connection");
+        return;
+    }
+    h->len += (size_t)n;
+    h->buf[h->len] = '\0';
+    char *nl = strchr(h->buf, '\n');
+    if (!nl) {
+        if (h->len >= sizeof(h->buf) - 1)
+            hc_abandon(h, "sent an overlong reply");
+        return;
+    }
+    *nl = '\0';
+    hc_on_reply(h, h->buf);
+}
+
+/* The numeric address and TCP port of a destination, as sstd's requests want them. */
+static bool ip_text(const struct sockaddr *sa, char *out, size_t len, unsigned *port)
+{
+    const void *ip;
+    if (sa->sa_family == AF_INET) {
+        ip = &((const struct sockaddr_in *)sa)->sin_addr;
+        *port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        ip = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        *port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    } else {
+        return false;
+    }
+    return inet_ntop(sa->sa_family, ip, out, (socklen_t)len) != NULL;
+}
+
+bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path)
+{
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(un.sun_path))
+        return false;
+    strcpy(un.sun_path, path);
+    int fd = shim_real_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    fd = shim_fd_hide(fd, SHIM_FD_ENGINE);
+    if (shim_real_connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
+        SHIM_DEBUG("helper at %s not reachable (%s)", path, strerror(errno));
+        shim_fd_close_own(fd);
+        return false;
+    }
+    struct hconn *h = calloc(1, sizeof(*h));
+    if (!h) {
+        shim_fd_close_own(fd);
+        return false;
+    }
+    h->c = c;
+    h->base = base;
+    h->ctl = fd;
+    h->near = -1;
+    h->phase = PH_CAPS;
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    if (!ip_text(sa, h->host, sizeof(h->host), &h->port)) {
+        hc_free(h);
+        return false;
+    }
+    char line[128];
+    snprintf(line, sizeof(line), "CAPS %s%s%s:%u\n", strchr(h->host, ':') ? "[" : "", h->host,
+             strchr(h->host, ':') ? "]" : "", (unsigned)shim_cfg.port);
+    struct timeval tv = { REPLY_TIMEOUT_SEC, 0 };
+    h->ev = event_new(base, fd, EV_READ | EV_PERSIST, hc_on_event, h);
+    if (!h->ev || event_add(h->ev, &tv) < 0 || !send_line(fd, line, -1)) {
+        hc_free(h);
+        return false;
+    }
+    SHIM_DEBUG("handing the connection to the helper at %s", path);
+    return true;
+}
+
+const char *shim_helper_path(void)
+{
+    static char path[108];
+    static bool done;
+    if (shim_cfg.helper == SHIM_HELPER_OFF)
+        return NULL;
+    if (shim_cfg.helper == SHIM_HELPER_PATH)
+        return shim_cfg.helper_path;
+    if (!done) {   /* event thread only: no race */
+        done = true;
+        if (sst_helper_default_socket(path, sizeof(path), geteuid(), getenv("XDG_RUNTIME_DIR")) < 0)
+            path[0] = '\0';
+    }
+    return path[0] ? path : NULL;
+}

@@ -1,0 +1,18 @@
+/* The hand-off of connections to the helper daemon, sstd (helper_client.c). */
+#ifndef SHIM_HELPER_CLIENT_H
+#define SHIM_HELPER_CLIENT_H
+
+#include <stdbool.h>
+
+struct event_base;
+struct shim_conn;
+
+/* Event thread: starts carrying c through the sstd listening at path.  False if the daemon
+ * cannot be reached now (nothing was started; the caller uses the in-process engine). */
+bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path);
+/* The helper's socket path this process uses, or NULL (SST_HELPER=off). */
+const char *shim_helper_path(void);
+/* The in-process engine's start (transport_sst.c), for when the helper goes away. */
+int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base);
+
+#endif

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The shim hands connections to sstd, so channels are shared across processes and stay warm:
+# two curls in sequence over a 50 ms RTT link -- the second performs no channel handshake and
+# completes a small GET in about one round trip, where kernel TCP needs two.  Parallel processes
+# share one channel.  If sstd dies, new connections still succeed (in-process engine).
+#
+#   $NS_A  sst0 10.77.0.1 ==TUN== linkemu (25 ms each way) ==TUN== sst0 10.77.0.2  $NS_B
+#          sstd (client side)                                         sstd --forward 8080
+#          curl under the shim, SST_HELPER=$SA                        http.server 0.0.0.0:8080
+. "$(dirname "$0")/lib.sh"
+lib_init shim_helper
+need_tool curl /usr/bin/python3
+SHIM=$BUILD/libsstshim.so
+for b in sstd sstctl libsstshim.so; do [ -e "$BUILD/$b" ] || env_fail "$BUILD/$b not built"; done
+CTL=$BUILD/sstctl
+SA=$LIB_TMP/a.sock
+json() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+lib_net_up --link emu --delay 25ms --seed 5
+mkdir -p "$LIB_TMP/www"
+head -c 1000 /dev/urandom >"$LIB_TMP/www/tiny"
+lib_bg in_b /usr/bin/python3 -m http.server 8080 --bind 0.0.0.0 --directory "$LIB_TMP/www" 2>/dev/null
+wait_for_port "$NS_B" 8080
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080 \
+  --log info 2>"$LIB_TMP/b.log"
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info 2>"$LIB_TMP/a.log"
+poll_until 5 test -S "$SA" || fail "no socket $SA"
+poll_until 5 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
+
+# get OUT: one small GET under the shim through the helper; prints curl's total time in ms.
+get() {
+  in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/kshim" \
+    SST_LOG=debug SST_LOG_FILE="$LIB_TMP/shim.log" \
+    curl -sS -m 20 -o "$1" -w '%{time_total}\n' "http://$IP_B:8080/tiny" |
+    /usr/bin/python3 -c 'import sys; print(int(float(sys.stdin.read()) * 1000))'
+}
+
+log "kernel TCP baseline (TCP allowed): a small GET needs two round trips"
+tcp_ms=$(in_a curl -sS -m 20 -o "$LIB_TMP/tcp.out" -w '%{time_total}\n' "http://$IP_B:8080/tiny" |
+         /usr/bin/python3 -c 'import sys; print(int(float(sys.stdin.read()) * 1000))')
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/tcp.out" || fail "TCP baseline body differs"
+assert_range 98 400 "$tcp_ms" "kernel TCP GET ms"
+lib_block_tcp
+
+log "first curl through the helper: the channel is opened (one handshake)"
+t1=$(get "$LIB_TMP/c1") || fail "first curl failed: $(tail -5 "$LIB_TMP/shim.log")"
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c1" || fail "first body differs"
+grep -q "handing the connection to the helper" "$LIB_TMP/shim.log" || fail "the shim did not use the helper"
+"$CTL" --socket "$SA" status --json >"$LIB_TMP/s1.json" || fail "status failed"
+assert_eq 1 "$(json "$LIB_TMP/s1.json" 'd["host"]["handshakes_completed"]')" "handshakes after the first curl"
+
+log "second curl (a new process): no handshake, about one round trip"
+t2=$(get "$LIB_TMP/c2") || fail "second curl failed"
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c2" || fail "second body differs"
+"$CTL" --socket "$SA" status --json >"$LIB_TMP/s2.json" || fail "status failed"
+assert_eq 1 "$(json "$LIB_TMP/s2.json" 'd["host"]["handshakes_completed"]')" "handshakes after the second curl"
+assert_range 48 80 "$t2" "second GET ms over SST (1 RTT = 50 ms)"
+log "first GET $t1 ms, second $t2 ms, kernel TCP $tcp_ms ms"
+[ "$t2" -lt "$tcp_ms" ] || fail "warm SST GET ($t2 ms) not faster than kernel TCP ($tcp_ms ms)"
+
+log "10 processes at once share the one channel"
+pids=()
+for i in $(seq 10); do get "$LIB_TMP/p$i" >/dev/null & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || fail "a parallel curl failed"; done
+for i in $(seq 10); do cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/p$i" || fail "parallel body $i differs"; done
+"$CTL" --socket "$SA" status --json >"$LIB_TMP/s3.json" || fail "status failed"
+assert_eq 1 "$(json "$LIB_TMP/s3.json" 'len(d["channels"])')" "channels in the helper"
+assert_eq 1 "$(json "$LIB_TMP/s3.json" 'd["host"]["handshakes_completed"]')" "handshakes after 12 curls"
+
+log "sstd dies: new connections still succeed through the in-process engine"
+pkill -f -- "--socket $SA" || true
+poll_until 5 sh -c "! test -S '$SA' || ! $CTL --socket '$SA' status >/dev/null 2>&1" || true
+get "$LIB_TMP/c4" >/dev/null || fail "curl after the helper died failed: $(tail -5 "$LIB_TMP/shim.log")"
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c4" || fail "body after the helper died differs"
+grep -q "SST engine started" "$LIB_TMP/shim.log" || fail "the in-process engine did not take over"
+log "PASS"
