@@ -150,8 +150,10 @@ void sst_strm_unbind(struct sst_stream *s)
         HASH_DELETE(hh_local, cn->by_local, s);
         sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
     }
-    if (s->has_remote && !s->is_root)
+    if (s->has_remote && !s->is_root) {
         HASH_DELETE(hh_remote, cn->by_remote, s);
+        sst_mig_gone(cn, s->remote_lsid, cn->rx_seq + 1);
+    }
     s->has_local = s->has_remote = false;
     /* Records of this stream stay in the table (their sequence numbers are still in flight)
      * but no longer point at it; Init data it borrowed is returned to the parent now. */
@@ -263,6 +265,7 @@ void sst_strm_free(struct sst_stream *s)
     }
     sst_rx_free(&s->rx);
     sst_tx_free(&s->tx);
+    free(s->svcbuf);
     s->freed = true;
     if (!s->is_root) {
         c->stats.streams_live--;

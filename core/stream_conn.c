@@ -49,6 +49,13 @@ void sst_conn_stateless_reset(struct conn *cn, uint16_t peer_lsid)
     cn->nrst++;
     cn->ctx->stats.resets_sent++;
 }
+uint64_t sst_conn_peer_counter(struct conn *cn, uint16_t lsid)
+{
+    uint64_t counter = sst_sid_extrapolate(cn->peer_counter, lsid);
+    cn->peer_counter = SST_MAX(cn->peer_counter, counter);
+    return counter;
+}
+
 /* ---- conn (per-channel state) ------------------------------------------------------------ */
 
 struct conn *sst_conn_new(struct sst_ctx *c, struct sst_chan *ch, const struct sst_addr *peer)

@@ -74,8 +74,9 @@ bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p
     struct sst_ctx *c = cn->ctx;
     struct sst_stream *parent = sst_conn_find_remote(cn, p->lsid);
     if (parent == NULL) {
-        if (!sst_mig_stale(cn, p->lsid, seq))
-            sst_conn_stateless_reset(cn, p->lsid);
+        if (sst_mig_stale(cn, p->lsid, seq))
+            return false;   /* a late packet of a stream gone here: no Reset */
+        sst_conn_stateless_reset(cn, p->lsid);
         return true;
     }
     sst_srecv_window_from(parent, seq, p->win);

@@ -19,6 +19,7 @@
 #define SVC_VERSION 1
 #define SVC_REQ_HDR 4
 #define SVC_REPLY_LEN 3
+#define SVC_BUF (SVC_REQ_HDR + 255)
 enum svc_code { SVC_OK = 0x00, SVC_NO_SERVICE = 0x10, SVC_BACKLOG_FULL = 0x11 };
 enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
 
@@ -38,9 +39,11 @@ enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
 /* Migration (paper §4.3.7): first delay between reconnection attempts, and its cap. */
 #define MIG_BACKOFF_MIN SST_MS(500)
 #define MIG_BACKOFF_MAX SST_SEC(4)
-/* Remote LSIDs the peer detached, remembered per channel so that its packets sent before the
- * Detach and delayed past it are dropped instead of answered with a stateless Reset. */
-#define DETACHED_RING 64
+/* Remote LSIDs that stopped naming a stream here (the peer detached it, or we freed the stream),
+ * remembered per channel with the packet sequence number at that moment, so that the peer's
+ * packets sent before and delayed past it are not taken for a new stream nor answered with a
+ * stateless Reset (paper §4.3.9: the receiver's half of the quiet period). */
+#define GONE_RING 64
 
 /* Our side's attachment of a stream to its conn's channel (paper §4.3.7). */
 enum att_state { ATT_NONE = 0, ATT_PENDING, ATT_INFLIGHT };
@@ -74,6 +77,7 @@ struct sst_stream {
     uint64_t counter;              /* initiator: our LSID counter value at creation (USID part) */
     bool usid_set;                 /* usid is final and in ctx->by_usid */
     bool known_ever;               /* the peer has known this stream (on some channel) */
+    uint64_t remote_counter;       /* the peer's LSID counter value behind remote_lsid */
     uint8_t att;                   /* enum att_state: our Attach on the current channel */
     bool att_init;                 /* that Attach carries the parent's USID (I flag) */
     uint8_t det;                   /* enum det_state: our Detach (idle stream) */
@@ -121,7 +125,7 @@ struct sst_stream {
     UT_hash_handle hh_local, hh_remote;
 
     uint8_t svc;
-    uint8_t svcbuf[SVC_REQ_HDR + 255];
+    uint8_t *svcbuf;               /* SVC_BUF bytes while the request/answer is read */
     size_t svclen;
 
     uint16_t dg_next_id;
@@ -176,9 +180,9 @@ struct conn {
     bool limbo;
     bool we_reconnect;             /* we initiated the failed channel: we re-establish it */
     sst_time_t limbo_until, retry_at, backoff;
-    uint16_t det_lsid[DETACHED_RING];
-    uint64_t det_seq[DETACHED_RING];
-    unsigned det_next;
+    uint16_t gone_lsid[GONE_RING];
+    uint64_t gone_seq[GONE_RING];
+    unsigned gone_next;
     struct conn *prev, *next;
 };
 
@@ -248,6 +252,8 @@ struct sst_stream *sst_conn_find_remote(struct conn *cn, uint16_t lsid);
 bool sst_conn_lsid_in_use(void *arg, uint16_t lsid);
 /* Queues a stateless Reset (O set) for the peer's LSID (paper §4.3.8). */
 void sst_conn_stateless_reset(struct conn *cn, uint16_t peer_lsid);
+/* The peer's 64-bit LSID counter behind a received LSID (paper §4.3.3), tracking the highest. */
+uint64_t sst_conn_peer_counter(struct conn *cn, uint16_t lsid);
 struct conn *sst_conn_new(struct sst_ctx *c, struct sst_chan *ch, const struct sst_addr *peer);
 struct conn *sst_conn_find_peer(struct sst_ctx *c, const struct sst_addr *peer);
 struct conn *sst_conn_find_chan(struct sst_ctx *c, const struct sst_chan *ch);
@@ -274,7 +280,9 @@ size_t sst_mig_emit_detach(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
 void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool acked);
 bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p);
 bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p);
-/* A packet for an LSID the peer detached before sending it: drop it silently. */
+/* Remembers that the peer's LSID stopped naming a stream at packet seq. */
+void sst_mig_gone(struct conn *cn, uint16_t lsid, uint64_t seq);
+/* A packet for a remote LSID that was sent before that LSID stopped naming its stream. */
 bool sst_mig_stale(struct conn *cn, uint16_t lsid, uint64_t seq);
 sst_time_t sst_mig_deadline(struct sst_ctx *c);
 void sst_mig_timeout(struct sst_ctx *c);

@@ -190,6 +190,10 @@ void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool ack
     sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
     s->has_local = false;
     s->peer_knows = false;
+    /* An idle stream keeps only its state, not its buffers' storage (paper §4.3.7: open
+     * streams bounded by memory). */
+    sst_rx_compact(&s->rx);
+    sst_tx_compact(&s->tx);
     /* Work that arrived while the Detach was in flight attaches the stream again. */
     sst_strm_make_ready(s);
 }
@@ -332,6 +336,7 @@ bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         if (s->has_remote)
             HASH_DELETE(hh_remote, cn->by_remote, s);
         s->remote_lsid = p->lsid;
+        s->remote_counter = sst_conn_peer_counter(cn, p->lsid);
         s->has_remote = true;
         HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
     }
@@ -349,18 +354,23 @@ bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     cn->ctx->stats.detaches_received++;
     HASH_DELETE(hh_remote, cn->by_remote, s);
     s->has_remote = false;
-    cn->det_lsid[cn->det_next] = p->lsid;
-    cn->det_seq[cn->det_next] = seq;
-    cn->det_next = (cn->det_next + 1) % DETACHED_RING;
+    sst_mig_gone(cn, p->lsid, seq);
     /* Only a peer that knew our LSID for the stream detaches it: Init/Reply are done. */
     sst_strm_confirm(s);
     return true;
 }
 
+void sst_mig_gone(struct conn *cn, uint16_t lsid, uint64_t seq)
+{
+    cn->gone_lsid[cn->gone_next] = lsid;
+    cn->gone_seq[cn->gone_next] = seq;
+    cn->gone_next = (cn->gone_next + 1) % GONE_RING;
+}
+
 bool sst_mig_stale(struct conn *cn, uint16_t lsid, uint64_t seq)
 {
-    for (unsigned i = 0; i < DETACHED_RING; i++)
-        if (cn->det_seq[i] != 0 && cn->det_lsid[i] == lsid && seq < cn->det_seq[i])
+    for (unsigned i = 0; i < GONE_RING; i++)
+        if (cn->gone_seq[i] != 0 && cn->gone_lsid[i] == lsid && seq < cn->gone_seq[i])
             return true;
     return false;
 }

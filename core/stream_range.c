@@ -1,4 +1,5 @@
 /* A bounded, sorted set of disjoint half-open ranges used by reassembly and retransmission. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -6,7 +7,42 @@
 
 void sst_rangeset_init(struct sst_rangeset *rs)
 {
-    rs->n = 0;
+    rs->n = rs->cap = 0;
+    rs->lo = rs->hi = NULL;
+}
+
+void sst_rangeset_free(struct sst_rangeset *rs)
+{
+    free(rs->lo);
+    sst_rangeset_init(rs);
+}
+
+void sst_rangeset_compact(struct sst_rangeset *rs)
+{
+    if (rs->n == 0)
+        sst_rangeset_free(rs);
+}
+
+/* Room for one more range; false at the capacity or when memory is short. */
+static bool reserve(struct sst_rangeset *rs)
+{
+    if (rs->n < rs->cap)
+        return true;
+    if (rs->cap >= SST_RANGESET_MAX)
+        return false;
+    unsigned cap = rs->cap == 0 ? 4 : SST_MIN(rs->cap * 4, (unsigned)SST_RANGESET_MAX);
+    uint64_t *m = malloc(2 * (size_t)cap * sizeof *m);
+    if (m == NULL)
+        return false;
+    if (rs->n > 0) {
+        memcpy(m, rs->lo, rs->n * sizeof *m);
+        memcpy(m + cap, rs->hi, rs->n * sizeof *m);
+    }
+    free(rs->lo);
+    rs->lo = m;
+    rs->hi = m + cap;
+    rs->cap = cap;
+    return true;
 }
 
 static void remove_at(struct sst_rangeset *rs, unsigned i, unsigned count)
@@ -29,7 +65,7 @@ int sst_rangeset_add(struct sst_rangeset *rs, uint64_t lo, uint64_t hi)
     while (j < rs->n && rs->lo[j] <= hi)
         j++;
     if (j == i) {
-        if (rs->n == SST_RANGESET_MAX)
+        if (!reserve(rs))
             return SST_ERR_LIMIT;
         memmove(&rs->lo[i + 1], &rs->lo[i], (rs->n - i) * sizeof rs->lo[0]);
         memmove(&rs->hi[i + 1], &rs->hi[i], (rs->n - i) * sizeof rs->hi[0]);

@@ -5,19 +5,24 @@
 
 #include "types.h"
 
-/* Capacity is fixed so a stream never allocates per packet; callers bound the number of
- * outstanding segments below this so the sets cannot overflow in normal operation. */
+/* Capacity is bounded so a stream's bookkeeping stays small; callers bound the number of
+ * outstanding segments below this so the sets cannot overflow in normal operation.  Storage
+ * is allocated on first use and grows (4, 16, 64, 128 ranges), so an empty set costs no heap
+ * (idle streams, paper §2.1); it is never allocated per packet once grown. */
 #define SST_RANGESET_MAX 128
 
 struct sst_rangeset {
-    unsigned n;
-    uint64_t lo[SST_RANGESET_MAX];
-    uint64_t hi[SST_RANGESET_MAX];
+    unsigned n, cap;
+    uint64_t *lo;        /* cap entries each; lo and hi share one allocation */
+    uint64_t *hi;
 };
 
 void sst_rangeset_init(struct sst_rangeset *rs);
+void sst_rangeset_free(struct sst_rangeset *rs);
+/* Gives the storage back if the set is empty. */
+void sst_rangeset_compact(struct sst_rangeset *rs);
 /* Adds [lo, hi), merging with overlapping or adjacent ranges.  0, or SST_ERR_LIMIT (set
- * unchanged) when a new disjoint range would exceed the capacity. */
+ * unchanged) when a new disjoint range would exceed the capacity (or memory is short). */
 SST_MUST_CHECK int sst_rangeset_add(struct sst_rangeset *rs, uint64_t lo, uint64_t hi);
 /* Would add(lo, hi) succeed? */
 bool sst_rangeset_can_add(const struct sst_rangeset *rs, uint64_t lo, uint64_t hi);

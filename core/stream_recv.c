@@ -114,13 +114,23 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     struct sst_ctx *c = cn->ctx;
     struct sst_stream *parent = sst_conn_find_remote(cn, p->ref_lsid);
     struct sst_stream *s = sst_conn_find_remote(cn, p->lsid);
+    if (s != NULL && !s->is_root && s->remote_counter != sst_sid_extrapolate(cn->peer_counter, p->lsid)) {
+        /* The peer's counter moved on: it freed that stream (which we still hold, e.g. our
+         * application has not closed it) and reused the LSID after its quiet period.  The old
+         * stream no longer needs the mapping (paper §4.3.3, §4.3.9). */
+        HASH_DELETE(hh_remote, cn->by_remote, s);
+        s->has_remote = false;
+        s = NULL;
+    }
     if (s != NULL) {
         /* A retransmitted or continuing Init for a stream we know. */
         if (s->initiator || s->parent != parent)
             return true;
     } else {
+        /* Sent before that LSID stopped naming a stream here: not a new stream.  Left
+         * unacknowledged, so a genuine packet would be sent again. */
         if (sst_mig_stale(cn, p->lsid, seq))
-            return true;   /* sent before the peer detached that LSID */
+            return false;
         if (parent == NULL || parent->err != 0) {
             sst_conn_stateless_reset(cn, p->lsid);
             return true;
@@ -140,8 +150,8 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         s->initiator = false;
         s->remote_lsid = p->lsid;
         s->has_remote = true;
-        uint64_t counter = sst_sid_extrapolate(cn->peer_counter, p->lsid);
-        cn->peer_counter = SST_MAX(cn->peer_counter, counter);
+        uint64_t counter = sst_conn_peer_counter(cn, p->lsid);
+        s->remote_counter = counter;
         s->known_ever = true;
         sst_mig_set_usid(s, counter, false);
         if (!sst_strm_set_local_lsid(s)) {
@@ -178,6 +188,7 @@ static bool on_reply(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
             return true;   /* the peer reused an LSID we still map: ignore, it will retry */
         s->remote_lsid = p->lsid;
         s->has_remote = true;
+        s->remote_counter = sst_conn_peer_counter(cn, p->lsid);
         HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
     } else if (s->remote_lsid != p->lsid) {
         return true;
@@ -193,8 +204,9 @@ static bool on_data(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
 {
     struct sst_stream *s = sst_conn_find_remote(cn, p->lsid);
     if (s == NULL) {
-        if (!sst_mig_stale(cn, p->lsid, seq))
-            sst_conn_stateless_reset(cn, p->lsid);
+        if (sst_mig_stale(cn, p->lsid, seq))
+            return false;   /* a late packet of a stream gone here: no Reset */
+        sst_conn_stateless_reset(cn, p->lsid);
         return true;
     }
     sst_srecv_window_from(s, seq, p->win);

@@ -13,11 +13,8 @@ int sst_rx_init(struct sst_rx *rx, size_t max)
     memset(rx, 0, sizeof *rx);
     if (max == 0)
         return SST_ERR_INVAL;
-    rx->cap = SST_MIN(max, (size_t)RX_INITIAL);
+    /* The ring is allocated when the first byte arrives (idle streams hold none). */
     rx->max = max;
-    rx->buf = malloc(rx->cap);
-    if (rx->buf == NULL)
-        return SST_ERR_NOMEM;
     sst_rangeset_init(&rx->got);
     return 0;
 }
@@ -27,7 +24,7 @@ static bool grow(struct sst_rx *rx, uint64_t need)
 {
     if (need > rx->max)
         return false;
-    size_t cap = rx->cap;
+    size_t cap = rx->cap == 0 ? SST_MIN(rx->max, (size_t)RX_INITIAL) : rx->cap;
     while (cap < need)
         cap = cap > rx->max / 2 ? rx->max : cap * 2;
     uint8_t *nb = malloc(cap);
@@ -52,6 +49,17 @@ void sst_rx_free(struct sst_rx *rx)
     free(rx->buf);
     rx->buf = NULL;
     rx->cap = 0;
+    sst_rangeset_free(&rx->got);
+}
+
+void sst_rx_compact(struct sst_rx *rx)
+{
+    sst_rangeset_compact(&rx->got);
+    if (rx->ready == rx->next && rx->got.n == 0) {
+        free(rx->buf);
+        rx->buf = NULL;
+        rx->cap = 0;
+    }
 }
 
 uint64_t sst_rx_offset32(const struct sst_rx *rx, uint32_t bsn)
@@ -87,7 +95,7 @@ int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t l
             return SST_ERR_MALFORMED;
     }
     uint64_t lo = SST_MAX(off, rx->ready);
-    if (end > rx->next + rx->cap && !grow(rx, end - rx->next))
+    if (lo < end && end > rx->next + rx->cap && !grow(rx, end - rx->next))
         return SST_ERR_AGAIN;
     if (lo < end) {
         if (!sst_rangeset_can_add(&rx->got, lo, end))

@@ -19,6 +19,8 @@ struct sst_rx {
 /* Allocates a small ring that may grow to max bytes (> 0).  0 or SST_ERR_NOMEM. */
 SST_MUST_CHECK int sst_rx_init(struct sst_rx *rx, size_t max);
 void sst_rx_free(struct sst_rx *rx);
+/* Gives back the ring and range storage when nothing is buffered (an idle stream). */
+void sst_rx_compact(struct sst_rx *rx);
 /* The 64-bit stream offset of a 32-bit BSN, by wraparound arithmetic around rx->next (paper
  * §4.3.4).  Offsets that would lie below zero come back as 0 with *old set. */
 uint64_t sst_rx_offset32(const struct sst_rx *rx, uint32_t bsn);

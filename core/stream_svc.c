@@ -41,18 +41,35 @@ static void svc_answer(struct sst_stream *s, uint8_t code)
     sst_strm_make_ready(s);
 }
 
+static void svc_done(struct sst_stream *s)
+{
+    s->svc = SVC_NONE;
+    free(s->svcbuf);
+    s->svcbuf = NULL;
+}
+
 void sst_svc_pump(struct sst_stream *s)
 {
     struct sst_ctx *c = s->ctx;
+    /* Only streams in the middle of a request or answer hold this buffer (idle ones do not). */
+    if (s->svcbuf == NULL) {
+        s->svcbuf = malloc(SVC_BUF);
+        if (s->svcbuf == NULL) {
+            sst_strm_abort(s, SST_ERR_NOMEM, true);
+            return;
+        }
+    }
     if (s->svc == SVC_WAIT_REPLY) {
         s->svclen += sst_svc_read(s, s->svcbuf + s->svclen, SVC_REPLY_LEN - s->svclen);
         if (s->svclen < SVC_REPLY_LEN)
             return;
-        s->svc = SVC_NONE;
-        if (s->svcbuf[0] != 'S' || s->svcbuf[1] != 'A') {
+        uint8_t ans[SVC_REPLY_LEN];
+        memcpy(ans, s->svcbuf, sizeof ans);
+        svc_done(s);
+        if (ans[0] != 'S' || ans[1] != 'A') {
             c->stats.malformed++;
             sst_strm_abort(s, SST_ERR_MALFORMED, true);
-        } else if (s->svcbuf[2] != SVC_OK) {
+        } else if (ans[2] != SVC_OK) {
             c->stats.refused++;
             sst_strm_abort(s, SST_ERR_REFUSED, true);
         } else {
@@ -76,7 +93,6 @@ void sst_svc_pump(struct sst_stream *s)
     s->svclen += sst_svc_read(s, s->svcbuf + s->svclen, want - s->svclen);
     if (s->svclen < want)
         return;
-    s->svc = SVC_NONE;
     struct sst_stream *root = s->aq_owner;
     if (root != NULL) {
         DL_DELETE2(root->acceptq, s, aq_prev, aq_next);
@@ -84,6 +100,7 @@ void sst_svc_pump(struct sst_stream *s)
         s->aq_owner = NULL;
     }
     struct sst_listener *l = sst_svc_find_listener(c, (const char *)s->svcbuf + SVC_REQ_HDR, s->svcbuf[3]);
+    svc_done(s);
     if (l == NULL || l->nbacklog >= c->cfg.max_pending) {
         /* Refusal: answer, close our side, and let the initiator reset or close (§4.3.2). */
         c->stats.refused++;

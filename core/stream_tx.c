@@ -13,11 +13,8 @@ int sst_tx_init(struct sst_tx *tx, size_t max)
     memset(tx, 0, sizeof *tx);
     if (max == 0)
         return SST_ERR_INVAL;
-    tx->cap = SST_MIN(max, (size_t)TX_INITIAL);
+    /* The ring is allocated by the first write (idle streams hold none). */
     tx->max = max;
-    tx->buf = malloc(tx->cap);
-    if (tx->buf == NULL)
-        return SST_ERR_NOMEM;
     sst_rangeset_init(&tx->acked);
     sst_rangeset_init(&tx->lost);
     return 0;
@@ -28,6 +25,19 @@ void sst_tx_free(struct sst_tx *tx)
     free(tx->buf);
     tx->buf = NULL;
     tx->cap = 0;
+    sst_rangeset_free(&tx->acked);
+    sst_rangeset_free(&tx->lost);
+}
+
+void sst_tx_compact(struct sst_tx *tx)
+{
+    sst_rangeset_compact(&tx->acked);
+    sst_rangeset_compact(&tx->lost);
+    if (tx->base >= tx->end && tx->acked.n == 0 && tx->lost.n == 0) {
+        free(tx->buf);
+        tx->buf = NULL;
+        tx->cap = 0;
+    }
 }
 
 size_t sst_tx_space(const struct sst_tx *tx)
@@ -40,7 +50,7 @@ size_t sst_tx_space(const struct sst_tx *tx)
 /* Grows the ring to hold at least need bytes from base; false when out of memory. */
 static bool grow(struct sst_tx *tx, size_t need)
 {
-    size_t cap = tx->cap;
+    size_t cap = tx->cap == 0 ? SST_MIN(tx->max, (size_t)TX_INITIAL) : tx->cap;
     while (cap < need)
         cap = cap > tx->max / 2 ? tx->max : cap * 2;
     if (cap == tx->cap)
@@ -154,6 +164,8 @@ void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg)
 
 void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len)
 {
+    if (len == 0)
+        return;
     size_t pos = (size_t)(off % tx->cap);
     size_t first = SST_MIN(len, tx->cap - pos);
     memcpy(dst, tx->buf + pos, first);

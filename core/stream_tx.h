@@ -37,6 +37,8 @@ struct sst_seg {
 /* A small ring that may grow to max bytes (> 0).  0, SST_ERR_INVAL or SST_ERR_NOMEM. */
 SST_MUST_CHECK int sst_tx_init(struct sst_tx *tx, size_t max);
 void sst_tx_free(struct sst_tx *tx);
+/* Gives back the ring and range storage when nothing is unacknowledged (an idle stream). */
+void sst_tx_compact(struct sst_tx *tx);
 /* Buffers up to len bytes; returns how many fit (0 when full or closed). */
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len);
 size_t sst_tx_space(const struct sst_tx *tx);

@@ -494,6 +494,226 @@ START_TEST(test_migrate_gives_up_after_timeout)
 }
 END_TEST
 
+/* ---- many idle streams: detach keeps LSID use bounded -------------------------------------- */
+
+/* Each stream: the client's handle, bytes echoed back so far, and the server's handle. */
+struct idle_st {
+    struct sst_stream *c, *s;
+    unsigned echoed;
+    bool connected;
+};
+
+static struct idle_st *idle_tab;
+static unsigned idle_accepted, idle_connected, idle_errors, idle_bad;
+
+static void idle_cli_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct idle_st *st = arg;
+    if (ev & SST_EV_ERROR) {
+        idle_errors++;
+        return;
+    }
+    if ((ev & SST_EV_CONNECTED) && !st->connected) {
+        st->connected = true;
+        idle_connected++;
+    }
+    uint8_t buf[64];
+    sst_ssize_t n;
+    while ((n = sst_stream_read(s, buf, sizeof buf)) > 0) {
+        /* The echo of "ping" followed by this stream's index byte. */
+        for (sst_ssize_t i = 0; i < n; i++, st->echoed++) {
+            uint8_t want = st->echoed < 4 ? (uint8_t)"ping"[st->echoed] : (uint8_t)(st - idle_tab);
+            if (st->echoed >= 5 || buf[i] != want)
+                idle_bad++;
+        }
+    }
+}
+
+static void idle_srv_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    (void)arg;
+    if (ev & SST_EV_ERROR) {
+        idle_errors++;
+        return;
+    }
+    uint8_t buf[64];
+    sst_ssize_t n;
+    while ((n = sst_stream_read(s, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(sst_stream_write(s, buf, (size_t)n), n);
+    if (n == 0)
+        sst_stream_close(s);   /* the client closed: so do we */
+}
+
+static void idle_accept(struct sst_listener *l, void *arg)
+{
+    (void)arg;
+    while (sst_accept(l, idle_srv_cb, NULL) != NULL)
+        idle_accepted++;
+}
+
+static size_t heap_used(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+START_TEST(test_migrate_100k_idle_streams_detach)
+{
+    /* 100k streams are opened in batches and left open and idle; idle ones detach on both
+     * sides (detach_idle 200 ms), so LSIDs in use stay bounded while all streams stay open.
+     * Then 200 of the old streams are used again (re-attached both ways): each echoes its own
+     * bytes.  Heap per idle stream is measured with mallinfo2 and printed. */
+    enum { TOTAL = 100000, BATCH = 2500, USE = 200 };
+    struct sim *s = new_sim(35);
+    struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(200), .queue_bytes = 4000000 };
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);
+    cfg.detach_idle = SST_MS(200);
+    cfg.max_pending = BATCH;
+    cfg.host.idle_timeout = 0;        /* the channel itself stays up while everything idles */
+    struct node a, b;
+    node_init(&a, s, 1, &cfg);
+    node_init(&b, s, 2, &cfg);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    ck_assert_ptr_nonnull(sst_listen(b.c, "idle", idle_accept, NULL));
+    idle_tab = calloc(TOTAL, sizeof *idle_tab);
+    ck_assert_ptr_nonnull(idle_tab);
+    idle_accepted = idle_connected = idle_errors = idle_bad = 0;
+    /* Warm up the channel so its own state is not counted per stream. */
+    node_enter(&a);
+    struct sst_stream *warm = sst_connect(a.c, &b.addr, "idle", idle_cli_cb, &idle_tab[0]);
+    node_leave(&a);
+    sim_run_until(s, SST_SEC(1));
+    node_enter(&a);
+    sst_stream_close(warm);
+    node_leave(&a);
+    sim_run_until(s, SST_SEC(2));
+    idle_accepted = idle_connected = 0;
+    memset(&idle_tab[0], 0, sizeof idle_tab[0]);
+    size_t before = heap_used();
+    uint64_t max_lsids = 0;
+    for (unsigned k = 0; k < TOTAL; k += BATCH) {
+        node_enter(&a);
+        for (unsigned i = k; i < k + BATCH; i++) {
+            idle_tab[i].c = sst_connect(a.c, &b.addr, "idle", idle_cli_cb, &idle_tab[i]);
+            ck_assert_ptr_nonnull(idle_tab[i].c);
+        }
+        node_leave(&a);
+        /* Sample while the batch is busy and again once it idled. */
+        for (int step = 0; step < 2; step++) {
+            sim_run_until(s, sim_now(s) + (step == 0 ? SST_MS(100) : SST_MS(400)));
+            struct sst_ctx_stats sa, sb;
+            sst_ctx_get_stats(a.c, &sa);
+            sst_ctx_get_stats(b.c, &sb);
+            max_lsids = SST_MAX(max_lsids, SST_MAX(sa.lsids_in_use, sb.lsids_in_use));
+        }
+    }
+    sim_run_until(s, sim_now(s) + SST_SEC(1));
+    ck_assert_uint_eq(idle_errors, 0);
+    ck_assert_uint_eq(idle_connected, TOTAL);
+    ck_assert_uint_eq(idle_accepted, TOTAL);
+    struct sst_ctx_stats sa, sb;
+    sst_ctx_get_stats(a.c, &sa);
+    sst_ctx_get_stats(b.c, &sb);
+    ck_assert_uint_eq(sa.streams_live, TOTAL);
+    ck_assert_uint_eq(sb.streams_live, TOTAL);
+    size_t after = heap_used();
+    double per_stream = ((double)after - (double)before) / (2.0 * TOTAL);
+    printf("100k idle streams: at most %llu LSIDs in use on one side (now %llu/%llu), detaches %llu/%llu, "
+           "heap %.0f B per idle stream per end (target <= 512: %s)\n",
+           (unsigned long long)max_lsids, (unsigned long long)sa.lsids_in_use,
+           (unsigned long long)sb.lsids_in_use, (unsigned long long)sa.detaches_sent,
+           (unsigned long long)sb.detaches_sent, per_stream, per_stream <= 512 ? "met" : "NOT met");
+    /* Every idle stream detached: only the batch being opened holds LSIDs. */
+    ck_assert_uint_gt(max_lsids, 0);
+    ck_assert_uint_le(max_lsids, 2 * BATCH);
+    ck_assert_uint_eq(sa.lsids_in_use, 0);
+    ck_assert_uint_eq(sb.lsids_in_use, 0);
+    ck_assert_uint_ge(sa.detaches_sent, TOTAL);
+    ck_assert_uint_ge(sb.detaches_sent, TOTAL);
+    /* Old streams come back to life: re-attached on both sides, bytes echoed intact. */
+    struct sim_rng rng;
+    sim_rng_init(&rng, 35, "pick", 0);
+    unsigned picked[USE];
+    node_enter(&a);
+    for (unsigned i = 0; i < USE; i++) {
+        picked[i] = (unsigned)sim_rng_below(&rng, TOTAL);
+        struct idle_st *st = &idle_tab[picked[i]];
+        if (st->echoed > 0 || st->s != NULL)
+            continue;   /* picked twice */
+        st->s = st->c;  /* mark */
+        uint8_t msg[5] = { 'p', 'i', 'n', 'g', (uint8_t)picked[i] };
+        ck_assert_int_eq(sst_stream_write(st->c, msg, sizeof msg), 5);
+    }
+    node_leave(&a);
+    sim_run_until(s, sim_now(s) + SST_SEC(2));
+    ck_assert_uint_eq(idle_errors, 0);
+    ck_assert_uint_eq(idle_bad, 0);
+    for (unsigned i = 0; i < USE; i++)
+        ck_assert_uint_eq(idle_tab[picked[i]].echoed, 5);
+    sst_ctx_get_stats(a.c, &sa);
+    ck_assert_uint_ge(sa.attaches_sent, USE / 2);
+    node_free(&a);
+    node_free(&b);
+    free(idle_tab);
+    sim_free(s);
+}
+END_TEST
+
+START_TEST(test_migrate_idle_channel_memory)
+{
+    /* Heap per idle channel: 64 clients each open a channel to one server, exchange one
+     * stream and go idle.  (Both ends' channel state is counted, so the per-end figure is half
+     * the per-channel delta; host, channel and stream-layer state together.) */
+    enum { K = 64 };
+    struct sim *s = new_sim(36);
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);
+    cfg.host.idle_timeout = 0;
+    struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(200) };
+    static struct node cl[K];
+    struct node b;
+    node_init(&b, s, 200, &cfg);
+    for (unsigned i = 0; i < K; i++) {
+        node_init(&cl[i], s, (uint8_t)(10 + i), &cfg);
+        ck_assert_int_eq(sim_path(s, &cl[i].addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    }
+    ck_assert_ptr_nonnull(sst_listen(b.c, "idle", idle_accept, NULL));
+    idle_tab = calloc(K, sizeof *idle_tab);
+    idle_accepted = idle_connected = idle_errors = idle_bad = 0;
+    sim_run_until(s, SST_MS(10));
+    size_t before = heap_used();
+    for (unsigned i = 0; i < K; i++) {
+        node_enter(&cl[i]);
+        idle_tab[i].c = sst_connect(cl[i].c, &b.addr, "idle", idle_cli_cb, &idle_tab[i]);
+        node_leave(&cl[i]);
+    }
+    sim_run_until(s, SST_SEC(1));
+    ck_assert_uint_eq(idle_connected, K);
+    for (unsigned i = 0; i < K; i++) {
+        node_enter(&cl[i]);
+        sst_stream_close(idle_tab[i].c);
+        node_leave(&cl[i]);
+    }
+    sim_run_until(s, SST_SEC(3));
+    struct sst_ctx_stats sb;
+    sst_ctx_get_stats(b.c, &sb);
+    ck_assert_uint_eq(sb.streams_live, 0);   /* both ends closed: only the channels remain */
+    struct sst_host_stats hs;
+    sst_host_get_stats(sst_ctx_host(b.c), &hs);
+    ck_assert_uint_eq(hs.channels, K);
+    size_t after = heap_used();
+    double per_end = ((double)after - (double)before) / (2.0 * K);
+    printf("idle channels: heap %.0f B per channel end over %u channels (target <= 4096: %s)\n",
+           per_end, K, per_end <= 4096 ? "met" : "NOT met");
+    for (unsigned i = 0; i < K; i++)
+        node_free(&cl[i]);
+    node_free(&b);
+    free(idle_tab);
+    sim_free(s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *su = suite_create("stream_migrate");
@@ -503,6 +723,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_migrate_peer_address_change);
     tcase_add_test(tc, test_migrate_peer_restart_resets);
     tcase_add_test(tc, test_migrate_gives_up_after_timeout);
+    tcase_add_test(tc, test_migrate_100k_idle_streams_detach);
+    tcase_add_test(tc, test_migrate_idle_channel_memory);
     suite_add_tcase(su, tc);
     return su;
 }
