@@ -13,6 +13,7 @@
 #include "io/driver.h"
 #include "io/keystore.h"
 #include "io/udp.h"
+#include "fdtable.h"
 #include "log.h"
 #include "shim.h"
 
@@ -25,6 +26,7 @@ static struct {
     struct sst_driver *drv;
     struct sst_ctx *ctx;
     struct sst_keystore *ks;
+    bool fixed_port;            /* bound to [::]:SST_PORT for the server side (SST_LISTEN) */
     bool failed;
     char why[120];
 } eng;
@@ -59,10 +61,35 @@ static void engine_fail(const char *what, const char *detail)
     SHIM_WARN("%s: %s", what, detail);
 }
 
-static void engine_build(struct event_base *base)
+/* Opens the UDP endpoint on port (0: ephemeral) and the engine over it.  False, with errno,
+ * when neither [::]:port nor 0.0.0.0:port can be bound. */
+static bool engine_bind(struct event_base *base, const struct sst_ctx_config *cfg,
+                        const struct sst_host_io *io, uint16_t port)
+{
+    /* The UDP socket is created through our own socket() hook: make it a hidden engine fd. */
+    struct sst_addr any;
+    shim_tls_guard++;
+    shim_tls_hide_new = 1;
+    sst_addr_parse(&any, "[::]:0", port);
+    any.port = port;
+    eng.drv = sst_driver_new_ctx(base, cfg, &any, io, NULL);
+    if (!eng.drv) {
+        sst_addr_parse(&any, "0.0.0.0:0", port);   /* no IPv6 on this host */
+        any.port = port;
+        eng.drv = sst_driver_new_ctx(base, cfg, &any, io, NULL);
+    }
+    shim_tls_hide_new = 0;
+    shim_tls_guard--;
+    return eng.drv != NULL;
+}
+
+/* Builds the engine; with want_port, on the fixed SST_PORT so peers can reach our listeners,
+ * else (or if that port is taken) on an ephemeral port, which serves client connections. */
+static void engine_build(struct event_base *base, bool want_port)
 {
     char err[SST_KEYSTORE_ERRLEN];
-    eng.ks = sst_keystore_open(shim_cfg.keydir[0] ? shim_cfg.keydir : NULL, err, sizeof(err));
+    if (!eng.ks)
+        eng.ks = sst_keystore_open(shim_cfg.keydir[0] ? shim_cfg.keydir : NULL, err, sizeof(err));
     if (!eng.ks) {
         engine_fail("SST key store unusable", err);
         return;
@@ -79,25 +106,23 @@ static void engine_build(struct event_base *base)
     struct sst_host_io io = { .ctx = eng.ks, .verify_peer = sst_keystore_verify_cb,
                               .chan_event = on_chan_event };
 
-    /* The UDP socket is created through our own socket() hook: make it a hidden engine fd. */
-    struct sst_addr any;
-    shim_tls_guard++;
-    shim_tls_hide_new = 1;
-    sst_addr_parse(&any, "[::]:0", 0);
-    eng.drv = sst_driver_new_ctx(base, &cfg, &any, &io, NULL);
-    if (!eng.drv) {
-        sst_addr_parse(&any, "0.0.0.0:0", 0);   /* no IPv6 on this host */
-        eng.drv = sst_driver_new_ctx(base, &cfg, &any, &io, NULL);
+    if (want_port) {
+        eng.fixed_port = engine_bind(base, &cfg, &io, shim_cfg.port);
+        if (!eng.fixed_port)
+            SHIM_WARN("SST_LISTEN: cannot bind UDP port %u (%s): SST peers cannot reach this "
+                      "process's listeners", shim_cfg.port, strerror(errno));
     }
-    shim_tls_hide_new = 0;
-    shim_tls_guard--;
+    if (!eng.drv)
+        (void)engine_bind(base, &cfg, &io, 0);
     memset(&cfg.host.identity, 0, sizeof(cfg.host.identity));
     if (!eng.drv) {
         engine_fail("SST engine could not start", strerror(errno));
         return;
     }
     eng.ctx = sst_driver_ctx(eng.drv);
-    SHIM_DEBUG("SST engine started (%s security)", shim_cfg.security == SHIM_SEC_LIGHT ? "light" : "strong");
+    SHIM_DEBUG("SST engine started (%s security, UDP port %s)",
+               shim_cfg.security == SHIM_SEC_LIGHT ? "light" : "strong",
+               eng.fixed_port ? "fixed" : "ephemeral");
 }
 
 struct sst_ctx *shim_engine_get(struct event_base *base)
@@ -108,9 +133,42 @@ struct sst_ctx *shim_engine_get(struct event_base *base)
          * alone: its memory belongs to objects this process no longer drives. */
         memset(&eng, 0, sizeof(eng));
         eng.base = base;
-        engine_build(base);
+        engine_build(base, false);
     }
     return eng.failed ? NULL : eng.ctx;
+}
+
+struct sst_ctx *shim_engine_listen_port(struct event_base *base)
+{
+    if (eng.base != base) {
+        memset(&eng, 0, sizeof(eng));
+        eng.base = base;
+        engine_build(base, true);
+        return eng.fixed_port ? eng.ctx : NULL;
+    }
+    if (eng.failed)
+        return NULL;
+    if (eng.fixed_port)
+        return eng.ctx;
+    /* Client connections came first and the engine sits on an ephemeral port.  Without live
+     * streams it is rebuilt on SST_PORT (idle channels end without notice: their peers time
+     * them out); with live streams it stays, and the listeners cannot be reached. */
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(eng.ctx, &st);
+    if (st.streams_live > 0) {
+        SHIM_WARN("SST_LISTEN: the engine carries %llu stream(s) on an ephemeral UDP port; "
+                  "not moved to port %u", (unsigned long long)st.streams_live, shim_cfg.port);
+        return NULL;
+    }
+    int old_fd = sst_udp_fd(sst_driver_udp(eng.drv));
+    shim_tls_guard++;
+    sst_driver_free(eng.drv);
+    shim_tls_guard--;
+    shim_fd_set(old_fd, 0);   /* closed by the driver, behind the hooks */
+    eng.drv = NULL;
+    eng.ctx = NULL;
+    engine_build(base, true);
+    return eng.fixed_port ? eng.ctx : NULL;
 }
 
 const char *shim_engine_why(void) { return eng.why; }

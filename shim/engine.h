@@ -14,6 +14,10 @@ struct event_base;
  * NULL if it cannot run in this process; shim_engine_why() then says why. */
 struct sst_ctx *shim_engine_get(struct event_base *base);
 const char *shim_engine_why(void);
+/* The engine on the fixed UDP port SST_PORT ([::], dual-stack), for the server side: built
+ * there, or rebuilt there if it runs on an ephemeral port without live streams.  Client
+ * connections use the same engine.  NULL if the port cannot be had (logged). */
+struct sst_ctx *shim_engine_listen_port(struct event_base *base);
 /* Call before API calls made outside the engine's own callbacks (the engine reads no clock). */
 void shim_engine_sync_time(void);
 /* Call after them: sends what they queued and re-arms the engine's timer. */

@@ -34,6 +34,14 @@ struct opt_cmd {
 };
 static struct opt_cmd *opt_head, *opt_tail;
 
+/* A function to run on the event thread (shim_ev_call). */
+struct call_cmd {
+    struct call_cmd *next;
+    void (*fn)(void *arg);
+    void *arg;
+};
+static struct call_cmd *call_head, *call_tail;
+
 static void start_one(struct shim_conn *c)
 {
     int err = c->tr->start(c, ev_base);
@@ -49,8 +57,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&ev_lock);
     struct shim_conn *c = queue_head;
     struct opt_cmd *o = opt_head;
+    struct call_cmd *k = call_head;
     queue_head = queue_tail = NULL;
     opt_head = opt_tail = NULL;
+    call_head = call_tail = NULL;
     pthread_mutex_unlock(&ev_lock);
     /* Starts first: an option queued after a connect() then finds its transport started. */
     while (c) {
@@ -66,6 +76,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         shim_conn_unref(o->c);
         free(o);
         o = next;
+    }
+    while (k) {
+        struct call_cmd *next = k->next;
+        k->fn(k->arg);
+        free(k);
+        k = next;
     }
 }
 
@@ -167,6 +183,32 @@ int shim_ev_submit(struct shim_conn *c)
     return err;
 }
 
+int shim_ev_call(void (*fn)(void *arg), void *arg)
+{
+    struct call_cmd *k = calloc(1, sizeof(*k));
+    if (!k)
+        return ENOMEM;
+    k->fn = fn;
+    k->arg = arg;
+    int err = 0;
+    pthread_mutex_lock(&ev_lock);
+    if (!ev_running)
+        err = ev_start();
+    if (err == 0) {
+        if (call_tail)
+            call_tail->next = k;
+        else
+            call_head = k;
+        call_tail = k;
+        ssize_t w = write(wake_wr, "c", 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&ev_lock);
+    if (err != 0)
+        free(k);
+    return err;
+}
+
 struct event_base *shim_ev_base(void)
 {
     return ev_base;
@@ -199,6 +241,7 @@ static void at_child(void)
     wake_rd = wake_wr = -1;
     queue_head = queue_tail = NULL;
     opt_head = opt_tail = NULL;   /* the parent's; leaked in the child */
+    call_head = call_tail = NULL;
     atomic_store(&shim_pump_live, 0);   /* the parent's pumps, not ours */
 }
 

@@ -11,6 +11,9 @@ int shim_ev_submit(struct shim_conn *c);
 /* Forwards an option the app set on a replaced fd to its live transport (no-op before the
  * thread runs: the transport then reads the remembered options at start). */
 void shim_ev_set_option(struct shim_conn *c, int level, int name, int value);
+/* Runs fn(arg) on the event thread, starting it if needed (the server side's work: listeners
+ * are opened and closed there).  Returns 0 or a positive errno (fn then never runs). */
+int shim_ev_call(void (*fn)(void *arg), void *arg);
 /* The loop's event_base (event thread only; NULL before the first start). */
 struct event_base *shim_ev_base(void);
 /* At exit(): closes the app's remaining replaced fds (the kernel would a moment later) and

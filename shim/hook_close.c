@@ -9,10 +9,12 @@
 #include "fdtable.h"
 #include "log.h"
 #include "real.h"
+#include "server.h"
 #include "shim.h"
 
 SHIM_EXPORT int close(int fd)
 {
+    shim_server_on_close(fd);   /* an SST_LISTEN socket: its SST listener stops with it */
     uintptr_t v = shim_fd_get(fd);
     if (v == 0 || shim_tls_guard)
         return shim_real_close(fd);

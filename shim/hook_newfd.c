@@ -11,6 +11,7 @@
 #include "epollrec.h"
 #include "fdtable.h"
 #include "real.h"
+#include "server.h"
 #include "shim.h"
 
 static int new_fd(int fd)
@@ -55,14 +56,18 @@ SHIM_EXPORT int socketpair(int domain, int type, int proto, int sv[2])
     return new_pair(shim_real_socketpair(domain, type, proto, sv), sv);
 }
 
+/* accept/accept4 also give a connection bridged from an SST stream its SST peer's address
+ * (server.h; one atomic load when the process has no SST listener). */
 SHIM_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    return new_fd(shim_real_accept(fd, sa, len));
+    socklen_t cap = len ? *len : 0;
+    return shim_server_on_accept(new_fd(shim_real_accept(fd, sa, len)), sa, len, cap);
 }
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-    return new_fd(shim_real_accept4(fd, sa, len, flags));
+    socklen_t cap = len ? *len : 0;
+    return shim_server_on_accept(new_fd(shim_real_accept4(fd, sa, len, flags)), sa, len, cap);
 }
 
 SHIM_EXPORT int pipe(int fds[2])

@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "evthread.h"
 #include "real.h"
+#include "server.h"
 #include "shim.h"
 
 static int put_int(void *val, socklen_t *len, int v)
@@ -117,6 +118,9 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
     struct shim_conn *c;
+    int ret;
+    if (shim_server_engaged() && shim_server_getpeername(fd, sa, len, &ret))
+        return ret;   /* accepted from an SST stream: the SST peer (server.h) */
     if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
         return shim_real_getpeername(fd, sa, len);
     if (atomic_load_explicit(&c->state, memory_order_acquire) != SHIM_CONN_CONNECTED) {

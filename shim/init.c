@@ -165,8 +165,8 @@ __attribute__((constructor)) static void shim_init(void)
         SHIM_ERROR("%s; the shim stays inactive", err);
         goto inert;
     }
-    if (!shim_cfg.peers_set) {
-        SHIM_DEBUG("SST_PEERS unset: inactive");
+    if (!shim_cfg.peers_set && !shim_cfg.listen_all && shim_cfg.n_listen == 0) {
+        SHIM_DEBUG("SST_PEERS and SST_LISTEN unset: inactive");
         goto inert;
     }
     if (shim_cfg.mode == SHIM_MODE_OFF) {

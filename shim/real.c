@@ -28,6 +28,7 @@ static int (*p_dup2)(int, int);
 static int (*p_dup3)(int, int, int);
 static int (*p_accept4)(int, struct sockaddr *, socklen_t *, int);
 static int (*p_accept)(int, struct sockaddr *, socklen_t *);
+static int (*p_listen)(int, int);
 static int (*p_pipe2)(int *, int);
 static int (*p_pipe)(int *);
 static int (*p_epoll_create1)(int);
@@ -59,6 +60,7 @@ int shim_real_init(void)
     RESOLVE(dup3);
     RESOLVE(accept4);
     RESOLVE(accept);
+    RESOLVE(listen);
     RESOLVE(pipe2);
     RESOLVE(pipe);
     RESOLVE(epoll_create1);
@@ -167,6 +169,11 @@ int shim_real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 int shim_real_accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
     return p_accept ? p_accept(fd, sa, len) : (int)syscall(SYS_accept4, fd, sa, len, 0);
+}
+
+int shim_real_listen(int fd, int backlog)
+{
+    return p_listen ? p_listen(fd, backlog) : (int)syscall(SYS_listen, fd, backlog);
 }
 
 int shim_real_pipe2(int fds[2], int flags)

@@ -28,6 +28,7 @@ int shim_real_dup2(int fd, int fd2);
 int shim_real_dup3(int fd, int fd2, int flags);
 int shim_real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int shim_real_accept(int fd, struct sockaddr *sa, socklen_t *len);
+int shim_real_listen(int fd, int backlog);
 int shim_real_pipe2(int fds[2], int flags);
 int shim_real_pipe(int fds[2]);
 int shim_real_epoll_create1(int flags);

@@ -1,0 +1,654 @@
+/* The server side (server.h): SST listeners for the app's listening ports, and loopback bridges
+ * that hand each accepted SST stream to the app's accept() with the SST peer's address. */
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "engine.h"
+#include "evthread.h"
+#include "fdtable.h"
+#include "io/udp.h"
+#include "log.h"
+#include "real.h"
+#include "spump.h"
+
+/* How long the loopback connect to the app's listener may take (its accept queue may be full:
+ * the kernel then retries the SYN, as for any client). */
+#define BRIDGE_CONNECT_TIMEOUT_SEC 10
+
+/* An app socket listening on a selected port (locked by srv_lock). */
+struct lsock {
+    struct lsock *next;
+    int fd;
+    dev_t dev;
+    ino_t ino;                       /* identity: the number may be reused after a close we missed */
+    int family;                      /* AF_INET or AF_INET6, as the app's socket */
+    bool v6only;
+    uint16_t port;
+    struct sockaddr_storage target;  /* where bridges connect: the bound address, or loopback */
+    socklen_t target_len;
+};
+
+/* A bridge's loopback connection not yet accepted by the app, keyed by its local address (what
+ * the app's accept() sees as the peer).  Owned by its bridge; in the table until accepted. */
+struct pend {
+    uint8_t key[19];                 /* sst_addr_encode of our loopback socket's local address */
+    struct sockaddr_storage peer;    /* the SST peer, in the listening socket's family */
+    socklen_t peer_len;              /* 0: not expressible in that family (IPv6 peer, IPv4 socket) */
+    bool in_table;
+    UT_hash_handle hh;
+};
+
+/* An accepted fd that answers getpeername with its SST peer (locked by srv_lock). */
+struct afd {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    UT_hash_handle hh;
+};
+
+/* One SST listener per port (event thread only): a service is listened on once, whichever
+ * families and addresses the app's sockets for that port use. */
+struct lport {
+    struct lport *next;
+    uint16_t port;
+    struct sst_listener *l;
+};
+
+/* An accepted SST stream on its way to the app: loopback connect, then the pump. */
+struct bridge {
+    struct pend pend;
+    struct sst_stream *s;
+    int sock;
+    struct event *ev;                /* loopback connect completion */
+    uint16_t port;                   /* the app's TCP port (the SST service) */
+};
+
+atomic_int shim_server_live;
+static atomic_int n_pending;
+static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t srv_pid;                /* a vfork child (other pid, our memory) leaves tables alone */
+static struct lsock *lsocks;
+static struct pend *pendings;
+static struct afd *afds;
+static struct lport *lports;         /* event thread */
+static pthread_once_t srv_once = PTHREAD_ONCE_INIT;
+
+static void at_prepare(void) { pthread_mutex_lock(&srv_lock); }
+static void at_parent(void) { pthread_mutex_unlock(&srv_lock); }
+
+/* A forked child has no SST listener (the parent's engine owns it and the UDP port): its
+ * copies of the tables describe the parent's bridges, so they are dropped (leaked). */
+static void at_child(void)
+{
+    pthread_mutex_init(&srv_lock, NULL);
+    srv_pid = getpid();
+    lsocks = NULL;
+    pendings = NULL;
+    afds = NULL;
+    lports = NULL;
+    atomic_store(&shim_server_live, 0);
+    atomic_store(&n_pending, 0);
+}
+
+static void srv_setup(void)
+{
+    srv_pid = getpid();
+    pthread_atfork(at_prepare, at_parent, at_child);
+}
+
+static bool port_selected(uint16_t port)
+{
+    if (shim_cfg.listen_all)
+        return true;
+    for (size_t i = 0; i < shim_cfg.n_listen; i++)
+        if (shim_cfg.listen[i] == port)
+            return true;
+    return false;
+}
+
+/* The address a bridge connects to: the listener's own, with a wildcard replaced by the
+ * family's loopback; IPv4-mapped becomes plain IPv4 (a dual-stack socket accepts both). */
+static void listen_target(const struct sockaddr_storage *bound, struct sockaddr_storage *t, socklen_t *tlen)
+{
+    memset(t, 0, sizeof(*t));
+    if (bound->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)bound;
+        if (!IN6_IS_ADDR_V4MAPPED(&b6->sin6_addr)) {
+            struct sockaddr_in6 *t6 = (struct sockaddr_in6 *)t;
+            *t6 = *b6;
+            if (IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr))
+                t6->sin6_addr = in6addr_loopback;
+            *tlen = sizeof(*t6);
+            return;
+        }
+        struct sockaddr_in *t4 = (struct sockaddr_in *)t;
+        t4->sin_family = AF_INET;
+        t4->sin_port = b6->sin6_port;
+        memcpy(&t4->sin_addr, &b6->sin6_addr.s6_addr[12], 4);
+    } else {
+        *(struct sockaddr_in *)t = *(const struct sockaddr_in *)bound;
+    }
+    struct sockaddr_in *t4 = (struct sockaddr_in *)t;
+    if (t4->sin_addr.s_addr == htonl(INADDR_ANY))
+        t4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *tlen = sizeof(*t4);
+}
+
+/* ---- event thread: SST listeners ------------------------------------------------------------ */
+
+static struct lport *lport_find(uint16_t port)
+{
+    for (struct lport *p = lports; p; p = p->next)
+        if (p->port == port)
+            return p;
+    return NULL;
+}
+
+static void lport_close(uint16_t port)
+{
+    for (struct lport **pp = &lports; *pp; pp = &(*pp)->next) {
+        struct lport *p = *pp;
+        if (p->port != port)
+            continue;
+        *pp = p->next;
+        shim_engine_sync_time();
+        sst_listener_close(p->l);
+        shim_engine_kick();
+        SHIM_INFO("SST_LISTEN: port %u no longer accepts SST streams", port);
+        free(p);
+        return;
+    }
+}
+
+/* Recorded listening sockets for port (locked). */
+static int lsock_count(uint16_t port)
+{
+    int n = 0;
+    for (struct lsock *ls = lsocks; ls; ls = ls->next)
+        n += ls->port == port;
+    return n;
+}
+
+static void lsock_unlink(struct lsock **pp)
+{
+    struct lsock *ls = *pp;
+    *pp = ls->next;
+    free(ls);
+    atomic_fetch_sub(&shim_server_live, 1);
+}
+
+/* Drops records of port's sockets whose fd no longer is that socket (closed behind our back:
+ * close_range, dup2 over it, a raw syscall); returns how many remain. */
+static int lsock_prune(uint16_t port)
+{
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock **pp = &lsocks; *pp;) {
+        struct stat st;
+        struct lsock *ls = *pp;
+        if (ls->port == port && (fstat(ls->fd, &st) != 0 || st.st_dev != ls->dev || st.st_ino != ls->ino))
+            lsock_unlink(pp);
+        else
+            pp = &ls->next;
+    }
+    int n = lsock_count(port);
+    pthread_mutex_unlock(&srv_lock);
+    return n;
+}
+
+static void pend_remove(struct pend *p)
+{
+    pthread_mutex_lock(&srv_lock);
+    if (p->in_table) {
+        HASH_DEL(pendings, p);
+        p->in_table = false;
+        atomic_fetch_sub(&n_pending, 1);
+    }
+    pthread_mutex_unlock(&srv_lock);
+}
+
+/* Ends a bridge before its pump runs: the stream is reset toward the peer (as a TCP server
+ * whose app is gone sends RST). */
+static void bridge_abort(struct bridge *b)
+{
+    if (b->ev)
+        event_free(b->ev);
+    if (b->sock >= 0)
+        shim_fd_close_own(b->sock);
+    pend_remove(&b->pend);
+    shim_engine_sync_time();
+    sst_stream_shutdown(b->s, SST_SHUT_RESET);
+    sst_stream_close(b->s);
+    shim_engine_kick();
+    free(b);
+}
+
+static void bridge_done(void *arg, int err)
+{
+    struct bridge *b = arg;
+    if (err)
+        SHIM_DEBUG("SST_LISTEN: connection ended: %s", strerror(err));
+    pend_remove(&b->pend);
+    free(b);
+}
+
+static void bridge_pump(struct bridge *b)
+{
+    if (b->ev) {
+        event_free(b->ev);
+        b->ev = NULL;
+    }
+    int sock = b->sock;
+    b->sock = -1;
+    if (!shim_spump_start(shim_ev_base(), sock, b->s, bridge_done, b)) {
+        b->sock = sock;
+        bridge_abort(b);
+    }
+}
+
+/* The loopback connect failed: refused means the app's listener went away unseen. */
+static void bridge_failed(struct bridge *b, int err)
+{
+    uint16_t port = b->port;
+    SHIM_DEBUG("SST_LISTEN: loopback connect to port %u failed: %s", port, strerror(err));
+    bridge_abort(b);
+    if (err == ECONNREFUSED && lsock_prune(port) == 0)
+        lport_close(port);
+}
+
+static void on_bridge_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct bridge *b = arg;
+    int err = ETIMEDOUT;
+    socklen_t el = sizeof(err);
+    if ((what & EV_WRITE) && shim_real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+        err = errno;
+    if (err != 0) {
+        bridge_failed(b, err);
+        return;
+    }
+    bridge_pump(b);
+}
+
+/* While the loopback connect runs, the stream may fail (peer reset, channel down). */
+static void on_waiting_stream(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct bridge *b = arg;
+    (void)s;
+    if ((ev & SST_EV_ERROR) && b)
+        bridge_abort(b);
+}
+
+/* Chooses the app socket for a stream from peer: the peer's family first, so its address can
+ * be reported as it is (an IPv4 peer also fits a dual-stack IPv6 socket, as ::ffff:a.b.c.d). */
+static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock *out)
+{
+    struct lsock *best = NULL;
+    int best_score = -1;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls; ls = ls->next) {
+        if (ls->port != port)
+            continue;
+        int score = 0;
+        if (peer->family == SST_AF_INET4 && ls->family == AF_INET)
+            score = 2;
+        else if (peer->family == SST_AF_INET4 && !ls->v6only)
+            score = 1;
+        else if (peer->family == SST_AF_INET6 && ls->family == AF_INET6)
+            score = 2;
+        if (score > best_score) {
+            best = ls;
+            best_score = score;
+        }
+    }
+    if (best)
+        *out = *best;
+    pthread_mutex_unlock(&srv_lock);
+    return best != NULL;
+}
+
+/* Opens the loopback connection for stream s and records it before connecting, so the app's
+ * accept() can never see it unrecorded (on loopback the handshake completes inside connect). */
+static void bridge_start(uint16_t port, struct sst_stream *s)
+{
+    struct lsock ls;
+    const struct sst_addr *peer = sst_stream_peer(s);
+    struct bridge *b = calloc(1, sizeof(*b));
+    if (!b) {
+        shim_engine_sync_time();
+        sst_stream_shutdown(s, SST_SHUT_RESET);
+        sst_stream_close(s);
+        shim_engine_kick();
+        return;
+    }
+    b->s = s;
+    b->sock = -1;
+    b->port = port;
+    sst_stream_set_callback(s, on_waiting_stream, b);
+    if (!pick_target(port, peer, &ls)) {
+        bridge_abort(b);
+        lport_close(port);
+        return;
+    }
+    if (sst_addr_to_sockaddr(peer, ls.family, &b->pend.peer, &b->pend.peer_len) != 0)
+        b->pend.peer_len = 0;
+
+    int sock = shim_real_socket(ls.target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (sock < 0) {
+        SHIM_WARN("SST_LISTEN: no socket for a loopback bridge: %s", strerror(errno));
+        bridge_abort(b);
+        return;
+    }
+    b->sock = shim_fd_hide(sock, SHIM_FD_ENGINE);
+    /* Bind the source to the target's own address (loopback, or the listener's local
+     * address): the port is fixed now and the key is exact, so a remote client of the same
+     * source port cannot be mistaken for this bridge. */
+    struct sockaddr_storage src = ls.target;
+    ((struct sockaddr_in *)&src)->sin_port = 0;   /* same offset in sockaddr_in6 */
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof(local);
+    struct sst_addr la;
+    if (bind(b->sock, (struct sockaddr *)&src, ls.target_len) != 0 ||
+        shim_real_getsockname(b->sock, (struct sockaddr *)&local, &local_len) != 0 ||
+        sst_addr_from_sockaddr(&la, (struct sockaddr *)&local, local_len) != 0) {
+        SHIM_WARN("SST_LISTEN: cannot bind a loopback bridge: %s", strerror(errno));
+        bridge_abort(b);
+        return;
+    }
+    memset(b->pend.key, 0, sizeof(b->pend.key));
+    sst_addr_encode(&la, b->pend.key);
+    pthread_mutex_lock(&srv_lock);
+    HASH_ADD(hh, pendings, key, sizeof(b->pend.key), &b->pend);
+    b->pend.in_table = true;
+    atomic_fetch_add(&n_pending, 1);
+    pthread_mutex_unlock(&srv_lock);
+
+    if (shim_real_connect(b->sock, (struct sockaddr *)&ls.target, ls.target_len) == 0) {
+        bridge_pump(b);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        bridge_failed(b, errno);
+        return;
+    }
+    struct timeval tv = { BRIDGE_CONNECT_TIMEOUT_SEC, 0 };
+    b->ev = event_new(shim_ev_base(), b->sock, EV_WRITE, on_bridge_connected, b);
+    if (!b->ev || event_add(b->ev, &tv) < 0)
+        bridge_abort(b);
+}
+
+static void on_listener(struct sst_listener *l, void *arg)
+{
+    struct lport *p = arg;
+    uint16_t port = p->port;   /* bridge_start may close the listener (and free p) */
+    struct sst_stream *s;
+    while ((s = sst_accept(l, on_waiting_stream, NULL)) != NULL) {
+        if (shim_log_enabled(SHIM_LOG_DEBUG)) {
+            char a[SST_ADDR_STRLEN];
+            SHIM_DEBUG("SST_LISTEN: stream from %s for port %u", sst_addr_str(sst_stream_peer(s), a, sizeof(a)),
+                       port);
+        }
+        bridge_start(port, s);
+        if (!lport_find(port))
+            return;
+    }
+}
+
+static void srv_port_open(void *arg)
+{
+    uint16_t port = (uint16_t)(uintptr_t)arg;
+    if (lport_find(port) || lsock_prune(port) == 0)
+        return;
+    struct sst_ctx *ctx = shim_engine_listen_port(shim_ev_base());
+    if (!ctx) {
+        SHIM_WARN("SST_LISTEN: port %u stays TCP only (%s)", port,
+                  shim_engine_why()[0] ? shim_engine_why() : "no SST engine on the SST port");
+        return;
+    }
+    struct lport *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    char service[8];
+    snprintf(service, sizeof(service), "%u", port);
+    p->port = port;
+    shim_engine_sync_time();
+    p->l = sst_listen(ctx, service, on_listener, p);
+    shim_engine_kick();
+    if (!p->l) {
+        SHIM_WARN("SST_LISTEN: cannot listen for SST service %s", service);
+        free(p);
+        return;
+    }
+    p->next = lports;
+    lports = p;
+    SHIM_INFO("SST_LISTEN: port %u also accepts SST streams (UDP port %u)", port, shim_cfg.port);
+}
+
+static void srv_port_close(void *arg)
+{
+    uint16_t port = (uint16_t)(uintptr_t)arg;
+    pthread_mutex_lock(&srv_lock);
+    int n = lsock_count(port);
+    pthread_mutex_unlock(&srv_lock);
+    if (n == 0)
+        lport_close(port);
+}
+
+/* ---- app threads: hooks --------------------------------------------------------------------- */
+
+void shim_server_listen(int fd)
+{
+    int saved = errno;
+    int type = 0, proto = 0, v6only = 0;
+    socklen_t il = sizeof(int);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    struct stat st;
+
+    pthread_once(&srv_once, srv_setup);
+    if (getpid() != srv_pid)
+        goto out;
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &il) != 0 || type != SOCK_STREAM)
+        goto out;
+    il = sizeof(int);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &il) != 0 || proto != IPPROTO_TCP)
+        goto out;
+    if (shim_real_getsockname(fd, (struct sockaddr *)&bound, &blen) != 0 ||
+        (bound.ss_family != AF_INET && bound.ss_family != AF_INET6) || fstat(fd, &st) != 0)
+        goto out;
+    uint16_t port = ntohs(((struct sockaddr_in *)&bound)->sin_port);   /* same offset in v6 */
+    if (!port_selected(port))
+        goto out;
+    if (bound.ss_family == AF_INET6) {
+        il = sizeof(int);
+        if (shim_real_getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &il) != 0)
+            v6only = 0;
+    }
+
+    pthread_mutex_lock(&srv_lock);
+    bool known = false;
+    for (struct lsock **pp = &lsocks; *pp;) {
+        struct lsock *ls = *pp;
+        if (ls->fd == fd && ls->dev == st.st_dev && ls->ino == st.st_ino) {
+            known = true;   /* listen() again: a new backlog, nothing to do */
+            pp = &ls->next;
+        } else if (ls->fd == fd) {
+            lsock_unlink(pp);   /* stale: that number was closed behind our back */
+        } else {
+            pp = &ls->next;
+        }
+    }
+    struct lsock *ls = known ? NULL : calloc(1, sizeof(*ls));
+    if (ls) {
+        ls->fd = fd;
+        ls->dev = st.st_dev;
+        ls->ino = st.st_ino;
+        ls->family = bound.ss_family;
+        ls->v6only = v6only != 0;
+        ls->port = port;
+        listen_target(&bound, &ls->target, &ls->target_len);
+        ls->next = lsocks;
+        lsocks = ls;
+        atomic_fetch_add(&shim_server_live, 1);
+    }
+    pthread_mutex_unlock(&srv_lock);
+    if (ls) {
+        int err = shim_ev_call(srv_port_open, (void *)(uintptr_t)port);
+        if (err != 0)
+            SHIM_WARN("SST_LISTEN: port %u stays TCP only: %s", port, strerror(err));
+    }
+out:
+    errno = saved;
+}
+
+void shim_server_close(int fd)
+{
+    int saved = errno;
+    struct stat st;
+    if (getpid() != srv_pid || fstat(fd, &st) != 0)
+        goto out;
+    int port = -1;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock **pp = &lsocks; *pp; pp = &(*pp)->next) {
+        struct lsock *ls = *pp;
+        if (ls->fd == fd && ls->dev == st.st_dev && ls->ino == st.st_ino) {
+            port = ls->port;
+            lsock_unlink(pp);
+            if (lsock_count((uint16_t)port) > 0)
+                port = -1;
+            break;
+        }
+    }
+    struct afd *a;
+    HASH_FIND_INT(afds, &fd, a);
+    if (a) {
+        HASH_DEL(afds, a);
+        free(a);
+        atomic_fetch_sub(&shim_server_live, 1);
+    }
+    pthread_mutex_unlock(&srv_lock);
+    /* The last socket of its port: the SST listener goes too (streams waiting in its backlog
+     * are reset, as the kernel resets a closed listener's queue). */
+    if (port >= 0)
+        (void)shim_ev_call(srv_port_close, (void *)(uintptr_t)port);
+out:
+    errno = saved;
+}
+
+/* As the kernel: copy what fits, report the full length. */
+static void put_addr(struct sockaddr *sa, socklen_t *len, socklen_t cap, const struct sockaddr_storage *a,
+                     socklen_t alen)
+{
+    memcpy(sa, a, cap < alen ? cap : alen);
+    *len = alen;
+}
+
+void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap)
+{
+    if (atomic_load_explicit(&n_pending, memory_order_relaxed) == 0 || getpid() != srv_pid)
+        return;
+    int saved = errno;
+    struct sockaddr_storage from;
+    socklen_t flen = sizeof(from);
+    struct sst_addr fa;
+    if (sa && len && *len <= cap && *len <= (socklen_t)sizeof(from)) {
+        memcpy(&from, sa, *len);
+        flen = *len;
+    } else if (shim_real_getpeername(fd, (struct sockaddr *)&from, &flen) != 0) {
+        goto out;
+    }
+    if (sst_addr_from_sockaddr(&fa, (struct sockaddr *)&from, flen) != 0)
+        goto out;
+    uint8_t key[19];
+    memset(key, 0, sizeof(key));
+    sst_addr_encode(&fa, key);
+
+    struct stat st;
+    bool have_st = fstat(fd, &st) == 0;
+    struct sockaddr_storage peer;
+    socklen_t peer_len = 0;
+    struct pend *p;
+    pthread_mutex_lock(&srv_lock);
+    HASH_FIND(hh, pendings, key, sizeof(key), p);
+    if (p) {
+        HASH_DEL(pendings, p);
+        p->in_table = false;
+        atomic_fetch_sub(&n_pending, 1);
+        peer = p->peer;
+        peer_len = p->peer_len;
+    }
+    if (p && peer_len > 0 && have_st) {
+        struct afd *a;
+        HASH_FIND_INT(afds, &fd, a);
+        if (!a) {
+            a = calloc(1, sizeof(*a));
+            if (a) {
+                a->fd = fd;
+                HASH_ADD_INT(afds, fd, a);
+                atomic_fetch_add(&shim_server_live, 1);
+            }
+        }
+        if (a) {
+            a->dev = st.st_dev;
+            a->ino = st.st_ino;
+            a->peer = peer;
+            a->peer_len = peer_len;
+        }
+    }
+    pthread_mutex_unlock(&srv_lock);
+    if (p && peer_len > 0 && sa && len)
+        put_addr(sa, len, cap, &peer, peer_len);
+out:
+    errno = saved;
+}
+
+bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret)
+{
+    struct stat st;
+    struct afd *a;
+    struct sockaddr_storage peer;
+    socklen_t peer_len = 0;
+    int saved = errno;
+    if (fstat(fd, &st) != 0) {
+        errno = saved;
+        return false;
+    }
+    pthread_mutex_lock(&srv_lock);
+    HASH_FIND_INT(afds, &fd, a);
+    if (a && (a->dev != st.st_dev || a->ino != st.st_ino)) {
+        /* The number now names another file: the record is stale. */
+        HASH_DEL(afds, a);
+        free(a);
+        atomic_fetch_sub(&shim_server_live, 1);
+        a = NULL;
+    }
+    if (a) {
+        peer = a->peer;
+        peer_len = a->peer_len;
+    }
+    pthread_mutex_unlock(&srv_lock);
+    errno = saved;
+    if (!a)
+        return false;
+    if (!sa || !len) {
+        errno = EFAULT;
+        *ret = -1;
+        return true;
+    }
+    put_addr(sa, len, *len, &peer, peer_len);
+    *ret = 0;
+    return true;
+}

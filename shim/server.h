@@ -1,0 +1,53 @@
+/* The shim's server side (SST_LISTEN): a preloaded server's listening TCP socket also accepts SST
+ * streams for its port, each delivered to the app's own accept() as a loopback TCP connection
+ * made by the event thread, whose address accept() and getpeername() report as the SST peer's.
+ *
+ * The app thread side (listen, accept, getpeername, close hooks) and the event thread side
+ * (the SST listeners and the loopback bridges) share two small locked tables: the app's
+ * listening sockets, and the loopback connections not yet accepted, keyed by their local
+ * address.  Both are empty -- and every hook below costs one atomic load -- in a process that
+ * never listens on a selected port.  docs/shim.md §6b. */
+#ifndef SHIM_SERVER_H
+#define SHIM_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "shim.h"
+
+/* Listening sockets recorded + accepted fds recorded: zero means every hook passes through. */
+extern atomic_int shim_server_live;
+
+/* listen(fd) succeeded: if fd is a TCP socket on a port SST_LISTEN selects, records it and
+ * has the event thread listen for SST streams to that port (on UDP SST_PORT). */
+void shim_server_listen(int fd);
+/* Before close(fd): a recorded listening socket stops (the port's SST listener with its last
+ * socket); a recorded accepted fd forgets its SST peer. */
+void shim_server_close(int fd);
+/* accept()/accept4() returned fd (sa/len as the app passed them; cap = *len before the call):
+ * a connection made by the event thread gets the SST peer's address in sa and for getpeername. */
+void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap);
+/* getpeername on an accepted SST connection: writes the SST peer, sets *ret (0) and returns
+ * true; false for every other fd. */
+bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret);
+
+static inline bool shim_server_engaged(void)
+{
+    return atomic_load_explicit(&shim_server_live, memory_order_relaxed) > 0 && !shim_tls_guard;
+}
+
+static inline void shim_server_on_close(int fd)
+{
+    if (shim_server_engaged())
+        shim_server_close(fd);
+}
+
+static inline int shim_server_on_accept(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap)
+{
+    if (fd >= 0 && shim_server_engaged())
+        shim_server_accepted(fd, sa, len, cap);
+    return fd;
+}
+
+#endif
