@@ -448,7 +448,6 @@ plot '%s' using 1:2 with linespoints title 'TCP, new connection', \\
 if any(hol[k][0] for k in hol):
     dat = os.path.join(plot_dir, "hol.dat")
     with open(dat, "w") as f:
-        f.write('variant p50 p99\n')
         for (loss, v), (p50, p99, _b) in hol.items():
             f.write('"%s, %s%% loss" %s %s\n' % (v.split(",")[0], loss, fmt(med(p50) or 0, 2), fmt(med(p99) or 0, 2)))
     gnuplot("""set terminal pngcairo size 800,500 noenhanced

@@ -591,7 +591,8 @@ static void report(struct client *cl)
                cl->bulk_bytes, dur > 0 ? (double)cl->bulk_bytes * 8 / dur : 0);
     if (o->rate)
         printf("\"window\":%u,", o->window);
-    qsort(cl->lat, cl->nlat, sizeof *cl->lat, cmp_u64);
+    if (cl->nlat > 0)
+        qsort(cl->lat, cl->nlat, sizeof *cl->lat, cmp_u64);
     printf("\"transactions\":%lu,\"rate_per_s\":%.1f,", cl->completed, dur > 0 ? (double)cl->completed / dur : 0);
     if (cl->nlat) {
         double mean = 0;

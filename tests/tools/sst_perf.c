@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "channel.h"
 #include "err.h"
@@ -153,7 +154,11 @@ struct sconn {
     uint64_t arg, count, sent;
     uint8_t rec[8];          /* upload: the count record being written */
     size_t rec_off;          /* bytes of rec already written (8: none pending) */
+    struct sconn *prev, *next;
 };
+
+/* Every live server stream's state, so what the peer never closed is freed at exit. */
+static struct sconn *g_sconns;
 
 /* Writes the rest of the pending 8-byte count record; true when none is left.  Records must
  * not interleave, so a short write is finished before the next one starts. */
@@ -171,6 +176,7 @@ static bool flush_record(struct sconn *c)
 static void sconn_finish(struct sconn *c)
 {
     sst_stream_close(c->s);
+    DL_DELETE(g_sconns, c);
     free(c);
 }
 
@@ -312,6 +318,7 @@ static void server_listen_cb(struct sst_listener *l, void *arg)
             free(c);
             return;
         }
+        DL_APPEND(g_sconns, c);
         /* Bytes may have arrived with the request: look at them now. */
         server_stream_cb(c->s, SST_EV_READABLE, c);
     }
@@ -349,7 +356,12 @@ static int run_server(const struct opts *o)
     event_free(si);
     event_free(st);
     sst_listener_close(l);
-    sst_driver_free(d);
+    sst_driver_free(d); /* frees the streams; their state goes next */
+    struct sconn *c, *tmp;
+    DL_FOREACH_SAFE(g_sconns, c, tmp) {
+        DL_DELETE(g_sconns, c);
+        free(c);
+    }
     event_base_free(base);
     return 0;
 }
@@ -403,6 +415,7 @@ struct client {
     struct xact *bulk;          /* MODE_BULK: K streams; MODE_HOL: the download */
     struct xact *idle;          /* MODE_IDLE_STREAMS: preallocated */
     struct sst_driver **chans;  /* MODE_IDLE_CHANNELS */
+    struct sst_driver *last_own;/* MODE_RR --cold: the last transaction's driver */
     unsigned long connected;
     struct memsnap srv0, srv1, cli0, cli1;
     unsigned long srv_streams0, srv_streams1, srv_chans0, srv_chans1;
@@ -671,13 +684,16 @@ static void rr_done(struct client *cl, struct xact *x)
     cl->bytes_read += x->got;
     if (x->got != x->arg)
         cl->bytes_match = false;
-    if (x->own) {
+    bool last = cl->completed == cl->o->rr;
+    if (x->own && last) {
+        cl->last_own = x->own; /* the loop stops now: run_client frees it afterwards */
+    } else if (x->own) {
         /* Not from inside its own callback: free the cold driver from the loop. */
         struct timeval now = { 0, 0 };
         event_base_once(cl->base, -1, EV_TIMEOUT, free_driver_cb, x->own, &now);
     }
     free(x);
-    if (cl->completed == cl->o->rr) {
+    if (last) {
         cl->t1 = sst_clock_now();
         event_base_loopbreak(cl->base);
         return;
@@ -737,6 +753,7 @@ static void rate_launch(struct client *cl)
 
 static void rate_done(struct client *cl, struct xact *x)
 {
+    lat_push(cl, sst_clock_now() - x->start);
     cl->bytes_read += x->got;
     if (x->got != x->arg)
         cl->bytes_match = false;
@@ -1040,7 +1057,8 @@ static void report(struct client *cl)
     }
     }
     if (cl->mode == MODE_RR || cl->mode == MODE_RATE || cl->mode == MODE_HOL) {
-        qsort(cl->lat, cl->nlat, sizeof *cl->lat, cmp_u64);
+        if (cl->nlat > 0)
+            qsort(cl->lat, cl->nlat, sizeof *cl->lat, cmp_u64);
         double mean = 0;
         for (size_t i = 0; i < cl->nlat; i++)
             mean += (double)cl->lat[i];
@@ -1056,10 +1074,12 @@ static void report(struct client *cl)
     }
     fprintf(f, "\"retransmits\":{\"lost_packets\":%" PRIu64 ",\"bytes_retransmitted\":%" PRIu64 "},"
                "\"channel\":{\"srtt_ms\":%.3f,\"min_rtt_ms\":%.3f,\"cwnd\":%" PRIu64
-               ",\"tx_packets\":%" PRIu64 ",\"rx_packets\":%" PRIu64 "},"
+               ",\"ssthresh\":%" PRIu64 ",\"pto_count\":%" PRIu64 ",\"tx_packets\":%" PRIu64
+               ",\"rx_packets\":%" PRIu64 "},"
                "\"cpu_s\":{\"user\":%.4f,\"sys\":%.4f}}\n",
             cs.lost_packets, cl->retrans, (double)cs.srtt / 1e6, (double)cs.min_rtt / 1e6, cs.cwnd,
-            cs.tx_packets, cs.rx_packets, user, sys);
+            cs.ssthresh == UINT64_MAX ? 0 : cs.ssthresh, cs.pto_count_total, cs.tx_packets, cs.rx_packets,
+            user, sys);
     fflush(f);
     if (!o->json)
         fprintf(stderr, "sst_perf: %s %s in %.3f s%s\n", mode_name(cl->mode), cl->err ? "FAILED" : "done",
@@ -1153,6 +1173,8 @@ static int run_client(const struct opts *o)
     }
 
     event_free(to);
+    if (cl.last_own)
+        sst_driver_free(cl.last_own);
     if (cl.tick)
         event_free(cl.tick);
     if (cl.chans) {
