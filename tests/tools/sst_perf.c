@@ -11,8 +11,8 @@
  *           --idle-streams N | --idle-channels K      memory per idle stream / channel
  *
  * Per-stream protocol: the client writes a 16-byte header (op, 7 zero bytes, 64-bit big-endian
- * argument), then the op's data.  Ops: 'U' upload (server counts until EOF, answers with the
- * 8-byte count), 'R' request (server answers arg bytes, then EOF), 'D' download (server sends
+ * argument), then the op's data.  Ops: 'U' upload (server answers with 8-byte counts of what it
+ * has read so far, the last one after EOF), 'R' request (server answers arg bytes, then EOF), 'D' download (server sends
  * until the client goes away), 'I' idle (server holds the stream), 'M' memory (server answers one
  * text line with its heap and RSS).  docs/benchmarking.md describes the measurements. */
 #include <errno.h>
