@@ -244,8 +244,8 @@ static void exit_probe_rtt(struct sst_cc *cc, sst_time_t now, uint64_t delivered
  * loss only counts where it can be congestion:
  *  - over a PROBE_BW probe (its 1.25 phase and the 0.75 phase in which the probe's packets are
  *    acked) and over each STARTUP round, BBR itself raised inflight: more than 2% of the
- *    window's packets lost, and at least 5 (random 1% loss rarely puts 5 losses into a window
- *    that small), means the raise was too much;
+ *    window's packets lost, and at least 8 (random 1% loss rarely puts 8 losses into a window
+ *    that small; BBRv2 also wants 8 loss events to leave STARTUP), means the raise was too much;
  *  - over a round whose smallest RTT sample was 1/4 min RTT above min RTT, a queue stood for
  *    the whole round, so any loss there is the buffer overflowing.  BBR alone drains its queue
  *    every gain cycle, so random loss is almost never seen with a standing queue; a competing
@@ -253,9 +253,11 @@ static void exit_probe_rtt(struct sst_cc *cc, sst_time_t now, uint64_t delivered
  * Then: inflight_hi = 0.7 x the window's peak inflight (CUBIC's beta), the bandwidth estimate
  * drops to what the window delivered (at most by the same factor), and STARTUP ends.  Losses
  * reported in the round after a cut belong to packets sent before it and do not cut again.
- * Each later round raises inflight_hi by one packet for as many rounds as a Reno flow would
- * need to regain the cut (at most 63, BBRv2's "Reno coexistence" wait), then by doubling steps;
- * once the cap exceeds twice the window the model wants, it is dropped. */
+ * Each later round raises inflight_hi by a step.  While rounds keep a standing queue (a
+ * competitor is there), the step stays one packet for as many rounds as a Reno flow would
+ * need to regain the cut (at most 63, BBRv2's "Reno coexistence" wait); otherwise, or after
+ * that, the step doubles every round, so a cut that random loss caused is undone within a few
+ * round trips.  Once the cap exceeds twice the window the model wants, it is dropped. */
 static void losswin_reset(struct sst_bbr_losswin *w, uint64_t inflight)
 {
     w->lost = w->acked = w->bw = 0;
@@ -308,7 +310,8 @@ static void lower_inflight_hi(struct sst_cc *cc, const struct sst_bbr_losswin *w
     b->stat_loss_rounds++;
 }
 
-static void raise_inflight_hi(struct sst_cc *cc)
+/* queued: the round that just ended kept a standing queue (a competing flow is there). */
+static void raise_inflight_hi(struct sst_cc *cc, bool queued)
 {
     struct sst_cc_bbr *b = &cc->bbr;
     if (b->inflight_hi == UINT64_MAX)
@@ -316,7 +319,7 @@ static void raise_inflight_hi(struct sst_cc *cc)
     b->inflight_hi += b->hi_step;
     b->hi_rounds++;
     uint64_t hold = SST_MIN(b->inflight_hi / cc->mss, (uint64_t)SST_BBR_HI_HOLD_ROUNDS);
-    if (b->hi_rounds >= hold)
+    if (b->hi_rounds >= hold || !queued)
         b->hi_step *= 2;
     if (b->inflight_hi > 2 * sst_bbr_target_inflight(cc, b->cwnd_gain)) {
         b->inflight_hi = UINT64_MAX;
@@ -354,9 +357,10 @@ static void update_loss_bound(struct sst_cc *cc, const struct sst_rate_sample *r
             lower_inflight_hi(cc, &b->round);
             cut = true;
         }
+        bool queued = queue_stood(cc, &b->round);
         losswin_reset(&b->round, cc->in_flight);
         if (!cut)
-            raise_inflight_hi(cc);
+            raise_inflight_hi(cc, queued);
     }
 }
 
@@ -420,6 +424,14 @@ static void set_pacing_rate(struct sst_cc *cc, const struct sst_rtt *rtt)
                                   b->pacing_gain * PACING_MARGIN);
         rate = SST_MIN(rate, cap);
     }
+    /* Floor: the minimum window per min RTT.  A flow that only ever sent a little (the
+     * receiving side of a transfer, whose eliciting packets are window updates) measures a
+     * bandwidth of a few hundred bytes per second; pacing at that would hold its control
+     * packets back for seconds and stall the peer. */
+    if (b->min_rtt != SST_TIME_NEVER) {
+        uint64_t floor = (uint64_t)((double)min_cwnd(cc) * 1e9 / (double)b->min_rtt);
+        rate = SST_MAX(rate, floor);
+    }
     /* In STARTUP the rate only grows: an early low sample must not slow the ramp. */
     if (rate > 0 && (b->full_bw_reached || rate > cc->pacing_rate))
         cc->pacing_rate = rate;
@@ -447,6 +459,11 @@ static bool recover_or_restore(struct sst_cc *cc, const struct sst_rate_sample *
         b->packet_conservation = false;
         w = SST_MAX(w, b->prior_cwnd);
     }
+    /* Never below the minimum window: Linux counts whole packets, so inflight + acked is at
+     * least one there; in bytes, a sender whose only packets are small control messages
+     * would get a window too small for any full packet, could send nothing, and so never
+     * see the ack that ends recovery. */
+    w = SST_MAX(w, min_cwnd(cc));
     if (b->packet_conservation) {
         *cwnd = SST_MAX(w, cc->in_flight + rs->acked);
         return true;

@@ -48,10 +48,10 @@ enum sst_bbr_mode {
 #define SST_BBR_FULL_BW_ROUNDS 3
 #define SST_BBR_QUANTA_PKTS 3             /* cwnd headroom for bursts and delayed acks */
 /* Loss bound (from BBRv2, simplified; see cc_bbr.c): a bandwidth probe or a STARTUP round that
- * lost more than 2% of its packets, and at least 5, or a round that kept a standing queue of
+ * lost more than 2% of its packets, and at least 8, or a round that kept a standing queue of
  * 1/4 min RTT and lost any, caps inflight at 0.7 x its peak. */
 #define SST_BBR_LOSS_THRESH 0.02
-#define SST_BBR_LOSS_MIN_PKTS 5
+#define SST_BBR_LOSS_MIN_PKTS 8
 #define SST_BBR_QUEUE_FRAC 0.25
 #define SST_BBR_BETA 0.7
 #define SST_BBR_HI_HOLD_ROUNDS 63         /* at most this many Reno-paced rounds before doubling */

@@ -446,6 +446,28 @@ START_TEST(test_bbr_recovery_conserves_then_restores)
 }
 END_TEST
 
+/* The receiving side of a transfer sends only small control packets: its measured bandwidth
+ * is tiny.  Its pacing must still let a few packets per RTT out, and a loss must not leave it
+ * a window too small for one full packet (it could then never send the packet whose ack ends
+ * recovery: a deadlock seen in the stream simulator before the floors existed). */
+START_TEST(test_bbr_small_control_flow_keeps_floors)
+{
+    struct drv d;
+    drv_init(&d);
+    for (int i = 0; i < 10; i++)
+        drv_round(&d, 640, RTT, 32, 0, 0);
+    ck_assert(d.cc.bbr.full_bw_reached);
+    ck_assert_uint_eq(sst_bbr_bw(&d.cc), 640);
+    uint64_t floor = SST_BBR_MIN_CWND_PKTS * MSS * SST_SEC(1) / RTT;
+    ck_assert_uint_ge(d.cc.pacing_rate, floor - 1);
+    d.cc.ops->on_congestion(&d.cc, d.now, d.now - SST_MS(1));
+    drv_round(&d, 640, RTT, 32, 32, 0);
+    ck_assert(d.cc.bbr.packet_conservation);
+    ck_assert_uint_ge(d.cc.cwnd, SST_BBR_MIN_CWND_PKTS * MSS);
+    ck_assert_uint_ge(d.cc.pacing_rate, floor - 1);
+}
+END_TEST
+
 /* Random loss in cruise (no standing queue) changes nothing; loss above 2% in a probe, or any
  * loss in a round that kept a queue, caps inflight at 0.7 x its peak; loss-free rounds lift
  * the cap again. */
@@ -547,6 +569,7 @@ static Suite *bbr_suite(void)
     tcase_add_test(tc, test_bbr_probe_phase_waits_for_inflight);
     tcase_add_test(tc, test_bbr_probe_rtt);
     tcase_add_test(tc, test_bbr_recovery_conserves_then_restores);
+    tcase_add_test(tc, test_bbr_small_control_flow_keeps_floors);
     tcase_add_test(tc, test_bbr_loss_bound);
     tcase_add_test(tc, test_bbr_via_recovery_rate_sample);
     suite_add_tcase(s, tc);
