@@ -207,5 +207,10 @@ if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
 else
   /usr/bin/python3 "$ROOT/scripts/bench/report.py" "$OUT" "$ROOT/docs/benchmarks.md" "$ROOT/docs/bench" ||
     fail "report failed"
-  log "wrote docs/benchmarks.md and docs/bench/*.png"
+  # Keep the raw results next to the report: report.py docs/bench docs/benchmarks.md docs/bench
+  # regenerates it.
+  cp "$RES" "$OUT/meta.txt" "$ROOT/docs/bench/"
+  rm -f "$ROOT"/docs/bench/perf-*.txt
+  cp "$OUT"/perf-*.txt "$ROOT/docs/bench/" 2>/dev/null || true
+  log "wrote docs/benchmarks.md, docs/bench/*.png and the raw results in docs/bench/"
 fi
