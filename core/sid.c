@@ -1,12 +1,47 @@
 /* LSID allocation, peer counter extrapolation and the LSID quiet period (paper §4.3.3, §4.3.9). */
+#include <stdlib.h>
+
 #include "err.h"
 #include "sid.h"
 
 void sst_sid_init(struct sst_sid_alloc *a)
 {
     a->next = 1;
-    a->nquiet = 0;
+    a->nquiet = a->cap = 0;
+    a->quiet = NULL;
     a->quiet_evicted = 0;
+}
+
+void sst_sid_free(struct sst_sid_alloc *a)
+{
+    free(a->quiet);
+    a->quiet = NULL;
+    a->nquiet = a->cap = 0;
+}
+
+void sst_sid_compact(struct sst_sid_alloc *a, uint64_t tx_seq, uint64_t rx_seq)
+{
+    (void)sst_sid_is_quiet(a, SST_LSID_ROOT, tx_seq, rx_seq);   /* expires old entries */
+    if (a->nquiet == 0)
+        sst_sid_free(a);
+}
+
+/* Room for one more quiet entry; false at the cap or when memory is short. */
+static bool reserve(struct sst_sid_alloc *a)
+{
+    if (a->nquiet < a->cap)
+        return true;
+    if (a->cap >= SST_SID_QUIET_MAX)
+        return false;
+    unsigned cap = a->cap == 0 ? 8 : a->cap * 2;
+    if (cap > SST_SID_QUIET_MAX)
+        cap = SST_SID_QUIET_MAX;
+    struct sst_sid_quiet *q = realloc(a->quiet, cap * sizeof *q);
+    if (q == NULL)
+        return false;
+    a->quiet = q;
+    a->cap = cap;
+    return true;
 }
 
 static bool expired(const struct sst_sid_quiet *q, uint64_t tx_seq, uint64_t rx_seq)
@@ -53,7 +88,9 @@ int sst_sid_alloc(struct sst_sid_alloc *a, bool (*in_use)(void *arg, uint16_t ls
 
 void sst_sid_release(struct sst_sid_alloc *a, uint16_t lsid, uint64_t tx_seq, uint64_t rx_seq)
 {
-    if (a->nquiet == SST_SID_QUIET_MAX) {
+    if (!reserve(a)) {
+        if (a->nquiet == 0)
+            return;   /* no memory at all: the LSID is simply not protected */
         /* Forget the oldest release; counted so tests and stats can see it happen. */
         unsigned oldest = 0;
         for (unsigned i = 1; i < a->nquiet; i++)

@@ -27,15 +27,19 @@ struct sst_sid_quiet {
     uint64_t tx_seq, rx_seq;   /* channel sequence numbers when the LSID was released */
 };
 
-/* Our LSID space on one channel. */
+/* Our LSID space on one channel.  The quiet table is allocated on the first release and grows
+ * (8, 16, ... SST_SID_QUIET_MAX entries), so an idle channel can give it back. */
 struct sst_sid_alloc {
     uint64_t next;                 /* next counter value to try */
-    unsigned nquiet;
-    struct sst_sid_quiet quiet[SST_SID_QUIET_MAX];
+    unsigned nquiet, cap;
+    struct sst_sid_quiet *quiet;
     uint64_t quiet_evicted;        /* releases forgotten because the table was full */
 };
 
 void sst_sid_init(struct sst_sid_alloc *a);
+void sst_sid_free(struct sst_sid_alloc *a);
+/* Forgets expired quiet entries and gives the table back if none is left. */
+void sst_sid_compact(struct sst_sid_alloc *a, uint64_t tx_seq, uint64_t rx_seq);
 /* Allocates a counter value whose low 16 bits (the LSID) are neither 0, in use (in_use(arg,
  * lsid) true) nor quiet at channel sequence numbers (tx_seq, rx_seq).  Stores it in *counter.
  * 0, or SST_ERR_LIMIT when the next SST_SID_MAX_SKIP candidates are all unavailable. */

@@ -125,6 +125,7 @@ void sst_conn_down(struct conn *cn, int err)
     for (unsigned i = 0; i < DG_PARTIALS; i++)
         free(cn->partial[i].buf);
     sst_txrec_free_all(&cn->recs);
+    sst_sid_free(&cn->sid);
     struct sst_stream *root = cn->root;
     sst_strm_unbind(root);
     sst_strm_free(root);

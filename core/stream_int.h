@@ -172,6 +172,7 @@ struct conn {
     uint64_t dg_stamp;
     uint64_t tx_seq, rx_seq;
     struct sst_stream *idle;       /* attached streams, least recently active first */
+    sst_time_t last_fill;          /* when we last sent a stream-layer packet */
     uint8_t peer_key[32];          /* the peer's host key (streams migrate only between
                                     * channels to the same key) */
     bool have_key;

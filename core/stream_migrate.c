@@ -468,6 +468,8 @@ bool sst_mig_conn_down(struct conn *cn, int err)
         memset(&cn->partial[i], 0, sizeof cn->partial[i]);
     }
     cn->nrst = 0;
+    sst_sid_free(&cn->sid);
+    sst_sid_init(&cn->sid);
     cn->ch = NULL;
     cn->up = false;
     cn->limbo = true;
@@ -497,8 +499,11 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c)
             t = SST_MIN(t, cn->limbo_until);
             if (cn->we_reconnect && sst_conn_find_peer(c, &cn->peer) == NULL)
                 t = SST_MIN(t, cn->retry_at);
-        } else if (cn->up && cn->idle != NULL) {
-            t = SST_MIN(t, cn->idle->last_active + c->cfg.detach_idle);
+        } else if (cn->up && c->cfg.detach_idle > 0) {
+            if (cn->idle != NULL)
+                t = SST_MIN(t, cn->idle->last_active + c->cfg.detach_idle);
+            if (cn->recs.chunks != NULL && cn->recs.count == 0)
+                t = SST_MIN(t, cn->last_fill + c->cfg.detach_idle);
         }
     }
     return t;
@@ -528,8 +533,14 @@ void sst_mig_timeout(struct sst_ctx *c)
     struct conn *cn, *tmp;
     DL_FOREACH_SAFE(c->conns, cn, tmp) {
         if (!cn->limbo) {
-            if (cn->up && c->cfg.detach_idle > 0)
+            if (cn->up && c->cfg.detach_idle > 0) {
                 idle_scan(cn);
+                /* An idle channel gives back its send-record pool too. */
+                if (cn->recs.count == 0 && c->now >= cn->last_fill + c->cfg.detach_idle) {
+                    sst_txrec_trim(&cn->recs);
+                    sst_sid_compact(&cn->sid, cn->tx_seq, cn->rx_seq);
+                }
+            }
             continue;
         }
         if (c->now >= cn->limbo_until) {

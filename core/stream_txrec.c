@@ -29,6 +29,16 @@ void sst_txrec_free_all(struct sst_txrec_table *t)
     t->count = t->allocated = 0;
 }
 
+void sst_txrec_trim(struct sst_txrec_table *t)
+{
+    if (t->count > 0 || t->chunks == NULL)
+        return;
+    size_t cap = t->cap, hw = t->high_water;
+    sst_txrec_free_all(t);
+    sst_txrec_init(t, cap);
+    t->high_water = hw;
+}
+
 static bool grow(struct sst_txrec_table *t)
 {
     if (t->allocated + SST_TXREC_CHUNK > t->cap)

@@ -41,6 +41,9 @@ struct sst_txrec_table {
 
 void sst_txrec_init(struct sst_txrec_table *t, size_t cap);
 void sst_txrec_free_all(struct sst_txrec_table *t);
+/* Gives the pool's memory back when no record is in use (an idle channel); it grows again on
+ * the next packet.  Keeps the cap and the high-water mark. */
+void sst_txrec_trim(struct sst_txrec_table *t);
 /* A zeroed record for seq, inserted; NULL when the pool is at its cap or memory is short. */
 struct sst_txrec *sst_txrec_add(struct sst_txrec_table *t, uint64_t seq);
 /* The record for seq, removed from the table (caller then releases it); NULL if none. */

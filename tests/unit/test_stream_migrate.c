@@ -670,6 +670,7 @@ START_TEST(test_migrate_idle_channel_memory)
     struct sst_ctx_config cfg;
     sst_ctx_config_default(&cfg);
     cfg.host.idle_timeout = 0;
+    cfg.detach_idle = SST_MS(200);   /* idle channels give back their send-record pools */
     struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(200) };
     static struct node cl[K];
     struct node b;

@@ -93,6 +93,15 @@ START_TEST(test_sid_quiet_period)
     ck_assert_uint_eq(a.quiet_evicted, 5);
     ck_assert(!sst_sid_is_quiet(&a, 10, 5, 5)); /* the oldest went first */
     ck_assert(sst_sid_is_quiet(&a, 20, 5, 5));
+    /* Compacting keeps live entries; once all expired the table is given back. */
+    sst_sid_compact(&a, 5, 5);
+    ck_assert_uint_eq(a.nquiet, SST_SID_QUIET_MAX);
+    sst_sid_compact(&a, 1000, 1000);
+    ck_assert_uint_eq(a.nquiet, 0);
+    ck_assert_ptr_null(a.quiet);
+    sst_sid_release(&a, 7, 2000, 2000);
+    ck_assert(sst_sid_is_quiet(&a, 7, 2001, 2001));
+    sst_sid_free(&a);
 }
 END_TEST
 
