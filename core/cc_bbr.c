@@ -246,8 +246,8 @@ static void exit_probe_rtt(struct sst_cc *cc, sst_time_t now, uint64_t delivered
  *    acked) and over each STARTUP round, BBR itself raised inflight: more than 2% of the
  *    window's packets lost, and at least 8 (random 1% loss rarely puts 8 losses into a window
  *    that small; BBRv2 also wants 8 loss events to leave STARTUP), means the raise was too much;
- *  - over a round whose smallest RTT sample was 1/4 min RTT above min RTT, a queue stood for
- *    the whole round, so any loss there is the buffer overflowing.  BBR alone drains its queue
+ *  - over a PROBE_BW round whose smallest RTT sample was 1/4 min RTT above min RTT, a queue
+ *    stood for the whole round, so any loss there is the buffer overflowing.  BBR alone drains its queue
  *    every gain cycle, so random loss is almost never seen with a standing queue; a competing
  *    flow's queue is what makes this rule bite (and it is what gives CUBIC its share).
  * Then: inflight_hi = 0.7 x the window's peak inflight (CUBIC's beta), the bandwidth estimate
@@ -351,7 +351,9 @@ static void update_loss_bound(struct sst_cc *cc, const struct sst_rate_sample *r
         if (b->mode == SST_BBR_STARTUP)
             judge = loss_too_high(cc, &b->round, SST_BBR_LOSS_MIN_PKTS, SST_BBR_LOSS_THRESH);
         else
-            judge = b->mode != SST_BBR_PROBE_RTT && queue_stood(cc, &b->round) &&
+            /* Not in DRAIN: that queue is STARTUP's own, and STARTUP's losses were judged
+             * by the rule above. */
+            judge = b->mode == SST_BBR_PROBE_BW && queue_stood(cc, &b->round) &&
                     b->round.lost > 0;
         if (fresh && !cut && judge) {
             lower_inflight_hi(cc, &b->round);
