@@ -298,9 +298,16 @@ START_TEST(test_migrate_link_failure_mid_transfer)
 {
     /* Three streams move data both ways; the link fails long enough for both channels to go
      * DOWN (SST_ERR_TIMEOUT), then heals: the client re-establishes a channel, every stream
-     * re-attaches by USID and finishes with every byte verified, none lost or duplicated. */
-    struct sim *s = new_sim(31);
+     * re-attaches by USID and finishes with every byte verified, none lost or duplicated.
+     * _i = 1: the same over a link with 2% loss, 2% reordering and 1% duplication. */
+    struct sim *s = new_sim(31 + 100 * (uint64_t)_i);
     struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+    if (_i == 1) {
+        lp.loss = 0.02;
+        lp.reorder = 0.02;
+        lp.reorder_delay = SST_MS(3);
+        lp.duplicate = 0.01;
+    }
     struct node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
@@ -343,8 +350,8 @@ START_TEST(test_migrate_link_failure_mid_transfer)
     check_bidi(&d, 2000000);
     sst_ctx_get_stats(a.c, &sa);
     sst_ctx_get_stats(b.c, &sb);
-    printf("link failure: finished %.2f s after healing; migrations a=%llu b=%llu, attaches a=%llu b=%llu\n",
-           (double)(sim_now(s) - healed) / 1e9, (unsigned long long)sa.migrations,
+    printf("link failure (%s): finished %.2f s after healing; migrations a=%llu b=%llu, attaches a=%llu b=%llu\n",
+           _i == 0 ? "clean" : "lossy", (double)(sim_now(s) - healed) / 1e9, (unsigned long long)sa.migrations,
            (unsigned long long)sb.migrations, (unsigned long long)sa.attaches_sent,
            (unsigned long long)sb.attaches_sent);
     ck_assert_uint_ge(sa.migrations, 1);
@@ -352,8 +359,10 @@ START_TEST(test_migrate_link_failure_mid_transfer)
     ck_assert_uint_ge(sa.attaches_sent, N);
     ck_assert_uint_ge(sb.attaches_sent, N);
     ck_assert_uint_eq(sa.resets_received + sb.resets_received, 0);
-    /* Reconnection backs off to at most MIG_BACKOFF_MAX (4 s) plus a handshake. */
-    ck_assert_uint_lt(sim_now(s) - healed, SST_SEC(15));
+    /* Reconnection backs off to at most MIG_BACKOFF_MAX (4 s) plus a handshake; on the clean
+     * link the rest of the transfer takes well under a second more. */
+    if (_i == 0)
+        ck_assert_uint_lt(sim_now(s) - healed, SST_SEC(8));
     node_free(&a);
     node_free(&b);
     sim_free(s);
@@ -401,7 +410,9 @@ START_TEST(test_migrate_peer_address_change)
     sst_ctx_get_stats(b.c, &sb);
     printf("address change: finished %.2f s after the move; server migrations %llu\n",
            (double)(sim_now(s) - moved) / 1e9, (unsigned long long)sb.migrations);
-    ck_assert_uint_ge(sb.migrations, N);
+    /* One migration per stream moved by Attach, or one for all if the server's old channel
+     * timed out first and its streams waited in limbo. */
+    ck_assert_uint_ge(sb.migrations, 1);
     node_free(&a);
     node_free(&b);
     sim_free(s);
@@ -720,7 +731,7 @@ static Suite *suite(void)
     Suite *su = suite_create("stream_migrate");
     TCase *tc = tcase_create("migrate");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_migrate_link_failure_mid_transfer);
+    tcase_add_loop_test(tc, test_migrate_link_failure_mid_transfer, 0, 2);
     tcase_add_test(tc, test_migrate_peer_address_change);
     tcase_add_test(tc, test_migrate_peer_restart_resets);
     tcase_add_test(tc, test_migrate_gives_up_after_timeout);
