@@ -248,6 +248,7 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
     if ((v = get(ctx, "SST_HELPER"))) {
         if (strcmp(v, "auto") == 0) {
             cfg->helper = SHIM_HELPER_AUTO;
+            cfg->helper_autostart = true;
         } else if (strcmp(v, "off") == 0) {
             cfg->helper = SHIM_HELPER_OFF;
         } else if (v[0] == '/') {

@@ -40,6 +40,7 @@ struct shim_config {
     enum shim_mode mode;
     uint16_t port;                   /* SST_PORT */
     enum shim_helper helper;
+    bool helper_autostart;           /* SST_HELPER=auto given explicitly: start sstd if absent */
     char helper_path[SHIM_PATH_MAX];
     bool listen_all;                 /* SST_LISTEN=1 */
     size_t n_listen;

@@ -10,7 +10,13 @@
  * then ride in the stream's Init packet), else when sstd answers CONNECTED.  If the daemon cannot
  * be reached, or dies before answering, the in-process engine takes over: nothing waits on it. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,21 +229,122 @@ static bool ip_text(const struct sockaddr *sa, char *out, size_t len, unsigned *
     return inet_ntop(sa->sa_family, ip, out, (socklen_t)len) != NULL;
 }
 
-bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path)
+/* Opens a control connection to the daemon at path: a hidden engine fd, or -1. */
+static int helper_dial(const char *path)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof(un.sun_path))
-        return false;
+        return -1;
     strcpy(un.sun_path, path);
     int fd = shim_real_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return false;
+        return -1;
     fd = shim_fd_hide(fd, SHIM_FD_ENGINE);
     if (shim_real_connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
         SHIM_DEBUG("helper at %s not reachable (%s)", path, strerror(errno));
         shim_fd_close_own(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The sstd binary that belongs to this library: next to it (build/ or an install's lib dir with
+ * ../bin, ../sbin). */
+static bool find_sstd(char *out, size_t len)
+{
+    Dl_info info;
+    if (!dladdr((void *)find_sstd, &info) || !info.dli_fname)
+        return false;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", info.dli_fname);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return false;
+    *slash = '\0';
+    static const char *const rel[] = { "sstd", "../bin/sstd", "../sbin/sstd", "../../bin/sstd" };
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        int n = snprintf(out, len, "%s/%s", dir, rel[i]);
+        if (n > 0 && (size_t)n < len && access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* SST_HELPER=auto and no daemon: start one (it daemonizes and returns once its socket listens),
+ * without the preload or our configuration in its environment.  Once per process. */
+static bool helper_autostart(const char *path)
+{
+    static bool tried;
+    if (tried)
+        return false;
+    tried = true;
+    char sstd[PATH_MAX];
+    if (!find_sstd(sstd, sizeof(sstd))) {
+        SHIM_WARN("SST_HELPER=auto: no sstd binary next to the shim library; using the in-process engine");
         return false;
     }
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof(*env));
+    if (!env)
+        return false;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 && strncmp(environ[i], "SST_", 4) != 0)
+            env[k++] = environ[i];
+    /* Same key directory as this process would use (SST_* variables are not passed on). */
+    char *argv[] = { sstd, "--socket", (char *)path, shim_cfg.keydir[0] ? "--keydir" : NULL,
+                     shim_cfg.keydir, NULL };
+    /* The daemon must not hold the app's pipes or sockets open (a shell waiting for the app's
+     * output would wait for the daemon too): stdio to /dev/null, everything else closed. */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    /* We run on the event thread, which blocks every signal: the daemon must not inherit that
+     * mask (it would ignore SIGTERM), nor the app's dispositions. */
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawn(&pid, sstd, &fa, &at, argv, env);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    if (rc != 0) {
+        SHIM_WARN("SST_HELPER=auto: cannot start %s: %s", sstd, strerror(rc));
+        return false;
+    }
+    /* The launcher exits when the daemon is ready (or failed); the app may reap it first. */
+    int status = 0;
+    pid_t w;
+    do {
+        w = waitpid(pid, &status, 0);
+    } while (w < 0 && errno == EINTR);
+    if (w == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        SHIM_WARN("SST_HELPER=auto: %s did not start (status %d)", sstd, status);
+        return false;
+    }
+    SHIM_INFO("SST_HELPER=auto: started %s --socket %s", sstd, path);
+    return true;
+}
+
+bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path)
+{
+    int fd = helper_dial(path);
+    if (fd < 0 && shim_cfg.helper == SHIM_HELPER_AUTO && shim_cfg.helper_autostart && helper_autostart(path))
+        fd = helper_dial(path);
+    if (fd < 0)
+        return false;
     struct hconn *h = calloc(1, sizeof(*h));
     if (!h) {
         shim_fd_close_own(fd);

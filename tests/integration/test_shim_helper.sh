@@ -19,7 +19,14 @@ json() { /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p
 lib_net_up --link emu --delay 25ms --seed 5
 mkdir -p "$LIB_TMP/www"
 head -c 1000 /dev/urandom >"$LIB_TMP/www/tiny"
-lib_bg in_b /usr/bin/python3 -m http.server 8080 --bind 0.0.0.0 --directory "$LIB_TMP/www" 2>/dev/null
+# http.server with a listen backlog of 128 (`-m http.server` uses 5, which resets connections
+# when ten arrive at once; the gateway would faithfully pass those resets on).
+lib_bg in_b /usr/bin/python3 -c '
+import functools, http.server, sys
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+Server(("0.0.0.0", 8080), handler).serve_forever()' "$LIB_TMP/www" 2>/dev/null
 wait_for_port "$NS_B" 8080
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080 \
   --log info 2>"$LIB_TMP/b.log"
@@ -61,7 +68,7 @@ log "first GET $t1 ms, second $t2 ms, kernel TCP $tcp_ms ms"
 log "10 processes at once share the one channel"
 pids=()
 for i in $(seq 10); do get "$LIB_TMP/p$i" >/dev/null & pids+=($!); done
-for p in "${pids[@]}"; do wait "$p" || fail "a parallel curl failed"; done
+for p in "${pids[@]}"; do wait "$p" || fail "a parallel curl failed: $(grep -v "debug" "$LIB_TMP/shim.log" | tail -20)"; done
 for i in $(seq 10); do cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/p$i" || fail "parallel body $i differs"; done
 "$CTL" --socket "$SA" status --json >"$LIB_TMP/s3.json" || fail "status failed"
 assert_eq 1 "$(json "$LIB_TMP/s3.json" 'len(d["channels"])')" "channels in the helper"
@@ -73,4 +80,20 @@ poll_until 5 sh -c "! test -S '$SA' || ! $CTL --socket '$SA' status >/dev/null 2
 get "$LIB_TMP/c4" >/dev/null || fail "curl after the helper died failed: $(tail -5 "$LIB_TMP/shim.log")"
 cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c4" || fail "body after the helper died differs"
 grep -q "SST engine started" "$LIB_TMP/shim.log" || fail "the in-process engine did not take over"
+log "SST_HELPER=auto with no daemon running: the shim starts sstd, which then carries the connection"
+AUTO_SOCK=/run/sst/sstd.sock
+[ -e "$AUTO_SOCK" ] && env_fail "$AUTO_SOCK already exists: another sstd would be used"
+in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=auto SST_KEYDIR="$LIB_TMP/kauto" \
+  SST_LOG=debug SST_LOG_FILE="$LIB_TMP/auto.log" curl -sS -m 20 -o "$LIB_TMP/c5" "http://$IP_B:8080/tiny" ||
+  fail "curl with SST_HELPER=auto failed: $(tail -5 "$LIB_TMP/auto.log")"
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c5" || fail "body via the autostarted helper differs"
+grep -q "SST_HELPER=auto: started .*sstd --socket $AUTO_SOCK" "$LIB_TMP/auto.log" || fail "sstd was not autostarted"
+grep -q "handing the connection to the helper at $AUTO_SOCK" "$LIB_TMP/auto.log" || fail "the autostarted sstd was not used"
+"$CTL" --socket "$AUTO_SOCK" status --json >"$LIB_TMP/s5.json" || fail "autostarted sstd does not answer"
+assert_eq 1 "$(json "$LIB_TMP/s5.json" 'len(d["channels"])')" "channels in the autostarted helper"
+auto_pid=$(cat /run/sst/sstd.pid 2>/dev/null || true)
+[ -n "$auto_pid" ] || fail "the autostarted sstd wrote no pid file"
+kill "$auto_pid" 2>/dev/null || true
+poll_until 10 sh -c "! kill -0 $auto_pid 2>/dev/null" || { kill -9 "$auto_pid" 2>/dev/null; fail "autostarted sstd ignored SIGTERM"; }
+rm -f "$AUTO_SOCK" /run/sst/sstd.pid
 log "PASS"
