@@ -275,6 +275,8 @@ static struct sst_stream *attach_create(struct conn *cn, const struct sst_spkt *
     struct sst_ctx *c = cn->ctx;
     static const struct sst_usid zero;
     struct sst_stream *parent;
+    if (find_usid(c, &p->usid) != NULL)
+        return NULL;   /* a stream we still hold under that USID but cannot attach (gone) */
     if (sst_usid_eq(&p->parent_usid, &zero))
         parent = cn->root;
     else
