@@ -128,7 +128,7 @@ bool sst_strm_set_local_lsid(struct sst_stream *s)
     /* The creator's counter and its direction's channel nonce form the USID (paper §4.3.3);
      * the nonce exists once the channel is up (sst_mig_conn_up fills in the others). */
     if (s->initiator && !s->usid_set) {
-        s->counter = counter;
+        s->usid.counter = counter;
         if (cn->up)
             sst_mig_set_usid(s, counter, true);
     }

@@ -63,43 +63,20 @@ struct sst_stream {
 
     /* incoming children waiting for accept (substreams, datagrams) */
     struct sst_stream *acceptq;
-    unsigned nacceptq;
     struct sst_stream *aq_prev, *aq_next;
     struct sst_stream *aq_owner;   /* the stream whose accept queue holds us */
     struct sst_listener *lq_owner; /* the listener whose backlog holds us */
-    bool listening;
     unsigned unconfirmed_children; /* children whose Init is not yet known to the peer */
-    bool counted_unconfirmed;
 
     uint16_t local_lsid, remote_lsid;
-    bool has_local, has_remote;
-    struct sst_usid usid;
-    uint64_t counter;              /* initiator: our LSID counter value at creation (USID part) */
-    bool usid_set;                 /* usid is final and in ctx->by_usid */
-    bool known_ever;               /* the peer has known this stream (on some channel) */
+    struct sst_usid usid;          /* initiator: usid.counter is set at creation, the nonce
+                                    * when the channel is up (usid_set) */
     uint64_t remote_counter;       /* the peer's LSID counter value behind remote_lsid */
-    uint8_t att;                   /* enum att_state: our Attach on the current channel */
-    bool att_init;                 /* that Attach carries the parent's USID (I flag) */
-    uint8_t det;                   /* enum det_state: our Detach (idle stream) */
     sst_time_t last_active;        /* for idle detach */
-    bool in_idle;
     struct sst_stream *idle_prev, *idle_next;   /* conn->idle, least recently active first */
     UT_hash_handle hh_usid;
-    bool initiator;                /* we sent the Init */
-    bool is_root;
-    bool peer_knows;               /* the peer knows our LSID (Init/Reply acked, or Reply seen) */
-    bool need_reply;               /* responder: a Reply must go out even without data */
-    bool need_wupdate;             /* a window update must go out */
-    uint8_t adv_win;               /* last window exponent advertised */
-    bool rst_pending, rst_inflight, rst_done;
-    bool ephemeral;                /* datagram sent as a substream: peer must not write back */
-    bool local_only;               /* stateless datagram presented as a read-only substream */
     int err;
-    bool rd_shut, wr_shut;
-    bool app_owned;                /* the application holds a handle */
-    bool want_write;
-    bool eof_posted;
-    bool freed;
+    unsigned nacceptq;
 
     struct sst_rx rx;
     struct sst_tx tx;
@@ -107,14 +84,12 @@ struct sst_stream {
     struct sst_fc_tx ftx;
     uint64_t borrowed;             /* received Init bytes charged to the parent's window */
 
-    int prio;
     sst_stream_cb cb;
     void *arg;
     unsigned pending_ev;
+    int prio;
     struct sst_stream *ev_prev, *ev_next;
-    bool in_evq;
     struct sst_stream *rd_prev, *rd_next;
-    bool in_ready;
     /* Init segments blocked on the parent (unknown to the peer, or out of its credit) wait off
      * the ready list, on the parent's waiters list, until the parent's state changes. */
     struct sst_stream *waiters;
@@ -124,14 +99,45 @@ struct sst_stream {
     struct sst_stream *all_prev, *all_next;   /* ctx->streams */
     UT_hash_handle hh_local, hh_remote;
 
-    uint8_t svc;
     uint8_t *svcbuf;               /* SVC_BUF bytes while the request/answer is read */
-    size_t svclen;
 
-    uint16_t dg_next_id;
     struct dgram_out *dgq;
     size_t dg_bytes;
 
+
+    /* small state and flags, packed together */
+    uint8_t att;                   /* enum att_state: our Attach on the current channel */
+    uint8_t det;                   /* enum det_state: our Detach (idle stream) */
+    uint8_t adv_win;               /* last window exponent advertised */
+    uint8_t svc;
+    uint16_t svclen;               /* bytes of svcbuf filled */
+    uint16_t dg_next_id;
+    bool listening : 1;
+    bool counted_unconfirmed : 1;
+    bool has_local : 1;
+    bool has_remote : 1;
+    bool usid_set : 1;                 /* usid is final and in ctx->by_usid */
+    bool known_ever : 1;               /* the peer has known this stream (on some channel) */
+    bool att_init : 1;                 /* that Attach carries the parent's USID (I flag) */
+    bool in_idle : 1;
+    bool initiator : 1;                /* we sent the Init */
+    bool is_root : 1;
+    bool peer_knows : 1;               /* the peer knows our LSID (Init/Reply acked, or Reply seen) */
+    bool need_reply : 1;               /* responder: a Reply must go out even without data */
+    bool need_wupdate : 1;             /* a window update must go out */
+    bool rst_pending : 1;
+    bool rst_inflight : 1;
+    bool rst_done : 1;
+    bool ephemeral : 1;                /* datagram sent as a substream: peer must not write back */
+    bool local_only : 1;               /* stateless datagram presented as a read-only substream */
+    bool rd_shut : 1;
+    bool wr_shut : 1;
+    bool app_owned : 1;                /* the application holds a handle */
+    bool want_write : 1;
+    bool eof_posted : 1;
+    bool freed : 1;
+    bool in_evq : 1;
+    bool in_ready : 1;
     uint64_t bytes_written, bytes_read;
 };
 

@@ -406,7 +406,7 @@ void sst_mig_conn_up(struct conn *cn)
     struct sst_stream *s;
     DL_FOREACH2(cn->streams, s, cn_next) {
         if (s->initiator && s->has_local && !s->usid_set && !s->is_root)
-            sst_mig_set_usid(s, s->counter, true);
+            sst_mig_set_usid(s, s->usid.counter, true);
     }
     struct conn *o, *tmp;
     DL_FOREACH_SAFE(c->conns, o, tmp) {
