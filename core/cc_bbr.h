@@ -51,6 +51,7 @@ enum sst_bbr_mode {
  * lost more than 2% of its packets, and at least 8, or a round that kept a standing queue of
  * 1/4 min RTT and lost any, caps inflight at 0.7 x its peak. */
 #define SST_BBR_LOSS_THRESH 0.02
+#define SST_BBR_STARTUP_LOSS_THRESH 0.10  /* STARTUP has no loss baseline yet: overflow only */
 #define SST_BBR_LOSS_MIN_PKTS 8
 #define SST_BBR_QUEUE_FRAC 0.25
 #define SST_BBR_BETA 0.7
@@ -78,6 +79,7 @@ struct sst_cc_bbr {
     bool has_seen_rtt;
     bool packet_conservation;     /* first round of a recovery period */
     bool recovery_entered;        /* on_congestion opened a period; applied at the next sample */
+    bool queued;                  /* the last completed round kept a standing queue */
     uint64_t prior_cwnd;          /* cwnd before recovery / PROBE_RTT, restored after */
     /* loss bound */
     uint64_t inflight_hi;         /* cwnd cap after heavy loss; UINT64_MAX: none */
@@ -86,6 +88,8 @@ struct sst_cc_bbr {
     uint64_t cut_round;           /* round_count when inflight_hi was last lowered */
     bool probe_open;              /* a PROBE_BW probe's loss window is open */
     struct sst_bbr_losswin probe, round;  /* over the probe / over the current round */
+    struct sst_bbr_losswin cruise;  /* PROBE_BW phases after the last probe (the loss baseline) */
+    double base_loss;             /* cruise loss rate before the current probe */
     uint64_t stat_loss_rounds;    /* rounds that lowered inflight_hi */
     uint64_t stat_probe_rtt;      /* PROBE_RTT entries */
 };

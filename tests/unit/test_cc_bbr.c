@@ -400,15 +400,29 @@ START_TEST(test_bbr_probe_rtt)
 }
 END_TEST
 
-/* BBR v1 loss response: the first round of recovery conserves packets (cwnd = inflight +
- * acked), leaving recovery restores the window; the pacing rate is untouched. */
+/* BBR v1 loss response, when a queue stands (the loss can be overflow): the first round of
+ * recovery conserves packets (cwnd = inflight + acked), leaving recovery restores the window;
+ * the pacing rate is untouched.  Without a standing queue a loss only takes its own bytes off
+ * the window. */
 START_TEST(test_bbr_recovery_conserves_then_restores)
 {
     struct drv d;
     drv_init(&d);
     drv_to_probe_bw(&d);
+    /* Random loss, no queue: a recovery period opens but nothing is conserved. */
     for (int i = 0; i < 3; i++)
         drv_round(&d, BW, RTT, BDP, 0, BDP);
+    uint64_t w0 = d.cc.cwnd;
+    d.cc.ops->on_congestion(&d.cc, d.now, d.now - SST_MS(10));
+    drv_round(&d, BW, RTT, BDP / 10, MSS, BDP / 2);
+    ck_assert(!d.cc.bbr.packet_conservation);
+    ck_assert_uint_ge(d.cc.cwnd, w0 - MSS);
+    drv_round(&d, BW, RTT, BDP, 0, BDP);
+    ck_assert_uint_eq(d.cc.recovery_start, SST_TIME_NEVER);
+    /* Now rounds with a standing queue (every RTT sample 1.5 x min). */
+    for (int i = 0; i < 3; i++)
+        drv_round(&d, BW, RTT + RTT / 2, BDP, 0, BDP);
+    ck_assert(d.cc.bbr.queued);
     uint64_t cwnd = d.cc.cwnd, bw = sst_bbr_bw(&d.cc);
     d.cc.ops->on_congestion(&d.cc, d.now, d.now - SST_MS(10));
     ck_assert_uint_eq(d.cc.recovery_start, d.now);
@@ -432,7 +446,7 @@ START_TEST(test_bbr_recovery_conserves_then_restores)
     ck_assert_uint_eq(sst_bbr_bw(&d.cc), bw);
     ck_assert_uint_eq(d.cc.pacing_rate, (uint64_t)((double)bw * d.cc.bbr.pacing_gain * 0.99));
     /* A round later a packet sent after the loss is acked: recovery is over, window back. */
-    drv_round(&d, BW, RTT, BDP, 0, BDP);
+    drv_round(&d, BW, RTT + RTT / 2, BDP, 0, BDP);
     ck_assert_uint_eq(d.cc.recovery_start, SST_TIME_NEVER);
     ck_assert(!d.cc.bbr.packet_conservation);
     ck_assert_uint_ge(d.cc.cwnd, cwnd);
@@ -456,12 +470,15 @@ START_TEST(test_bbr_small_control_flow_keeps_floors)
     drv_init(&d);
     for (int i = 0; i < 10; i++)
         drv_round(&d, 640, RTT, 32, 0, 0);
+    for (int i = 0; i < 2; i++)                  /* behind someone else's queue */
+        drv_round(&d, 640, 2 * RTT, 32, 0, 0);
+    ck_assert(d.cc.bbr.queued);
     ck_assert(d.cc.bbr.full_bw_reached);
     ck_assert_uint_eq(sst_bbr_bw(&d.cc), 640);
     uint64_t floor = SST_BBR_MIN_CWND_PKTS * MSS * SST_SEC(1) / RTT;
     ck_assert_uint_ge(d.cc.pacing_rate, floor - 1);
     d.cc.ops->on_congestion(&d.cc, d.now, d.now - SST_MS(1));
-    drv_round(&d, 640, RTT, 32, 32, 0);
+    drv_round(&d, 640, 2 * RTT, 32, 32, 0);
     ck_assert(d.cc.bbr.packet_conservation);
     ck_assert_uint_ge(d.cc.cwnd, SST_BBR_MIN_CWND_PKTS * MSS);
     ck_assert_uint_ge(d.cc.pacing_rate, floor - 1);
