@@ -517,22 +517,33 @@ out:
 void shim_server_close(int fd)
 {
     int saved = errno;
-    struct stat st;
-    if (getpid() != srv_pid || fstat(fd, &st) != 0)
-        goto out;
     int port = -1;
+    bool found = false;
     pthread_mutex_lock(&srv_lock);
+    /* Whatever the number names now goes away: a record for it is dropped without asking
+     * whether it is still the same socket (if not, that socket is already gone). */
     for (struct lsock **pp = &lsocks; *pp; pp = &(*pp)->next) {
-        struct lsock *ls = *pp;
-        if (ls->fd == fd && ls->dev == st.st_dev && ls->ino == st.st_ino) {
-            port = ls->port;
-            lsock_unlink(pp);
-            if (lsock_count((uint16_t)port) > 0)
-                port = -1;
+        if ((*pp)->fd == fd) {
+            found = true;
+            port = (*pp)->port;
             break;
         }
     }
     struct afd *a;
+    HASH_FIND_INT(afds, &fd, a);
+    pthread_mutex_unlock(&srv_lock);
+    /* getpid() only for our fds: a vfork child shares our memory but not our fd table. */
+    if ((!found && !a) || getpid() != srv_pid)
+        goto out;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock **pp = &lsocks; *pp; pp = &(*pp)->next) {
+        if ((*pp)->fd == fd) {
+            lsock_unlink(pp);
+            break;
+        }
+    }
+    if (port >= 0 && lsock_count((uint16_t)port) > 0)
+        port = -1;
     HASH_FIND_INT(afds, &fd, a);
     if (a) {
         HASH_DEL(afds, a);
@@ -622,14 +633,17 @@ bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *r
     struct sockaddr_storage peer;
     socklen_t peer_len = 0;
     int saved = errno;
-    if (fstat(fd, &st) != 0) {
+    pthread_mutex_lock(&srv_lock);
+    HASH_FIND_INT(afds, &fd, a);
+    pthread_mutex_unlock(&srv_lock);
+    if (!a || fstat(fd, &st) != 0) {
         errno = saved;
         return false;
     }
     pthread_mutex_lock(&srv_lock);
     HASH_FIND_INT(afds, &fd, a);
     if (a && (a->dev != st.st_dev || a->ino != st.st_ino)) {
-        /* The number now names another file: the record is stale. */
+        /* The number now names another file (closed behind our back): the record is stale. */
         HASH_DEL(afds, a);
         free(a);
         atomic_fetch_sub(&shim_server_live, 1);

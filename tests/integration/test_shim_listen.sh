@@ -9,8 +9,9 @@
 #          (SST_MODE=strict, SST_HELPER=off)                  SST_LISTEN=1, UDP 8661
 #                                                           python echo :9000 (dual-stack),
 #                                                             :9001 (not selected), :9002 (closes
-#                                                             its listener after one client)
-#                                                             SST_LISTEN=9000,9002, UDP 8662
+#                                                             its listener after one client),
+#                                                             :9003 asyncio, :9004 NULL accept
+#                                                             SST_LISTEN=9000,9002-9004, UDP 8662
 #                                                           python http.server :8081, no shim
 #
 # The control checks show each client fails without SST: TCP is blocked, and a server without
@@ -41,10 +42,12 @@ lib_bg in_b env "${SRV_ENVS[@]}" SST_LISTEN=1 SST_KEYDIR="$LIB_TMP/kb" SST_LOG_F
   /usr/bin/python3 -c "$HTTP_PY" "$LIB_TMP/www" 8080 2>"$LIB_TMP/http.log"
 
 # Echo servers: the reply names the peer as accept() and getpeername() saw it, and the bytes
-# received before the client's half-close.  :9002 closes its listening socket after one client.
-lib_bg in_b env "${SRV_ENVS[@]}" SST_LISTEN=9000,9002 SST_PORT=8662 SST_KEYDIR="$LIB_TMP/kb" \
-  SST_LOG_FILE="$LIB_TMP/b-echo.log" /usr/bin/python3 -c '
-import socket, threading
+# received before the client's half-close.  :9002 closes its listening socket after one client;
+# :9003 is an asyncio (epoll) server; :9004 accepts with accept(fd, NULL, NULL) through ctypes.
+# No SST_PEERS here: SST_LISTEN alone activates the shim.
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LOG=debug SST_LISTEN=9000,9002,9003,9004 SST_PORT=8662 \
+  SST_KEYDIR="$LIB_TMP/kb" SST_LOG_FILE="$LIB_TMP/b-echo.log" /usr/bin/python3 -c '
+import asyncio, ctypes, socket, threading
 def serve(c, addr):
     data = b""
     while True:
@@ -59,11 +62,26 @@ def loop(s, once=False):
         threading.Thread(target=serve, args=(c, addr), daemon=True).start()
         if once:
             s.close(); return
+def loop_null(s):
+    libc = ctypes.CDLL(None, use_errno=True)
+    while True:
+        fd = libc.accept(s.fileno(), None, None)
+        threading.Thread(target=serve, args=(socket.socket(fileno=fd), ("null",)), daemon=True).start()
+async def handle(r, w):
+    data = await r.read()
+    w.write(b"asyncio peer=%s got %d bytes then EOF\n" % (w.get_extra_info("peername")[0].encode(), len(data)))
+    await w.drain(); w.close()
+async def amain():
+    srv = await asyncio.start_server(handle, "0.0.0.0", 9003)
+    await srv.serve_forever()
 s6 = socket.create_server(("::", 9000), family=socket.AF_INET6, dualstack_ipv6=True, backlog=64)
 s1 = socket.create_server(("0.0.0.0", 9001))
 s2 = socket.create_server(("0.0.0.0", 9002))
+s4 = socket.create_server(("0.0.0.0", 9004))
 threading.Thread(target=loop, args=(s1,), daemon=True).start()
 threading.Thread(target=loop, args=(s2, True), daemon=True).start()
+threading.Thread(target=loop_null, args=(s4,), daemon=True).start()
+threading.Thread(target=asyncio.run, args=(amain(),), daemon=True).start()
 loop(s6)' 2>"$LIB_TMP/echo.log"
 
 # The proof server: the same http.server without the shim.
@@ -72,6 +90,8 @@ lib_bg in_b /usr/bin/python3 -c "$HTTP_PY" "$LIB_TMP/www" 8081 2>"$LIB_TMP/http-
 wait_for_port "$NS_B" 8080
 wait_for_port "$NS_B" 9000
 wait_for_port "$NS_B" 9002
+wait_for_port "$NS_B" 9003
+wait_for_port "$NS_B" 9004
 wait_for_port "$NS_B" 8081
 wait_for_port "$NS_B" 8661 udp
 wait_for_port "$NS_B" 8662 udp
@@ -126,6 +146,12 @@ log "nc with half-close"
 printf 'abc' | shimmed SST_PORT=8662 nc -N "$IP_B" 9000 >"$LIB_TMP/nc.out" || fail "nc failed"
 grep -q "accept=::ffff:$IP_A peer=::ffff:$IP_A got 3 bytes then EOF" "$LIB_TMP/nc.out" || fail "nc: $(cat "$LIB_TMP/nc.out")"
 
+log "an asyncio (epoll) server, and accept(fd, NULL, NULL) answered by getpeername"
+printf 'abcd' | shimmed SST_PORT=8662 nc -N "$IP_B" 9003 >"$LIB_TMP/nc4.out" || fail "nc to asyncio failed"
+grep -q "asyncio peer=$IP_A got 4 bytes then EOF" "$LIB_TMP/nc4.out" || fail "asyncio: $(cat "$LIB_TMP/nc4.out") $(srvlog)"
+printf 'ab' | shimmed SST_PORT=8662 nc -N "$IP_B" 9004 >"$LIB_TMP/nc5.out" || fail "nc to :9004 failed"
+grep -q "accept=null peer=$IP_A got 2 bytes then EOF" "$LIB_TMP/nc5.out" || fail "NULL accept: $(cat "$LIB_TMP/nc5.out") $(srvlog)"
+
 log "a port SST_LISTEN does not select stays TCP only: refused over SST"
 shimmed SST_PORT=8662 /usr/bin/python3 -c "
 import socket, sys
@@ -158,5 +184,47 @@ assert_eq 1 "$n" "access log lines for the local client at 127.0.0.1"
 printf 'zz' | in_b nc -N 127.0.0.1 9000 >"$LIB_TMP/nc3.out" || fail "local nc failed"
 grep -q "accept=::ffff:127.0.0.1 peer=::ffff:127.0.0.1 got 2 bytes then EOF" "$LIB_TMP/nc3.out" ||
   fail "local nc: $(cat "$LIB_TMP/nc3.out")"
+
+log "both directions, one process: a client first (engine on an ephemeral port), then a server"
+# A serves :9200 under the shim on UDP 8664; B's process connects to it over SST, then listens
+# on :9100 (its engine moves to UDP 8664), A reaches it, and B's next client connection works
+# on the moved engine.
+# One key directory per host (ka in A, kb in B): every process on a host shows the same identity,
+# as the known_hosts entries (trust on first use) expect.
+lib_bg in_a env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LOG=debug SST_LISTEN=9200 SST_PORT=8664 \
+  SST_KEYDIR="$LIB_TMP/ka" SST_LOG_FILE="$LIB_TMP/a-echo.log" /usr/bin/python3 -c '
+import socket
+s = socket.create_server(("0.0.0.0", 9200))
+while True:
+    c, addr = s.accept()
+    data = c.recv(100)
+    c.sendall(b"A saw %s: %s" % (addr[0].encode(), data)); c.close()' 2>"$LIB_TMP/a-echo.err"
+wait_for_port "$NS_A" 9200
+wait_for_port "$NS_A" 8664 udp
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_PEERS="$IP_A" SST_MODE=strict SST_HELPER=off SST_LOG=debug \
+  SST_LISTEN=9100 SST_PORT=8664 SST_KEYDIR="$LIB_TMP/kb" SST_LOG_FILE="$LIB_TMP/b-both.log" \
+  /usr/bin/python3 -c '
+import socket, sys, time
+a, out = sys.argv[1], open(sys.argv[2], "w", buffering=1)
+def ask(msg):
+    c = socket.create_connection((a, 9200), timeout=10)
+    c.sendall(msg)
+    got = c.recv(100); c.close(); return got.decode()
+out.write("first: %s\n" % ask(b"one"))
+time.sleep(0.3)   # let the first stream finish closing: the engine then has no live stream
+s = socket.create_server(("0.0.0.0", 9100))
+c, addr = s.accept()
+c.sendall(b"B saw %s\n" % addr[0].encode()); c.close()
+out.write("second: %s\n" % ask(b"two"))
+time.sleep(30)
+' "$IP_A" "$LIB_TMP/both.out" 2>"$LIB_TMP/both.err"
+wait_for_port "$NS_B" 9100
+poll_until 5 grep -q "port 9100 also accepts SST streams" "$LIB_TMP/b-both.log" ||
+  fail "B's engine did not move to the SST port: $(tail -5 "$LIB_TMP/b-both.log")"
+shimmed SST_PORT=8664 nc -N "$IP_B" 9100 </dev/null >"$LIB_TMP/nc6.out" || fail "A -> B:9100 failed: $(tail -5 "$LIB_TMP/b-both.log")"
+grep -q "B saw $IP_A" "$LIB_TMP/nc6.out" || fail "A -> B:9100: $(cat "$LIB_TMP/nc6.out")"
+poll_until 10 grep -q "^second:" "$LIB_TMP/both.out" || fail "B's second client connection: $(cat "$LIB_TMP/both.out")"
+grep -q "^first: A saw $IP_B: one" "$LIB_TMP/both.out" || fail "B's first client: $(cat "$LIB_TMP/both.out")"
+grep -q "^second: A saw $IP_B: two" "$LIB_TMP/both.out" || fail "B's second client: $(cat "$LIB_TMP/both.out")"
 
 log "ok: SST_LISTEN: http.server and echo servers reached over SST only, real peer addresses, half-close, close, local clients unaffected"
