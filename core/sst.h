@@ -177,6 +177,13 @@ struct sst_ctx_stats {
     uint64_t lsids_in_use;                /* our LSIDs attached now, over all channels */
     uint64_t fill_calls;                  /* payloads the channels asked the stream layer for */
     uint64_t fill_scanned;                /* ready-list entries examined by those calls */
+    /* Idle connections (docs/protocol-streams.md §2b): channels closed under live streams that
+     * left them dormant, dormant conns woken by a stream with something to send, and dormant
+     * conns whose streams moved to a new channel (either side's), and those dormant now. */
+    uint64_t idle_closes, idle_wakes, idle_resumes;
+    uint64_t conns_dormant;
+    uint64_t attaches_deferred;           /* Attaches left unacknowledged: a simultaneous
+                                           * reconnection's other channel wins */
 };
 SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *out);
 

@@ -53,6 +53,9 @@ void sst_strm_make_ready(struct sst_stream *s)
      * can name the peer's LSID instead. */
     if (!s->has_local && !s->is_root && sst_strm_has_work(s) && !(s->rst_pending && s->has_remote))
         sst_mig_need_attach(s);
+    /* On a conn whose channel idled out, the first stream with work brings a channel back. */
+    if (cn->dormant && !s->is_root && sst_strm_has_work(s))
+        sst_mig_wake(s);
     if (s->freed || s->conn == NULL)
         return;
     DL_APPEND2(cn->ready, s, rd_prev, rd_next);
@@ -216,6 +219,9 @@ void sst_strm_free(struct sst_stream *s)
         s->parent->unconfirmed_children--;
         s->counted_unconfirmed = false;
     }
+    /* A dormant conn left with no streams is freed at the end of this call (sst_mig_kick). */
+    if (s->conn != NULL && s->conn->dormant)
+        c->mig_kick = true;
     /* Return borrowed receive window: the parent no longer holds these bytes for us. */
     if (s->borrowed > 0 && s->parent != NULL)
         sst_fc_rx_release(&s->parent->frx, s->borrowed);

@@ -39,7 +39,13 @@ SST_API struct sst_stream *sst_connect(struct sst_ctx *c, const struct sst_addr 
 }
 SST_API struct sst_stream *sst_stream_open_substream(struct sst_stream *s, sst_stream_cb cb, void *arg)
 {
-    /* A detached parent attaches again first; in limbo (no channel) children must wait. */
+    /* A detached parent attaches again first; in limbo (no channel) children must wait, and a
+     * dormant parent (its channel idled out) starts reconnecting so a retry succeeds. */
+    if (s->conn != NULL && s->conn->dormant && s->err == 0) {
+        sst_mig_wake(s);
+        sst_strm_api_done(s->ctx);
+        return NULL;
+    }
     if (s->conn == NULL || s->err != 0 || s->local_only || s->conn->limbo || (!s->has_local && !s->usid_set))
         return NULL;
     if (!s->has_local)

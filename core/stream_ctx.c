@@ -189,6 +189,8 @@ SST_API void sst_ctx_dispatch(struct sst_ctx *c)
 void sst_strm_api_done(struct sst_ctx *c)
 {
     struct conn *cn;
+    if (c->mig_kick)
+        sst_mig_kick(c);
     DL_FOREACH(c->conns, cn)
         if (cn->ready != NULL)
             sst_conn_wake(cn);
@@ -229,4 +231,8 @@ SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *ou
     DL_FOREACH(c->conns, cn)
         lsids += HASH_CNT(hh_local, cn->by_local);
     out->lsids_in_use = lsids;
+    uint64_t dormant = 0;
+    DL_FOREACH(c->conns, cn)
+        dormant += cn->dormant ? 1 : 0;
+    out->conns_dormant = dormant;
 }

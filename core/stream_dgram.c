@@ -145,8 +145,12 @@ SST_API int sst_stream_send_datagram(struct sst_stream *s, const void *buf, size
         return s->err;
     if (s->conn == NULL || s->local_only || (!s->has_local && !s->usid_set))
         return SST_ERR_STATE;
-    if (s->conn->limbo)
-        return SST_ERR_AGAIN;   /* no channel now: best effort, like a full queue */
+    if (s->conn->limbo) {
+        /* No channel now: best effort, like a full queue; a dormant conn starts reconnecting. */
+        sst_mig_wake(s);
+        sst_strm_api_done(c);
+        return SST_ERR_AGAIN;
+    }
     if (len > c->cfg.tx_buffer)
         return SST_ERR_TOO_BIG;
     struct conn *cn = s->conn;

@@ -39,6 +39,9 @@ enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
 /* Migration (paper §4.3.7): first delay between reconnection attempts, and its cap. */
 #define MIG_BACKOFF_MIN SST_MS(500)
 #define MIG_BACKOFF_MAX SST_SEC(4)
+/* A woken dormant conn has at least this long to reach the peer (even with migrate_timeout 0)
+ * before its streams fail with SST_ERR_TIMEOUT. */
+#define DORMANT_WAKE_MIN SST_SEC(10)
 /* Remote LSIDs that stopped naming a stream here (the peer detached it, or we freed the stream),
  * remembered per channel with the packet sequence number at that moment, so that the peer's
  * packets sent before and delayed past it are not taken for a new stream nor answered with a
@@ -186,6 +189,12 @@ struct conn {
     /* Limbo: the channel failed (SST_ERR_TIMEOUT) and the streams wait for a new one. */
     bool limbo;
     bool we_reconnect;             /* we initiated the failed channel: we re-establish it */
+    /* Dormant: the channel closed while idle (idle timeout or the peer's graceful close).  Its
+     * streams wait with no deadline; the first one with something to send wakes the conn, and
+     * whichever side that is re-establishes a channel (both sides may; the host key and USIDs
+     * find the streams).  A woken conn is an ordinary limbo conn with we_reconnect set. */
+    bool dormant;
+    bool chan_initiator;           /* we initiated this conn's channel */
     sst_time_t limbo_until, retry_at, backoff;
     uint16_t gone_lsid[GONE_RING];
     uint64_t gone_seq[GONE_RING];
@@ -218,6 +227,7 @@ struct sst_ctx {
     struct sst_stream *streams;    /* every stream, for parent-pointer cleanup */
     bool dispatching;
     struct sst_stream *by_usid;    /* every stream with a USID (uthash, hh_usid) */
+    bool mig_kick;                 /* a dormant conn woke: reconnect at the end of this call */
     struct sst_ctx_stats stats;
 };
 
@@ -293,6 +303,10 @@ void sst_mig_gone(struct conn *cn, uint16_t lsid, uint64_t seq);
 bool sst_mig_stale(struct conn *cn, uint16_t lsid, uint64_t seq);
 sst_time_t sst_mig_deadline(struct sst_ctx *c);
 void sst_mig_timeout(struct sst_ctx *c);
+/* s (on a dormant conn) has something to send: wake its conn so a channel is re-established. */
+void sst_mig_wake(struct sst_stream *s);
+/* Runs the reconnections that woken dormant conns asked for (end of every public call). */
+void sst_mig_kick(struct sst_ctx *c);
 
 /* ---- stream_sched.c: the channel's fill/acked/lost ------------------------------------------ */
 

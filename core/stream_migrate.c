@@ -202,7 +202,7 @@ void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool ack
 
 /* Moves s (on another conn, or in limbo) to cn: its packets in flight there count as lost and
  * will be sent again with fresh sequence numbers on cn; it gets a new LSID and attaches. */
-static void stream_move(struct sst_stream *s, struct conn *cn)
+static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
 {
     struct conn *old = s->conn;
     if (old == cn)
@@ -262,6 +262,10 @@ static void stream_move(struct sst_stream *s, struct conn *cn)
     s->ftx.win_seq = 0;
     if (s->err != 0 && !s->rst_pending)
         return;
+    /* Streams coming back from a dormant conn attach only when they have something to send
+     * (or the peer attaches them): a thousand idle streams cost no packets on reconnection. */
+    if (lazy && !sst_strm_has_work(s))
+        return;
     if (cn->up && !start_attach(s)) {
         sst_strm_abort(s, SST_ERR_LIMIT, false);
         return;
@@ -304,6 +308,23 @@ static struct sst_stream *attach_create(struct conn *cn, const struct sst_spkt *
     return s;
 }
 
+/* Both channel nonces, combined so that both hosts compute the same value for a channel. */
+static uint64_t chan_rank(const struct conn *cn)
+{
+    return sst_chan_usid_nonce(cn->ch, true) ^ sst_chan_usid_nonce(cn->ch, false);
+}
+
+/* When both hosts re-establish a channel at the same moment (both had data for streams whose
+ * channel idled out), two live channels join the same pair, one initiated by each side.  Each
+ * side may have moved the streams to a different one; so that they do not chase each other,
+ * both sides keep streams on the channel of lower rank.  Two channels initiated by the same
+ * side (a peer that moved to a new address) are not a race: the Attach always wins. */
+static bool duplicate_loses(const struct conn *cn, const struct conn *cur)
+{
+    return cur->up && cur->ch != NULL && cn->ch != NULL && same_peer(cur, cn) &&
+           cur->chan_initiator != cn->chan_initiator && chan_rank(cur) < chan_rank(cn);
+}
+
 bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
 {
     struct sst_ctx *c = cn->ctx;
@@ -318,9 +339,21 @@ bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         sst_conn_stateless_reset(cn, p->lsid);
         return true;
     }
+    if (s->conn != cn && duplicate_loses(cn, s->conn)) {
+        /* Both sides reconnected at once: the streams settle on the other channel.  Leave
+         * this Attach unacknowledged (the peer resends it until our Attach on the winning
+         * channel moves its stream there) and make sure ours goes out. */
+        if (!s->has_local && s->att == ATT_NONE && s->det == DET_NONE && !start_attach(s)) {
+            sst_strm_abort(s, SST_ERR_LIMIT, false);
+            return true;
+        }
+        sst_strm_make_ready(s);
+        c->stats.attaches_deferred++;
+        return false;
+    }
     if (s->conn != cn) {
         c->stats.migrations += s->conn->limbo ? 0 : 1;
-        stream_move(s, cn);
+        stream_move(s, cn, false);
     }
     if (s->conn != cn)
         return true;   /* aborted while moving */
@@ -384,11 +417,16 @@ static void adopt_limbo(struct conn *from, struct conn *to)
 {
     struct sst_ctx *c = from->ctx;
     struct sst_stream *s, *tmp;
+    bool lazy = from->dormant;
+    from->dormant = false;
     DL_FOREACH_SAFE2(from->streams, s, tmp, cn_next) {
         if (!s->is_root)
-            stream_move(s, to);
+            stream_move(s, to, lazy);
     }
-    c->stats.migrations++;
+    if (lazy)
+        c->stats.idle_resumes++;
+    else
+        c->stats.migrations++;
     sst_conn_down(from, SST_ERR_TIMEOUT);   /* only the root is left */
 }
 
@@ -400,6 +438,7 @@ void sst_mig_conn_up(struct conn *cn)
     static const uint8_t zero[32];
     cn->have_key = memcmp(st.peer_key, zero, sizeof zero) != 0;
     cn->we_reconnect = st.initiator;
+    cn->chan_initiator = st.initiator;
     cn->was_up = true;
     memcpy(cn->peer_key, st.peer_key, sizeof cn->peer_key);
     /* Streams opened while the channel was connecting get their USIDs now. */
@@ -414,7 +453,7 @@ void sst_mig_conn_up(struct conn *cn)
             continue;
         if (same_peer(o, cn)) {
             adopt_limbo(o, cn);
-        } else if (o->we_reconnect && sst_addr_eq(&o->peer, &cn->peer)) {
+        } else if (o->we_reconnect && !o->dormant && sst_addr_eq(&o->peer, &cn->peer)) {
             /* Another host answers at the peer's address: the streams cannot come back. */
             sst_conn_down(o, SST_ERR_RESET);
         }
@@ -429,7 +468,11 @@ static bool finished(const struct sst_stream *s)
 bool sst_mig_conn_down(struct conn *cn, int err)
 {
     struct sst_ctx *c = cn->ctx;
-    if (err != SST_ERR_TIMEOUT || c->cfg.migrate_timeout == 0 || cn->limbo || !cn->was_up)
+    /* A graceful close (err 0: our idle timeout, or the peer closed the channel) leaves the
+     * streams dormant, like an idle TCP connection: no deadline, no packets.  A link failure
+     * (SST_ERR_TIMEOUT) puts them in limbo for migrate_timeout. */
+    bool idle = err == SST_OK;
+    if (cn->limbo || !cn->was_up || (!idle && (err != SST_ERR_TIMEOUT || c->cfg.migrate_timeout == 0)))
         return false;
     bool any = false;
     struct sst_stream *s, *tmp;
@@ -478,16 +521,55 @@ bool sst_mig_conn_down(struct conn *cn, int err)
     cn->limbo_until = c->now + c->cfg.migrate_timeout;
     cn->backoff = MIG_BACKOFF_MIN;
     cn->retry_at = c->now;
+    if (idle) {
+        cn->dormant = true;
+        cn->we_reconnect = false;
+        c->stats.idle_closes++;
+        cn->limbo_until = SST_TIME_NEVER;
+    }
     sst_conn_free_unowned(c);
     /* A channel to the same peer may already be up (the peer moved and reconnected first). */
     struct conn *o;
     DL_FOREACH(c->conns, o) {
         if (o != cn && o->up && same_peer(o, cn)) {
             adopt_limbo(cn, o);
-            break;
+            return true;
         }
     }
+    if (idle) {
+        /* A dormant stream keeps its state, not its buffers' storage (idle streams are cheap);
+         * one that still has something to send wakes the conn at once. */
+        struct sst_stream *busy = NULL;
+        DL_FOREACH2(cn->streams, s, cn_next) {
+            if (s->is_root)
+                continue;
+            sst_rx_compact(&s->rx);
+            sst_tx_compact(&s->tx);
+            if (busy == NULL && sst_strm_has_work(s))
+                busy = s;
+        }
+        if (busy != NULL)
+            sst_mig_wake(busy);
+    }
     return true;
+}
+
+/* Streams on a dormant conn wait for whichever side first has something to send. */
+void sst_mig_wake(struct sst_stream *s)
+{
+    struct conn *cn = s->conn;
+    struct sst_ctx *c = s->ctx;
+    if (cn == NULL || !cn->dormant)
+        return;
+    /* From here on it is a link failure like any other: reconnect at once, then with backoff,
+     * and fail the streams with SST_ERR_TIMEOUT if the peer cannot be reached in time. */
+    cn->dormant = false;
+    cn->we_reconnect = true;
+    cn->limbo_until = c->now + SST_MAX(c->cfg.migrate_timeout, DORMANT_WAKE_MIN);
+    cn->backoff = MIG_BACKOFF_MIN;
+    cn->retry_at = c->now;
+    c->mig_kick = true;
+    c->stats.idle_wakes++;
 }
 
 /* ---- timers ------------------------------------------------------------------------------- */
@@ -497,7 +579,9 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c)
     sst_time_t t = SST_TIME_NEVER;
     struct conn *cn;
     DL_FOREACH(c->conns, cn) {
-        if (cn->limbo) {
+        if (cn->dormant) {
+            continue;   /* no timer at all: an idle connection costs nothing */
+        } else if (cn->limbo) {
             t = SST_MIN(t, cn->limbo_until);
             if (cn->we_reconnect && sst_conn_find_peer(c, &cn->peer) == NULL)
                 t = SST_MIN(t, cn->retry_at);
@@ -530,10 +614,45 @@ static void idle_scan(struct conn *cn)
     }
 }
 
+/* Re-establishes the channel of limbo conn cn; a failed handshake just waits for the next try. */
+static void reconnect(struct conn *cn)
+{
+    struct sst_ctx *c = cn->ctx;
+    struct sst_chan *ch = sst_host_connect(c->host, c->now, &cn->peer);
+    if (ch != NULL && sst_conn_find_chan(c, ch) == NULL)
+        (void)sst_conn_new(c, ch, &cn->peer);
+    cn->retry_at = c->now + cn->backoff;
+    cn->backoff = SST_MIN(cn->backoff * 2, MIG_BACKOFF_MAX);
+}
+
+/* Only the root is left on cn. */
+static bool conn_empty(const struct conn *cn)
+{
+    return cn->streams == cn->root && cn->root->cn_next == NULL;
+}
+
+void sst_mig_kick(struct sst_ctx *c)
+{
+    c->mig_kick = false;
+    struct conn *cn, *tmp;
+    DL_FOREACH_SAFE(c->conns, cn, tmp) {
+        if (cn->dormant && conn_empty(cn))
+            sst_conn_down(cn, SST_OK);
+        else if (cn->limbo && !cn->dormant && cn->we_reconnect && c->now >= cn->retry_at &&
+                 sst_conn_find_peer(c, &cn->peer) == NULL)
+            reconnect(cn);
+    }
+}
+
 void sst_mig_timeout(struct sst_ctx *c)
 {
     struct conn *cn, *tmp;
     DL_FOREACH_SAFE(c->conns, cn, tmp) {
+        if (cn->dormant) {
+            if (conn_empty(cn))
+                sst_conn_down(cn, SST_OK);
+            continue;
+        }
         if (!cn->limbo) {
             if (cn->up && c->cfg.detach_idle > 0) {
                 idle_scan(cn);
@@ -549,13 +668,7 @@ void sst_mig_timeout(struct sst_ctx *c)
             sst_conn_down(cn, SST_ERR_TIMEOUT);
             continue;
         }
-        if (cn->we_reconnect && c->now >= cn->retry_at && sst_conn_find_peer(c, &cn->peer) == NULL) {
-            /* Re-establish the channel; a failed handshake just waits for the next try. */
-            struct sst_chan *ch = sst_host_connect(c->host, c->now, &cn->peer);
-            if (ch != NULL && sst_conn_find_chan(c, ch) == NULL)
-                (void)sst_conn_new(c, ch, &cn->peer);
-            cn->retry_at = c->now + cn->backoff;
-            cn->backoff = SST_MIN(cn->backoff * 2, MIG_BACKOFF_MAX);
-        }
+        if (cn->we_reconnect && c->now >= cn->retry_at && sst_conn_find_peer(c, &cn->peer) == NULL)
+            reconnect(cn);
     }
 }

@@ -1,0 +1,360 @@
+/* Simulator tests of idle connections: a stream left idle for many channel idle timeouts stays
+ * open (its channel closes, the stream goes dormant) and carries data again, byte-exact, when
+ * either side writes, with the writing side re-establishing the channel. */
+#include <check.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+#include "sst.h"
+
+/* ---- glue: one sst_ctx per simulator node ------------------------------------------------ */
+
+struct node {
+    struct sim *sim;
+    struct sst_addr addr;
+    struct sst_ctx *c;
+    struct sim_rng rng;
+};
+
+static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+{
+    struct node *n = ctx;
+    (void)sim_send(n->sim, &n->addr, to, pkt, len);
+}
+
+static void node_random(void *ctx, void *buf, size_t len)
+{
+    struct node *n = ctx;
+    sim_rng_bytes(&n->rng, buf, len);
+}
+
+static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
+{
+    struct node *n = ctx;
+    sst_ctx_recv(n->c, now, from, pkt, len);
+}
+
+static sst_time_t node_deadline(void *ctx)
+{
+    struct node *n = ctx;
+    return sst_ctx_deadline(n->c);
+}
+
+static void node_timeout(void *ctx, sst_time_t now)
+{
+    struct node *n = ctx;
+    sst_ctx_timeout(n->c, now);
+}
+
+static void node_init(struct node *n, struct sim *s, uint8_t id)
+{
+    memset(n, 0, sizeof *n);
+    n->sim = s;
+    n->addr = sim_addr4(id, 4000);
+    sim_rng_init(&n->rng, sim_seed(s), "idle-node", id);
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);   /* detach_idle 30 s, channel idle_timeout 60 s */
+    sst_identity_generate(&cfg.host.identity, node_random, n);
+    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
+    n->c = sst_ctx_new(&cfg, &io);
+    ck_assert_ptr_nonnull(n->c);
+    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
+    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
+}
+
+static void node_free(struct node *n)
+{
+    sim_node_remove(n->sim, &n->addr);
+    sst_ctx_free(n->c);
+}
+
+/* ---- endpoints: a pattern writer and a verifying reader per stream ----------------------- */
+
+static uint8_t pat(uint32_t seed, uint64_t i)
+{
+    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)seed << 17);
+    x ^= x >> 29;
+    return (uint8_t)(x * 0xbf58476d1ce4e5b9ull >> 56);
+}
+
+struct ep {
+    struct node *n;
+    struct sst_stream *s;
+    uint32_t tx_seed, rx_seed;
+    uint64_t tx_len, tx_done, rx_done;
+    bool shut_after, eof, errored, bad;
+    int err;
+};
+
+static void ep_pump(struct ep *e)
+{
+    uint8_t buf[4096];
+    while (e->tx_done < e->tx_len) {
+        size_t n = (size_t)SST_MIN((uint64_t)sizeof buf, e->tx_len - e->tx_done);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pat(e->tx_seed, e->tx_done + i);
+        sst_ssize_t w = sst_stream_write(e->s, buf, n);
+        if (w <= 0)
+            return;
+        e->tx_done += (uint64_t)w;
+    }
+    if (e->shut_after) {
+        e->shut_after = false;
+        ck_assert_int_eq(sst_stream_shutdown(e->s, SST_SHUT_WRITE), 0);
+    }
+}
+
+static void ep_read(struct ep *e)
+{
+    uint8_t buf[8192];
+    for (;;) {
+        sst_ssize_t n = sst_stream_read(e->s, buf, sizeof buf);
+        if (n == 0) {
+            e->eof = true;
+            return;
+        }
+        if (n < 0)
+            return;
+        for (sst_ssize_t i = 0; i < n; i++, e->rx_done++)
+            if (buf[i] != pat(e->rx_seed, e->rx_done))
+                e->bad = true;
+    }
+}
+
+static void ep_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct ep *e = arg;
+    if (ev & SST_EV_ERROR) {
+        e->errored = true;
+        e->err = sst_stream_error(s);
+        return;
+    }
+    if (ev & SST_EV_READABLE)
+        ep_read(e);
+    if (ev & (SST_EV_WRITABLE | SST_EV_CONNECTED))
+        ep_pump(e);
+}
+
+/* Queues `more` pattern bytes on e from the test body (outside callbacks). */
+static void ep_send(struct ep *e, uint64_t more)
+{
+    sst_ctx_set_time(e->n->c, sim_now(e->n->sim));
+    e->tx_len += more;
+    ep_pump(e);
+    sim_node_wake(e->n->sim, &e->n->addr);
+}
+
+static void ep_shut(struct ep *e)
+{
+    sst_ctx_set_time(e->n->c, sim_now(e->n->sim));
+    e->shut_after = true;
+    ep_pump(e);
+    sim_node_wake(e->n->sim, &e->n->addr);
+}
+
+static void srv_accept(struct sst_listener *l, void *arg)
+{
+    struct ep *e = arg;
+    if (e->s != NULL)
+        return;
+    e->s = sst_accept(l, ep_cb, e);
+    if (e->s != NULL)
+        ep_pump(e);
+}
+
+/* Both endpoints received everything the other has written so far (or one failed). */
+struct pair {
+    struct ep *a, *b;
+    bool want_eof;
+};
+
+static bool pair_busy(void *arg)
+{
+    struct pair *p = arg;
+    if (p->a->errored || p->b->errored || p->b->s == NULL)
+        return p->b->s == NULL;
+    if (p->want_eof && !(p->a->eof && p->b->eof))
+        return true;
+    return p->a->rx_done < p->b->tx_len || p->b->rx_done < p->a->tx_len;
+}
+
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks;
+}
+
+/* ---- the scenario ------------------------------------------------------------------------ */
+
+enum first { BOTH_AT_ONCE, RESPONDER_FIRST, INITIATOR_FIRST };
+
+/* A connects to B and both exchange a little; the stream idles for `idle` (many channel idle
+ * timeouts); then data flows again starting as `first` says.  Everything must arrive
+ * byte-exact, no stream may fail, and while idle no channel, LSID or timer may remain and the
+ * heap may not grow. */
+static void idle_scenario(uint64_t seed, double loss, sst_time_t idle, enum first first, unsigned cycles)
+{
+    struct sim_config sc;
+    sim_config_default(&sc);
+    sc.seed = seed;
+    struct sim *s = sim_new(&sc);
+    ck_assert_ptr_nonnull(s);
+    struct node a, b;
+    node_init(&a, s, 1);
+    node_init(&b, s, 2);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000,
+                                  .loss = loss };
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+
+    struct ep ea = { .n = &a, .tx_seed = 11, .rx_seed = 22 };
+    struct ep eb = { .n = &b, .tx_seed = 22, .rx_seed = 11 };
+    ck_assert_ptr_nonnull(sst_listen(b.c, "svc", srv_accept, &eb));
+    sst_ctx_set_time(a.c, sim_now(s));
+    ea.s = sst_connect(a.c, &b.addr, "svc", ep_cb, &ea);
+    ck_assert_ptr_nonnull(ea.s);
+    ea.tx_len = 5000;
+    eb.tx_len = 7000;
+    ep_pump(&ea);
+    sim_node_wake(s, &a.addr);
+    struct pair p = { .a = &ea, .b = &eb };
+    ck_assert_int_eq(sim_run_while(s, pair_busy, &p, sim_now(s) + SST_SEC(10)), 0);
+    ck_assert(!ea.errored && !eb.errored);
+
+    for (unsigned cycle = 0; cycle < cycles; cycle++) {
+        sst_time_t t0 = sim_now(s);
+        /* Detach (30 s) and channel idle close (60 s after the last packet) are long past. */
+        sim_run_until(s, t0 + SST_SEC(300));
+        size_t heap1 = heap_in_use();
+        sim_run_until(s, t0 + idle);
+        size_t heap2 = heap_in_use();
+        struct node *nodes[2] = { &a, &b };
+        for (int i = 0; i < 2; i++) {
+            struct sst_ctx_stats st;
+            sst_ctx_get_stats(nodes[i]->c, &st);
+            struct sst_host_stats hs;
+            sst_host_get_stats(sst_ctx_host(nodes[i]->c), &hs);
+            ck_assert_uint_ge(st.idle_closes, cycle + 1);
+            ck_assert_uint_eq(st.conns_dormant, 1);
+            ck_assert_uint_eq(st.lsids_in_use, 0);
+            ck_assert_uint_eq(st.streams_live, 1);
+            ck_assert_uint_eq(hs.channels, 0);
+            ck_assert_uint_eq(sst_ctx_deadline(nodes[i]->c), SST_TIME_NEVER);
+        }
+        ck_assert_uint_le(heap2, heap1);
+        ck_assert(!ea.errored && !eb.errored);
+
+        /* Wake up: 100 KB each way (several round trips of data under loss). */
+        struct ep *w1 = first == RESPONDER_FIRST ? &eb : &ea;
+        struct ep *w2 = w1 == &ea ? &eb : &ea;
+        ep_send(w1, 100000);
+        if (first == BOTH_AT_ONCE)
+            ep_send(w2, 100000);
+        ck_assert_int_eq(sim_run_while(s, pair_busy, &p, sim_now(s) + SST_SEC(60)), 0);
+        ck_assert_msg(!ea.errored && !eb.errored, "seed %llu: errors %d %d",
+                      (unsigned long long)seed, ea.err, eb.err);
+        if (first != BOTH_AT_ONCE) {
+            ep_send(w2, 100000);
+            ck_assert_int_eq(sim_run_while(s, pair_busy, &p, sim_now(s) + SST_SEC(60)), 0);
+            ck_assert(!ea.errored && !eb.errored);
+        }
+        struct sst_ctx_stats sw, so;
+        sst_ctx_get_stats(w1->n->c, &sw);
+        sst_ctx_get_stats(w2->n->c, &so);
+        ck_assert_uint_eq(sw.idle_wakes, cycle + 1);   /* the first writer reconnected */
+        ck_assert_uint_eq(sw.conns_dormant + so.conns_dormant, 0);
+        printf("idle seed %llu loss %.2f: cycle %u, %.0f s idle, resumed (wakes %llu/%llu)\n",
+               (unsigned long long)seed, loss, cycle, (double)idle / 1e9,
+               (unsigned long long)sw.idle_wakes, (unsigned long long)so.idle_wakes);
+    }
+    ck_assert(!ea.bad && !eb.bad);
+    ck_assert_uint_eq(ea.rx_done, eb.tx_len);
+    ck_assert_uint_eq(eb.rx_done, ea.tx_len);
+
+    /* Both close; the stream ends cleanly on both sides. */
+    ep_shut(&ea);
+    ep_shut(&eb);
+    p.want_eof = true;
+    ck_assert_int_eq(sim_run_while(s, pair_busy, &p, sim_now(s) + SST_SEC(60)), 0);
+    ck_assert(ea.eof && eb.eof && !ea.errored && !eb.errored && !ea.bad && !eb.bad);
+    node_free(&a);
+    node_free(&b);
+    sim_free(s);
+}
+
+START_TEST(test_idle_10min_both_write_at_once)
+{
+    idle_scenario(1, 0, SST_SEC(600), BOTH_AT_ONCE, 1);
+}
+END_TEST
+
+START_TEST(test_idle_10min_initiator_first)
+{
+    idle_scenario(2, 0, SST_SEC(600), INITIATOR_FIRST, 1);
+}
+END_TEST
+
+START_TEST(test_idle_10min_responder_first)
+{
+    idle_scenario(3, 0, SST_SEC(600), RESPONDER_FIRST, 1);
+}
+END_TEST
+
+START_TEST(test_idle_1h_lossy)
+{
+    /* 1% loss both ways, an hour idle, three times over, alternating who writes first. */
+    idle_scenario(4, 0.01, SST_SEC(3600), RESPONDER_FIRST, 3);
+    idle_scenario(5, 0.01, SST_SEC(3600), BOTH_AT_ONCE, 1);
+}
+END_TEST
+
+/* The peer vanished while the stream idled: the first write reconnects, finds nobody, and
+ * the stream fails with SST_ERR_TIMEOUT instead of waiting forever. */
+START_TEST(test_idle_peer_gone_write_fails)
+{
+    struct sim *s = sim_new(NULL);
+    ck_assert_ptr_nonnull(s);
+    struct node a, b;
+    node_init(&a, s, 1);
+    node_init(&b, s, 2);
+    struct sim_link_params lp = { .delay = SST_MS(10) };
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    struct ep ea = { .n = &a, .tx_seed = 11, .rx_seed = 22, .tx_len = 100 };
+    struct ep eb = { .n = &b, .tx_seed = 22, .rx_seed = 11 };
+    ck_assert_ptr_nonnull(sst_listen(b.c, "svc", srv_accept, &eb));
+    ea.s = sst_connect(a.c, &b.addr, "svc", ep_cb, &ea);
+    ck_assert_ptr_nonnull(ea.s);
+    ep_pump(&ea);
+    struct pair p = { .a = &ea, .b = &eb };
+    ck_assert_int_eq(sim_run_while(s, pair_busy, &p, SST_SEC(10)), 0);
+    sim_run_until(s, sim_now(s) + SST_SEC(200));
+    node_free(&b);
+    sst_time_t t = sim_now(s);
+    ep_send(&ea, 1000);
+    sim_run_until(s, t + SST_SEC(60));
+    ck_assert(ea.errored);
+    ck_assert_int_eq(ea.err, SST_ERR_TIMEOUT);
+    node_free(&a);
+    sim_free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("stream_idle");
+    TCase *tc = tcase_create("idle");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_idle_10min_both_write_at_once);
+    tcase_add_test(tc, test_idle_10min_initiator_first);
+    tcase_add_test(tc, test_idle_10min_responder_first);
+    tcase_add_test(tc, test_idle_1h_lossy);
+    tcase_add_test(tc, test_idle_peer_gone_write_fails);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
