@@ -8,6 +8,7 @@
 #include "err.h"
 #include "host_int.h"
 #include "packet.h"
+#include "pmtu.h"
 #include "protect.h"
 #include "recovery.h"
 #include "replay.h"
@@ -46,9 +47,11 @@ struct sst_chan {
     struct sst_ackrx ackrx;
     struct sst_recovery rec;
     struct sst_pacer pacer;
+    struct sst_pmtu pmtu;           /* path MTU discovery (RFC 8899): the datagram size in use */
     unsigned probes_due;            /* PTO probes to send regardless of cwnd */
     unsigned close_ptos;
     sst_time_t pace_until;          /* pacing holds sending until then */
+    sst_time_t cb_now;              /* time of the current call, for recovery's callbacks */
 
     sst_time_t created, established_at, last_rx, last_tx_eliciting;
     enum sst_link_state link;
@@ -85,10 +88,17 @@ SST_API uint64_t sst_chan_usid_nonce(const struct sst_chan *ch, bool ours)
     return sst_protect_derive_id(ours ? &ch->tx_prot : &ch->rx_prot, "SST USID nonce");
 }
 
+/* The datagram size packets are built to: the confirmed PLPMTU once keyed (pmtu.h). */
+static uint16_t chan_mtu(const struct sst_chan *ch)
+{
+    if (ch->keyed)
+        return ch->pmtu.plpmtu;
+    return sst_host_config(ch->host)->max_udp_payload;
+}
+
 SST_API size_t sst_chan_max_payload(const struct sst_chan *ch)
 {
-    const struct sst_host_config *cfg = sst_host_config(ch->host);
-    return cfg->max_udp_payload - SST_CHAN_HDR_LEN - overhead(ch);
+    return chan_mtu(ch) - SST_CHAN_HDR_LEN - overhead(ch);
 }
 
 /* ---- recovery callbacks: forward packet fates to the upper layer ------------------------ */
@@ -103,6 +113,9 @@ static bool upper_owns(struct sst_chan *ch, uint64_t seq)
 static void rec_acked(void *ctx, uint64_t seq)
 {
     struct sst_chan *ch = ctx;
+    const struct sst_sent *s = sst_recovery_record(&ch->rec, seq);
+    sst_pmtu_on_acked(&ch->pmtu, seq, s->bytes, s->flags & SST_SENT_PROBE, ch->cb_now);
+    ch->rec.cc.mss = ch->pmtu.plpmtu; /* window arithmetic in packets of the size in use */
     if (ch->up && ch->up->acked && upper_owns(ch, seq))
         ch->up->acked(ch->up_ctx, ch, seq);
 }
@@ -110,6 +123,12 @@ static void rec_acked(void *ctx, uint64_t seq)
 static void rec_lost(void *ctx, uint64_t seq)
 {
     struct sst_chan *ch = ctx;
+    const struct sst_sent *s = sst_recovery_record(&ch->rec, seq);
+    /* A black hole shrinks max_payload before the upper layer hears of the loss, so the data it
+     * queues again is re-segmented to the smaller size. */
+    if (sst_pmtu_on_lost(&ch->pmtu, seq, s->bytes, s->flags & SST_SENT_PROBE,
+                         sst_recovery_next_seq(&ch->rec), ch->cb_now))
+        ch->rec.cc.mss = ch->pmtu.plpmtu;
     if (ch->up && ch->up->lost && upper_owns(ch, seq))
         ch->up->lost(ch->up_ctx, ch, seq);
 }
@@ -154,6 +173,9 @@ static int chan_install_keys(struct sst_chan *ch, sst_time_t now, const struct s
     if (err)
         return err;
     ch->rec.max_ack_delay = cfg->max_ack_delay;
+    uint16_t limit = ch->peer.family == SST_AF_INET6 ? cfg->max_udp_payload_limit6
+                                                     : cfg->max_udp_payload_limit;
+    sst_pmtu_init(&ch->pmtu, cfg->max_udp_payload, limit, cfg->pmtu_raise_timer);
     sst_pacer_init(&ch->pacer, mss);
     ch->state = SST_CHAN_ESTABLISHED;
     ch->established_at = now;
@@ -306,6 +328,42 @@ static void chan_send_control(struct sst_chan *ch, sst_time_t now, uint8_t subty
     (void)chan_transmit(ch, now, buf, SST_STREAM_HDR_LEN + 1, true, false);
 }
 
+/* A PMTU probe (RFC 8899 §4.1): a Control PAD packet padded so the datagram is exactly `size`
+ * bytes.  Ack-eliciting, so its ack confirms the size; flagged SST_SENT_PROBE so its loss is
+ * not taken for congestion (RFC 8899 §4.4).  Returns false if it could not be sent. */
+static bool chan_send_probe(struct sst_chan *ch, sst_time_t now, uint16_t size)
+{
+    size_t fixed = SST_CHAN_HDR_LEN + overhead(ch) + SST_STREAM_HDR_LEN + 1;
+    if (size < fixed || size > SST_MAX_DATAGRAM)
+        return false;
+    uint8_t *buf = sst_host_txbuf(ch->host);
+    uint8_t *p = buf + SST_CHAN_HDR_LEN;
+    size_t payload_len = size - SST_CHAN_HDR_LEN - overhead(ch);
+    put_prefix(p, SST_PT_CONTROL, 0);
+    p[SST_STREAM_HDR_LEN] = CTRL_PAD;
+    memset(p + SST_STREAM_HDR_LEN + 1, 0, payload_len - SST_STREAM_HDR_LEN - 1);
+    uint64_t seq = sst_recovery_next_seq(&ch->rec);
+    if (chan_transmit(ch, now, buf, payload_len, true, false) != 0)
+        return false;
+    sst_recovery_record(&ch->rec, seq)->flags |= SST_SENT_PROBE;
+    sst_pmtu_on_probe_sent(&ch->pmtu, seq, size);
+    return true;
+}
+
+/* Sends the probe the PMTU search asks for, if any.  Only while the channel carries traffic
+ * (something in flight): the probe's fate is judged by the acks of the packets around it, and
+ * an idle channel is not kept awake by probes.  Never before the initiator's FINISH is
+ * confirmed, because the FINISH may be coalesced in front of our packets. */
+static void chan_maybe_probe(struct sst_chan *ch, sst_time_t now)
+{
+    if (ch->state != SST_CHAN_ESTABLISHED || !ch->finish_confirmed || ch->rec.bytes_in_flight == 0)
+        return;
+    sst_pmtu_tick(&ch->pmtu, now);
+    uint16_t size = sst_pmtu_probe_size(&ch->pmtu);
+    if (size && sst_recovery_can_send(&ch->rec, size))
+        (void)chan_send_probe(ch, now, size);
+}
+
 /* Asks the upper layer for one payload and sends it.  Returns false if it had nothing. */
 static bool chan_send_upper(struct sst_chan *ch, sst_time_t now)
 {
@@ -328,14 +386,19 @@ static void chan_flush(struct sst_chan *ch, sst_time_t now)
 {
     if (ch->state != SST_CHAN_ESTABLISHED && ch->state != SST_CHAN_CLOSING)
         return;
-    uint32_t mss = (uint32_t)sst_host_config(ch->host)->max_udp_payload;
+    ch->cb_now = now;
 
-    /* Probe timeout (RFC 9002 §6.2.4): new data if any, else a ping; ignores cwnd. */
+    /* Probe timeout (RFC 9002 §6.2.4): new data if any, else a ping; ignores cwnd.  Above
+     * BASE_PLPMTU the last one is always a (small) ping: if full-size packets fall into a black
+     * hole, its ack is what lets loss detection and the PMTU search see it (RFC 8899 §4.3). */
     while (ch->probes_due > 0) {
         ch->probes_due--;
-        if (ch->state == SST_CHAN_CLOSING || !chan_send_upper(ch, now))
+        bool small = ch->probes_due == 0 && sst_pmtu_above_base(&ch->pmtu);
+        if (ch->state == SST_CHAN_CLOSING || small || !chan_send_upper(ch, now))
             chan_send_control(ch, now, ch->state == SST_CHAN_CLOSING ? CTRL_CLOSE : CTRL_PING);
     }
+    chan_maybe_probe(ch, now);
+    uint32_t mss = chan_mtu(ch);
     ch->pace_until = 0;
     while (ch->state == SST_CHAN_ESTABLISHED && sst_recovery_can_send(&ch->rec, mss)) {
         sst_time_t at = sst_pacer_next(&ch->pacer, &ch->rec.cc, &ch->rec.rtt, now, mss);
@@ -440,6 +503,7 @@ void sst_chan_on_packet(struct sst_chan *ch, sst_time_t now, uint8_t *pkt, size_
     size_t plain_len;
     if (sst_protect_open(&ch->rx_prot, seq, pkt, len, &plain_len))
         return;
+    ch->cb_now = now;
     /* Authenticated: only now may the packet change state (RFC 4303 §3.4.3). */
     sst_replay_commit(&ch->replay, seq);
     ch->rx_packets++;
@@ -602,6 +666,7 @@ void sst_chan_on_timeout(struct sst_chan *ch, sst_time_t now)
     }
     if (ch->state == SST_CHAN_CLOSED)
         return;
+    ch->cb_now = now;
     if (cfg->idle_timeout && now >= ch->last_rx + cfg->idle_timeout) {
         /* Silence for the whole idle period: with data outstanding the peer is gone. */
         chan_die(ch, ch->rec.bytes_in_flight ? SST_ERR_TIMEOUT : SST_OK);
@@ -664,5 +729,10 @@ SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats
         out->lost_packets = ch->rec.stat_lost;
         out->pto_count_total = ch->rec.stat_pto;
         out->cc_name = ch->rec.cc.ops ? ch->rec.cc.ops->name : "";
+        out->plpmtu = ch->pmtu.plpmtu;
+        out->pmtu_state = ch->pmtu.state;
+        out->pmtu_probes_sent = ch->pmtu.probes_sent;
+        out->pmtu_probes_lost = ch->pmtu.probes_lost;
+        out->pmtu_blackholes = ch->pmtu.blackholes;
     }
 }

@@ -61,6 +61,10 @@ struct sst_chan_stats {
     uint64_t lost_packets, pto_count_total, acks_sent;
     sst_time_t established_at;
     const char *cc_name;
+    /* path MTU discovery (pmtu.h): datagram size in use, enum sst_pmtu_state, counters */
+    uint16_t plpmtu;
+    uint8_t pmtu_state;
+    uint64_t pmtu_probes_sent, pmtu_probes_lost, pmtu_blackholes;
 };
 SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out);
 

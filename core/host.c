@@ -11,6 +11,7 @@
 #include "host_int.h"
 #include "negotiate.h"
 #include "packet.h"
+#include "pmtu.h"
 
 /* Stateless resets are rate limited so that a flood of junk cannot make us a reflector. */
 #define RESET_BUDGET_PER_SEC 50
@@ -62,6 +63,11 @@ SST_API void sst_host_config_default(struct sst_host_config *c)
     c->idle_timeout = SST_SEC(60);
     c->keepalive = 0;
     c->max_ack_delay = SST_MS(10); /* ref. impl. and paper's TCP-like delayed ack */
+    /* Path MTU discovery is opt-in for now (SST_PMTU_LIMIT4 / SST_PMTU_LIMIT6 turn it on):
+     * see docs/protocol-channel.md "Path MTU discovery" for why. */
+    c->max_udp_payload_limit = 0;
+    c->max_udp_payload_limit6 = 0;
+    c->pmtu_raise_timer = SST_PMTU_RAISE_TIMER;
 }
 
 /* ---- services for channels ------------------------------------------------------------- */
@@ -228,6 +234,8 @@ static bool key_is_zero(const uint8_t k[32])
 SST_API struct sst_host *sst_host_new(const struct sst_host_config *cfg, const struct sst_host_io *io)
 {
     if (!io || !io->send || cfg->max_udp_payload < 1200 || cfg->max_udp_payload > SST_MAX_DATAGRAM)
+        return NULL;
+    if (cfg->max_udp_payload_limit > SST_MAX_DATAGRAM || cfg->max_udp_payload_limit6 > SST_MAX_DATAGRAM)
         return NULL;
     if (sodium_init() < 0)
         return NULL;

@@ -45,6 +45,13 @@ struct sst_host_config {
     sst_time_t idle_timeout;          /* close a channel idle this long (default 60 s) */
     sst_time_t keepalive;             /* ping an idle channel this often; 0 = never (default 0) */
     sst_time_t max_ack_delay;         /* delayed-ack timer (default 10 ms) */
+    /* Path MTU discovery (RFC 8899, core/pmtu.h): channels start at max_udp_payload and probe
+     * up to these datagram sizes for IPv4 / IPv6 peers (SST_PMTU_LIMIT4 = 1472 and
+     * SST_PMTU_LIMIT6 = 1452 on a 1500-byte MTU).  0 (the default for now) or a value
+     * <= max_udp_payload disables discovery; at most 1500. */
+    uint16_t max_udp_payload_limit;
+    uint16_t max_udp_payload_limit6;
+    sst_time_t pmtu_raise_timer;      /* re-search after this (0: default 600 s) */
 };
 
 SST_API void sst_host_config_default(struct sst_host_config *c);

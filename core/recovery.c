@@ -232,7 +232,8 @@ static bool persistent_congestion(struct sst_recovery *r, uint64_t first_new)
             continue;
         if (newly)
             has_new = true;
-        if (!(s->flags & SST_SENT_ELICITING) || r->first_rtt_sample == SST_TIME_NEVER ||
+        if (!(s->flags & SST_SENT_ELICITING) || (s->flags & SST_SENT_PROBE) ||
+            r->first_rtt_sample == SST_TIME_NEVER ||
             s->time_sent <= r->first_rtt_sample)
             continue;
         if (start == SST_TIME_NEVER)
@@ -267,7 +268,9 @@ static void detect_lost(struct sst_recovery *r, sst_time_t now)
             s->flags |= SST_SENT_LOST | SENT_NEWLY_LOST;
             if (first_new == 0)
                 first_new = seq;
-            if (s->flags & SST_SENT_ELICITING) {
+            if (s->flags & SST_SENT_PROBE) {
+                r->bytes_in_flight -= s->bytes; /* RFC 8899 §4.4: no congestion response */
+            } else if (s->flags & SST_SENT_ELICITING) {
                 r->bytes_in_flight -= s->bytes;
                 r->stat_lost++;
                 sst_delivery_on_lost(&r->dr, s->bytes);

@@ -24,6 +24,9 @@ struct sst_sent {
 #define SST_SENT_ELICITING 0x02 /* ack-eliciting; counts in bytes_in_flight */
 #define SST_SENT_ACKED    0x04
 #define SST_SENT_LOST     0x08
+#define SST_SENT_PROBE    0x40  /* path MTU probe (pmtu.h): its loss is no congestion signal, so
+                                 * it neither reduces cwnd nor counts in stat_lost, the delivery
+                                 * rate's losses or persistent congestion (RFC 8899 §4.4) */
 #define SST_SENT_OWNER    0x80  /* never touched by recovery.c: free for the channel's own use */
 
 enum sst_link_state { SST_LINK_UP = 0, SST_LINK_STALLED = 1, SST_LINK_DOWN = 2 };

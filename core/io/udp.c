@@ -293,6 +293,17 @@ SST_API int sst_udp_open(struct sst_udp **out, const struct sst_addr *bind_addr,
     (void)setsockopt(u->fd, IPPROTO_IP, IP_RECVERR, &on_err, sizeof on_err);
     if (u->family == AF_INET6)
         (void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVERR, &on_err, sizeof on_err);
+    /* Don't Fragment on every datagram, without the kernel's path MTU cache shrinking or
+     * fragmenting them: SST finds the path MTU itself by probing (RFC 8899 §3, core/pmtu.h).
+     * A probe above the interface MTU fails with EMSGSIZE in sst_udp_flush and is simply lost,
+     * which the engine counts as a failed probe.  Both options on a dual-stack socket: its IPv4
+     * peers go out under IP_MTU_DISCOVER. */
+    int pmtud = IP_PMTUDISC_PROBE;
+    (void)setsockopt(u->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtud, sizeof pmtud);
+    if (u->family == AF_INET6) {
+        int pmtud6 = IPV6_PMTUDISC_PROBE;
+        (void)setsockopt(u->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtud6, sizeof pmtud6);
+    }
     set_buffer(u->fd, SO_RCVBUFFORCE, SO_RCVBUF, c.rcvbuf);
     set_buffer(u->fd, SO_SNDBUFFORCE, SO_SNDBUF, c.sndbuf);
     if (bind(u->fd, (struct sockaddr *)&ss, sslen) != 0)

@@ -130,6 +130,11 @@ int sim_link_enqueue(struct sim_link *l, const struct sst_addr *from, const stru
     l->st.offered++;
     l->st.offered_bytes += len;
 
+    if (p->mtu > 0 && len > p->mtu) {
+        l->st.dropped_mtu++;
+        return 0;
+    }
+
     if (p->rate_bps > 0) {
         drain(l, now);
         if (p->queue_bytes > 0 && l->occupancy + len > p->queue_bytes) {

@@ -130,6 +130,9 @@ struct sim_link_params {
     double duplicate;         /* probability a packet is delivered twice */
     double corrupt;           /* probability 1..3 random bits of a packet are flipped */
     sst_time_t jitter;        /* extra delay uniform in [0, jitter]; FIFO order is kept */
+    size_t mtu;               /* largest datagram (UDP payload) the link carries; a larger one
+                               * is dropped silently, as a DF packet at a smaller hop with no
+                               * ICMP coming back (counted in dropped_mtu); 0 = no limit */
 };
 
 struct sim_link_stats {
@@ -140,6 +143,7 @@ struct sim_link_stats {
     uint64_t lost_burst;                   /* of which in the Gilbert-Elliott bad state */
     uint64_t corrupted, duplicated, reordered;
     uint64_t dropped_pool;                 /* no packet buffer (see sim_stats.pool_drops) */
+    uint64_t dropped_mtu;                  /* longer than the link's mtu */
     size_t max_queue_bytes;                /* highest occupancy seen, bytes */
     size_t queue_bytes;                    /* occupancy at the last enqueue */
 };
