@@ -121,6 +121,25 @@ SST_API sst_ssize_t sst_stream_read(struct sst_stream *s, void *buf, size_t len)
 /* Bytes taken into the send buffer (possibly fewer than len; WRITABLE follows), SST_ERR_AGAIN
  * if none fit, SST_ERR_CLOSED after shutdown(WRITE), or the stream's error. */
 SST_API sst_ssize_t sst_stream_write(struct sst_stream *s, const void *buf, size_t len);
+/* Messages (paper §2.3: record markers).  A stream may carry record boundaries among its
+ * bytes; sst_stream_read ignores them, sst_stream_read_msg stops at them.  Each boundary
+ * takes one byte of send buffer and of the peer's flow-control window (docs/api.md).
+ *
+ * Ends the current message: the bytes written since the previous boundary (possibly none: a
+ * zero-length message) form one message.  0, SST_ERR_AGAIN (send buffer full; WRITABLE
+ * follows), SST_ERR_CLOSED after shutdown(WRITE), or the stream's error. */
+SST_API int sst_stream_mark(struct sst_stream *s);
+/* Writes len bytes (0 allowed) and ends the message, all or nothing: len, SST_ERR_AGAIN if
+ * len + 1 bytes of buffer are not free now (WRITABLE follows), SST_ERR_TOO_BIG if len + 1
+ * exceeds the send buffer, SST_ERR_CLOSED, or the stream's error. */
+SST_API sst_ssize_t sst_stream_write_msg(struct sst_stream *s, const void *buf, size_t len);
+/* Reads up to len (> 0) bytes of the current message, never past its end.  *end is set when
+ * the bytes returned end the message (the boundary is consumed with them); a message longer
+ * than len comes in several calls, the last with *end set.  Returns the bytes read (0 with
+ * *end set: a zero-length message, or the end of one whose bytes were all read before), 0
+ * with *end clear at end of stream, SST_ERR_AGAIN, SST_ERR_INVAL (len 0) or the stream's
+ * error.  Bytes written without a boundary before the end of stream read with *end clear. */
+SST_API sst_ssize_t sst_stream_read_msg(struct sst_stream *s, void *buf, size_t len, bool *end);
 /* 0, SST_ERR_INVAL or SST_ERR_CLOSED. */
 SST_API int sst_stream_shutdown(struct sst_stream *s, enum sst_shut how);
 /* Gives the handle back: the write side closes gracefully (buffered bytes are still

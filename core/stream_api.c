@@ -120,6 +120,80 @@ SST_API sst_ssize_t sst_stream_write(struct sst_stream *s, const void *buf, size
     return (sst_ssize_t)n;
 }
 
+/* ---- messages: record boundaries (paper §2.3) ---------------------------------------- */
+
+static int write_check(const struct sst_stream *s)
+{
+    if (s->local_only || s->ephemeral)
+        return SST_ERR_RESET;
+    if (s->err != 0)
+        return s->err;
+    if (s->wr_shut)
+        return SST_ERR_CLOSED;
+    return 0;
+}
+
+SST_API int sst_stream_mark(struct sst_stream *s)
+{
+    int rc = write_check(s);
+    if (rc != 0)
+        return rc;
+    rc = sst_tx_mark(&s->tx);
+    if (rc == SST_ERR_AGAIN)
+        s->want_write = true;
+    if (rc != 0)
+        return rc;
+    sst_strm_make_ready(s);
+    sst_strm_api_done(s->ctx);
+    return 0;
+}
+
+SST_API sst_ssize_t sst_stream_write_msg(struct sst_stream *s, const void *buf, size_t len)
+{
+    int rc = write_check(s);
+    if (rc != 0)
+        return rc;
+    /* All or nothing: the bytes and their boundary (one unit) must fit the buffer now. */
+    if (len >= s->tx.max)
+        return SST_ERR_TOO_BIG;
+    if (!sst_tx_reserve(&s->tx, len + 1)) {
+        if (sst_tx_space(&s->tx) > len)
+            return SST_ERR_NOMEM;
+        s->want_write = true;
+        return SST_ERR_AGAIN;
+    }
+    (void)sst_tx_write(&s->tx, buf, len);
+    rc = sst_tx_mark(&s->tx);
+    if (rc != 0)
+        return rc;   /* unreachable: reserved above */
+    s->bytes_written += len;
+    sst_strm_make_ready(s);
+    sst_strm_api_done(s->ctx);
+    return (sst_ssize_t)len;
+}
+
+SST_API sst_ssize_t sst_stream_read_msg(struct sst_stream *s, void *buf, size_t len, bool *end)
+{
+    *end = false;
+    if (len == 0)
+        return SST_ERR_INVAL;
+    if (s->svc == SVC_WAIT_REPLY)
+        return s->err != 0 ? s->err : SST_ERR_AGAIN;
+    if (s->err != 0 && sst_rx_available(&s->rx) == 0)
+        return s->err;
+    if (s->rd_shut)
+        return 0;
+    size_t n = s->svc == SVC_NONE ? sst_svc_read_msg(s, buf, len, end) : 0;
+    s->bytes_read += n;
+    if (n > 0 || *end) {
+        sst_strm_api_done(s->ctx);
+        return (sst_ssize_t)n;
+    }
+    if (sst_rx_eof(&s->rx))
+        return 0;
+    return s->err != 0 ? s->err : SST_ERR_AGAIN;
+}
+
 SST_API int sst_stream_shutdown(struct sst_stream *s, enum sst_shut how)
 {
     if (how == SST_SHUT_RESET) {

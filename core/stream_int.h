@@ -323,8 +323,9 @@ bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t 
 void sst_srecv_window_check(struct sst_stream *s);
 void sst_srecv_window_from(struct sst_stream *s, uint64_t seq, uint8_t win);
 void sst_srecv_enqueue_child(struct sst_stream *parent, struct sst_stream *s);
-bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, size_t len, bool fin,
-                       bool borrowed);
+/* flags: the segment's SST_SF_MARK and SST_SF_CLOSE. */
+bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, size_t len,
+                       unsigned flags, bool borrowed);
 
 /* ---- stream_dgram.c ------------------------------------------------------------------------- */
 
@@ -336,6 +337,8 @@ bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p
 struct sst_listener *sst_svc_find_listener(struct sst_ctx *c, const char *name, size_t len);
 /* Reads stream-layer bytes from the front of s's receive buffer, cancelling their deduction. */
 size_t sst_svc_read(struct sst_stream *s, uint8_t *buf, size_t len);
+/* The same, stopping at a record boundary (*end set when the bytes end a record). */
+size_t sst_svc_read_msg(struct sst_stream *s, uint8_t *buf, size_t len, bool *end);
 void sst_svc_pump(struct sst_stream *s);
 
 #endif

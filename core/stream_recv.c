@@ -28,19 +28,20 @@ void sst_srecv_window_check(struct sst_stream *s)
 
 /* Delivers stream bytes to s.  Returns false when they could not be buffered (then the packet
  * is not acknowledged and will come again). */
-bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, size_t len, bool fin,
-                    bool borrowed)
+bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, size_t len,
+                       unsigned flags, bool borrowed)
 {
     struct sst_ctx *c = s->ctx;
     if (s->err != 0 || s->rst_pending || s->rst_inflight)
         return true;
-    if (s->ephemeral && len > 0) {
+    bool mark = (flags & SST_SF_MARK) != 0, fin = (flags & SST_SF_CLOSE) != 0;
+    if (s->ephemeral && (len > 0 || mark)) {
         /* The receiver of a datagram must not write back (paper §2.2). */
         sst_strm_abort(s, SST_ERR_RESET, true);
         return true;
     }
     size_t fresh = 0;
-    int rc = sst_rx_insert(&s->rx, off, data, len, fin, &fresh);
+    int rc = sst_rx_insert_seg(&s->rx, off, data, len, mark, fin, &fresh);
     if (rc == SST_ERR_AGAIN) {
         c->stats.rx_not_buffered++;
         return false;
@@ -60,16 +61,7 @@ bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, 
     }
     if (s->rd_shut) {
         /* Reading was shut: consume and forget, but keep the offsets for end-of-stream. */
-        uint8_t sink[1024];
-        size_t n;
-        while ((n = sst_rx_read(&s->rx, sink, sizeof sink)) > 0) {
-            size_t k = (size_t)SST_MIN((uint64_t)n, s->borrowed);
-            if (k > 0 && s->parent != NULL)
-                sst_fc_rx_release(&s->parent->frx, k);
-            s->borrowed -= k;
-            sst_fc_rx_release(&s->frx, n - k);
-        }
-        sst_srecv_window_check(s);
+        (void)sst_svc_read(s, NULL, SIZE_MAX);
         sst_strm_maybe_free(s);
         return true;
     }
@@ -173,7 +165,7 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         }
     }
     sst_srecv_window_from(s, seq, p->win);
-    return sst_srecv_deliver(s, p->bsn, p->data, p->len, p->flags & SST_SF_CLOSE, true);
+    return sst_srecv_deliver(s, p->bsn, p->data, p->len, p->flags, true);
 }
 
 static bool on_reply(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
@@ -197,7 +189,7 @@ static bool on_reply(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     sst_strm_confirm(s);
     sst_strm_make_ready(s);
     sst_srecv_window_from(s, seq, p->win);
-    return sst_srecv_deliver(s, p->bsn, p->data, p->len, p->flags & SST_SF_CLOSE, false);
+    return sst_srecv_deliver(s, p->bsn, p->data, p->len, p->flags, false);
 }
 
 static bool on_data(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
@@ -212,7 +204,7 @@ static bool on_data(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     sst_srecv_window_from(s, seq, p->win);
     if (s->is_root)
         return true;   /* the root carries window updates only */
-    return sst_srecv_deliver(s, sst_rx_offset32(&s->rx, p->bsn), p->data, p->len, p->flags & SST_SF_CLOSE, false);
+    return sst_srecv_deliver(s, sst_rx_offset32(&s->rx, p->bsn), p->data, p->len, p->flags, false);
 }
 
 static bool on_reset(struct conn *cn, const struct sst_spkt *p)

@@ -50,6 +50,9 @@ void sst_rx_free(struct sst_rx *rx)
     rx->buf = NULL;
     rx->cap = 0;
     sst_rangeset_free(&rx->got);
+    free(rx->marks);
+    rx->marks = NULL;
+    rx->mhead = rx->nmarks = rx->capmarks = 0;
 }
 
 void sst_rx_compact(struct sst_rx *rx)
@@ -60,6 +63,71 @@ void sst_rx_compact(struct sst_rx *rx)
         rx->buf = NULL;
         rx->cap = 0;
     }
+    if (rx->mhead == rx->nmarks) {
+        free(rx->marks);
+        rx->marks = NULL;
+        rx->mhead = rx->nmarks = rx->capmarks = 0;
+    }
+}
+
+/* ---- record boundaries (paper §2.3) ------------------------------------------------------ */
+
+/* Index of the first mark >= x in [mhead, nmarks). */
+static uint32_t mark_index(const struct sst_rx *rx, uint64_t x)
+{
+    uint32_t lo = rx->mhead, hi = rx->nmarks;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rx->marks[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Room for one more mark; false when out of memory. */
+static bool mark_room(struct sst_rx *rx)
+{
+    if (rx->nmarks < rx->capmarks)
+        return true;
+    if (rx->mhead > 0) {
+        memmove(rx->marks, rx->marks + rx->mhead, (rx->nmarks - rx->mhead) * sizeof *rx->marks);
+        rx->nmarks -= rx->mhead;
+        rx->mhead = 0;
+        return true;
+    }
+    uint32_t cap = rx->capmarks == 0 ? 8 : rx->capmarks * 2;
+    uint64_t *nm = realloc(rx->marks, cap * sizeof *nm);
+    if (nm == NULL)
+        return false;
+    rx->marks = nm;
+    rx->capmarks = cap;
+    return true;
+}
+
+/* Records the mark unit at m (room was made); a duplicate is ignored. */
+static void mark_add(struct sst_rx *rx, uint64_t m)
+{
+    uint32_t i = mark_index(rx, m);
+    if (i < rx->nmarks && rx->marks[i] == m)
+        return;
+    memmove(rx->marks + i + 1, rx->marks + i, (rx->nmarks - i) * sizeof *rx->marks);
+    rx->marks[i] = m;
+    rx->nmarks++;
+}
+
+static uint64_t next_mark(const struct sst_rx *rx)
+{
+    return rx->mhead < rx->nmarks ? rx->marks[rx->mhead] : UINT64_MAX;
+}
+
+static void pop_mark(struct sst_rx *rx)
+{
+    rx->mhead++;
+    if (rx->mhead == rx->nmarks)
+        rx->mhead = rx->nmarks = 0;
+    rx->next++;
 }
 
 uint64_t sst_rx_offset32(const struct sst_rx *rx, uint32_t bsn)
@@ -81,10 +149,17 @@ static void ring_copy_in(struct sst_rx *rx, uint64_t off, const uint8_t *data, s
 int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len, bool fin,
                   size_t *fresh)
 {
-    uint64_t end = off + len;
+    return sst_rx_insert_seg(rx, off, data, len, false, fin, fresh);
+}
+
+int sst_rx_insert_seg(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len, bool mark,
+                      bool fin, size_t *fresh)
+{
+    uint64_t dend = off + len;               /* end of the bytes; the mark unit sits there */
+    uint64_t end = dend + (mark ? 1 : 0);
     *fresh = 0;
-    /* An empty segment without Close (a window update) carries nothing to place. */
-    if (len == 0 && !fin)
+    /* An empty segment without Mark or Close (a window update) carries nothing to place. */
+    if (len == 0 && !fin && !mark)
         return 0;
     /* Checks first: nothing changes unless the whole segment is acceptable. */
     if (rx->fin_known && (end > rx->fin || (fin && end != rx->fin)))
@@ -100,8 +175,16 @@ int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t l
     if (lo < end) {
         if (!sst_rangeset_can_add(&rx->got, lo, end))
             return SST_ERR_AGAIN;
+        bool new_mark = mark && dend >= lo;   /* else the mark unit was here already */
+        if (new_mark && !mark_room(rx))
+            return SST_ERR_AGAIN;
         *fresh = (size_t)sst_rangeset_uncovered(&rx->got, lo, end);
-        ring_copy_in(rx, lo, data + (lo - off), (size_t)(end - lo));
+        if (lo < dend)
+            ring_copy_in(rx, lo, data + (lo - off), (size_t)(dend - lo));
+        if (new_mark) {
+            rx->buf[dend % rx->cap] = 0;
+            mark_add(rx, dend);
+        }
         if (sst_rangeset_add(&rx->got, lo, end) != 0)
             return SST_ERR_AGAIN;   /* unreachable: can_add said yes */
         /* Pull contiguous ranges into the ready region. */
@@ -117,9 +200,11 @@ int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t l
     return 0;
 }
 
-size_t sst_rx_read(struct sst_rx *rx, uint8_t *buf, size_t len)
+/* Copies up to len bytes from next, stopping before the next mark unit. */
+static size_t copy_out(struct sst_rx *rx, uint8_t *buf, size_t len)
 {
-    size_t n = (size_t)SST_MIN((uint64_t)len, rx->ready - rx->next);
+    uint64_t stop = SST_MIN(rx->ready, next_mark(rx));
+    size_t n = (size_t)SST_MIN((uint64_t)len, stop - rx->next);
     if (n == 0)
         return 0;
     size_t pos = (size_t)(rx->next % rx->cap);
@@ -129,5 +214,29 @@ size_t sst_rx_read(struct sst_rx *rx, uint8_t *buf, size_t len)
         memcpy(buf + first, rx->buf, n - first);
     }
     rx->next += n;
+    return n;
+}
+
+size_t sst_rx_read(struct sst_rx *rx, uint8_t *buf, size_t len)
+{
+    size_t copied = 0;
+    /* Boundaries are invisible to a plain read: it passes over those before and among the
+     * bytes it returns, but leaves one right after its last byte in place, so that a caller
+     * reading an exact count (the service request) does not swallow the boundary the next
+     * reader (sst_rx_read_msg) must see. */
+    while (copied < len && rx->next < rx->ready) {
+        while (rx->next < rx->ready && next_mark(rx) == rx->next)
+            pop_mark(rx);
+        copied += copy_out(rx, buf != NULL ? buf + copied : NULL, len - copied);
+    }
+    return copied;
+}
+
+size_t sst_rx_read_msg(struct sst_rx *rx, uint8_t *buf, size_t len, bool *end)
+{
+    size_t n = copy_out(rx, buf, len);
+    *end = rx->next < rx->ready && next_mark(rx) == rx->next;
+    if (*end)
+        pop_mark(rx);
     return n;
 }

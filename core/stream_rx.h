@@ -14,6 +14,11 @@ struct sst_rx {
     struct sst_rangeset got;   /* ranges received beyond ready */
     bool fin_known;
     uint64_t fin;       /* stream length, once a Close flag arrived */
+    /* Record boundaries (paper §2.3): each occupies one unit of the offset space after the
+     * last byte of its record (a zero in the ring).  Offsets >= next of the mark units
+     * received, sorted, in [mhead, nmarks); allocated only when the peer sends marks. */
+    uint64_t *marks;
+    uint32_t mhead, nmarks, capmarks;
 };
 
 /* Allocates a small ring that may grow to max bytes (> 0).  0 or SST_ERR_NOMEM. */
@@ -31,8 +36,18 @@ uint64_t sst_rx_offset32(const struct sst_rx *rx, uint32_t bsn);
  * contradicts the known end of stream. */
 SST_MUST_CHECK int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len,
                                  bool fin, size_t *fresh);
-/* Copies up to len in-order bytes into buf and frees their space; returns the count. */
+/* The same for a segment that may end a record (Mark flag): its len bytes are followed by a
+ * mark unit at off + len, and the Close (if fin) comes after that.  *fresh counts units. */
+SST_MUST_CHECK int sst_rx_insert_seg(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len,
+                                     bool mark, bool fin, size_t *fresh);
+/* Copies up to len in-order bytes into buf (NULL: discard) and frees their space, passing
+ * over record boundaries; returns the bytes copied (rx->next advances by units, marks
+ * included: flow control releases that). */
 size_t sst_rx_read(struct sst_rx *rx, uint8_t *buf, size_t len);
+/* Like sst_rx_read, but stops at the next record boundary: *end is set when the bytes
+ * returned end a record (the boundary is consumed with them).  A zero-length record reads as
+ * 0 with *end set. */
+size_t sst_rx_read_msg(struct sst_rx *rx, uint8_t *buf, size_t len, bool *end);
 static inline uint64_t sst_rx_available(const struct sst_rx *rx) { return rx->ready - rx->next; }
 /* All bytes up to the Close were read. */
 static inline bool sst_rx_eof(const struct sst_rx *rx) { return rx->fin_known && rx->next == rx->fin; }

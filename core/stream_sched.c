@@ -72,7 +72,7 @@ static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_s
             return EMIT_LATER;
         uint64_t limit = type == SST_PT_DATA ? UINT64_MAX : (uint64_t)SST_INIT_BSN_MAX + 1;
         if (sst_tx_next(&s->tx, cap - SST_STREAM_MAX_HDR, limit, seg)) {
-            if (sst_fc_tx_allows(seg_fc(s, type), seg->len)) {
+            if (sst_fc_tx_allows(seg_fc(s, type), seg->len + (seg->mark ? 1 : 0))) {
                 *has_seg = true;
                 return EMIT_NOW;
             }
@@ -127,9 +127,13 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     if (!has_seg && type != SST_PT_DATA && g->off > SST_INIT_BSN_MAX)
         empty.off = 0;   /* a bare Init/Reply: any in-range BSN will do */
     p.bsn = (uint32_t)g->off;
+    /* A record boundary is one unit of sequence space after the segment's bytes (Mark). */
+    size_t units = g->len + (g->mark ? 1 : 0);
     if (g->fin)
         p.flags |= SST_SF_CLOSE;
-    if (has_seg && g->off + g->len == s->tx.end)
+    if (g->mark)
+        p.flags |= SST_SF_MARK;
+    if (has_seg && g->off + units == s->tx.end)
         p.flags |= SST_SF_PUSH;
     size_t hl = sst_spkt_put_hdr(buf, cap, &p);
     if (hl == 0 || hl + g->len > cap)
@@ -142,13 +146,13 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     r->stream = s;
     s->nrecs++;
     r->off = g->off;
-    r->span = (uint32_t)(g->len + (g->fin ? 1 : 0));
-    r->charged = (uint32_t)g->len;
+    r->span = (uint32_t)(units + (g->fin ? 1 : 0));
+    r->charged = (uint32_t)units;
     r->borrowed = type == SST_PT_INIT;
     if (has_seg) {
         sst_tx_copy(&s->tx, g->off, buf + hl, g->len);
         sst_tx_commit(&s->tx, g);
-        sst_fc_tx_charge(seg_fc(s, type), g->len);
+        sst_fc_tx_charge(seg_fc(s, type), units);
     }
     if (type == SST_PT_REPLY)
         s->need_reply = false;

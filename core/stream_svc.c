@@ -21,12 +21,20 @@ struct sst_listener *sst_svc_find_listener(struct sst_ctx *c, const char *name, 
 /* Reads stream-layer bytes from the front of s's receive buffer, cancelling their deduction. */
 size_t sst_svc_read(struct sst_stream *s, uint8_t *buf, size_t len)
 {
-    size_t n = sst_rx_read(&s->rx, buf, len);
-    size_t k = (size_t)SST_MIN((uint64_t)n, s->borrowed);
+    return sst_svc_read_msg(s, buf, len, NULL);
+}
+
+size_t sst_svc_read_msg(struct sst_stream *s, uint8_t *buf, size_t len, bool *end)
+{
+    uint64_t before = s->rx.next;
+    size_t n = end != NULL ? sst_rx_read_msg(&s->rx, buf, len, end) : sst_rx_read(&s->rx, buf, len);
+    /* Flow control counts units: record boundaries occupy one each (docs/api.md). */
+    size_t units = (size_t)(s->rx.next - before);
+    size_t k = (size_t)SST_MIN((uint64_t)units, s->borrowed);
     if (k > 0 && s->parent != NULL)
         sst_fc_rx_release(&s->parent->frx, k);
     s->borrowed -= k;
-    sst_fc_rx_release(&s->frx, n - k);
+    sst_fc_rx_release(&s->frx, units - k);
     if (s->parent != NULL)
         sst_srecv_window_check(s->parent);
     sst_srecv_window_check(s);

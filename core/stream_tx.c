@@ -27,6 +27,9 @@ void sst_tx_free(struct sst_tx *tx)
     tx->cap = 0;
     sst_rangeset_free(&tx->acked);
     sst_rangeset_free(&tx->lost);
+    free(tx->marks);
+    tx->marks = NULL;
+    tx->mhead = tx->nmarks = tx->capmarks = 0;
 }
 
 void sst_tx_compact(struct sst_tx *tx)
@@ -37,6 +40,11 @@ void sst_tx_compact(struct sst_tx *tx)
         free(tx->buf);
         tx->buf = NULL;
         tx->cap = 0;
+    }
+    if (tx->mhead == tx->nmarks) {
+        free(tx->marks);
+        tx->marks = NULL;
+        tx->mhead = tx->nmarks = tx->capmarks = 0;
     }
 }
 
@@ -69,6 +77,60 @@ static bool grow(struct sst_tx *tx, size_t need)
     tx->buf = nb;
     tx->cap = cap;
     return true;
+}
+
+/* Room for one more mark offset; false when out of memory. */
+static bool mark_room(struct sst_tx *tx)
+{
+    if (tx->nmarks < tx->capmarks)
+        return true;
+    if (tx->mhead > 0) {
+        memmove(tx->marks, tx->marks + tx->mhead, (tx->nmarks - tx->mhead) * sizeof *tx->marks);
+        tx->nmarks -= tx->mhead;
+        tx->mhead = 0;
+        return true;
+    }
+    uint32_t cap = tx->capmarks == 0 ? 8 : tx->capmarks * 2;
+    uint64_t *nm = realloc(tx->marks, cap * sizeof *nm);
+    if (nm == NULL)
+        return false;
+    tx->marks = nm;
+    tx->capmarks = cap;
+    return true;
+}
+
+bool sst_tx_reserve(struct sst_tx *tx, size_t n)
+{
+    size_t used = (size_t)(tx->end - tx->base);
+    if (n > sst_tx_space(tx))
+        return false;
+    if (used + n > tx->cap && !grow(tx, used + n))
+        return false;
+    return mark_room(tx);
+}
+
+int sst_tx_mark(struct sst_tx *tx)
+{
+    if (!sst_tx_reserve(tx, 1))
+        return sst_tx_space(tx) == 0 ? SST_ERR_AGAIN : SST_ERR_NOMEM;
+    static const uint8_t zero;
+    tx->marks[tx->nmarks++] = tx->end;
+    (void)sst_tx_write(tx, &zero, 1);   /* reserved above: always fits */
+    return 0;
+}
+
+/* The first mark at or after x, or UINT64_MAX. */
+static uint64_t mark_from(const struct sst_tx *tx, uint64_t x)
+{
+    uint32_t lo = tx->mhead, hi = tx->nmarks;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (tx->marks[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < tx->nmarks ? tx->marks[lo] : UINT64_MAX;
 }
 
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len)
@@ -105,13 +167,21 @@ static bool make_seg(const struct sst_tx *tx, uint64_t lo, uint64_t hi, size_t m
     if (lo >= limit)
         return false;
     uint64_t data_hi = SST_MIN(hi, tx->end);
-    if (data_hi > lo + max_len)
+    /* A segment ends at the first record boundary inside it: the mark unit rides as the
+     * segment's Mark flag and costs no payload byte. */
+    uint64_t m = mark_from(tx, lo);
+    bool mark = m < data_hi && m - lo <= max_len;
+    if (mark)
+        data_hi = m;
+    else if (data_hi > lo + max_len)
         data_hi = lo + max_len;
-    bool fin = tx->fin && data_hi == tx->end && hi > tx->end;
-    if (data_hi == lo && !fin)
+    uint64_t seq_hi = data_hi + (mark ? 1 : 0);
+    bool fin = tx->fin && seq_hi == tx->end && hi > tx->end;
+    if (data_hi == lo && !fin && !mark)
         return false;
     seg->off = lo;
     seg->len = (size_t)(data_hi - lo);
+    seg->mark = mark;
     seg->fin = fin;
     seg->retx = retx;
     return true;
@@ -145,7 +215,7 @@ bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct
 
 void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg)
 {
-    uint64_t hi = seg->off + seg->len + (seg->fin ? 1 : 0);
+    uint64_t hi = seg->off + seg->len + (seg->mark ? 1 : 0) + (seg->fin ? 1 : 0);
     if (seg->retx) {
         /* The part of this lost range before the segment was skipped because it had been
          * acknowledged, so the range can be cut from its start up to the segment's end. */
@@ -188,6 +258,10 @@ void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span)
         tx->base = tx->acked.hi[0];
         sst_rangeset_drop_below(&tx->acked, tx->base);
         sst_rangeset_drop_below(&tx->lost, tx->base);
+        while (tx->mhead < tx->nmarks && tx->marks[tx->mhead] < tx->base)
+            tx->mhead++;
+        if (tx->mhead == tx->nmarks)
+            tx->mhead = tx->nmarks = 0;
     }
 }
 

@@ -20,12 +20,18 @@ struct sst_tx {
     struct sst_rangeset lost;    /* ranges to send again */
     unsigned outstanding;        /* segments in flight */
     uint64_t retx_bytes;         /* statistics: bytes sent again */
+    /* Record boundaries (paper §2.3): a mark is one unit of sequence space after the last byte
+     * of its record (a zero byte in the ring, never sent as payload).  Offsets of the marks
+     * not yet acknowledged, increasing, in [mhead, nmarks). */
+    uint64_t *marks;
+    uint32_t mhead, nmarks, capmarks;
 };
 
 /* A segment picked for sending: payload [off, off+len) and the Close if fin. */
 struct sst_seg {
     uint64_t off;
     size_t len;
+    bool mark;           /* the unit at off + len is a record boundary (Mark flag) */
     bool fin;
     bool retx;
 };
@@ -42,6 +48,12 @@ void sst_tx_compact(struct sst_tx *tx);
 /* Buffers up to len bytes; returns how many fit (0 when full or closed). */
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len);
 size_t sst_tx_space(const struct sst_tx *tx);
+/* Ends a record: a mark unit after the bytes written so far.  0, SST_ERR_AGAIN (no room) or
+ * SST_ERR_NOMEM. */
+SST_MUST_CHECK int sst_tx_mark(struct sst_tx *tx);
+/* Makes room for n more units in the ring and for one more mark now (so a following write of
+ * n - 1 bytes and a mark fit whole); false if beyond the buffer's limit or out of memory. */
+bool sst_tx_reserve(struct sst_tx *tx, size_t n);
 /* Closes the write side: the Close follows the last byte written. */
 void sst_tx_close(struct sst_tx *tx);
 /* Picks the next segment: lost ranges first (skipping parts acknowledged since), then new data.
@@ -51,7 +63,7 @@ bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct
 void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg);
 /* Copies the payload bytes [off, off+len) out of the ring. */
 void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len);
-/* Outcome of a segment (sequence-space length: len + fin). */
+/* Outcome of a segment (sequence-space length: len + mark + fin). */
 void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span);
 void sst_tx_lost(struct sst_tx *tx, uint64_t off, uint64_t span);
 /* Something is waiting to be sent (new bytes, a Close, or lost ranges). */
