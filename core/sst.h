@@ -62,7 +62,9 @@ struct sst_ctx_config {
     /* Migration (paper §4.3.7): when a channel fails for lack of connectivity (SST_ERR_TIMEOUT),
      * its streams wait this long for a new channel to the same peer (re-established with
      * backoff by the side that initiated the failed one) instead of failing.  0 = fail at once.
-     * Default 30 s. */
+     * Default 30 s.  A channel that closes gracefully (its idle_timeout, or the peer's close)
+     * never fails its streams: they stay dormant with no deadline, and the first side with
+     * something to send reconnects, then has max(migrate_timeout, 10 s) to reach the peer. */
     sst_time_t migrate_timeout;
     /* Streams idle this long (nothing in flight or waiting) detach from their channel, freeing
      * their LSID, and re-attach on next use.  0 = never.  Default 30 s. */
