@@ -3,6 +3,7 @@
  * probe loss, and whole transfers through the stream layer in the simulator over links with a
  * per-link MTU: 1500-byte and 1280-byte paths, an MTU drop mid-transfer, and an IPv6 path. */
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "recovery.h"
 #include "sim.h"
 #include "sst.h"
+#include "io/udp.h"
 
 /* ---- the state machine alone ----------------------------------------------------------- */
 
@@ -663,6 +665,61 @@ START_TEST(test_sim_pmtu_ipv6_limit)
 }
 END_TEST
 
+/* ---- the UDP driver: DF without kernel fragmentation, slots for the largest probe ----------- */
+
+struct got {
+    size_t len;
+    unsigned n;
+};
+
+static void got_dgram(void *ctx, const struct sst_addr *from, uint8_t *pkt, size_t len)
+{
+    (void)from;
+    struct got *g = ctx;
+    g->n++;
+    g->len = len;
+    ck_assert_uint_eq(pkt[0], 0xa5);
+    ck_assert_uint_eq(pkt[len - 1], 0x5a);
+}
+
+START_TEST(test_udp_socket_probe_mode_and_full_size)
+{
+    for (int v6 = 0; v6 < 2; v6++) {
+        struct sst_addr bind;
+        ck_assert_int_eq(sst_addr_parse(&bind, v6 ? "::1" : "127.0.0.1", 0), 0);
+        struct sst_udp *u;
+        if (sst_udp_open(&u, &bind, NULL) != 0) {
+            ck_assert_int_eq(v6, 1); /* a host without IPv6 loopback */
+            continue;
+        }
+        int fd = sst_udp_fd(u), val = -1;
+        socklen_t vl = sizeof val;
+        ck_assert_int_eq(getsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &val, &vl), 0);
+        ck_assert_int_eq(val, IP_PMTUDISC_PROBE);
+        if (v6) {
+            val = -1;
+            ck_assert_int_eq(getsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &val, &vl), 0);
+            ck_assert_int_eq(val, IPV6_PMTUDISC_PROBE);
+        }
+        /* A datagram of the largest probe size goes through the driver's slots both ways. */
+        struct sst_addr self;
+        ck_assert_int_eq(sst_udp_local_addr(u, &self), 0);
+        uint8_t pkt[SST_PMTU_LIMIT4];
+        memset(pkt, 0, sizeof pkt);
+        pkt[0] = 0xa5;
+        pkt[sizeof pkt - 1] = 0x5a;
+        ck_assert_int_eq(sst_udp_send(u, &self, pkt, sizeof pkt), 0);
+        ck_assert_int_eq(sst_udp_flush(u), 0);
+        struct got g = { 0 };
+        for (int i = 0; i < 1000 && g.n == 0; i++)
+            ck_assert_int_ge(sst_udp_recv(u, got_dgram, &g), 0);
+        ck_assert_uint_eq(g.n, 1);
+        ck_assert_uint_eq(g.len, SST_PMTU_LIMIT4);
+        sst_udp_close(u);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("pmtu");
@@ -674,6 +731,7 @@ int main(void)
     tcase_add_test(tc, test_pmtu_black_hole_falls_back_to_base);
     tcase_add_test(tc, test_pmtu_black_hole_at_base_goes_to_error);
     tcase_add_test(tc, test_recovery_probe_loss_keeps_cwnd);
+    tcase_add_test(tc, test_udp_socket_probe_mode_and_full_size);
     suite_add_tcase(su, tc);
     TCase *ts = tcase_create("sim");
     tcase_set_timeout(ts, 120);
