@@ -246,6 +246,12 @@ static void chan_die(struct sst_chan *ch, int err)
 
 /* ---- send path ------------------------------------------------------------------------- */
 
+/* Until the responder proves it has our FINISH, the FINISH rides ahead of our next packet. */
+static bool finish_pending(const struct sst_chan *ch)
+{
+    return ch->initiator && !ch->finish_confirmed && ch->finish_resend && ch->nego;
+}
+
 /* Builds the 4-byte header prefix for a channel-owned packet. */
 static void put_prefix(uint8_t *p, unsigned type, unsigned flags)
 {
@@ -281,14 +287,20 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
 
     /* Until the responder proves it has our FINISH, the FINISH rides ahead of our packets
      * (coalesced in one datagram) so the responder can always build the channel first. */
-    if (ch->initiator && !ch->finish_confirmed && ch->finish_resend && ch->nego) {
+    if (finish_pending(ch)) {
         uint8_t dgram[SST_TXBUF_LEN];
         size_t n = sst_nego_initiator_finish(ch->nego, dgram, sizeof dgram);
-        if (n && n + len <= sizeof dgram) {
+        size_t limit = SST_CHAN_HDR_LEN + sst_chan_max_payload(ch) + overhead(ch);
+        if (n && n + len <= limit) {
             memcpy(dgram + n, buf, len);
             sst_host_emit(ch->host, &ch->peer, dgram, n + len);
             ch->finish_resend = false;
             goto sent;
+        }
+        /* Too big to share one datagram on this path: the FINISH goes first, on its own. */
+        if (n) {
+            sst_host_emit(ch->host, &ch->peer, dgram, n);
+            ch->finish_resend = false;
         }
     }
     sst_host_emit(ch->host, &ch->peer, buf, len);
@@ -371,6 +383,14 @@ static bool chan_send_upper(struct sst_chan *ch, sst_time_t now)
         return false;
     uint8_t *buf = sst_host_txbuf(ch->host);
     size_t cap = sst_chan_max_payload(ch);
+    if (finish_pending(ch)) {
+        /* Leave room for the FINISH that will share this datagram (piggybacked first data,
+         * paper §4.4) so the pair never exceeds the path's datagram size. */
+        uint8_t scratch[SST_TXBUF_LEN];
+        size_t fin = sst_nego_initiator_finish(ch->nego, scratch, sizeof scratch);
+        if (fin + SST_STREAM_HDR_LEN + 64 < cap)
+            cap -= fin;
+    }
     uint64_t seq = sst_recovery_next_seq(&ch->rec);
     size_t n = ch->up->fill(ch->up_ctx, ch, seq, buf + SST_CHAN_HDR_LEN, cap);
     if (n == 0)

@@ -63,10 +63,9 @@ SST_API void sst_host_config_default(struct sst_host_config *c)
     c->idle_timeout = SST_SEC(60);
     c->keepalive = 0;
     c->max_ack_delay = SST_MS(10); /* ref. impl. and paper's TCP-like delayed ack */
-    /* Path MTU discovery is opt-in for now (SST_PMTU_LIMIT4 / SST_PMTU_LIMIT6 turn it on):
-     * see docs/protocol-channel.md "Path MTU discovery" for why. */
-    c->max_udp_payload_limit = 0;
-    c->max_udp_payload_limit6 = 0;
+    /* Path MTU discovery (RFC 8899) up to a 1500-byte path MTU; 0 turns it off. */
+    c->max_udp_payload_limit = SST_PMTU_LIMIT4;
+    c->max_udp_payload_limit6 = SST_PMTU_LIMIT6;
     c->pmtu_raise_timer = SST_PMTU_RAISE_TIMER;
 }
 

@@ -72,7 +72,11 @@ static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_s
             return EMIT_LATER;
         uint64_t limit = type == SST_PT_DATA ? UINT64_MAX : (uint64_t)SST_INIT_BSN_MAX + 1;
         if (sst_tx_next(&s->tx, cap - SST_STREAM_MAX_HDR, limit, seg)) {
-            if (sst_fc_tx_allows(seg_fc(s, type), seg->len + (seg->mark ? 1 : 0))) {
+            /* A retransmission re-sends bytes the receiver's window already admitted (it keeps
+             * room for the gap behind them), so it needs no fresh credit.  Gating it on credit
+             * can deadlock: after a migration the acked-but-unconfirmed bytes may exceed the
+             * credit while the receiver, waiting for the gap, sends no window update. */
+            if (seg->retx || sst_fc_tx_allows(seg_fc(s, type), seg->len + (seg->mark ? 1 : 0))) {
                 *has_seg = true;
                 return EMIT_NOW;
             }
