@@ -426,8 +426,12 @@ static void chan_flush(struct sst_chan *ch, sst_time_t now)
             ch->pace_until = at;
             break;
         }
-        if (!chan_send_upper(ch, now))
+        if (!chan_send_upper(ch, now)) {
+            /* Window and pacing had room but the layer above had nothing: the application,
+             * not the network, limits this flight (BBR must not learn a lower bandwidth). */
+            sst_recovery_on_app_limited(&ch->rec);
             break;
+        }
     }
     /* A FINISH that no data packet carried goes with a ping, so the responder has something
      * to acknowledge (the ack is what confirms the channel to us). */

@@ -567,6 +567,53 @@ START_TEST(test_fair_share)
 }
 END_TEST
 
+/* A BBR sender that the application starves for a while (one packet every 100 ms) keeps its
+ * bandwidth model: those flights are marked app-limited, so when bulk data returns it resumes at
+ * close to the link rate at once instead of re-probing up from the trickle rate. */
+struct trickle { struct ep *a; struct sim *s; int left; };
+static void trickle_tick(void *ctx, sst_time_t now)
+{
+    struct trickle *t = ctx;
+    t->a->bulk.limit = t->a->bulk.sent + 1;
+    sst_chan_wake(t->a->chan, now);
+    sim_host_wake(t->a->sh);
+    if (--t->left > 0)
+        sim_at(t->s, now + SST_MS(100), trickle_tick, t);
+}
+
+START_TEST(test_bbr_app_limited_keeps_bandwidth)
+{
+    struct sim *s = new_sim(23);
+    struct sst_host_config cfg;
+    sst_host_config_default(&cfg);
+    cfg.cc = SST_CC_BBR;
+    struct ep a, b;
+    ep_init(&a, s, 1, &cfg, UINT64_MAX);
+    ep_init(&b, s, 2, &cfg, 0);
+    uint64_t rate = 10000000;
+    struct sim_link_params p = link_params(rate, SST_MS(25), 62500, 0);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &p, NULL, NULL, NULL), 0);
+    sim_host_connect(a.sh, &b.addr);
+    sim_run_until(s, SST_SEC(5));                 /* bulk: BBR learns the bottleneck */
+    a.bulk.limit = a.bulk.sent;                    /* the application goes quiet ... */
+    struct trickle t = { &a, s, 80 };
+    sim_at(s, SST_SEC(5) + SST_MS(100), trickle_tick, &t);
+    sim_run_until(s, SST_SEC(14));                 /* ... trickling for 8 s */
+    a.bulk.limit = UINT64_MAX;                     /* bulk again */
+    sst_chan_wake(a.chan, sim_now(s));
+    sim_host_wake(a.sh);
+    uint64_t before = b.bulk.rx_bytes;
+    sim_run_until(s, SST_SEC(15));
+    double mbps = (double)(b.bulk.rx_bytes - before) * 8 / 1e6;
+    printf("BBR after 8 s app-limited: %.2f Mbit/s in the first second back\n", mbps);
+    ck_assert(mbps >= 0.7 * rate / 1e6);
+    ck_assert_int_eq(a.downs + b.downs, 0);
+    ep_free(&a);
+    ep_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* Reordering, duplication and corruption: corrupted packets fail authentication, duplicates are
  * caught by the replay window, nothing reaches the upper layer twice or damaged. */
 START_TEST(test_hostile_link)
@@ -874,6 +921,7 @@ Suite *channel_suite(void)
     tcase_add_test(tc, test_goodput_newreno);
     tcase_add_test(tc, test_random_loss_recovery);
     tcase_add_test(tc, test_fair_share);
+    tcase_add_test(tc, test_bbr_app_limited_keeps_bandwidth);
     tcase_add_test(tc, test_hostile_link);
     tcase_add_test(tc, test_unaccepted_not_acked);
     suite_add_tcase(s, tc);
