@@ -1,5 +1,6 @@
 /* sstd command-line options: parsing, defaults and the default control socket path. */
 #define _GNU_SOURCE
+#include "err.h"
 #include "io/helper_path.h"
 #include "sstd.h"
 
@@ -38,7 +39,10 @@ void sstd_options_usage(FILE *f)
           "  --pidfile PATH      pid file (default: the socket path with .pid for .sock)\n"
           "  --idle SECONDS      keep a warm channel this long after its last use (default 300)\n"
           "  --allow-uid LIST    also accept control clients with these uids/user names\n"
-          "  --handshake-timeout SECONDS  give up on a host that does not answer (default 10)\n",
+          "  --handshake-timeout SECONDS  give up on a host that does not answer (default 10)\n"
+          "  --cc NAME           congestion control: cubic|newreno|bbr (default: the engine's, cubic)\n"
+          "  --security LEVEL    strong|light (default strong); a channel is light only when\n"
+          "                      both ends ask for light\n",
           f);
 }
 
@@ -130,7 +134,7 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *what, ch
 int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, size_t errlen)
 {
     enum { O_SOCKET = 256, O_PORT, O_BIND, O_FORWARD, O_PROXY, O_FG, O_KEYDIR, O_LOG, O_LOGFILE,
-           O_PIDFILE, O_IDLE, O_ALLOW, O_HSTO, O_HELP };
+           O_PIDFILE, O_IDLE, O_ALLOW, O_HSTO, O_CC, O_SECURITY, O_HELP };
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "port", required_argument, NULL, O_PORT },
@@ -145,6 +149,8 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
         { "idle", required_argument, NULL, O_IDLE },
         { "allow-uid", required_argument, NULL, O_ALLOW },
         { "handshake-timeout", required_argument, NULL, O_HSTO },
+        { "cc", required_argument, NULL, O_CC },
+        { "security", required_argument, NULL, O_SECURITY },
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -218,6 +224,17 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
             if (parse_uint(optarg, 3600, &v) < 0 || v == 0)
                 return fail(err, errlen, "--handshake-timeout: '%s' is not 1..3600 seconds", optarg);
             o->handshake_timeout_sec = (unsigned)v;
+            break;
+        case O_CC:
+            /* Exact names only, like the shim's SST_CC ("reno" is core's alias, not ours). */
+            if (strcmp(optarg, "reno") == 0 || sst_cc_algo_parse(optarg, &o->cc) != SST_OK)
+                return fail(err, errlen, "--cc: '%s' is not one of cubic|newreno|bbr", optarg);
+            o->cc_set = true;
+            break;
+        case O_SECURITY:
+            if (sst_security_parse(optarg, &o->security) != SST_OK)
+                return fail(err, errlen, "--security: '%s' is not strong or light", optarg);
+            o->security_set = true;
             break;
         case O_HELP:
             return 1;

@@ -99,6 +99,10 @@ static int open_engine(struct sstd *d)
         return -1;
     }
     cfg.host.handshake_timeout = SST_SEC(d->opts.handshake_timeout_sec);
+    if (d->opts.cc_set)
+        cfg.host.cc = d->opts.cc;
+    if (d->opts.security_set)
+        cfg.host.security = d->opts.security;
     if (sst_addr_parse(&bind, bind_text, d->opts.port) < 0) {
         SSTD_ERROR("--bind: '%s' is not an IPv4/IPv6 address", bind_text);
         return -1;

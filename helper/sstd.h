@@ -41,6 +41,10 @@ struct sstd_opts {
     enum sstd_loglevel log_level;
     unsigned idle_sec;              /* warm channels stay up this long after their last use */
     unsigned handshake_timeout_sec; /* give up on a host that does not answer (default 10) */
+    bool cc_set;                    /* --cc given; else the engine default (sst_host_config_default) */
+    enum sst_cc_algo cc;
+    bool security_set;              /* --security given; else the engine default (strong) */
+    enum sst_security security;
     uid_t allow_uid[SSTD_MAX_ALLOW];
     unsigned nallow;
 };

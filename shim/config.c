@@ -269,6 +269,16 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
         else
             return fail(err, errlen, "SST_SECURITY: '%s' is not strong or light", v);
     }
+    if ((v = get(ctx, "SST_CC"))) {
+        if (strcmp(v, "cubic") == 0)
+            cfg->cc = SHIM_CC_CUBIC;
+        else if (strcmp(v, "newreno") == 0)
+            cfg->cc = SHIM_CC_NEWRENO;
+        else if (strcmp(v, "bbr") == 0)
+            cfg->cc = SHIM_CC_BBR;
+        else
+            return fail(err, errlen, "SST_CC: '%s' is not one of cubic|newreno|bbr", v);
+    }
     if ((v = get(ctx, "SST_KEYDIR")) && copy_path(cfg->keydir, "SST_KEYDIR", v, err, errlen) < 0)
         return -1;
     /* An empty SST_PEERS is the same as unset: nothing is selected. */
@@ -375,6 +385,14 @@ const char *shim_mode_name(enum shim_mode m)
     return m == SHIM_MODE_STRICT ? "strict" : m == SHIM_MODE_OFF ? "off" : "auto";
 }
 
+const char *shim_cc_name(enum shim_cc cc)
+{
+    return cc == SHIM_CC_CUBIC     ? "cubic"
+           : cc == SHIM_CC_NEWRENO ? "newreno"
+           : cc == SHIM_CC_BBR     ? "bbr"
+                                   : "default";
+}
+
 void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
 {
     static const char *const sec[] = { "strong", "light" };
@@ -401,6 +419,8 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
         ADD("%s%u", i == 0 ? " SST_LISTEN=" : ",", (unsigned)cfg->listen[i]);
     if (cfg->security != SHIM_SEC_STRONG)
         ADD(" SST_SECURITY=%s", sec[cfg->security]);
+    if (cfg->cc != SHIM_CC_DEFAULT)
+        ADD(" SST_CC=%s", shim_cc_name(cfg->cc));
     if (cfg->keydir[0])
         ADD(" SST_KEYDIR=%s", cfg->keydir);
     if (cfg->log != SHIM_LOG_WARN)

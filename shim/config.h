@@ -19,6 +19,9 @@ enum shim_mode { SHIM_MODE_AUTO = 0, SHIM_MODE_STRICT, SHIM_MODE_OFF };
 enum shim_helper { SHIM_HELPER_AUTO = 0, SHIM_HELPER_OFF, SHIM_HELPER_PATH };
 enum shim_security { SHIM_SEC_STRONG = 0, SHIM_SEC_LIGHT };
 enum shim_loglevel { SHIM_LOG_ERROR = 0, SHIM_LOG_WARN, SHIM_LOG_INFO, SHIM_LOG_DEBUG };
+/* SST_CC; DEFAULT leaves the engine's own default (sst_host_config_default) in place, so a
+ * change of that default reaches shimmed programs without a new variable. */
+enum shim_cc { SHIM_CC_DEFAULT = 0, SHIM_CC_CUBIC, SHIM_CC_NEWRENO, SHIM_CC_BBR };
 
 enum shim_peer_kind {
     SHIM_PEER_ANY = 1,   /* "*": every non-loopback destination except port 53 */
@@ -46,6 +49,7 @@ struct shim_config {
     size_t n_listen;
     uint16_t listen[SHIM_MAX_LISTEN];
     enum shim_security security;
+    enum shim_cc cc;                 /* SST_CC */
     char keydir[SHIM_PATH_MAX];      /* "" = default */
     enum shim_loglevel log;
     char log_file[SHIM_PATH_MAX];    /* "" = stderr */
@@ -77,5 +81,7 @@ bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,
 void shim_config_banner(const struct shim_config *cfg, char *out, size_t len);
 
 const char *shim_mode_name(enum shim_mode m);
+/* "cubic", "newreno", "bbr", or "default". */
+const char *shim_cc_name(enum shim_cc cc);
 
 #endif

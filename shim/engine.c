@@ -103,6 +103,12 @@ static void engine_build(struct event_base *base, bool want_port)
     }
     cfg.host.security = shim_cfg.security == SHIM_SEC_LIGHT ? SST_SEC_LIGHT : SST_SEC_STRONG;
     cfg.host.handshake_timeout = SHIM_SST_HANDSHAKE_TIMEOUT;
+    if (shim_cfg.cc == SHIM_CC_CUBIC)
+        cfg.host.cc = SST_CC_CUBIC;
+    else if (shim_cfg.cc == SHIM_CC_NEWRENO)
+        cfg.host.cc = SST_CC_NEWRENO;
+    else if (shim_cfg.cc == SHIM_CC_BBR)
+        cfg.host.cc = SST_CC_BBR;
     struct sst_host_io io = { .ctx = eng.ks, .verify_peer = sst_keystore_verify_cb,
                               .chan_event = on_chan_event };
 
@@ -120,8 +126,9 @@ static void engine_build(struct event_base *base, bool want_port)
         return;
     }
     eng.ctx = sst_driver_ctx(eng.drv);
-    SHIM_DEBUG("SST engine started (%s security, UDP port %s)",
+    SHIM_DEBUG("SST engine started (%s security, %s congestion control, UDP port %s)",
                shim_cfg.security == SHIM_SEC_LIGHT ? "light" : "strong",
+               sst_cc_algo_name(cfg.host.cc),
                eng.fixed_port ? "fixed" : "ephemeral");
 }
 

@@ -294,9 +294,26 @@ static bool helper_autostart(const char *path)
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 && strncmp(environ[i], "SST_", 4) != 0)
             env[k++] = environ[i];
-    /* Same key directory as this process would use (SST_* variables are not passed on). */
-    char *argv[] = { sstd, "--socket", (char *)path, shim_cfg.keydir[0] ? "--keydir" : NULL,
-                     shim_cfg.keydir, NULL };
+    /* Same key directory, security and congestion control as this process would use (SST_*
+     * variables are not passed on, so they become options). */
+    char *argv[12];
+    size_t a = 0;
+    argv[a++] = sstd;
+    argv[a++] = "--socket";
+    argv[a++] = (char *)path;
+    if (shim_cfg.keydir[0]) {
+        argv[a++] = "--keydir";
+        argv[a++] = shim_cfg.keydir;
+    }
+    if (shim_cfg.security == SHIM_SEC_LIGHT) {
+        argv[a++] = "--security";
+        argv[a++] = "light";
+    }
+    if (shim_cfg.cc != SHIM_CC_DEFAULT) {
+        argv[a++] = "--cc";
+        argv[a++] = (char *)shim_cc_name(shim_cfg.cc);
+    }
+    argv[a] = NULL;
     /* The daemon must not hold the app's pipes or sockets open (a shell waiting for the app's
      * output would wait for the daemon too): stdio to /dev/null, everything else closed. */
     posix_spawn_file_actions_t fa;

@@ -17,6 +17,7 @@ check_bad SST_PORT 70000
 check_bad SST_HELPER relative
 check_bad SST_LISTEN yes
 check_bad SST_SECURITY weak
+check_bad SST_CC vegas
 check_bad SST_LOG loud
 check_bad SST_PEERS 10.0.0.0/40
 check_bad SST_PEERS "1.2.3.4:http"

@@ -73,6 +73,13 @@ log "curl over IPv6"
 shimmed SST_MODE=strict curl -sS -m 30 -o "$LIB_TMP/v6" "http://[$IP6_B]:8080/f1k" || fail "IPv6 curl failed"
 cmp "$LIB_TMP/www/f1k" "$LIB_TMP/v6" || fail "IPv6 body differs"
 
+log "SST_CC=bbr reaches the in-process engine (and the transfer works under it)"
+shimmed SST_MODE=strict SST_CC=bbr SST_LOG_FILE="$LIB_TMP/bbr.log" curl -sS -m 30 -o "$LIB_TMP/bbr" \
+  "http://$IP_B:8080/f10m" || fail "curl with SST_CC=bbr failed"
+cmp "$LIB_TMP/www/f10m" "$LIB_TMP/bbr" || fail "SST_CC=bbr body differs"
+grep -q "SST engine started (strong security, bbr congestion control" "$LIB_TMP/bbr.log" ||
+  fail "SST_CC=bbr not applied: $(grep 'engine started' "$LIB_TMP/bbr.log")"
+
 log "python: urllib, raw socket with half-close, asyncio non-blocking connect"
 shimmed SST_MODE=strict /usr/bin/python3 - "$IP_B" "$LIB_TMP/www/f1k" <<'PY' || fail "python checks failed"
 import asyncio, socket, sys, urllib.request

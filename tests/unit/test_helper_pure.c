@@ -37,6 +37,8 @@ START_TEST(test_options_defaults)
     ck_assert(!o.foreground && !o.proxy_protocol);
     ck_assert_uint_eq(o.nforward, 0);
     ck_assert_str_eq(o.pid_file, "/tmp/x/sstd.pid");
+    /* Unset: the engine's own defaults stay in charge. */
+    ck_assert(!o.cc_set && !o.security_set);
 }
 END_TEST
 
@@ -78,6 +80,24 @@ START_TEST(test_options_values)
     ck_assert_uint_eq(o.allow_uid[1], 0);
     ck_assert_str_eq(o.bind, "10.0.0.1");
     ck_assert_str_eq(o.pid_file, "/s.pid");
+    ck_assert(!o.cc_set && !o.security_set);
+
+    static const struct {
+        const char *name;
+        enum sst_cc_algo cc;
+    } ccs[] = { { "cubic", SST_CC_CUBIC }, { "newreno", SST_CC_NEWRENO }, { "bbr", SST_CC_BBR } };
+    for (size_t i = 0; i < sizeof ccs / sizeof ccs[0]; i++) {
+        ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", "--cc", ccs[i].name, NULL), 0);
+        ck_assert(o.cc_set);
+        ck_assert_int_eq(o.cc, ccs[i].cc);
+    }
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", "--security", "light", NULL), 0);
+    ck_assert(o.security_set);
+    ck_assert_int_eq(o.security, SST_SEC_LIGHT);
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", "--security", "strong", "--cc", "bbr", NULL), 0);
+    ck_assert(o.security_set && o.cc_set);
+    ck_assert_int_eq(o.security, SST_SEC_STRONG);
+    ck_assert_int_eq(o.cc, SST_CC_BBR);
 }
 END_TEST
 
@@ -86,7 +106,8 @@ START_TEST(test_options_errors)
     static const char *const bad[][2] = {
         { "--port", "70000" }, { "--port", "-1" },        { "--forward", "0" },     { "--forward", "9-3" },
         { "--forward", "x" },  { "--log", "loud" },       { "--idle", "abc" },      { "--allow-uid", "no-such-user-xyz" },
-        { "--handshake-timeout", "0" }, { "--bogus", "1" },
+        { "--handshake-timeout", "0" }, { "--bogus", "1" }, { "--cc", "vegas" }, { "--cc", "reno" },
+        { "--cc", "BBR" }, { "--cc", "" }, { "--security", "weak" }, { "--security", "" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sstd_opts o;

@@ -75,6 +75,7 @@ START_TEST(test_shim_config_defaults)
     ck_assert_uint_eq(cfg.port, 8661);
     ck_assert_int_eq(cfg.helper, SHIM_HELPER_AUTO);
     ck_assert_int_eq(cfg.security, SHIM_SEC_STRONG);
+    ck_assert_int_eq(cfg.cc, SHIM_CC_DEFAULT);
     ck_assert_int_eq(cfg.log, SHIM_LOG_WARN);
     ck_assert(!cfg.listen_all);
     ck_assert_uint_eq(cfg.n_listen, 0);
@@ -90,7 +91,8 @@ START_TEST(test_shim_config_all_values)
     ck_assert_int_eq(parse(&cfg, err, (struct env){ {
         "SST_PEERS", "10.0.0.0/8", "SST_MODE", "strict", "SST_PORT", "9000",
         "SST_HELPER", "/run/sstd.sock", "SST_LISTEN", "80,443", "SST_SECURITY", "light",
-        "SST_KEYDIR", "/tmp/k", "SST_LOG", "debug", "SST_LOG_FILE", "/tmp/l", NULL } }), 0);
+        "SST_KEYDIR", "/tmp/k", "SST_LOG", "debug", "SST_LOG_FILE", "/tmp/l", "SST_CC", "bbr",
+        NULL } }), 0);
     ck_assert(cfg.peers_set);
     ck_assert_int_eq(cfg.mode, SHIM_MODE_STRICT);
     ck_assert_uint_eq(cfg.port, 9000);
@@ -100,6 +102,7 @@ START_TEST(test_shim_config_all_values)
     ck_assert_uint_eq(cfg.listen[0], 80);
     ck_assert_uint_eq(cfg.listen[1], 443);
     ck_assert_int_eq(cfg.security, SHIM_SEC_LIGHT);
+    ck_assert_int_eq(cfg.cc, SHIM_CC_BBR);
     ck_assert_str_eq(cfg.keydir, "/tmp/k");
     ck_assert_int_eq(cfg.log, SHIM_LOG_DEBUG);
     ck_assert_str_eq(cfg.log_file, "/tmp/l");
@@ -107,7 +110,7 @@ START_TEST(test_shim_config_all_values)
     char banner[512];
     shim_config_banner(&cfg, banner, sizeof(banner));
     ck_assert_str_eq(banner, "SST_PEERS=10.0.0.0/8 SST_MODE=strict SST_PORT=9000 SST_HELPER=/run/sstd.sock "
-                             "SST_LISTEN=80,443 SST_SECURITY=light SST_KEYDIR=/tmp/k SST_LOG=debug "
+                             "SST_LISTEN=80,443 SST_SECURITY=light SST_CC=bbr SST_KEYDIR=/tmp/k SST_LOG=debug "
                              "SST_LOG_FILE=/tmp/l");
 
     ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_LISTEN", "1", "SST_HELPER", "off",
@@ -115,6 +118,18 @@ START_TEST(test_shim_config_all_values)
     ck_assert(cfg.listen_all);
     ck_assert_int_eq(cfg.helper, SHIM_HELPER_OFF);
     ck_assert_int_eq(cfg.mode, SHIM_MODE_OFF);
+    ck_assert_int_eq(cfg.cc, SHIM_CC_DEFAULT);
+
+    /* Each algorithm name maps to its own value and back. */
+    static const struct {
+        const char *name;
+        enum shim_cc cc;
+    } ccs[] = { { "cubic", SHIM_CC_CUBIC }, { "newreno", SHIM_CC_NEWRENO }, { "bbr", SHIM_CC_BBR } };
+    for (size_t i = 0; i < sizeof(ccs) / sizeof(ccs[0]); i++) {
+        ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_CC", ccs[i].name, NULL } }), 0);
+        ck_assert_int_eq(cfg.cc, ccs[i].cc);
+        ck_assert_str_eq(shim_cc_name(cfg.cc), ccs[i].name);
+    }
 }
 END_TEST
 
@@ -126,7 +141,8 @@ static const struct {
     { "SST_PORT", "0" },          { "SST_PORT", "65536" },      { "SST_PORT", "80a" },
     { "SST_PORT", "-1" },         { "SST_PORT", "" },           { "SST_HELPER", "relative/path" },
     { "SST_LISTEN", "yes" },      { "SST_LISTEN", "80,,81" },   { "SST_LISTEN", "70000" },
-    { "SST_SECURITY", "weak" },   { "SST_LOG", "verbose" },     { "SST_LOG_FILE", "" },
+    { "SST_SECURITY", "weak" },   { "SST_CC", "reno" },         { "SST_CC", "BBR" },
+    { "SST_CC", "" },             { "SST_LOG", "verbose" },     { "SST_LOG_FILE", "" },
     { "SST_KEYDIR", "" },         { "SST_PEERS", "10.0.0.0/33" }, { "SST_PEERS", "1.2.3" },
     { "SST_PEERS", "1.2.3.4:0" }, { "SST_PEERS", "1.2.3.4:99999" }, { "SST_PEERS", "a,,b" },
     { "SST_PEERS", "[::1" },      { "SST_PEERS", "[::1]x" },    { "SST_PEERS", "::1/129" },
