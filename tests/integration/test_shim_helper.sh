@@ -48,6 +48,7 @@ tcp_ms=$(in_a curl -sS -m 20 -o "$LIB_TMP/tcp.out" -w '%{time_total}\n' "http://
 cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/tcp.out" || fail "TCP baseline body differs"
 assert_range 98 400 "$tcp_ms" "kernel TCP GET ms"
 lib_block_tcp
+if in_a curl -s -m 2 -o /dev/null "http://$IP_B:8080/tiny"; then fail "TCP is not blocked: the test would not prove SST"; fi
 
 log "first curl through the helper: the channel is opened (one handshake)"
 t1=$(get "$LIB_TMP/c1") || fail "first curl failed: $(tail -5 "$LIB_TMP/shim.log")"
