@@ -181,5 +181,15 @@ assert got == b"got 26 bytes then EOF\nparent1;exec-child;parent2", got
 print("fork-ok")
 PY
 
-pass_msg="shim over SST: curl/wget/python/nc, IPv6, refusal, concurrency, no fd leak, fork/exec"
+log "a blocking connect interrupted by a signal: EINTR, the attempt goes on (host silent on UDP)"
+in_b nft add table inet sstsilent
+in_b nft add chain inet sstsilent in '{ type filter hook input priority 0; }'
+in_b nft add rule inet sstsilent in udp dport 8999 drop
+PROBE=$BUILD/tools/shim_probe
+shimmed SST_MODE=strict SST_PORT=8999 "$PROBE" eintr "$IP_B" 8080 300 >"$LIB_TMP/eintr.out" || fail "eintr probe failed"
+for l in connect=EINTR connect_again=EALREADY poll=1 so_error=ECONNREFUSED; do
+  grep -qx "$l" "$LIB_TMP/eintr.out" || fail "eintr: expected $l, got: $(tr '\n' ' ' <"$LIB_TMP/eintr.out")"
+done
+
+pass_msg="shim over SST: curl/wget/python/nc, IPv6, refusal, concurrency, no fd leak, fork/exec, EINTR"
 log "ok: $pass_msg"

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static const char *errname(int e)
@@ -199,14 +200,48 @@ static int cmd_pending(void)
     return 0;
 }
 
+static void on_alarm(int sig) { (void)sig; }
+
+/* eintr HOST PORT MS: a blocking connect interrupted by SIGALRM after MS ms (handler installed
+ * without SA_RESTART) must return EINTR, as TCP's does; the attempt goes on, and poll + SO_ERROR
+ * report how it ended. */
+static int cmd_eintr(const char *host, int port, int ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (sockaddr_for(host, port, &ss, &len) < 0)
+        return 2;
+    struct sigaction sa = { .sa_handler = on_alarm };   /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    struct itimerval it = { .it_value = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    int rc = connect(fd, (struct sockaddr *)&ss, len);
+    int e = rc < 0 ? errno : 0;
+    printf("connect=%s\n", errname(e));
+    rc = connect(fd, (struct sockaddr *)&ss, len);
+    printf("connect_again=%s\n", errname(rc < 0 ? errno : 0));
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    printf("poll=%d\n", poll(&p, 1, 20000));
+    int err = 0;
+    socklen_t el = sizeof(err);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    printf("so_error=%s\n", errname(err));
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     if (argc == 2 && strcmp(argv[1], "pending") == 0)
         return cmd_pending();
+    if (argc == 5 && strcmp(argv[1], "eintr") == 0)
+        return cmd_eintr(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "probe") == 0)
         return cmd_probe(argv[2], atoi(argv[3]), strcmp(argv[4], "nonblock") == 0);
-    fprintf(stderr, "usage: shim_probe probe HOST PORT block|nonblock | shim_probe pending\n");
+    fprintf(stderr, "usage: shim_probe probe HOST PORT block|nonblock | shim_probe eintr HOST PORT MS | shim_probe pending\n");
     return 2;
 }
