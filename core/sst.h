@@ -54,8 +54,9 @@ enum sst_shut {
 
 struct sst_ctx_config {
     struct sst_host_config host;   /* see sst_host_config_default */
-    size_t rx_buffer;              /* per-stream receive buffer = flow-control window (256 KiB) */
-    size_t tx_buffer;              /* per-stream send buffer (256 KiB) */
+    size_t rx_buffer;              /* per-stream receive buffer = flow-control window (4 MiB max,
+                                    * allocated as it fills) */
+    size_t tx_buffer;              /* per-stream send buffer (4 MiB max, allocated as it fills) */
     unsigned max_pending;          /* unaccepted substreams per stream, and listener backlog (64) */
     unsigned dgram_max_frags;      /* datagrams of at most this many packets go stateless (4) */
     size_t max_txrecs;             /* per channel: packets in flight the stream layer tracks (65536) */

@@ -13,8 +13,13 @@ SST_API void sst_ctx_config_default(struct sst_ctx_config *c)
 {
     memset(c, 0, sizeof *c);
     sst_host_config_default(&c->host);
-    c->rx_buffer = 256 * 1024;
-    c->tx_buffer = 256 * 1024;
+    /* Maxima, not allocations: the rings grow on demand (stream_rx.c / stream_tx.c grow()) and
+     * an idle stream drops its storage, so a large maximum costs memory only while a peer or the
+     * application fills it.  4 MiB, like Linux's tcp_rmem / tcp_wmem maxima, is a window of
+     * 100 Mbit/s x 300 ms or 1 Gbit/s x 30 ms; 256 KiB held one stream to ~38 Mbit/s on a
+     * 100 Mbit/s x 50 ms path (docs/benchmarks.md). */
+    c->rx_buffer = 4 * 1024 * 1024;
+    c->tx_buffer = 4 * 1024 * 1024;
     c->max_pending = 64;
     c->dgram_max_frags = 4;
     c->max_txrecs = 65536;

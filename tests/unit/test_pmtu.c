@@ -414,6 +414,12 @@ static void ctx_config(struct sst_ctx_config *cfg, bool pmtu)
     sst_ctx_config_default(cfg);
     cfg->host.max_udp_payload_limit = pmtu ? SST_PMTU_LIMIT4 : 0;
     cfg->host.max_udp_payload_limit6 = pmtu ? SST_PMTU_LIMIT6 : 0;
+    /* The paths here were sized for 256 KiB stream windows: flow control keeps the data in
+     * flight under the queue (or, with an unlimited queue, keeps the queueing delay short enough
+     * for the search to finish within the transfer), so the only drops are probes.  With the
+     * 4 MiB default, slow start overfills these queues and the counts below measure congestion,
+     * not path MTU discovery. */
+    cfg->rx_buffer = cfg->tx_buffer = 256 * 1024;
 }
 
 static void chan_stats(struct node *n, const struct sst_addr *peer, struct sst_chan_stats *st)

@@ -485,6 +485,8 @@ START_TEST(test_sim_flow_control_stalled_reader)
     struct sst_ctx_config cfg;
     sst_ctx_config_default(&cfg);
     cfg.rx_buffer = 64 * 1024;
+    /* Smaller than the 2 MB written, so the writer ends up blocked rather than buffered. */
+    cfg.tx_buffer = 256 * 1024;
     struct node a, b;
     node_init(&a, s, 1, &cfg);
     node_init(&b, s, 2, &cfg);
