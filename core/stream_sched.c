@@ -112,6 +112,24 @@ static size_t emit_reset(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_
     cn->ctx->stats.resets_sent++;
     return sst_spkt_put_hdr(buf, cap, &p);
 }
+/* The window to put in a packet: the current one, except that a single-step rise to the full
+ * buffer is held back until a quarter of the buffer has been read since the last advertisement
+ * (the periodic update, stream_fc.c).  With a power-of-two encoding the full window (4 MiB - 1
+ * for 4 MiB) is only representable while nothing is held, so a reader that drains each packet at
+ * once flips between it and half of it: every packet we sent right after a read (a reply, an
+ * update) advertised the full window, the next data packet dropped it again, which
+ * sst_srecv_window_check must announce, and the receiver sent about one ack-eliciting update per
+ * data packet.  Advertising less than the room is always safe; a rise from below half the buffer
+ * (a sender that may be waiting) is never held back, nor is the root's protocol-fixed window.
+ * Sets *held when it held the rise back: that packet does not count as an advertisement. */
+static uint8_t window_to_advertise(const struct sst_stream *s, bool *held)
+{
+    uint8_t now = sst_fc_rx_window(&s->frx);
+    *held = !s->is_root && now == s->adv_win + 1 && now == sst_fc_win_encode(s->frx.limit) &&
+            !sst_fc_rx_update_due(&s->frx);
+    return *held ? s->adv_win : now;
+}
+
 static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
                            const struct sst_seg *seg, bool has_seg)
 {
@@ -120,8 +138,9 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     struct sst_spkt p = {
         .type = (uint8_t)type,
         .lsid = s->local_lsid,
-        .win = sst_fc_rx_window(&s->frx),
     };
+    bool win_held;
+    p.win = window_to_advertise(s, &win_held);
     if (type == SST_PT_INIT)
         p.ref_lsid = s->parent->local_lsid;
     else if (type == SST_PT_REPLY)
@@ -162,7 +181,8 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
         s->need_reply = false;
     s->need_wupdate = false;
     s->adv_win = p.win;
-    sst_fc_rx_advertised(&s->frx);
+    if (!win_held)
+        sst_fc_rx_advertised(&s->frx);
     return hl + g->len;
 }
 
