@@ -9,14 +9,16 @@
 #   | sst_perf client       |  100 Mbit/s, 25 ms | sst_perf server :5201 |
 #   | iperf3 -c / bench_tcp |==== each way =====>| iperf3 -s :5202       |
 #   | 10.77.0.1             |  1-BDP queue, loss | bench_tcp server :5203|
+#   | iperf3/curl under the |                    | sstd :8661 --forward  |
+#   | shim (+ sstd: warm)   |                    | 5202,8080; http :8080 |
 #   +-----------------------+   (or bare veth)   +-----------------------+
-#   Loopback rows (stream creation rate, memory) run inside namespace A on 127.0.0.1.
+#   Loopback rows (stream creation rate, memory, nginx + wrk) run inside namespace A on 127.0.0.1.
 #
 # Environment:
 #   BENCH_QUICK=1       ~3 minute smoke run (1 repetition, short runs, small counts)
 #   BENCH_REPS=N        repetitions per row (default 3; quick 1)
 #   BENCH_ONLY=REGEX    only scenarios whose name matches (bulk, veth, loss, fair, txn, hol,
-#                       rate, mem, handshake)
+#                       rate, mem, handshake, nocarry)
 #   BENCH_OUT=DIR       raw results (default $BUILD/bench); docs are written from them
 #   BENCH_NO_DOCS=1     keep results in BENCH_OUT, do not touch docs/
 # Needs root (namespaces), iperf3, gnuplot (scripts/deps.sh), /usr/bin/python3.
@@ -34,10 +36,10 @@ ONLY=${BENCH_ONLY:-.}
 OUT=${BENCH_OUT:-$BUILD/bench}
 if [ "$QUICK" = 1 ]; then
   REPS=${BENCH_REPS:-1}; BULK_S=5; VETH_S=3; LOSS_S=5; FAIR_S=10; HOL_S=5; TXN_N=5
-  RATE_N=10000; IDLE_STREAMS=5000; IDLE_CHANNELS=200; HS_N=500
+  RATE_N=10000; IDLE_STREAMS=5000; IDLE_CHANNELS=200; HS_N=500; WRK_S=5
 else
   REPS=${BENCH_REPS:-3}; BULK_S=10; VETH_S=5; LOSS_S=10; FAIR_S=20; HOL_S=10; TXN_N=30
-  RATE_N=50000; IDLE_STREAMS=20000; IDLE_CHANNELS=1000; HS_N=3000
+  RATE_N=50000; IDLE_STREAMS=20000; IDLE_CHANNELS=1000; HS_N=3000; WRK_S=10
 fi
 # 100 Mbit/s x 50 ms RTT = 625 000 bytes: the 1-BDP drop-tail queue of the issue.
 LINK=(--rate 100mbit --delay 25ms --queue 625000)
@@ -52,11 +54,12 @@ RES=$OUT/results.tsv
 bench_meta >"$OUT/meta.txt"
 
 lib_init bench
-need_tool iperf3 gnuplot
+need_tool iperf3 gnuplot curl nginx wrk
 [ -x /usr/bin/python3 ] || env_fail "needs /usr/bin/python3"
 for t in sst_perf bench_tcp bench_handshake linkemu; do
   [ -x "$BUILD/tools/$t" ] || env_fail "$BUILD/tools/$t not built (make tests)"
 done
+[ -x "$BUILD/sstd" ] && [ -f "$SHIM_LIB" ] || env_fail "$BUILD/sstd or $SHIM_LIB not built (make)"
 lib_allow_cc cubic bbr
 log "results in $OUT (reps=$REPS quick=$QUICK only=$ONLY)"
 T_START=$SECONDS
@@ -84,10 +87,17 @@ if want bulk; then
   log "(1) bulk, 100 Mbit/s x 50 ms, 1-BDP queue"
   net_up --link emu "${LINK[@]}"
   bulk_rows bulk "$BULK_S"
-  # The engine's default 256 KiB stream window, to show why the rows above pass --buffer.
+  # The engine's default stream buffers (no --buffer), which is what the shim and sstd use.
   sst_server strong cubic
-  record bulk "SST strong cubic, default 256 KiB window" 1 \
+  record bulk "SST strong cubic, engine default buffers" 1 \
     "$(SST_BUF=0 sst_client --time "$BULK_S" --security strong --cc cubic)"
+  # (1) through the shim: an unmodified iperf3 upload, SST engine in the iperf3 process.
+  shim_servers
+  for rep in $(seq 1 "$REPS"); do
+    for cc in cubic bbr; do
+      record bulk "SST via shim (iperf3) strong $cc" "$rep" "$(shim_iperf_client "$BULK_S" "$cc")"
+    done
+  done
 fi
 if want veth; then
   log "(1) bulk, bare veth"
@@ -122,11 +132,19 @@ fi
 
 # ---- (3) fairness: one SST flow and one kernel cubic flow share the bottleneck -------------
 if want fair; then
-  log "(3) fairness, SST cubic + TCP cubic"
-  net_up --link emu "${LINK[@]}"
-  for rep in $(seq 1 "$REPS"); do
-    sst_server strong cubic
-    fair_pair "$rep" "$FAIR_S"
+  for loss in 0 1; do
+    log "(3) fairness, SST cubic or bbr + TCP cubic, $loss% loss"
+    if [ "$loss" = 0 ]; then net_up --link emu "${LINK[@]}"; else net_up --link emu "${LINK[@]}" --loss "$loss%"; fi
+    ns_cc "$NS_A" cubic
+    ns_cc "$NS_B" cubic
+    for rep in $(seq 1 "$REPS"); do
+      for cc in cubic bbr; do
+        sst_server strong "$cc"
+        scen=fair; [ "$cc" = cubic ] || scen=fair-$cc
+        [ "$loss" = 0 ] || scen=$scen-loss$loss
+        fair_pair "$rep" "$FAIR_S" "$cc" "$scen"
+      done
+    done
   done
 fi
 
@@ -138,12 +156,18 @@ if want txn; then
   ns_cc "$NS_B" cubic
   sst_server strong cubic
   tcp_server
+  shim_servers
   for size in "${TXN_SIZES[@]}"; do
     record "txn$size" "TCP cubic, new connection" 1 \
       "$(in_a timeout 300 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --rr "$TXN_N" --size "$size" --timeout 280)"
     record "txn$size" "SST cold channel" 1 "$(sst_client --rr "$TXN_N" --size "$size" --cold)"
     record "txn$size" "SST warm channel" 1 "$(sst_client --rr "$TXN_N" --size "$size")"
+    # curl, an unmodified client: kernel TCP, and through the shim with sstd in A keeping the
+    # channel warm (python http.server behind sstd --forward 8080 in B).
+    record "txn$size" "curl, kernel TCP" 1 "$(curl_rr "$TXN_N" "$size")"
+    record "txn$size" "curl via shim, warm sstd" 1 "$(curl_rr "$TXN_N" "$size" shim)"
   done
+  stop_shim_servers
 fi
 
 # ---- (6) head-of-line blocking: 1 bulk + 7 request/response streams ------------------------
@@ -197,7 +221,25 @@ if want handshake; then
   done
 fi
 
+# ---- (9) the shim's cost on sockets it does not carry: nginx + wrk on loopback ------------------
+if want nocarry; then
+  log "(9) nginx + wrk on loopback, with and without the shim preloaded"
+  net_up --link veth
+  nginx_conf
+  for conn in keepalive close; do
+    for rep in $(seq 1 "$REPS"); do
+      # Alternate the order so drift (CPU frequency, caches) does not favour one variant.
+      if [ $((rep % 2)) = 1 ]; then order="0 1"; else order="1 0"; fi
+      for pre in $order; do
+        if [ "$pre" = 1 ]; then v="shim preloaded"; else v="no preload"; fi
+        record "nocarry-$conn" "$v" "$rep" "$(wrk_run "$WRK_S" "$pre" "$conn")"
+      done
+    done
+  done
+fi
+
 stop_servers
+stop_shim_servers
 log "measurements done in $((SECONDS - T_START)) s"
 bench_meta_duration $((SECONDS - T_START)) >>"$OUT/meta.txt"
 

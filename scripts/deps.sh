@@ -12,6 +12,7 @@ PKGS=(
   curl wget netcat-openbsd          # real programs run under the shim
   redis-server redis-tools          # an unmodified server behind sstd, a shimmed redis-cli
   iperf3 gnuplot-nox linux-perf     # make bench: kernel TCP baseline, plots, profiles
+  nginx-light wrk                   # make bench (9): cost of the shim on sockets it does not carry
 )
 
 missing=()

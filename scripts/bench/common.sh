@@ -22,6 +22,7 @@ bench_meta() {
   echo "commit: ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- core 2>/dev/null || echo ' (core/ has uncommitted changes)')}"
   echo "libsodium: $(pkg-config --modversion libsodium 2>/dev/null)"
   echo "iperf3: $(iperf3 --version 2>/dev/null | head -1)"
+  echo "engine default cc: $(engine_default_cc)"
   echo "quick: $QUICK"
   echo "reps: $REPS"
 }
@@ -65,6 +66,7 @@ capture() {
 net_up() {
   lib_net_up "$@"
   SST_SRV_PID= SST_SRV_CONF= IPERF_PID= TCP_SRV_PID= TCP_SRV_CONF=
+  SSTD_A_PID= SSTD_B_PID= HTTP_B_PID=
 }
 
 ns_of() { [ "$1" = A ] && echo "$NS_A" || echo "$NS_B"; }
@@ -148,20 +150,173 @@ stop_servers() {
 
 ns_cc() { lib_set_cc "$1" "$2" >/dev/null; }
 
-# fair_pair REP SECONDS: an SST cubic upload and an iperf3 cubic upload start together and
-# share the bottleneck; each one's goodput is recorded.
+# fair_pair REP SECONDS [CC] [SCENARIO]: an SST upload (congestion control CC, default cubic) and
+# an iperf3 cubic upload start together and share the bottleneck; each one's goodput is recorded.
 fair_pair() {
-  local rep=$1 secs=$2 f1 f2 p1 p2
+  local rep=$1 secs=$2 cc=${3:-cubic} scen=${4:-fair} f1 f2 p1 p2
   iperf_server
   f1=$(mktemp "$OUT/fair.XXXXXX")
   f2=$(mktemp "$OUT/fair.XXXXXX")
-  sst_client --time "$secs" --security strong --cc cubic >"$f1" &
+  sst_client --time "$secs" --security strong --cc "$cc" >"$f1" &
   p1=$!
   ip netns exec "$NS_A" timeout $((secs + 30)) iperf3 -c "$IP_B" -p 5202 -t "$secs" -C cubic -J 2>>"$OUT/stderr.log" |
     /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" >"$f2" &
   p2=$!
   wait "$p1" "$p2"
-  record fair "SST strong cubic" "$rep" "$(cat "$f1")"
-  record fair "TCP cubic" "$rep" "$(cat "$f2")"
+  record "$scen" "SST strong $cc" "$rep" "$(cat "$f1")"
+  record "$scen" "TCP cubic" "$rep" "$(cat "$f2")"
   rm -f "$f1" "$f2"
+}
+
+# ---- the shim rows: unmodified programs under LD_PRELOAD=libsstshim.so -------------------------
+SHIM_LIB=$BUILD/libsstshim.so
+SSTD_B_PID=
+SSTD_A_PID=
+HTTP_B_PID=
+
+# The engine's default congestion control (core/host.c sst_host_config_default): the targets
+# belong to the default configuration, so the report evaluates them on that row.
+engine_default_cc() {
+  sed -n 's/.*c->cc = SST_CC_\([A-Z]*\);.*/\1/p' "$ROOT/core/host.c" | head -1 | tr 'A-Z' 'a-z'
+}
+
+# The servers below are started from the main shell (shim_servers), never inside the $(...) of a
+# measurement: a daemon started there would hold the substitution's pipe open, and its pid would
+# be lost with the subshell.
+
+# sstd_gateway: sstd in B on UDP 8661 delivering SST streams for iperf3 (5202) and the HTTP
+# server (8080) to the local services; once per namespace pair.
+sstd_gateway() {
+  if [ -n "$SSTD_B_PID" ] && kill -0 "$SSTD_B_PID" 2>/dev/null; then return 0; fi
+  rm -f "$LIB_TMP/sstd-b.sock"
+  lib_bg ip netns exec "$NS_B" "$BUILD/sstd" --foreground --socket "$LIB_TMP/sstd-b.sock" \
+    --keydir "$LIB_TMP/keys-b" --forward 5202,8080 --log warn >>"$OUT/sstd.log" 2>&1
+  SSTD_B_PID=$LIB_BG_PID
+  poll_until 5 test -S "$LIB_TMP/sstd-b.sock" || fail "sstd in B did not start"
+}
+
+# sstd_client: sstd in A that keeps channels warm for shimmed programs (SST_HELPER=its socket).
+sstd_client() {
+  if [ -n "$SSTD_A_PID" ] && kill -0 "$SSTD_A_PID" 2>/dev/null; then return 0; fi
+  rm -f "$LIB_TMP/sstd-a.sock"
+  lib_bg ip netns exec "$NS_A" "$BUILD/sstd" --foreground --socket "$LIB_TMP/sstd-a.sock" \
+    --keydir "$LIB_TMP/keys-a" --log warn >>"$OUT/sstd.log" 2>&1
+  SSTD_A_PID=$LIB_BG_PID
+  poll_until 5 test -S "$LIB_TMP/sstd-a.sock" || fail "sstd in A did not start"
+}
+
+# http_server: python http.server in B on 8080 serving $LIB_TMP/www (f<size> files).
+http_server() {
+  if [ -n "$HTTP_B_PID" ] && kill -0 "$HTTP_B_PID" 2>/dev/null; then return 0; fi
+  mkdir -p "$LIB_TMP/www"
+  local s
+  for s in "${TXN_SIZES[@]}"; do
+    [ -f "$LIB_TMP/www/f$s" ] || head -c "$s" /dev/urandom >"$LIB_TMP/www/f$s"
+  done
+  lib_bg ip netns exec "$NS_B" /usr/bin/python3 -m http.server 8080 --bind 0.0.0.0 \
+    --directory "$LIB_TMP/www" >>"$OUT/http.log" 2>&1
+  HTTP_B_PID=$LIB_BG_PID
+  wait_for_port "$NS_B" 8080 tcp 5
+}
+
+# The shim's environment for A: strict (SST or the connect fails), so every shim row is proof
+# that SST carried it.  SST_HELPER=off: the process's own engine.
+shim_env() {
+  echo LD_PRELOAD="$SHIM_LIB" SST_PEERS="$IP_B" SST_MODE=strict SST_KEYDIR="$LIB_TMP/keys-shim" "$@"
+}
+
+# shim_iperf_client SECONDS CC: unmodified iperf3 upload A -> B through the shim's in-process
+# engine (SST_CC=CC) and sstd --forward 5202 in B.  iperf3 opens a control and a data connection:
+# two streams on one channel.  No -C: the congestion controller is SST's, not the kernel's.
+# Needs iperf_server and sstd_gateway running.
+shim_iperf_client() {
+  local raw
+  # shellcheck disable=SC2046
+  raw=$(ip netns exec "$NS_A" timeout $(($1 + 30)) env $(shim_env SST_HELPER=off SST_CC="$2") \
+    iperf3 -c "$IP_B" -p 5202 -t "$1" -J 2>>"$OUT/stderr.log")
+  /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" <<<"$raw" |
+    /usr/bin/python3 -c 'import json, sys
+j = json.loads(sys.stdin.read()); j.update(transport="sst-shim", cc=sys.argv[1]); print(json.dumps(j))' "$2"
+}
+
+# curl_rr N SIZE [shim]: N sequential curl GETs of a SIZE-byte file from B's http.server, plain
+# kernel TCP or through the shim with sstd in A holding the channel warm.  Needs shim_servers.
+curl_rr() {
+  local n=$1 size=$2 mode=${3:-tcp} envs=()
+  if [ "$mode" = shim ]; then
+    # shellcheck disable=SC2207
+    envs=($(shim_env SST_HELPER="$LIB_TMP/sstd-a.sock"))
+  fi
+  capture ip netns exec "$NS_A" /usr/bin/python3 "$ROOT/scripts/bench/curl_rr.py" --n "$n" \
+    --url "http://$IP_B:8080/f$size" --size "$size" --transport "$mode" -- "${envs[@]}"
+}
+
+# shim_servers: iperf3 -s, http.server and sstd --forward in B, sstd in A.
+shim_servers() {
+  iperf_server
+  http_server
+  sstd_gateway
+  sstd_client
+}
+
+stop_shim_servers() {
+  stop_pid "$SSTD_A_PID"
+  stop_pid "$SSTD_B_PID"
+  stop_pid "$HTTP_B_PID"
+  SSTD_A_PID= SSTD_B_PID= HTTP_B_PID=
+}
+
+# wrk_run SECONDS PRELOAD(0|1) CONNHDR(keepalive|close): wrk against nginx on 127.0.0.1:8088 in
+# namespace A; with PRELOAD both run under the shim with SST_PEERS naming an unrelated address
+# (192.0.2.1, TEST-NET-1), so the shim is active but carries nothing.
+wrk_run() {
+  local secs=$1 pre=$2 conn=$3 envs=() hdr=() pid raw
+  if [ "$pre" = 1 ]; then
+    envs=(LD_PRELOAD="$SHIM_LIB" SST_PEERS=192.0.2.1 SST_HELPER=off SST_KEYDIR="$LIB_TMP/keys-shim")
+  fi
+  [ "$conn" = close ] && hdr=(-H "Connection: close")
+  lib_bg ip netns exec "$NS_A" env "${envs[@]}" nginx -c "$LIB_TMP/nginx.conf" -p "$LIB_TMP/nginx" \
+    >>"$OUT/nginx.log" 2>&1
+  pid=$LIB_BG_PID
+  wait_for_port "$NS_A" 8088 tcp 5
+  raw=$(ip netns exec "$NS_A" env "${envs[@]}" timeout $((secs + 30)) wrk -t1 -c32 -d"${secs}s" \
+    "${hdr[@]}" http://127.0.0.1:8088/index.html 2>>"$OUT/stderr.log")
+  stop_pid "$pid"
+  /usr/bin/python3 -c '
+import json, re, sys
+raw, pre, conn = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+m = re.search(r"Requests/sec:\s+([0-9.]+)", raw)
+e = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", raw)
+out = {"tool": "wrk", "mode": "nginx", "preload": pre, "connection": conn, "ok": bool(m) and not e}
+if m: out["rate_per_s"] = float(m.group(1))
+if e: out["error"] = e.group(0)
+if not m: out["error"] = "no wrk result: " + raw[-200:]
+print(json.dumps(out))' "$raw" "$pre" "$conn"
+}
+
+# nginx_conf: a one-process nginx (no daemon, no master) serving a 612-byte page on 8088.
+nginx_conf() {
+  mkdir -p "$LIB_TMP/nginx/logs" "$LIB_TMP/nginx/html" "$LIB_TMP/nginx/tmp"
+  head -c 612 /dev/urandom | base64 -w 76 | head -c 612 >"$LIB_TMP/nginx/html/index.html"
+  cat >"$LIB_TMP/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $LIB_TMP/nginx/nginx.pid;
+error_log $LIB_TMP/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $LIB_TMP/nginx/tmp;
+  proxy_temp_path $LIB_TMP/nginx/tmp;
+  fastcgi_temp_path $LIB_TMP/nginx/tmp;
+  uwsgi_temp_path $LIB_TMP/nginx/tmp;
+  scgi_temp_path $LIB_TMP/nginx/tmp;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:8088;
+    root $LIB_TMP/nginx/html;
+  }
+}
+NGINX
 }
