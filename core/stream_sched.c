@@ -204,10 +204,13 @@ static size_t emit(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
 size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap)
 {
     struct conn *cn = ctx;
-    cn->tx_seq = seq;
     /* A record under this sequence number means that packet never left (the channel refused
-     * it after fill): treat it as lost before reusing the number. */
-    struct sst_txrec *stale = sst_txrec_take(&cn->recs, seq);
+     * it after fill): treat it as lost before reusing the number.  Records are only added here,
+     * under the number of the fill that made them, and numbers never go down, so only a number
+     * an earlier fill already had can have one: a fresh number skips the hash lookup. */
+    bool reused = seq <= cn->tx_seq;
+    cn->tx_seq = seq;
+    struct sst_txrec *stale = reused ? sst_txrec_take(&cn->recs, seq) : NULL;
     if (stale != NULL)
         sst_sched_on_record(cn, stale, false);
     if (cn->nrst > 0 && cap >= SST_RESET_LEN) {
