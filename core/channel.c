@@ -401,8 +401,35 @@ static bool chan_send_upper(struct sst_chan *ch, sst_time_t now)
     return chan_transmit(ch, now, buf, n, eliciting, true) == 0;
 }
 
+/* Acks at most this many ack-eliciting packets apart while packets keep arriving with one
+ * timestamp (see chan_ack_or_defer). */
+#define ACK_BURST_MAX 16
+
+/* Whether the ack that is due goes now.  Gaps, reordering, pings and a full burst are acked at
+ * once (RFC 9000 §13.2.1; loss detection's packet threshold is 3), and so is every ack due when
+ * the timer runs.  An ack that is due only because ack_every packets arrived waits until the
+ * current instant has passed: the driver hands every datagram of one recvmmsg batch to the engine
+ * with the same timestamp and runs the timer right after the batch, so one ack covers the batch
+ * (up to ACK_BURST_MAX packets) instead of one per two packets, which made half of the packets a
+ * bulk receiver sent.  Where packets arrive one at a time (the simulator, a slow link) the ack
+ * leaves one nanosecond later, as before. */
+static bool chan_ack_or_defer(struct sst_chan *ch, sst_time_t now, bool from_timer)
+{
+    if (ch->ack_now)
+        return true;
+    if (!sst_ackrx_ack_due(&ch->ackrx, now))
+        return false;
+    struct sst_ackrx *a = &ch->ackrx;
+    if (from_timer || a->immediate || a->unacked_eliciting >= ACK_BURST_MAX ||
+        (a->ack_deadline != SST_TIME_NEVER && now >= a->ack_deadline))
+        return true;
+    if (now < SST_TIME_NEVER - 1)
+        a->ack_deadline = now + 1;
+    return false;
+}
+
 /* Sends what probes, congestion control, pacing and pending acks call for. */
-static void chan_flush(struct sst_chan *ch, sst_time_t now)
+static void chan_flush_ex(struct sst_chan *ch, sst_time_t now, bool from_timer)
 {
     if (ch->state != SST_CHAN_ESTABLISHED && ch->state != SST_CHAN_CLOSING)
         return;
@@ -437,10 +464,12 @@ static void chan_flush(struct sst_chan *ch, sst_time_t now)
      * to acknowledge (the ack is what confirms the channel to us). */
     if (ch->initiator && !ch->finish_confirmed && ch->finish_resend)
         chan_send_control(ch, now, CTRL_PING);
-    if (ch->ack_now || sst_ackrx_ack_due(&ch->ackrx, now))
+    if (chan_ack_or_defer(ch, now, from_timer))
         chan_send_ack(ch, now);
     sst_host_deadline_dirty(ch->host);
 }
+
+static void chan_flush(struct sst_chan *ch, sst_time_t now) { chan_flush_ex(ch, now, false); }
 
 SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now) { chan_flush(ch, now); }
 
@@ -721,7 +750,7 @@ void sst_chan_on_timeout(struct sst_chan *ch, sst_time_t now)
     if (cfg->keepalive && ch->state == SST_CHAN_ESTABLISHED &&
         now >= SST_MAX(ch->last_rx, ch->last_tx_eliciting) + cfg->keepalive)
         chan_send_control(ch, now, CTRL_PING);
-    chan_flush(ch, now);
+    chan_flush_ex(ch, now, true);
 }
 
 /* ---- statistics ------------------------------------------------------------------------ */
