@@ -184,13 +184,14 @@ engine_default_cc() {
 # measurement: a daemon started there would hold the substitution's pipe open, and its pid would
 # be lost with the subshell.
 
-# sstd_gateway: sstd in B on UDP 8661 delivering SST streams for iperf3 (5202) and the HTTP
-# server (8080) to the local services; once per namespace pair.
+# sstd_gateway: sstd in B on UDP 8661 delivering SST streams for iperf3 (5202, and 5210-5249 for
+# the shim rows' one-test servers) and the HTTP server (8080) to the local services; once per
+# namespace pair.
 sstd_gateway() {
   if [ -n "$SSTD_B_PID" ] && kill -0 "$SSTD_B_PID" 2>/dev/null; then return 0; fi
   rm -f "$LIB_TMP/sstd-b.sock"
   lib_bg ip netns exec "$NS_B" "$BUILD/sstd" --foreground --socket "$LIB_TMP/sstd-b.sock" \
-    --keydir "$LIB_TMP/keys-b" --forward 5202,8080 --log warn >>"$OUT/sstd.log" 2>&1
+    --keydir "$LIB_TMP/keys-b" --forward 5202,5210-5249,8080 --log warn >>"$OUT/sstd.log" 2>&1
   SSTD_B_PID=$LIB_BG_PID
   poll_until 5 test -S "$LIB_TMP/sstd-b.sock" || fail "sstd in B did not start"
 }
@@ -228,12 +229,12 @@ shim_env() {
 # shim_iperf_client SECONDS CC: unmodified iperf3 upload A -> B through the shim's in-process
 # engine (SST_CC=CC) and sstd --forward 5202 in B.  iperf3 opens a control and a data connection:
 # two streams on one channel.  No -C: the congestion controller is SST's, not the kernel's.
-# Needs iperf_server and sstd_gateway running.
+# Needs shim_iperf_server (just before) and sstd_gateway running.
 shim_iperf_client() {
   local raw
   # shellcheck disable=SC2046
   raw=$(ip netns exec "$NS_A" timeout $(($1 + 30)) env $(shim_env SST_HELPER=off SST_CC="$2") \
-    iperf3 -c "$IP_B" -p 5202 -t "$1" -J 2>>"$OUT/stderr.log")
+    iperf3 -c "$IP_B" -p "$SHIM_IPERF_PORT" -t "$1" -J 2>>"$OUT/stderr.log")
   /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" <<<"$raw" |
     /usr/bin/python3 -c 'import json, sys
 j = json.loads(sys.stdin.read()); j.update(transport="sst-shim", cc=sys.argv[1]); print(json.dumps(j))' "$2"
@@ -249,6 +250,15 @@ curl_rr() {
   fi
   capture ip netns exec "$NS_A" /usr/bin/python3 "$ROOT/scripts/bench/curl_rr.py" --n "$n" \
     --url "http://$IP_B:8080/f$size" --size "$size" --transport "$mode" -- "${envs[@]}"
+}
+
+# shim_iperf_server: a one-test iperf3 server (-1) in B on the next port of 5210-5249.
+SHIM_IPERF_PORT=5209
+shim_iperf_server() {
+  SHIM_IPERF_PORT=$((SHIM_IPERF_PORT + 1))
+  [ "$SHIM_IPERF_PORT" -le 5249 ] || SHIM_IPERF_PORT=5210
+  lib_bg ip netns exec "$NS_B" iperf3 -s -1 -p "$SHIM_IPERF_PORT" >>"$OUT/iperf-server.log" 2>&1
+  wait_for_port "$NS_B" "$SHIM_IPERF_PORT" tcp 5
 }
 
 # shim_servers: iperf3 -s, http.server and sstd --forward in B, sstd in A.
