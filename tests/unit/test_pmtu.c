@@ -13,6 +13,7 @@
 #include "pmtu.h"
 #include "recovery.h"
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
 #include "io/udp.h"
 
@@ -242,65 +243,12 @@ START_TEST(test_recovery_probe_loss_keeps_cwnd)
 }
 END_TEST
 
-/* ---- simulator: whole transfers through the stream layer ---------------------------------- */
+/* ---- simulator: whole transfers through the stream layer (nodes: tests/sim/simctx.h) ---- */
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-};
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+static void node_init(struct simctx_node *n, struct sim *s, const struct sst_addr *addr,
+                      const struct sst_ctx_config *cfg)
 {
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
-}
-
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, now, from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    return sst_ctx_deadline(n->c);
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static void node_init(struct node *n, struct sim *s, const struct sst_addr *addr,
-                      const struct sst_ctx_config *cfg_in)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = *addr;
-    sim_rng_init(&n->rng, sim_seed(s), "pmtu-node", addr->ip[15] + addr->ip[3]);
-    struct sst_ctx_config cfg = *cfg_in;
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
-}
-
-static void node_free(struct node *n)
-{
-    sim_node_remove(n->sim, &n->addr);
-    sst_ctx_free(n->c);
+    simctx_node_init(n, s, addr, "pmtu-node", addr->ip[15] + addr->ip[3], cfg);
 }
 
 static struct sst_addr addr6(uint8_t n)
@@ -422,7 +370,7 @@ static void ctx_config(struct sst_ctx_config *cfg, bool pmtu)
     cfg->rx_buffer = cfg->tx_buffer = 256 * 1024;
 }
 
-static void chan_stats(struct node *n, const struct sst_addr *peer, struct sst_chan_stats *st)
+static void chan_stats(struct simctx_node *n, const struct sst_addr *peer, struct sst_chan_stats *st)
 {
     struct sst_chan *ch = sst_host_find(sst_ctx_host(n->c), peer);
     ck_assert_ptr_nonnull(ch);
@@ -430,7 +378,7 @@ static void chan_stats(struct node *n, const struct sst_addr *peer, struct sst_c
 }
 
 /* A transfer of len bytes from a to b; the stream and listener are set up here. */
-static void xfer_start(struct xfer *x, struct sim *s, struct node *a, struct node *b, uint64_t len,
+static void xfer_start(struct xfer *x, struct sim *s, struct simctx_node *a, struct simctx_node *b, uint64_t len,
                        bool wait_connect)
 {
     memset(x, 0, sizeof *x);
@@ -464,7 +412,7 @@ static double bulk_goodput(bool pmtu, size_t link_mtu, struct sst_chan_stats *st
                                   .mtu = link_mtu };
     struct sst_ctx_config cfg;
     ctx_config(&cfg, pmtu);
-    struct node a, b;
+    struct simctx_node a, b;
     struct sst_addr aa = sim_addr4(1, 4000), ba = sim_addr4(2, 4000);
     node_init(&a, s, &aa, &cfg);
     node_init(&b, s, &ba, &cfg);
@@ -491,8 +439,8 @@ static double bulk_goodput(bool pmtu, size_t link_mtu, struct sst_chan_stats *st
     ck_assert_uint_eq(ls.dropped_mtu, 0);
     double secs = (double)(x.done_at - x.start) / 1e9;
     double mbps = (double)x.len * 8 / secs / 1e6;
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
     return mbps;
 }
@@ -533,7 +481,7 @@ START_TEST(test_sim_pmtu_1280_path_settles_without_data_loss)
     struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .mtu = 1252 };
     struct sst_ctx_config cfg;
     ctx_config(&cfg, true);
-    struct node a, b;
+    struct simctx_node a, b;
     struct sst_addr aa = sim_addr4(1, 4000), ba = sim_addr4(2, 4000);
     node_init(&a, s, &aa, &cfg);
     node_init(&b, s, &ba, &cfg);
@@ -563,8 +511,8 @@ START_TEST(test_sim_pmtu_1280_path_settles_without_data_loss)
     /* Probe loss never reduced cwnd (RFC 8899 §4.4): no congestion event at all. */
     ck_assert_uint_eq(st.lost_packets, 0);
     ck_assert_uint_eq(st.ssthresh, UINT64_MAX);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -592,7 +540,7 @@ START_TEST(test_sim_pmtu_black_hole_mid_transfer)
     struct sst_ctx_config cfg;
     ctx_config(&cfg, true);
     cfg.host.pmtu_raise_timer = SST_SEC(3);
-    struct node a, b;
+    struct simctx_node a, b;
     struct sst_addr aa = sim_addr4(1, 4000), ba = sim_addr4(2, 4000);
     node_init(&a, s, &aa, &cfg);
     node_init(&b, s, &ba, &cfg);
@@ -630,8 +578,8 @@ START_TEST(test_sim_pmtu_black_hole_mid_transfer)
     ck_assert_uint_eq(st.pmtu_blackholes, 1);
     ck_assert_uint_eq(st.plpmtu, 1300);
     ck_assert_uint_gt(ls.dropped_mtu, 0);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -645,7 +593,7 @@ START_TEST(test_sim_pmtu_ipv6_limit)
                                   .mtu = 1452 };
     struct sst_ctx_config cfg;
     ctx_config(&cfg, true);
-    struct node a, b;
+    struct simctx_node a, b;
     struct sst_addr aa = addr6(1), ba = addr6(2);
     node_init(&a, s, &aa, &cfg);
     node_init(&b, s, &ba, &cfg);
@@ -665,8 +613,8 @@ START_TEST(test_sim_pmtu_ipv6_limit)
     ck_assert_uint_eq(l1.dropped_mtu + l2.dropped_mtu, 0);
     /* The transfer used the size: far fewer packets than 2 MB / 1232-byte datagrams. */
     ck_assert_uint_lt(st.tx_packets, 2000000 / 1380 + 60);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST

@@ -8,67 +8,15 @@
 #include <string.h>
 
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
 
-/* ---- glue: one sst_ctx per simulator node ------------------------------------------------ */
+/* ---- glue: one sst_ctx per simulator node (tests/sim/simctx.h) --------------------------- */
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-};
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+static void node_init(struct simctx_node *n, struct sim *s, uint8_t id)
 {
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
-}
-
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, now, from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    return sst_ctx_deadline(n->c);
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static void node_init(struct node *n, struct sim *s, uint8_t id)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = sim_addr4(id, 4000);
-    sim_rng_init(&n->rng, sim_seed(s), "idle-node", id);
-    struct sst_ctx_config cfg;
-    sst_ctx_config_default(&cfg);   /* detach_idle 30 s, channel idle_timeout 60 s */
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
-}
-
-static void node_free(struct node *n)
-{
-    sim_node_remove(n->sim, &n->addr);
-    sst_ctx_free(n->c);
+    struct sst_addr a = sim_addr4(id, 4000);
+    simctx_node_init(n, s, &a, "idle-node", id, NULL); /* detach_idle 30 s, channel idle_timeout 60 s */
 }
 
 /* ---- endpoints: a pattern writer and a verifying reader per stream ----------------------- */
@@ -81,7 +29,7 @@ static uint8_t pat(uint32_t seed, uint64_t i)
 }
 
 struct ep {
-    struct node *n;
+    struct simctx_node *n;
     struct sst_stream *s;
     uint32_t tx_seed, rx_seed;
     uint64_t tx_len, tx_done, rx_done;
@@ -202,7 +150,7 @@ static void idle_scenario(uint64_t seed, double loss, sst_time_t idle, enum firs
     sc.seed = seed;
     struct sim *s = sim_new(&sc);
     ck_assert_ptr_nonnull(s);
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1);
     node_init(&b, s, 2);
     struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000,
@@ -230,7 +178,7 @@ static void idle_scenario(uint64_t seed, double loss, sst_time_t idle, enum firs
         size_t heap1 = heap_in_use();
         sim_run_until(s, t0 + idle);
         size_t heap2 = heap_in_use();
-        struct node *nodes[2] = { &a, &b };
+        struct simctx_node *nodes[2] = { &a, &b };
         for (int i = 0; i < 2; i++) {
             struct sst_ctx_stats st;
             sst_ctx_get_stats(nodes[i]->c, &st);
@@ -279,8 +227,8 @@ static void idle_scenario(uint64_t seed, double loss, sst_time_t idle, enum firs
     p.want_eof = true;
     ck_assert_int_eq(sim_run_while(s, pair_busy, &p, sim_now(s) + SST_SEC(60)), 0);
     ck_assert(ea.eof && eb.eof && !ea.errored && !eb.errored && !ea.bad && !eb.bad);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 
@@ -316,7 +264,7 @@ START_TEST(test_idle_peer_gone_write_fails)
 {
     struct sim *s = sim_new(NULL);
     ck_assert_ptr_nonnull(s);
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1);
     node_init(&b, s, 2);
     struct sim_link_params lp = { .delay = SST_MS(10) };
@@ -330,13 +278,13 @@ START_TEST(test_idle_peer_gone_write_fails)
     struct pair p = { .a = &ea, .b = &eb };
     ck_assert_int_eq(sim_run_while(s, pair_busy, &p, SST_SEC(10)), 0);
     sim_run_until(s, sim_now(s) + SST_SEC(200));
-    node_free(&b);
+    simctx_node_free(&b);
     sst_time_t t = sim_now(s);
     ep_send(&ea, 1000);
     sim_run_until(s, t + SST_SEC(60));
     ck_assert(ea.errored);
     ck_assert_int_eq(ea.err, SST_ERR_TIMEOUT);
-    node_free(&a);
+    simctx_node_free(&a);
     sim_free(s);
 }
 END_TEST

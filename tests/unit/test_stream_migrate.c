@@ -9,191 +9,19 @@
 
 #include "negotiate.h"
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
+#include "streamtest.h"
 
-/* ---- glue: one sst_ctx per simulator node ------------------------------------------------ */
+/* ---- glue: one sst_ctx per simulator node (tests/sim/simctx.h) --------------------------- */
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-};
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+static void node_init(struct simctx_node *n, struct sim *s, uint8_t id, const struct sst_ctx_config *cfg)
 {
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
+    struct sst_addr a = sim_addr4(id, 4000);
+    simctx_node_init(n, s, &a, "stream-node", id, cfg);
 }
 
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, now, from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    return sst_ctx_deadline(n->c);
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static void node_init(struct node *n, struct sim *s, uint8_t id, const struct sst_ctx_config *cfg_in)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = sim_addr4(id, 4000);
-    sim_rng_init(&n->rng, sim_seed(s), "stream-node", id);
-    struct sst_ctx_config cfg;
-    if (cfg_in != NULL)
-        cfg = *cfg_in;
-    else
-        sst_ctx_config_default(&cfg);
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
-}
-
-/* Call around application calls made from the test body (outside callbacks). */
-static void node_enter(struct node *n)
-{
-    sst_ctx_set_time(n->c, sim_now(n->sim));
-}
-
-static void node_leave(struct node *n)
-{
-    sim_node_wake(n->sim, &n->addr);
-}
-
-static void node_free(struct node *n)
-{
-    sim_node_remove(n->sim, &n->addr);
-    sst_ctx_free(n->c);
-}
-
-/* ---- endpoints: pattern writers and verifying readers ------------------------------------ */
-
-static uint8_t pat(uint32_t seed, uint64_t i)
-{
-    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)seed << 17);
-    x ^= x >> 29;
-    return (uint8_t)(x * 0xbf58476d1ce4e5b9ull >> 56);
-}
-
-/* Each stream starts with an 8-byte header (seed, length) so the reader can verify. */
-struct ep {
-    struct sst_stream *s;
-    uint32_t tx_seed;
-    uint64_t tx_len, tx_done;          /* header included */
-    bool close_after;
-    uint8_t hdr[8];
-    size_t hdr_got;
-    uint32_t rx_seed;
-    uint64_t rx_len, rx_done;          /* payload bytes verified */
-    bool rx_eof, connected, errored, bad;
-    int err;
-    bool reply;                         /* server: answer with a response once the request ends */
-    bool stall;                         /* don't read */
-    sst_time_t done_at;
-    void (*on_event)(struct ep *e, unsigned ev);   /* extra per-test behaviour */
-    void *user;
-};
-
-static void ep_pump(struct ep *e)
-{
-    uint8_t buf[4096];
-    while (e->tx_done < e->tx_len) {
-        size_t n = 0;
-        for (; n < sizeof buf && e->tx_done + n < e->tx_len; n++) {
-            uint64_t i = e->tx_done + n;
-            if (i < 4)
-                buf[n] = (uint8_t)(e->tx_seed >> (24 - 8 * i));
-            else if (i < 8)
-                buf[n] = (uint8_t)((e->tx_len - 8) >> (24 - 8 * (i - 4)));
-            else
-                buf[n] = pat(e->tx_seed, i - 8);
-        }
-        sst_ssize_t w = sst_stream_write(e->s, buf, n);
-        if (w <= 0)
-            return;
-        e->tx_done += (uint64_t)w;
-    }
-    if (e->close_after) {
-        e->close_after = false;
-        ck_assert_int_eq(sst_stream_shutdown(e->s, SST_SHUT_WRITE), 0);
-    }
-}
-
-static void ep_start_tx(struct ep *e, uint32_t seed, uint64_t payload)
-{
-    e->tx_seed = seed;
-    e->tx_len = payload + 8;
-    e->tx_done = 0;
-    e->close_after = true;
-    ep_pump(e);
-}
-
-static void ep_read(struct ep *e)
-{
-    uint8_t buf[8192];
-    for (;;) {
-        sst_ssize_t n = sst_stream_read(e->s, buf, sizeof buf);
-        if (n == 0) {
-            e->rx_eof = true;
-            if (e->hdr_got < 8 || e->rx_done != e->rx_len)
-                e->bad = true;
-            return;
-        }
-        if (n < 0)
-            return;
-        size_t i = 0;
-        while (e->hdr_got < 8 && i < (size_t)n)
-            e->hdr[e->hdr_got++] = buf[i++];
-        if (e->hdr_got == 8 && i > 0 && e->rx_done == 0 && e->rx_len == 0) {
-            e->rx_seed = (uint32_t)e->hdr[0] << 24 | (uint32_t)e->hdr[1] << 16 | (uint32_t)e->hdr[2] << 8 | e->hdr[3];
-            e->rx_len = (uint64_t)e->hdr[4] << 24 | (uint64_t)e->hdr[5] << 16 | (uint64_t)e->hdr[6] << 8 | e->hdr[7];
-        }
-        for (; i < (size_t)n; i++, e->rx_done++)
-            if (e->rx_done >= e->rx_len || buf[i] != pat(e->rx_seed, e->rx_done))
-                e->bad = true;
-    }
-}
-
-static void ep_cb(struct sst_stream *s, unsigned ev, void *arg)
-{
-    struct ep *e = arg;
-    if (e->on_event != NULL)
-        e->on_event(e, ev);
-    if (ev & SST_EV_CONNECTED)
-        e->connected = true;
-    if (ev & SST_EV_ERROR) {
-        e->errored = true;
-        e->err = sst_stream_error(s);
-        return;
-    }
-    if ((ev & SST_EV_READABLE) && !e->stall) {
-        ep_read(e);
-        if (e->rx_eof && e->reply && e->tx_len == 0)
-            ep_start_tx(e, e->rx_seed ^ 0x5a5a5a5au, e->rx_len / 2 + 1);
-    }
-    if (ev & (SST_EV_WRITABLE | SST_EV_CONNECTED))
-        ep_pump(e);
-}
+/* ---- endpoints: pattern writers and verifying readers (tests/sim/streamtest.h) ---------- */
 
 /* A server: every accepted stream gets an ep that verifies the request and answers it. */
 struct server {
@@ -218,12 +46,10 @@ static struct sim *new_sim(uint64_t seed)
 }
 
 /* Moves node n to a new address, keeping its engine (a mobile host, paper §4.3.7). */
-static void node_rebind(struct node *n, uint8_t id)
+static void node_rebind(struct simctx_node *n, uint8_t id)
 {
-    sim_node_remove(n->sim, &n->addr);
-    n->addr = sim_addr4(id, 4000);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(n->sim, &n->addr, &ops, n), 0);
+    struct sst_addr a = sim_addr4(id, 4000);
+    simctx_node_rebind(n, &a);
 }
 
 static bool ep_not_errored(void *arg)
@@ -308,7 +134,7 @@ START_TEST(test_migrate_link_failure_mid_transfer)
         lp.reorder_delay = SST_MS(3);
         lp.duplicate = 0.01;
     }
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     struct sim_link *ab, *ba;
@@ -323,13 +149,13 @@ START_TEST(test_migrate_link_failure_mid_transfer)
     enum { N = 4 };
     static struct ep c[N];
     memset(c, 0, sizeof c);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < N - 1; i++) {
         c[i].s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c[i]);
         ck_assert_ptr_nonnull(c[i].s);
         ep_start_tx(&c[i], 10 + i, 2000000);
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_MS(500));
     /* Mid-transfer in both directions. */
     ck_assert_uint_eq(sv.n, N - 1);
@@ -339,11 +165,11 @@ START_TEST(test_migrate_link_failure_mid_transfer)
     ck_assert_uint_lt(c[0].rx_done, srv_payload);
     set_cut(ab, ba, &lp, true);
     sim_run_until(s, sim_now(s) + SST_SEC(1));
-    node_enter(&a);
+    simctx_node_enter(&a);
     c[N - 1].s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c[N - 1]);
     ck_assert_ptr_nonnull(c[N - 1].s);
     ep_start_tx(&c[N - 1], 10 + N - 1, 2000000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, sim_now(s) + SST_SEC(24));
     struct sst_ctx_stats sa, sb;
     sst_ctx_get_stats(a.c, &sa);
@@ -372,8 +198,8 @@ START_TEST(test_migrate_link_failure_mid_transfer)
      * link the rest of the transfer takes well under a second more. */
     if (_i == 0)
         ck_assert_uint_lt(sim_now(s) - healed, SST_SEC(8));
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -385,7 +211,7 @@ START_TEST(test_migrate_peer_address_change)
      * server, whose old channel is still alive, moves each stream by USID to the new channel. */
     struct sim *s = new_sim(32);
     struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -398,12 +224,12 @@ START_TEST(test_migrate_peer_address_change)
     enum { N = 2 };
     static struct ep c[N];
     memset(c, 0, sizeof c);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < N; i++) {
         c[i].s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c[i]);
         ep_start_tx(&c[i], 20 + i, 1500000);
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_MS(400));
     ck_assert_uint_eq(sv.n, N);
     ck_assert_uint_lt(sv.eps[0].rx_done, 1500000);
@@ -422,8 +248,8 @@ START_TEST(test_migrate_peer_address_change)
     /* One migration per stream moved by Attach, or one for all if the server's old channel
      * timed out first and its streams waited in limbo. */
     ck_assert_uint_ge(sb.migrations, 1);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -435,7 +261,7 @@ START_TEST(test_migrate_peer_restart_resets)
      * Reset, so the stream fails with SST_ERR_RESET instead of hanging. */
     struct sim *s = new_sim(33);
     struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     struct sim_link *ab, *ba;
@@ -445,16 +271,16 @@ START_TEST(test_migrate_peer_restart_resets)
     srv_payload = 1000000;
     sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
     struct ep c = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     c.s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c);
     ep_start_tx(&c, 40, 3000000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_MS(300));
     ck_assert_uint_eq(sv.n, 1);
     set_cut(ab, ba, &lp, true);
     sim_run_until(s, sim_now(s) + SST_SEC(20));
     ck_assert(!c.errored);
-    node_free(&b);
+    simctx_node_free(&b);
     node_init(&b, s, 2, NULL);
     memset(&sv, 0, sizeof sv);
     sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
@@ -464,8 +290,8 @@ START_TEST(test_migrate_peer_restart_resets)
     ck_assert_int_eq(c.err, SST_ERR_RESET);
     ck_assert_uint_eq(sv.n, 0);   /* nothing was mistaken for a new stream */
     printf("peer restart: reset %.2f s after healing\n", (double)(sim_now(s) - healed) / 1e9);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -480,7 +306,7 @@ START_TEST(test_migrate_gives_up_after_timeout)
         struct sst_ctx_config cfg;
         sst_ctx_config_default(&cfg);
         cfg.migrate_timeout = mode == 0 ? SST_SEC(20) : 0;
-        struct node a, b;
+        struct simctx_node a, b;
         node_init(&a, s, 1, &cfg);
         node_init(&b, s, 2, &cfg);
         struct sim_link *ab, *ba;
@@ -490,10 +316,10 @@ START_TEST(test_migrate_gives_up_after_timeout)
         srv_payload = 100000;
         sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
         struct ep c = { 0 };
-        node_enter(&a);
+        simctx_node_enter(&a);
         c.s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c);
         ep_start_tx(&c, 50, 3000000);
-        node_leave(&a);
+        simctx_node_leave(&a);
         sim_run_until(s, SST_MS(300));
         set_cut(ab, ba, &lp, true);
         sst_time_t cut = sim_now(s);
@@ -507,8 +333,8 @@ START_TEST(test_migrate_gives_up_after_timeout)
             ck_assert_uint_ge(took, SST_SEC(30));
         else
             ck_assert_uint_lt(took, SST_SEC(25));
-        node_free(&a);
-        node_free(&b);
+        simctx_node_free(&a);
+        simctx_node_free(&b);
         sim_free(s);
     }
 }
@@ -591,7 +417,7 @@ START_TEST(test_migrate_100k_idle_streams_detach)
     cfg.detach_idle = SST_MS(200);
     cfg.max_pending = BATCH;
     cfg.host.idle_timeout = 0;        /* the channel itself stays up while everything idles */
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, &cfg);
     node_init(&b, s, 2, &cfg);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -600,25 +426,25 @@ START_TEST(test_migrate_100k_idle_streams_detach)
     ck_assert_ptr_nonnull(idle_tab);
     idle_accepted = idle_connected = idle_errors = idle_bad = 0;
     /* Warm up the channel so its own state is not counted per stream. */
-    node_enter(&a);
+    simctx_node_enter(&a);
     struct sst_stream *warm = sst_connect(a.c, &b.addr, "idle", idle_cli_cb, &idle_tab[0]);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_SEC(1));
-    node_enter(&a);
+    simctx_node_enter(&a);
     sst_stream_close(warm);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_SEC(2));
     idle_accepted = idle_connected = 0;
     memset(&idle_tab[0], 0, sizeof idle_tab[0]);
     size_t before = heap_used();
     uint64_t max_lsids = 0;
     for (unsigned k = 0; k < TOTAL; k += BATCH) {
-        node_enter(&a);
+        simctx_node_enter(&a);
         for (unsigned i = k; i < k + BATCH; i++) {
             idle_tab[i].c = sst_connect(a.c, &b.addr, "idle", idle_cli_cb, &idle_tab[i]);
             ck_assert_ptr_nonnull(idle_tab[i].c);
         }
-        node_leave(&a);
+        simctx_node_leave(&a);
         /* Sample while the batch is busy and again once it idled. */
         for (int step = 0; step < 2; step++) {
             sim_run_until(s, sim_now(s) + (step == 0 ? SST_MS(100) : SST_MS(400)));
@@ -655,7 +481,7 @@ START_TEST(test_migrate_100k_idle_streams_detach)
     struct sim_rng rng;
     sim_rng_init(&rng, 35, "pick", 0);
     unsigned picked[USE];
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < USE; i++) {
         picked[i] = (unsigned)sim_rng_below(&rng, TOTAL);
         struct idle_st *st = &idle_tab[picked[i]];
@@ -665,7 +491,7 @@ START_TEST(test_migrate_100k_idle_streams_detach)
         uint8_t msg[5] = { 'p', 'i', 'n', 'g', (uint8_t)picked[i] };
         ck_assert_int_eq(sst_stream_write(st->c, msg, sizeof msg), 5);
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, sim_now(s) + SST_SEC(2));
     ck_assert_uint_eq(idle_errors, 0);
     ck_assert_uint_eq(idle_bad, 0);
@@ -673,8 +499,8 @@ START_TEST(test_migrate_100k_idle_streams_detach)
         ck_assert_uint_eq(idle_tab[picked[i]].echoed, 5);
     sst_ctx_get_stats(a.c, &sa);
     ck_assert_uint_ge(sa.attaches_sent, USE / 2);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     free(idle_tab);
     sim_free(s);
 }
@@ -692,8 +518,8 @@ START_TEST(test_migrate_idle_channel_memory)
     cfg.host.idle_timeout = 0;
     cfg.detach_idle = SST_MS(200);   /* idle channels give back their send-record pools */
     struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(200) };
-    static struct node cl[K];
-    struct node b;
+    static struct simctx_node cl[K];
+    struct simctx_node b;
     node_init(&b, s, 200, &cfg);
     for (unsigned i = 0; i < K; i++) {
         node_init(&cl[i], s, (uint8_t)(10 + i), &cfg);
@@ -705,16 +531,16 @@ START_TEST(test_migrate_idle_channel_memory)
     sim_run_until(s, SST_MS(10));
     size_t before = heap_used();
     for (unsigned i = 0; i < K; i++) {
-        node_enter(&cl[i]);
+        simctx_node_enter(&cl[i]);
         idle_tab[i].c = sst_connect(cl[i].c, &b.addr, "idle", idle_cli_cb, &idle_tab[i]);
-        node_leave(&cl[i]);
+        simctx_node_leave(&cl[i]);
     }
     sim_run_until(s, SST_SEC(1));
     ck_assert_uint_eq(idle_connected, K);
     for (unsigned i = 0; i < K; i++) {
-        node_enter(&cl[i]);
+        simctx_node_enter(&cl[i]);
         sst_stream_close(idle_tab[i].c);
-        node_leave(&cl[i]);
+        simctx_node_leave(&cl[i]);
     }
     sim_run_until(s, SST_SEC(3));
     struct sst_ctx_stats sb;
@@ -728,8 +554,8 @@ START_TEST(test_migrate_idle_channel_memory)
     printf("idle channels: heap %.0f B per channel end over %u channels (target <= 4096: %s)\n",
            per_end, K, per_end <= 4096 ? "met" : "NOT met");
     for (unsigned i = 0; i < K; i++)
-        node_free(&cl[i]);
-    node_free(&b);
+        simctx_node_free(&cl[i]);
+    simctx_node_free(&b);
     free(idle_tab);
     sim_free(s);
 }

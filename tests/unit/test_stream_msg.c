@@ -7,71 +7,21 @@
 #include <string.h>
 
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
 #include "stream_rx.h"
 #include "stream_tx.h"
 
-/* ---- glue: one sst_ctx per simulator node ------------------------------------------------ */
+/* ---- glue: one sst_ctx per simulator node (tests/sim/simctx.h) --------------------------- */
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-};
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+static void node_init(struct simctx_node *n, struct sim *s, uint8_t id)
 {
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
-}
-
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, now, from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    return sst_ctx_deadline(n->c);
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static void node_init(struct node *n, struct sim *s, uint8_t id)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = sim_addr4(id, 4000);
-    sim_rng_init(&n->rng, sim_seed(s), "msg-node", id);
     struct sst_ctx_config cfg;
     sst_ctx_config_default(&cfg);
     cfg.rx_buffer = 64 * 1024;   /* small windows: flow control and marks interact */
     cfg.tx_buffer = 64 * 1024;
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
-}
-
-static void node_free(struct node *n)
-{
-    sim_node_remove(n->sim, &n->addr);
-    sst_ctx_free(n->c);
+    struct sst_addr a = sim_addr4(id, 4000);
+    simctx_node_init(n, s, &a, "msg-node", id, &cfg);
 }
 
 /* ---- unit level: segments and reassembly --------------------------------------------- */
@@ -193,7 +143,7 @@ struct op {
 };
 
 struct side {
-    struct node *n;
+    struct simctx_node *n;
     struct sst_stream *s;
     uint32_t seed;
     struct op ops[MAX_OPS];
@@ -383,7 +333,7 @@ static void msg_scenario(uint64_t seed, const struct sim_link_params *lp, unsign
     sc.seed = seed;
     struct sim *s = sim_new(&sc);
     ck_assert_ptr_nonnull(s);
-    struct node na, nb;
+    struct simctx_node na, nb;
     node_init(&na, s, 1);
     node_init(&nb, s, 2);
     ck_assert_int_eq(sim_path(s, &na.addr, &nb.addr, lp, NULL, NULL, NULL), 0);
@@ -425,8 +375,8 @@ static void msg_scenario(uint64_t seed, const struct sim_link_params *lp, unsign
     printf("messages seed %llu: %u + %u messages, %llu + %llu bytes, done at %.2f s\n",
            (unsigned long long)seed, marks_a, marks_b, (unsigned long long)a.tx_bytes,
            (unsigned long long)b.tx_bytes, (double)sim_now(s) / 1e9);
-    node_free(&na);
-    node_free(&nb);
+    simctx_node_free(&na);
+    simctx_node_free(&nb);
     sim_free(s);
 }
 
@@ -463,7 +413,7 @@ END_TEST
 
 struct api_pair {
     struct sim *sim;
-    struct node a, b;
+    struct simctx_node a, b;
     struct sst_stream *sa, *sb;
 };
 
@@ -498,8 +448,8 @@ static void api_open(struct api_pair *p)
 
 static void api_close(struct api_pair *p)
 {
-    node_free(&p->a);
-    node_free(&p->b);
+    simctx_node_free(&p->a);
+    simctx_node_free(&p->b);
     sim_free(p->sim);
 }
 

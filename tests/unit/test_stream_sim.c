@@ -9,191 +9,19 @@
 
 #include "negotiate.h"
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
+#include "streamtest.h"
 
-/* ---- glue: one sst_ctx per simulator node ------------------------------------------------ */
+/* ---- glue: one sst_ctx per simulator node (tests/sim/simctx.h) --------------------------- */
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-};
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+static void node_init(struct simctx_node *n, struct sim *s, uint8_t id, const struct sst_ctx_config *cfg)
 {
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
+    struct sst_addr a = sim_addr4(id, 4000);
+    simctx_node_init(n, s, &a, "stream-node", id, cfg);
 }
 
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, now, from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    return sst_ctx_deadline(n->c);
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static void node_init(struct node *n, struct sim *s, uint8_t id, const struct sst_ctx_config *cfg_in)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = sim_addr4(id, 4000);
-    sim_rng_init(&n->rng, sim_seed(s), "stream-node", id);
-    struct sst_ctx_config cfg;
-    if (cfg_in != NULL)
-        cfg = *cfg_in;
-    else
-        sst_ctx_config_default(&cfg);
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
-}
-
-/* Call around application calls made from the test body (outside callbacks). */
-static void node_enter(struct node *n)
-{
-    sst_ctx_set_time(n->c, sim_now(n->sim));
-}
-
-static void node_leave(struct node *n)
-{
-    sim_node_wake(n->sim, &n->addr);
-}
-
-static void node_free(struct node *n)
-{
-    sim_node_remove(n->sim, &n->addr);
-    sst_ctx_free(n->c);
-}
-
-/* ---- endpoints: pattern writers and verifying readers ------------------------------------ */
-
-static uint8_t pat(uint32_t seed, uint64_t i)
-{
-    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ ((uint64_t)seed << 17);
-    x ^= x >> 29;
-    return (uint8_t)(x * 0xbf58476d1ce4e5b9ull >> 56);
-}
-
-/* Each stream starts with an 8-byte header (seed, length) so the reader can verify. */
-struct ep {
-    struct sst_stream *s;
-    uint32_t tx_seed;
-    uint64_t tx_len, tx_done;          /* header included */
-    bool close_after;
-    uint8_t hdr[8];
-    size_t hdr_got;
-    uint32_t rx_seed;
-    uint64_t rx_len, rx_done;          /* payload bytes verified */
-    bool rx_eof, connected, errored, bad;
-    int err;
-    bool reply;                         /* server: answer with a response once the request ends */
-    bool stall;                         /* don't read */
-    sst_time_t done_at;
-    void (*on_event)(struct ep *e, unsigned ev);   /* extra per-test behaviour */
-    void *user;
-};
-
-static void ep_pump(struct ep *e)
-{
-    uint8_t buf[4096];
-    while (e->tx_done < e->tx_len) {
-        size_t n = 0;
-        for (; n < sizeof buf && e->tx_done + n < e->tx_len; n++) {
-            uint64_t i = e->tx_done + n;
-            if (i < 4)
-                buf[n] = (uint8_t)(e->tx_seed >> (24 - 8 * i));
-            else if (i < 8)
-                buf[n] = (uint8_t)((e->tx_len - 8) >> (24 - 8 * (i - 4)));
-            else
-                buf[n] = pat(e->tx_seed, i - 8);
-        }
-        sst_ssize_t w = sst_stream_write(e->s, buf, n);
-        if (w <= 0)
-            return;
-        e->tx_done += (uint64_t)w;
-    }
-    if (e->close_after) {
-        e->close_after = false;
-        ck_assert_int_eq(sst_stream_shutdown(e->s, SST_SHUT_WRITE), 0);
-    }
-}
-
-static void ep_start_tx(struct ep *e, uint32_t seed, uint64_t payload)
-{
-    e->tx_seed = seed;
-    e->tx_len = payload + 8;
-    e->tx_done = 0;
-    e->close_after = true;
-    ep_pump(e);
-}
-
-static void ep_read(struct ep *e)
-{
-    uint8_t buf[8192];
-    for (;;) {
-        sst_ssize_t n = sst_stream_read(e->s, buf, sizeof buf);
-        if (n == 0) {
-            e->rx_eof = true;
-            if (e->hdr_got < 8 || e->rx_done != e->rx_len)
-                e->bad = true;
-            return;
-        }
-        if (n < 0)
-            return;
-        size_t i = 0;
-        while (e->hdr_got < 8 && i < (size_t)n)
-            e->hdr[e->hdr_got++] = buf[i++];
-        if (e->hdr_got == 8 && i > 0 && e->rx_done == 0 && e->rx_len == 0) {
-            e->rx_seed = (uint32_t)e->hdr[0] << 24 | (uint32_t)e->hdr[1] << 16 | (uint32_t)e->hdr[2] << 8 | e->hdr[3];
-            e->rx_len = (uint64_t)e->hdr[4] << 24 | (uint64_t)e->hdr[5] << 16 | (uint64_t)e->hdr[6] << 8 | e->hdr[7];
-        }
-        for (; i < (size_t)n; i++, e->rx_done++)
-            if (e->rx_done >= e->rx_len || buf[i] != pat(e->rx_seed, e->rx_done))
-                e->bad = true;
-    }
-}
-
-static void ep_cb(struct sst_stream *s, unsigned ev, void *arg)
-{
-    struct ep *e = arg;
-    if (e->on_event != NULL)
-        e->on_event(e, ev);
-    if (ev & SST_EV_CONNECTED)
-        e->connected = true;
-    if (ev & SST_EV_ERROR) {
-        e->errored = true;
-        e->err = sst_stream_error(s);
-        return;
-    }
-    if ((ev & SST_EV_READABLE) && !e->stall) {
-        ep_read(e);
-        if (e->rx_eof && e->reply && e->tx_len == 0)
-            ep_start_tx(e, e->rx_seed ^ 0x5a5a5a5au, e->rx_len / 2 + 1);
-    }
-    if (ev & (SST_EV_WRITABLE | SST_EV_CONNECTED))
-        ep_pump(e);
-}
+/* ---- endpoints: pattern writers and verifying readers (tests/sim/streamtest.h) ---------- */
 
 /* A server: every accepted stream gets an ep that verifies the request and answers it. */
 struct server {
@@ -259,7 +87,7 @@ START_TEST(test_sim_request_response)
 {
     struct sim *s = new_sim(11);
     struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 200000 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -270,11 +98,11 @@ START_TEST(test_sim_request_response)
     ck_assert_ptr_null(sst_listen(b.c, "80", server_accept, &sv));   /* taken */
 
     struct ep e = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e.s = sst_connect(a.c, &b.addr, "80", ep_cb, &e);
     ck_assert_ptr_nonnull(e.s);
     ep_start_tx(&e, 1234, 100000);   /* written before the channel exists (paper §4.3.4) */
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct done_ctx d = { &e, 1 };
     ck_assert_int_eq(sim_run_while(s, not_all_done, &d, SST_SEC(30)), 0);
     ck_assert(e.connected);
@@ -288,9 +116,9 @@ START_TEST(test_sim_request_response)
     ck_assert_uint_eq(e.rx_done, 50001);
     /* 150 kB at 10 Mbit/s is ~120 ms of serialization plus a few 20 ms round trips. */
     ck_assert_uint_lt(sim_now(s), SST_MS(600));
-    node_enter(&a);
+    simctx_node_enter(&a);
     sst_stream_close(e.s);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sst_stream_close(sv.eps[0].s);
     sim_run_until(s, sim_now(s) + SST_SEC(2));
     struct sst_ctx_stats st;
@@ -298,8 +126,8 @@ START_TEST(test_sim_request_response)
     ck_assert_uint_eq(st.streams_live, 0);        /* both directions finished: state freed */
     sst_ctx_get_stats(b.c, &st);
     ck_assert_uint_eq(st.streams_live, 0);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -308,7 +136,7 @@ START_TEST(test_sim_refused_service)
 {
     struct sim *s = new_sim(12);
     struct sim_link_params lp = { .delay = SST_MS(5) };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -316,10 +144,10 @@ START_TEST(test_sim_refused_service)
     memset(&sv, 0, sizeof sv);
     sv.l = sst_listen(b.c, "22", server_accept, &sv);
     struct ep e = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e.s = sst_connect(a.c, &b.addr, "8080", ep_cb, &e);
     ep_start_tx(&e, 1, 1000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct done_ctx d = { &e, 1 };
     ck_assert_int_eq(sim_run_while(s, not_all_done, &d, SST_SEC(10)), 0);
     ck_assert(e.errored);
@@ -331,11 +159,11 @@ START_TEST(test_sim_refused_service)
     struct sst_ctx_stats st;
     sst_ctx_get_stats(b.c, &st);
     ck_assert_uint_eq(st.refused, 1);
-    node_enter(&a);
+    simctx_node_enter(&a);
     sst_stream_close(e.s);
-    node_leave(&a);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_leave(&a);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -350,7 +178,7 @@ START_TEST(test_sim_many_streams_hostile_link)
         .loss = 0.02, .reorder = 0.02, .reorder_delay = SST_MS(5),
         .duplicate = 0.01, .corrupt = 0.01, .jitter = SST_MS(1),
     };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -362,13 +190,13 @@ START_TEST(test_sim_many_streams_hostile_link)
     memset(e, 0, sizeof e);
     struct sim_rng r;
     sim_rng_init(&r, 13, "sizes", 0);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < N; i++) {
         e[i].s = sst_connect(a.c, &b.addr, "443", ep_cb, &e[i]);
         ck_assert_ptr_nonnull(e[i].s);
         ep_start_tx(&e[i], 1000 + i, sim_rng_below(&r, 200000));
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct done_ctx d = { e, N };
     int rc = sim_run_while(s, not_all_done, &d, SST_SEC(120));
     ck_assert_msg(rc == 0, "seed 13: not finished by %llu ns", (unsigned long long)sim_now(s));
@@ -387,14 +215,14 @@ START_TEST(test_sim_many_streams_hostile_link)
     }
     /* Once both applications close, every stream's state is garbage-collected on both hosts
      * (paper §4.3.9), and no stream reported an error while finishing. */
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < N; i++)
         sst_stream_close(e[i].s);
-    node_leave(&a);
-    node_enter(&b);
+    simctx_node_leave(&a);
+    simctx_node_enter(&b);
     for (unsigned i = 0; i < N; i++)
         sst_stream_close(sv.eps[i].s);
-    node_leave(&b);
+    simctx_node_leave(&b);
     sim_run_until(s, sim_now(s) + SST_SEC(5));
     struct sst_ctx_stats st;
     sst_ctx_get_stats(a.c, &st);
@@ -402,8 +230,8 @@ START_TEST(test_sim_many_streams_hostile_link)
     ck_assert_uint_eq(st.streams_freed, N);
     sst_ctx_get_stats(b.c, &st);
     ck_assert_uint_eq(st.streams_live, 0);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -420,7 +248,7 @@ START_TEST(test_sim_thousands_of_streams_5pct_loss)
         .loss = 0.05, .reorder = 0.02, .reorder_delay = SST_MS(3),
         .duplicate = 0.01, .corrupt = 0.01,
     };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -432,13 +260,13 @@ START_TEST(test_sim_thousands_of_streams_5pct_loss)
     memset(e, 0, sizeof e);
     struct sim_rng r;
     sim_rng_init(&r, 29, "sizes", 0);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < N; i++) {
         e[i].s = sst_connect(a.c, &b.addr, "80", ep_cb, &e[i]);
         ck_assert_ptr_nonnull(e[i].s);
         ep_start_tx(&e[i], 50000 + i, sim_rng_below(&r, 6000));
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct done_ctx d = { e, N };
     int rc = sim_run_while(s, not_all_done, &d, SST_SEC(900));
     ck_assert_msg(rc == 0, "not finished by %llu ns", (unsigned long long)sim_now(s));
@@ -450,22 +278,22 @@ START_TEST(test_sim_thousands_of_streams_5pct_loss)
         ck_assert(!sv.eps[i].bad && sv.eps[i].rx_eof);
         ck_assert_uint_eq(sv.eps[i].rx_done, sv.eps[i].rx_len);
     }
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < N; i++)
         sst_stream_close(e[i].s);
-    node_leave(&a);
-    node_enter(&b);
+    simctx_node_leave(&a);
+    simctx_node_enter(&b);
     for (unsigned i = 0; i < N; i++)
         sst_stream_close(sv.eps[i].s);
-    node_leave(&b);
+    simctx_node_leave(&b);
     sim_run_until(s, sim_now(s) + SST_SEC(10));
     struct sst_ctx_stats st;
     sst_ctx_get_stats(a.c, &st);
     ck_assert_uint_eq(st.streams_live, 0);
     sst_ctx_get_stats(b.c, &st);
     ck_assert_uint_eq(st.streams_live, 0);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -487,7 +315,7 @@ START_TEST(test_sim_flow_control_stalled_reader)
     cfg.rx_buffer = 64 * 1024;
     /* Smaller than the 2 MB written, so the writer ends up blocked rather than buffered. */
     cfg.tx_buffer = 256 * 1024;
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, &cfg);
     node_init(&b, s, 2, &cfg);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -498,12 +326,12 @@ START_TEST(test_sim_flow_control_stalled_reader)
     bulk.l = sst_listen(b.c, "bulk", server_accept, &bulk);
     other.l = sst_listen(b.c, "other", server_accept, &other);
     struct ep e1 = { 0 }, e2 = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e1.s = sst_connect(a.c, &b.addr, "bulk", ep_cb, &e1);
     e2.s = sst_connect(a.c, &b.addr, "other", ep_cb, &e2);
     ep_start_tx(&e1, 7, 2000000);
     ep_start_tx(&e2, 8, 300000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, ep_not_done, &e2, SST_SEC(20)), 0);
     sim_run_until(s, sim_now(s) + SST_SEC(1));
     ck_assert(!e2.bad && !e2.errored);
@@ -523,16 +351,16 @@ START_TEST(test_sim_flow_control_stalled_reader)
     sst_ctx_get_stats(b.c, &cs);
     ck_assert_uint_eq(cs.rx_not_buffered, 0);
     /* The reader wakes up: everything arrives intact. */
-    node_enter(&b);
+    simctx_node_enter(&b);
     bulk.eps[0].stall = false;
     ep_read(&bulk.eps[0]);
-    node_leave(&b);
+    simctx_node_leave(&b);
     ck_assert_int_eq(sim_run_while(s, ep_not_done, &e1, SST_SEC(30)), 0);
     ck_assert(!bulk.eps[0].bad);
     ck_assert_uint_eq(bulk.eps[0].rx_done, 2000000);
     ck_assert(!e1.bad && !e1.errored);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -548,7 +376,7 @@ START_TEST(test_sim_blocked_streams_leave_ready_list)
     sst_ctx_config_default(&cfg);
     cfg.rx_buffer = 16 * 1024;
     cfg.max_pending = 256;
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, &cfg);
     node_init(&b, s, 2, &cfg);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -561,13 +389,13 @@ START_TEST(test_sim_blocked_streams_leave_ready_list)
     enum { NB = 200 };
     static struct ep blocked[NB];
     memset(blocked, 0, sizeof blocked);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < NB; i++) {
         blocked[i].s = sst_connect(a.c, &b.addr, "bulk", ep_cb, &blocked[i]);
         ck_assert_ptr_nonnull(blocked[i].s);
         ep_start_tx(&blocked[i], 100 + i, 100000);
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_SEC(3));
     ck_assert_uint_eq(bulk.n, NB);
     for (unsigned i = 0; i < NB; i++) {
@@ -581,10 +409,10 @@ START_TEST(test_sim_blocked_streams_leave_ready_list)
     struct sst_ctx_stats before, after;
     sst_ctx_get_stats(a.c, &before);
     struct ep e = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e.s = sst_connect(a.c, &b.addr, "other", ep_cb, &e);
     ep_start_tx(&e, 9, 2000000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, ep_not_done, &e, SST_SEC(20)), 0);
     ck_assert(!e.bad && !e.errored);
     ck_assert_uint_eq(other.eps[0].rx_done, 2000000);
@@ -595,8 +423,8 @@ START_TEST(test_sim_blocked_streams_leave_ready_list)
            (unsigned long long)calls, (double)scanned / (double)calls);
     ck_assert_uint_gt(calls, 1000);
     ck_assert_uint_le(scanned, 3 * calls);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -618,21 +446,21 @@ static void dg_on_event(struct ep *e, unsigned ev)
         k->got++;
         k->bytes += (size_t)n;
         for (sst_ssize_t i = 0; i < n; i++)
-            if (buf[i] != pat((uint32_t)n, (uint64_t)i)) {
+            if (buf[i] != ep_pat((uint32_t)n, (uint64_t)i)) {
                 k->bad++;
                 break;
             }
     }
 }
 
-static void send_dgram(struct node *a, struct sst_stream *st, size_t len)
+static void send_dgram(struct simctx_node *a, struct sst_stream *st, size_t len)
 {
     static uint8_t buf[300000];
     for (size_t i = 0; i < len; i++)
-        buf[i] = pat((uint32_t)len, i);
-    node_enter(a);
+        buf[i] = ep_pat((uint32_t)len, i);
+    simctx_node_enter(a);
     ck_assert_int_eq(sst_stream_send_datagram(st, buf, len), 0);
-    node_leave(a);
+    simctx_node_leave(a);
 }
 
 static bool not_connected(void *arg)
@@ -645,7 +473,7 @@ START_TEST(test_sim_datagrams_both_paths)
 {
     struct sim *s = new_sim(15);
     struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 300000 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -657,9 +485,9 @@ START_TEST(test_sim_datagrams_both_paths)
     sv.user = &sink;
     sv.l = sst_listen(b.c, "dg", server_accept, &sv);
     struct ep e = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e.s = sst_connect(a.c, &b.addr, "dg", ep_cb, &e);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, not_connected, &e, SST_SEC(5)), 0);
     ck_assert(e.connected);
     static const size_t sizes[] = { 1, 100, 1000, 1300, 2500, 4000, 20000, 100000, 0 };
@@ -682,8 +510,8 @@ START_TEST(test_sim_datagrams_both_paths)
     /* Ephemeral substreams are gone on both sides once delivered. */
     sst_ctx_get_stats(a.c, &st);
     ck_assert_uint_eq(st.streams_live, 1);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -694,7 +522,7 @@ START_TEST(test_sim_datagrams_lossy)
     struct sim *s = new_sim(16);
     struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 300000,
                                   .loss = 0.10 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -706,9 +534,9 @@ START_TEST(test_sim_datagrams_lossy)
     sv.user = &sink;
     sv.l = sst_listen(b.c, "dg", server_accept, &sv);
     struct ep e = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e.s = sst_connect(a.c, &b.addr, "dg", ep_cb, &e);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, not_connected, &e, SST_SEC(10)), 0);
     for (unsigned i = 0; i < 100; i++)
         send_dgram(&a, e.s, 200 + i);
@@ -737,8 +565,8 @@ START_TEST(test_sim_datagrams_lossy)
     ck_assert_uint_eq(st.dgrams_sent_stateless, 101);
     sst_ctx_get_stats(b.c, &st);
     ck_assert_uint_eq(st.dgrams_received + 15, sink.got);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -786,7 +614,7 @@ START_TEST(test_sim_substreams)
     struct sim *s = new_sim(17);
     struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 300000,
                                   .loss = 0.01 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -804,13 +632,13 @@ START_TEST(test_sim_substreams)
     static struct ep kids[8];
     memset(kids, 0, sizeof kids);
     struct ep orphan = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     top.s = sst_connect(a.c, &b.addr, "sub", ep_cb, &top);
     top2.s = sst_connect(a.c, &b.addr, "deaf", ep_cb, &top2);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, not_connected, &top, SST_SEC(5)), 0);
     ck_assert_int_eq(sim_run_while(s, not_connected, &top2, SST_SEC(5)), 0);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < 8; i++) {
         kids[i].s = sst_stream_open_substream(top.s, ep_cb, &kids[i]);
         ck_assert_ptr_nonnull(kids[i].s);
@@ -818,7 +646,7 @@ START_TEST(test_sim_substreams)
     }
     orphan.s = sst_stream_open_substream(top2.s, ep_cb, &orphan);
     ep_start_tx(&orphan, 99, 1000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct eps_ctx c = { kids, 8 };
     ck_assert_int_eq(sim_run_while(s, eps_not_done, &c, SST_SEC(20)), 0);
     ck_assert_uint_eq(ss.n, 8);
@@ -833,8 +661,8 @@ START_TEST(test_sim_substreams)
     sim_run_until(s, sim_now(s) + SST_SEC(2));
     ck_assert(orphan.errored);
     ck_assert_int_eq(orphan.err, SST_ERR_RESET);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -850,7 +678,7 @@ START_TEST(test_sim_priorities)
     struct sst_ctx_config cfg;
     sst_ctx_config_default(&cfg);
     cfg.rx_buffer = cfg.tx_buffer = 4 << 20;
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, &cfg);
     node_init(&b, s, 2, &cfg);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -859,20 +687,20 @@ START_TEST(test_sim_priorities)
     sv.l = sst_listen(b.c, "p", server_accept, &sv);
     struct ep e[4];
     memset(e, 0, sizeof e);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < 4; i++) {
         e[i].s = sst_connect(a.c, &b.addr, "p", ep_cb, &e[i]);
         ck_assert_ptr_nonnull(e[i].s);
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     for (unsigned i = 0; i < 4; i++)
         ck_assert_int_eq(sim_run_while(s, not_connected, &e[i], SST_SEC(5)), 0);
-    node_enter(&a);
+    simctx_node_enter(&a);
     sst_stream_set_priority(e[0].s, -1);
     sst_stream_set_priority(e[1].s, 5);
     ep_start_tx(&e[0], 1, 1000000);
     ep_start_tx(&e[1], 2, 1000000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct ep *hi = NULL, *lo = NULL;
     /* Run until the high-priority request is fully received. */
     struct server *svp = &sv;
@@ -892,10 +720,10 @@ START_TEST(test_sim_priorities)
     uint64_t lo_bytes = lo != NULL ? lo->rx_done : 0;
     ck_assert_msg(lo_bytes < 1000000 / 20, "low priority got %llu bytes", (unsigned long long)lo_bytes);
     /* Equal priorities. */
-    node_enter(&a);
+    simctx_node_enter(&a);
     ep_start_tx(&e[2], 3, 1000000);
     ep_start_tx(&e[3], 4, 1000000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     struct ep *x = NULL, *y = NULL;
     for (;;) {
         sim_run_until(s, sim_now(s) + SST_MS(10));
@@ -913,8 +741,8 @@ START_TEST(test_sim_priorities)
     ck_assert_ptr_nonnull(y);
     ck_assert_uint_gt(x->rx_done, 1000000 * 8 / 10);
     ck_assert_uint_gt(y->rx_done, 1000000 * 8 / 10);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -923,7 +751,7 @@ END_TEST
  * transfer on another stream of the same channel suffers losses and retransmissions. */
 struct hol {
     struct sim *sim;
-    struct node *a;
+    struct simctx_node *a;
     struct sst_stream *msg;
     unsigned sent, want;
     /* receiver */
@@ -980,7 +808,7 @@ START_TEST(test_sim_head_of_line_independence)
     struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(20), .queue_bytes = 60000,
                                   .loss = 0.03 };
     struct sim_link_params back = { .rate_bps = 20000000, .delay = SST_MS(20), .queue_bytes = 60000 };
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, &back, NULL, NULL), 0);
@@ -998,12 +826,12 @@ START_TEST(test_sim_head_of_line_independence)
     bulk.l = sst_listen(b.c, "bulk", server_accept, &bulk);
     msgs.l = sst_listen(b.c, "msgs", server_accept, &msgs);
     struct ep eb = { 0 }, em = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     eb.s = sst_connect(a.c, &b.addr, "bulk", ep_cb, &eb);
     em.s = sst_connect(a.c, &b.addr, "msgs", ep_cb, &em);
     h.msg = em.s;
     ep_start_tx(&eb, 77, 4000000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, not_connected, &em, SST_SEC(5)), 0);
     ck_assert_int_eq(sim_at(s, sim_now(s), hol_tick, &h), 0);
     sim_run_until(s, sim_now(s) + SST_MS(10) * h.want + SST_SEC(2));
@@ -1022,8 +850,8 @@ START_TEST(test_sim_head_of_line_independence)
     for (unsigned i = 0; i < h.nlat; i++)
         fast += h.lat[i] < SST_MS(45);
     ck_assert_msg(fast >= h.nlat * 6 / 10, "only %u of %u messages were prompt", fast, h.nlat);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -1039,7 +867,7 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
     struct sim *s = new_sim(20);
     struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 100000 };
     struct sim_link *ab, *ba;
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
@@ -1048,27 +876,27 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
     sv.stall = true;
     sv.l = sst_listen(b.c, "r", server_accept, &sv);
     struct ep e1 = { 0 }, e2 = { 0 }, e3 = { 0 };
-    node_enter(&a);
+    simctx_node_enter(&a);
     e1.s = sst_connect(a.c, &b.addr, "r", ep_cb, &e1);
     e2.s = sst_connect(a.c, &b.addr, "r", ep_cb, &e2);
     e3.s = sst_connect(a.c, &b.addr, "r", ep_cb, &e3);
     ep_start_tx(&e1, 1, 10000);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, not_connected, &e3, SST_SEC(5)), 0);
     sim_run_until(s, sim_now(s) + SST_MS(200));
     ck_assert_uint_eq(sv.n, 3);
 
     /* Half-close: writing after SHUT_WRITE fails, reading still works. */
-    node_enter(&a);
+    simctx_node_enter(&a);
     ck_assert_int_eq(sst_stream_shutdown(e2.s, SST_SHUT_WRITE), 0);
     ck_assert_int_eq(sst_stream_write(e2.s, "x", 1), SST_ERR_CLOSED);
     ck_assert_int_eq(sst_stream_shutdown(e2.s, (enum sst_shut)9), SST_ERR_INVAL);
-    node_leave(&a);
+    simctx_node_leave(&a);
 
     /* The client aborts stream 1: the server side learns SST_ERR_RESET. */
-    node_enter(&a);
+    simctx_node_enter(&a);
     ck_assert_int_eq(sst_stream_shutdown(e1.s, SST_SHUT_RESET), 0);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, sim_now(s) + SST_MS(200));
     unsigned reset_seen = 0;
     for (unsigned i = 0; i < sv.n; i++)
@@ -1083,9 +911,9 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
         if (!sv.eps[i].errored && victim == NULL)
             victim = &sv.eps[i];
     ck_assert_ptr_nonnull(victim);
-    node_enter(&b);
+    simctx_node_enter(&b);
     ck_assert_int_eq(sst_stream_shutdown(victim->s, SST_SHUT_RESET), 0);
-    node_leave(&b);
+    simctx_node_leave(&b);
     sim_run_until(s, sim_now(s) + SST_MS(200));
     ck_assert_uint_eq((unsigned)e2.errored + (unsigned)e3.errored, 1);
     struct ep *alive = e2.errored ? &e3 : &e2;
@@ -1097,14 +925,14 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
     dead.loss = 1.0;
     sim_link_set_params(ab, &dead);
     sim_link_set_params(ba, &dead);
-    node_enter(&a);
+    simctx_node_enter(&a);
     ck_assert_int_gt(sst_stream_write(alive->s, "ping", 4), 0);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, ep_not_errored, alive, SST_SEC(300)), 0);
     ck_assert_int_eq(alive->err, SST_ERR_TIMEOUT);
     ck_assert_int_eq(sst_stream_read(alive->s, (uint8_t[4]){ 0 }, 4), SST_ERR_TIMEOUT);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -1118,7 +946,7 @@ START_TEST(test_sim_backlog_and_pending_bounds)
     struct sst_ctx_config cfg;
     sst_ctx_config_default(&cfg);
     cfg.max_pending = 4;
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, &cfg);
     node_init(&b, s, 2, &cfg);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -1126,10 +954,10 @@ START_TEST(test_sim_backlog_and_pending_bounds)
     ck_assert_ptr_nonnull(lazy);
     struct ep e[6];
     memset(e, 0, sizeof e);
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned i = 0; i < 6; i++)
         e[i].s = sst_connect(a.c, &b.addr, "lazy", ep_cb, &e[i]);
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, SST_SEC(2));
     unsigned ok = 0, refused = 0;
     for (unsigned i = 0; i < 6; i++) {
@@ -1145,7 +973,7 @@ START_TEST(test_sim_backlog_and_pending_bounds)
     /* Open substreams on every connected client stream and count the outcomes. */
     struct ep kids[4][6];
     memset(kids, 0, sizeof kids);
-    node_enter(&a);
+    simctx_node_enter(&a);
     unsigned row = 0;
     for (unsigned i = 0; i < 6; i++) {
         if (!e[i].connected)
@@ -1154,7 +982,7 @@ START_TEST(test_sim_backlog_and_pending_bounds)
             kids[row][k].s = sst_stream_open_substream(e[i].s, ep_cb, &kids[row][k]);
         row++;
     }
-    node_leave(&a);
+    simctx_node_leave(&a);
     sim_run_until(s, sim_now(s) + SST_SEC(2));
     unsigned resets = 0;
     for (unsigned r = 0; r < row; r++)
@@ -1163,8 +991,8 @@ START_TEST(test_sim_backlog_and_pending_bounds)
     /* Three parents do not listen (6 resets each); the listening one takes 4 and refuses 2. */
     ck_assert_uint_eq(row, 4);
     ck_assert_uint_eq(resets, 3 * 6 + 2);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST
@@ -1200,7 +1028,7 @@ static void txn_server_accept(struct sst_listener *l, void *arg)
 /* Many short transactions, one stream each (paper §2.1, §4.3.9): more than 2^16 streams over
  * one channel, so LSIDs wrap and are reused after their quiet period; at most 32 at a time. */
 struct txn {
-    struct node *a;
+    struct simctx_node *a;
     struct sst_addr peer;
     struct ep slots[32];
     unsigned started, finished, want, errors, bad;
@@ -1255,7 +1083,7 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
         lp.duplicate = 0.05;
     }
     txn_served = txn_bad = 0;
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1, NULL);
     node_init(&b, s, 2, NULL);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -1267,10 +1095,10 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
     t.a = &a;
     t.peer = b.addr;
     t.want = 70000;
-    node_enter(&a);
+    simctx_node_enter(&a);
     for (unsigned k = 0; k < SST_ARRAY_LEN(t.slots); k++)
         txn_start(&t, k);
-    node_leave(&a);
+    simctx_node_leave(&a);
     ck_assert_int_eq(sim_run_while(s, txn_not_done, &t, SST_SEC(600)), 0);
     ck_assert_uint_eq(t.errors, 0);
     ck_assert_uint_eq(t.bad, 0);
@@ -1290,8 +1118,8 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
         ck_assert_uint_eq(st.resets_received, 0);
     printf("LSID wrap (%s): %llu resets received by the server\n", _i == 0 ? "clean link" : "reorder+dup",
            (unsigned long long)st.resets_received);
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 END_TEST

@@ -1,0 +1,81 @@
+/* An sst_ctx bound to a simulator node (see simctx.h). */
+#include "simctx.h"
+
+#include <check.h>
+#include <string.h>
+
+static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+{
+    struct simctx_node *n = ctx;
+    (void)sim_send(n->sim, &n->addr, to, pkt, len);
+}
+
+static void node_random(void *ctx, void *buf, size_t len)
+{
+    struct simctx_node *n = ctx;
+    sim_rng_bytes(&n->rng, buf, len);
+}
+
+static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
+{
+    struct simctx_node *n = ctx;
+    sst_ctx_recv(n->c, now, from, pkt, len);
+}
+
+static sst_time_t node_deadline(void *ctx)
+{
+    struct simctx_node *n = ctx;
+    return sst_ctx_deadline(n->c);
+}
+
+static void node_timeout(void *ctx, sst_time_t now)
+{
+    struct simctx_node *n = ctx;
+    sst_ctx_timeout(n->c, now);
+}
+
+static const struct sim_node_ops node_ops = {
+    .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout
+};
+
+void simctx_node_init(struct simctx_node *n, struct sim *s, const struct sst_addr *addr,
+                      const char *rng_label, uint64_t rng_id, const struct sst_ctx_config *cfg_in)
+{
+    memset(n, 0, sizeof *n);
+    n->sim = s;
+    n->addr = *addr;
+    sim_rng_init(&n->rng, sim_seed(s), rng_label, rng_id);
+    struct sst_ctx_config cfg;
+    if (cfg_in != NULL)
+        cfg = *cfg_in;
+    else
+        sst_ctx_config_default(&cfg);
+    sst_identity_generate(&cfg.host.identity, node_random, n);
+    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
+    n->c = sst_ctx_new(&cfg, &io);
+    ck_assert_ptr_nonnull(n->c);
+    ck_assert_int_eq(sim_node_add(s, &n->addr, &node_ops, n), 0);
+}
+
+void simctx_node_enter(struct simctx_node *n)
+{
+    sst_ctx_set_time(n->c, sim_now(n->sim));
+}
+
+void simctx_node_leave(struct simctx_node *n)
+{
+    sim_node_wake(n->sim, &n->addr);
+}
+
+void simctx_node_rebind(struct simctx_node *n, const struct sst_addr *addr)
+{
+    sim_node_remove(n->sim, &n->addr);
+    n->addr = *addr;
+    ck_assert_int_eq(sim_node_add(n->sim, &n->addr, &node_ops, n), 0);
+}
+
+void simctx_node_free(struct simctx_node *n)
+{
+    sim_node_remove(n->sim, &n->addr);
+    sst_ctx_free(n->c);
+}

@@ -1,0 +1,35 @@
+/* Glue that runs a whole libsst application context (struct sst_ctx, streams included) as a
+ * simulator node: the twin of simhost.h one layer up.  Datagrams go out through sim_send,
+ * randomness (host keys included) comes from a seeded per-node stream, and the node's timer is
+ * the context's deadline, so stream tests run reproducibly in virtual time. */
+#ifndef SST_SIMCTX_H
+#define SST_SIMCTX_H
+
+#include "sim.h"
+#include "sst.h"
+
+/* Public so tests can reach the engine (c) and address directly; embed it, don't copy it
+ * after simctx_node_init (the simulator and the engine hold pointers to it). */
+struct simctx_node {
+    struct sim *sim;
+    struct sst_addr addr;
+    struct sst_ctx *c;
+    struct sim_rng rng;
+};
+
+/* Creates the context and adds node `addr` to simulator s.  The node's random stream is
+ * sim_rng_init(seed of s, rng_label, rng_id): tests keep their own label and id so their
+ * seeded runs stay exactly as they were.  cfg: NULL = sst_ctx_config_default(); its identity
+ * is always generated from the node's stream.  Fails the running Check test on error. */
+void simctx_node_init(struct simctx_node *n, struct sim *s, const struct sst_addr *addr,
+                      const char *rng_label, uint64_t rng_id, const struct sst_ctx_config *cfg);
+/* Call around application calls made from the test body (outside callbacks): enter sets the
+ * engine's clock to the simulator's, leave re-reads the node's deadline. */
+void simctx_node_enter(struct simctx_node *n);
+void simctx_node_leave(struct simctx_node *n);
+/* Moves the node to a new address, keeping its engine (a mobile host, paper §4.3.7). */
+void simctx_node_rebind(struct simctx_node *n, const struct sst_addr *addr);
+/* Removes the node and frees the context. */
+void simctx_node_free(struct simctx_node *n);
+
+#endif
