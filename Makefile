@@ -71,9 +71,11 @@ $(LIBSST_SO): $(LIB_OBJ)
 	@$(if $(Q),echo "  LD    $@")
 	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# libsst is linked in privately (--exclude-libs): the preloaded library exports only its hooks,
+# so it can never clash with a program's own symbols (or a program's own libsst).
 $(LIBSHIM_SO): $(SHIM_OBJ) $(LIBSST_A)
 	@$(if $(Q),echo "  LD    $@")
-	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $(SHIM_OBJ) $(LIBSST_A) $(LDLIBS) -ldl
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--exclude-libs,ALL -o $@ $(SHIM_OBJ) $(LIBSST_A) $(LDLIBS) -ldl
 
 $(BUILD)/tests/test_shim_%: $(BUILD)/obj/tests/unit/test_shim_%.o $(SHIM_PURE_OBJ) $(LIBSIM_A) $(LIBSST_A)
 	@mkdir -p $(dir $@)

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential pkg-config clang
+  build-essential pkg-config clang binutils
   libevent-dev libsodium-dev uthash-dev check
   python3 python3-dissononce        # independent Noise implementation for interop tests
   iproute2 nftables iputils-ping socat  # network namespaces + link-emulator tests

@@ -36,3 +36,10 @@ pass "probe unchanged (unset and non-matching SST_PEERS)"
 shim SST_PEERS=127.0.0.1 SST_MODE=off -- "$PROBE" probe 127.0.0.1 "$ECHO_PORT" block >"$TMP/shim"
 expect_line "$TMP/shim" raw_domain=inet
 pass "SST_MODE=off inactive"
+
+# The preloaded library exports its hooks and nothing else: libsst inside it is private, so it
+# cannot clash with a program's own symbols.
+leaked=$(nm -D --defined-only "$SHIM" | awk '$2 ~ /^[TDBW]$/ {print $3}' | grep -E '^(sst_|shim_|event_|sodium_)' || true)
+[ -z "$leaked" ] || fail "libsstshim.so exports internal symbols: $(echo $leaked | head -c 300)"
+nm -D --defined-only "$SHIM" | awk '{print $3}' | grep -qx connect || fail "connect hook not exported"
+pass "only the hooks are exported"
