@@ -312,6 +312,9 @@ void sst_mig_kick(struct sst_ctx *c);
 
 unsigned sst_sched_seg_type(const struct sst_stream *s);
 bool sst_sched_parent_known(const struct sst_stream *s);
+/* Records that packet seq carries stream control of `kind` (Reset, Attach, Detach) for s, so its
+ * ack or loss comes back to s (resent until acknowledged).  False if the record table is full. */
+bool sst_sched_track_control(struct sst_stream *s, uint64_t seq, enum sst_txrec_kind kind, unsigned pkt_type);
 size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap);
 void sst_sched_acked(void *ctx, struct sst_chan *ch, uint64_t seq);
 void sst_sched_lost(void *ctx, struct sst_chan *ch, uint64_t seq);

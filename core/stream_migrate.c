@@ -112,7 +112,6 @@ static void put_parent_usid(const struct sst_stream *s, struct sst_spkt *p)
 
 size_t sst_mig_emit_attach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap)
 {
-    struct conn *cn = s->conn;
     struct sst_spkt p = {
         .type = SST_PT_ATTACH,
         .lsid = s->local_lsid,
@@ -124,15 +123,8 @@ size_t sst_mig_emit_attach(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
         put_parent_usid(s, &p);
     }
     size_t n = sst_spkt_put_hdr(buf, cap, &p);
-    if (n == 0)
+    if (n == 0 || !sst_sched_track_control(s, seq, SST_TXREC_ATTACH, SST_PT_ATTACH))
         return 0;
-    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
-    if (r == NULL)
-        return 0;
-    r->kind = SST_TXREC_ATTACH;
-    r->pkt_type = SST_PT_ATTACH;
-    r->stream = s;
-    s->nrecs++;
     s->att = ATT_INFLIGHT;
     s->adv_win = p.win;
     sst_fc_rx_advertised(&s->frx);
@@ -142,18 +134,10 @@ size_t sst_mig_emit_attach(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
 
 size_t sst_mig_emit_detach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap)
 {
-    struct conn *cn = s->conn;
     struct sst_spkt p = { .type = SST_PT_DETACH, .lsid = s->local_lsid };
     size_t n = sst_spkt_put_hdr(buf, cap, &p);
-    if (n == 0)
+    if (n == 0 || !sst_sched_track_control(s, seq, SST_TXREC_DETACH, SST_PT_DETACH))
         return 0;
-    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
-    if (r == NULL)
-        return 0;
-    r->kind = SST_TXREC_DETACH;
-    r->pkt_type = SST_PT_DETACH;
-    r->stream = s;
-    s->nrecs++;
     s->det = DET_INFLIGHT;
     s->ctx->stats.detaches_sent++;
     return n;

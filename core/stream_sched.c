@@ -90,6 +90,18 @@ static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_s
     return none;
 }
 
+bool sst_sched_track_control(struct sst_stream *s, uint64_t seq, enum sst_txrec_kind kind, unsigned pkt_type)
+{
+    struct sst_txrec *r = sst_txrec_add(&s->conn->recs, seq);
+    if (r == NULL)
+        return false;
+    r->kind = (uint8_t)kind;
+    r->pkt_type = (uint8_t)pkt_type;
+    r->stream = s;
+    s->nrecs++;
+    return true;
+}
+
 static size_t emit_reset(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap)
 {
     struct conn *cn = s->conn;
@@ -100,17 +112,13 @@ static size_t emit_reset(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_
         p.lsid = s->remote_lsid;
         p.flags = SST_RSTF_ORIENT;
     }
-    struct sst_txrec *r = sst_txrec_add(&cn->recs, seq);
-    if (r == NULL)
+    size_t n = sst_spkt_put_hdr(buf, cap, &p);
+    if (n == 0 || !sst_sched_track_control(s, seq, SST_TXREC_RESET, SST_PT_RESET))
         return 0;
-    r->kind = SST_TXREC_RESET;
-    r->pkt_type = SST_PT_RESET;
-    r->stream = s;
-    s->nrecs++;
     s->rst_pending = false;
     s->rst_inflight = true;
     cn->ctx->stats.resets_sent++;
-    return sst_spkt_put_hdr(buf, cap, &p);
+    return n;
 }
 /* The window to put in a packet: the current one, except that a single-step rise to the full
  * buffer is held back until a quarter of the buffer has been read since the last advertisement
