@@ -386,19 +386,27 @@ static int rewrite_known(const char *path, const char *data, size_t len, const c
     return 0;
 }
 
-int sst_keystore_check_peer(struct sst_keystore *ks, const char *name, const uint8_t pk[32], char *errbuf,
-                            size_t errlen)
+/* Validates a peer name and reads known_hosts for a lookup or an edit: its path into path,
+ * its contents into *data (NULL if the file does not exist yet). */
+static int open_known_for(const struct sst_keystore *ks, const char *name, char *path, size_t pathlen,
+                          char **data, size_t *len, char *errbuf, size_t errlen)
 {
     if (!name_ok(name)) {
         errf(errbuf, errlen, "sst: invalid peer name for known_hosts (empty, too long, or whitespace)");
         return SST_ERR_INVAL;
     }
-    char path[4200];
-    if (path_join(path, sizeof path, ks->dir, "known_hosts"))
+    if (path_join(path, pathlen, ks->dir, "known_hosts"))
         return SST_ERR_INVAL;
+    return load_known(path, data, len, errbuf, errlen);
+}
+
+int sst_keystore_check_peer(struct sst_keystore *ks, const char *name, const uint8_t pk[32], char *errbuf,
+                            size_t errlen)
+{
+    char path[4200];
     char *data;
     size_t len;
-    int rc = load_known(path, &data, &len, errbuf, errlen);
+    int rc = open_known_for(ks, name, path, sizeof path, &data, &len, errbuf, errlen);
     if (rc)
         return rc;
     size_t nlen = strlen(name);
@@ -468,16 +476,10 @@ int sst_keystore_check_peer(struct sst_keystore *ks, const char *name, const uin
 
 int sst_keystore_forget(struct sst_keystore *ks, const char *name, char *errbuf, size_t errlen)
 {
-    if (!name_ok(name)) {
-        errf(errbuf, errlen, "sst: invalid peer name");
-        return SST_ERR_INVAL;
-    }
     char path[4200];
-    if (path_join(path, sizeof path, ks->dir, "known_hosts"))
-        return SST_ERR_INVAL;
     char *data;
     size_t len;
-    int rc = load_known(path, &data, &len, errbuf, errlen);
+    int rc = open_known_for(ks, name, path, sizeof path, &data, &len, errbuf, errlen);
     if (rc)
         return rc;
     if (!data)
