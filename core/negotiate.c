@@ -69,6 +69,7 @@ struct half_open {
 struct sst_nego_host {
     struct sst_nego_config cfg;
     struct sst_nego_host_ops ops;
+    uint8_t static_pk[32];       /* computed once: every handshake would otherwise redo it */
     uint8_t cookie_master[32];   /* random per process: cookies never outlive a restart */
     uint8_t reset_key[32];       /* derived from the static key: survives a restart */
     struct half_open *table;
@@ -178,6 +179,11 @@ struct sst_nego_host *sst_nego_host_new(const struct sst_nego_config *cfg, const
         h->cfg.max_half_open = DEFAULT_MAX_HALF_OPEN;
     if (h->cfg.half_open_timeout == 0)
         h->cfg.half_open_timeout = DEFAULT_HALF_OPEN_TIMEOUT;
+    if (crypto_scalarmult_base(h->static_pk, cfg->identity.sk) != 0) {
+        sodium_memzero(h, sizeof *h);
+        free(h);
+        return NULL;
+    }
     host_random(h, h->cookie_master, sizeof h->cookie_master);
     /* The reset key depends only on the static secret, so a host that restarts with the same
      * identity issues the same RESET tokens and its peers believe its RESETs (docs: reset). */
@@ -397,7 +403,8 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
     int chan_id = -1;
     host_random(h, e_secret, sizeof e_secret);
     make_prologue(prologue, hel.tag);
-    rc = sst_noise_hs_init(&hs, false, prologue, sizeof prologue, h->cfg.identity.sk, e_secret);
+    const struct sst_noise_keys keys = { .s_sk = h->cfg.identity.sk, .s_pk = h->static_pk, .e_sk = e_secret };
+    rc = sst_noise_hs_start(&hs, SST_NOISE_XX, false, prologue, sizeof prologue, &keys);
     sodium_memzero(e_secret, sizeof e_secret);
     if (rc < 0)
         goto fail;
@@ -567,7 +574,8 @@ struct sst_nego_initiator *sst_nego_initiator_new(struct sst_nego_host *h, const
     in->tag = sst_get64(tagb);
     host_random(h, e_secret, sizeof e_secret);
     make_prologue(prologue, in->tag);
-    int rc = sst_noise_hs_init(&in->hs, true, prologue, sizeof prologue, h->cfg.identity.sk, e_secret);
+    const struct sst_noise_keys keys = { .s_sk = h->cfg.identity.sk, .s_pk = h->static_pk, .e_sk = e_secret };
+    int rc = sst_noise_hs_start(&in->hs, SST_NOISE_XX, true, prologue, sizeof prologue, &keys);
     sodium_memzero(e_secret, sizeof e_secret);
     if (rc == 0) {
         const uint8_t p1[HELLO_PAYLOAD_LEN] = {in->security, h->cfg.aes_available ? 1 : 0};

@@ -1,4 +1,5 @@
-/* Noise_XX_25519_ChaChaPoly_SHA256 handshake and transport ciphers on libsodium (Noise rev 34). */
+/* Noise_XX_25519_ChaChaPoly_SHA256 and Noise_NNpsk0_25519_ChaChaPoly_SHA256 (+ a payload-only
+ * third message) handshakes and transport ciphers on libsodium (Noise rev 34). */
 #include <sodium.h>
 #include <string.h>
 
@@ -34,6 +35,21 @@ void sst_noise_hkdf2(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, u
     memcpy(out1, t1, 32);
     sodium_memzero(temp_key, sizeof temp_key);
     sodium_memzero(t1, sizeof t1);
+}
+
+void sst_noise_hkdf3(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, uint8_t out1[32],
+                     uint8_t out2[32], uint8_t out3[32])
+{
+    uint8_t temp_key[32], one = 0x01, two = 0x02, three = 0x03, t1[32], t2[32];
+    hmac2(temp_key, ck, ikm, ikm_len, NULL, 0);
+    hmac2(t1, temp_key, &one, 1, NULL, 0);
+    hmac2(t2, temp_key, t1, 32, &two, 1);
+    hmac2(out3, temp_key, t2, 32, &three, 1);
+    memcpy(out1, t1, 32);
+    memcpy(out2, t2, 32);
+    sodium_memzero(temp_key, sizeof temp_key);
+    sodium_memzero(t1, sizeof t1);
+    sodium_memzero(t2, sizeof t2);
 }
 
 /* ---- CipherState (Noise §5.1) ---- */
@@ -115,6 +131,17 @@ static void mix_key(struct sst_noise_symmetric *ss, const uint8_t ikm[32])
     sodium_memzero(temp_k, sizeof temp_k);
 }
 
+/* MixKeyAndHash (Noise §5.2), for the psk token. */
+static void mix_key_and_hash(struct sst_noise_symmetric *ss, const uint8_t ikm[32])
+{
+    uint8_t temp_h[32], temp_k[32];
+    sst_noise_hkdf3(ss->ck, ikm, 32, ss->ck, temp_h, temp_k);
+    mix_hash(ss, temp_h, 32);
+    cipher_init_key(&ss->cs, temp_k);
+    sodium_memzero(temp_h, sizeof temp_h);
+    sodium_memzero(temp_k, sizeof temp_k);
+}
+
 /* DH then MixKey; fails on an all-zero shared secret (a low-order public key). */
 static int mix_dh(struct sst_noise_symmetric *ss, const uint8_t sk[32], const uint8_t pk[32])
 {
@@ -156,24 +183,53 @@ static size_t sealed_len(const struct sst_noise_symmetric *ss, size_t len)
     return len + (ss->cs.has_key ? SST_NOISE_TAGLEN : 0);
 }
 
-/* ---- HandshakeState (Noise §5.3), pattern XX ---- */
+/* ---- HandshakeState (Noise §5.3), patterns XX and NNpsk0 ---- */
 
-int sst_noise_hs_init(struct sst_noise_hs *hs, bool initiator, const uint8_t *prologue, size_t plen,
-                      const uint8_t s_sk[32], const uint8_t e_secret[32])
+int sst_noise_hs_start(struct sst_noise_hs *hs, enum sst_noise_pattern pattern, bool initiator,
+                       const uint8_t *prologue, size_t plen, const struct sst_noise_keys *keys)
 {
     memset(hs, 0, sizeof *hs);
+    if (!keys->e_sk || (pattern == SST_NOISE_XX && !keys->s_sk) || (pattern == SST_NOISE_NNPSK0 && !keys->psk) ||
+        (pattern != SST_NOISE_XX && pattern != SST_NOISE_NNPSK0))
+        return SST_ERR_INVAL;
+    hs->pattern = (uint8_t)pattern;
     hs->initiator = initiator;
-    /* InitializeSymmetric: the name is exactly HASHLEN bytes, so h = name, ck = h. */
-    memcpy(hs->ss.h, SST_NOISE_PROTOCOL_NAME, SST_NOISE_HASHLEN);
+    if (pattern == SST_NOISE_XX) {
+        /* InitializeSymmetric: the name is exactly HASHLEN bytes, so h = name, ck = h. */
+        memcpy(hs->ss.h, SST_NOISE_PROTOCOL_NAME, SST_NOISE_HASHLEN);
+    } else {
+        /* A longer name is hashed (Noise §5.2). */
+        crypto_hash_sha256(hs->ss.h, (const uint8_t *)SST_NOISE_PSK_PROTOCOL_NAME,
+                           sizeof SST_NOISE_PSK_PROTOCOL_NAME - 1);
+        memcpy(hs->psk, keys->psk, 32);
+    }
     memcpy(hs->ss.ck, hs->ss.h, SST_NOISE_HASHLEN);
     mix_hash(&hs->ss, prologue, plen);
-    memcpy(hs->s_sk, s_sk, 32);
-    memcpy(hs->e_sk, e_secret, 32);
-    if (crypto_scalarmult_base(hs->s_pk, hs->s_sk) != 0 || crypto_scalarmult_base(hs->e_pk, hs->e_sk) != 0) {
+    memcpy(hs->e_sk, keys->e_sk, 32);
+    int rc = 0;
+    if (pattern == SST_NOISE_XX) {
+        memcpy(hs->s_sk, keys->s_sk, 32);
+        if (keys->s_pk)
+            memcpy(hs->s_pk, keys->s_pk, 32);
+        else
+            rc |= crypto_scalarmult_base(hs->s_pk, hs->s_sk);
+    }
+    if (keys->e_pk)
+        memcpy(hs->e_pk, keys->e_pk, 32);
+    else
+        rc |= crypto_scalarmult_base(hs->e_pk, hs->e_sk);
+    if (rc != 0) {
         sst_noise_hs_wipe(hs);
         return SST_ERR_CRYPTO;
     }
     return 0;
+}
+
+int sst_noise_hs_init(struct sst_noise_hs *hs, bool initiator, const uint8_t *prologue, size_t plen,
+                      const uint8_t s_sk[32], const uint8_t e_secret[32])
+{
+    const struct sst_noise_keys keys = { .s_sk = s_sk, .e_sk = e_secret };
+    return sst_noise_hs_start(hs, SST_NOISE_XX, initiator, prologue, plen, &keys);
 }
 
 static bool our_turn(const struct sst_noise_hs *hs)
@@ -182,14 +238,31 @@ static bool our_turn(const struct sst_noise_hs *hs)
     return hs->msg_index < 3 && ((hs->msg_index % 2 == 0) == hs->initiator);
 }
 
-/* Bytes of a message before its payload, given whether the cipher is keyed at that point. */
-static size_t tokens_len(unsigned msg_index)
+/* Bytes of a message before its payload. */
+static size_t tokens_len(const struct sst_noise_hs *hs)
 {
-    switch (msg_index) {
+    if (hs->pattern == SST_NOISE_NNPSK0)
+        return hs->msg_index < 2 ? 32 : 0;      /* psk, e / e, ee / nothing */
+    switch (hs->msg_index) {
     case 0: return 32;                          /* e */
     case 1: return 32 + 32 + SST_NOISE_TAGLEN;  /* e, ee, s(encrypted), es */
     default: return 32 + SST_NOISE_TAGLEN;      /* s(encrypted), se */
     }
+}
+
+/* Whether the payload of the next message is encrypted (a key is set by then).  XX message 0
+ * travels in clear; in NNpsk0 the psk token keys the cipher before anything is sent. */
+static bool payload_keyed(const struct sst_noise_hs *hs)
+{
+    return hs->pattern == SST_NOISE_NNPSK0 || hs->msg_index > 0;
+}
+
+/* The "e" token's hashing: MixHash(e), and in a psk handshake also MixKey(e) (Noise §9.2). */
+static void mix_e(struct sst_noise_hs *hs, const uint8_t e[32])
+{
+    mix_hash(&hs->ss, e, 32);
+    if (hs->pattern == SST_NOISE_NNPSK0)
+        mix_key(&hs->ss, e);
 }
 
 int sst_noise_hs_write(struct sst_noise_hs *hs, const uint8_t *payload, size_t plen, uint8_t *out,
@@ -197,23 +270,42 @@ int sst_noise_hs_write(struct sst_noise_hs *hs, const uint8_t *payload, size_t p
 {
     if (!our_turn(hs))
         return SST_ERR_STATE;
-    /* Message 0 carries its payload in clear (no key yet); 1 and 2 add a tag. */
-    size_t need = tokens_len(hs->msg_index) + plen + (hs->msg_index == 0 ? 0 : SST_NOISE_TAGLEN);
+    size_t need = tokens_len(hs) + plen + (payload_keyed(hs) ? SST_NOISE_TAGLEN : 0);
     if (need > cap || need > SST_NOISE_MAX_MSG)
         return SST_ERR_TOO_BIG;
 
     struct sst_noise_hs t = *hs;   /* commit only on success */
     size_t off = 0;
     int rc = 0, n;
+    if (t.pattern == SST_NOISE_NNPSK0) {
+        switch (t.msg_index) {
+        case 0: /* -> psk, e */
+            mix_key_and_hash(&t.ss, t.psk);
+            memcpy(out, t.e_pk, 32);
+            mix_e(&t, t.e_pk);
+            off = 32;
+            break;
+        case 1: /* <- e, ee */
+            memcpy(out, t.e_pk, 32);
+            mix_e(&t, t.e_pk);
+            off = 32;
+            if ((rc = mix_dh(&t.ss, t.e_sk, t.re)) != 0)
+                goto out;
+            break;
+        default: /* -> (payload only: key confirmation) */
+            break;
+        }
+        goto payload;
+    }
     switch (t.msg_index) {
     case 0: /* -> e */
         memcpy(out, t.e_pk, 32);
-        mix_hash(&t.ss, t.e_pk, 32);
+        mix_e(&t, t.e_pk);
         off = 32;
         break;
     case 1: /* <- e, ee, s, es */
         memcpy(out, t.e_pk, 32);
-        mix_hash(&t.ss, t.e_pk, 32);
+        mix_e(&t, t.e_pk);
         off = 32;
         if ((rc = mix_dh(&t.ss, t.e_sk, t.re)) != 0)
             goto out;
@@ -237,6 +329,7 @@ int sst_noise_hs_write(struct sst_noise_hs *hs, const uint8_t *payload, size_t p
             goto out;
         break;
     }
+payload:
     n = encrypt_and_hash(&t.ss, payload, plen, out + off);
     if (n < 0) {
         rc = n;
@@ -256,7 +349,7 @@ int sst_noise_hs_read(struct sst_noise_hs *hs, const uint8_t *msg, size_t len, u
 {
     if (hs->msg_index >= 3 || our_turn(hs))
         return SST_ERR_STATE;
-    size_t min = tokens_len(hs->msg_index) + (hs->msg_index == 0 ? 0 : SST_NOISE_TAGLEN);
+    size_t min = tokens_len(hs) + (payload_keyed(hs) ? SST_NOISE_TAGLEN : 0);
     if (len < min)
         return SST_ERR_MALFORMED;
     if (len > SST_NOISE_MAX_MSG)
@@ -266,15 +359,35 @@ int sst_noise_hs_read(struct sst_noise_hs *hs, const uint8_t *msg, size_t len, u
     uint8_t plain_s[32 + SST_NOISE_TAGLEN];
     size_t off = 0;
     int rc = 0, n;
+    if (t.pattern == SST_NOISE_NNPSK0) {
+        switch (t.msg_index) {
+        case 0: /* -> psk, e */
+            mix_key_and_hash(&t.ss, t.psk);
+            memcpy(t.re, msg, 32);
+            mix_e(&t, t.re);
+            off = 32;
+            break;
+        case 1: /* <- e, ee */
+            memcpy(t.re, msg, 32);
+            mix_e(&t, t.re);
+            off = 32;
+            if ((rc = mix_dh(&t.ss, t.e_sk, t.re)) != 0)
+                goto out;
+            break;
+        default: /* -> (payload only) */
+            break;
+        }
+        goto payload;
+    }
     switch (t.msg_index) {
     case 0: /* -> e */
         memcpy(t.re, msg, 32);
-        mix_hash(&t.ss, t.re, 32);
+        mix_e(&t, t.re);
         off = 32;
         break;
     case 1: /* <- e, ee, s, es */
         memcpy(t.re, msg, 32);
-        mix_hash(&t.ss, t.re, 32);
+        mix_e(&t, t.re);
         off = 32;
         if ((rc = mix_dh(&t.ss, t.e_sk, t.re)) != 0)
             goto out;
@@ -300,6 +413,7 @@ int sst_noise_hs_read(struct sst_noise_hs *hs, const uint8_t *msg, size_t len, u
             goto out;
         break;
     }
+payload:;
     size_t body = len - off;
     if (t.ss.cs.has_key && body < SST_NOISE_TAGLEN) {
         rc = SST_ERR_MALFORMED;
@@ -346,6 +460,17 @@ int sst_noise_hs_split(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r, 
     memcpy(hs->rs, rs, 32);
     hs->initiator = initiator;
     hs->msg_index = 3;
+    return 0;
+}
+
+int sst_noise_hs_export(const struct sst_noise_hs *hs, const char *label, uint8_t out[32])
+{
+    /* After Split ck is gone (all zero) and msg_index stays 3: refuse rather than derive from it. */
+    if (!sst_noise_hs_done(hs) || sodium_is_zero(hs->ss.ck, sizeof hs->ss.ck))
+        return SST_ERR_STATE;
+    uint8_t unused[32];
+    sst_noise_hkdf2(hs->ss.ck, (const uint8_t *)label, strlen(label), out, unused);
+    sodium_memzero(unused, sizeof unused);
     return 0;
 }
 

@@ -1,5 +1,6 @@
-/* Unit tests for noise.c: XX between two of our states, a known-answer vector generated with the
- * independent dissononce implementation, and rejection of tampered/out-of-order messages. */
+/* Unit tests for noise.c: XX and NNpsk0 between two of our states, known-answer vectors generated
+ * with the independent dissononce implementation, rejection of tampered/out-of-order messages,
+ * precomputed public keys, and the exported resumption secret. */
 #include <check.h>
 #include <sodium.h>
 #include <string.h>
@@ -202,6 +203,129 @@ START_TEST(test_noise_order_and_prologue)
 }
 END_TEST
 
+/* NNpsk0 vector: psk = 32 x 0x05, initiator e = 32 x 0x02, responder e = 32 x 0x04, prologue
+ * "SST-test-prologue", payloads "p0" and "pay1"; python3-dissononce 0.34 with
+ * PSKPatternModifier(0) on NN (a fixed-key DH subclass injects the ephemerals). */
+static const char *kat_psk_msg1 =
+    "ce8d3ad1ccb633ec7b70c17814a5c76ecd029685050d344745ba05870e587d5974af62c18e201c6d4f2a58e631b4102a3c1e";
+static const char *kat_psk_msg2 =
+    "ac01b2209e86354fb853237b5de0f4fab13c7fcbf433a61c019369617fecf10b64d564869e80123631425d112776bcbd232b45d2";
+static const char *kat_psk_h2 = "319f88d1944356db5a8458978c8fff81f7c6ccd5dd765182bd7ca00f482c491d";
+
+static void psk_pair(struct sst_noise_hs *i, struct sst_noise_hs *r, uint8_t psk_byte)
+{
+    uint8_t psk[32], e[32];
+    fill(psk, psk_byte);
+    fill(e, 2);
+    struct sst_noise_keys ki = { .e_sk = e, .psk = psk };
+    ck_assert_int_eq(sst_noise_hs_start(i, SST_NOISE_NNPSK0, true, prologue, sizeof prologue - 1, &ki), 0);
+    fill(e, 4);
+    fill(psk, 5);
+    struct sst_noise_keys kr = { .e_sk = e, .psk = psk };
+    ck_assert_int_eq(sst_noise_hs_start(r, SST_NOISE_NNPSK0, false, prologue, sizeof prologue - 1, &kr), 0);
+}
+
+/* Messages 1 and 2 match dissononce byte for byte; the payload-only third message then completes
+ * both sides with the same split keys, and a one-bit change anywhere in any message fails with
+ * the reader's state unchanged. */
+START_TEST(test_noise_psk_known_answer_and_tamper)
+{
+    struct sst_noise_hs i, r, saved;
+    psk_pair(&i, &r, 5);
+    uint8_t m1[64], m2[128], m3[64], p[64], bad[128];
+    char hx[256];
+    int n1 = sst_noise_hs_write(&i, (const uint8_t *)"p0", 2, m1, sizeof m1);
+    ck_assert_int_eq(n1, 32 + 2 + 16);
+    hex(m1, (size_t)n1, hx);
+    ck_assert_str_eq(hx, kat_psk_msg1);
+    saved = r;
+    for (int pos = 0; pos < n1; pos++) {
+        memcpy(bad, m1, (size_t)n1);
+        bad[pos] ^= 0x01;
+        ck_assert_int_lt(sst_noise_hs_read(&r, bad, (size_t)n1, p, sizeof p), 0);
+        ck_assert_mem_eq(&r, &saved, sizeof r);
+    }
+    ck_assert_int_eq(sst_noise_hs_read(&r, m1, (size_t)n1, p, sizeof p), 2);
+    ck_assert_mem_eq(p, "p0", 2);
+    int n2 = sst_noise_hs_write(&r, (const uint8_t *)"pay1", 4, m2, sizeof m2);
+    ck_assert_int_eq(n2, 32 + 4 + 16);
+    hex(m2, (size_t)n2, hx);
+    ck_assert_str_eq(hx, kat_psk_msg2);
+    saved = i;
+    for (int pos = 0; pos < n2; pos++) {
+        memcpy(bad, m2, (size_t)n2);
+        bad[pos] ^= 0x01;
+        ck_assert_int_lt(sst_noise_hs_read(&i, bad, (size_t)n2, p, sizeof p), 0);
+        ck_assert_mem_eq(&i, &saved, sizeof i);
+    }
+    ck_assert_int_eq(sst_noise_hs_read(&i, m2, (size_t)n2, p, sizeof p), 4);
+    uint8_t h[32];
+    sst_noise_hs_hash(&i, h);
+    hex(h, 32, hx);
+    ck_assert_str_eq(hx, kat_psk_h2);
+    int n3 = sst_noise_hs_write(&i, (const uint8_t *)"payload2", 8, m3, sizeof m3);
+    ck_assert_int_eq(n3, 8 + 16);
+    saved = r;
+    for (int pos = 0; pos < n3; pos++) {
+        memcpy(bad, m3, (size_t)n3);
+        bad[pos] ^= 0x80;
+        ck_assert_int_eq(sst_noise_hs_read(&r, bad, (size_t)n3, p, sizeof p), SST_ERR_AUTH);
+        ck_assert_mem_eq(&r, &saved, sizeof r);
+    }
+    ck_assert_int_eq(sst_noise_hs_read(&r, m3, (size_t)n3, p, sizeof p), 8);
+    ck_assert(sst_noise_hs_done(&i) && sst_noise_hs_done(&r));
+    uint8_t xi[32], xr[32];
+    ck_assert_int_eq(sst_noise_hs_export(&i, "label", xi), 0);
+    ck_assert_int_eq(sst_noise_hs_export(&r, "label", xr), 0);
+    ck_assert_mem_eq(xi, xr, 32);
+    struct sst_noise_cipher a, b, c, d;
+    ck_assert_int_eq(sst_noise_hs_split(&i, &a, &b), 0);
+    ck_assert_int_eq(sst_noise_hs_split(&r, &c, &d), 0);
+    ck_assert_mem_eq(a.k, c.k, 32);
+    ck_assert_mem_eq(b.k, d.k, 32);
+    /* The exported secret is independent of both transport keys, and gone after Split. */
+    ck_assert(memcmp(xi, a.k, 32) != 0 && memcmp(xi, b.k, 32) != 0);
+    ck_assert_int_eq(sst_noise_hs_export(&i, "label", xi), SST_ERR_STATE);
+}
+END_TEST
+
+/* Different PSKs: the responder cannot even read message 1 (its payload is sealed under the psk). */
+START_TEST(test_noise_psk_mismatch)
+{
+    struct sst_noise_hs i, r;
+    psk_pair(&i, &r, 6);
+    uint8_t m1[64], p[64];
+    int n1 = sst_noise_hs_write(&i, (const uint8_t *)"p0", 2, m1, sizeof m1);
+    ck_assert_int_eq(sst_noise_hs_read(&r, m1, (size_t)n1, p, sizeof p), SST_ERR_AUTH);
+    /* Missing key material is refused up front. */
+    uint8_t e[32];
+    fill(e, 2);
+    struct sst_noise_keys k = { .e_sk = e };
+    ck_assert_int_eq(sst_noise_hs_start(&i, SST_NOISE_NNPSK0, true, NULL, 0, &k), SST_ERR_INVAL);
+    ck_assert_int_eq(sst_noise_hs_start(&i, SST_NOISE_XX, true, NULL, 0, &k), SST_ERR_INVAL);
+}
+END_TEST
+
+/* Passing the public keys in gives exactly the handshake that computes them (known answer). */
+START_TEST(test_noise_precomputed_public_keys)
+{
+    uint8_t s[32], e[32], spk[32], epk[32];
+    fill(s, 1), fill(e, 2);
+    ck_assert_int_eq(crypto_scalarmult_base(spk, s), 0);
+    ck_assert_int_eq(crypto_scalarmult_base(epk, e), 0);
+    struct sst_noise_keys k = { .s_sk = s, .s_pk = spk, .e_sk = e, .e_pk = epk };
+    struct sst_noise_hs i, ref, r;
+    ck_assert_int_eq(sst_noise_hs_start(&i, SST_NOISE_XX, true, prologue, sizeof prologue - 1, &k), 0);
+    kat_pair(&ref, &r);
+    ck_assert_mem_eq(&i, &ref, sizeof i);
+    uint8_t m1[64];
+    char hx[128];
+    int n1 = sst_noise_hs_write(&i, (const uint8_t *)"p0", 2, m1, sizeof m1);
+    hex(m1, (size_t)n1, hx);
+    ck_assert_str_eq(hx, kat_msg1);
+}
+END_TEST
+
 /* HKDF against RFC 5869-style expectations computed with libsodium's HMAC directly. */
 START_TEST(test_noise_hkdf_consistency)
 {
@@ -237,6 +361,9 @@ static Suite *noise_suite(void)
     tcase_add_test(tc, test_noise_tamper_rejected_state_kept);
     tcase_add_test(tc, test_noise_order_and_prologue);
     tcase_add_test(tc, test_noise_hkdf_consistency);
+    tcase_add_test(tc, test_noise_psk_known_answer_and_tamper);
+    tcase_add_test(tc, test_noise_psk_mismatch);
+    tcase_add_test(tc, test_noise_precomputed_public_keys);
     suite_add_tcase(s, tc);
     return s;
 }
