@@ -71,7 +71,7 @@ struct sst_recovery {
     struct sst_delivery dr;     /* delivery-rate sampling (delivery.h), fed to cc on_rate_sample */
 };
 
-#define SST_RECOVERY_INITIAL_CAP 64          /* ring slots allocated at init */
+#define SST_RECOVERY_INITIAL_CAP 32          /* ring slots allocated at init */
 #define SST_RECOVERY_STALL_TIMEOUT SST_SEC(2)
 #define SST_RECOVERY_DOWN_TIMEOUT SST_SEC(15)
 #define SST_RECOVERY_MAX_ACK_DELAY SST_MS(10) /* matches the host's delayed-ack default */

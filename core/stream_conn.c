@@ -122,8 +122,8 @@ void sst_conn_down(struct conn *cn, int err)
             sst_strm_post(s, SST_EV_ERROR);
         }
     }
-    for (unsigned i = 0; i < DG_PARTIALS; i++)
-        free(cn->partial[i].buf);
+    sst_dgram_free_partials(cn);
+    free(cn->gone);
     sst_txrec_free_all(&cn->recs);
     sst_sid_free(&cn->sid);
     struct sst_stream *root = cn->root;

@@ -93,6 +93,11 @@ bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p
         return true;
     }
     /* Find or start the partial datagram; the oldest one is evicted when all slots are busy. */
+    if (cn->partial == NULL) {
+        cn->partial = calloc(DG_PARTIALS, sizeof *cn->partial);
+        if (cn->partial == NULL)
+            return true;
+    }
     struct dg_partial *slot = NULL, *oldest = NULL;
     for (unsigned i = 0; i < DG_PARTIALS; i++) {
         struct dg_partial *d = &cn->partial[i];
@@ -134,7 +139,23 @@ bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p
     deliver_datagram(cn, parent, slot->buf, total);
     free(slot->buf);
     memset(slot, 0, sizeof *slot);
+    /* The slots are given back when no datagram is in progress (an idle channel holds none). */
+    bool busy = false;
+    for (unsigned i = 0; i < DG_PARTIALS && cn->partial != NULL; i++)
+        busy = busy || cn->partial[i].used;
+    if (!busy)
+        sst_dgram_free_partials(cn);
     return true;
+}
+
+void sst_dgram_free_partials(struct conn *cn)
+{
+    if (cn->partial == NULL)
+        return;
+    for (unsigned i = 0; i < DG_PARTIALS; i++)
+        free(cn->partial[i].buf);
+    free(cn->partial);
+    cn->partial = NULL;
 }
 /* ---- datagrams (paper §2.2, §4.3.5) ------------------------------------------------------ */
 

@@ -42,6 +42,10 @@ enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
 /* A woken dormant conn has at least this long to reach the peer (even with migrate_timeout 0)
  * before its streams fail with SST_ERR_TIMEOUT. */
 #define DORMANT_WAKE_MIN SST_SEC(10)
+/* A stream inactive this long gives back the storage of its empty rings and range sets
+ * (idle streams hold none), long before it detaches (detach_idle): a short pause costs a
+ * busy stream one regrowth of its rings, not an allocation per packet. */
+#define COMPACT_IDLE SST_SEC(1)
 /* Remote LSIDs that stopped naming a stream here (the peer detached it, or we freed the stream),
  * remembered per channel with the packet sequence number at that moment, so that the peer's
  * packets sent before and delayed past it are not taken for a new stream nor answered with a
@@ -152,6 +156,13 @@ struct dgram_out {
     uint8_t data[];
 };
 
+/* The receiver's quiet period (GONE_RING above): a ring of the latest released remote LSIDs. */
+struct gone_ring {
+    uint16_t lsid[GONE_RING];
+    uint64_t seq[GONE_RING];
+    unsigned next;
+};
+
 struct dg_partial {
     bool used;
     uint16_t parent_lsid, id;
@@ -177,10 +188,13 @@ struct conn {
     uint16_t rst_lsid[RST_QUEUE];
     uint8_t rst_flags[RST_QUEUE];
     unsigned nrst;
-    struct dg_partial partial[DG_PARTIALS];
+    struct dg_partial *partial;    /* DG_PARTIALS slots, allocated by the first fragmented
+                                    * datagram and freed when none is in progress */
     uint64_t dg_stamp;
     uint64_t tx_seq, rx_seq;
     struct sst_stream *idle;       /* attached streams, least recently active first */
+    struct sst_stream *compact;    /* the first of conn->idle not yet compacted since its last
+                                    * activity (the ones before it were); NULL: none */
     sst_time_t last_fill;          /* when we last sent a stream-layer packet */
     uint8_t peer_key[32];          /* the peer's host key (streams migrate only between
                                     * channels to the same key) */
@@ -196,9 +210,7 @@ struct conn {
     bool dormant;
     bool chan_initiator;           /* we initiated this conn's channel */
     sst_time_t limbo_until, retry_at, backoff;
-    uint16_t gone_lsid[GONE_RING];
-    uint64_t gone_seq[GONE_RING];
-    unsigned gone_next;
+    struct gone_ring *gone;        /* allocated on the first release, freed once expired */
     struct conn *prev, *next;
 };
 
@@ -334,6 +346,8 @@ bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, 
 
 size_t sst_dgram_emit(struct sst_stream *s, uint8_t *buf, size_t cap);
 bool sst_dgram_on_packet(struct conn *cn, uint64_t seq, const struct sst_spkt *p);
+/* Frees the reassembly slots (and any datagram in progress). */
+void sst_dgram_free_partials(struct conn *cn);
 
 /* ---- stream_svc.c --------------------------------------------------------------------------- */
 

@@ -52,6 +52,8 @@ static bool same_peer(const struct conn *a, const struct conn *b)
 void sst_mig_untrack(struct sst_stream *s)
 {
     if (s->in_idle) {
+        if (s->conn->compact == s)
+            s->conn->compact = s->idle_next;
         DL_DELETE2(s->conn->idle, s, idle_prev, idle_next);
         s->in_idle = false;
     }
@@ -60,12 +62,16 @@ void sst_mig_untrack(struct sst_stream *s)
 void sst_mig_touch(struct sst_stream *s)
 {
     struct sst_ctx *c = s->ctx;
-    if (c->cfg.detach_idle == 0 || s->is_root || s->conn == NULL || !s->has_local)
+    /* Tracked even with detach_idle 0: the list also drives compaction (COMPACT_IDLE). */
+    if (s->is_root || s->conn == NULL || !s->has_local)
         return;
     s->last_active = c->now;
     sst_mig_untrack(s);
     DL_APPEND2(s->conn->idle, s, idle_prev, idle_next);
     s->in_idle = true;
+    /* Active again: compacted once more after COMPACT_IDLE (it is the newest on the list). */
+    if (s->conn->compact == NULL)
+        s->conn->compact = s;
 }
 
 /* An idle stream may give up its LSID: nothing of ours in flight or waiting, confirmed both
@@ -381,17 +387,42 @@ bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
 
 void sst_mig_gone(struct conn *cn, uint16_t lsid, uint64_t seq)
 {
-    cn->gone_lsid[cn->gone_next] = lsid;
-    cn->gone_seq[cn->gone_next] = seq;
-    cn->gone_next = (cn->gone_next + 1) % GONE_RING;
+    struct gone_ring *g = cn->gone;
+    if (g == NULL) {
+        /* Without memory the release is not remembered: a delayed packet may then draw a
+         * stateless Reset, which the peer ignores for a stream it no longer has. */
+        g = cn->gone = calloc(1, sizeof *g);
+        if (g == NULL)
+            return;
+    }
+    g->lsid[g->next] = lsid;
+    g->seq[g->next] = seq;
+    g->next = (g->next + 1) % GONE_RING;
 }
 
 bool sst_mig_stale(struct conn *cn, uint16_t lsid, uint64_t seq)
 {
+    const struct gone_ring *g = cn->gone;
+    if (g == NULL)
+        return false;
     for (unsigned i = 0; i < GONE_RING; i++)
-        if (cn->gone_seq[i] != 0 && cn->gone_lsid[i] == lsid && seq < cn->gone_seq[i])
+        if (g->seq[i] != 0 && g->lsid[i] == lsid && seq < g->seq[i])
             return true;
     return false;
+}
+
+/* An idle channel gives the ring back once every entry is past the mis-ordering limit: the
+ * channel's replay window then rejects any packet sent before those releases (§4.3.9). */
+static void gone_compact(struct conn *cn)
+{
+    const struct gone_ring *g = cn->gone;
+    if (g == NULL)
+        return;
+    for (unsigned i = 0; i < GONE_RING; i++)
+        if (g->seq[i] != 0 && cn->rx_seq < g->seq[i] + SST_SID_QUIET_PKTS)
+            return;
+    free(cn->gone);
+    cn->gone = NULL;
 }
 
 /* ---- channels failing and coming up ------------------------------------------------------ */
@@ -492,10 +523,7 @@ bool sst_mig_conn_down(struct conn *cn, int err)
     HASH_CLEAR(hh_remote, cn->by_remote);
     sst_strm_unready(cn->root);
     cn->ready = NULL;
-    for (unsigned i = 0; i < DG_PARTIALS; i++) {
-        free(cn->partial[i].buf);
-        memset(&cn->partial[i], 0, sizeof cn->partial[i]);
-    }
+    sst_dgram_free_partials(cn);
     cn->nrst = 0;
     sst_sid_free(&cn->sid);
     sst_sid_init(&cn->sid);
@@ -569,14 +597,30 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c)
             t = SST_MIN(t, cn->limbo_until);
             if (cn->we_reconnect && sst_conn_find_peer(c, &cn->peer) == NULL)
                 t = SST_MIN(t, cn->retry_at);
-        } else if (cn->up && c->cfg.detach_idle > 0) {
-            if (cn->idle != NULL)
+        } else if (cn->up) {
+            if (cn->compact != NULL)
+                t = SST_MIN(t, cn->compact->last_active + COMPACT_IDLE);
+            if (c->cfg.detach_idle > 0 && cn->idle != NULL)
                 t = SST_MIN(t, cn->idle->last_active + c->cfg.detach_idle);
-            if (cn->recs.chunks != NULL && cn->recs.count == 0)
+            if (c->cfg.detach_idle > 0 && cn->recs.chunks != NULL && cn->recs.count == 0)
                 t = SST_MIN(t, cn->last_fill + c->cfg.detach_idle);
         }
     }
     return t;
+}
+
+/* Streams inactive for COMPACT_IDLE give back the storage of whatever is empty in their
+ * rings, range sets and mark tables; each is looked at once per inactive period (the cursor
+ * moves past it until its next activity puts it at the tail again). */
+static void compact_scan(struct conn *cn)
+{
+    struct sst_ctx *c = cn->ctx;
+    while (cn->compact != NULL && cn->compact->last_active + COMPACT_IDLE <= c->now) {
+        struct sst_stream *s = cn->compact;
+        sst_rx_compact(&s->rx);
+        sst_tx_compact(&s->tx);
+        cn->compact = s->idle_next;
+    }
 }
 
 static void idle_scan(struct conn *cn)
@@ -638,12 +682,15 @@ void sst_mig_timeout(struct sst_ctx *c)
             continue;
         }
         if (!cn->limbo) {
+            if (cn->up)
+                compact_scan(cn);
             if (cn->up && c->cfg.detach_idle > 0) {
                 idle_scan(cn);
                 /* An idle channel gives back its send-record pool too. */
                 if (cn->recs.count == 0 && c->now >= cn->last_fill + c->cfg.detach_idle) {
                     sst_txrec_trim(&cn->recs);
                     sst_sid_compact(&cn->sid, cn->tx_seq, cn->rx_seq);
+                    gone_compact(cn);
                 }
             }
             continue;

@@ -843,6 +843,9 @@ static void start_hol(struct client *cl)
 
 static void mem_query(struct client *cl);
 
+/* How long idle streams and channels sit before the memory is measured. */
+#define IDLE_SETTLE { 1, 500000 }
+
 static int parse_memline(struct xact *x, struct memsnap *m, unsigned long *streams, unsigned long *chans)
 {
     x->reply[x->reply_got] = 0;
@@ -918,8 +921,10 @@ static void idle_done(struct client *cl, struct xact *x)
     /* An idle stream is connected (the server accepted it). */
     idle_launch(cl);
     if (cl->connected == cl->o->idle_streams) {
-        /* Let acknowledgements and delayed acks settle before measuring. */
-        struct timeval tv = { 0, 300000 };
+        /* Let acknowledgements and delayed acks settle, and the streams go idle (an engine
+         * gives back an inactive stream's empty buffers after 1 s, COMPACT_IDLE), before
+         * measuring. */
+        struct timeval tv = IDLE_SETTLE;
         event_base_once(cl->base, -1, EV_TIMEOUT, idle_settled, cl, &tv);
     }
 }
@@ -944,7 +949,7 @@ static void chan_poll(evutil_socket_t fd, short what, void *arg)
     }
     cl->connected = up;
     if (up == cl->o->idle_channels) {
-        struct timeval tv = { 0, 300000 };
+        struct timeval tv = IDLE_SETTLE;
         event_base_once(cl->base, -1, EV_TIMEOUT, idle_settled, cl, &tv);
         return;
     }

@@ -324,7 +324,7 @@ START_TEST(test_recovery_ring_grows_and_base_advances)
     setup(&r, c, SST_CC_NEWRENO, 0);
     ck_assert_uint_eq(r.cap, SST_RECOVERY_INITIAL_CAP);
     send_n(&r, 0, 5000);
-    ck_assert_uint_eq(r.cap, 8192);                  /* doubled from 64 as needed */
+    ck_assert_uint_eq(r.cap, 8192);                  /* doubled from 32 as needed */
     ck_assert_uint_eq(r.base, 1);
     ck_assert_int_eq(sst_recovery_on_ack(&r, 1, 5000, SST_MS(30)), SST_OK);
     ck_assert_uint_eq(c->nacked, 5000);
