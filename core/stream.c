@@ -126,8 +126,11 @@ bool sst_strm_set_local_lsid(struct sst_stream *s)
     if (sst_sid_alloc(&cn->sid, sst_conn_lsid_in_use, cn, cn->tx_seq, cn->rx_seq, &counter) != 0)
         return false;
     s->local_lsid = (uint16_t)counter;
+    if (!sst_sidx_add(&cn->by_local, s)) {
+        sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
+        return false;
+    }
     s->has_local = true;
-    HASH_ADD(hh_local, cn->by_local, local_lsid, sizeof s->local_lsid, s);
     /* The creator's counter and its direction's channel nonce form the USID (paper §4.3.3);
      * the nonce exists once the channel is up (sst_mig_conn_up fills in the others). */
     if (s->initiator && !s->usid_set) {
@@ -150,11 +153,11 @@ void sst_strm_unbind(struct sst_stream *s)
     s->det = DET_NONE;
     sst_strm_unready(s);
     if (s->has_local && !s->is_root) {
-        HASH_DELETE(hh_local, cn->by_local, s);
+        sst_sidx_del(&cn->by_local, s);
         sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
     }
     if (s->has_remote && !s->is_root) {
-        HASH_DELETE(hh_remote, cn->by_remote, s);
+        sst_sidx_del(&cn->by_remote, s);
         sst_mig_gone(cn, s->remote_lsid, cn->rx_seq + 1);
     }
     s->has_local = s->has_remote = false;

@@ -15,20 +15,16 @@ void sst_conn_wake(struct conn *cn)
 
 struct sst_stream *sst_conn_find_local(struct conn *cn, uint16_t lsid)
 {
-    struct sst_stream *s = NULL;
     if (lsid == SST_LSID_ROOT)
         return cn->root;
-    HASH_FIND(hh_local, cn->by_local, &lsid, sizeof lsid, s);
-    return s;
+    return sst_sidx_find_lsid(&cn->by_local, lsid);
 }
 
 struct sst_stream *sst_conn_find_remote(struct conn *cn, uint16_t lsid)
 {
-    struct sst_stream *s = NULL;
     if (lsid == SST_LSID_ROOT)
         return cn->root;
-    HASH_FIND(hh_remote, cn->by_remote, &lsid, sizeof lsid, s);
-    return s;
+    return sst_sidx_find_lsid(&cn->by_remote, lsid);
 }
 
 bool sst_conn_lsid_in_use(void *arg, uint16_t lsid)
@@ -67,6 +63,8 @@ struct conn *sst_conn_new(struct sst_ctx *c, struct sst_chan *ch, const struct s
     cn->ch = ch;
     cn->peer = *peer;
     sst_sid_init(&cn->sid);
+    sst_sidx_init(&cn->by_local, SST_SIDX_LOCAL);
+    sst_sidx_init(&cn->by_remote, SST_SIDX_REMOTE);
     sst_txrec_init(&cn->recs, c->cfg.max_txrecs);
     struct sst_stream *root = sst_strm_alloc(c, cn, NULL, 1, 1);
     if (root == NULL) {
@@ -129,6 +127,8 @@ void sst_conn_down(struct conn *cn, int err)
     struct sst_stream *root = cn->root;
     sst_strm_unbind(root);
     sst_strm_free(root);
+    sst_sidx_clear(&cn->by_local);
+    sst_sidx_clear(&cn->by_remote);
     DL_DELETE(c->conns, cn);
     free(cn);
     sst_conn_free_unowned(c);

@@ -43,6 +43,7 @@ SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg)
         free(c);
         return NULL;
     }
+    sst_sidx_init(&c->by_usid, SST_SIDX_USID);
     return c;
 }
 
@@ -149,6 +150,7 @@ SST_API void sst_ctx_free(struct sst_ctx *c)
         DL_DELETE(c->listeners, l);
         free(l);
     }
+    sst_sidx_clear(&c->by_usid);
     if (c->owns_host)
         sst_host_free(c->host);
     free(c);
@@ -234,7 +236,7 @@ SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *ou
     out->txrec_high_water = hw;
     uint64_t lsids = 0;
     DL_FOREACH(c->conns, cn)
-        lsids += HASH_CNT(hh_local, cn->by_local);
+        lsids += sst_sidx_count(&cn->by_local);
     out->lsids_in_use = lsids;
     uint64_t dormant = 0;
     DL_FOREACH(c->conns, cn)

@@ -7,6 +7,7 @@
 #include "sid.h"
 #include "sst.h"
 #include "stream_fc.h"
+#include "stream_index.h"
 #include "stream_rx.h"
 #include "stream_tx.h"
 #include "stream_txrec.h"
@@ -81,7 +82,6 @@ struct sst_stream {
     uint64_t remote_counter;       /* the peer's LSID counter value behind remote_lsid */
     sst_time_t last_active;        /* for idle detach */
     struct sst_stream *idle_prev, *idle_next;   /* conn->idle, least recently active first */
-    UT_hash_handle hh_usid;
     int err;
     unsigned nacceptq;
 
@@ -104,7 +104,6 @@ struct sst_stream {
     struct sst_stream *wait_on;
     struct sst_stream *cn_prev, *cn_next;     /* conn->streams */
     struct sst_stream *all_prev, *all_next;   /* ctx->streams */
-    UT_hash_handle hh_local, hh_remote;
 
     uint8_t *svcbuf;               /* SVC_BUF bytes while the request/answer is read */
 
@@ -180,7 +179,7 @@ struct conn {
     bool up;
     bool in_fill;
     struct sst_stream *root;
-    struct sst_stream *by_local, *by_remote;
+    struct sst_sidx by_local, by_remote;   /* streams by our LSID / the peer's */
     struct sst_stream *streams, *ready;
     struct sst_sid_alloc sid;
     uint64_t peer_counter;         /* highest counter seen from the peer's LSIDs */
@@ -238,7 +237,7 @@ struct sst_ctx {
     struct sst_stream *evq;
     struct sst_stream *streams;    /* every stream, for parent-pointer cleanup */
     bool dispatching;
-    struct sst_stream *by_usid;    /* every stream with a USID (uthash, hh_usid) */
+    struct sst_sidx by_usid;       /* every stream with a USID */
     bool mig_kick;                 /* a dormant conn woke: reconnect at the end of this call */
     struct sst_ctx_stats stats;
 };

@@ -16,11 +16,10 @@ void sst_mig_set_usid(struct sst_stream *s, uint64_t counter, bool ours)
     if (s->usid_set || s->conn == NULL || s->conn->ch == NULL)
         return;
     s->usid = sst_sid_usid(counter, sst_chan_usid_nonce(s->conn->ch, ours));
-    struct sst_stream *other = NULL;
-    HASH_FIND(hh_usid, c->by_usid, &s->usid, sizeof s->usid, other);
-    if (other != NULL)
-        return;   /* cannot happen with distinct nonces; such a stream just cannot migrate */
-    HASH_ADD(hh_usid, c->by_usid, usid, sizeof s->usid, s);
+    /* A duplicate cannot happen with distinct nonces; such a stream (or one we have no memory
+     * to index) just cannot migrate. */
+    if (sst_sidx_find_usid(&c->by_usid, &s->usid) != NULL || !sst_sidx_add(&c->by_usid, s))
+        return;
     s->usid_set = true;
 }
 
@@ -28,15 +27,13 @@ void sst_mig_forget_usid(struct sst_stream *s)
 {
     if (!s->usid_set)
         return;
-    HASH_DELETE(hh_usid, s->ctx->by_usid, s);
+    sst_sidx_del(&s->ctx->by_usid, s);
     s->usid_set = false;
 }
 
 static struct sst_stream *find_usid(struct sst_ctx *c, const struct sst_usid *u)
 {
-    struct sst_stream *s = NULL;
-    HASH_FIND(hh_usid, c->by_usid, u, sizeof *u, s);
-    return s;
+    return sst_sidx_find_usid(&c->by_usid, u);
 }
 
 /* Streams migrate only between channels to the same host key; the address may change. */
@@ -176,7 +173,7 @@ void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool ack
     /* The peer forgot our LSID: it enters the quiet period (paper §4.3.9). */
     s->det = DET_NONE;
     sst_mig_untrack(s);
-    HASH_DELETE(hh_local, cn->by_local, s);
+    sst_sidx_del(&cn->by_local, s);
     sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
     s->has_local = false;
     s->peer_knows = false;
@@ -208,12 +205,12 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
         sst_mig_untrack(s);
         sst_strm_unready(s);
         if (s->has_local) {
-            HASH_DELETE(hh_local, old->by_local, s);
+            sst_sidx_del(&old->by_local, s);
             if (!old->limbo)
                 sst_sid_release(&old->sid, s->local_lsid, old->tx_seq, old->rx_seq);
         }
         if (s->has_remote)
-            HASH_DELETE(hh_remote, old->by_remote, s);
+            sst_sidx_del(&old->by_remote, s);
         DL_DELETE2(old->streams, s, cn_prev, cn_next);
         /* Top-level streams hang off the channel's root: re-parent them to the new root. */
         if (s->parent == old->root) {
@@ -285,7 +282,10 @@ static struct sst_stream *attach_create(struct conn *cn, const struct sst_spkt *
     s->initiator = false;
     s->known_ever = true;
     s->usid = p->usid;
-    HASH_ADD(hh_usid, c->by_usid, usid, sizeof s->usid, s);
+    if (!sst_sidx_add(&c->by_usid, s)) {
+        sst_strm_free(s);
+        return NULL;
+    }
     s->usid_set = true;
     if (parent->is_root) {
         s->svc = SVC_WAIT_REQUEST;
@@ -355,15 +355,17 @@ bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         struct sst_stream *other = sst_conn_find_remote(cn, p->lsid);
         if (other != NULL && other != s && !other->is_root) {
             /* A mapping the peer gave up without our noticing: the Attach is newer. */
-            HASH_DELETE(hh_remote, cn->by_remote, other);
+            sst_sidx_del(&cn->by_remote, other);
             other->has_remote = false;
         }
         if (s->has_remote)
-            HASH_DELETE(hh_remote, cn->by_remote, s);
+            sst_sidx_del(&cn->by_remote, s);
+        s->has_remote = false;
         s->remote_lsid = p->lsid;
         s->remote_counter = sst_conn_peer_counter(cn, p->lsid);
+        if (!sst_sidx_add(&cn->by_remote, s))
+            return false;   /* unacknowledged: the peer sends the Attach again */
         s->has_remote = true;
-        HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
     }
     sst_srecv_window_from(s, seq, p->win);
     sst_mig_touch(s);
@@ -377,7 +379,7 @@ bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     if (s == NULL || s->is_root)
         return true;
     cn->ctx->stats.detaches_received++;
-    HASH_DELETE(hh_remote, cn->by_remote, s);
+    sst_sidx_del(&cn->by_remote, s);
     s->has_remote = false;
     sst_mig_gone(cn, p->lsid, seq);
     /* Only a peer that knew our LSID for the stream detaches it: Init/Reply are done. */
@@ -519,8 +521,8 @@ bool sst_mig_conn_down(struct conn *cn, int err)
         s->att = ATT_NONE;
         s->det = DET_NONE;
     }
-    HASH_CLEAR(hh_local, cn->by_local);
-    HASH_CLEAR(hh_remote, cn->by_remote);
+    sst_sidx_clear(&cn->by_local);
+    sst_sidx_clear(&cn->by_remote);
     sst_strm_unready(cn->root);
     cn->ready = NULL;
     sst_dgram_free_partials(cn);

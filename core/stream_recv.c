@@ -110,7 +110,7 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         /* The peer's counter moved on: it freed that stream (which we still hold, e.g. our
          * application has not closed it) and reused the LSID after its quiet period.  The old
          * stream no longer needs the mapping (paper §4.3.3, §4.3.9). */
-        HASH_DELETE(hh_remote, cn->by_remote, s);
+        sst_sidx_del(&cn->by_remote, s);
         s->has_remote = false;
         s = NULL;
     }
@@ -141,7 +141,6 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
             return false;
         s->initiator = false;
         s->remote_lsid = p->lsid;
-        s->has_remote = true;
         uint64_t counter = sst_conn_peer_counter(cn, p->lsid);
         s->remote_counter = counter;
         s->known_ever = true;
@@ -151,7 +150,11 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
             sst_conn_stateless_reset(cn, p->lsid);
             return true;
         }
-        HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
+        if (!sst_sidx_add(&cn->by_remote, s)) {
+            sst_strm_free(s);
+            return false;   /* unacknowledged: the peer sends the Init again */
+        }
+        s->has_remote = true;
         s->need_reply = true;
         sst_strm_make_ready(s);
         if (parent->is_root) {
@@ -179,9 +182,10 @@ static bool on_reply(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         if (sst_conn_find_remote(cn, p->lsid) != NULL)
             return true;   /* the peer reused an LSID we still map: ignore, it will retry */
         s->remote_lsid = p->lsid;
-        s->has_remote = true;
         s->remote_counter = sst_conn_peer_counter(cn, p->lsid);
-        HASH_ADD(hh_remote, cn->by_remote, remote_lsid, sizeof s->remote_lsid, s);
+        if (!sst_sidx_add(&cn->by_remote, s))
+            return false;   /* unacknowledged: the peer sends the Reply again */
+        s->has_remote = true;
     } else if (s->remote_lsid != p->lsid) {
         return true;
     }
