@@ -171,17 +171,26 @@ SST_API sst_ssize_t sst_stream_recv_datagram(struct sst_stream *s, void *buf, si
 
 /* Higher priorities go first (strictly); equal priorities share round-robin.  Default 0. */
 SST_API void sst_stream_set_priority(struct sst_stream *s, int priority);
+/* Latency-critical streams (opt-in, default off): every byte is sent twice, the copies right
+ * behind the originals, so one lost packet costs no loss-detection round trip (proactive
+ * redundancy, Flach et al., SIGCOMM 2013).  The copies are ordinary packets: they take
+ * congestion window and pacing like any other, so they cost the stream's bandwidth twice; a
+ * copy whose original is acknowledged first is not sent.  For short request/response streams,
+ * not bulk. */
+SST_API void sst_stream_set_redundant(struct sst_stream *s, bool on);
 
 /* ---- introspection ---------------------------------------------------------------------- */
 
 struct sst_stream_stats {
     uint64_t bytes_written, bytes_read;   /* application bytes */
-    uint64_t bytes_retransmitted;
+    uint64_t bytes_retransmitted;         /* bytes sent again after a loss */
     uint64_t tx_inflight, tx_credit;      /* flow control: unacked bytes vs. peer's window */
     uint64_t rx_buffered;                 /* received, not yet read */
     int priority;
     uint16_t local_lsid, remote_lsid;
     bool attached;                        /* on a live channel */
+    bool redundant;                       /* sst_stream_set_redundant */
+    uint64_t bytes_redundant;             /* bytes sent as redundant copies */
 };
 SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_stats *out);
 SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s);

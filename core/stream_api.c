@@ -253,6 +253,11 @@ SST_API void sst_stream_set_priority(struct sst_stream *s, int priority)
 {
     s->prio = priority;
 }
+
+SST_API void sst_stream_set_redundant(struct sst_stream *s, bool on)
+{
+    s->tx.redundant = on;
+}
 /* ---- introspection ----------------------------------------------------------------------- */
 
 SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_stats *out)
@@ -268,6 +273,8 @@ SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_
     out->local_lsid = s->local_lsid;
     out->remote_lsid = s->remote_lsid;
     out->attached = s->conn != NULL && s->conn->up && s->has_local;
+    out->redundant = s->tx.redundant;
+    out->bytes_redundant = s->tx.dup_bytes;
 }
 
 SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s)

@@ -184,7 +184,24 @@ static bool make_seg(const struct sst_tx *tx, uint64_t lo, uint64_t hi, size_t m
     seg->mark = mark;
     seg->fin = fin;
     seg->retx = retx;
+    seg->copy = false;
     return true;
+}
+
+/* The first stretch of [lo, hi) not acknowledged yet, as a segment (retx: sent before). */
+static bool unacked_seg(const struct sst_tx *tx, uint64_t lo, uint64_t hi, size_t max_len,
+                        uint64_t limit, struct sst_seg *seg)
+{
+    while (lo < hi) {
+        uint64_t skip = sst_rangeset_skip(&tx->acked, lo);
+        if (skip > lo) {
+            lo = skip;
+            continue;
+        }
+        uint64_t stop = SST_MIN(hi, sst_rangeset_next_start(&tx->acked, lo));
+        return make_seg(tx, lo, stop, max_len, limit, true, seg);
+    }
+    return false;
 }
 
 bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct sst_seg *seg)
@@ -193,30 +210,30 @@ bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct
      * original packet), so skip acknowledged stretches. */
     for (unsigned i = 0; i < tx->lost.n; i++) {
         uint64_t lo = SST_MAX(tx->lost.lo[i], tx->base);
-        uint64_t hi = tx->lost.hi[i];
-        while (lo < hi) {
-            uint64_t skip = sst_rangeset_skip(&tx->acked, lo);
-            if (skip > lo) {
-                lo = skip;
-                continue;
-            }
-            uint64_t stop = SST_MIN(hi, sst_rangeset_next_start(&tx->acked, lo));
-            if (make_seg(tx, lo, stop, max_len, limit, true, seg))
-                return true;
-            break;
-        }
+        if (unacked_seg(tx, lo, tx->lost.hi[i], max_len, limit, seg))
+            return true;
     }
     if (tx->outstanding >= SST_TX_MAX_OUTSTANDING)
         return false;
     if (tx->sent < seq_end(tx))
         return make_seg(tx, tx->sent, seq_end(tx), max_len, limit, false, seg);
+    /* Copies after the originals: they never hold back a first transmission (under a small
+     * congestion window the originals go in the first flight), and a copy whose original was
+     * acknowledged meanwhile is skipped. */
+    if (tx->redundant && unacked_seg(tx, SST_MAX(tx->dup_next, tx->base), tx->sent, max_len, limit, seg)) {
+        seg->copy = true;
+        return true;
+    }
     return false;
 }
 
 void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg)
 {
     uint64_t hi = seg->off + seg->len + (seg->mark ? 1 : 0) + (seg->fin ? 1 : 0);
-    if (seg->retx) {
+    if (seg->copy) {
+        tx->dup_next = hi;
+        tx->dup_bytes += seg->len;
+    } else if (seg->retx) {
         /* The part of this lost range before the segment was skipped because it had been
          * acknowledged, so the range can be cut from its start up to the segment's end. */
         for (unsigned i = 0; i < tx->lost.n; i++) {
@@ -278,6 +295,11 @@ bool sst_tx_pending(const struct sst_tx *tx)
 {
     if (tx->sent < seq_end(tx))
         return true;
+    if (tx->redundant) {
+        uint64_t lo = SST_MAX(tx->dup_next, tx->base);
+        if (lo < tx->sent && sst_rangeset_uncovered(&tx->acked, lo, tx->sent) > 0)
+            return true;
+    }
     for (unsigned i = 0; i < tx->lost.n; i++) {
         uint64_t lo = SST_MAX(tx->lost.lo[i], tx->base);
         if (lo < tx->lost.hi[i] && sst_rangeset_uncovered(&tx->acked, lo, tx->lost.hi[i]) > 0)

@@ -19,7 +19,12 @@ struct sst_tx {
     struct sst_rangeset acked;   /* acknowledged ranges beyond base */
     struct sst_rangeset lost;    /* ranges to send again */
     unsigned outstanding;        /* segments in flight */
-    uint64_t retx_bytes;         /* statistics: bytes sent again */
+    uint64_t retx_bytes;         /* statistics: bytes sent again after a loss */
+    /* Proactive redundancy (sst_stream_set_redundant): every byte sent is sent once more, the
+     * copies trailing the originals; [dup_next, sent) still needs its copy. */
+    bool redundant;
+    uint64_t dup_next;
+    uint64_t dup_bytes;          /* statistics: bytes sent as redundant copies */
     /* Record boundaries (paper §2.3): a mark is one unit of sequence space after the last byte
      * of its record (a zero byte in the ring, never sent as payload).  Offsets of the marks
      * not yet acknowledged, increasing, in [mhead, nmarks). */
@@ -33,7 +38,8 @@ struct sst_seg {
     size_t len;
     bool mark;           /* the unit at off + len is a record boundary (Mark flag) */
     bool fin;
-    bool retx;
+    bool retx;           /* bytes sent before (a loss or a copy): they need no fresh credit */
+    bool copy;           /* the redundant copy of bytes whose original was just sent */
 };
 
 /* Segments a stream may have in flight.  The send buffer bounds this anyway; should the
@@ -56,7 +62,8 @@ SST_MUST_CHECK int sst_tx_mark(struct sst_tx *tx);
 bool sst_tx_reserve(struct sst_tx *tx, size_t n);
 /* Closes the write side: the Close follows the last byte written. */
 void sst_tx_close(struct sst_tx *tx);
-/* Picks the next segment: lost ranges first (skipping parts acknowledged since), then new data.
+/* Picks the next segment: lost ranges first (skipping parts acknowledged since), then new data,
+ * then on a redundant stream the copy of bytes sent once and not yet acknowledged.
  * At most max_len payload bytes, starting below limit (Init/Reply carry a 16-bit BSN).
  * Returns false if nothing can be sent.  Does not change state: see sst_tx_commit. */
 bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct sst_seg *seg);

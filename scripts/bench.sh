@@ -176,19 +176,38 @@ if want txn; then
 fi
 
 # ---- (6) head-of-line blocking: 1 bulk + 7 request/response streams ------------------------
+# Each controller in turn (SST and kernel TCP alike); with bbr also the request streams' opt-ins
+# (sst_perf --hol-prio: higher priority at both ends; --hol-redundant: every packet of a request
+# stream sent twice, docs/protocol-streams.md §5a).
+hol_tcp() {
+  record "hol$1" "TCP $2, one connection" "$3" \
+    "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --hol --time "$HOL_S" --size "$HOL_SIZE" --timeout 100)"
+}
 if want hol; then
   for loss in 0 2; do
     log "(6) head-of-line, $loss% loss"
     if [ "$loss" = 0 ]; then net_up --link emu "${LINK[@]}"; else net_up --link emu "${LINK[@]}" --loss "$loss%"; fi
-    ns_cc "$NS_A" cubic
-    ns_cc "$NS_B" cubic
-    sst_server strong cubic
-    tcp_server
-    for rep in $(seq 1 "$REPS"); do
-      record "hol$loss" "SST, 8 streams on one channel" "$rep" \
-        "$(sst_client --hol --time "$HOL_S" --size "$HOL_SIZE")"
-      record "hol$loss" "TCP cubic, one connection" "$rep" \
-        "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --hol --time "$HOL_S" --size "$HOL_SIZE" --timeout 100)"
+    for cc in cubic bbr; do
+      ns_cc "$NS_A" "$cc"
+      ns_cc "$NS_B" "$cc"
+      # The listener's controller is fixed when it is created: a new server per controller.
+      stop_pid "$TCP_SRV_PID"; TCP_SRV_PID=
+      sst_server strong "$cc"
+      tcp_server
+      for rep in $(seq 1 "$REPS"); do
+        if [ "$cc" = cubic ]; then
+          record "hol$loss" "SST, 8 streams on one channel" "$rep" \
+            "$(sst_client --hol --time "$HOL_S" --size "$HOL_SIZE" --cc cubic)"
+        else
+          record "hol$loss" "SST bbr, 8 streams on one channel" "$rep" \
+            "$(sst_client --hol --time "$HOL_S" --size "$HOL_SIZE" --cc bbr)"
+          record "hol$loss" "SST bbr, requests prioritised" "$rep" \
+            "$(sst_client --hol --time "$HOL_S" --size "$HOL_SIZE" --cc bbr --hol-prio)"
+          record "hol$loss" "SST bbr, requests prioritised + redundant" "$rep" \
+            "$(sst_client --hol --time "$HOL_S" --size "$HOL_SIZE" --cc bbr --hol-prio --hol-redundant)"
+        fi
+        hol_tcp "$loss" "$cc" "$rep"
+      done
     done
   done
 fi

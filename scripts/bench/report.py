@@ -336,9 +336,17 @@ w("Not yet measured (one stream per request through an unmodified client via the
 w("")
 
 # ---- 6. head-of-line ------------------------------------------------------------------------
-hol = {}
+# SST variants: (name, controller, opt-ins).  The plain row of the engine's default controller is
+# the one the targets are evaluated on (like every section); the others are measurements, each
+# held to the same two targets against its own lossless p99 and the best TCP row.
+HOL_SST = [("SST, 8 streams on one channel", "cubic", ""),
+           ("SST bbr, 8 streams on one channel", "bbr", ""),
+           ("SST bbr, requests prioritised", "bbr", "prio"),
+           ("SST bbr, requests prioritised + redundant", "bbr", "prio+redundant")]
+HOL_TCP = ["TCP cubic, one connection", "TCP bbr, one connection"]
+hol = OrderedDict()
 for loss in ("0", "2"):
-    for v in ("SST, 8 streams on one channel", "TCP cubic, one connection"):
+    for v in [x[0] for x in HOL_SST] + HOL_TCP:
         hol[(loss, v)] = (values("hol" + loss, v, "latency_us.p50", 1e-3),
                           values("hol" + loss, v, "latency_us.p99", 1e-3),
                           values("hol" + loss, v, "bulk_goodput_bps", 1e-6))
@@ -347,28 +355,46 @@ if any(hol[k][0] for k in hol):
     w("")
     w("16 KiB responses, 7 loops each issuing its next request when the previous answer is "
       "complete, while one bulk download fills the link (requests start after 1 s).  SST: every "
-      "request on a new stream of the same channel.  TCP: the same eight flows multiplexed over one "
-      "connection (frames, TCP_NOTSENT_LOWAT 16 KiB, responses queued behind at most one 16 KiB "
-      "bulk frame).  Per-request latency in ms, median over runs [min–max] of each run's p50/p99.")
+      "request on a new stream of the same channel; \"prioritised\": both ends give the request "
+      "streams priority 1 over the download's 0 (`sst_perf --hol-prio`); \"redundant\": the request "
+      "streams send every byte twice (`--hol-redundant`, `sst_stream_set_redundant`, "
+      "docs/protocol-streams.md §5a; the copies are charged to congestion control).  TCP: the same "
+      "eight flows multiplexed over one connection (frames, TCP_NOTSENT_LOWAT 16 KiB, responses "
+      "queued behind at most one 16 KiB bulk frame), with the namespaces' default controller.  "
+      "Per-request latency in ms, median over runs [min–max] of each run's p50/p99.")
     w("")
     w("| variant | loss | p50 ms | p99 ms | bulk Mbit/s |")
     w("|---|---|---|---|---|")
     for (loss, v), (p50, p99, bulk) in hol.items():
-        w("| %s | %s %% | %s | %s | %s |" % (v, loss, cell(p50), cell(p99), cell(bulk)))
+        if p50 or failures("hol" + loss, v):
+            w("| %s | %s %% | %s | %s | %s |" % (v, loss, cell(p50), cell(p99), cell(bulk)))
     w("")
-    s0 = med(hol[("0", "SST, 8 streams on one channel")][1])
-    s2 = med(hol[("2", "SST, 8 streams on one channel")][1])
-    t2 = med(hol[("2", "TCP cubic, one connection")][1])
-    ok1 = None if s0 is None or s2 is None else s2 <= 1.5 * s0
-    ok2 = None if s2 is None or t2 is None else t2 >= 2 * s2
-    if ok1 is False:
-        missed.append("Head-of-line: SST p99 at 2%% loss %s ms > 1.5× lossless %s ms" % (fmt(s2), fmt(s0)))
-    if ok2 is False:
-        missed.append("Head-of-line: TCP p99 %s ms is not ≥ 2× SST p99 %s ms" % (fmt(t2), fmt(s2)))
-    w("| target | measured | met? |")
-    w("|---|---|---|")
-    w("| SST p99 at 2 %% loss ≤ 1.5× lossless p99 | %s / %s = %s× | %s |" % (fmt(s2), fmt(s0), fmt(ratio(s2, s0), 2), met(ok1)))
-    w("| ≥ 2× better p99 than one TCP connection | TCP %s / SST %s = %s× | %s |" % (fmt(t2), fmt(s2), fmt(ratio(t2, s2), 2), met(ok2)))
+    w("Targets: SST p99 at 2 %% loss ≤ 1.5× its lossless p99, and ≥ 2× better than one TCP "
+      "connection with the same controller.  Evaluated on the engine's default controller (%s) "
+      "without opt-ins; the other rows are measured against the same targets." % DEF_CC)
+    w("")
+    w("| SST variant | p99 2 % / p99 0 % | met? | TCP p99 / SST p99 at 2 % | met? |")
+    w("|---|---|---|---|---|")
+    for v, cc, opt in HOL_SST:
+        s0 = med(hol[("0", v)][1])
+        s2 = med(hol[("2", v)][1])
+        if s0 is None and s2 is None:
+            continue
+        t2name = "TCP %s, one connection" % cc
+        t2 = med(hol[("2", t2name)][1]) if ("2", t2name) in hol else None
+        ok1 = None if s0 is None or s2 is None else s2 <= 1.5 * s0
+        ok2 = None if s2 is None or t2 is None else t2 >= 2 * s2
+        if cc == DEF_CC and not opt:
+            if ok1 is False:
+                missed.append("Head-of-line: SST p99 at 2%% loss %s ms > 1.5× lossless %s ms" % (fmt(s2), fmt(s0)))
+            if ok2 is False:
+                missed.append("Head-of-line: %s p99 %s ms is not ≥ 2× SST p99 %s ms" % (t2name, fmt(t2), fmt(s2)))
+            label = "%s (default configuration)" % v
+        else:
+            label = v
+        w("| %s | %s / %s = %s× | %s | %s / %s = %s× | %s |" % (
+            label, fmt(s2), fmt(s0), fmt(ratio(s2, s0), 2), met(ok1),
+            "TCP %s %s" % (cc, fmt(t2)), fmt(s2), fmt(ratio(t2, s2), 2), met(ok2)))
     w("")
     w("![head-of-line](%s/hol.png)" % plot_rel)
     w("")
@@ -539,8 +565,11 @@ if any(hol[k][0] for k in hol):
     dat = os.path.join(plot_dir, "hol.dat")
     with open(dat, "w") as f:
         for (loss, v), (p50, p99, _b) in hol.items():
-            f.write('"%s, %s%% loss" %s %s\n' % (v.split(",")[0], loss, fmt(med(p50) or 0, 2), fmt(med(p99) or 0, 2)))
-    gnuplot("""set terminal pngcairo size 800,500 noenhanced
+            if not p50:
+                continue
+            short = v.replace(", 8 streams on one channel", "").replace(", one connection", "").replace("requests ", "")
+            f.write('"%s, %s%% loss" %s %s\n' % (short, loss, fmt(med(p50) or 0, 2), fmt(med(p99) or 0, 2)))
+    gnuplot("""set terminal pngcairo size 1100,550 noenhanced
 set output '%s'
 set style data histograms
 set style histogram clustered gap 1

@@ -7,6 +7,8 @@
 static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
 {
     struct simctx_node *n = ctx;
+    if (n->drop != NULL && n->drop(n->drop_arg, pkt, len))
+        return;
     (void)sim_send(n->sim, &n->addr, to, pkt, len);
 }
 

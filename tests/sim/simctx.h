@@ -15,6 +15,10 @@ struct simctx_node {
     struct sst_addr addr;
     struct sst_ctx *c;
     struct sim_rng rng;
+    /* Optional: return true to drop an outgoing datagram before it enters the network, for
+     * tests that lose one chosen packet. */
+    bool (*drop)(void *arg, const uint8_t *pkt, size_t len);
+    void *drop_arg;
 };
 
 /* Creates the context and adds node `addr` to simulator s.  The node's random stream is

@@ -8,10 +8,12 @@
  *                                                     (warm channel), or new channel each (--cold)
  *           --rate N [--size B] [--window W]          stream creation rate, W in flight
  *           --hol --time S [--size B] [--rr-streams R] 1 bulk download + R request loops
+ *                 [--hol-prio] [--hol-redundant]      request streams: higher priority, sent twice
  *           --idle-streams N | --idle-channels K      memory per idle stream / channel
  *
- * Per-stream protocol: the client writes a 16-byte header (op, 7 zero bytes, 64-bit big-endian
- * argument), then the op's data.  Ops: 'U' upload (server answers with 8-byte counts of what it
+ * Per-stream protocol: the client writes a 16-byte header (op, flags, 6 zero bytes, 64-bit
+ * big-endian argument), then the op's data; flags ask both ends to give the stream a higher
+ * priority (F_PRIO) or to send it redundantly (F_REDUNDANT).  Ops: 'U' upload (server answers with 8-byte counts of what it
  * has read so far, the last one after EOF), 'R' request (server answers arg bytes, then EOF), 'D' download (server sends
  * until the client goes away), 'I' idle (server holds the stream), 'M' memory (server answers one
  * text line with its heap and RSS).  docs/benchmarking.md describes the measurements. */
@@ -45,6 +47,10 @@
 #define OP_MEMORY 'M'
 #define OP_UPLOAD_FIN 0x100     /* server-internal: final count pending after EOF */
 #define ARG_FOREVER UINT64_MAX
+/* Header byte 1: options both ends apply to the stream (what a latency-aware application does). */
+#define F_PRIO 0x01             /* sst_stream_set_priority(s, PRIO_HIGH) */
+#define F_REDUNDANT 0x02        /* sst_stream_set_redundant(s, true) */
+#define PRIO_HIGH 1             /* above the default 0 of the download */
 #define MEMLINE_MAX 160
 
 static uint8_t g_pattern[65536]; /* what we send: content is irrelevant, only counts matter */
@@ -66,6 +72,7 @@ struct opts {
     bool hol;
     unsigned rr_streams;
     double hol_warmup;
+    unsigned hol_flags;         /* F_PRIO | F_REDUNDANT for the request streams of --hol */
     unsigned long idle_streams;
     unsigned long idle_channels;
     bool json;
@@ -150,12 +157,21 @@ struct sconn {
     struct sst_ctx *ctx;
     uint8_t hdr[HDR_LEN];
     size_t hdr_got;
-    unsigned op;
+    unsigned op, flags;
     uint64_t arg, count, sent;
     uint8_t rec[8];          /* upload: the count record being written */
     size_t rec_off;          /* bytes of rec already written (8: none pending) */
     struct sconn *prev, *next;
 };
+
+/* Applies the stream options a header's flags ask for (the same at both ends). */
+static void apply_flags(struct sst_stream *s, unsigned flags)
+{
+    if (flags & F_PRIO)
+        sst_stream_set_priority(s, PRIO_HIGH);
+    if (flags & F_REDUNDANT)
+        sst_stream_set_redundant(s, true);
+}
 
 /* Every live server stream's state, so what the peer never closed is freed at exit. */
 static struct sconn *g_sconns;
@@ -229,7 +245,9 @@ static void server_stream_cb(struct sst_stream *s, unsigned ev, void *arg)
         c->hdr_got += (size_t)r;
         if (c->hdr_got == HDR_LEN) {
             c->op = sst_get8(c->hdr);
+            c->flags = sst_get8(c->hdr + 1);
             c->arg = sst_get64(c->hdr + 8);
+            apply_flags(s, c->flags);
             c->rec_off = sizeof c->rec;
         }
     }
@@ -376,6 +394,7 @@ struct xact {
     struct sst_stream *s;
     struct sst_driver *own;     /* cold transactions: the driver made for this one */
     uint8_t op;
+    uint8_t flags;              /* header byte 1: F_PRIO, F_REDUNDANT */
     uint64_t arg;
     uint8_t hdr[HDR_LEN];
     size_t hdr_sent;
@@ -475,7 +494,8 @@ static int xact_start(struct client *cl, struct xact *x)
 {
     x->cl = cl;
     sst_put8(x->hdr, x->op);
-    memset(x->hdr + 1, 0, 7);
+    sst_put8(x->hdr + 1, x->flags);
+    memset(x->hdr + 2, 0, 6);
     sst_put64(x->hdr + 8, x->arg);
     x->start = sst_clock_now();
     x->s = sst_connect(xact_ctx(x), &cl->peer, PERF_SERVICE, xact_cb, x);
@@ -483,6 +503,7 @@ static int xact_start(struct client *cl, struct xact *x)
         client_fail(cl, SST_ERR_LIMIT, "sst_connect");
         return -1;
     }
+    apply_flags(x->s, x->flags);
     cl->started++;
     cl->active++;
     xact_pump(x); /* writable at once (paper §4.3.4) */
@@ -783,6 +804,7 @@ static void hol_loop(struct client *cl, unsigned slot)
 {
     struct xact *x = calloc(1, sizeof *x);
     x->op = OP_REQUEST;
+    x->flags = (uint8_t)cl->o->hol_flags;
     x->arg = cl->o->size;
     x->slot = slot;
     xact_start(cl, x);
@@ -1036,9 +1058,10 @@ static void report(struct client *cl)
                 dur > 0 ? (double)cl->bytes_confirmed * 8 / dur : 0);
         break;
     case MODE_HOL:
-        fprintf(f, "\"rr_streams\":%u,\"size\":%" PRIu64 ",\"bulk_bytes\":%" PRIu64
-                   ",\"bulk_goodput_bps\":%.0f,",
-                o->rr_streams, o->size, cl->bytes_read,
+        fprintf(f, "\"rr_streams\":%u,\"size\":%" PRIu64 ",\"hol_prio\":%s,\"hol_redundant\":%s,"
+                   "\"bulk_bytes\":%" PRIu64 ",\"bulk_goodput_bps\":%.0f,",
+                o->rr_streams, o->size, o->hol_flags & F_PRIO ? "true" : "false",
+                o->hol_flags & F_REDUNDANT ? "true" : "false", cl->bytes_read,
                 dur > 0 ? (double)cl->bytes_read * 8 / dur : 0);
         break;
     case MODE_RR:
@@ -1208,6 +1231,7 @@ static void usage(void)
             "       sst_perf client ADDR:PORT --rr N --size B [--cold]\n"
             "       sst_perf client ADDR:PORT --rate N [--size B] [--window W]\n"
             "       sst_perf client ADDR:PORT --hol --time S [--size B] [--rr-streams R] [--warmup S]\n"
+            "                       [--hol-prio] [--hol-redundant]\n"
             "       sst_perf client ADDR:PORT --idle-streams N | --idle-channels K\n"
             "       common: [--security strong|light] [--cc cubic|newreno|bbr] [--buffer BYTES] [--json]\n"
             "               [--timeout S]\n");
@@ -1267,7 +1291,8 @@ int main(int argc, char **argv)
         { "idle-streams", required_argument, NULL, 'i' },
         { "idle-channels", required_argument, NULL, 'I' },
         { "json", no_argument, NULL, 'j' },           { "timeout", required_argument, NULL, 'T' },
-        { "buffer", required_argument, NULL, 'B' },   { NULL, 0, NULL, 0 },
+        { "buffer", required_argument, NULL, 'B' },   { "hol-prio", no_argument, NULL, 'p' },
+        { "hol-redundant", no_argument, NULL, 'D' },  { NULL, 0, NULL, 0 },
     };
     optind = first;
     int ch;
@@ -1308,6 +1333,8 @@ int main(int argc, char **argv)
         case 'T': o.timeout = atof(optarg); break;
         case 'C': o.cold = true; break;
         case 'H': o.hol = true; break;
+        case 'p': o.hol_flags |= F_PRIO; break;
+        case 'D': o.hol_flags |= F_REDUNDANT; break;
         case 'j': o.json = true; break;
         default:
             usage();

@@ -230,6 +230,55 @@ START_TEST(test_tx_random_loss_end_to_end)
 }
 END_TEST
 
+START_TEST(test_tx_redundant_copies)
+{
+    /* A redundant stream: 2500 bytes and the Close go out as three originals, then as three
+     * copies (never ahead of an original); a copy whose original was acknowledged meanwhile is
+     * skipped, and a lost range still goes before new data.  Copies are not retransmissions. */
+    struct sst_tx tx;
+    struct sst_seg seg;
+    ck_assert_int_eq(sst_tx_init(&tx, 10000), 0);
+    tx.redundant = true;
+    write_pattern(&tx, 2500);
+    sst_tx_close(&tx);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(sst_tx_next(&tx, 1000, UINT64_MAX, &seg));
+        ck_assert(!seg.retx && !seg.copy);
+        ck_assert_uint_eq(seg.off, 1000u * (unsigned)i);
+        sst_tx_commit(&tx, &seg);
+    }
+    ck_assert(sst_tx_pending(&tx));
+    sst_tx_acked(&tx, 1000, 1000);               /* the second original arrived first */
+    ck_assert(sst_tx_next(&tx, 1000, UINT64_MAX, &seg));
+    ck_assert(seg.copy && seg.retx);
+    ck_assert_uint_eq(seg.off, 0);
+    ck_assert_uint_eq(seg.len, 1000);
+    sst_tx_commit(&tx, &seg);
+    ck_assert(sst_tx_next(&tx, 1000, UINT64_MAX, &seg));
+    ck_assert(seg.copy);
+    ck_assert_uint_eq(seg.off, 2000);            /* 1000..2000 skipped: acknowledged */
+    ck_assert_uint_eq(seg.len, 500);
+    ck_assert(seg.fin);
+    sst_tx_commit(&tx, &seg);
+    ck_assert(!sst_tx_next(&tx, 1000, UINT64_MAX, &seg));
+    ck_assert(!sst_tx_pending(&tx));
+    ck_assert_uint_eq(tx.dup_bytes, 1500);
+    ck_assert_uint_eq(tx.retx_bytes, 0);
+    /* Both copies of 0..1000 lost: it is sent again as a retransmission. */
+    sst_tx_lost(&tx, 0, 1000);
+    ck_assert(sst_tx_next(&tx, 1000, UINT64_MAX, &seg));
+    ck_assert(seg.retx && !seg.copy);
+    ck_assert_uint_eq(seg.off, 0);
+    sst_tx_commit(&tx, &seg);
+    ck_assert_uint_eq(tx.retx_bytes, 1000);
+    ck_assert(!sst_tx_next(&tx, 1000, UINT64_MAX, &seg));   /* no copy of a retransmission */
+    sst_tx_acked(&tx, 0, 1000);
+    sst_tx_acked(&tx, 2000, 501);
+    ck_assert(sst_tx_done(&tx));
+    sst_tx_free(&tx);
+}
+END_TEST
+
 START_TEST(test_txrec_pool_cap)
 {
     struct sst_txrec_table t;
@@ -265,6 +314,7 @@ int main(void)
     tcase_add_test(tc, test_tx_lost_then_late_ack);
     tcase_add_test(tc, test_tx_init_bsn_limit);
     tcase_add_test(tc, test_tx_random_loss_end_to_end);
+    tcase_add_test(tc, test_tx_redundant_copies);
     tcase_add_test(tc, test_txrec_pool_cap);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
