@@ -10,6 +10,7 @@ PKGS=(
   python3 python3-dissononce        # independent Noise implementation for interop tests
   iproute2 nftables iputils-ping socat  # network namespaces + link-emulator tests
   curl wget netcat-openbsd          # real programs run under the shim
+  strace                            # test_shim_unset.sh: no extra system call per connection
   redis-server redis-tools          # an unmodified server behind sstd, a shimmed redis-cli
   iperf3 gnuplot-nox linux-perf     # make bench: kernel TCP baseline, plots, profiles
   nginx-light wrk                   # make bench (9): cost of the shim on sockets it does not carry

@@ -89,11 +89,8 @@ static ino_t fd_inode(int fd)
     return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-struct shim_conn *shim_conn_lookup(int fd)
+struct shim_conn *shim_conn_check(int fd, uintptr_t v)
 {
-    uintptr_t v = shim_fd_get(fd);
-    if (!SHIM_FD_IS_CONN(v))
-        return NULL;
     struct shim_conn *c = (struct shim_conn *)v;
     /* A close we never saw (libc's internal close in fclose, a raw syscall) leaves a stale
      * entry; the inode check catches it when the number has been reused. */

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "fdtable.h"
 #include "transport.h"
 
 enum shim_conn_state {
@@ -62,8 +63,14 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
 /* connect() again on a replaced fd: EALREADY / EISCONN / the pending error, as TCP does.
  * Returns 1 when the fd was restored to a fresh TCP socket and connect should proceed. */
 int shim_conn_reconnect(int fd, struct shim_conn *c);
-/* The entry for fd if it is a replaced connection and still the same socket, else NULL. */
-struct shim_conn *shim_conn_lookup(int fd);
+/* The entry for fd if it is a replaced connection and still the same socket, else NULL.  Inline
+ * so that the answer for every other fd is one table load inside the hook. */
+struct shim_conn *shim_conn_check(int fd, uintptr_t v);
+static inline struct shim_conn *shim_conn_lookup(int fd)
+{
+    uintptr_t v = shim_fd_get(fd);
+    return SHIM_FD_IS_CONN(v) ? shim_conn_check(fd, v) : NULL;
+}
 
 /* Remembers an int option for getsockopt and the transport (any thread; locked). */
 void shim_conn_opt_set(struct shim_conn *c, int level, int name, int value);

@@ -3,6 +3,7 @@
 #include "epollrec.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <uthash.h>
 
@@ -19,6 +20,9 @@ struct rec {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rec *recs;
+/* How many records exist: forget() on a socket that was never registered before connect (the
+ * common case, every uncarried connect) then takes no lock. */
+static atomic_int n_recs;
 
 void shim_epollrec_note(int epfd, int op, int fd, const struct epoll_event *ev)
 {
@@ -30,6 +34,7 @@ void shim_epollrec_note(int epfd, int op, int fd, const struct epoll_event *ev)
         if (r) {
             r->fd = fd;
             HASH_ADD_INT(recs, fd, r);
+            atomic_fetch_add_explicit(&n_recs, 1, memory_order_relaxed);
         }
     }
     if (r) {
@@ -56,10 +61,14 @@ void shim_epollrec_note(int epfd, int op, int fd, const struct epoll_event *ev)
 static struct rec *take(int fd)
 {
     struct rec *r;
+    if (atomic_load_explicit(&n_recs, memory_order_relaxed) == 0)
+        return NULL;
     pthread_mutex_lock(&lock);
     HASH_FIND_INT(recs, &fd, r);
-    if (r)
+    if (r) {
         HASH_DEL(recs, r);
+        atomic_fetch_sub_explicit(&n_recs, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&lock);
     return r;
 }

@@ -71,6 +71,25 @@ void shim_fd_set(int fd, uintptr_t v)
         shim_epollrec_forget(fd);
 }
 
+void shim_fd_tag_tcpnew(int fd)
+{
+    if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size)
+        return;
+    uintptr_t zero = 0;
+    atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &zero, SHIM_FD_TCPNEW,
+                                            memory_order_acq_rel, memory_order_relaxed);
+}
+
+void shim_fd_untag_tcpnew(int fd)
+{
+    if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size)
+        return;
+    uintptr_t tag = SHIM_FD_TCPNEW;
+    if (atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &tag, 0, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        shim_epollrec_forget(fd);
+}
+
 void shim_fd_fresh(int fd)
 {
     if (shim_fd_get(fd) != 0)

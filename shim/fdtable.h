@@ -32,6 +32,15 @@ static inline uintptr_t shim_fd_get(int fd)
 
 /* Stores v for fd, dropping whatever was there (a conn loses the table's reference). */
 void shim_fd_set(int fd, uintptr_t v);
+/* SHIM_FD_TCPNEW on / off for the app's TCP socket fd, without shim_fd_set's getpid() (these two
+ * run on every socket() and uncarried connect(), so a program the shim does not carry must pay
+ * no system call for them).  Tagging only moves 0 -> TCPNEW and untagging TCPNEW -> 0 (a
+ * compare-and-swap), so neither can drop a connection record.  The vfork case that getpid()
+ * guards against costs at most epoll bookkeeping here: a vfork child's socket() can tag a
+ * number that is free or a non-TCP fd in the parent (route() checks the socket type before
+ * it would use the records), and a vfork child does not connect() the parent's sockets. */
+void shim_fd_tag_tcpnew(int fd);
+void shim_fd_untag_tcpnew(int fd);
 /* The kernel just handed out fd: anything recorded for that number is stale. */
 void shim_fd_fresh(int fd);
 /* Moves an fd the shim owns to a high number with FD_CLOEXEC and tags it; returns the new fd

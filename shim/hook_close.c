@@ -12,12 +12,8 @@
 #include "server.h"
 #include "shim.h"
 
-SHIM_EXPORT int close(int fd)
+static SHIM_SLOW int close_recorded(int fd, uintptr_t v)
 {
-    shim_server_on_close(fd);   /* an SST_LISTEN socket: its SST listener stops with it */
-    uintptr_t v = shim_fd_get(fd);
-    if (v == 0 || shim_tls_guard)
-        return shim_real_close(fd);
     if (SHIM_FD_IS_OWN(v)) {
         /* The program believes it closes an fd it never opened: let it, keep ours. */
         SHIM_DEBUG("close(%d): shim-owned fd kept open", fd);
@@ -25,6 +21,15 @@ SHIM_EXPORT int close(int fd)
     }
     shim_fd_set(fd, 0);
     return shim_real_close(fd);
+}
+
+SHIM_EXPORT int close(int fd)
+{
+    shim_server_on_close(fd);   /* an SST_LISTEN socket: its SST listener stops with it */
+    uintptr_t v = shim_fd_get(fd);
+    if (v == 0 || shim_tls_guard)
+        return shim_real_close(fd);
+    return close_recorded(fd, v);
 }
 
 /* Closes [first, last] except the shim's own fds, in sub-ranges. */

@@ -15,7 +15,7 @@
 static int plain(int fd, const struct sockaddr *sa, socklen_t len)
 {
     if (shim_fd_get(fd) == SHIM_FD_TCPNEW)
-        shim_fd_set(fd, 0);
+        shim_fd_untag_tcpnew(fd);
     return shim_real_connect(fd, sa, len);
 }
 

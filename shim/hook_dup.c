@@ -67,12 +67,20 @@ SHIM_EXPORT int dup3(int fd, int fd2, int flags)
     return r;
 }
 
-static int do_fcntl(int fd, int cmd, unsigned long arg)
+static SHIM_SLOW int fcntl_dup(int fd, int cmd, unsigned long arg)
 {
     int r = shim_real_fcntl(fd, cmd, arg);
-    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && shim_fdtab && !shim_tls_guard)
+    if (r >= 0)
         copied(fd, r);
     return r;
+}
+
+static inline int do_fcntl(int fd, int cmd, unsigned long arg)
+{
+    /* F_GETFL/F_SETFL & co. (twice per connection in most event loops): straight to libc. */
+    if ((cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) || !shim_fdtab || shim_tls_guard)
+        return shim_real_fcntl(fd, cmd, arg);
+    return fcntl_dup(fd, cmd, arg);
 }
 
 /* fcntl is variadic; every command's argument fits an unsigned long (int or pointer), which is

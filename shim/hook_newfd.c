@@ -39,16 +39,24 @@ SHIM_EXPORT int socket(int domain, int type, int proto)
     /* A TCP socket the app may connect to a selected peer: watch its epoll registrations. */
     if (fd >= 0 && shim_engaged() && !shim_tls_hide_new && (domain == AF_INET || domain == AF_INET6) &&
         (type & 0xff) == SOCK_STREAM)
-        shim_fd_set(fd, SHIM_FD_TCPNEW);
+        shim_fd_tag_tcpnew(fd);
     return fd;
+}
+
+static SHIM_SLOW int epoll_ctl_recorded(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int r = shim_real_epoll_ctl(epfd, op, fd, ev);
+    if (r == 0)
+        shim_epollrec_note(epfd, op, fd, ev);
+    return r;
 }
 
 SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    int r = shim_real_epoll_ctl(epfd, op, fd, ev);
-    if (r == 0 && shim_fd_get(fd) == SHIM_FD_TCPNEW && !shim_tls_guard)
-        shim_epollrec_note(epfd, op, fd, ev);
-    return r;
+    /* Every other fd: one load, then libc as a tail call (wrk calls this twice per request). */
+    if (shim_fd_get(fd) != SHIM_FD_TCPNEW || shim_tls_guard)
+        return shim_real_epoll_ctl(epfd, op, fd, ev);
+    return epoll_ctl_recorded(epfd, op, fd, ev);
 }
 
 SHIM_EXPORT int socketpair(int domain, int type, int proto, int sv[2])

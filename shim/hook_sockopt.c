@@ -60,12 +60,12 @@ static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, sock
     }
 }
 
-SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+/* The hooks' work on a replaced fd lives in SHIM_SLOW functions, so that the pass-through for
+ * every other fd is a table load and a tail call, without a stack frame. */
+static SHIM_SLOW int conn_getsockopt(int fd, struct shim_conn *c, int level, int name, void *val,
+                                     socklen_t *len)
 {
-    struct shim_conn *c;
     int v;
-    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
-        return shim_real_getsockopt(fd, level, name, val, len);
     if (level == SOL_SOCKET)
         return sol_socket_get(fd, c, name, val, len);
     if (level == IPPROTO_TCP && name == TCP_INFO) {
@@ -87,12 +87,18 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *le
     return shim_real_getsockopt(fd, level, name, val, len);
 }
 
-SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
     struct shim_conn *c;
-    int v;
     if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
-        return shim_real_setsockopt(fd, level, name, val, len);
+        return shim_real_getsockopt(fd, level, name, val, len);
+    return conn_getsockopt(fd, c, level, name, val, len);
+}
+
+static SHIM_SLOW int conn_setsockopt(int fd, struct shim_conn *c, int level, int name,
+                                     const void *val, socklen_t len)
+{
+    int v;
     if (val && len == sizeof(int)) {
         memcpy(&v, val, sizeof(v));
         if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
@@ -113,6 +119,14 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
         return 0;
     /* Buffer sizes and timeouts act on the fd the app uses: the socketpair end. */
     return shim_real_setsockopt(fd, level, name, val, len);
+}
+
+SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    struct shim_conn *c;
+    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+        return shim_real_setsockopt(fd, level, name, val, len);
+    return conn_setsockopt(fd, c, level, name, val, len);
 }
 
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)

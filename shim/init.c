@@ -23,8 +23,8 @@
 
 struct shim_config shim_cfg;
 bool shim_active;
-__thread int shim_tls_guard;
-__thread int shim_tls_hide_new;
+SHIM_TLS int shim_tls_guard;
+SHIM_TLS int shim_tls_hide_new;
 
 static pthread_mutex_t nc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shim_negcache *negcache;

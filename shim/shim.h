@@ -13,11 +13,15 @@ extern struct shim_config shim_cfg;
 /* True once init succeeded with SST_PEERS set and SST_MODE != off.  When false every hook is
  * a straight call to libc. */
 extern bool shim_active;
+/* Thread-locals read by every hook.  initial-exec: the library is loaded at start-up
+ * (LD_PRELOAD), so its TLS sits in the static block and an access is one %fs-relative load
+ * rather than a __tls_get_addr call (the default model for -fPIC code). */
+#define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 /* Non-zero while this thread runs shim code that may call hooked functions (the resolver at
  * init, the event thread): hooks then pass straight through. */
-extern __thread int shim_tls_guard;
+extern SHIM_TLS int shim_tls_guard;
 /* Non-zero while the event thread builds its event_base: new fds go high and are tagged. */
-extern __thread int shim_tls_hide_new;
+extern SHIM_TLS int shim_tls_hide_new;
 
 uint64_t shim_now_ns(void);
 /* Negative cache, locked: does dest lack SST? / record that it does. */

@@ -43,3 +43,25 @@ leaked=$(nm -D --defined-only "$SHIM" | awk '$2 ~ /^[TDBW]$/ {print $3}' | grep 
 [ -z "$leaked" ] || fail "libsstshim.so exports internal symbols: $(echo $leaked | head -c 300)"
 nm -D --defined-only "$SHIM" | awk '{print $3}' | grep -qx connect || fail "connect hook not exported"
 pass "only the hooks are exported"
+
+# Connections the shim does not carry cost no system call: with a non-matching SST_PEERS (the
+# shim active), bash opening and closing N connections (/dev/tcp: socket, fcntl, connect,
+# close) makes, per connection, exactly the calls it makes without the preload.  The difference
+# between N=40 and N=20 cancels the start-up (the loader mapping the library, the shim's init).
+command -v strace >/dev/null 2>&1 || fail "needs strace (scripts/deps.sh)"
+conn_calls() {   # conn_calls N [strace -E VAR=value...]: "name calls" lines, sorted
+  local n=$1 out="$TMP/strace.$BASHPID"
+  shift
+  strace -f -qq -c -U name,calls -o "$out" "$@" bash -c \
+    "for ((i = 0; i < $n; i++)); do exec 3<>/dev/tcp/127.0.0.1/$ECHO_PORT; exec 3>&-; done"
+  awk 'NR > 2 && $1 != "total" && $1 !~ /^-/ {print $1, $2}' "$out" | sort
+}
+per_conn() {   # per_conn [strace -E...]: calls(40) - calls(20), one "name delta" line each
+  join -a1 -a2 -e 0 -o 0,1.2,2.2 <(conn_calls 40 "$@") <(conn_calls 20 "$@") |
+    awk '$2 != $3 {print $1, $2 - $3}'
+}
+per_conn >"$TMP/calls.plain"
+per_conn -E LD_PRELOAD="$SHIM" -E SST_PEERS=10.0.0.0/8 >"$TMP/calls.shim"
+grep -q "^connect 20$" "$TMP/calls.plain" || { cat "$TMP/calls.plain"; fail "strace did not count the connects"; }
+diff "$TMP/calls.plain" "$TMP/calls.shim" || fail "uncarried connections make extra system calls under the shim"
+pass "no extra system call per uncarried connection ($(tr '\n' ' ' <"$TMP/calls.shim"))"
