@@ -106,20 +106,26 @@ struct shim_conn *shim_conn_check(int fd, uintptr_t v)
  * app end reports POLLOUT exactly when the event thread discards it (connected) or closes the
  * other end (failed), so poll/epoll/select see the truth without any hook.  Unix stream
  * sockets report POLLOUT only while the sender's queued bytes are under a quarter of its
- * SO_SNDBUF, and refuse more once SO_SNDBUF is reached, so "EAGAIN" means "not writable". */
-static ssize_t fill(int fd)
+ * SO_SNDBUF, and refuse more once SO_SNDBUF is reached, so "EAGAIN" means "not writable".
+ *
+ * The send buffer is shrunk to the kernel's minimum first, so the filler is a few KiB rather
+ * than a default SO_SNDBUF (≈ 200 KiB, copied in here and out again at the swap: a third of
+ * the CPU of a shimmed connect/request/close); *restore gets the value for setsockopt that
+ * gives the app end its normal send buffer back when the connection is up (restore_sndbuf). */
+static ssize_t fill(int fd, int *restore)
 {
-    static const char zeros[65536];
+    static const char zeros[16384];
     size_t total = 0;
-    int sndbuf = 0;
+    int sndbuf = 0, tiny = 1;
     socklen_t l = sizeof(sndbuf);
 
-    /* The filler costs one SO_SNDBUF worth of copying: keep that bounded on hosts with a huge
-     * net.core.wmem_default. */
-    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &l) == 0 && sndbuf > (1 << 20)) {
-        sndbuf = 256 << 10;
-        shim_real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    }
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &l) < 0)
+        return -1;
+    /* getsockopt reports twice what setsockopt takes (the kernel doubles it for overhead).
+     * A huge net.core.wmem_default is capped at 256 KiB, as before this buffer was shrunk. */
+    *restore = sndbuf > (1 << 20) ? 256 << 10 : sndbuf / 2;
+    /* 1 byte: the kernel clamps it up to its minimum (SOCK_MIN_SNDBUF, ≈ 4.5 KiB). */
+    shim_real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
     for (;;) {
         ssize_t n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
@@ -132,6 +138,20 @@ static ssize_t fill(int fd)
             return (ssize_t)total;
         return -1;
     }
+}
+
+/* The connection is up: the app end gets its send buffer back (fill() shrank it).  The event
+ * thread shares the fd table, but the app may have closed or reused the number meanwhile, so
+ * the buffer is set on a private duplicate whose inode proves it is still our socket. */
+static void restore_sndbuf(struct shim_conn *c)
+{
+    int v = atomic_load(&c->sndbuf);
+    int d = shim_real_fcntl(c->app_fd, F_DUPFD_CLOEXEC, (unsigned long)shim_fd_floor());
+    if (d < 0)
+        return;   /* closed by the app: nothing will write to it */
+    if (fd_inode(d) == c->ino)
+        shim_real_setsockopt(d, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+    shim_real_close(d);
 }
 
 static void copy_options(struct shim_conn *c, int fd)
@@ -207,7 +227,8 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
         goto fail;
     if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto fail;
-    ssize_t filler = fill(sv[0]);
+    int sndbuf = 0;
+    ssize_t filler = fill(sv[0], &sndbuf);
     if (filler < 0)
         goto fail;
 
@@ -223,6 +244,8 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     c->local.ss_family = (sa_family_t)c->family;
     c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     c->filler = (size_t)filler;
+    c->app_fd = fd;
+    atomic_init(&c->sndbuf, sndbuf);
     c->net_fd = -1;
     c->tr = tr;
     snprintf(c->why, sizeof(c->why), "%s", why);
@@ -321,6 +344,7 @@ void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t l
         c->local_len = len;
     }
     atomic_store_explicit(&c->state, SHIM_CONN_CONNECTED, memory_order_release);
+    restore_sndbuf(c);
     /* Release the filler: the app end turns writable now, and not before. */
     while (c->filler > 0) {
         ssize_t n = read(c->pump_fd, buf, c->filler < sizeof(buf) ? c->filler : sizeof(buf));

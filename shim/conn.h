@@ -43,6 +43,8 @@ struct shim_conn {
     socklen_t local_len;
     int pump_fd;                /* our socketpair end (event thread) */
     size_t filler;              /* bytes queued from the app end to hold back POLLOUT */
+    int app_fd;                 /* the app's fd number at connect() (SO_SNDBUF restore) */
+    atomic_int sndbuf;          /* SO_SNDBUF value the app end gets when the connection is up */
     const struct shim_transport *tr;
     void *tr_state;             /* the transport's own */
     int net_fd;                 /* tcp transport's socket while it lives, else -1 (event thread) */

@@ -2,13 +2,15 @@
  * live in the daemon, shared by every process and kept warm between them, so a new process's
  * first connection to a host costs no handshake.
  *
- * On the event thread, without blocking: CAPS asks whether the host is known to speak SST; then
- * CONNECT goes with one end of a fresh socketpair (SCM_RIGHTS), which sstd pumps to an SST
- * stream; the shim pumps the app's socketpair end to the other end.  (The app's own end cannot be
- * handed over directly: it holds the filler that keeps POLLOUT back until the connection is up.)
- * The app sees the connection up at once when the host is known to speak SST (its first bytes
- * then ride in the stream's Init packet), else when sstd answers CONNECTED.  If the daemon cannot
- * be reached, or dies before answering, the in-process engine takes over: nothing waits on it. */
+ * On the event thread, without blocking: CAPS asks whether the host is known to speak SST.  If
+ * it is, the connection is up at once (the app's first bytes then ride in the stream's Init
+ * packet): the shim releases the filler and CONNECT goes with the shim's end of the app's
+ * socketpair (SCM_RIGHTS), which sstd pumps to an SST stream — the shim is then out of the data
+ * path.  Otherwise CONNECT goes with one end of a fresh socketpair, the shim pumps the app's pair
+ * to it, and the app sees the connection up when sstd answers CONNECTED (the app's end still
+ * holds the filler that keeps POLLOUT back until then, so it cannot be handed over yet).  If the
+ * daemon cannot be reached, or dies before answering, the in-process engine takes over: nothing
+ * waits on it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -130,9 +132,41 @@ static bool send_line(int fd, const char *line, int pass_fd)
     return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
 }
 
+/* The host is known to speak SST: the connection is up at once (the app's first bytes then
+ * ride in the stream's Init), and sstd gets the shim's own end of the app's socketpair, so it
+ * pumps straight to the app and the shim leaves the data path: one relay hop less in each
+ * direction (no event-thread wake-up, read and write per chunk).  The filler is released
+ * before the end is passed, so sstd never reads it as data. */
+static void hc_send_direct(struct hconn *h)
+{
+    struct shim_conn *c = h->c;
+    char line[128];
+
+    shim_conn_up(c, NULL, 0);
+    h->up = true;
+    snprintf(line, sizeof(line), "CONNECT %s %u\n", h->host, h->port);
+    bool ok = send_line(h->ctl, line, c->pump_fd);
+    /* Our copy goes either way: sstd has its own, or the connection ends (the app reads EOF,
+     * as when the helper dies after the hand-off). */
+    shim_fd_close_own(c->pump_fd);
+    shim_conn_done(c, ok ? 0 : ECONNRESET);
+    h->c = NULL;   /* the app's fd holds the last reference now */
+    if (!ok) {
+        hc_abandon(h, "did not take the request");
+        return;
+    }
+    SHIM_DEBUG("host known to speak SST: connection up, the helper pumps the app's socket itself");
+    h->phase = PH_CONNECT;
+    h->len = 0;
+}
+
 /* CAPS answered: hand the connection over. */
 static void hc_send_connect(struct hconn *h, bool host_speaks_sst)
 {
+    if (host_speaks_sst) {
+        hc_send_direct(h);
+        return;
+    }
     int sv[2];
     if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
         hc_abandon(h, "hand-off socketpair failed");
@@ -149,8 +183,6 @@ static void hc_send_connect(struct hconn *h, bool host_speaks_sst)
     }
     h->phase = PH_CONNECT;
     h->len = 0;
-    if (host_speaks_sst)
-        hc_up(h);   /* zero round trips: the app's bytes go with the stream's Init */
 }
 
 static void hc_on_reply(struct hconn *h, const char *line)

@@ -55,6 +55,12 @@ static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, sock
     case SO_KEEPALIVE:
     case SO_PRIORITY:
         return put_int(val, len, shim_conn_opt_get(c, SOL_SOCKET, name, &v) ? v : 0);
+    case SO_SNDBUF:
+        /* While connecting the app end's buffer is shrunk to hold the filler: answer the size
+         * it gets when the connection is up (doubled, as the kernel reports it). */
+        if (atomic_load(&c->state) == SHIM_CONN_CONNECTING)
+            return put_int(val, len, 2 * atomic_load(&c->sndbuf));
+        return shim_real_getsockopt(fd, SOL_SOCKET, name, val, len);
     default:
         return shim_real_getsockopt(fd, SOL_SOCKET, name, val, len);
     }
@@ -113,10 +119,15 @@ static SHIM_SLOW int conn_setsockopt(int fd, struct shim_conn *c, int level, int
     if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
         return 0;   /* struct-valued TCP/IP options (TCP_CONGESTION, IP_OPTIONS...): accepted */
     /* A bigger send buffer on the app end while connecting would release the filler early and
-     * report POLLOUT before the connection exists: accepted, not applied. */
+     * report POLLOUT before the connection exists: remembered, applied when it is up. */
     if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_SNDBUFFORCE) &&
-        atomic_load(&c->state) == SHIM_CONN_CONNECTING)
+        atomic_load(&c->state) == SHIM_CONN_CONNECTING) {
+        if (val && len == sizeof(int)) {
+            memcpy(&v, val, sizeof(v));
+            atomic_store(&c->sndbuf, v);
+        }
         return 0;
+    }
     /* Buffer sizes and timeouts act on the fd the app uses: the socketpair end. */
     return shim_real_setsockopt(fd, level, name, val, len);
 }

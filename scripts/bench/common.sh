@@ -278,9 +278,10 @@ stop_shim_servers() {
 
 # wrk_run SECONDS PRELOAD(0|1) CONNHDR(keepalive|close): wrk against nginx on 127.0.0.1:8088 in
 # namespace A; with PRELOAD both run under the shim with SST_PEERS naming an unrelated address
-# (192.0.2.1, TEST-NET-1), so the shim is active but carries nothing.
+# (192.0.2.1, TEST-NET-1), so the shim is active but carries nothing.  wrk_cpu.py adds the CPU
+# time nginx and wrk used per request (the robust number on a shared machine) to wrk's req/s.
 wrk_run() {
-  local secs=$1 pre=$2 conn=$3 envs=() hdr=() pid raw
+  local secs=$1 pre=$2 conn=$3 envs=() hdr=() pid
   if [ "$pre" = 1 ]; then
     envs=(LD_PRELOAD="$SHIM_LIB" SST_PEERS=192.0.2.1 SST_HELPER=off SST_KEYDIR="$LIB_TMP/keys-shim")
   fi
@@ -289,19 +290,10 @@ wrk_run() {
     >>"$OUT/nginx.log" 2>&1
   pid=$LIB_BG_PID
   wait_for_port "$NS_A" 8088 tcp 5
-  raw=$(ip netns exec "$NS_A" env "${envs[@]}" timeout $((secs + 30)) wrk -t1 -c32 -d"${secs}s" \
-    "${hdr[@]}" http://127.0.0.1:8088/index.html 2>>"$OUT/stderr.log")
+  ip netns exec "$NS_A" /usr/bin/python3 "$ROOT/scripts/bench/wrk_cpu.py" --server-pid "$pid" \
+    --preload "$pre" --connection "$conn" -- env "${envs[@]}" timeout $((secs + 30)) \
+    wrk -t1 -c32 -d"${secs}s" "${hdr[@]}" http://127.0.0.1:8088/index.html 2>>"$OUT/stderr.log"
   stop_pid "$pid"
-  /usr/bin/python3 -c '
-import json, re, sys
-raw, pre, conn = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
-m = re.search(r"Requests/sec:\s+([0-9.]+)", raw)
-e = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", raw)
-out = {"tool": "wrk", "mode": "nginx", "preload": pre, "connection": conn, "ok": bool(m) and not e}
-if m: out["rate_per_s"] = float(m.group(1))
-if e: out["error"] = e.group(0)
-if not m: out["error"] = "no wrk result: " + raw[-200:]
-print(json.dumps(out))' "$raw" "$pre" "$conn"
 }
 
 # nginx_conf: a one-process nginx (no daemon, no master) serving a 612-byte page on 8088.

@@ -467,21 +467,32 @@ if any(k[0].startswith("nocarry") for k in rows):
       "`LD_PRELOAD=libsstshim.so` with `SST_PEERS=192.0.2.1` (an address nothing here talks to), "
       "so every hook runs and passes the call through.  Keep-alive: connections are reused (the "
       "read/write/epoll path); Connection: close: one TCP connection per request (connect, "
-      "accept, close hooks).  Requests per second, median over runs [min–max], order alternated.")
+      "accept, close hooks).  The variants alternate within each repetition.  **CPU per "
+      "request** = CPU time (user + sys) of nginx and wrk together over the run / requests "
+      "served (scripts/bench/wrk_cpu.py); unlike req/s it does not count time spent waiting "
+      "for a core, so it is the number the ≤ 1 % target is evaluated on.  req/s is shown for "
+      "reference: on this shared 2-core machine it swings by more than the target between "
+      "identical runs.  Median over runs [min–max].")
     w("")
-    w("| connections | no preload req/s | shim preloaded req/s | cost | target | met? |")
-    w("|---|---|---|---|---|---|")
+    w("| connections | runs | no preload µs CPU/req | preloaded µs CPU/req | CPU cost | no preload req/s | preloaded req/s | req/s cost | target (CPU cost) | met? |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for conn in ("keepalive", "close"):
         scen = "nocarry-" + conn
+        ca = values(scen, "no preload", "cpu_us_per_req")
+        cb = values(scen, "shim preloaded", "cpu_us_per_req")
         a = values(scen, "no preload", "rate_per_s")
         b = values(scen, "shim preloaded", "rate_per_s")
-        cost = None if not a or not b else 100.0 * (1 - med(b) / med(a))
+        cost = None if not ca or not cb else 100.0 * (med(cb) / med(ca) - 1)
+        rcost = None if not a or not b else 100.0 * (1 - med(b) / med(a))
         ok = None if cost is None else cost <= 1.0
         if ok is False:
-            missed.append("Shim cost on uncarried sockets (nginx + wrk, %s): %.1f %% (target ≤ 1 %%)" % (conn, cost))
-        w("| %s | %s%s | %s%s | %s | ≤ 1 %% | %s |" % (
-            "keep-alive" if conn == "keepalive" else "Connection: close", cell(a), fail_note(scen, "no preload"),
-            cell(b), fail_note(scen, "shim preloaded"), "—" if cost is None else "%.1f %%" % cost, met(ok)))
+            missed.append("Shim cost on uncarried sockets (nginx + wrk, %s): %.1f %% CPU per request "
+                          "(target ≤ 1 %%)" % (conn, cost))
+        w("| %s | %d | %s%s | %s%s | %s | %s | %s | %s | ≤ 1 %% | %s |" % (
+            "keep-alive" if conn == "keepalive" else "Connection: close", min(len(ca), len(cb)),
+            cell(ca, 2), fail_note(scen, "no preload"), cell(cb, 2), fail_note(scen, "shim preloaded"),
+            "—" if cost is None else "%+.1f %%" % cost, cell(a), cell(b),
+            "—" if rcost is None else "%.1f %%" % rcost, met(ok)))
     w("")
 else:
     w("Not run.")

@@ -25,7 +25,7 @@ pass "curl, wget, urllib: 0 B, 1 KiB, 10 MiB byte-exact through the shim ($n con
 # Blocking and non-blocking connect: replaced fd, answers as TCP, half-close both ways.
 for mode in block nonblock; do
   shim "${E[@]}" -- "$PROBE" probe 127.0.0.1 "$ECHO_PORT" $mode >"$TMP/p"
-  for l in raw_domain=unix so_domain=inet so_type=stream so_protocol=tcp \
+  for l in raw_domain=unix sndbuf_ok=yes so_domain=inet so_type=stream so_protocol=tcp \
            "peer=127.0.0.1:$ECHO_PORT" echo=ping-half-close; do
     expect_line "$TMP/p" "$l"
   done
@@ -33,7 +33,7 @@ done
 expect_line "$TMP/p" connect=EINPROGRESS
 expect_line "$TMP/p" so_error=OK
 expect_line "$TMP/p" reconnect=OK
-pass "probe: blocking and non-blocking connect, SO_*, getpeername, half-close"
+pass "probe: blocking and non-blocking connect, SO_*, send buffer given back, getpeername, half-close"
 
 # Honest EINPROGRESS: not writable while the TCP handshake is pending, writable after.
 shim "${E[@]}" -- "$PROBE" pending >"$TMP/p"

@@ -64,6 +64,31 @@ static const char *raw_domain(int fd)
     return v == AF_UNIX ? "unix" : v == AF_INET ? "inet" : v == AF_INET6 ? "inet6" : "other";
 }
 
+/* The fd's real send buffer (raw syscall, past the shim's getsockopt) is at least that of a
+ * fresh socket of its kind: the shim shrinks its socketpair end's buffer while connecting
+ * (the filler) and must give it back once connected. */
+static bool sndbuf_ok(int fd)
+{
+    int v = 0, fresh = 0, dom = 0, sv[2];
+    socklen_t l = sizeof(v);
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDBUF, &v, &l) < 0)
+        return false;
+    l = sizeof(dom);
+    if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0)
+        return false;
+    if (dom == AF_UNIX) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+            return false;
+        close(sv[1]);
+    } else {
+        sv[0] = socket(dom, SOCK_STREAM, 0);
+    }
+    l = sizeof(fresh);
+    int rc = syscall(SYS_getsockopt, sv[0], SOL_SOCKET, SO_SNDBUF, &fresh, &l);
+    close(sv[0]);
+    return rc == 0 && v >= fresh;
+}
+
 static void report_fd(int fd)
 {
     int v;
@@ -72,6 +97,7 @@ static void report_fd(int fd)
     char buf[INET6_ADDRSTRLEN];
 
     printf("raw_domain=%s\n", raw_domain(fd));
+    printf("sndbuf_ok=%s\n", sndbuf_ok(fd) ? "yes" : "no");
     l = sizeof(v);
     getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l);
     printf("so_domain=%s\n", v == AF_INET ? "inet" : v == AF_INET6 ? "inet6" : "other");
