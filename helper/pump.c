@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -241,9 +242,10 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
 
 static struct sstd_pump *pump_new(struct sstd *d, enum sstd_pump_kind kind)
 {
-    struct sstd_pump *p = calloc(1, sizeof *p);
+    struct sstd_pump *p = malloc(sizeof *p);
     if (!p)
         return NULL;
+    memset(p, 0, offsetof(struct sstd_pump, to_fd));   /* the buffers need no clearing */
     p->d = d;
     p->fd = -1;
     p->kind = kind;

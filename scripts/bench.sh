@@ -225,6 +225,20 @@ if want rate; then
     record rate "TCP connect/request/close" "$rep" \
       "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client 127.0.0.1:5203 --rate "$RATE_N" --size 1 --window 64 --timeout 100)"
   done
+  # Through the shim: the same unmodified bench_tcp client under LD_PRELOAD in A, its server in B
+  # behind sstd --forward 5203, across the namespace pair (veth, no delay); kernel TCP over the
+  # same veth for comparison.  sstd in A is warmed first, so its connections take the direct
+  # hand-off (docs/shim.md 6b).
+  tcp_server 0.0.0.0 B
+  shim_servers
+  "$BUILD/sstctl" --socket "$LIB_TMP/sstd-a.sock" warm "$IP_B" >/dev/null 2>>"$OUT/stderr.log"
+  for rep in $(seq 1 "$REPS"); do
+    record rate "TCP connect/request/close, A to B over the veth" "$rep" \
+      "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --rate "$RATE_N" --size 1 --window 64 --timeout 100)"
+    record rate "through the shim, in-process engine" "$rep" "$(shim_rate "$RATE_N" inproc)"
+    record rate "through the shim, via sstd" "$rep" "$(shim_rate "$RATE_N" sstd)"
+  done
+  stop_shim_servers
 fi
 
 # ---- (8) memory per idle stream and channel; handshake CPU --------------------------------

@@ -300,6 +300,56 @@ fail:
     return -1;
 }
 
+int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_end,
+                    const struct shim_transport *tr, const char *why)
+{
+    struct shim_conn *c = calloc(1, sizeof(*c));
+    int fl = shim_real_fcntl(fd, F_GETFL, 0);
+    int fdfl = shim_real_fcntl(fd, F_GETFD, 0);
+
+    if (!c || fl < 0 || fdfl < 0) {
+        free(c);
+        errno = ENOBUFS;
+        return -1;
+    }
+    atomic_init(&c->refs, 1);   /* the fd table's only: no event thread is involved */
+    atomic_init(&c->state, SHIM_CONN_CONNECTED);
+    atomic_init(&c->err, 0);
+    atomic_init(&c->err_pending, false);
+    /* A non-blocking connect answers EINPROGRESS, as TCP: the next connect() says 0. */
+    atomic_init(&c->conn_reported, !(fl & O_NONBLOCK));
+    atomic_init(&c->unconnected, false);
+    c->family = sa->sa_family;
+    memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
+    c->peer_len = len;
+    c->local.ss_family = (sa_family_t)c->family;
+    c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    c->pump_fd = -1;
+    c->net_fd = -1;
+    c->app_fd = fd;
+    c->tr = tr;
+    snprintf(c->why, sizeof(c->why), "%s", why);
+    copy_options(c, fd);
+    copy_timeouts(fd, app_end);
+    if (fl & O_NONBLOCK)
+        shim_real_fcntl(app_end, F_SETFL, O_NONBLOCK);
+    if (shim_real_dup3(app_end, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+        int saved = errno;
+        free(c);
+        errno = saved;
+        return -1;
+    }
+    c->ino = fd_inode(fd);
+    shim_epollrec_replay(fd);
+    shim_fd_set(fd, (uintptr_t)c);
+    SHIM_INFO("fd %d: carrying connection over %s (%s)", fd, tr->name, why);
+    if (fl & O_NONBLOCK) {
+        errno = EINPROGRESS;
+        return -1;
+    }
+    return 0;
+}
+
 int shim_conn_reconnect(int fd, struct shim_conn *c)
 {
     int st = atomic_load_explicit(&c->state, memory_order_acquire);

@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -422,18 +424,145 @@ bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char 
     return true;
 }
 
+static char default_path[108];
+
+static void find_default_path(void)
+{
+    if (sst_helper_default_socket(default_path, sizeof(default_path), geteuid(), getenv("XDG_RUNTIME_DIR")) < 0)
+        default_path[0] = '\0';
+}
+
 const char *shim_helper_path(void)
 {
-    static char path[108];
-    static bool done;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (shim_cfg.helper == SHIM_HELPER_OFF)
         return NULL;
     if (shim_cfg.helper == SHIM_HELPER_PATH)
         return shim_cfg.helper_path;
-    if (!done) {   /* event thread only: no race */
-        done = true;
-        if (sst_helper_default_socket(path, sizeof(path), geteuid(), getenv("XDG_RUNTIME_DIR")) < 0)
-            path[0] = '\0';
+    pthread_once(&once, find_default_path);   /* app threads (connect) and the event thread */
+    return default_path[0] ? default_path : NULL;
+}
+
+/* ---- the hand-off inside connect() ---------------------------------------------------------
+ * For a host sstd knows to speak SST, nothing needs to wait: the connection is up at once and
+ * sstd pumps the app's socket itself.  So the app thread does it all inside connect(): one
+ * CAPS question (skipped while this process's answer for the host is fresh), a socketpair,
+ * CONNECT with one end, the other end swapped onto the app's fd.  No event thread, no filler,
+ * no relay: the request leaves through sstd as soon as the app writes it. */
+
+#define CAPS_WAIT_MS 100     /* sstd answers CAPS from its cache at once; if not, go async */
+#define SST_HOSTS_MAX 16
+#define SST_HOST_TTL_NS (60 * 1000000000ull)   /* at most; less if sstd's answer expires sooner */
+
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char key[80];            /* "ADDR:SST_PORT" as in CAPS */
+    uint64_t until_ns;
+} known[SST_HOSTS_MAX];
+
+static bool known_get(const char *key)
+{
+    uint64_t now = shim_now_ns();
+    bool hit = false;
+    pthread_mutex_lock(&known_lock);
+    for (int i = 0; i < SST_HOSTS_MAX && !hit; i++)
+        hit = known[i].until_ns > now && strcmp(known[i].key, key) == 0;
+    pthread_mutex_unlock(&known_lock);
+    return hit;
+}
+
+static void known_put(const char *key, uint64_t ttl_ns)
+{
+    uint64_t now = shim_now_ns();
+    int slot = 0;
+    pthread_mutex_lock(&known_lock);
+    for (int i = 0; i < SST_HOSTS_MAX; i++) {
+        if (strcmp(known[i].key, key) == 0) {
+            slot = i;
+            break;
+        }
+        if (known[i].until_ns < known[slot].until_ns)
+            slot = i;   /* the oldest or an expired one */
     }
-    return path[0] ? path : NULL;
+    snprintf(known[slot].key, sizeof(known[slot].key), "%s", key);
+    known[slot].until_ns = now + ttl_ns;
+    pthread_mutex_unlock(&known_lock);
+}
+
+/* Asks CAPS on ctl and waits up to CAPS_WAIT_MS: does sstd know key speaks SST? */
+static bool caps_now(int ctl, const char *key)
+{
+    char line[128], buf[REPLY_MAX];
+    size_t len = 0;
+    snprintf(line, sizeof(line), "CAPS %s\n", key);
+    if (!send_line(ctl, line, -1))
+        return false;
+    for (;;) {
+        struct pollfd p = { .fd = ctl, .events = POLLIN };
+        if (poll(&p, 1, CAPS_WAIT_MS) <= 0)
+            return false;   /* slow daemon or a signal: the asynchronous path takes over */
+        ssize_t n = recv(ctl, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (strchr(buf, '\n'))
+            break;
+        if (len >= sizeof(buf) - 1)
+            return false;
+    }
+    if (!strstr(buf, "\"sst\":\"sst\""))
+        return false;
+    const char *e = strstr(buf, "\"expires_in_s\":");
+    uint64_t ttl = SST_HOST_TTL_NS;
+    if (e) {
+        long s = strtol(e + 15, NULL, 10);
+        if (s >= 0 && (uint64_t)s * 1000000000ull < ttl)
+            ttl = (uint64_t)s * 1000000000ull;
+    }
+    known_put(key, ttl);
+    return true;
+}
+
+int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    char host[64], key[80], line[128];
+    unsigned port;
+    const char *path = shim_helper_path();
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+    if (!path || strlen(path) >= sizeof(un.sun_path) || !ip_text(sa, host, sizeof(host), &port))
+        return SHIM_HELPER_LATER;
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(key, sizeof(key), "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
+    strcpy(un.sun_path, path);
+
+    int ctl = shim_real_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (ctl < 0)
+        return SHIM_HELPER_LATER;
+    int sv[2] = { -1, -1 };
+    int r = SHIM_HELPER_LATER;
+    if (shim_real_connect(ctl, (struct sockaddr *)&un, sizeof(un)) < 0)
+        goto out;   /* no daemon (or its backlog is full): the asynchronous path decides */
+    if (!known_get(key) && !caps_now(ctl, key))
+        goto out;
+    if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        goto out;
+    snprintf(line, sizeof(line), "CONNECT %s %u\n", host, port);
+    if (!send_line(ctl, line, sv[1]))
+        goto out;
+    /* sstd has the request and its end; it reads both before it sees this connection close,
+     * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer
+     * is not awaited: a refusal reaches the app as EOF, as with the asynchronous warm path. */
+    r = shim_conn_adopt(fd, sa, len, sv[0], &shim_transport_sst, "SST_PEERS match, warm helper");
+    SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s is known to speak SST", fd, key);
+out:;
+    int saved = errno;   /* connect()'s answer (EINPROGRESS) survives the closes */
+    if (sv[0] >= 0)
+        shim_real_close(sv[0]);
+    if (sv[1] >= 0)
+        shim_real_close(sv[1]);
+    shim_real_close(ctl);
+    errno = saved;
+    return r;
 }

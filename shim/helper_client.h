@@ -3,6 +3,7 @@
 #define SHIM_HELPER_CLIENT_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
 struct event_base;
 struct shim_conn;
@@ -12,6 +13,13 @@ struct shim_conn;
 bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path);
 /* The helper's socket path this process uses, or NULL (SST_HELPER=off). */
 const char *shim_helper_path(void);
+/* App thread, inside connect() to a selected destination: if the helper daemon knows the host
+ * speaks SST (this process's recent CAPS answer, else one CAPS question), hands the connection
+ * over at once and returns connect()'s answer (0, or -1 with errno: EINPROGRESS for a
+ * non-blocking socket).  SHIM_HELPER_LATER: not done, nothing changed; take the regular path. */
+#define SHIM_HELPER_LATER 1
+struct sockaddr;
+int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len);
 /* The in-process engine's start (transport_sst.c), for when the helper goes away. */
 int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base);
 

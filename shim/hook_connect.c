@@ -7,6 +7,7 @@
 
 #include "conn.h"
 #include "fdtable.h"
+#include "helper_client.h"
 #include "log.h"
 #include "real.h"
 #include "shim.h"
@@ -59,8 +60,12 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
         SHIM_DEBUG("fd %d: destination cached as without SST, plain TCP", fd);
         return plain(fd, sa, len);
     }
-    if (shim_transport_sst.usable(sa, len, why, sizeof(why)))
+    if (shim_transport_sst.usable(sa, len, why, sizeof(why))) {
+        int r = shim_helper_connect_now(fd, sa, len);
+        if (r != SHIM_HELPER_LATER)
+            return r;
         return shim_conn_open(fd, sa, len, &shim_transport_sst, "SST_PEERS match");
+    }
     if (shim_cfg.mode == SHIM_MODE_STRICT) {
         SHIM_WARN("fd %d: SST_MODE=strict and %s: connect refused (ECONNREFUSED)", fd, why);
         errno = ECONNREFUSED;

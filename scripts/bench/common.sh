@@ -185,13 +185,13 @@ engine_default_cc() {
 # be lost with the subshell.
 
 # sstd_gateway: sstd in B on UDP 8661 delivering SST streams for iperf3 (5202, and 5210-5249 for
-# the shim rows' one-test servers) and the HTTP server (8080) to the local services; once per
-# namespace pair.
+# the shim rows' one-test servers), bench_tcp (5203) and the HTTP server (8080) to the local
+# services; once per namespace pair.
 sstd_gateway() {
   if [ -n "$SSTD_B_PID" ] && kill -0 "$SSTD_B_PID" 2>/dev/null; then return 0; fi
   rm -f "$LIB_TMP/sstd-b.sock"
   lib_bg ip netns exec "$NS_B" "$BUILD/sstd" --foreground --socket "$LIB_TMP/sstd-b.sock" \
-    --keydir "$LIB_TMP/keys-b" --forward 5202,5210-5249,8080 --log warn >>"$OUT/sstd.log" 2>&1
+    --keydir "$LIB_TMP/keys-b" --forward 5202,5203,5210-5249,8080 --log warn >>"$OUT/sstd.log" 2>&1
   SSTD_B_PID=$LIB_BG_PID
   poll_until 5 test -S "$LIB_TMP/sstd-b.sock" || fail "sstd in B did not start"
 }
@@ -274,6 +274,35 @@ stop_shim_servers() {
   stop_pid "$SSTD_B_PID"
   stop_pid "$HTTP_B_PID"
   SSTD_A_PID= SSTD_B_PID= HTTP_B_PID=
+}
+
+# proc_cpu PID: user + system CPU seconds of a process so far (0 if it is gone).
+proc_cpu() {
+  awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# shim_rate N MODE(inproc|sstd): bench_tcp's connect/request/close loop (64 in flight, 1-byte
+# answers), unmodified, under the shim in A (SST_MODE=strict: SST or nothing) against bench_tcp in
+# B (0.0.0.0:5203) behind sstd --forward 5203, across the namespace pair.  inproc: the shim's
+# in-process engine (SST_HELPER=off); sstd: handed to sstd in A on its warm channel, whose CPU
+# over the run is added to the JSON as helper_cpu_s.  Needs tcp_server 0.0.0.0 B, shim_servers.
+shim_rate() {
+  local n=$1 mode=$2 envs c0 c1 out
+  if [ "$mode" = sstd ]; then
+    # shellcheck disable=SC2207
+    envs=($(shim_env SST_HELPER="$LIB_TMP/sstd-a.sock"))
+  else
+    # shellcheck disable=SC2207
+    envs=($(shim_env SST_HELPER=off))
+  fi
+  c0=$(proc_cpu "$SSTD_A_PID")
+  out=$(capture ip netns exec "$NS_A" env "${envs[@]}" timeout 120 "$TCPB" client "$IP_B:5203" \
+    --rate "$n" --size 1 --window 64 --json --timeout 100)
+  c1=$(proc_cpu "$SSTD_A_PID")
+  /usr/bin/python3 -c 'import json, sys
+j = json.loads(sys.argv[1]); j.update(transport="sst-shim", helper=sys.argv[2])
+if sys.argv[2] == "sstd": j["helper_cpu_s"] = round(float(sys.argv[4]) - float(sys.argv[3]), 3)
+print(json.dumps(j))' "$out" "$mode" "$c0" "$c1"
 }
 
 # wrk_run SECONDS PRELOAD(0|1) CONNHDR(keepalive|close): wrk against nginx on 127.0.0.1:8088 in

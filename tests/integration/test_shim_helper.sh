@@ -65,10 +65,10 @@ cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c2" || fail "second body differs"
 assert_eq 1 "$(json "$LIB_TMP/s2.json" 'd["host"]["handshakes_completed"]')" "handshakes after the second curl"
 assert_range 48 80 "$t2" "second GET ms over SST (1 RTT = 50 ms)"
 log "first GET $t1 ms, second $t2 ms, kernel TCP $tcp_ms ms"
-# The host is known to speak SST now: sstd got the shim's end of curl's socket and pumps it
-# itself (the shim is out of the data path); a 3 MB download that way arrives intact.
-grep -q "the helper pumps the app's socket itself" "$LIB_TMP/shim.log" ||
-  fail "the warm connection was not handed to the helper directly"
+# The host is known to speak SST now: the second curl's connect() handed its socket to sstd at
+# once (no event thread, sstd pumps the socket itself); a 3 MB download that way arrives intact.
+grep -q "handed to the helper inside connect()" "$LIB_TMP/shim.log" ||
+  fail "the warm connection was not handed to the helper inside connect()"
 in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/kshim" \
   curl -sS -m 30 -o "$LIB_TMP/big.out" "http://$IP_B:8080/big" || fail "big download failed"
 cmp -s "$LIB_TMP/www/big" "$LIB_TMP/big.out" || fail "big download differs"
