@@ -192,7 +192,7 @@ struct sst_chan *sst_chan_new_initiator(struct sst_host *h, sst_time_t now, cons
         return NULL;
     ch->initiator = true;
     ch->state = SST_CHAN_CONNECTING;
-    ch->nego = sst_nego_initiator_new(sst_host_nego(h), peer, cfg->security);
+    ch->nego = sst_nego_initiator_new(sst_host_nego(h), now, peer, cfg->security);
     if (!ch->nego) {
         free(ch);
         return NULL;
@@ -613,7 +613,7 @@ void sst_chan_on_nego(struct sst_chan *ch, sst_time_t now, const uint8_t *pkt, s
     uint8_t *out = sst_host_txbuf(ch->host);
     size_t out_len = 0;
     struct sst_nego_result res;
-    int r = sst_nego_initiator_recv(ch->nego, pkt, len, out, &out_len, &res);
+    int r = sst_nego_initiator_recv(ch->nego, now, pkt, len, out, &out_len, &res);
     if (r < 0) {
         /* A bad or forged reply is dropped; only a host key that fails verification is fatal. */
         if (r == SST_ERR_IDENTITY)

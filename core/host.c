@@ -67,6 +67,8 @@ SST_API void sst_host_config_default(struct sst_host_config *c)
     c->max_udp_payload_limit = SST_PMTU_LIMIT4;
     c->max_udp_payload_limit6 = SST_PMTU_LIMIT6;
     c->pmtu_raise_timer = SST_PMTU_RAISE_TIMER;
+    c->max_tickets = 1024;
+    c->ticket_lifetime = SST_SEC(3600);
 }
 
 /* ---- services for channels ------------------------------------------------------------- */
@@ -254,6 +256,8 @@ SST_API struct sst_host *sst_host_new(const struct sst_host_config *cfg, const s
         .cookie_threshold = cfg->cookie_threshold,
         .max_half_open = cfg->max_half_open,
         .half_open_timeout = cfg->handshake_timeout,
+        .max_tickets = cfg->max_tickets,
+        .ticket_lifetime = cfg->ticket_lifetime,
     };
     struct sst_nego_host_ops ops = {
         .ctx = h,
@@ -579,4 +583,7 @@ SST_API void sst_host_get_stats(const struct sst_host *h, struct sst_host_stats 
 {
     *out = h->stats;
     out->channels = h->nchans;
+    struct sst_nego_stats ns;
+    sst_nego_host_stats(h->nego, &ns);
+    out->handshakes_resumed = ns.resumed;
 }

@@ -52,6 +52,13 @@ struct sst_host_config {
     uint16_t max_udp_payload_limit;
     uint16_t max_udp_payload_limit6;
     sst_time_t pmtu_raise_timer;      /* re-search after this (0: default 600 s) */
+    /* Session resumption (docs/protocol-negotiation.md): after a full handshake each side keeps
+     * a single-use ticket, and the next channel between the two hosts costs one key generation
+     * and one DH per side instead of one and three.  max_tickets bounds each side's table (a
+     * responder's issued tickets, an initiator's one per peer); 0 turns resumption off
+     * (default 1024).  ticket_lifetime: 0 means the default, 1 hour. */
+    unsigned max_tickets;
+    sst_time_t ticket_lifetime;
 };
 
 SST_API void sst_host_config_default(struct sst_host_config *c);
@@ -83,6 +90,7 @@ struct sst_host_stats {
     uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
     uint64_t rx_dropped_malformed, rx_dropped_auth, rx_dropped_replay, rx_dropped_unknown;
     uint64_t handshakes_initiated, handshakes_completed, handshakes_failed;
+    uint64_t handshakes_resumed;      /* of the completed ones, set up by session resumption */
     uint64_t cookies_sent, resets_sent, resets_received;
     uint64_t nego_rx_bytes_unverified, nego_tx_bytes_unverified; /* amplification accounting */
     unsigned channels;

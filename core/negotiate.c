@@ -1,5 +1,6 @@
-/* The SST negotiation protocol on channel 0 (paper §4.4): Noise XX handshake, stateless cookies,
- * responder half-open table, 3x anti-amplification, stateless reset tokens. */
+/* The SST negotiation protocol on channel 0 (paper §4.4): Noise XX handshake, session resumption
+ * (NNpsk0 with single-use tickets), stateless cookies, responder half-open table, 3x
+ * anti-amplification, stateless reset tokens. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include "err.h"
 #include "negotiate.h"
 #include "noise.h"
+#include "ticket.h"
 #include "wire.h"
 
 /* ---- wire constants (docs/protocol-negotiation.md has the byte-by-byte layout) ---- */
@@ -17,8 +19,10 @@
 #define COOKIE_PERIOD SST_SEC(120)
 #define AMPLIFICATION_FACTOR 3
 
+#define TICKET_LEN SST_TICKET_ID_LEN
 #define HELLO_PAYLOAD_LEN 2     /* requested security, AES offered */
-#define RESPONSE_PAYLOAD_LEN 19 /* responder channel ID, security, AEAD, reset token */
+/* responder channel ID, security, AEAD, reset token, ticket ID for a later resumption */
+#define RESPONSE_PAYLOAD_LEN (3 + SST_RESET_TOKEN_LEN + TICKET_LEN)
 #define FINISH_PAYLOAD_LEN 17   /* initiator channel ID, reset token */
 
 #define MSG1_LEN (32 + HELLO_PAYLOAD_LEN)
@@ -31,7 +35,21 @@
 #define FINISH_LEN (SST_NEGO_HDR_LEN + 2 + MSG3_LEN)
 #define RESET_LEN (SST_NEGO_HDR_LEN + 1 + SST_RESET_TOKEN_LEN)
 
-_Static_assert(HELLO_FIXED_LEN + COOKIE_LEN <= SST_NEGO_HELLO_MIN, "HELLO fits its padding");
+/* Resumption (NNpsk0 + confirmation).  The HELLO extension after XX message 1 carries the ticket
+ * ID and the sealed payload of NNpsk0 message 1, whose "e" is XX message 1's (one ephemeral for
+ * both, so the responder may pick either without another round trip). */
+#define HELLO_EXT_RESUME 1
+#define RMSG1_SEALED_LEN (HELLO_PAYLOAD_LEN + SST_NOISE_TAGLEN)
+#define RMSG1_LEN (32 + RMSG1_SEALED_LEN)
+#define HELLO_EXT_LEN (1 + TICKET_LEN + RMSG1_SEALED_LEN)
+#define RMSG2_LEN (32 + RESPONSE_PAYLOAD_LEN + SST_NOISE_TAGLEN)
+#define RMSG3_LEN (FINISH_PAYLOAD_LEN + SST_NOISE_TAGLEN)
+#define RRESPONSE_LEN (SST_NEGO_HDR_LEN + 2 + RMSG2_LEN)
+#define RFINISH_LEN (SST_NEGO_HDR_LEN + 2 + RMSG3_LEN)
+#define DEFAULT_TICKET_LIFETIME SST_SEC(3600)
+
+_Static_assert(HELLO_FIXED_LEN + COOKIE_LEN + HELLO_EXT_LEN <= SST_NEGO_HELLO_MIN, "HELLO fits its padding");
+_Static_assert(RRESPONSE_LEN < RESPONSE_LEN && RFINISH_LEN < FINISH_LEN, "resumed messages fit the XX buffers");
 _Static_assert(RESPONSE_LEN <= SST_NEGO_MAX_REPLY, "RESPONSE fits");
 _Static_assert(RESPONSE_LEN * AMPLIFICATION_FACTOR >= RESPONSE_LEN &&
                RESPONSE_LEN <= AMPLIFICATION_FACTOR * SST_NEGO_HELLO_MIN,
@@ -40,6 +58,7 @@ _Static_assert(RESPONSE_LEN * AMPLIFICATION_FACTOR >= RESPONSE_LEN &&
 /* Noise prologue: binds protocol, version and the initiator tag to the transcript. */
 static const char prologue_label[] = "SST negotiation v1";
 #define PROLOGUE_LEN (sizeof prologue_label - 1 + 8)
+#define RPROLOGUE_LEN (PROLOGUE_LEN + TICKET_LEN)   /* resumption: the ticket ID follows the tag */
 
 #define DEFAULT_MAX_HALF_OPEN 1024
 #define DEFAULT_HALF_OPEN_TIMEOUT SST_SEC(10)
@@ -56,12 +75,16 @@ struct half_open {
     UT_hash_handle hh;
     struct sst_addr peer;
     uint8_t state;               /* enum ho_state */
+    bool resumed;                /* NNpsk0 with a ticket, not XX */
     uint8_t local_chan_id;
     uint8_t security, aead;      /* agreed */
     sst_time_t expiry;
     uint8_t peer_e[32];          /* the initiator's ephemeral, to match retransmitted HELLOs */
     uint64_t rx_bytes, tx_bytes; /* amplification accounting for this exchange */
     struct sst_noise_hs hs;      /* after writing message 2; wiped on completion */
+    uint8_t ticket_next[TICKET_LEN]; /* issued on completion (all zero: none) */
+    uint8_t peer_static[32];     /* resumed: the host key the used ticket was issued to */
+    uint16_t response_len;
     uint8_t response[RESPONSE_LEN];
     uint8_t finish_hash[32];     /* HO_DONE: hash of the FINISH that completed it */
 };
@@ -73,6 +96,8 @@ struct sst_nego_host {
     uint8_t cookie_master[32];   /* random per process: cookies never outlive a restart */
     uint8_t reset_key[32];       /* derived from the static key: survives a restart */
     struct half_open *table;
+    struct sst_ticket_table issued;  /* responder: tickets we issued, by ticket ID */
+    struct sst_ticket_table held;    /* initiator: our ticket for each peer, by address */
     struct sst_nego_stats stats;
 };
 
@@ -88,7 +113,13 @@ struct sst_nego_initiator {
     uint8_t cookie[COOKIE_LEN];
     uint8_t msg1[MSG1_LEN];      /* Noise message 1, resent unchanged in every HELLO */
     struct sst_noise_hs hs;      /* after message 1; wiped on completion */
+    bool resuming;               /* the HELLO offers a ticket; hs_psk is live */
+    uint8_t ticket_id[TICKET_LEN];
+    uint8_t rmsg1_sealed[RMSG1_SEALED_LEN]; /* NNpsk0 message 1 after its e */
+    uint8_t peer_static[32];     /* resuming: the host key the ticket was issued to */
+    struct sst_noise_hs hs_psk;  /* resuming: NNpsk0 after message 1 */
     uint8_t response_hash[32];   /* IN_DONE: the RESPONSE we answered */
+    uint16_t finish_len;
     uint8_t finish[FINISH_LEN];  /* IN_DONE: for retransmission */
 };
 
@@ -117,6 +148,13 @@ static void make_prologue(uint8_t out[PROLOGUE_LEN], uint64_t tag)
 {
     memcpy(out, prologue_label, sizeof prologue_label - 1);
     sst_put64(out + sizeof prologue_label - 1, tag);
+}
+
+/* The resumption prologue also names the ticket, so its transcript is bound to it. */
+static void make_resume_prologue(uint8_t out[RPROLOGUE_LEN], uint64_t tag, const uint8_t ticket[TICKET_LEN])
+{
+    make_prologue(out, tag);
+    memcpy(out + PROLOGUE_LEN, ticket, TICKET_LEN);
 }
 
 static void ho_key(uint8_t key[HO_KEY_LEN], const struct sst_addr *peer, uint64_t tag)
@@ -179,6 +217,10 @@ struct sst_nego_host *sst_nego_host_new(const struct sst_nego_config *cfg, const
         h->cfg.max_half_open = DEFAULT_MAX_HALF_OPEN;
     if (h->cfg.half_open_timeout == 0)
         h->cfg.half_open_timeout = DEFAULT_HALF_OPEN_TIMEOUT;
+    if (h->cfg.ticket_lifetime == 0)
+        h->cfg.ticket_lifetime = DEFAULT_TICKET_LIFETIME;
+    sst_ticket_table_init(&h->issued, h->cfg.max_tickets, TICKET_LEN);
+    sst_ticket_table_init(&h->held, h->cfg.max_tickets, 19);
     if (crypto_scalarmult_base(h->static_pk, cfg->identity.sk) != 0) {
         sodium_memzero(h, sizeof *h);
         free(h);
@@ -212,6 +254,8 @@ void sst_nego_host_free(struct sst_nego_host *h)
     HASH_ITER(hh, h->table, e, tmp) {
         ho_free(h, e, false);
     }
+    sst_ticket_table_clear(&h->issued);
+    sst_ticket_table_clear(&h->held);
     sodium_memzero(h, sizeof *h);
     free(h);
 }
@@ -219,6 +263,8 @@ void sst_nego_host_free(struct sst_nego_host *h)
 void sst_nego_host_stats(const struct sst_nego_host *h, struct sst_nego_stats *out)
 {
     *out = h->stats;
+    out->tickets_issued = h->issued.count;
+    out->tickets_held = h->held.count;
 }
 
 sst_time_t sst_nego_host_expire(struct sst_nego_host *h, sst_time_t now)
@@ -231,6 +277,10 @@ sst_time_t sst_nego_host_expire(struct sst_nego_host *h, sst_time_t now)
         else if (e->expiry < next)
             next = e->expiry;
     }
+    /* Expired tickets are freed here but set no deadline: an idle host must not wake up for
+     * them, and a ticket is refused at use once expired anyway (sst_ticket_find/take). */
+    (void)sst_ticket_expire(&h->issued, now);
+    (void)sst_ticket_expire(&h->held, now);
     return next;
 }
 
@@ -319,6 +369,8 @@ struct hello {
     uint64_t tag;
     const uint8_t *cookie;      /* NULL if none */
     const uint8_t *msg1;        /* MSG1_LEN bytes; the ephemeral is its first 32 */
+    const uint8_t *ticket;      /* resumption offered: TICKET_LEN bytes, else NULL */
+    const uint8_t *rmsg1_sealed; /* with ticket: RMSG1_SEALED_LEN bytes */
 };
 
 static int hello_parse(const uint8_t *pkt, size_t len, struct hello *out)
@@ -336,6 +388,11 @@ static int hello_parse(const uint8_t *pkt, size_t len, struct hello *out)
     out->tag = sst_get64(pkt + 6);
     out->cookie = cookie_len ? pkt + SST_NEGO_HDR_LEN + 1 : NULL;
     out->msg1 = pkt + off + 2;
+    /* Within the 1200 bytes by the static assert on HELLO_EXT_LEN.  Another extension byte than
+     * HELLO_EXT_RESUME is padding to us (room for later extensions). */
+    const uint8_t *ext = out->msg1 + MSG1_LEN;
+    out->ticket = ext[0] == HELLO_EXT_RESUME ? ext + 1 : NULL;
+    out->rmsg1_sealed = out->ticket ? ext + 1 + TICKET_LEN : NULL;
     return 0;
 }
 
@@ -371,7 +428,7 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
          * reusing the tag with another ephemeral, or after completion, is dropped. */
         if (e->state != HO_WAIT_FINISH || sodium_memcmp(e->peer_e, peer_e, 32) != 0)
             return SST_ERR_STATE;
-        *out_len = send_unverified(h, &e->rx_bytes, &e->tx_bytes, len, e->response, RESPONSE_LEN, out);
+        *out_len = send_unverified(h, &e->rx_bytes, &e->tx_bytes, len, e->response, e->response_len, out);
         if (*out_len)
             h->stats.responses_resent++;
         return 0;
@@ -397,18 +454,38 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
     if (h->stats.entries >= h->cfg.max_half_open)
         return SST_ERR_LIMIT;
 
-    /* Work in a local handshake; nothing is stored until every step succeeded. */
+    /* Work in a local handshake; nothing is stored until every step succeeded.  A HELLO naming
+     * a ticket we hold resumes (NNpsk0); an unknown or expired ticket gets full XX with the
+     * same ephemeral, so falling back costs no extra round trip. */
+    const struct sst_ticket *tk = NULL;
+    if (hel.ticket && h->cfg.max_tickets) {
+        tk = sst_ticket_find(&h->issued, hel.ticket, now);
+        if (!tk)
+            h->stats.resume_fallbacks++;
+    }
     struct sst_noise_hs hs;
-    uint8_t e_secret[32], prologue[PROLOGUE_LEN], payload[RESPONSE_PAYLOAD_LEN], p1[HELLO_PAYLOAD_LEN];
+    uint8_t e_secret[32], payload[RESPONSE_PAYLOAD_LEN], p1[HELLO_PAYLOAD_LEN];
     int chan_id = -1;
     host_random(h, e_secret, sizeof e_secret);
-    make_prologue(prologue, hel.tag);
-    const struct sst_noise_keys keys = { .s_sk = h->cfg.identity.sk, .s_pk = h->static_pk, .e_sk = e_secret };
-    rc = sst_noise_hs_start(&hs, SST_NOISE_XX, false, prologue, sizeof prologue, &keys);
+    if (tk) {
+        uint8_t prologue[RPROLOGUE_LEN], m1[RMSG1_LEN];
+        make_resume_prologue(prologue, hel.tag, hel.ticket);
+        const struct sst_noise_keys keys = { .e_sk = e_secret, .psk = tk->psk };
+        rc = sst_noise_hs_start(&hs, SST_NOISE_NNPSK0, false, prologue, sizeof prologue, &keys);
+        memcpy(m1, peer_e, 32);
+        memcpy(m1 + 32, hel.rmsg1_sealed, RMSG1_SEALED_LEN);
+        /* A bad seal is a forged or damaged HELLO: dropped, and the ticket stays usable. */
+        if (rc == 0)
+            rc = sst_noise_hs_read(&hs, m1, sizeof m1, p1, sizeof p1);
+    } else {
+        uint8_t prologue[PROLOGUE_LEN];
+        make_prologue(prologue, hel.tag);
+        const struct sst_noise_keys keys = { .s_sk = h->cfg.identity.sk, .s_pk = h->static_pk, .e_sk = e_secret };
+        rc = sst_noise_hs_start(&hs, SST_NOISE_XX, false, prologue, sizeof prologue, &keys);
+        if (rc == 0)
+            rc = sst_noise_hs_read(&hs, hel.msg1, MSG1_LEN, p1, sizeof p1);
+    }
     sodium_memzero(e_secret, sizeof e_secret);
-    if (rc < 0)
-        goto fail;
-    rc = sst_noise_hs_read(&hs, hel.msg1, MSG1_LEN, p1, sizeof p1);
     if (rc < 0)
         goto fail;
     if (rc != HELLO_PAYLOAD_LEN || p1[0] > SST_SEC_LIGHT || p1[1] > 1) {
@@ -430,18 +507,33 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
         rc = SST_ERR_NOMEM;
         goto fail;
     }
+    /* The ticket this handshake will leave behind: an opaque random name; its secret is derived
+     * from the finished handshake on both sides (sst_noise_hs_split_resume). */
+    if (h->cfg.max_tickets)
+        host_random(h, n->ticket_next, TICKET_LEN);
     sst_put8(payload, (uint8_t)chan_id);
     sst_put8(payload + 1, security);
     sst_put8(payload + 2, aead);
     sst_nego_reset_token(h, from, (uint8_t)chan_id, payload + 3);
+    memcpy(payload + 3 + SST_RESET_TOKEN_LEN, n->ticket_next, TICKET_LEN);
+    size_t msg2_len = tk ? RMSG2_LEN : MSG2_LEN;
     put_hdr(n->response, SST_NEGO_RESPONSE, hel.tag);
-    sst_put16(n->response + SST_NEGO_HDR_LEN, MSG2_LEN);
-    rc = sst_noise_hs_write(&hs, payload, sizeof payload, n->response + SST_NEGO_HDR_LEN + 2, MSG2_LEN);
-    if (rc != MSG2_LEN) {
+    sst_put16(n->response + SST_NEGO_HDR_LEN, (uint16_t)msg2_len);
+    rc = sst_noise_hs_write(&hs, payload, sizeof payload, n->response + SST_NEGO_HDR_LEN + 2, msg2_len);
+    if (rc != (int)msg2_len) {
         sodium_memzero(n, sizeof *n);
         free(n);
         rc = rc < 0 ? rc : SST_ERR_CRYPTO;
         goto fail;
+    }
+    n->response_len = (uint16_t)(SST_NEGO_HDR_LEN + 2 + msg2_len);
+    if (tk) {
+        /* Single use: the ticket is spent the moment a HELLO proves it (a retransmitted HELLO
+         * finds the half-open entry above, so it still gets this RESPONSE). */
+        n->resumed = true;
+        memcpy(n->peer_static, tk->peer_static, 32);
+        sst_ticket_drop(&h->issued, hel.ticket);
+        tk = NULL;
     }
     memcpy(n->key, key, HO_KEY_LEN);
     n->peer = *from;
@@ -456,7 +548,7 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
     h->stats.half_open++;
     h->stats.entries++;
     h->stats.responses_sent++;
-    *out_len = send_unverified(h, &n->rx_bytes, &n->tx_bytes, len, n->response, RESPONSE_LEN, out);
+    *out_len = send_unverified(h, &n->rx_bytes, &n->tx_bytes, len, n->response, n->response_len, out);
     rc = 0;
     chan_id = -1;
 fail:
@@ -467,10 +559,30 @@ fail:
     return rc;
 }
 
+/* Stores the ticket a completed handshake leaves behind (nothing if the peer issued none or
+ * resumption is off).  psk came from sst_noise_hs_split_resume. */
+static void keep_ticket(struct sst_nego_host *h, struct sst_ticket_table *t, const uint8_t *key,
+                        const uint8_t id[TICKET_LEN], const uint8_t psk[32], const uint8_t peer_static[32],
+                        sst_time_t now)
+{
+    if (!h->cfg.max_tickets || sodium_is_zero(id, TICKET_LEN))
+        return;
+    struct sst_ticket tk;
+    memcpy(tk.id, id, TICKET_LEN);
+    memcpy(tk.psk, psk, 32);
+    memcpy(tk.peer_static, peer_static, 32);
+    tk.expiry = now + h->cfg.ticket_lifetime;
+    (void)sst_ticket_put(t, key, &tk);  /* no memory: no ticket, the next handshake is full XX */
+    sodium_memzero(&tk, sizeof tk);
+}
+
 static int on_finish(struct sst_nego_host *h, sst_time_t now, const struct sst_addr *from, const uint8_t *pkt,
                      size_t len, struct sst_nego_result *res, size_t *consumed)
 {
-    if (len < SST_NEGO_HDR_LEN + 2 || sst_get16(pkt + SST_NEGO_HDR_LEN) != MSG3_LEN || len < FINISH_LEN)
+    if (len < SST_NEGO_HDR_LEN + 2)
+        return SST_ERR_MALFORMED;
+    size_t mlen = sst_get16(pkt + SST_NEGO_HDR_LEN);
+    if ((mlen != MSG3_LEN || len < FINISH_LEN) && (mlen != RMSG3_LEN || len < RFINISH_LEN))
         return SST_ERR_MALFORMED;
     uint8_t key[HO_KEY_LEN];
     ho_key(key, from, sst_get64(pkt + 6));
@@ -478,34 +590,41 @@ static int on_finish(struct sst_nego_host *h, sst_time_t now, const struct sst_a
     HASH_FIND(hh, h->table, key, HO_KEY_LEN, e);
     if (!e)
         return SST_ERR_STATE;
+    /* The entry decides which FINISH it waits for. */
+    size_t want_mlen = e->resumed ? RMSG3_LEN : MSG3_LEN, flen = SST_NEGO_HDR_LEN + 2 + want_mlen;
+    if (mlen != want_mlen)
+        return SST_ERR_MALFORMED;
     if (e->state == HO_DONE) {
         /* The same FINISH again (lost acks): report it consumed so a coalesced packet after it
          * is still processed, but complete nothing twice. */
         uint8_t d[32];
-        digest(d, pkt, FINISH_LEN);
+        digest(d, pkt, flen);
         if (sodium_memcmp(d, e->finish_hash, 32) != 0)
             return SST_ERR_STATE;
-        *consumed = FINISH_LEN;
+        *consumed = flen;
         return 0;
     }
 
     struct sst_noise_hs hs = e->hs;  /* committed only if everything below succeeds */
     struct sst_noise_cipher i2r, r2i;
-    uint8_t payload[FINISH_PAYLOAD_LEN];
-    int rc = sst_noise_hs_read(&hs, pkt + SST_NEGO_HDR_LEN + 2, MSG3_LEN, payload, sizeof payload);
+    uint8_t payload[FINISH_PAYLOAD_LEN], psk[32];
+    int rc = sst_noise_hs_read(&hs, pkt + SST_NEGO_HDR_LEN + 2, want_mlen, payload, sizeof payload);
     if (rc < 0)
         goto out;
     if (rc != FINISH_PAYLOAD_LEN || payload[0] == 0) {
         rc = SST_ERR_MALFORMED;
         goto out;
     }
-    if (h->ops.verify_peer && h->ops.verify_peer(h->ops.ctx, from, hs.rs, false) != 0) {
+    /* Resumed: the peer is whoever the ticket was issued to (only it knows the PSK); the allow
+     * list is asked again all the same. */
+    const uint8_t *peer_static = e->resumed ? e->peer_static : hs.rs;
+    if (h->ops.verify_peer && h->ops.verify_peer(h->ops.ctx, from, peer_static, false) != 0) {
         rc = SST_ERR_IDENTITY;
         goto out;
     }
     memset(res, 0, sizeof *res);
-    memcpy(res->peer_static, hs.rs, 32);
-    rc = sst_noise_hs_split(&hs, &i2r, &r2i);
+    memcpy(res->peer_static, peer_static, 32);
+    rc = sst_noise_hs_split_resume(&hs, &i2r, &r2i, psk);
     if (rc < 0)
         goto out;
     res->security = e->security;
@@ -517,21 +636,26 @@ static int on_finish(struct sst_nego_host *h, sst_time_t now, const struct sst_a
     memcpy(res->peer_reset_token, payload + 1, SST_RESET_TOKEN_LEN);
     res->tag = sst_get64(pkt + 6);
     res->initiator = false;
+    res->resumed = e->resumed;
+    keep_ticket(h, &h->issued, e->ticket_next, e->ticket_next, psk, res->peer_static, now);
 
     /* Keep a tombstone (no secrets) so duplicates are recognised until the entry expires. */
     sst_noise_hs_wipe(&e->hs);
     e->state = HO_DONE;
-    digest(e->finish_hash, pkt, FINISH_LEN);
+    digest(e->finish_hash, pkt, flen);
     e->expiry = now + h->cfg.half_open_timeout;
     h->stats.half_open--;
     h->stats.completed++;
-    *consumed = FINISH_LEN;
+    if (e->resumed)
+        h->stats.resumed++;
+    *consumed = flen;
     rc = 1;
 out:
     sst_noise_hs_wipe(&hs);
     sst_noise_cipher_wipe(&i2r);
     sst_noise_cipher_wipe(&r2i);
     sodium_memzero(payload, sizeof payload);
+    sodium_memzero(psk, sizeof psk);
     return rc;
 }
 
@@ -557,8 +681,40 @@ int sst_nego_responder_recv(struct sst_nego_host *h, sst_time_t now, const struc
 
 /* ---- initiator ---- */
 
-struct sst_nego_initiator *sst_nego_initiator_new(struct sst_nego_host *h, const struct sst_addr *peer,
-                                                  enum sst_security security)
+/* Offers resumption if the host holds a ticket for the peer: NNpsk0 message 1 on the ephemeral
+ * the XX state already has (no second key generation).  The ticket is taken out of the cache
+ * whatever happens next: tickets are single-use. */
+static void offer_ticket(struct sst_nego_initiator *in, sst_time_t now, const uint8_t e_secret[32])
+{
+    struct sst_nego_host *h = in->host;
+    uint8_t key[19], prologue[RPROLOGUE_LEN], m1[RMSG1_LEN];
+    struct sst_ticket tk;
+    sst_addr_encode(&in->peer, key);
+    if (!h->cfg.max_tickets || !sst_ticket_take(&h->held, key, now, &tk))
+        return;
+    /* The key pinned for this peer may have changed since (known_hosts edited): then no
+     * resumption; full XX shows the peer's key to verify_peer as usual. */
+    if (h->ops.verify_peer && h->ops.verify_peer(h->ops.ctx, &in->peer, tk.peer_static, true) != 0)
+        goto out;
+    make_resume_prologue(prologue, in->tag, tk.id);
+    const struct sst_noise_keys keys = { .e_sk = e_secret, .e_pk = in->hs.e_pk, .psk = tk.psk };
+    if (sst_noise_hs_start(&in->hs_psk, SST_NOISE_NNPSK0, true, prologue, sizeof prologue, &keys) != 0)
+        goto out;
+    const uint8_t p1[HELLO_PAYLOAD_LEN] = {in->security, h->cfg.aes_available ? 1 : 0};
+    if (sst_noise_hs_write(&in->hs_psk, p1, sizeof p1, m1, sizeof m1) != RMSG1_LEN) {
+        sst_noise_hs_wipe(&in->hs_psk);
+        goto out;
+    }
+    memcpy(in->rmsg1_sealed, m1 + 32, RMSG1_SEALED_LEN);
+    memcpy(in->ticket_id, tk.id, TICKET_LEN);
+    memcpy(in->peer_static, tk.peer_static, 32);
+    in->resuming = true;
+out:
+    sodium_memzero(&tk, sizeof tk);
+}
+
+struct sst_nego_initiator *sst_nego_initiator_new(struct sst_nego_host *h, sst_time_t now,
+                                                  const struct sst_addr *peer, enum sst_security security)
 {
     if (security != SST_SEC_STRONG && security != SST_SEC_LIGHT)
         return NULL;
@@ -576,11 +732,13 @@ struct sst_nego_initiator *sst_nego_initiator_new(struct sst_nego_host *h, const
     make_prologue(prologue, in->tag);
     const struct sst_noise_keys keys = { .s_sk = h->cfg.identity.sk, .s_pk = h->static_pk, .e_sk = e_secret };
     int rc = sst_noise_hs_start(&in->hs, SST_NOISE_XX, true, prologue, sizeof prologue, &keys);
-    sodium_memzero(e_secret, sizeof e_secret);
     if (rc == 0) {
         const uint8_t p1[HELLO_PAYLOAD_LEN] = {in->security, h->cfg.aes_available ? 1 : 0};
         rc = sst_noise_hs_write(&in->hs, p1, sizeof p1, in->msg1, sizeof in->msg1);
     }
+    if (rc == MSG1_LEN)
+        offer_ticket(in, now, e_secret);
+    sodium_memzero(e_secret, sizeof e_secret);
     if (rc != MSG1_LEN) {
         sst_nego_initiator_free(in);
         return NULL;
@@ -601,6 +759,11 @@ uint64_t sst_nego_initiator_tag(const struct sst_nego_initiator *in)
     return in->tag;
 }
 
+bool sst_nego_initiator_resuming(const struct sst_nego_initiator *in)
+{
+    return in->resuming;
+}
+
 size_t sst_nego_initiator_hello(struct sst_nego_initiator *in, uint8_t *out, size_t cap)
 {
     if (cap < SST_NEGO_HELLO_MIN)
@@ -616,14 +779,27 @@ size_t sst_nego_initiator_hello(struct sst_nego_initiator *in, uint8_t *out, siz
     }
     sst_put16(out + off, MSG1_LEN);
     memcpy(out + off + 2, in->msg1, MSG1_LEN);
+    off += 2 + MSG1_LEN;
+    if (in->resuming) {
+        sst_put8(out + off, HELLO_EXT_RESUME);
+        memcpy(out + off + 1, in->ticket_id, TICKET_LEN);
+        memcpy(out + off + 1 + TICKET_LEN, in->rmsg1_sealed, RMSG1_SEALED_LEN);
+    }
     return SST_NEGO_HELLO_MIN;
 }
 
-static int on_response(struct sst_nego_initiator *in, const uint8_t *pkt, size_t len, uint8_t *out,
-                       size_t *out_len, struct sst_nego_result *res)
+static int on_response(struct sst_nego_initiator *in, sst_time_t now, const uint8_t *pkt, size_t len,
+                       uint8_t *out, size_t *out_len, struct sst_nego_result *res)
 {
     struct sst_nego_host *h = in->host;
-    if (len != RESPONSE_LEN || sst_get16(pkt + SST_NEGO_HDR_LEN) != MSG2_LEN)
+    /* Which handshake the responder chose shows in the Noise message length; each is then
+     * authenticated by its own transcript.  A resumed answer to a HELLO that offered no ticket
+     * is nonsense. */
+    if (len < SST_NEGO_HDR_LEN + 2)
+        return SST_ERR_MALFORMED;
+    size_t mlen = sst_get16(pkt + SST_NEGO_HDR_LEN);
+    bool resumed = mlen == RMSG2_LEN;
+    if (resumed ? (len != RRESPONSE_LEN || !in->resuming) : (len != RESPONSE_LEN || mlen != MSG2_LEN))
         return SST_ERR_MALFORMED;
     if (in->state == IN_DONE) {
         /* Our FINISH was lost and the responder repeated its RESPONSE: repeat the FINISH. */
@@ -631,16 +807,17 @@ static int on_response(struct sst_nego_initiator *in, const uint8_t *pkt, size_t
         digest(d, pkt, len);
         if (sodium_memcmp(d, in->response_hash, 32) != 0)
             return SST_ERR_STATE;
-        memcpy(out, in->finish, FINISH_LEN);
-        *out_len = FINISH_LEN;
+        memcpy(out, in->finish, in->finish_len);
+        *out_len = in->finish_len;
         return 0;
     }
 
-    struct sst_noise_hs hs = in->hs;  /* committed only if everything below succeeds */
+    struct sst_noise_hs hs = resumed ? in->hs_psk : in->hs;  /* committed only if all succeeds */
     struct sst_noise_cipher i2r, r2i;
-    uint8_t payload[RESPONSE_PAYLOAD_LEN], p3[FINISH_PAYLOAD_LEN], finish[FINISH_LEN];
+    uint8_t payload[RESPONSE_PAYLOAD_LEN], p3[FINISH_PAYLOAD_LEN], finish[FINISH_LEN], psk[32];
+    size_t msg3_len = resumed ? RMSG3_LEN : MSG3_LEN, finish_len = SST_NEGO_HDR_LEN + 2 + msg3_len;
     int chan_id = -1;
-    int rc = sst_noise_hs_read(&hs, pkt + SST_NEGO_HDR_LEN + 2, MSG2_LEN, payload, sizeof payload);
+    int rc = sst_noise_hs_read(&hs, pkt + SST_NEGO_HDR_LEN + 2, mlen, payload, sizeof payload);
     if (rc < 0)
         goto out;
     uint8_t security = payload[1], aead = payload[2];
@@ -651,7 +828,10 @@ static int on_response(struct sst_nego_initiator *in, const uint8_t *pkt, size_t
         rc = SST_ERR_MALFORMED;
         goto out;
     }
-    if (h->ops.verify_peer && h->ops.verify_peer(h->ops.ctx, &in->peer, hs.rs, true) != 0) {
+    /* Resumed: only the holder of the ticket's PSK could answer, i.e. the host whose key
+     * verify_peer accepted when the ticket was offered (offer_ticket). */
+    const uint8_t *peer_static = resumed ? in->peer_static : hs.rs;
+    if (!resumed && h->ops.verify_peer && h->ops.verify_peer(h->ops.ctx, &in->peer, hs.rs, true) != 0) {
         rc = SST_ERR_IDENTITY;
         goto out;
     }
@@ -664,15 +844,15 @@ static int on_response(struct sst_nego_initiator *in, const uint8_t *pkt, size_t
     sst_put8(p3, (uint8_t)chan_id);
     sst_nego_reset_token(h, &in->peer, (uint8_t)chan_id, p3 + 1);
     put_hdr(finish, SST_NEGO_FINISH, in->tag);
-    sst_put16(finish + SST_NEGO_HDR_LEN, MSG3_LEN);
-    rc = sst_noise_hs_write(&hs, p3, sizeof p3, finish + SST_NEGO_HDR_LEN + 2, MSG3_LEN);
-    if (rc != MSG3_LEN) {
+    sst_put16(finish + SST_NEGO_HDR_LEN, (uint16_t)msg3_len);
+    rc = sst_noise_hs_write(&hs, p3, sizeof p3, finish + SST_NEGO_HDR_LEN + 2, msg3_len);
+    if (rc != (int)msg3_len) {
         rc = rc < 0 ? rc : SST_ERR_CRYPTO;
         goto out;
     }
     memset(res, 0, sizeof *res);
-    memcpy(res->peer_static, hs.rs, 32);
-    rc = sst_noise_hs_split(&hs, &i2r, &r2i);
+    memcpy(res->peer_static, peer_static, 32);
+    rc = sst_noise_hs_split_resume(&hs, &i2r, &r2i, psk);
     if (rc < 0)
         goto out;
     res->security = security;
@@ -684,13 +864,22 @@ static int on_response(struct sst_nego_initiator *in, const uint8_t *pkt, size_t
     memcpy(res->peer_reset_token, payload + 3, SST_RESET_TOKEN_LEN);
     res->tag = in->tag;
     res->initiator = true;
+    res->resumed = resumed;
+    uint8_t key[19];
+    sst_addr_encode(&in->peer, key);
+    keep_ticket(h, &h->held, key, payload + 3 + SST_RESET_TOKEN_LEN, psk, res->peer_static, now);
 
     sst_noise_hs_wipe(&in->hs);
-    memcpy(in->finish, finish, FINISH_LEN);
+    sst_noise_hs_wipe(&in->hs_psk);
+    in->resuming = resumed;
+    memcpy(in->finish, finish, finish_len);
+    in->finish_len = (uint16_t)finish_len;
     digest(in->response_hash, pkt, len);
     in->state = IN_DONE;
-    memcpy(out, finish, FINISH_LEN);
-    *out_len = FINISH_LEN;
+    if (resumed)
+        h->stats.resumed++;
+    memcpy(out, finish, finish_len);
+    *out_len = finish_len;
     chan_id = -1;
     rc = 1;
 out:
@@ -702,11 +891,12 @@ out:
     sst_noise_cipher_wipe(&r2i);
     sodium_memzero(payload, sizeof payload);
     sodium_memzero(p3, sizeof p3);
+    sodium_memzero(psk, sizeof psk);
     return rc;
 }
 
-int sst_nego_initiator_recv(struct sst_nego_initiator *in, const uint8_t *pkt, size_t len, uint8_t *out,
-                            size_t *out_len, struct sst_nego_result *res)
+int sst_nego_initiator_recv(struct sst_nego_initiator *in, sst_time_t now, const uint8_t *pkt, size_t len,
+                            uint8_t *out, size_t *out_len, struct sst_nego_result *res)
 {
     *out_len = 0;
     uint64_t tag;
@@ -727,14 +917,14 @@ int sst_nego_initiator_recv(struct sst_nego_initiator *in, const uint8_t *pkt, s
         return 0;
     }
     if (type == SST_NEGO_RESPONSE)
-        return on_response(in, pkt, len, out, out_len, res);
+        return on_response(in, now, pkt, len, out, out_len, res);
     return SST_ERR_STATE;
 }
 
 size_t sst_nego_initiator_finish(const struct sst_nego_initiator *in, uint8_t *out, size_t cap)
 {
-    if (in->state != IN_DONE || cap < FINISH_LEN)
+    if (in->state != IN_DONE || cap < in->finish_len)
         return 0;
-    memcpy(out, in->finish, FINISH_LEN);
-    return FINISH_LEN;
+    memcpy(out, in->finish, in->finish_len);
+    return in->finish_len;
 }

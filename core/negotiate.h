@@ -1,7 +1,9 @@
 /* The negotiation protocol (paper §4.4): sets up a channel's keys, IDs and mode over channel 0.
- * Noise XX (Noise_XX_25519_ChaChaPoly_SHA256) on libsodium primitives, a stateless cookie
- * challenge for responders under load, a 3x anti-amplification bound, and stateless reset
- * tokens.  Message formats are in docs/protocol-negotiation.md. */
+ * Noise XX (Noise_XX_25519_ChaChaPoly_SHA256) on libsodium primitives for a first contact,
+ * session resumption (Noise NNpsk0 with a single-use ticket from an earlier handshake) for a
+ * peer we completed a handshake with, a stateless cookie challenge for responders under load, a
+ * 3x anti-amplification bound, and stateless reset tokens.  Message formats are in
+ * docs/protocol-negotiation.md. */
 #ifndef SST_NEGOTIATE_H
 #define SST_NEGOTIATE_H
 
@@ -39,6 +41,7 @@ struct sst_nego_result {
     uint8_t peer_reset_token[SST_RESET_TOKEN_LEN]; /* proves a RESET for remote_chan_id came from the peer */
     uint64_t tag;                  /* initiator tag of this handshake */
     bool initiator;
+    bool resumed;                  /* set up by session resumption (NNpsk0), not full XX */
 };
 
 /* Host-wide negotiation context: identity, cookie secret, reset key, responder's half-open
@@ -62,6 +65,11 @@ struct sst_nego_config {
     unsigned cookie_threshold;        /* half-open handshakes before cookies are demanded (0: always) */
     unsigned max_half_open;           /* hard cap on half-open state */
     sst_time_t half_open_timeout;     /* responder drops half-open state after this */
+    /* Session resumption: tickets kept on each side (a responder's issued tickets, an
+     * initiator's one ticket per peer address); 0 turns resumption off (no tickets issued or
+     * used).  ticket_lifetime 0 means 1 hour. */
+    unsigned max_tickets;
+    sst_time_t ticket_lifetime;
 };
 
 struct sst_nego_host;  /* opaque */
@@ -83,24 +91,30 @@ void sst_nego_reset_token(const struct sst_nego_host *h, const struct sst_addr *
 int sst_nego_responder_recv(struct sst_nego_host *h, sst_time_t now, const struct sst_addr *from,
                             const uint8_t *pkt, size_t len, uint8_t *out, size_t *out_len,
                             struct sst_nego_result *res, size_t *consumed);
-/* Drops expired half-open handshakes; returns the next expiry or SST_TIME_NEVER. */
+/* Drops expired half-open handshakes and tickets; returns the next half-open expiry or
+ * SST_TIME_NEVER (tickets set no deadline: they are checked at use). */
 sst_time_t sst_nego_host_expire(struct sst_nego_host *h, sst_time_t now);
 
-/* Initiator: one per outgoing handshake. */
-struct sst_nego_initiator *sst_nego_initiator_new(struct sst_nego_host *h, const struct sst_addr *peer,
-                                                  enum sst_security security);
+/* Initiator: one per outgoing handshake.  If the host holds an unexpired ticket for `peer` whose
+ * host key verify_peer still accepts, the HELLO offers resumption (the ticket is used up either
+ * way); the responder may still answer with full XX. */
+struct sst_nego_initiator *sst_nego_initiator_new(struct sst_nego_host *h, sst_time_t now,
+                                                  const struct sst_addr *peer, enum sst_security security);
 void sst_nego_initiator_free(struct sst_nego_initiator *in);
 uint64_t sst_nego_initiator_tag(const struct sst_nego_initiator *in);
 /* Writes the (re)transmittable HELLO into out; returns its length. */
 size_t sst_nego_initiator_hello(struct sst_nego_initiator *in, uint8_t *out, size_t cap);
-/* Handles a COOKIE or RESPONSE (out needs SST_NEGO_MAX_REPLY bytes).  COOKIE: writes a new HELLO
+/* Handles a COOKIE or RESPONSE (out needs SST_NEGO_MAX_REPLY bytes); `now` dates the ticket a
+ * completed handshake leaves for the next one.  COOKIE: writes a new HELLO
  * into out, returns 0.  RESPONSE: writes FINISH into out, fills *res, returns 1.  The same
  * RESPONSE again after completion: writes the same FINISH, returns 0.  Negative: bad packet,
  * state unchanged (SST_ERR_IDENTITY when verify_peer refused the responder's key).
  * After completion, sst_nego_initiator_finish() rewrites the same FINISH (for retransmission,
  * coalesced ahead of channel packets until the responder acknowledges any packet). */
-int sst_nego_initiator_recv(struct sst_nego_initiator *in, const uint8_t *pkt, size_t len,
+int sst_nego_initiator_recv(struct sst_nego_initiator *in, sst_time_t now, const uint8_t *pkt, size_t len,
                             uint8_t *out, size_t *out_len, struct sst_nego_result *res);
+/* Whether this handshake offers a resumption ticket. */
+bool sst_nego_initiator_resuming(const struct sst_nego_initiator *in);
 size_t sst_nego_initiator_finish(const struct sst_nego_initiator *in, uint8_t *out, size_t cap);
 
 /* Packet classification on channel 0.  Returns the type, or negative if not a negotiation packet
@@ -122,6 +136,10 @@ struct sst_nego_stats {
     uint64_t tx_unverified;     /* bytes of COOKIEs and RESPONSEs sent in reply */
     uint64_t cookies_sent, responses_sent, responses_resent, completed;
     uint64_t rejected;          /* packets dropped with a negative return */
+    uint64_t resumed;           /* completed handshakes (either role) that were resumptions */
+    uint64_t resume_fallbacks;  /* responder: tickets offered but unknown/expired: full XX instead */
+    unsigned tickets_issued;    /* responder: tickets held now */
+    unsigned tickets_held;      /* initiator: peers we hold a ticket for now */
     unsigned half_open;         /* responder handshakes waiting for FINISH */
     unsigned entries;           /* half_open + recently completed (kept to drop duplicates) */
 };

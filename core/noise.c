@@ -11,45 +11,45 @@ _Static_assert(sizeof(SST_NOISE_PROTOCOL_NAME) - 1 == SST_NOISE_HASHLEN,
 
 /* ---- HMAC / HKDF (Noise §4.3) ---- */
 
-/* HMAC-SHA256 with a 32-byte key over the concatenation a || b. */
-static void hmac2(uint8_t out[32], const uint8_t key[32], const uint8_t *a, size_t alen,
-                  const uint8_t *b, size_t blen)
+/* HKDF (Noise §4.3) with 1..3 outputs.  temp_key keys every output's HMAC, so its keyed state
+ * (the two pad blocks) is computed once and copied: 2 SHA-256 compressions saved per output
+ * after the first; a handshake runs HKDF 4-5 times per side. */
+static void hkdf(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, unsigned n, uint8_t *out[3])
 {
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, 32);
-    if (alen)
-        crypto_auth_hmacsha256_update(&st, a, alen);
-    if (blen)
-        crypto_auth_hmacsha256_update(&st, b, blen);
-    crypto_auth_hmacsha256_final(&st, out);
+    crypto_auth_hmacsha256_state st, keyed;
+    uint8_t temp_key[32], prev[32];
+    crypto_auth_hmacsha256_init(&st, ck, 32);
+    if (ikm_len)
+        crypto_auth_hmacsha256_update(&st, ikm, ikm_len);
+    crypto_auth_hmacsha256_final(&st, temp_key);
+    crypto_auth_hmacsha256_init(&keyed, temp_key, 32);
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t idx = (uint8_t)(i + 1);
+        st = keyed;
+        if (i > 0)
+            crypto_auth_hmacsha256_update(&st, prev, 32);
+        crypto_auth_hmacsha256_update(&st, &idx, 1);
+        crypto_auth_hmacsha256_final(&st, prev);
+        memcpy(out[i], prev, 32);
+    }
     sodium_memzero(&st, sizeof st);
+    sodium_memzero(&keyed, sizeof keyed);
+    sodium_memzero(temp_key, sizeof temp_key);
+    sodium_memzero(prev, sizeof prev);
 }
 
 void sst_noise_hkdf2(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, uint8_t out1[32],
                      uint8_t out2[32])
 {
-    uint8_t temp_key[32], one = 0x01, two = 0x02, t1[32];
-    hmac2(temp_key, ck, ikm, ikm_len, NULL, 0);
-    hmac2(t1, temp_key, &one, 1, NULL, 0);
-    hmac2(out2, temp_key, t1, 32, &two, 1);
-    memcpy(out1, t1, 32);
-    sodium_memzero(temp_key, sizeof temp_key);
-    sodium_memzero(t1, sizeof t1);
+    uint8_t *out[3] = { out1, out2, NULL };
+    hkdf(ck, ikm, ikm_len, 2, out);
 }
 
 void sst_noise_hkdf3(const uint8_t ck[32], const uint8_t *ikm, size_t ikm_len, uint8_t out1[32],
                      uint8_t out2[32], uint8_t out3[32])
 {
-    uint8_t temp_key[32], one = 0x01, two = 0x02, three = 0x03, t1[32], t2[32];
-    hmac2(temp_key, ck, ikm, ikm_len, NULL, 0);
-    hmac2(t1, temp_key, &one, 1, NULL, 0);
-    hmac2(t2, temp_key, t1, 32, &two, 1);
-    hmac2(out3, temp_key, t2, 32, &three, 1);
-    memcpy(out1, t1, 32);
-    memcpy(out2, t2, 32);
-    sodium_memzero(temp_key, sizeof temp_key);
-    sodium_memzero(t1, sizeof t1);
-    sodium_memzero(t2, sizeof t2);
+    uint8_t *out[3] = { out1, out2, out3 };
+    hkdf(ck, ikm, ikm_len, 3, out);
 }
 
 /* ---- CipherState (Noise §5.1) ---- */
@@ -439,16 +439,24 @@ out:
     return rc;
 }
 
-int sst_noise_hs_split(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r, struct sst_noise_cipher *c_r2i)
+int sst_noise_hs_split_resume(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r,
+                              struct sst_noise_cipher *c_r2i, uint8_t resume_secret[32])
 {
-    if (!sst_noise_hs_done(hs))
+    if (!sst_noise_hs_done(hs) || sodium_is_zero(hs->ss.ck, sizeof hs->ss.ck))
         return SST_ERR_STATE;
-    uint8_t k1[32], k2[32];
-    sst_noise_hkdf2(hs->ss.ck, NULL, 0, k1, k2);
+    /* HKDF-Expand is a chain: asking for a third output leaves k1, k2 exactly Noise's Split(). */
+    uint8_t k1[32], k2[32], k3[32];
+    if (resume_secret)
+        sst_noise_hkdf3(hs->ss.ck, NULL, 0, k1, k2, k3);
+    else
+        sst_noise_hkdf2(hs->ss.ck, NULL, 0, k1, k2);
     cipher_init_key(c_i2r, k1);
     cipher_init_key(c_r2i, k2);
+    if (resume_secret)
+        memcpy(resume_secret, k3, 32);
     sodium_memzero(k1, sizeof k1);
     sodium_memzero(k2, sizeof k2);
+    sodium_memzero(k3, sizeof k3);
     /* Keep h for channel binding; every secret goes. */
     uint8_t h[32];
     memcpy(h, hs->ss.h, 32);
@@ -463,15 +471,9 @@ int sst_noise_hs_split(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r, 
     return 0;
 }
 
-int sst_noise_hs_export(const struct sst_noise_hs *hs, const char *label, uint8_t out[32])
+int sst_noise_hs_split(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r, struct sst_noise_cipher *c_r2i)
 {
-    /* After Split ck is gone (all zero) and msg_index stays 3: refuse rather than derive from it. */
-    if (!sst_noise_hs_done(hs) || sodium_is_zero(hs->ss.ck, sizeof hs->ss.ck))
-        return SST_ERR_STATE;
-    uint8_t unused[32];
-    sst_noise_hkdf2(hs->ss.ck, (const uint8_t *)label, strlen(label), out, unused);
-    sodium_memzero(unused, sizeof unused);
-    return 0;
+    return sst_noise_hs_split_resume(hs, c_i2r, c_r2i, NULL);
 }
 
 void sst_noise_hs_hash(const struct sst_noise_hs *hs, uint8_t out[SST_NOISE_HASHLEN])

@@ -91,11 +91,12 @@ static inline bool sst_noise_hs_done(const struct sst_noise_hs *hs) { return hs-
  * once done; wipes the handshake state.  SST_ERR_STATE if not done. */
 SST_MUST_CHECK int sst_noise_hs_split(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r,
                                       struct sst_noise_cipher *c_r2i);
-/* A secret for a later resumed handshake between the same two parties: HKDF(ck, label) of the
- * finished handshake (Noise §4.3 HKDF; an input distinct from Split's empty one, so independent of
- * the transport keys).  Only valid once done and before sst_noise_hs_split (which wipes ck);
- * SST_ERR_STATE otherwise. */
-SST_MUST_CHECK int sst_noise_hs_export(const struct sst_noise_hs *hs, const char *label, uint8_t out[32]);
+/* Split, and also the secret for a later resumed handshake between the same two parties: the
+ * third output of the same HKDF(ck, empty) whose first two are Split's k1, k2 (HKDF-Expand
+ * blocks are independent PRF outputs, so it tells nothing about the transport keys, and Split
+ * itself is unchanged).  resume_secret may be NULL (then this is sst_noise_hs_split). */
+SST_MUST_CHECK int sst_noise_hs_split_resume(struct sst_noise_hs *hs, struct sst_noise_cipher *c_i2r,
+                                             struct sst_noise_cipher *c_r2i, uint8_t resume_secret[32]);
 /* The handshake hash, for channel binding (valid at any point; final after the last message). */
 void sst_noise_hs_hash(const struct sst_noise_hs *hs, uint8_t out[SST_NOISE_HASHLEN]);
 void sst_noise_hs_wipe(struct sst_noise_hs *hs);

@@ -137,7 +137,7 @@ static int responder(struct fixture *f, struct ledger *lg, sst_time_t now, const
 /* Runs a complete handshake; returns the responder's and initiator's results. */
 static void handshake(struct fixture *f, struct sst_nego_result *ires, struct sst_nego_result *rres)
 {
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f->ih, &f->raddr, f->icfg.security);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f->ih, 0, &f->raddr, f->icfg.security);
     ck_assert_ptr_nonnull(in);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello);
@@ -146,7 +146,7 @@ static void handshake(struct fixture *f, struct sst_nego_result *ires, struct ss
     struct ledger lg = {0};
     ck_assert_int_eq(responder(f, &lg, 0, &f->iaddr, hello, hlen, reply, &rlen, rres, &consumed), 0);
     ck_assert_int_eq(sst_nego_peek(reply, rlen, NULL), SST_NEGO_RESPONSE);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, ires), 1);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, &flen, ires), 1);
     ck_assert_int_eq(sst_nego_peek(fin, flen, NULL), SST_NEGO_FINISH);
     size_t olen = 99;
     ck_assert_int_eq(responder(f, NULL, 1, &f->iaddr, fin, flen, reply, &olen, rres, &consumed), 1);
@@ -265,7 +265,7 @@ START_TEST(test_nego_cookie_path)
     f.rcfg.cookie_threshold = 0;
     sst_nego_host_free(f.rh);
     f.rh = mkhost(&f.rs, &f.rcfg);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed, flen;
     struct sst_nego_result ires, rres;
@@ -279,12 +279,12 @@ START_TEST(test_nego_cookie_path)
     ck_assert_uint_eq(st.entries, 0);
     ck_assert_int_eq(f.rs.next_chan_id, 42);     /* no channel ID taken */
     /* The initiator answers with a HELLO carrying the cookie. */
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, hello, &hlen, &ires), 0);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, hello, &hlen, &ires), 0);
     ck_assert_uint_eq(hlen, SST_NEGO_HELLO_MIN);
     /* A cookie from the previous epoch is still good (120 s rotation). */
     ck_assert_int_eq(responder(&f, &lg, SST_SEC(1000 + 130), &f.iaddr, hello, hlen, reply, &rlen, &rres, &consumed), 0);
     ck_assert_int_eq(sst_nego_peek(reply, rlen, NULL), SST_NEGO_RESPONSE);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, &ires), 1);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, &flen, &ires), 1);
     ck_assert_int_eq(responder(&f, NULL, SST_SEC(1000 + 131), &f.iaddr, fin, flen, reply, &rlen, &rres, &consumed), 1);
     check_results(&f, &ires, &rres);
     sst_nego_initiator_free(in);
@@ -299,13 +299,13 @@ START_TEST(test_nego_bad_cookie_rejected)
     f.rcfg.cookie_threshold = 0;
     sst_nego_host_free(f.rh);
     f.rh = mkhost(&f.rs, &f.rcfg);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], bad[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed;
     struct sst_nego_result res;
     sst_time_t now = SST_SEC(50);
     ck_assert_int_eq(sst_nego_responder_recv(f.rh, now, &f.iaddr, hello, hlen, reply, &rlen, &res, &consumed), 0);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, hello, &hlen, &res), 0);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, hello, &hlen, &res), 0);
     /* Every single-bit change in the cookie is refused, with no reply and no state. */
     for (size_t pos = SST_NEGO_HDR_LEN + 1; pos < SST_NEGO_HDR_LEN + 1 + 16; pos++) {
         memcpy(bad, hello, hlen);
@@ -344,7 +344,7 @@ START_TEST(test_nego_truncated_and_malformed_hello)
 {
     struct fixture f;
     fx_init(&f, SST_SEC_STRONG, SST_SEC_STRONG, false, false);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], bad[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed;
     struct sst_nego_result res;
@@ -388,7 +388,7 @@ START_TEST(test_nego_tampered_response)
 {
     struct fixture f;
     fx_init(&f, SST_SEC_STRONG, SST_SEC_STRONG, false, false);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], bad[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed, flen;
     struct sst_nego_result ires, rres;
@@ -397,15 +397,15 @@ START_TEST(test_nego_tampered_response)
         memcpy(bad, reply, rlen);
         bad[pos] ^= 0x01;
         flen = 3;
-        ck_assert_msg(sst_nego_initiator_recv(in, bad, rlen, fin, &flen, &ires) < 0, "flip at %zu accepted", pos);
+        ck_assert_msg(sst_nego_initiator_recv(in, 0, bad, rlen, fin, &flen, &ires) < 0, "flip at %zu accepted", pos);
         ck_assert_uint_eq(flen, 0);
     }
     for (size_t cut = 0; cut < rlen; cut++)
-        ck_assert_int_lt(sst_nego_initiator_recv(in, reply, cut, fin, &flen, &ires), 0);
+        ck_assert_int_lt(sst_nego_initiator_recv(in, 0, reply, cut, fin, &flen, &ires), 0);
     ck_assert_int_eq(f.is.verify_calls, 0);
     ck_assert_int_eq(f.is.next_chan_id, 7);
     ck_assert_uint_eq(sst_nego_initiator_finish(in, fin, sizeof fin), 0);   /* not done */
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, &ires), 1);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, &flen, &ires), 1);
     ck_assert_int_eq(sst_nego_responder_recv(f.rh, 1, &f.iaddr, fin, flen, reply, &rlen, &rres, &consumed), 1);
     check_results(&f, &ires, &rres);
     sst_nego_initiator_free(in);
@@ -418,7 +418,7 @@ START_TEST(test_nego_tampered_and_replayed_finish)
 {
     struct fixture f;
     fx_init(&f, SST_SEC_STRONG, SST_SEC_STRONG, false, false);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], bad[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed, flen;
     struct sst_nego_result ires, rres;
@@ -426,7 +426,7 @@ START_TEST(test_nego_tampered_and_replayed_finish)
     uint8_t resp[SST_NEGO_MAX_REPLY];
     size_t resp_len = rlen;
     memcpy(resp, reply, rlen);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, &ires), 1);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, &flen, &ires), 1);
     for (size_t pos = 0; pos < flen; pos++) {
         memcpy(bad, fin, flen);
         bad[pos] ^= 0x40;
@@ -466,8 +466,8 @@ START_TEST(test_nego_tampered_and_replayed_finish)
     ck_assert_uint_eq(st.completed, 1);
     ck_assert_uint_eq(st.entries, 0);
     /* The RESPONSE replayed to another initiator (another tag): rejected, nothing changes. */
-    struct sst_nego_initiator *in2 = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
-    ck_assert_int_eq(sst_nego_initiator_recv(in2, resp, resp_len, bad, &flen, &ires), SST_ERR_STATE);
+    struct sst_nego_initiator *in2 = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
+    ck_assert_int_eq(sst_nego_initiator_recv(in2, 0, resp, resp_len, bad, &flen, &ires), SST_ERR_STATE);
     ck_assert_uint_eq(flen, 0);
     ck_assert_uint_eq(sst_nego_initiator_finish(in2, bad, sizeof bad), 0);
     /* Even with the tag rewritten to in2's, the transcript (prologue binds the tag, and in2 has
@@ -475,7 +475,7 @@ START_TEST(test_nego_tampered_and_replayed_finish)
     uint64_t tag2 = sst_nego_initiator_tag(in2);
     for (int k = 0; k < 8; k++)
         resp[6 + k] = (uint8_t)(tag2 >> (56 - 8 * k));
-    ck_assert_int_eq(sst_nego_initiator_recv(in2, resp, resp_len, bad, &flen, &ires), SST_ERR_AUTH);
+    ck_assert_int_eq(sst_nego_initiator_recv(in2, 0, resp, resp_len, bad, &flen, &ires), SST_ERR_AUTH);
     sst_nego_initiator_free(in2);
     sst_nego_initiator_free(in);
     fx_free(&f);
@@ -486,7 +486,7 @@ START_TEST(test_nego_duplicate_hello_same_response)
 {
     struct fixture f;
     fx_init(&f, SST_SEC_STRONG, SST_SEC_STRONG, false, false);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], r1[SST_NEGO_MAX_REPLY], r2[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY],
         fin2[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), l1, l2, consumed, flen, flen2;
@@ -504,14 +504,14 @@ START_TEST(test_nego_duplicate_hello_same_response)
     ck_assert_uint_eq(st.responses_resent, 20);
     ck_assert_int_eq(f.rs.next_chan_id, 43);   /* one channel ID only */
     /* Same tag with a different ephemeral: dropped. */
-    struct sst_nego_initiator *in2 = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in2 = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     size_t h2 = sst_nego_initiator_hello(in2, r2, sizeof r2);
     memcpy(r2 + 6, hello + 6, 8);
     ck_assert_int_eq(responder(&f, &lg, 0, &f.iaddr, r2, h2, r2, &l2, &rres, &consumed), SST_ERR_STATE);
     sst_nego_initiator_free(in2);
     /* Initiator: a duplicate RESPONSE after completion yields the same FINISH again. */
-    ck_assert_int_eq(sst_nego_initiator_recv(in, r1, l1, fin, &flen, &ires), 1);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, r1, l1, fin2, &flen2, &ires), 0);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, r1, l1, fin, &flen, &ires), 1);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, r1, l1, fin2, &flen2, &ires), 0);
     ck_assert_uint_eq(flen2, flen);
     ck_assert_mem_eq(fin, fin2, flen);
     ck_assert_int_eq(f.is.next_chan_id, 8);
@@ -536,7 +536,7 @@ START_TEST(test_nego_amplification_bound)
     for (int k = 0; k < 40; k++) {
         struct sst_addr from = mkaddr((uint8_t)(10 + k % 5), (uint16_t)(1000 + k));
         struct ledger lg = {0};
-        struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+        struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
         size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello);
         for (int rep = 0; rep < 3; rep++) {
             int r = responder(&f, &lg, SST_MS(k), &from, hello, hlen, reply, &rlen, &res, &consumed);
@@ -565,18 +565,18 @@ START_TEST(test_nego_identity_mismatch)
     /* The initiator pinned another key for this peer (TOFU): SST_ERR_IDENTITY, nothing kept. */
     f.is.have_pin = true;
     memset(f.is.pin, 0x33, 32);
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     uint8_t hello[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY];
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello), rlen, consumed, flen = 9;
     struct sst_nego_result ires, rres;
     ck_assert_int_eq(sst_nego_responder_recv(f.rh, 0, &f.iaddr, hello, hlen, reply, &rlen, &rres, &consumed), 0);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, &ires), SST_ERR_IDENTITY);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, &flen, &ires), SST_ERR_IDENTITY);
     ck_assert_uint_eq(flen, 0);
     ck_assert_int_eq(f.is.verify_calls, 1);
     ck_assert_uint_eq(sst_nego_initiator_finish(in, fin, sizeof fin), 0);
     /* With the right pin the same RESPONSE completes. */
     memcpy(f.is.pin, f.rcfg.identity.pk, 32);
-    ck_assert_int_eq(sst_nego_initiator_recv(in, reply, rlen, fin, &flen, &ires), 1);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, &flen, &ires), 1);
     /* The responder refuses the initiator's key: SST_ERR_IDENTITY, and the half-open stays. */
     f.rs.refuse_identity = true;
     ck_assert_int_eq(sst_nego_responder_recv(f.rh, 1, &f.iaddr, fin, flen, reply, &rlen, &rres, &consumed),
@@ -604,12 +604,12 @@ START_TEST(test_nego_half_open_cap_and_expiry)
     size_t rlen, consumed;
     struct sst_nego_result res;
     for (int k = 0; k < 6; k++) {
-        struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+        struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
         size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello);
         struct sst_addr from = mkaddr(20, (uint16_t)(2000 + k));
         int r = sst_nego_responder_recv(f.rh, SST_MS(100 * k), &from, hello, hlen, reply, &rlen, &res, &consumed);
         ck_assert_int_eq(r, k < 4 ? 0 : SST_ERR_LIMIT);
-        ck_assert_uint_eq(rlen, k < 4 ? 131u : 0u);
+        ck_assert_uint_eq(rlen, k < 4 ? 147u : 0u);
         sst_nego_initiator_free(in);
     }
     struct sst_nego_stats st;
@@ -624,10 +624,10 @@ START_TEST(test_nego_half_open_cap_and_expiry)
     ck_assert_uint_eq(sst_nego_host_expire(f.rh, SST_SEC(10)), SST_TIME_NEVER);
     ck_assert_int_eq(f.rs.released, 4);
     /* Room again. */
-    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, &f.raddr, SST_SEC_STRONG);
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f.ih, 0, &f.raddr, SST_SEC_STRONG);
     size_t hlen = sst_nego_initiator_hello(in, hello, sizeof hello);
     ck_assert_int_eq(sst_nego_responder_recv(f.rh, SST_SEC(10), &f.iaddr, hello, hlen, reply, &rlen, &res, &consumed), 0);
-    ck_assert_uint_eq(rlen, 131);
+    ck_assert_uint_eq(rlen, 147);
     sst_nego_initiator_free(in);
     fx_free(&f);
 }

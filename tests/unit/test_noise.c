@@ -1,6 +1,6 @@
 /* Unit tests for noise.c: XX and NNpsk0 between two of our states, known-answer vectors generated
  * with the independent dissononce implementation, rejection of tampered/out-of-order messages,
- * precomputed public keys, and the exported resumption secret. */
+ * precomputed public keys, and the resumption secret from Split's HKDF. */
 #include <check.h>
 #include <sodium.h>
 #include <string.h>
@@ -275,17 +275,20 @@ START_TEST(test_noise_psk_known_answer_and_tamper)
     ck_assert_int_eq(sst_noise_hs_read(&r, m3, (size_t)n3, p, sizeof p), 8);
     ck_assert(sst_noise_hs_done(&i) && sst_noise_hs_done(&r));
     uint8_t xi[32], xr[32];
-    ck_assert_int_eq(sst_noise_hs_export(&i, "label", xi), 0);
-    ck_assert_int_eq(sst_noise_hs_export(&r, "label", xr), 0);
-    ck_assert_mem_eq(xi, xr, 32);
-    struct sst_noise_cipher a, b, c, d;
-    ck_assert_int_eq(sst_noise_hs_split(&i, &a, &b), 0);
-    ck_assert_int_eq(sst_noise_hs_split(&r, &c, &d), 0);
+    struct sst_noise_cipher a, b, c, d, e, g;
+    struct sst_noise_hs r_plain = r;
+    ck_assert_int_eq(sst_noise_hs_split_resume(&i, &a, &b, xi), 0);
+    ck_assert_int_eq(sst_noise_hs_split_resume(&r, &c, &d, xr), 0);
+    ck_assert_int_eq(sst_noise_hs_split(&r_plain, &e, &g), 0);
     ck_assert_mem_eq(a.k, c.k, 32);
     ck_assert_mem_eq(b.k, d.k, 32);
-    /* The exported secret is independent of both transport keys, and gone after Split. */
+    ck_assert_mem_eq(xi, xr, 32);
+    /* Asking for the resumption secret leaves Split's keys as they are... */
+    ck_assert_mem_eq(e.k, c.k, 32);
+    ck_assert_mem_eq(g.k, d.k, 32);
+    /* ... and the secret is neither of them; once split, the chaining key is gone. */
     ck_assert(memcmp(xi, a.k, 32) != 0 && memcmp(xi, b.k, 32) != 0);
-    ck_assert_int_eq(sst_noise_hs_export(&i, "label", xi), SST_ERR_STATE);
+    ck_assert_int_eq(sst_noise_hs_split_resume(&i, &a, &b, xi), SST_ERR_STATE);
 }
 END_TEST
 
@@ -349,6 +352,17 @@ START_TEST(test_noise_hkdf_consistency)
     crypto_auth_hmacsha256_final(&st, e2);
     ck_assert_mem_eq(o1, e1, 32);
     ck_assert_mem_eq(o2, e2, 32);
+    /* Three outputs: the same first two, then HMAC(temp_key, out2 || 0x03). */
+    uint8_t p1[32], p2[32], p3[32], e3[32];
+    sst_noise_hkdf3(ck, ikm, sizeof ikm, p1, p2, p3);
+    memcpy(buf, e2, 32);
+    buf[32] = 3;
+    crypto_auth_hmacsha256_init(&st, tk, 32);
+    crypto_auth_hmacsha256_update(&st, buf, 33);
+    crypto_auth_hmacsha256_final(&st, e3);
+    ck_assert_mem_eq(p1, e1, 32);
+    ck_assert_mem_eq(p2, e2, 32);
+    ck_assert_mem_eq(p3, e3, 32);
 }
 END_TEST
 
