@@ -467,18 +467,37 @@ if any(s in ("mem", "handshake") for (s, _v) in rows):
             w("| per idle %s, server RSS over %d | %.0f B | | |" % (label, j["count"], j["server_rss_per"]))
             w("| per idle %s, client heap%s | %.0f B | | |" % (
                 label, " (incl. one UDP driver each)" if label == "channel" else "", j["client_heap_per"]))
+    hs_verdict = {}
     for sec in ("strong", "light"):
         for j in rows.get(("handshake", sec), []):
             if not j.get("ok", True):
                 w("| handshake (%s) | failed | | |" % sec)
                 continue
-            for side in ("initiator", "responder"):
-                m = j[side + "_cpu_us"]["mean"]
-                ok = m <= 150
-                if not ok:
-                    missed.append("Handshake CPU (%s, %s): %.0f µs (target 150 µs)" % (sec, side, m))
-                w("| handshake CPU, %s, %s side (mean of %d; p99 %.0f µs) | %.0f µs | ≤ 150 µs | %s |" % (
-                    sec, side, j["count"], j[side + "_cpu_us"]["p99"], m, met(ok)))
+            # Full XX (first contact) and session resumption (a later channel between the same
+            # two hosts) are measured in the same run, alternating (bench_handshake).
+            kinds = [("full XX", j)]
+            if "resumed" in j:
+                kinds.append(("resumed", j["resumed"]))
+            for kind, k in kinds:
+                for side in ("initiator", "responder"):
+                    m = k[side + "_cpu_us"]["mean"]
+                    ok = m <= 150
+                    hs_verdict.setdefault(kind, []).append(ok)
+                    if not ok:
+                        missed.append("Handshake CPU, %s (%s, %s): %.0f µs (target 150 µs)" % (kind, sec, side, m))
+                    w("| handshake CPU, %s, %s, %s side (mean of %d; p99 %.0f µs) | %.0f µs | ≤ 150 µs | %s |" % (
+                        kind, sec, side, j["count"], k[side + "_cpu_us"]["p99"], m, met(ok)))
+            if "x25519_us" in j:
+                x = j["x25519_us"]
+                w("| libsodium X25519 alone, same run (%s): key generation / DH | %.0f / %.0f µs | | |" % (
+                    sec, x["base"], x["dh"]))
+    if hs_verdict:
+        w("")
+        w("Handshake target (≤ 150 µs CPU per side): " + "; ".join(
+            "**%s %s**" % (kind, "meets it" if all(v) else "does NOT meet it") for kind, v in hs_verdict.items()) +
+          ".  Full XX costs each side one X25519 key generation and three DHs; a resumed handshake "
+          "(NNpsk0 with the single-use ticket a previous handshake between the same two hosts left, "
+          "docs/protocol-negotiation.md) one key generation and one DH.")
     w("")
 
 w("## 9. Cost of the shim on sockets it does not carry")
