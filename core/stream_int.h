@@ -71,7 +71,6 @@ struct sst_stream {
 
     /* incoming children waiting for accept (substreams, datagrams) */
     struct sst_stream *acceptq;
-    struct sst_stream *aq_prev, *aq_next;
     struct sst_stream *aq_owner;   /* the stream whose accept queue holds us */
     struct sst_listener *lq_owner; /* the listener whose backlog holds us */
     unsigned unconfirmed_children; /* children whose Init is not yet known to the peer */
@@ -95,12 +94,23 @@ struct sst_stream {
     void *arg;
     unsigned pending_ev;
     int prio;
-    struct sst_stream *ev_prev, *ev_next;
-    struct sst_stream *rd_prev, *rd_next;
+    /* Links that are never in use at once share storage (struct sst_stream is what an idle
+     * stream costs):
+     *  - an accept queue or listener backlog (aq_owner/lq_owner set) holds only streams the
+     *    application has not taken, and only taken ones (app_owned) get events (in_evq);
+     *  - a stream is on its conn's ready list (in_ready) or on a parent's waiters list
+     *    (wait_on set), never both: each move takes it off the other first. */
+    union {
+        struct { struct sst_stream *aq_prev, *aq_next; };
+        struct { struct sst_stream *ev_prev, *ev_next; };
+    };
+    union {
+        struct { struct sst_stream *rd_prev, *rd_next; };
+        struct { struct sst_stream *wt_prev, *wt_next; };
+    };
     /* Init segments blocked on the parent (unknown to the peer, or out of its credit) wait off
      * the ready list, on the parent's waiters list, until the parent's state changes. */
     struct sst_stream *waiters;
-    struct sst_stream *wt_prev, *wt_next;
     struct sst_stream *wait_on;
     struct sst_stream *cn_prev, *cn_next;     /* conn->streams */
     struct sst_stream *all_prev, *all_next;   /* ctx->streams */
