@@ -13,60 +13,71 @@ int sst_rx_init(struct sst_rx *rx, size_t max)
     memset(rx, 0, sizeof *rx);
     if (max == 0)
         return SST_ERR_INVAL;
-    /* The ring is allocated when the first byte arrives (idle streams hold none). */
+    /* The store (ring, range set, marks) is allocated when the first byte arrives (idle
+     * streams hold none). */
     rx->max = max;
-    sst_rangeset_init(&rx->got);
     return 0;
 }
+
+static size_t ring_cap(const struct sst_rx *rx) { return rx->st != NULL ? rx->st->cap : 0; }
 
 /* Grows the ring so that [next, next + need) fits; false if beyond max or out of memory. */
 static bool grow(struct sst_rx *rx, uint64_t need)
 {
     if (need > rx->max)
         return false;
-    size_t cap = rx->cap == 0 ? SST_MIN(rx->max, (size_t)RX_INITIAL) : rx->cap;
+    if (rx->st == NULL) {
+        rx->st = calloc(1, sizeof *rx->st);
+        if (rx->st == NULL)
+            return false;
+        sst_rangeset_init(&rx->st->got);
+    }
+    size_t cap = rx->st->cap == 0 ? SST_MIN(rx->max, (size_t)RX_INITIAL) : rx->st->cap;
     while (cap < need)
         cap = cap > rx->max / 2 ? rx->max : cap * 2;
     uint8_t *nb = malloc(cap);
     if (nb == NULL)
         return false;
     /* Re-lay [next, next + old cap) at its positions in the new ring. */
-    for (size_t done = 0; done < rx->cap;) {
+    for (size_t done = 0; done < rx->st->cap;) {
         uint64_t o = rx->next + done;
-        size_t from = (size_t)(o % rx->cap), to = (size_t)(o % cap);
-        size_t n = SST_MIN(rx->cap - done, SST_MIN(rx->cap - from, cap - to));
-        memcpy(nb + to, rx->buf + from, n);
+        size_t from = (size_t)(o % rx->st->cap), to = (size_t)(o % cap);
+        size_t n = SST_MIN(rx->st->cap - done, SST_MIN(rx->st->cap - from, cap - to));
+        memcpy(nb + to, rx->st->buf + from, n);
         done += n;
     }
-    free(rx->buf);
-    rx->buf = nb;
-    rx->cap = cap;
+    free(rx->st->buf);
+    rx->st->buf = nb;
+    rx->st->cap = cap;
     return true;
 }
 
 void sst_rx_free(struct sst_rx *rx)
 {
-    free(rx->buf);
-    rx->buf = NULL;
-    rx->cap = 0;
-    sst_rangeset_free(&rx->got);
-    free(rx->marks);
-    rx->marks = NULL;
-    rx->mhead = rx->nmarks = rx->capmarks = 0;
+    if (rx->st == NULL)
+        return;
+    free(rx->st->buf);
+    sst_rangeset_free(&rx->st->got);
+    free(rx->st->marks);
+    free(rx->st);
+    rx->st = NULL;
 }
 
 void sst_rx_compact(struct sst_rx *rx)
 {
-    sst_rangeset_compact(&rx->got);
-    if (rx->ready == rx->next && rx->got.n == 0) {
-        free(rx->buf);
-        rx->buf = NULL;
-        rx->cap = 0;
+    if (rx->st == NULL)
+        return;
+    /* Nothing buffered: no byte, range or mark beyond next can exist, so the whole store
+     * goes. */
+    if (rx->ready == rx->next && rx->st->got.n == 0) {
+        sst_rx_free(rx);
+        return;
     }
-    if (rx->mhead == rx->nmarks) {
-        free(rx->marks);
-        rx->marks = NULL;
-        rx->mhead = rx->nmarks = rx->capmarks = 0;
+    sst_rangeset_compact(&rx->st->got);
+    if (rx->st->mhead == rx->st->nmarks) {
+        free(rx->st->marks);
+        rx->st->marks = NULL;
+        rx->st->mhead = rx->st->nmarks = rx->st->capmarks = 0;
     }
 }
 
@@ -75,10 +86,10 @@ void sst_rx_compact(struct sst_rx *rx)
 /* Index of the first mark >= x in [mhead, nmarks). */
 static uint32_t mark_index(const struct sst_rx *rx, uint64_t x)
 {
-    uint32_t lo = rx->mhead, hi = rx->nmarks;
+    uint32_t lo = rx->st->mhead, hi = rx->st->nmarks;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (rx->marks[mid] < x)
+        if (rx->st->marks[mid] < x)
             lo = mid + 1;
         else
             hi = mid;
@@ -89,20 +100,20 @@ static uint32_t mark_index(const struct sst_rx *rx, uint64_t x)
 /* Room for one more mark; false when out of memory. */
 static bool mark_room(struct sst_rx *rx)
 {
-    if (rx->nmarks < rx->capmarks)
+    if (rx->st->nmarks < rx->st->capmarks)
         return true;
-    if (rx->mhead > 0) {
-        memmove(rx->marks, rx->marks + rx->mhead, (rx->nmarks - rx->mhead) * sizeof *rx->marks);
-        rx->nmarks -= rx->mhead;
-        rx->mhead = 0;
+    if (rx->st->mhead > 0) {
+        memmove(rx->st->marks, rx->st->marks + rx->st->mhead, (rx->st->nmarks - rx->st->mhead) * sizeof *rx->st->marks);
+        rx->st->nmarks -= rx->st->mhead;
+        rx->st->mhead = 0;
         return true;
     }
-    uint32_t cap = rx->capmarks == 0 ? 8 : rx->capmarks * 2;
-    uint64_t *nm = realloc(rx->marks, cap * sizeof *nm);
+    uint32_t cap = rx->st->capmarks == 0 ? 8 : rx->st->capmarks * 2;
+    uint64_t *nm = realloc(rx->st->marks, cap * sizeof *nm);
     if (nm == NULL)
         return false;
-    rx->marks = nm;
-    rx->capmarks = cap;
+    rx->st->marks = nm;
+    rx->st->capmarks = cap;
     return true;
 }
 
@@ -110,23 +121,25 @@ static bool mark_room(struct sst_rx *rx)
 static void mark_add(struct sst_rx *rx, uint64_t m)
 {
     uint32_t i = mark_index(rx, m);
-    if (i < rx->nmarks && rx->marks[i] == m)
+    if (i < rx->st->nmarks && rx->st->marks[i] == m)
         return;
-    memmove(rx->marks + i + 1, rx->marks + i, (rx->nmarks - i) * sizeof *rx->marks);
-    rx->marks[i] = m;
-    rx->nmarks++;
+    memmove(rx->st->marks + i + 1, rx->st->marks + i, (rx->st->nmarks - i) * sizeof *rx->st->marks);
+    rx->st->marks[i] = m;
+    rx->st->nmarks++;
 }
 
 static uint64_t next_mark(const struct sst_rx *rx)
 {
-    return rx->mhead < rx->nmarks ? rx->marks[rx->mhead] : UINT64_MAX;
+    if (rx->st == NULL)
+        return UINT64_MAX;
+    return rx->st->mhead < rx->st->nmarks ? rx->st->marks[rx->st->mhead] : UINT64_MAX;
 }
 
 static void pop_mark(struct sst_rx *rx)
 {
-    rx->mhead++;
-    if (rx->mhead == rx->nmarks)
-        rx->mhead = rx->nmarks = 0;
+    rx->st->mhead++;
+    if (rx->st->mhead == rx->st->nmarks)
+        rx->st->mhead = rx->st->nmarks = 0;
     rx->next++;
 }
 
@@ -140,10 +153,10 @@ uint64_t sst_rx_offset32(const struct sst_rx *rx, uint32_t bsn)
 
 static void ring_copy_in(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len)
 {
-    size_t pos = (size_t)(off % rx->cap);
-    size_t first = SST_MIN(len, rx->cap - pos);
-    memcpy(rx->buf + pos, data, first);
-    memcpy(rx->buf, data + first, len - first);
+    size_t pos = (size_t)(off % rx->st->cap);
+    size_t first = SST_MIN(len, rx->st->cap - pos);
+    memcpy(rx->st->buf + pos, data, first);
+    memcpy(rx->st->buf, data + first, len - first);
 }
 
 int sst_rx_insert(struct sst_rx *rx, uint64_t off, const uint8_t *data, size_t len, bool fin,
@@ -165,32 +178,34 @@ int sst_rx_insert_seg(struct sst_rx *rx, uint64_t off, const uint8_t *data, size
     if (rx->fin_known && (end > rx->fin || (fin && end != rx->fin)))
         return SST_ERR_MALFORMED;
     if (fin && !rx->fin_known) {
-        uint64_t highest = rx->got.n > 0 ? rx->got.hi[rx->got.n - 1] : rx->ready;
+        uint64_t highest = rx->st != NULL && rx->st->got.n > 0 ? rx->st->got.hi[rx->st->got.n - 1]
+                                                              : rx->ready;
         if (highest > end)
             return SST_ERR_MALFORMED;
     }
     uint64_t lo = SST_MAX(off, rx->ready);
-    if (lo < end && end > rx->next + rx->cap && !grow(rx, end - rx->next))
+    if (lo < end && end > rx->next + ring_cap(rx) && !grow(rx, end - rx->next))
         return SST_ERR_AGAIN;
     if (lo < end) {
-        if (!sst_rangeset_can_add(&rx->got, lo, end))
+        /* The ring holds [next, end) now, so the store exists. */
+        if (!sst_rangeset_can_add(&rx->st->got, lo, end))
             return SST_ERR_AGAIN;
         bool new_mark = mark && dend >= lo;   /* else the mark unit was here already */
         if (new_mark && !mark_room(rx))
             return SST_ERR_AGAIN;
-        *fresh = (size_t)sst_rangeset_uncovered(&rx->got, lo, end);
+        *fresh = (size_t)sst_rangeset_uncovered(&rx->st->got, lo, end);
         if (lo < dend)
             ring_copy_in(rx, lo, data + (lo - off), (size_t)(dend - lo));
         if (new_mark) {
-            rx->buf[dend % rx->cap] = 0;
+            rx->st->buf[dend % rx->st->cap] = 0;
             mark_add(rx, dend);
         }
-        if (sst_rangeset_add(&rx->got, lo, end) != 0)
+        if (sst_rangeset_add(&rx->st->got, lo, end) != 0)
             return SST_ERR_AGAIN;   /* unreachable: can_add said yes */
         /* Pull contiguous ranges into the ready region. */
-        if (rx->got.n > 0 && rx->got.lo[0] <= rx->ready) {
-            rx->ready = SST_MAX(rx->ready, rx->got.hi[0]);
-            sst_rangeset_drop_below(&rx->got, rx->ready);
+        if (rx->st->got.n > 0 && rx->st->got.lo[0] <= rx->ready) {
+            rx->ready = SST_MAX(rx->ready, rx->st->got.hi[0]);
+            sst_rangeset_drop_below(&rx->st->got, rx->ready);
         }
     }
     if (fin) {
@@ -207,11 +222,11 @@ static size_t copy_out(struct sst_rx *rx, uint8_t *buf, size_t len)
     size_t n = (size_t)SST_MIN((uint64_t)len, stop - rx->next);
     if (n == 0)
         return 0;
-    size_t pos = (size_t)(rx->next % rx->cap);
-    size_t first = SST_MIN(n, rx->cap - pos);
+    size_t pos = (size_t)(rx->next % rx->st->cap);
+    size_t first = SST_MIN(n, rx->st->cap - pos);
     if (buf != NULL) {
-        memcpy(buf, rx->buf + pos, first);
-        memcpy(buf + first, rx->buf, n - first);
+        memcpy(buf, rx->st->buf + pos, first);
+        memcpy(buf + first, rx->st->buf, n - first);
     }
     rx->next += n;
     return n;

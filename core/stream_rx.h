@@ -5,15 +5,11 @@
 
 #include "stream_range.h"
 
-struct sst_rx {
+/* What only a stream with bytes buffered needs: allocated with the ring, freed with it. */
+struct sst_rx_store {
     uint8_t *buf;       /* ring of cap bytes; byte at offset o lives at buf[o % cap] */
     size_t cap;         /* grows on demand (streams start small) up to max */
-    size_t max;
-    uint64_t next;      /* next offset the application reads */
-    uint64_t ready;     /* end of the contiguous bytes received from next */
     struct sst_rangeset got;   /* ranges received beyond ready */
-    bool fin_known;
-    uint64_t fin;       /* stream length, once a Close flag arrived */
     /* Record boundaries (paper §2.3): each occupies one unit of the offset space after the
      * last byte of its record (a zero in the ring).  Offsets >= next of the mark units
      * received, sorted, in [mhead, nmarks); allocated only when the peer sends marks. */
@@ -21,10 +17,19 @@ struct sst_rx {
     uint32_t mhead, nmarks, capmarks;
 };
 
+struct sst_rx {
+    struct sst_rx_store *st;   /* NULL while nothing is buffered and none was since compaction */
+    size_t max;
+    uint64_t next;      /* next offset the application reads */
+    uint64_t ready;     /* end of the contiguous bytes received from next */
+    uint64_t fin;       /* stream length, once a Close flag arrived */
+    bool fin_known;
+};
+
 /* Allocates a small ring that may grow to max bytes (> 0).  0 or SST_ERR_NOMEM. */
 SST_MUST_CHECK int sst_rx_init(struct sst_rx *rx, size_t max);
 void sst_rx_free(struct sst_rx *rx);
-/* Gives back the ring and range storage when nothing is buffered (an idle stream). */
+/* Gives back the store when nothing is buffered (an idle stream), else what of it is empty. */
 void sst_rx_compact(struct sst_rx *rx);
 /* The 64-bit stream offset of a 32-bit BSN, by wraparound arithmetic around rx->next (paper
  * §4.3.4).  Offsets that would lie below zero come back as 0 with *old set. */

@@ -13,38 +13,62 @@ int sst_tx_init(struct sst_tx *tx, size_t max)
     memset(tx, 0, sizeof *tx);
     if (max == 0)
         return SST_ERR_INVAL;
-    /* The ring is allocated by the first write (idle streams hold none). */
+    /* The store (ring, range sets, marks) is allocated by the first write or the first
+     * outcome that needs a range (idle streams hold none). */
     tx->max = max;
-    sst_rangeset_init(&tx->acked);
-    sst_rangeset_init(&tx->lost);
     return 0;
+}
+
+/* The store, allocated if need be; NULL when memory is short. */
+static struct sst_tx_store *store(struct sst_tx *tx)
+{
+    if (tx->st == NULL) {
+        tx->st = calloc(1, sizeof *tx->st);
+        if (tx->st != NULL) {
+            sst_rangeset_init(&tx->st->acked);
+            sst_rangeset_init(&tx->st->lost);
+        }
+    }
+    return tx->st;
+}
+
+static size_t ring_cap(const struct sst_tx *tx) { return tx->st != NULL ? tx->st->cap : 0; }
+
+/* The acknowledged ranges beyond base (none without a store). */
+static const struct sst_rangeset *acked_set(const struct sst_tx *tx)
+{
+    static const struct sst_rangeset none;
+    return tx->st != NULL ? &tx->st->acked : &none;
 }
 
 void sst_tx_free(struct sst_tx *tx)
 {
-    free(tx->buf);
-    tx->buf = NULL;
-    tx->cap = 0;
-    sst_rangeset_free(&tx->acked);
-    sst_rangeset_free(&tx->lost);
-    free(tx->marks);
-    tx->marks = NULL;
-    tx->mhead = tx->nmarks = tx->capmarks = 0;
+    if (tx->st == NULL)
+        return;
+    free(tx->st->buf);
+    sst_rangeset_free(&tx->st->acked);
+    sst_rangeset_free(&tx->st->lost);
+    free(tx->st->marks);
+    free(tx->st);
+    tx->st = NULL;
 }
 
 void sst_tx_compact(struct sst_tx *tx)
 {
-    sst_rangeset_compact(&tx->acked);
-    sst_rangeset_compact(&tx->lost);
-    if (tx->base >= tx->end && tx->acked.n == 0 && tx->lost.n == 0) {
-        free(tx->buf);
-        tx->buf = NULL;
-        tx->cap = 0;
+    if (tx->st == NULL)
+        return;
+    /* Everything written is acknowledged (the Close may still be out, but not lost): no byte,
+     * range or mark is left to keep. */
+    if (tx->base >= tx->end && tx->st->acked.n == 0 && tx->st->lost.n == 0) {
+        sst_tx_free(tx);
+        return;
     }
-    if (tx->mhead == tx->nmarks) {
-        free(tx->marks);
-        tx->marks = NULL;
-        tx->mhead = tx->nmarks = tx->capmarks = 0;
+    sst_rangeset_compact(&tx->st->acked);
+    sst_rangeset_compact(&tx->st->lost);
+    if (tx->st->mhead == tx->st->nmarks) {
+        free(tx->st->marks);
+        tx->st->marks = NULL;
+        tx->st->mhead = tx->st->nmarks = tx->st->capmarks = 0;
     }
 }
 
@@ -58,44 +82,46 @@ size_t sst_tx_space(const struct sst_tx *tx)
 /* Grows the ring to hold at least need bytes from base; false when out of memory. */
 static bool grow(struct sst_tx *tx, size_t need)
 {
-    size_t cap = tx->cap == 0 ? SST_MIN(tx->max, (size_t)TX_INITIAL) : tx->cap;
+    if (store(tx) == NULL)
+        return false;
+    size_t cap = tx->st->cap == 0 ? SST_MIN(tx->max, (size_t)TX_INITIAL) : tx->st->cap;
     while (cap < need)
         cap = cap > tx->max / 2 ? tx->max : cap * 2;
-    if (cap == tx->cap)
+    if (cap == tx->st->cap)
         return true;
     uint8_t *nb = malloc(cap);
     if (nb == NULL)
         return false;
     for (size_t done = 0; done < (size_t)(tx->end - tx->base);) {
         uint64_t o = tx->base + done;
-        size_t from = (size_t)(o % tx->cap), to = (size_t)(o % cap);
-        size_t n = SST_MIN((size_t)(tx->end - tx->base) - done, SST_MIN(tx->cap - from, cap - to));
-        memcpy(nb + to, tx->buf + from, n);
+        size_t from = (size_t)(o % tx->st->cap), to = (size_t)(o % cap);
+        size_t n = SST_MIN((size_t)(tx->end - tx->base) - done, SST_MIN(tx->st->cap - from, cap - to));
+        memcpy(nb + to, tx->st->buf + from, n);
         done += n;
     }
-    free(tx->buf);
-    tx->buf = nb;
-    tx->cap = cap;
+    free(tx->st->buf);
+    tx->st->buf = nb;
+    tx->st->cap = cap;
     return true;
 }
 
 /* Room for one more mark offset; false when out of memory. */
 static bool mark_room(struct sst_tx *tx)
 {
-    if (tx->nmarks < tx->capmarks)
+    if (tx->st->nmarks < tx->st->capmarks)
         return true;
-    if (tx->mhead > 0) {
-        memmove(tx->marks, tx->marks + tx->mhead, (tx->nmarks - tx->mhead) * sizeof *tx->marks);
-        tx->nmarks -= tx->mhead;
-        tx->mhead = 0;
+    if (tx->st->mhead > 0) {
+        memmove(tx->st->marks, tx->st->marks + tx->st->mhead, (tx->st->nmarks - tx->st->mhead) * sizeof *tx->st->marks);
+        tx->st->nmarks -= tx->st->mhead;
+        tx->st->mhead = 0;
         return true;
     }
-    uint32_t cap = tx->capmarks == 0 ? 8 : tx->capmarks * 2;
-    uint64_t *nm = realloc(tx->marks, cap * sizeof *nm);
+    uint32_t cap = tx->st->capmarks == 0 ? 8 : tx->st->capmarks * 2;
+    uint64_t *nm = realloc(tx->st->marks, cap * sizeof *nm);
     if (nm == NULL)
         return false;
-    tx->marks = nm;
-    tx->capmarks = cap;
+    tx->st->marks = nm;
+    tx->st->capmarks = cap;
     return true;
 }
 
@@ -104,7 +130,7 @@ bool sst_tx_reserve(struct sst_tx *tx, size_t n)
     size_t used = (size_t)(tx->end - tx->base);
     if (n > sst_tx_space(tx))
         return false;
-    if (used + n > tx->cap && !grow(tx, used + n))
+    if ((tx->st == NULL || used + n > tx->st->cap) && !grow(tx, used + n))
         return false;
     return mark_room(tx);
 }
@@ -114,7 +140,7 @@ int sst_tx_mark(struct sst_tx *tx)
     if (!sst_tx_reserve(tx, 1))
         return sst_tx_space(tx) == 0 ? SST_ERR_AGAIN : SST_ERR_NOMEM;
     static const uint8_t zero;
-    tx->marks[tx->nmarks++] = tx->end;
+    tx->st->marks[tx->st->nmarks++] = tx->end;
     (void)sst_tx_write(tx, &zero, 1);   /* reserved above: always fits */
     return 0;
 }
@@ -122,29 +148,31 @@ int sst_tx_mark(struct sst_tx *tx)
 /* The first mark at or after x, or UINT64_MAX. */
 static uint64_t mark_from(const struct sst_tx *tx, uint64_t x)
 {
-    uint32_t lo = tx->mhead, hi = tx->nmarks;
+    if (tx->st == NULL)
+        return UINT64_MAX;
+    uint32_t lo = tx->st->mhead, hi = tx->st->nmarks;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (tx->marks[mid] < x)
+        if (tx->st->marks[mid] < x)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < tx->nmarks ? tx->marks[lo] : UINT64_MAX;
+    return lo < tx->st->nmarks ? tx->st->marks[lo] : UINT64_MAX;
 }
 
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len)
 {
     size_t n = SST_MIN(len, sst_tx_space(tx));
     size_t used = (size_t)(tx->end - tx->base);
-    if (n > 0 && used + n > tx->cap && !grow(tx, used + n))
-        n = tx->cap - used;
+    if (n > 0 && used + n > ring_cap(tx) && !grow(tx, used + n))
+        n = ring_cap(tx) - used;
     if (n == 0)
         return 0;
-    size_t pos = (size_t)(tx->end % tx->cap);
-    size_t first = SST_MIN(n, tx->cap - pos);
-    memcpy(tx->buf + pos, data, first);
-    memcpy(tx->buf, data + first, n - first);
+    size_t pos = (size_t)(tx->end % tx->st->cap);
+    size_t first = SST_MIN(n, tx->st->cap - pos);
+    memcpy(tx->st->buf + pos, data, first);
+    memcpy(tx->st->buf, data + first, n - first);
     tx->end += n;
     return n;
 }
@@ -193,12 +221,12 @@ static bool unacked_seg(const struct sst_tx *tx, uint64_t lo, uint64_t hi, size_
                         uint64_t limit, struct sst_seg *seg)
 {
     while (lo < hi) {
-        uint64_t skip = sst_rangeset_skip(&tx->acked, lo);
+        uint64_t skip = sst_rangeset_skip(acked_set(tx), lo);
         if (skip > lo) {
             lo = skip;
             continue;
         }
-        uint64_t stop = SST_MIN(hi, sst_rangeset_next_start(&tx->acked, lo));
+        uint64_t stop = SST_MIN(hi, sst_rangeset_next_start(acked_set(tx), lo));
         return make_seg(tx, lo, stop, max_len, limit, true, seg);
     }
     return false;
@@ -208,9 +236,9 @@ bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct
 {
     /* Lost ranges first; a range may since have been acknowledged in part (a late ack of the
      * original packet), so skip acknowledged stretches. */
-    for (unsigned i = 0; i < tx->lost.n; i++) {
-        uint64_t lo = SST_MAX(tx->lost.lo[i], tx->base);
-        if (unacked_seg(tx, lo, tx->lost.hi[i], max_len, limit, seg))
+    for (unsigned i = 0; tx->st != NULL && i < tx->st->lost.n; i++) {
+        uint64_t lo = SST_MAX(tx->st->lost.lo[i], tx->base);
+        if (unacked_seg(tx, lo, tx->st->lost.hi[i], max_len, limit, seg))
             return true;
     }
     if (tx->outstanding >= SST_TX_MAX_OUTSTANDING)
@@ -236,9 +264,9 @@ void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg)
     } else if (seg->retx) {
         /* The part of this lost range before the segment was skipped because it had been
          * acknowledged, so the range can be cut from its start up to the segment's end. */
-        for (unsigned i = 0; i < tx->lost.n; i++) {
-            if (seg->off >= tx->lost.lo[i] && seg->off < tx->lost.hi[i]) {
-                sst_rangeset_trim(&tx->lost, tx->lost.lo[i], hi);
+        for (unsigned i = 0; i < tx->st->lost.n; i++) {
+            if (seg->off >= tx->st->lost.lo[i] && seg->off < tx->st->lost.hi[i]) {
+                sst_rangeset_trim(&tx->st->lost, tx->st->lost.lo[i], hi);
                 break;
             }
         }
@@ -253,10 +281,21 @@ void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len
 {
     if (len == 0)
         return;
-    size_t pos = (size_t)(off % tx->cap);
-    size_t first = SST_MIN(len, tx->cap - pos);
-    memcpy(dst, tx->buf + pos, first);
-    memcpy(dst + first, tx->buf, len - first);
+    size_t pos = (size_t)(off % tx->st->cap);
+    size_t first = SST_MIN(len, tx->st->cap - pos);
+    memcpy(dst, tx->st->buf + pos, first);
+    memcpy(dst + first, tx->st->buf, len - first);
+}
+
+/* base moved: forget ranges and marks below it. */
+static void advance_base(struct sst_tx *tx)
+{
+    sst_rangeset_drop_below(&tx->st->acked, tx->base);
+    sst_rangeset_drop_below(&tx->st->lost, tx->base);
+    while (tx->st->mhead < tx->st->nmarks && tx->st->marks[tx->st->mhead] < tx->base)
+        tx->st->mhead++;
+    if (tx->st->mhead == tx->st->nmarks)
+        tx->st->mhead = tx->st->nmarks = 0;
 }
 
 void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span)
@@ -265,20 +304,25 @@ void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span)
         tx->outstanding--;
     if (off + span <= tx->base || span == 0)
         return;
-    /* The outstanding bound keeps the set well below capacity; should it still be full, the
-     * range is queued to be sent again so a later ack records it (costs bytes, loses none). */
-    if (sst_rangeset_add(&tx->acked, SST_MAX(off, tx->base), off + span) != 0) {
-        sst_rangeset_add_merge(&tx->lost, SST_MAX(off, tx->base), off + span);
+    /* In order with nothing acknowledged beyond base (the usual case): base moves, no range
+     * is recorded (and a stream that only sent its Close needs no store). */
+    if (off <= tx->base && (tx->st == NULL || tx->st->acked.n == 0)) {
+        tx->base = off + span;
+        if (tx->st != NULL)
+            advance_base(tx);
         return;
     }
-    if (tx->acked.n > 0 && tx->acked.lo[0] <= tx->base) {
-        tx->base = tx->acked.hi[0];
-        sst_rangeset_drop_below(&tx->acked, tx->base);
-        sst_rangeset_drop_below(&tx->lost, tx->base);
-        while (tx->mhead < tx->nmarks && tx->marks[tx->mhead] < tx->base)
-            tx->mhead++;
-        if (tx->mhead == tx->nmarks)
-            tx->mhead = tx->nmarks = 0;
+    if (store(tx) == NULL)
+        return;   /* unrecorded: the bytes stay unacknowledged (memory is short) */
+    /* The outstanding bound keeps the set well below capacity; should it still be full, the
+     * range is queued to be sent again so a later ack records it (costs bytes, loses none). */
+    if (sst_rangeset_add(&tx->st->acked, SST_MAX(off, tx->base), off + span) != 0) {
+        sst_rangeset_add_merge(&tx->st->lost, SST_MAX(off, tx->base), off + span);
+        return;
+    }
+    if (tx->st->acked.n > 0 && tx->st->acked.lo[0] <= tx->base) {
+        tx->base = tx->st->acked.hi[0];
+        advance_base(tx);
     }
 }
 
@@ -288,7 +332,9 @@ void sst_tx_lost(struct sst_tx *tx, uint64_t off, uint64_t span)
         tx->outstanding--;
     if (off + span <= tx->base || span == 0)
         return;
-    sst_rangeset_add_merge(&tx->lost, SST_MAX(off, tx->base), off + span);
+    if (store(tx) == NULL)
+        return;   /* unrecorded: never resent, so never acknowledged (memory is short) */
+    sst_rangeset_add_merge(&tx->st->lost, SST_MAX(off, tx->base), off + span);
 }
 
 bool sst_tx_pending(const struct sst_tx *tx)
@@ -297,12 +343,12 @@ bool sst_tx_pending(const struct sst_tx *tx)
         return true;
     if (tx->redundant) {
         uint64_t lo = SST_MAX(tx->dup_next, tx->base);
-        if (lo < tx->sent && sst_rangeset_uncovered(&tx->acked, lo, tx->sent) > 0)
+        if (lo < tx->sent && sst_rangeset_uncovered(acked_set(tx), lo, tx->sent) > 0)
             return true;
     }
-    for (unsigned i = 0; i < tx->lost.n; i++) {
-        uint64_t lo = SST_MAX(tx->lost.lo[i], tx->base);
-        if (lo < tx->lost.hi[i] && sst_rangeset_uncovered(&tx->acked, lo, tx->lost.hi[i]) > 0)
+    for (unsigned i = 0; tx->st != NULL && i < tx->st->lost.n; i++) {
+        uint64_t lo = SST_MAX(tx->st->lost.lo[i], tx->base);
+        if (lo < tx->st->lost.hi[i] && sst_rangeset_uncovered(&tx->st->acked, lo, tx->st->lost.hi[i]) > 0)
             return true;
     }
     return false;

@@ -8,28 +8,34 @@
 
 /* Offsets live in a "sequence space" where the Close occupies one unit after the last byte,
  * like TCP's FIN, so its loss and acknowledgment are tracked like data. */
-struct sst_tx {
+/* What only a stream with bytes or outcomes to keep needs: allocated on demand, freed by
+ * compaction once everything is acknowledged. */
+struct sst_tx_store {
     uint8_t *buf;        /* ring of cap bytes holding [base, end) */
     size_t cap;          /* grows on demand up to max */
-    size_t max;
-    uint64_t base;       /* lowest unacknowledged offset */
-    uint64_t end;        /* end of the bytes written */
-    uint64_t sent;       /* first offset never sent */
-    bool fin;            /* the write side is closed: the Close sits at offset end */
     struct sst_rangeset acked;   /* acknowledged ranges beyond base */
     struct sst_rangeset lost;    /* ranges to send again */
-    unsigned outstanding;        /* segments in flight */
-    uint64_t retx_bytes;         /* statistics: bytes sent again after a loss */
-    /* Proactive redundancy (sst_stream_set_redundant): every byte sent is sent once more, the
-     * copies trailing the originals; [dup_next, sent) still needs its copy. */
-    bool redundant;
-    uint64_t dup_next;
-    uint64_t dup_bytes;          /* statistics: bytes sent as redundant copies */
     /* Record boundaries (paper §2.3): a mark is one unit of sequence space after the last byte
      * of its record (a zero byte in the ring, never sent as payload).  Offsets of the marks
      * not yet acknowledged, increasing, in [mhead, nmarks). */
     uint64_t *marks;
     uint32_t mhead, nmarks, capmarks;
+};
+
+struct sst_tx {
+    struct sst_tx_store *st;     /* NULL when there is nothing to keep (idle) */
+    size_t max;
+    uint64_t base;       /* lowest unacknowledged offset */
+    uint64_t end;        /* end of the bytes written */
+    uint64_t sent;       /* first offset never sent */
+    uint64_t retx_bytes;         /* statistics: bytes sent again after a loss */
+    unsigned outstanding;        /* segments in flight */
+    bool fin;            /* the write side is closed: the Close sits at offset end */
+    /* Proactive redundancy (sst_stream_set_redundant): every byte sent is sent once more, the
+     * copies trailing the originals; [dup_next, sent) still needs its copy. */
+    bool redundant;
+    uint64_t dup_next;
+    uint64_t dup_bytes;          /* statistics: bytes sent as redundant copies */
 };
 
 /* A segment picked for sending: payload [off, off+len) and the Close if fin. */
@@ -49,7 +55,8 @@ struct sst_seg {
 /* A small ring that may grow to max bytes (> 0).  0, SST_ERR_INVAL or SST_ERR_NOMEM. */
 SST_MUST_CHECK int sst_tx_init(struct sst_tx *tx, size_t max);
 void sst_tx_free(struct sst_tx *tx);
-/* Gives back the ring and range storage when nothing is unacknowledged (an idle stream). */
+/* Gives back the store when nothing is unacknowledged (an idle stream), else what of it is
+ * empty. */
 void sst_tx_compact(struct sst_tx *tx);
 /* Buffers up to len bytes; returns how many fit (0 when full or closed). */
 size_t sst_tx_write(struct sst_tx *tx, const uint8_t *data, size_t len);
