@@ -107,10 +107,11 @@ struct sst_stream *sst_strm_alloc(struct sst_ctx *c, struct conn *cn, struct sst
     s->parent = parent;
     if (parent != NULL)
         DL_APPEND2(parent->kids, s, kid_prev, kid_next);
-    DL_APPEND2(c->streams, s, all_prev, all_next);
     if (cn != NULL) {
         s->peer = cn->peer;
         DL_APPEND2(cn->streams, s, cn_prev, cn_next);
+    } else {
+        DL_APPEND2(c->orphans, s, cn_prev, cn_next);
     }
     sst_fc_rx_init(&s->frx, c->cfg.rx_buffer);
     sst_fc_tx_init(&s->ftx, 0);
@@ -177,6 +178,7 @@ void sst_strm_unbind(struct sst_stream *s)
         s->nrecs = 0;
     }
     DL_DELETE2(cn->streams, s, cn_prev, cn_next);
+    DL_APPEND2(s->ctx->orphans, s, cn_prev, cn_next);
     s->conn = NULL;
 }
 
@@ -266,7 +268,7 @@ void sst_strm_free(struct sst_stream *s)
     s->nacceptq = 0;
     if (s->parent != NULL)
         DL_DELETE2(s->parent->kids, s, kid_prev, kid_next);
-    DL_DELETE2(c->streams, s, all_prev, all_next);
+    DL_DELETE2(c->orphans, s, cn_prev, cn_next);   /* unbound above: an orphan now */
     while (s->dgq != NULL) {
         struct dgram_out *d = s->dgq;
         s->dgq = d->next;

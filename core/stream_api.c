@@ -93,6 +93,7 @@ SST_API sst_ssize_t sst_stream_read(struct sst_stream *s, void *buf, size_t len)
     size_t n = s->svc == SVC_NONE ? sst_svc_read(s, buf, len) : 0;
     s->bytes_read += n;
     if (n > 0) {
+        sst_mig_after_read(s);
         sst_strm_api_done(s->ctx);
         return (sst_ssize_t)n;
     }
@@ -186,6 +187,7 @@ SST_API sst_ssize_t sst_stream_read_msg(struct sst_stream *s, void *buf, size_t 
     size_t n = s->svc == SVC_NONE ? sst_svc_read_msg(s, buf, len, end) : 0;
     s->bytes_read += n;
     if (n > 0 || *end) {
+        sst_mig_after_read(s);
         sst_strm_api_done(s->ctx);
         return (sst_ssize_t)n;
     }

@@ -134,22 +134,21 @@ void sst_conn_down(struct conn *cn, int err)
     sst_conn_free_unowned(c);
 }
 
-/* Frees the streams that have no conn and nobody holds; freeing one can change others, so
- * rescan. */
+/* Frees the streams that have no conn and nobody holds, in one pass over the orphans: freeing
+ * one frees no other and changes no other's state, except through its accept queue (children
+ * never accepted are freed or released with it), so only then does the pass start over. */
 void sst_conn_free_unowned(struct sst_ctx *c)
 {
-    struct sst_stream *s;
-    bool again = true;
-    while (again) {
-        again = false;
-        DL_FOREACH2(c->streams, s, all_next) {
-            if (s->conn == NULL && !s->local_only && !s->app_owned && s->aq_owner == NULL &&
-                s->lq_owner == NULL) {
-                sst_strm_free(s);
-                again = true;
-                break;
-            }
+    struct sst_stream *s = c->orphans;
+    while (s != NULL) {
+        struct sst_stream *next = s->cn_next;
+        if (!s->local_only && !s->app_owned && s->aq_owner == NULL && s->lq_owner == NULL) {
+            bool kids_queued = s->acceptq != NULL;
+            sst_strm_free(s);
+            if (kids_queued)
+                next = c->orphans;
         }
+        s = next;
     }
 }
 const struct sst_chan_upper sst_conn_upper_ops = {

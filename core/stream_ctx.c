@@ -143,8 +143,8 @@ SST_API void sst_ctx_free(struct sst_ctx *c)
         cn->ch = NULL;
         sst_conn_down(cn, SST_ERR_CLOSED);
     }
-    while (c->streams != NULL)
-        sst_strm_free(c->streams);
+    while (c->orphans != NULL)      /* every stream, now that no conn is left */
+        sst_strm_free(c->orphans);
     while (c->listeners != NULL) {
         struct sst_listener *l = c->listeners;
         DL_DELETE(c->listeners, l);

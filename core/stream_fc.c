@@ -20,17 +20,15 @@ void sst_fc_tx_init(struct sst_fc_tx *f, uint64_t initial_credit)
 {
     f->credit = initial_credit;
     f->inflight = 0;
-    f->win_seq = 0;
-    f->have_win = false;
+    f->win_seq = 0;   /* none yet: channel packets carrying windows are numbered from 1 */
 }
 
 void sst_fc_tx_on_window(struct sst_fc_tx *f, uint64_t seq, uint8_t exp)
 {
-    if (f->have_win && seq < f->win_seq)
+    if (seq < f->win_seq)
         return;
     f->credit = sst_fc_win_decode(exp);
     f->win_seq = seq;
-    f->have_win = true;
     f->unconfirmed = 0;
 }
 

@@ -22,8 +22,8 @@ struct sst_fc_tx {
     uint64_t credit;
     uint64_t inflight;
     uint64_t unconfirmed;  /* acknowledged since the window in use was sent */
-    uint64_t win_seq;      /* channel sequence number of the packet that carried credit */
-    bool have_win;
+    uint64_t win_seq;      /* channel sequence number of the packet that carried credit;
+                            * 0 before any (channel packets are numbered from 1) */
 };
 
 void sst_fc_tx_init(struct sst_fc_tx *f, uint64_t initial_credit);

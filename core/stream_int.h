@@ -112,8 +112,7 @@ struct sst_stream {
      * the ready list, on the parent's waiters list, until the parent's state changes. */
     struct sst_stream *waiters;
     struct sst_stream *wait_on;
-    struct sst_stream *cn_prev, *cn_next;     /* conn->streams */
-    struct sst_stream *all_prev, *all_next;   /* ctx->streams */
+    struct sst_stream *cn_prev, *cn_next;     /* conn->streams, or ctx->orphans without a conn */
 
     uint8_t *svcbuf;               /* SVC_BUF bytes while the request/answer is read */
 
@@ -245,7 +244,7 @@ struct sst_ctx {
     struct sst_listener *listeners;
     struct sst_listener *lev;      /* listeners with a pending callback */
     struct sst_stream *evq;
-    struct sst_stream *streams;    /* every stream, for parent-pointer cleanup */
+    struct sst_stream *orphans;    /* streams without a conn (detached for good, or local-only) */
     bool dispatching;
     struct sst_sidx by_usid;       /* every stream with a USID */
     bool mig_kick;                 /* a dormant conn woke: reconnect at the end of this call */
@@ -312,6 +311,9 @@ bool sst_mig_conn_down(struct conn *cn, int err);
 void sst_mig_need_attach(struct sst_stream *s);
 /* Records activity on s for the idle-detach clock. */
 void sst_mig_touch(struct sst_stream *s);
+/* The application read from s: a stream inactive for COMPACT_IDLE whose ring it just emptied
+ * gives the store back now (compaction passed it while the bytes were unread). */
+void sst_mig_after_read(struct sst_stream *s);
 void sst_mig_untrack(struct sst_stream *s);
 size_t sst_mig_emit_attach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap);
 size_t sst_mig_emit_detach(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap);

@@ -71,6 +71,14 @@ void sst_mig_touch(struct sst_stream *s)
         s->conn->compact = s;
 }
 
+void sst_mig_after_read(struct sst_stream *s)
+{
+    /* Only inactive streams: an active one is compacted by the timer once it pauses, and
+     * reading is not what keeps its ring in use (no allocation per read). */
+    if (s->in_idle && s->last_active + COMPACT_IDLE <= s->ctx->now)
+        sst_rx_compact(&s->rx);
+}
+
 /* An idle stream may give up its LSID: nothing of ours in flight or waiting, confirmed both
  * ways, and nothing that names its LSID still pending (children's Inits). */
 static bool may_detach(const struct sst_stream *s)
@@ -235,6 +243,8 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
             }
         }
     }
+    if (old == NULL)
+        DL_DELETE2(s->ctx->orphans, s, cn_prev, cn_next);
     s->conn = cn;
     s->peer = cn->peer;
     DL_APPEND2(cn->streams, s, cn_prev, cn_next);
@@ -245,7 +255,6 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
     s->det = DET_NONE;
     s->rst_inflight = false;
     /* Windows come with the new channel's sequence numbers. */
-    s->ftx.have_win = false;
     s->ftx.win_seq = 0;
     if (s->err != 0 && !s->rst_pending)
         return;

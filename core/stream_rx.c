@@ -11,6 +11,7 @@
 int sst_rx_init(struct sst_rx *rx, size_t max)
 {
     memset(rx, 0, sizeof *rx);
+    rx->fin = SST_RX_FIN_UNKNOWN;
     if (max == 0)
         return SST_ERR_INVAL;
     /* The store (ring, range set, marks) is allocated when the first byte arrives (idle
@@ -175,9 +176,9 @@ int sst_rx_insert_seg(struct sst_rx *rx, uint64_t off, const uint8_t *data, size
     if (len == 0 && !fin && !mark)
         return 0;
     /* Checks first: nothing changes unless the whole segment is acceptable. */
-    if (rx->fin_known && (end > rx->fin || (fin && end != rx->fin)))
+    if (sst_rx_fin_known(rx) && (end > rx->fin || (fin && end != rx->fin)))
         return SST_ERR_MALFORMED;
-    if (fin && !rx->fin_known) {
+    if (fin && !sst_rx_fin_known(rx)) {
         uint64_t highest = rx->st != NULL && rx->st->got.n > 0 ? rx->st->got.hi[rx->st->got.n - 1]
                                                               : rx->ready;
         if (highest > end)
@@ -209,7 +210,6 @@ int sst_rx_insert_seg(struct sst_rx *rx, uint64_t off, const uint8_t *data, size
         }
     }
     if (fin) {
-        rx->fin_known = true;
         rx->fin = end;
     }
     return 0;

@@ -22,9 +22,12 @@ struct sst_rx {
     size_t max;
     uint64_t next;      /* next offset the application reads */
     uint64_t ready;     /* end of the contiguous bytes received from next */
-    uint64_t fin;       /* stream length, once a Close flag arrived */
-    bool fin_known;
+    uint64_t fin;       /* stream length once a Close flag arrived, else SST_RX_FIN_UNKNOWN */
 };
+
+#define SST_RX_FIN_UNKNOWN UINT64_MAX
+
+static inline bool sst_rx_fin_known(const struct sst_rx *rx) { return rx->fin != SST_RX_FIN_UNKNOWN; }
 
 /* Allocates a small ring that may grow to max bytes (> 0).  0 or SST_ERR_NOMEM. */
 SST_MUST_CHECK int sst_rx_init(struct sst_rx *rx, size_t max);
@@ -55,8 +58,8 @@ size_t sst_rx_read(struct sst_rx *rx, uint8_t *buf, size_t len);
 size_t sst_rx_read_msg(struct sst_rx *rx, uint8_t *buf, size_t len, bool *end);
 static inline uint64_t sst_rx_available(const struct sst_rx *rx) { return rx->ready - rx->next; }
 /* All bytes up to the Close were read. */
-static inline bool sst_rx_eof(const struct sst_rx *rx) { return rx->fin_known && rx->next == rx->fin; }
+static inline bool sst_rx_eof(const struct sst_rx *rx) { return rx->next == rx->fin; }
 /* Every byte up to the Close has arrived (possibly not yet read). */
-static inline bool sst_rx_complete(const struct sst_rx *rx) { return rx->fin_known && rx->ready == rx->fin; }
+static inline bool sst_rx_complete(const struct sst_rx *rx) { return rx->ready == rx->fin; }
 
 #endif

@@ -227,6 +227,14 @@ static int pump_out(struct sst_stream *s, uint64_t *sent, uint64_t limit)
     return 0;
 }
 
+/* Held until the client goes away (the context frees what is left at exit). */
+static void idle_stream_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    (void)arg;
+    if ((ev & SST_EV_ERROR) || drain(s, NULL) != 0)
+        sst_stream_close(s);
+}
+
 static void server_stream_cb(struct sst_stream *s, unsigned ev, void *arg)
 {
     struct sconn *c = arg;
@@ -297,8 +305,12 @@ static void server_stream_cb(struct sst_stream *s, unsigned ev, void *arg)
         return;
     }
     case OP_IDLE:
-        if (drain(s, NULL) != 0)
-            sconn_finish(c);
+        /* An idle stream needs no state of ours: the server drops its record, so the heap it
+         * reports per idle stream is the stack's alone. */
+        DL_DELETE(g_sconns, c);
+        free(c);
+        sst_stream_set_callback(s, idle_stream_cb, NULL);
+        idle_stream_cb(s, SST_EV_READABLE, NULL);
         return;
     case OP_MEMORY: {
         struct memsnap m = mem_now();
