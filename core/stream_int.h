@@ -67,6 +67,7 @@ struct sst_stream {
     struct sst_stream *kids;       /* children (all, accepted or not), via kid_prev/kid_next */
     struct sst_stream *kid_prev, *kid_next;
     unsigned nrecs;                /* send records in the channel's table pointing at us */
+    int prio;
     struct sst_addr peer;
 
     /* incoming children waiting for accept (substreams, datagrams) */
@@ -92,8 +93,6 @@ struct sst_stream {
 
     sst_stream_cb cb;
     void *arg;
-    unsigned pending_ev;
-    int prio;
     /* Links that are never in use at once share storage (struct sst_stream is what an idle
      * stream costs):
      *  - an accept queue or listener backlog (aq_owner/lq_owner set) holds only streams the
@@ -127,6 +126,7 @@ struct sst_stream {
     uint8_t svc;
     uint16_t svclen;               /* bytes of svcbuf filled */
     uint16_t dg_next_id;
+    uint8_t pending_ev;            /* SST_EV_* bits waiting for the callback */
     bool listening : 1;
     bool counted_unconfirmed : 1;
     bool has_local : 1;

@@ -11,11 +11,11 @@
 int sst_tx_init(struct sst_tx *tx, size_t max)
 {
     memset(tx, 0, sizeof *tx);
-    if (max == 0)
+    if (max == 0 || max > SST_TX_MAX_BUFFER)
         return SST_ERR_INVAL;
     /* The store (ring, range sets, marks) is allocated by the first write or the first
      * outcome that needs a range (idle streams hold none). */
-    tx->max = max;
+    tx->max = (uint32_t)max;
     return 0;
 }
 
@@ -33,6 +33,12 @@ static struct sst_tx_store *store(struct sst_tx *tx)
 }
 
 static size_t ring_cap(const struct sst_tx *tx) { return tx->st != NULL ? tx->st->cap : 0; }
+
+/* Where copies of a redundant stream resume. */
+static uint64_t dup_from(const struct sst_tx *tx)
+{
+    return SST_MAX(tx->st != NULL ? tx->st->dup_next : 0, tx->base);
+}
 
 /* The acknowledged ranges beyond base (none without a store). */
 static const struct sst_rangeset *acked_set(const struct sst_tx *tx)
@@ -59,7 +65,8 @@ void sst_tx_compact(struct sst_tx *tx)
         return;
     /* Everything written is acknowledged (the Close may still be out, but not lost): no byte,
      * range or mark is left to keep. */
-    if (tx->base >= tx->end && tx->st->acked.n == 0 && tx->st->lost.n == 0) {
+    if (tx->base >= tx->end && tx->st->acked.n == 0 && tx->st->lost.n == 0 &&
+        (!tx->redundant || tx->st->dup_next >= tx->sent)) {
         sst_tx_free(tx);
         return;
     }
@@ -248,7 +255,7 @@ bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct
     /* Copies after the originals: they never hold back a first transmission (under a small
      * congestion window the originals go in the first flight), and a copy whose original was
      * acknowledged meanwhile is skipped. */
-    if (tx->redundant && unacked_seg(tx, SST_MAX(tx->dup_next, tx->base), tx->sent, max_len, limit, seg)) {
+    if (tx->redundant && unacked_seg(tx, dup_from(tx), tx->sent, max_len, limit, seg)) {
         seg->copy = true;
         return true;
     }
@@ -259,7 +266,8 @@ void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg)
 {
     uint64_t hi = seg->off + seg->len + (seg->mark ? 1 : 0) + (seg->fin ? 1 : 0);
     if (seg->copy) {
-        tx->dup_next = hi;
+        if (store(tx) != NULL)
+            tx->st->dup_next = hi;   /* else the copy may go once more: harmless */
         tx->dup_bytes += seg->len;
     } else if (seg->retx) {
         /* The part of this lost range before the segment was skipped because it had been
@@ -342,7 +350,7 @@ bool sst_tx_pending(const struct sst_tx *tx)
     if (tx->sent < seq_end(tx))
         return true;
     if (tx->redundant) {
-        uint64_t lo = SST_MAX(tx->dup_next, tx->base);
+        uint64_t lo = dup_from(tx);
         if (lo < tx->sent && sst_rangeset_uncovered(acked_set(tx), lo, tx->sent) > 0)
             return true;
     }

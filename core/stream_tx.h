@@ -20,23 +20,27 @@ struct sst_tx_store {
      * not yet acknowledged, increasing, in [mhead, nmarks). */
     uint64_t *marks;
     uint32_t mhead, nmarks, capmarks;
+    /* Redundant streams: copies are sent up to here (below base when there is no store). */
+    uint64_t dup_next;
 };
 
 struct sst_tx {
     struct sst_tx_store *st;     /* NULL when there is nothing to keep (idle) */
-    size_t max;
     uint64_t base;       /* lowest unacknowledged offset */
     uint64_t end;        /* end of the bytes written */
     uint64_t sent;       /* first offset never sent */
     uint64_t retx_bytes;         /* statistics: bytes sent again after a loss */
-    unsigned outstanding;        /* segments in flight */
-    bool fin;            /* the write side is closed: the Close sits at offset end */
-    /* Proactive redundancy (sst_stream_set_redundant): every byte sent is sent once more, the
-     * copies trailing the originals; [dup_next, sent) still needs its copy. */
-    bool redundant;
-    uint64_t dup_next;
     uint64_t dup_bytes;          /* statistics: bytes sent as redundant copies */
+    uint32_t max;                /* at most SST_TX_MAX_BUFFER */
+    unsigned outstanding : 30;   /* segments in flight */
+    unsigned fin : 1;            /* the write side is closed: the Close sits at offset end */
+    /* Proactive redundancy (sst_stream_set_redundant): every byte sent is sent once more, the
+     * copies trailing the originals; [store's dup_next, sent) still needs its copy. */
+    unsigned redundant : 1;
 };
+
+/* The largest send buffer: 4 GiB - 1 (the receive window is at most 2 GiB anyway). */
+#define SST_TX_MAX_BUFFER UINT32_MAX
 
 /* A segment picked for sending: payload [off, off+len) and the Close if fin. */
 struct sst_seg {
@@ -52,7 +56,7 @@ struct sst_seg {
  * acknowledged-range set overflow, ranges are re-sent rather than lost (sst_tx_acked). */
 #define SST_TX_MAX_OUTSTANDING 4096
 
-/* A small ring that may grow to max bytes (> 0).  0, SST_ERR_INVAL or SST_ERR_NOMEM. */
+/* A small ring that may grow to max bytes (1 .. SST_TX_MAX_BUFFER).  0 or SST_ERR_INVAL. */
 SST_MUST_CHECK int sst_tx_init(struct sst_tx *tx, size_t max);
 void sst_tx_free(struct sst_tx *tx);
 /* Gives back the store when nothing is unacknowledged (an idle stream), else what of it is
