@@ -37,7 +37,8 @@ SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg)
     else
         sst_ctx_config_default(&c->cfg);
     /* The receive buffer must hold at least two full packets (ref impl: 2 x MTU). */
-    if (c->cfg.rx_buffer < 4096 || c->cfg.tx_buffer < 64 || c->cfg.tx_buffer > SST_TX_MAX_BUFFER ||
+    if (c->cfg.rx_buffer < 4096 || c->cfg.rx_buffer > UINT32_MAX || c->cfg.tx_buffer < 64 ||
+        c->cfg.tx_buffer > SST_TX_MAX_BUFFER ||
         c->cfg.max_pending == 0 ||
         c->cfg.dgram_max_frags == 0 || c->cfg.dgram_max_frags > DG_MAX_FRAGS ||
         c->cfg.max_txrecs < SST_TXREC_CHUNK) {

@@ -89,7 +89,6 @@ struct sst_stream {
     struct sst_tx tx;
     struct sst_fc_rx frx;
     struct sst_fc_tx ftx;
-    uint64_t borrowed;             /* received Init bytes charged to the parent's window */
 
     sst_stream_cb cb;
     void *arg;
@@ -116,7 +115,9 @@ struct sst_stream {
     uint8_t *svcbuf;               /* SVC_BUF bytes while the request/answer is read */
 
     struct dgram_out *dgq;
-    size_t dg_bytes;
+    /* Both bounded by a buffer size, and buffers are at most 4 GiB - 1 (sst_ctx_new): */
+    uint32_t borrowed;             /* received Init bytes charged to the parent's window */
+    uint32_t dg_bytes;             /* bytes of the datagrams in dgq */
 
 
     /* small state and flags, packed together */
