@@ -17,8 +17,8 @@
 # Environment:
 #   BENCH_QUICK=1       ~3 minute smoke run (1 repetition, short runs, small counts)
 #   BENCH_REPS=N        repetitions per row (default 3; quick 1)
-#   BENCH_ONLY=REGEX    only scenarios whose name matches (bulk, veth, loss, fair, txn, hol,
-#                       rate, mem, handshake, nocarry)
+#   BENCH_ONLY=REGEX    only scenarios whose name matches (bulk, veth, loss, fair, txn, pages,
+#                       hol, rate, mem, handshake, nocarry)
 #   BENCH_OUT=DIR       raw results (default $BUILD/bench); docs are written from them
 #   BENCH_NO_DOCS=1     keep results in BENCH_OUT, do not touch docs/
 # Needs root (namespaces), iperf3, gnuplot (scripts/deps.sh), /usr/bin/python3.
@@ -161,10 +161,12 @@ if want txn; then
   ns_cc "$NS_B" cubic
   sst_server strong cubic
   tcp_server
+  tfo_server
   shim_servers
   for size in "${TXN_SIZES[@]}"; do
     record "txn$size" "TCP cubic, new connection" 1 \
       "$(in_a timeout 300 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --rr "$TXN_N" --size "$size" --timeout 280)"
+    record "txn$size" "TCP cubic, Fast Open" 1 "$(tfo_client "$TXN_N" "$size")"
     record "txn$size" "SST cold channel" 1 "$(sst_client --rr "$TXN_N" --size "$size" --cold)"
     record "txn$size" "SST warm channel" 1 "$(sst_client --rr "$TXN_N" --size "$size")"
     # curl, an unmodified client: kernel TCP, and through the shim with sstd in A keeping the
@@ -172,6 +174,27 @@ if want txn; then
     record "txn$size" "curl, kernel TCP" 1 "$(curl_rr "$TXN_N" "$size")"
     record "txn$size" "curl via shim, warm sstd" 1 "$(curl_rr "$TXN_N" "$size" shim)"
   done
+  stop_pid "$TFO_SRV_PID"
+  stop_shim_servers
+fi
+
+# ---- (5) web-style page loads (paper §5.5, Figure 8, simplified) ---------------------------
+# Every page of the synthetic site once per repetition and variant; see docs/benchmarking.md.
+if want pages; then
+  log "(5) page loads, 100 Mbit/s x 50 ms"
+  net_up --link emu "${LINK[@]}"
+  ns_cc "$NS_A" cubic
+  ns_cc "$NS_B" cubic
+  pages_server
+  for rep in $(seq 1 "$REPS"); do
+    record pages "TCP, 6 persistent connections" "$rep" "$(page_load tcp persistent 6)"
+    record pages "TCP, 6 persistent connections kept open across pages" "$rep" "$(page_load tcp persistent 6 --keep)"
+    record pages "TCP, new connection per request, 6 in parallel" "$rep" "$(page_load tcp perconn 6)"
+    record pages "SST via shim, new stream per request, all in parallel" "$rep" "$(page_load shim perconn 0)"
+    record pages "SST via shim, new stream per request, 6 in parallel" "$rep" "$(page_load shim perconn 6)"
+    record pages "SST via shim, 6 persistent connections" "$rep" "$(page_load shim persistent 6)"
+  done
+  stop_pid "$PAGES_NGINX_PID"
   stop_shim_servers
 fi
 

@@ -185,13 +185,13 @@ engine_default_cc() {
 # be lost with the subshell.
 
 # sstd_gateway: sstd in B on UDP 8661 delivering SST streams for iperf3 (5202, and 5210-5249 for
-# the shim rows' one-test servers), bench_tcp (5203) and the HTTP server (8080) to the local
-# services; once per namespace pair.
+# the shim rows' one-test servers), bench_tcp (5203), the HTTP server (8080) and the page-load
+# nginx (8090) to the local services; once per namespace pair.
 sstd_gateway() {
   if [ -n "$SSTD_B_PID" ] && kill -0 "$SSTD_B_PID" 2>/dev/null; then return 0; fi
   rm -f "$LIB_TMP/sstd-b.sock"
   lib_bg ip netns exec "$NS_B" "$BUILD/sstd" --foreground --socket "$LIB_TMP/sstd-b.sock" \
-    --keydir "$LIB_TMP/keys-b" --forward 5202,5203,5210-5249,8080 --log warn >>"$OUT/sstd.log" 2>&1
+    --keydir "$LIB_TMP/keys-b" --forward 5202,5203,5210-5249,8080,8090 --log warn >>"$OUT/sstd.log" 2>&1
   SSTD_B_PID=$LIB_BG_PID
   poll_until 5 test -S "$LIB_TMP/sstd-b.sock" || fail "sstd in B did not start"
 }
@@ -350,4 +350,100 @@ http {
   }
 }
 NGINX
+}
+
+# ---- TCP Fast Open row of the transaction benchmark (4) --------------------------------------
+TFO_SRV_PID=
+
+# tfo_server: Fast Open on in both namespaces (net.ipv4.tcp_fastopen is per namespace: 1 = client,
+# 2 = server; the root namespace is never touched) and a bench_tcp --fastopen server on 5204, so
+# the plain TCP row keeps its own server on 5203.  The namespaces must be fresh (net_up).
+tfo_server() {
+  local ns
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_fastopen=3 || fail "cannot enable tcp_fastopen in $ns"
+  done
+  stop_pid "$TFO_SRV_PID"
+  lib_bg ip netns exec "$NS_B" "$TCPB" server --bind "$IP_B:5204" --fastopen 2>>"$OUT/server.log"
+  TFO_SRV_PID=$LIB_BG_PID
+  wait_for_port "$NS_B" 5204 tcp 5
+}
+
+# tfo_counters NS: the namespace's TcpExtTCPFastOpen* counters as "name value" lines.
+tfo_counters() { ip netns exec "$1" nstat -asz 'TcpExtTCPFastOpen*' 2>/dev/null | grep '^TcpExt'; }
+
+# tfo_client N SIZE: bench_tcp --rr --fastopen (its warm-up fetches the cookie), plus the kernel's
+# own proof: the Fast Open counters of both namespaces over the run ("nstat" in the JSON; the
+# client's TcpExtTCPFastOpenActive and the server's ...Passive count the connections whose SYN
+# data was accepted, the warm-up included once it has a cookie).  A transaction that fell back to a
+# normal handshake shows as fastopen_syn_data < transactions; report.py flags such a row.
+tfo_client() {
+  local a0 b0 a1 b1 json
+  a0=$(tfo_counters "$NS_A"); b0=$(tfo_counters "$NS_B")
+  json=$(capture ip netns exec "$NS_A" timeout 300 "$TCPB" client "$IP_B:5204" --rr "$1" --size "$2" \
+    --fastopen --timeout 280)
+  a1=$(tfo_counters "$NS_A"); b1=$(tfo_counters "$NS_B")
+  /usr/bin/python3 -c '
+import json, sys
+def parse(t):
+    return {l.split()[0]: int(l.split()[1]) for l in t.splitlines() if len(l.split()) >= 2}
+j = json.loads(sys.argv[1])
+a0, b0, a1, b1 = (parse(x) for x in sys.argv[2:6])
+j["nstat"] = {"client": {k: a1[k] - a0.get(k, 0) for k in a1}, "server": {k: b1[k] - b0.get(k, 0) for k in b1}}
+print(json.dumps(j))' "$json" "$a0" "$b0" "$a1" "$b1"
+}
+
+# ---- (5) web-style page loads -----------------------------------------------------------------
+PAGES_NGINX_PID=
+
+# pages_server: the synthetic site (tests/tools/page_load.py gen, fixed seed) served by nginx in B
+# on 8090 (one process, keep-alive without a practical limit, sendfile), which sstd in B also
+# forwards; sstd in A holds the warm channel for the shim rows.
+pages_server() {
+  local www=$LIB_TMP/pages-www conf=$LIB_TMP/pages-nginx.conf dir=$LIB_TMP/pages-nginx
+  [ -f "$www/pages.json" ] || /usr/bin/python3 "$ROOT/tests/tools/page_load.py" gen --dir "$www" \
+    >>"$OUT/stderr.log" || fail "page_load.py gen failed"
+  mkdir -p "$dir/logs" "$dir/tmp"
+  cat >"$conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp;
+  proxy_temp_path $dir/tmp;
+  fastcgi_temp_path $dir/tmp;
+  uwsgi_temp_path $dir/tmp;
+  scgi_temp_path $dir/tmp;
+  sendfile on;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server {
+    listen 0.0.0.0:8090 backlog=4096;
+    root $www;
+  }
+}
+NGINX
+  stop_pid "$PAGES_NGINX_PID"
+  lib_bg ip netns exec "$NS_B" nginx -c "$conf" -p "$dir" >>"$OUT/nginx.log" 2>&1
+  PAGES_NGINX_PID=$LIB_BG_PID
+  wait_for_port "$NS_B" 8090 tcp 5
+  sstd_gateway
+  sstd_client
+}
+
+# page_load tcp|shim MODE PARALLEL [--keep]: one page_load.py run (every page once, after an
+# untimed warm-up page) from A; "shim" runs the loader itself under the shim in strict mode with
+# SST_HELPER naming sstd in A, so every connection is a stream on sstd's warm channel.
+page_load() {
+  local tr=$1 mode=$2 par=$3 envs=()
+  shift 3
+  # shellcheck disable=SC2207
+  [ "$tr" = shim ] && envs=($(shim_env SST_HELPER="$LIB_TMP/sstd-a.sock"))
+  capture ip netns exec "$NS_A" timeout 600 env "${envs[@]}" /usr/bin/python3 "$ROOT/tests/tools/page_load.py" \
+    load --base "http://$IP_B:8090" --manifest "$LIB_TMP/pages-www/pages.json" --mode "$mode" \
+    --parallel "$par" --transport "$tr" --timeout 120 "$@"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Smoke test of the benchmark tool: sst_perf server and client over loopback (no namespaces),
+# Smoke test of the benchmark tools: sst_perf server and client over loopback (no namespaces),
 # a 10 MB bulk upload and 100 request/response transactions; the JSON must parse and the byte
 # counts must match (the server confirms what it received; each answer has the asked size).
+# Then the page loader of benchmark 5 against a python HTTP/1.1 server on loopback.
 #
 #   sst_perf client --(UDP, 127.0.0.1)--> sst_perf server --bind 127.0.0.1:0
 set -uo pipefail
@@ -71,4 +72,57 @@ timeout 10 "$PERF" client "127.0.0.1:$port" --rr 100 --size 1000 --json --timeou
 check_json "$TMP/rr.json" rr transactions=100 bytes=100000 latency_us.n=100
 "$PY" -c 'import json,sys; l=json.load(open(sys.argv[1]))["latency_us"]; assert 0 < l["min"] <= l["p50"] <= l["p99"] <= l["max"], l' \
   "$TMP/rr.json" || fail "latency percentiles out of order"
+# The page-load client of benchmark 5 (tests/tools/page_load.py): a small synthetic site served
+# by an HTTP/1.1 python server on loopback; every mode must load every page with the right byte
+# counts and open exactly the connections its model says.
+PL="$ROOT/tests/tools/page_load.py"
+"$PY" "$PL" gen --dir "$TMP/www" --objects 3,12 --pages 1 >/dev/null || fail "page_load gen failed"
+"$PY" "$PL" gen --dir "$TMP/www2" --objects 3,12 --pages 1 >/dev/null || fail "page_load gen (2) failed"
+cmp -s "$TMP/www/p12-1/o11.bin" "$TMP/www2/p12-1/o11.bin" && cmp -s "$TMP/www/pages.json" "$TMP/www2/pages.json" ||
+  fail "page_load gen is not reproducible with the same seed"
+"$PY" -u - "$TMP/www" >"$TMP/http.log" 2>&1 <<'PY' &
+import functools, http.server, sys
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, Content-Length
+    def log_message(self, *a):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+s = Server(("127.0.0.1", 0), functools.partial(Handler, directory=sys.argv[1]))
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+PY
+HTTP=$!
+hport=
+for _ in $(seq 1 250); do
+  hport=$(sed -n 's/^port \([0-9]*\)$/\1/p' "$TMP/http.log")
+  [ -n "$hport" ] && break
+  kill -0 "$HTTP" 2>/dev/null || fail "http server exited: $(cat "$TMP/http.log")"
+  sleep 0.02
+done
+[ -n "$hport" ] || fail "http server did not report its port"
+# page_check MODE PARALLEL KEEP WANT_CONNECTIONS: 2 repetitions of the two pages (3 and 12 objects).
+page_check() {
+  timeout 60 "$PY" "$PL" load --base "http://127.0.0.1:$hport" --manifest "$TMP/www/pages.json" --mode "$1" \
+    --parallel "$2" $3 --reps 2 --timeout 20 >"$TMP/pl.json" || fail "page_load $*: $(cat "$TMP/pl.json")"
+  "$PY" - "$TMP/pl.json" "$4" <<'PY' || fail "page_load $* output check failed"
+import json, sys
+j = json.loads(open(sys.argv[1]).read())
+assert j["ok"] is True, j
+assert [(p["name"], p["objects"], len(p["load_ms"])) for p in j["pages"]] == [("p3-1", 3, 2), ("p12-1", 12, 2)], j
+assert all(t > 0 for p in j["pages"] for t in p["load_ms"]), j
+assert j["requests"] == 2 * (4 + 13), j
+assert j["connections"] == int(sys.argv[2]), (j["connections"], sys.argv[2])
+print("ok: page_load", j["mode"], j["parallel"], j["keep"], j["connections"], "connections")
+PY
+}
+# persistent: the HTML's connection plus one more per object up to 6 (3 objects: 2 more, 12
+# objects: 5 more), 2 repetitions; --keep: the warm-up page (3 objects) opened 3, the first
+# 12-object page opens the other 3, then none.
+page_check persistent 6 "" 18
+page_check persistent 6 --keep 3
+page_check perconn 6 "" 34          # one per request
+page_check perconn 0 "" 34          # all objects at once
+kill "$HTTP" 2>/dev/null
+wait "$HTTP" 2>/dev/null
 echo "bench_smoke: ok"

@@ -2,8 +2,8 @@
  * header, for the benchmark rows iperf3 cannot produce (transactions, connection rate, one
  * multiplexed connection for head-of-line blocking).
  *
- *   bench_tcp server [--bind ADDR:PORT]
- *   bench_tcp client ADDR:PORT --rr N --size B              N sequential transactions, each on a
+ *   bench_tcp server [--bind ADDR:PORT] [--fastopen]
+ *   bench_tcp client ADDR:PORT --rr N --size B [--fastopen] N sequential transactions, each on a
  *                                                           new connection (connect/request/close)
  *   bench_tcp client ADDR:PORT --rate N [--size B] [--window W]   connections per second, W at once
  *   bench_tcp client ADDR:PORT --hol --time S [--size B] [--rr-streams R] [--warmup S]
@@ -17,7 +17,14 @@
  * with one frame (id, 32-bit length, payload) and fills the rest of the connection with bulk
  * frames (id 0, 16 KiB).  The server sets TCP_NOTSENT_LOWAT to 16 KiB and queues a response
  * behind at most one bulk frame, so what remains is TCP's own head-of-line blocking (one
- * byte stream, in-order delivery), not a deep application or socket buffer. */
+ * byte stream, in-order delivery), not a deep application or socket buffer.
+ *
+ * --fastopen: TCP Fast Open (RFC 7413).  The server's listener gets TCP_FASTOPEN, the --rr
+ * client's sockets TCP_FASTOPEN_CONNECT, so the request header rides in the SYN once the client
+ * holds the server's cookie (its warm-up transaction fetches it) and the response starts one RTT
+ * after connect.  Both namespaces need net.ipv4.tcp_fastopen=3.  The kernel falls back to a
+ * normal handshake silently, so the client counts the transactions whose SYN data the server
+ * acknowledged (TCP_INFO, TCPI_OPT_SYN_DATA) and reports them as "fastopen_syn_data". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -55,7 +62,7 @@ struct opts {
     unsigned long rr, rate;
     uint64_t size;
     unsigned window, rr_streams;
-    bool hol, json;
+    bool hol, json, fastopen;
     double seconds, warmup, timeout;
 };
 
@@ -230,7 +237,13 @@ static int run_server(const struct opts *o)
         fprintf(stderr, "bench_tcp: cannot listen on %s: %s\n", o->bind, strerror(errno));
         return 1;
     }
-    fprintf(stderr, "bench_tcp server: listening on %s\n", o->bind);
+    /* The queue length bounds Fast Open requests whose handshake is still incomplete. */
+    int qlen = 1024;
+    if (o->fastopen && setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen) != 0) {
+        fprintf(stderr, "bench_tcp: TCP_FASTOPEN: %s\n", strerror(errno));
+        return 1;
+    }
+    fprintf(stderr, "bench_tcp server: listening on %s%s\n", o->bind, o->fastopen ? " (Fast Open)" : "");
     struct event *si = evsignal_new(base, SIGINT, on_signal, base);
     struct event *st = evsignal_new(base, SIGTERM, on_signal, base);
     event_add(si, NULL);
@@ -257,6 +270,7 @@ struct client {
     size_t nlat, caplat;
     unsigned long started, completed, active;
     uint64_t bytes, bulk_bytes;
+    unsigned long syn_data; /* --fastopen: transactions whose SYN data was acknowledged */
     bool bytes_match, stop;
     sst_time_t t0, t1;
     struct rusage ru0, ru1;
@@ -300,14 +314,28 @@ static void put_hdr(uint8_t h[HDR_LEN], uint8_t op, uint64_t arg)
     sst_put64(h + 8, arg);
 }
 
-/* One blocking transaction on a new connection: connect, request, read to EOF, close. */
-static int rr_once(struct client *cl, uint64_t *got)
+/* Whether the server acknowledged the data of this connection's SYN (a Fast Open that happened). */
+static bool syn_data_acked(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && (ti.tcpi_options & TCPI_OPT_SYN_DATA);
+}
+
+/* One blocking transaction on a new connection: connect, request, read to EOF, close.  With
+ * TCP_FASTOPEN_CONNECT, connect() returns at once and the first write() sends SYN + header. */
+static int rr_once(struct client *cl, uint64_t *got, bool *syn_data)
 {
     int fd = socket(cl->ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (cl->o->fastopen && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one) != 0) {
+        close(fd);
+        return -1;
+    }
     if (connect(fd, (struct sockaddr *)&cl->ss, cl->sl) != 0) {
         close(fd);
         return -1;
@@ -328,6 +356,7 @@ static int rr_once(struct client *cl, uint64_t *got)
         }
         if (r < 0 && errno == EINTR)
             continue;
+        *syn_data = r == 0 && syn_data_acked(fd);
         close(fd);
         return r == 0 ? 0 : -1;
     }
@@ -336,7 +365,9 @@ static int rr_once(struct client *cl, uint64_t *got)
 static void run_rr(struct client *cl)
 {
     uint64_t got;
-    if (rr_once(cl, &got) != 0) { /* warm-up: ARP/ND, the server's first accept */
+    bool syn_data;
+    /* warm-up: ARP/ND, the server's first accept, and with --fastopen the server's cookie */
+    if (rr_once(cl, &got, &syn_data) != 0) {
         cl->err = errno;
         cl->err_what = "warm-up";
         return;
@@ -345,13 +376,14 @@ static void run_rr(struct client *cl)
     cl->t0 = sst_clock_now();
     for (unsigned long i = 0; i < cl->o->rr; i++) {
         sst_time_t s = sst_clock_now();
-        if (rr_once(cl, &got) != 0) {
+        if (rr_once(cl, &got, &syn_data) != 0) {
             cl->err = errno;
             cl->err_what = "transaction";
             break;
         }
         lat_push(cl, sst_clock_now() - s);
         cl->completed++;
+        cl->syn_data += syn_data;
         cl->bytes += got;
         if (got != cl->o->size)
             cl->bytes_match = false;
@@ -591,6 +623,8 @@ static void report(struct client *cl)
                cl->bulk_bytes, dur > 0 ? (double)cl->bulk_bytes * 8 / dur : 0);
     if (o->rate)
         printf("\"window\":%u,", o->window);
+    if (o->fastopen)
+        printf("\"fastopen\":true,\"fastopen_syn_data\":%lu,", cl->syn_data);
     if (cl->nlat > 0)
         qsort(cl->lat, cl->nlat, sizeof *cl->lat, cmp_u64);
     printf("\"transactions\":%lu,\"rate_per_s\":%.1f,", cl->completed, dur > 0 ? (double)cl->completed / dur : 0);
@@ -656,8 +690,8 @@ static int run_client(const struct opts *o)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_tcp server [--bind ADDR:PORT]\n"
-                    "       bench_tcp client ADDR:PORT --rr N --size B\n"
+    fprintf(stderr, "usage: bench_tcp server [--bind ADDR:PORT] [--fastopen]\n"
+                    "       bench_tcp client ADDR:PORT --rr N --size B [--fastopen]\n"
                     "       bench_tcp client ADDR:PORT --rate N [--size B] [--window W]\n"
                     "       bench_tcp client ADDR:PORT --hol --time S [--size B] [--rr-streams R] [--warmup S]\n"
                     "       common: [--json] [--timeout S]\n");
@@ -687,7 +721,8 @@ int main(int argc, char **argv)
         { "window", required_argument, NULL, 'w' }, { "hol", no_argument, NULL, 'H' },
         { "time", required_argument, NULL, 't' },   { "rr-streams", required_argument, NULL, 'k' },
         { "warmup", required_argument, NULL, 'W' }, { "json", no_argument, NULL, 'j' },
-        { "timeout", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
+        { "timeout", required_argument, NULL, 'T' }, { "fastopen", no_argument, NULL, 'F' },
+        { NULL, 0, NULL, 0 },
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -703,11 +738,12 @@ int main(int argc, char **argv)
         case 'W': o.warmup = atof(optarg); break;
         case 'j': o.json = true; break;
         case 'T': o.timeout = atof(optarg); break;
+        case 'F': o.fastopen = true; break;
         default: usage(); return 2;
         }
     }
     if (optind != argc || o.window == 0 || o.rr_streams == 0 || o.rr_streams > MAX_LOOPS ||
-        o.size > UINT32_MAX || (!server && !o.hol && !o.rate && !o.rr)) {
+        o.size > UINT32_MAX || (!server && !o.hol && !o.rate && !o.rr) || (!server && o.fastopen && !o.rr)) {
         usage();
         return 2;
     }
