@@ -314,10 +314,10 @@ if txn_scens:
     w("")
     tfo_runs = [(scen, j) for scen in txn_scens for j in runs(scen, TFO)]
     if tfo_runs:
-        w("Fast Open proof per size (client transactions with SYN data acknowledged / transactions; "
-          "kernel counters over the run, warm-up included: client TcpExtTCPFastOpenActive, "
-          "ActiveFail; server TcpExtTCPFastOpenPassive, PassiveFail): " + "; ".join(
-              "%s: %s/%s, %s/%s, %s/%s" % (
+        w("Fast Open proof per response size: timed transactions whose SYN data the server "
+          "acknowledged (client TCP_INFO); kernel counters over the run, warm-up included, "
+          "client TcpExtTCPFastOpenActive/ActiveFail, server TcpExtTCPFastOpenPassive/PassiveFail — " + "; ".join(
+              "%s: SYN data %s of %s, client %s/%s, server %s/%s" % (
                   scen[3:] + " B", j.get("fastopen_syn_data"), j.get("transactions"),
                   get(j, "nstat.client.TcpExtTCPFastOpenActive"), get(j, "nstat.client.TcpExtTCPFastOpenActiveFail"),
                   get(j, "nstat.server.TcpExtTCPFastOpenPassive"), get(j, "nstat.server.TcpExtTCPFastOpenPassiveFail"))
