@@ -44,6 +44,9 @@ out = []
 for k in ("goodput_bps", "bulk_goodput_bps"):
     if k in j: out.append("%s=%.1fM" % (k, j[k] / 1e6))
 if "latency_us" in j: out.append("p50=%.1fms p99=%.1fms" % (j["latency_us"]["p50"] / 1e3, j["latency_us"]["p99"] / 1e3))
+if "pages" in j:
+    t = sorted(x for p in j["pages"] for x in p["load_ms"])
+    if t: out.append("page load ms median=%.0f max=%.0f" % (t[len(t) // 2], t[-1]))
 for k in ("rate_per_s", "server_heap_per", "failures"):
     if k in j: out.append("%s=%s" % (k, j[k]))
 if not j.get("ok", True): out.append("FAILED: %s" % j.get("error"))

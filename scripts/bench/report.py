@@ -705,10 +705,11 @@ if page_points:
     gnuplot("""set terminal pngcairo size 900,550 noenhanced
 set output '%s'
 set logscale y
+set yrange [:*]
 set xlabel 'page size (HTML + objects), KB'
 set ylabel 'page load time, ms (median over repetitions)'
 set title 'Page loads, 100 Mbit/s x 50 ms (10, 30, 100 objects per page)'
-set key outside bottom center maxrows 3
+set key top left font ',9'
 set grid
 plot %s
 """ % (os.path.join(plot_dir, "pages.png"), ", \\\n     ".join(
