@@ -60,6 +60,75 @@ static void note_acked(struct sst_cc *cc, sst_time_t now, sst_time_t time_sent)
     }
 }
 
+static void hystart_init(struct sst_cc_hystart *h, sst_time_t now)
+{
+    memset(h, 0, sizeof(*h));
+    h->round_start = now;
+    h->last_min_rtt = h->cur_min_rtt = h->css_baseline = SST_TIME_NEVER;
+}
+
+/* RFC 9406 §4.2, called for every acked packet while cwnd < ssthresh; returns the bytes by
+ * which cwnd grows.  The RTT samples are per packet (ack time - send time); the round's minimum
+ * filters out the ack delay of the earlier packets an ack covers.  SST always paces, so the
+ * burst limit L is infinite (§4.3).  Rounds are packet-timed like note_acked's. */
+static uint64_t hystart_on_ack(struct sst_cc *cc, sst_time_t now, uint32_t bytes,
+                               sst_time_t time_sent, bool grow)
+{
+    struct sst_cc_hystart *h = &cc->hystart;
+    if (h->done)
+        return bytes;
+    if (time_sent >= h->round_start) {
+        h->last_min_rtt = h->cur_min_rtt;
+        h->cur_min_rtt = SST_TIME_NEVER;
+        h->samples = 0;
+        h->round_start = now;
+        if (h->in_css && ++h->css_rounds >= SST_HYSTART_CSS_ROUNDS) {
+            /* CSS saw no sign that the RTT rise was spurious: congestion avoidance. */
+            h->done = true;
+            h->stat_exit_cwnd = cc->cwnd;
+            cc->ssthresh = cc->cwnd;
+            return 0;
+        }
+    }
+    sst_time_t rtt = now > time_sent ? now - time_sent : 0;
+    if (rtt < h->cur_min_rtt)
+        h->cur_min_rtt = rtt;
+    h->samples++;
+    bool enough = h->samples >= SST_HYSTART_N_RTT_SAMPLE && h->cur_min_rtt != SST_TIME_NEVER;
+    if (!h->in_css) {
+        if (enough && h->last_min_rtt != SST_TIME_NEVER) {
+            sst_time_t thresh = SST_MAX(SST_HYSTART_MIN_RTT_THRESH,
+                                        SST_MIN(h->last_min_rtt / SST_HYSTART_MIN_RTT_DIVISOR,
+                                                SST_HYSTART_MAX_RTT_THRESH));
+            if (h->cur_min_rtt >= h->last_min_rtt + thresh) {
+                h->css_baseline = h->cur_min_rtt;
+                h->in_css = true;
+                h->css_rounds = 0;
+            }
+        }
+        if (!h->in_css)
+            return bytes;
+    } else if (enough && h->cur_min_rtt < h->css_baseline) {
+        /* The RTT came back down: the rise was not a queue of ours; back to slow start. */
+        h->css_baseline = SST_TIME_NEVER;
+        h->in_css = false;
+        return bytes;
+    }
+    if (!grow)
+        return 0;
+    h->css_frac += bytes;
+    uint64_t inc = h->css_frac / SST_HYSTART_CSS_GROWTH_DIVISOR;
+    h->css_frac %= SST_HYSTART_CSS_GROWTH_DIVISOR;
+    return inc;
+}
+
+/* A congestion event (or persistent congestion) ends HyStart++ for good (RFC 9406 §4.2). */
+static void hystart_end(struct sst_cc *cc)
+{
+    cc->hystart.done = true;
+    cc->hystart.in_css = false;
+}
+
 static void reno_on_sent(struct sst_cc *cc, sst_time_t now, uint32_t bytes)
 {
     note_sent(cc);
@@ -72,12 +141,16 @@ static void reno_on_ack(struct sst_cc *cc, sst_time_t now, uint32_t bytes, sst_t
 {
     bool limited = sst_cc_cwnd_limited(cc);
     note_acked(cc, now, time_sent);
-    if (in_recovery(cc, time_sent) || !limited)
+    if (in_recovery(cc, time_sent))
         return;
     if (sst_cc_in_slow_start(cc)) {
-        cc->cwnd += bytes;
+        uint64_t inc = hystart_on_ack(cc, now, bytes, time_sent, limited);
+        if (limited)
+            cc->cwnd += inc;
         return;
     }
+    if (!limited)
+        return;
     cc->bytes_acked_ca += bytes;
     if (cc->bytes_acked_ca >= cc->cwnd) {
         cc->bytes_acked_ca -= cc->cwnd;
@@ -90,6 +163,8 @@ static void reno_on_congestion(struct sst_cc *cc, sst_time_t now, sst_time_t tim
 {
     if (in_recovery(cc, time_sent))
         return;
+    hystart_end(cc);
+    cc->stat_congestion_events++;
     cc->recovery_start = now;
     cc->ssthresh = SST_MAX(cc->cwnd / 2, min_window(cc));
     cc->cwnd = cc->ssthresh;
@@ -100,6 +175,7 @@ static void reno_on_congestion(struct sst_cc *cc, sst_time_t now, sst_time_t tim
  * the window again from there (ssthresh keeps the value the congestion event gave it). */
 static void reno_on_persistent(struct sst_cc *cc, sst_time_t now)
 {
+    hystart_end(cc);
     cc->cwnd = min_window(cc);
     cc->recovery_start = SST_TIME_NEVER;
     cc->bytes_acked_ca = 0;
@@ -154,14 +230,16 @@ static void cubic_on_ack(struct sst_cc *cc, sst_time_t now, uint32_t bytes, sst_
     note_acked(cc, now, time_sent);
     if (in_recovery(cc, time_sent))
         return;
+    if (sst_cc_in_slow_start(cc)) {
+        uint64_t inc = hystart_on_ack(cc, now, bytes, time_sent, limited);
+        if (limited)
+            cc->cwnd += inc;
+        return;
+    }
     if (!limited) {
         /* RFC 9438 §5.8: no growth while application-limited.  Restarting the epoch keeps the
          * curve from jumping ahead by the idle time once the sender is window-limited again. */
         c->epoch_start = SST_TIME_NEVER;
-        return;
-    }
-    if (sst_cc_in_slow_start(cc)) {
-        cc->cwnd += bytes;
         return;
     }
     if (c->epoch_start == SST_TIME_NEVER)
@@ -198,6 +276,8 @@ static void cubic_on_congestion(struct sst_cc *cc, sst_time_t now, sst_time_t ti
     struct sst_cc_cubic *c = &cc->cubic;
     if (in_recovery(cc, time_sent))
         return;
+    hystart_end(cc);
+    cc->stat_congestion_events++;
     double cwnd = (double)cc->cwnd;
     cc->recovery_start = now;
     if (cwnd < c->w_max)
@@ -213,6 +293,7 @@ static void cubic_on_congestion(struct sst_cc *cc, sst_time_t now, sst_time_t ti
 
 static void cubic_on_persistent(struct sst_cc *cc, sst_time_t now)
 {
+    hystart_end(cc);
     cc->cwnd = min_window(cc);
     cc->recovery_start = SST_TIME_NEVER;
     cc->cubic.epoch_start = SST_TIME_NEVER;
@@ -239,6 +320,7 @@ void sst_cc_init(struct sst_cc *cc, enum sst_cc_algo algo, uint32_t mss, sst_tim
     cc->recovery_start = SST_TIME_NEVER;
     cc->round_start = now;
     cc->cubic.epoch_start = SST_TIME_NEVER;
+    hystart_init(&cc->hystart, now);
     if (algo == SST_CC_BBR)
         sst_bbr_init(cc, now);
 }

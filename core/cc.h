@@ -36,6 +36,21 @@ struct sst_cc_cubic {
     double cwnd_prior;        /* cwnd just before the last reduction (RFC 9438 §4.3 alpha switch) */
 };
 
+/* HyStart++ (RFC 9406): leaves the initial slow start when the round's minimum RTT rises,
+ * i.e. when a queue starts to build, instead of doubling cwnd until the queue overflows. */
+struct sst_cc_hystart {
+    sst_time_t round_start;   /* a round ends when a packet sent after this is acked */
+    sst_time_t last_min_rtt;  /* SST_TIME_NEVER: no sample */
+    sst_time_t cur_min_rtt;
+    sst_time_t css_baseline;  /* min RTT that started Conservative Slow Start */
+    unsigned samples;         /* RTT samples in the current round */
+    unsigned css_rounds;      /* rounds completed in CSS */
+    bool in_css;
+    bool done;                /* only the first slow start uses HyStart++ (§4.3) */
+    uint32_t css_frac;        /* bytes acked in CSS not yet credited (1/4 growth) */
+    uint64_t stat_exit_cwnd;  /* cwnd when HyStart++ ended slow start; 0: it did not */
+};
+
 struct sst_cc {
     const struct sst_cc_ops *ops;
     uint64_t cwnd;            /* bytes */
@@ -45,6 +60,7 @@ struct sst_cc {
     uint64_t bytes_acked_ca;  /* NewReno congestion-avoidance byte counter */
     uint64_t in_flight;       /* maintained by recovery.c; algorithms read it (app-limited check) */
     struct sst_cc_cubic cubic;
+    struct sst_cc_hystart hystart;
     /* Application-limited detection (RFC 9002 §7.8), per round trip (the current and the
      * previous one; a round ends when a packet sent after it began is acknowledged): the largest
      * in_flight right after a send, and whether a send left less than one mss of cwnd free. */
@@ -54,6 +70,7 @@ struct sst_cc {
     /* Pacing rate in bytes/s set by a model-based algorithm (BBR); 0 = the pacer derives the
      * rate from cwnd / srtt. */
     uint64_t pacing_rate;
+    uint64_t stat_congestion_events;  /* reductions: on_congestion calls that opened a period */
     struct sst_cc_bbr bbr;
 };
 
@@ -72,6 +89,14 @@ bool sst_cc_cwnd_limited(const struct sst_cc *cc);
 /* RFC 9438 eq. 1: W_cubic(t) = C*(t-K)^3 + W_max, in bytes, t in seconds since the epoch began. */
 double sst_cc_cubic_window(const struct sst_cc *cc, double t);
 
+/* RFC 9406 §4.3 constants. */
+#define SST_HYSTART_MIN_RTT_THRESH SST_MS(4)
+#define SST_HYSTART_MAX_RTT_THRESH SST_MS(16)
+#define SST_HYSTART_MIN_RTT_DIVISOR 8
+#define SST_HYSTART_N_RTT_SAMPLE 8
+#define SST_HYSTART_CSS_GROWTH_DIVISOR 4
+#define SST_HYSTART_CSS_ROUNDS 5
+
 #define SST_CUBIC_C 0.4       /* RFC 9438 §5.1 */
 #define SST_CUBIC_BETA 0.7    /* RFC 9438 §4.6 */
 
@@ -88,5 +113,11 @@ void sst_pacer_init(struct sst_pacer *p, uint32_t mss);
 sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const struct sst_rtt *rtt,
                           sst_time_t now, uint32_t bytes);
 void sst_pacer_on_sent(struct sst_pacer *p, uint32_t bytes);
+/* The bytes a sender pacing at rate_Bps (bytes/s) may emit back to back: about 1 ms at that
+ * rate, at least 2 * mss, at most SST_PACER_QUANTUM_MAX (Linux tcp_tso_autosize with
+ * sk_pacing_shift 10).  Pacing finer than this costs a timer wake-up per packet or two, which a
+ * CPU-bound sender cannot afford and a timer may not even resolve. */
+uint64_t sst_pacer_quantum(uint64_t rate_Bps, uint32_t mss);
+#define SST_PACER_QUANTUM_MAX 65536u
 
 #endif

@@ -94,16 +94,57 @@ static uint64_t bdp(const struct sst_cc *cc, uint64_t bw, double gain)
     return (uint64_t)(w * gain);
 }
 
-/* The paper's inflight target plus headroom: acks come in pairs (delayed acks) and the pacer
- * releases small bursts, so a window of exactly one BDP would stall the pipe. */
+/* The paper's inflight target plus headroom (Linux bbr_quantization_budget): the pacer
+ * releases a send quantum at a time (about 1 ms of data, pacer.c) and acks come in batches, so
+ * a window of exactly one BDP would stall the pipe.  On a path whose min RTT is far below the
+ * quantum's duration (a bare veth: 20 us) the quanta are nearly all of the window. */
 uint64_t sst_bbr_target_inflight(const struct sst_cc *cc, double gain)
 {
-    uint64_t quanta = (uint64_t)SST_BBR_QUANTA_PKTS * cc->mss;
-    /* Linux bbr_quantization_budget: two more packets while probing, so the probe's extra
-     * inflight is not capped by the window. */
+    uint64_t quanta = SST_BBR_QUANTA * sst_pacer_quantum(cc->pacing_rate, cc->mss);
+    /* Two more packets while probing, so the probe's extra inflight is not capped by the
+     * window. */
     if (cc->bbr.mode == SST_BBR_PROBE_BW && cc->bbr.cycle_idx == 0)
         quanta += 2 * (uint64_t)cc->mss;
     return bdp(cc, sst_bbr_bw(cc), gain) + quanta;
+}
+
+/* The cwnd headroom for ack aggregation: the largest excess of the recent windows, once the
+ * bandwidth is known (Linux bbr_ack_aggregation_cwnd). */
+static uint64_t aggregation_cwnd(const struct sst_cc *cc)
+{
+    const struct sst_cc_bbr *b = &cc->bbr;
+    if (!b->full_bw_reached)
+        return 0;
+    uint64_t extra = SST_MAX(b->extra_acked[0], b->extra_acked[1]);
+    uint64_t cap = (uint64_t)((double)sst_bbr_bw(cc) * (double)SST_BBR_EXTRA_ACKED_MAX / 1e9);
+    return SST_MIN(extra, cap);
+}
+
+/* Linux bbr_update_ack_aggregation: within an epoch that starts whenever acks fall behind
+ * the bandwidth estimate, data acked beyond bw x elapsed arrived in a burst. */
+static void update_ack_aggregation(struct sst_cc *cc, sst_time_t now,
+                                   const struct sst_rate_sample *rs)
+{
+    struct sst_cc_bbr *b = &cc->bbr;
+    if (rs->acked == 0)
+        return;
+    if (b->round_start && ++b->extra_acked_rounds >= SST_BBR_EXTRA_ACKED_WIN_ROUNDS) {
+        b->extra_acked_rounds = 0;
+        b->extra_acked_idx ^= 1;
+        b->extra_acked[b->extra_acked_idx] = 0;
+    }
+    sst_time_t elapsed = now > b->ack_epoch_start ? now - b->ack_epoch_start : 0;
+    uint64_t expected = (uint64_t)((double)sst_bbr_bw(cc) * (double)elapsed / 1e9);
+    if (b->ack_epoch_acked <= expected ||
+        b->ack_epoch_acked + rs->acked >= SST_BBR_ACK_EPOCH_RESET) {
+        b->ack_epoch_acked = 0;
+        b->ack_epoch_start = now;
+        expected = 0;
+    }
+    b->ack_epoch_acked += rs->acked;
+    uint64_t extra = SST_MIN(b->ack_epoch_acked - expected, cc->cwnd);
+    if (extra > b->extra_acked[b->extra_acked_idx])
+        b->extra_acked[b->extra_acked_idx] = extra;
 }
 
 /* A deterministic stand-in for Linux's random starting phase: flows that enter PROBE_BW at
@@ -497,7 +538,7 @@ static void set_cwnd(struct sst_cc *cc, const struct sst_rate_sample *rs)
     struct sst_cc_bbr *b = &cc->bbr;
     uint64_t cwnd = cc->cwnd;
     if (rs->acked > 0 && !recover_or_restore(cc, rs, &cwnd)) {
-        uint64_t target = sst_bbr_target_inflight(cc, b->cwnd_gain);
+        uint64_t target = sst_bbr_target_inflight(cc, b->cwnd_gain) + aggregation_cwnd(cc);
         if (b->full_bw_reached)
             cwnd = SST_MIN(cwnd + rs->acked, target);
         else if (cwnd < target || rs->delivered_total < initial_window(cc))
@@ -518,6 +559,7 @@ static void bbr_on_rate_sample(struct sst_cc *cc, sst_time_t now, const struct s
 {
     struct sst_cc_bbr *b = &cc->bbr;
     update_bw(cc, rs);
+    update_ack_aggregation(cc, now, rs);
     if (b->mode == SST_BBR_PROBE_BW && next_phase_due(cc, now, rs))
         advance_cycle(cc, now);
     check_full_bw(cc, rs);
@@ -557,6 +599,7 @@ static void bbr_on_congestion(struct sst_cc *cc, sst_time_t now, sst_time_t time
     if (cc->recovery_start != SST_TIME_NEVER && time_sent <= cc->recovery_start)
         return;
     save_cwnd(cc);
+    cc->stat_congestion_events++;
     cc->recovery_start = now;
     cc->bbr.recovery_entered = true;
 }
@@ -595,6 +638,7 @@ void sst_bbr_init(struct sst_cc *cc, sst_time_t now)
     b->cycle_stamp = now;
     b->inflight_hi = UINT64_MAX;
     b->hi_step = cc->mss;
+    b->ack_epoch_start = now;
     losswin_reset(&b->probe, 0);
     losswin_reset(&b->round, 0);
     losswin_reset(&b->cruise, 0);

@@ -46,7 +46,13 @@ enum sst_bbr_mode {
 #define SST_BBR_MIN_CWND_PKTS 4
 #define SST_BBR_FULL_BW_THRESH 1.25       /* growth per round that counts as "still growing" */
 #define SST_BBR_FULL_BW_ROUNDS 3
-#define SST_BBR_QUANTA_PKTS 3             /* cwnd headroom for bursts and delayed acks */
+#define SST_BBR_QUANTA 3                  /* cwnd headroom: this many send quanta (pacer.c) */
+/* Ack aggregation (Linux bbr_update_ack_aggregation): acks that arrive in bursts (a receiver
+ * acking one recvmmsg batch, a descheduled process) deliver more than bw x time; the largest
+ * excess of the last 5-10 rounds is added to cwnd, at most 100 ms of bw. */
+#define SST_BBR_EXTRA_ACKED_WIN_ROUNDS 5
+#define SST_BBR_EXTRA_ACKED_MAX SST_MS(100)
+#define SST_BBR_ACK_EPOCH_RESET (1u << 20)  /* bytes; restart an epoch grown this old */
 /* Loss bound (from BBRv2, simplified; see cc_bbr.c): a bandwidth probe or a STARTUP round that
  * lost more than 2% of its packets, and at least 8, or a round that kept a standing queue of
  * 1/4 min RTT and lost any, caps inflight at 0.7 x its peak. */
@@ -81,6 +87,12 @@ struct sst_cc_bbr {
     bool recovery_entered;        /* on_congestion opened a period; applied at the next sample */
     bool queued;                  /* the last completed round kept a standing queue */
     uint64_t prior_cwnd;          /* cwnd before recovery / PROBE_RTT, restored after */
+    /* ack aggregation */
+    uint64_t extra_acked[2];      /* max excess delivered, over two alternating windows */
+    unsigned extra_acked_rounds;  /* rounds into the current window */
+    unsigned extra_acked_idx;
+    sst_time_t ack_epoch_start;
+    uint64_t ack_epoch_acked;     /* bytes acked since ack_epoch_start */
     /* loss bound */
     uint64_t inflight_hi;         /* cwnd cap after heavy loss; UINT64_MAX: none */
     uint64_t hi_step;             /* next loss-free round raises inflight_hi by this */

@@ -65,6 +65,9 @@ struct sst_chan_stats {
     uint16_t plpmtu;
     uint8_t pmtu_state;
     uint64_t pmtu_probes_sent, pmtu_probes_lost, pmtu_blackholes;
+    /* congestion control: window reductions (one per recovery period), and the cwnd at which
+     * HyStart++ (RFC 9406) ended the first slow start without loss (0: it did not) */
+    uint64_t congestion_events, hystart_exit_cwnd;
 };
 SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out);
 

@@ -14,6 +14,13 @@ void sst_pacer_init(struct sst_pacer *p, uint32_t mss)
     p->tokens = p->burst;
 }
 
+uint64_t sst_pacer_quantum(uint64_t rate_Bps, uint32_t mss)
+{
+    uint64_t q = rate_Bps >> 10;                      /* ~1 ms (1/1024 s) of data */
+    q = SST_MIN(q, (uint64_t)SST_PACER_QUANTUM_MAX);
+    return SST_MAX(q, 2 * (uint64_t)mss);
+}
+
 /* Bytes per nanosecond.  Before the first RTT sample srtt is kInitialRtt (RFC 9002 §6.2.2). */
 static double pacing_rate(const struct sst_cc *cc, const struct sst_rtt *rtt)
 {
@@ -30,13 +37,16 @@ sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const st
                           sst_time_t now, uint32_t bytes)
 {
     double rate = pacing_rate(cc, rtt);
+    /* Bucket depth: the initial-window burst, or one send quantum (~1 ms) at high rates. */
+    double quantum = (double)sst_pacer_quantum((uint64_t)(rate * 1e9), cc->mss);
+    double depth = quantum > p->burst ? quantum : p->burst;
     if (p->last == SST_TIME_NEVER) {
         p->tokens = p->burst;
         p->last = now;
     } else if (now > p->last) {
         p->tokens += rate * (double)(now - p->last);
-        if (p->tokens > p->burst)
-            p->tokens = p->burst;
+        if (p->tokens > depth)
+            p->tokens = depth;
         p->last = now;
     }
     /* A packet larger than the bucket could never fit: a full bucket is enough for it. */
@@ -44,7 +54,11 @@ sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const st
     /* Tolerance for the rounding of the refill: the time returned below must be enough. */
     if (p->tokens + 1e-6 >= need)
         return now;
-    double wait = ceil((need - p->tokens) / rate);
+    /* Out of tokens: sleep until a whole send quantum has accumulated, not just this packet's
+     * worth, so a fast sender is woken by the timer once per quantum (~1 ms of data), as
+     * Linux TCP is once per TSO burst, instead of once per packet.  Same average rate. */
+    double want = quantum > need ? quantum : need;
+    double wait = ceil((want - p->tokens) / rate);
     if (wait > (double)(SST_TIME_NEVER - now - 1))
         return SST_TIME_NEVER - 1;
     return now + (sst_time_t)wait;

@@ -58,6 +58,15 @@ static void vl_full_round(struct vlink *v)
     vl_round(v, v->cc.cwnd / MSS);
 }
 
+/* A window-limited round whose packets are acked rtt_ns after they were sent. */
+static void vl_full_round_rtt(struct vlink *v, sst_time_t rtt_ns)
+{
+    sst_time_t keep = v->rtt_ns;
+    v->rtt_ns = rtt_ns;
+    vl_full_round(v);
+    v->rtt_ns = keep;
+}
+
 static const enum sst_cc_algo algos[] = { SST_CC_NEWRENO, SST_CC_CUBIC };
 
 START_TEST(test_cc_init_window_and_names)
@@ -317,6 +326,65 @@ START_TEST(test_cc_cubic_growth_capped_at_half_window_per_rtt)
 }
 END_TEST
 
+/* HyStart++ (RFC 9406): an RTT rise of max(4 ms, min(minRTT/8, 16 ms)) over the previous
+ * round's minimum, seen in 8 samples, moves slow start into CSS (growth / 4); five CSS rounds
+ * later cwnd becomes ssthresh (congestion avoidance) without any loss.  Jitter below the
+ * threshold does not count. */
+START_TEST(test_cc_hystart_exits_slow_start_on_rtt_rise)
+{
+    struct vlink v;
+    vl_init(&v, algos[_i], SST_MS(100));
+    vl_full_round(&v);                          /* 10 -> 20 */
+    vl_full_round_rtt(&v, SST_MS(110));         /* +10 ms < 12.5 ms threshold: 20 -> 40 */
+    ck_assert_uint_eq(v.cc.cwnd, 40 * MSS);
+    ck_assert(!v.cc.hystart.in_css);
+    vl_full_round_rtt(&v, SST_MS(125));         /* +15 ms over the last round's 110 ms */
+    ck_assert(v.cc.hystart.in_css);
+    /* Seven samples at full slow-start growth, then the other 33 at a quarter. */
+    ck_assert_uint_eq(v.cc.cwnd, 80 * MSS - 33 * MSS + 33 * MSS / 4);
+    uint64_t css_start = v.cc.cwnd;
+    for (int i = 0; i < SST_HYSTART_CSS_ROUNDS - 1; i++) {
+        uint64_t before = v.cc.cwnd;
+        vl_full_round_rtt(&v, SST_MS(125));
+        ck_assert(v.cc.hystart.in_css);
+        ck_assert(sst_cc_in_slow_start(&v.cc));
+        ck_assert_uint_le(v.cc.cwnd - before, (before / MSS) * MSS / 4 + 1);
+        ck_assert_uint_ge(v.cc.cwnd - before, (before / MSS) * MSS / 4 - 1);
+    }
+    vl_full_round_rtt(&v, SST_MS(125));         /* its first ack completes the fifth CSS round */
+    ck_assert(!sst_cc_in_slow_start(&v.cc));
+    ck_assert(v.cc.hystart.done);
+    ck_assert_uint_gt(v.cc.hystart.stat_exit_cwnd, css_start);
+    ck_assert_uint_eq(v.cc.ssthresh, v.cc.hystart.stat_exit_cwnd);
+    ck_assert_uint_lt(v.cc.cwnd, 3 * css_start); /* ~1.25^5; plain slow start: 32x */
+}
+END_TEST
+
+/* In CSS, a round whose minimum RTT falls below the baseline that started CSS resumes slow
+ * start; a loss in CSS ends HyStart++ for the connection (later slow starts are plain). */
+START_TEST(test_cc_hystart_css_resumes_or_ends_on_loss)
+{
+    struct vlink v;
+    vl_init(&v, algos[_i], SST_MS(100));
+    vl_full_round(&v);
+    vl_full_round(&v);
+    vl_full_round_rtt(&v, SST_MS(120));
+    ck_assert(v.cc.hystart.in_css);
+    uint64_t w = v.cc.cwnd;
+    uint64_t n = w / MSS;
+    vl_full_round(&v);                          /* back at 100 ms: after 8 samples, resume */
+    ck_assert(!v.cc.hystart.in_css);
+    ck_assert(!v.cc.hystart.done);
+    ck_assert_uint_eq(v.cc.cwnd, w + 7 * MSS / 4 + (n - 7) * MSS);
+    vl_full_round_rtt(&v, SST_MS(120));
+    ck_assert(v.cc.hystart.in_css);
+    v.cc.ops->on_congestion(&v.cc, v.now, v.now - SST_MS(1));
+    ck_assert(v.cc.hystart.done);
+    ck_assert(!v.cc.hystart.in_css);
+    ck_assert_uint_eq(v.cc.hystart.stat_exit_cwnd, 0);
+}
+END_TEST
+
 static Suite *cc_suite(void)
 {
     Suite *s = suite_create("cc");
@@ -333,6 +401,8 @@ static Suite *cc_suite(void)
     tcase_add_test(tc, test_cc_cubic_reno_friendly_region);
     tcase_add_test(tc, test_cc_cubic_fast_convergence);
     tcase_add_test(tc, test_cc_cubic_growth_capped_at_half_window_per_rtt);
+    tcase_add_loop_test(tc, test_cc_hystart_exits_slow_start_on_rtt_rise, 0, 2);
+    tcase_add_loop_test(tc, test_cc_hystart_css_resumes_or_ends_on_loss, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
