@@ -6,6 +6,9 @@
 #define PACER_BURST_PKTS 10      /* bucket depth: the initial window's worth, as RFC 9002 §7.7 allows */
 #define PACER_GAIN_CA 1.25       /* rate = 1.25 * cwnd / srtt (RFC 9002 §7.7 "N = 1.25") */
 #define PACER_GAIN_SS 2.0        /* slow start doubles cwnd per round trip, so pace at 2x */
+/* Per-packet gaps shorter than this are not worth a timer wake-up each: ~240 Mbit/s with
+ * 1472-byte packets, ~200 Mbit/s with 1232. */
+#define PACER_MIN_SLEEP SST_US(50)
 
 void sst_pacer_init(struct sst_pacer *p, uint32_t mss)
 {
@@ -37,9 +40,15 @@ sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const st
                           sst_time_t now, uint32_t bytes)
 {
     double rate = pacing_rate(cc, rtt);
-    /* Bucket depth: the initial-window burst, or one send quantum (~1 ms) at high rates. */
+    /* Fast: a packet is due sooner than PACER_MIN_SLEEP after the previous one.  A timer
+     * wake-up per packet would then cost about as much CPU as the packet (and a timer may not
+     * even resolve the gap), so the pacer works in send quanta (~1 ms of data), as Linux TCP
+     * does per TSO burst: the bucket holds a quantum, and an empty bucket sleeps until a whole
+     * quantum has accumulated.  Same average rate.  Slower flows are paced packet by packet
+     * from a bucket of the initial-window burst, as before. */
+    bool fast = (double)cc->mss / rate < (double)PACER_MIN_SLEEP;
     double quantum = (double)sst_pacer_quantum((uint64_t)(rate * 1e9), cc->mss);
-    double depth = quantum > p->burst ? quantum : p->burst;
+    double depth = fast && quantum > p->burst ? quantum : p->burst;
     if (p->last == SST_TIME_NEVER) {
         p->tokens = p->burst;
         p->last = now;
@@ -54,10 +63,7 @@ sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const st
     /* Tolerance for the rounding of the refill: the time returned below must be enough. */
     if (p->tokens + 1e-6 >= need)
         return now;
-    /* Out of tokens: sleep until a whole send quantum has accumulated, not just this packet's
-     * worth, so a fast sender is woken by the timer once per quantum (~1 ms of data), as
-     * Linux TCP is once per TSO burst, instead of once per packet.  Same average rate. */
-    double want = quantum > need ? quantum : need;
+    double want = fast && quantum > need ? quantum : need;
     double wait = ceil((want - p->tokens) / rate);
     if (wait > (double)(SST_TIME_NEVER - now - 1))
         return SST_TIME_NEVER - 1;
