@@ -86,9 +86,9 @@ static void print_status(const struct jv *r)
     printf("sstd pid %.0f, UDP port %.0f, up %.0f s, idle period %.0f s\n", jv_num(r, "pid", 0),
            jv_num(r, "port", 0), jv_num(r, "uptime_s", 0), jv_num(r, "idle_s", 0));
     const struct jv *h = jv_get(r, "host");
-    printf("host: %.0f channel(s), handshakes %.0f initiated / %.0f completed / %.0f failed\n",
+    printf("host: %.0f channel(s), handshakes %.0f initiated / %.0f completed (%.0f resumed) / %.0f failed\n",
            jv_num(h, "channels", 0), jv_num(h, "handshakes_initiated", 0), jv_num(h, "handshakes_completed", 0),
-           jv_num(h, "handshakes_failed", 0));
+           jv_num(h, "handshakes_resumed", 0), jv_num(h, "handshakes_failed", 0));
     const struct jv *chans = jv_get(r, "channels");
     printf("channels:\n");
     if (!chans || !chans->child)

@@ -102,12 +102,12 @@ void sstd_status_json(struct sstd *d, struct evbuffer *out)
     evbuffer_add_printf(out,
                         "],\"host\":{\"channels\":%u,\"rx_packets\":%llu,\"tx_packets\":%llu,"
                         "\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"handshakes_initiated\":%llu,"
-                        "\"handshakes_completed\":%llu,\"handshakes_failed\":%llu,"
+                        "\"handshakes_completed\":%llu,\"handshakes_resumed\":%llu,\"handshakes_failed\":%llu,"
                         "\"rx_dropped_auth\":%llu,\"rx_dropped_malformed\":%llu},\"channels\":[",
                         hs.channels, (unsigned long long)hs.rx_packets, (unsigned long long)hs.tx_packets,
                         (unsigned long long)hs.rx_bytes, (unsigned long long)hs.tx_bytes,
                         (unsigned long long)hs.handshakes_initiated, (unsigned long long)hs.handshakes_completed,
-                        (unsigned long long)hs.handshakes_failed, (unsigned long long)hs.rx_dropped_auth,
+                        (unsigned long long)hs.handshakes_resumed, (unsigned long long)hs.handshakes_failed, (unsigned long long)hs.rx_dropped_auth,
                         (unsigned long long)hs.rx_dropped_malformed);
     sstd_peers_foreach(d, chan_json, &w);
     struct sst_ctx_stats cs;

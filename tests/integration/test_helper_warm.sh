@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Warm channels: closed gracefully after --idle seconds without use, and re-established while
-# still wanted after the peer's sstd restarts.
+# Warm channels: closed gracefully after --idle seconds without use, opened again by session
+# resumption (the first channel's ticket), and re-established while still wanted after the peer's
+# sstd restarts (full handshake then: a new process holds no tickets).
 #
 #   $NS_A  sst0 10.77.0.1 ===== veth ===== sst0 10.77.0.2  $NS_B
 #          sstd --idle 3                         sstd (killed and restarted)
@@ -36,9 +37,18 @@ grep -q "idle for 3s: closing the warm channel" "$LIB_TMP/a.log" || fail "A did 
 b_closed() { grep -q "channel to $IP_A:8661 down: closed" "$LIB_TMP/b.log"; }
 poll_until 3 b_closed || fail "B did not see a graceful close"
 
-log "a wanted channel is re-established after the peer's sstd restarts"
+log "the second channel to the same peer is resumed with the first one's ticket"
 "$CTL" --socket "$SA" warm "$IP_B" >/dev/null || fail "warm failed"
-status_a || fail "status failed"
+resumed_up() {
+  status_a && [ "$(json "$LIB_TMP/st.json" 'len([c for c in d["channels"] if c["state"]=="established"])')" = 1 ]
+}
+poll_until 5 resumed_up || fail "second channel not up: $(cat "$LIB_TMP/st.json")"
+assert_eq 2 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')" "handshakes completed by A"
+assert_eq 1 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_resumed"]')" "of them resumed"
+"$CTL" --socket "$SB" status --json >"$LIB_TMP/stb.json" 2>/dev/null || fail "status B failed"
+assert_eq 1 "$(json "$LIB_TMP/stb.json" 'd["host"]["handshakes_resumed"]')" "resumed on B too"
+
+log "a wanted channel is re-established after the peer's sstd restarts"
 before=$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')
 kill -KILL "$PID_B"
 wait "$PID_B" 2>/dev/null
@@ -56,5 +66,9 @@ b_has_channel() {
     [ "$(json "$LIB_TMP/stb.json" 'len(d["channels"])')" = 1 ]
 }
 poll_until 3 b_has_channel || fail "restarted B has no channel from A"
+# B lost its tickets with the process: A offered one, B answered with a full handshake.
+assert_eq 0 "$(json "$LIB_TMP/stb.json" 'd["host"]["handshakes_resumed"]')" "restarted B resumed nothing"
+status_a || fail "status failed"
+assert_eq 1 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_resumed"]')" "A: still one resumption"
 log "ok: $(grep -c "channel to $IP_B:8661 up" "$LIB_TMP/a.log") channel-ups in A's log"
 log "PASS"

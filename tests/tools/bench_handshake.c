@@ -5,7 +5,7 @@
  *   resumed   a later channel between the same two hosts: NNpsk0 with the ticket the previous
  *             handshake left (docs/protocol-negotiation.md, "Session resumption")
  *
- *   bench_handshake [--count N] [--security strong|light] [--json]
+ *   bench_handshake [--count N] [--security strong|light] [--only full|resumed] [--json]
  *
  * Each round runs one handshake of each kind (alternating, so both see the same machine): a new
  * initiator writes HELLO; the responder handles it and writes RESPONSE; the initiator handles
@@ -14,7 +14,8 @@
  * issues/keeps one, as the defaults do); resumed rounds go to one server address, each using
  * the ticket the round before left.  The time of each side's calls is summed on the thread's CPU
  * clock, so the other side's work is never counted; both sides must derive matching keys and
- * agree on the kind in every round, or the tool fails.  It also times libsodium's X25519 alone
+ * agree on the kind in every round, or the tool fails.  --only runs one kind (for profilers:
+ * callgrind then counts instructions of that kind alone; the other's numbers read 0).  It also times libsodium's X25519 alone
  * (base-point multiplication and DH), which dominates both. */
 #include <getopt.h>
 #include <sodium.h>
@@ -146,11 +147,12 @@ int main(int argc, char **argv)
 {
     unsigned long count = 2000;
     enum sst_security sec = SST_SEC_STRONG;
-    bool json = false;
+    bool json = false, do_full = true, do_resumed = true;
     static const struct option lo[] = {
         { "count", required_argument, NULL, 'n' },
         { "security", required_argument, NULL, 's' },
         { "json", no_argument, NULL, 'j' },
+        { "only", required_argument, NULL, 'o' },
         { NULL, 0, NULL, 0 },
     };
     int ch;
@@ -164,8 +166,12 @@ int main(int argc, char **argv)
             }
         } else if (ch == 'j') {
             json = true;
+        } else if (ch == 'o' && (strcmp(optarg, "full") == 0 || strcmp(optarg, "resumed") == 0)) {
+            do_full = strcmp(optarg, "full") == 0;
+            do_resumed = !do_full;
         } else {
-            fprintf(stderr, "usage: bench_handshake [--count N] [--security strong|light] [--json]\n");
+            fprintf(stderr, "usage: bench_handshake [--count N] [--security strong|light] "
+                            "[--only full|resumed] [--json]\n");
             return 2;
         }
     }
@@ -203,18 +209,18 @@ int main(int argc, char **argv)
     struct round warm = { .init = init, .resp = resp, .client = addr4(10, 0, 40000),
                           .server = addr4(10, 0, 5201), .now = 0, .want_resumed = false };
     uint64_t dummy_i = 0, dummy_r = 0;
-    if (!run_round(&warm, sec, &dummy_i, &dummy_r))
+    if (do_resumed && !run_round(&warm, sec, &dummy_i, &dummy_r))
         rfailures++;
     for (unsigned long i = 0; i < count; i++) {
         sst_time_t now = (sst_time_t)(i + 1) * 1000000ull; /* 1 ms apart: old state expires */
         struct round full = { .init = init, .resp = resp, .client = addr4(10, i, 1024),
                               .server = addr4(172, i, 5201), .now = now, .want_resumed = false };
-        if (!run_round(&full, sec, &ti[i], &tr[i]))
+        if (do_full && !run_round(&full, sec, &ti[i], &tr[i]))
             failures++;
         struct round res = warm;
         res.now = now;
         res.want_resumed = true;
-        if (!run_round(&res, sec, &rti[i], &rtr[i]))
+        if (do_resumed && !run_round(&res, sec, &rti[i], &rtr[i]))
             rfailures++;
     }
     clock_gettime(CLOCK_MONOTONIC, &w);
