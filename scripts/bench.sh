@@ -37,10 +37,14 @@ OUT=${BENCH_OUT:-$BUILD/bench}
 if [ "$QUICK" = 1 ]; then
   REPS=${BENCH_REPS:-1}; BULK_S=5; VETH_S=3; LOSS_S=5; FAIR_S=10; HOL_S=5; TXN_N=5
   RATE_N=10000; IDLE_STREAMS=5000; IDLE_CHANNELS=200; HS_N=500; WRK_S=3
+  NG_BULK_BYTES=50000000; NG_VETH_BYTES=200000000
 else
   REPS=${BENCH_REPS:-3}; BULK_S=10; VETH_S=5; LOSS_S=10; FAIR_S=20; HOL_S=10; TXN_N=30
   RATE_N=50000; IDLE_STREAMS=20000; IDLE_CHANNELS=1000; HS_N=3000; WRK_S=10
+  NG_BULK_BYTES=100000000; NG_VETH_BYTES=400000000
 fi
+# ngtcp2's example server answers "/N" with N bytes, so its rows move a fixed amount: about the
+# seconds of the other rows at 100 Mbit/s (emulated link) or ~1 Gbit/s (veth).
 # 100 Mbit/s x 50 ms RTT = 625 000 bytes: the 1-BDP drop-tail queue of the issue.
 LINK=(--rate 100mbit --delay 25ms --queue 625000)
 # Per-stream buffers (= flow-control window) large enough for the BDP; see docs/benchmarking.md.
@@ -65,28 +69,34 @@ log "results in $OUT (reps=$REPS quick=$QUICK only=$ONLY)"
 T_START=$SECONDS
 
 want() { [[ $1 =~ $ONLY ]]; }
+if want bulk || want veth; then need_tool gtlsserver gtlsclient kcptun-server kcptun-client openssl; fi
 
 # ---- (1) bulk over the emulated link and bare veth; (2) random loss ------------------------
-# bulk_rows SCENARIO SECONDS: every variant REPS times on the link that is up now.
+# bulk_rows SCENARIO SECONDS [NGTCP2_BYTES]: every variant REPS times on the link that is up now;
+# with NGTCP2_BYTES also ngtcp2 (a download of that many bytes) and kcptun (SECONDS of iperf3).
 bulk_rows() {
-  local scen=$1 secs=$2 rep v
+  local scen=$1 secs=$2 ngbytes=${3:-} rep v peers=()
+  [ -n "$ngbytes" ] && peers=("ngtcp2 cubic" "kcptun fast")
   for rep in $(seq 1 "$REPS"); do
-    for v in "sst strong cubic" "sst light cubic" "sst strong bbr" "tcp cubic" "tcp bbr"; do
+    for v in "sst strong cubic" "sst light cubic" "sst strong bbr" "tcp cubic" "tcp bbr" "${peers[@]}"; do
       set -- $v
-      if [ "$1" = sst ]; then
-        sst_server "$2" "$3"
-        record "$scen" "SST $2 $3" "$rep" "$(sst_client --time "$secs" --security "$2" --cc "$3")"
-      else
-        record "$scen" "TCP $2" "$rep" "$(iperf_client "$secs" "$2")"
-      fi
+      case $1 in
+        sst)
+          sst_server "$2" "$3"
+          record "$scen" "SST $2 $3" "$rep" "$(sst_client --time "$secs" --security "$2" --cc "$3")" ;;
+        tcp) record "$scen" "TCP $2" "$rep" "$(iperf_client "$secs" "$2")" ;;
+        ngtcp2) record "$scen" "ngtcp2 (HTTP/3, AES-256-GCM) $2" "$rep" "$(ngtcp2_client "$ngbytes" "$2")" ;;
+        kcptun) record "$scen" "kcptun $2 (aes-cfb) + iperf3" "$rep" "$(kcptun_client "$secs")" ;;
+      esac
     done
   done
+  stop_peers
 }
 
 if want bulk; then
   log "(1) bulk, 100 Mbit/s x 50 ms, 1-BDP queue"
   net_up --link emu "${LINK[@]}"
-  bulk_rows bulk "$BULK_S"
+  bulk_rows bulk "$BULK_S" "$NG_BULK_BYTES"
   # The engine's default stream buffers (no --buffer), which is what the shim and sstd use.
   sst_server strong cubic
   record bulk "SST strong cubic, engine default buffers" 1 \
@@ -107,7 +117,7 @@ fi
 if want veth; then
   log "(1) bulk, bare veth"
   net_up --link veth
-  bulk_rows veth "$VETH_S"
+  bulk_rows veth "$VETH_S" "$NG_VETH_BYTES"
   # Where the SST sender's CPU goes when nothing but CPU limits it.
   if command -v perf >/dev/null 2>&1; then
     sst_server strong cubic
@@ -303,6 +313,7 @@ fi
 
 stop_servers
 stop_shim_servers
+stop_peers
 log "measurements done in $((SECONDS - T_START)) s"
 bench_meta_duration $((SECONDS - T_START)) >>"$OUT/meta.txt"
 

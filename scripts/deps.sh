@@ -14,6 +14,7 @@ PKGS=(
   redis-server redis-tools          # an unmodified server behind sstd, a shimmed redis-cli
   iperf3 gnuplot-nox linux-perf     # make bench: kernel TCP baseline, plots, profiles
   nginx-light wrk                   # make bench (9): cost of the shim on sockets it does not carry
+  ngtcp2-server ngtcp2-client kcptun openssl  # make bench (1): other encrypted UDP transports
 )
 
 missing=()
