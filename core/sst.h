@@ -59,7 +59,8 @@ struct sst_ctx_config {
     size_t tx_buffer;              /* per-stream send buffer (4 MiB max, allocated as it fills) */
     unsigned max_pending;          /* unaccepted substreams per stream, and listener backlog (64) */
     unsigned dgram_max_frags;      /* datagrams of at most this many packets go stateless (4) */
-    size_t max_txrecs;             /* per channel: packets in flight the stream layer tracks (65536) */
+    size_t max_txrecs;             /* per channel: packet sequence numbers the send records may span,
+                                    * oldest unresolved to newest (65536, at least 64) */
     /* Migration (paper §4.3.7): when a channel fails for lack of connectivity (SST_ERR_TIMEOUT),
      * its streams wait this long for a new channel to the same peer (re-established with
      * backoff by the side that initiated the failed one) instead of failing.  0 = fail at once.

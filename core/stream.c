@@ -164,10 +164,10 @@ void sst_strm_unbind(struct sst_stream *s)
     s->has_local = s->has_remote = false;
     /* Records of this stream stay in the table (their sequence numbers are still in flight)
      * but no longer point at it; Init data it borrowed is returned to the parent now. */
-    struct sst_txrec *r, *tmp;
     if (s->nrecs > 0) {
-        HASH_ITER(hh, cn->recs.by_seq, r, tmp) {
-            if (r->stream != s)
+        for (uint64_t q = cn->recs.base; q < cn->recs.top; q++) {
+            struct sst_txrec *r = sst_txrec_find(&cn->recs, q);
+            if (r == NULL || r->stream != s)
                 continue;
             if (r->borrowed && s->parent != NULL)
                 sst_fc_tx_release(&s->parent->ftx, r->charged);

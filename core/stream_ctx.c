@@ -41,7 +41,7 @@ SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg)
         c->cfg.tx_buffer > SST_TX_MAX_BUFFER ||
         c->cfg.max_pending == 0 ||
         c->cfg.dgram_max_frags == 0 || c->cfg.dgram_max_frags > DG_MAX_FRAGS ||
-        c->cfg.max_txrecs < SST_TXREC_CHUNK) {
+        c->cfg.max_txrecs < SST_TXREC_MIN_RING) {
         free(c);
         return NULL;
     }

@@ -342,7 +342,7 @@ bool sst_sched_track_control(struct sst_stream *s, uint64_t seq, enum sst_txrec_
 size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap);
 void sst_sched_acked(void *ctx, struct sst_chan *ch, uint64_t seq);
 void sst_sched_lost(void *ctx, struct sst_chan *ch, uint64_t seq);
-void sst_sched_on_record(struct conn *cn, struct sst_txrec *rec, bool acked);
+void sst_sched_on_record(struct conn *cn, const struct sst_txrec *r, bool acked);
 
 /* ---- stream_recv.c: the channel's recv ------------------------------------------------------ */
 

@@ -203,12 +203,11 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
     if (old == cn)
         return;
     if (old != NULL) {
-        if (s->nrecs > 0) {
-            struct sst_txrec *r, *tmp;
-            HASH_ITER(hh, old->recs.by_seq, r, tmp) {
-                if (r->stream == s)
-                    sst_sched_on_record(old, sst_txrec_take(&old->recs, r->seq), false);
-            }
+        struct sst_txrec r;
+        for (uint64_t q = old->recs.base; s->nrecs > 0 && q < old->recs.top; q++) {
+            struct sst_txrec *p = sst_txrec_find(&old->recs, q);
+            if (p != NULL && p->stream == s && sst_txrec_take(&old->recs, q, &r))
+                sst_sched_on_record(old, &r, false);
         }
         sst_mig_untrack(s);
         sst_strm_unready(s);
@@ -509,9 +508,11 @@ bool sst_mig_conn_down(struct conn *cn, int err)
     if (!any)
         return false;
     /* Everything in flight on the dead channel is lost: retransmitted on the next one. */
-    struct sst_txrec *r, *rtmp;
-    HASH_ITER(hh, cn->recs.by_seq, r, rtmp)
-        sst_sched_on_record(cn, sst_txrec_take(&cn->recs, r->seq), false);
+    struct sst_txrec r;
+    for (uint64_t q = cn->recs.base; q < cn->recs.top; q++) {
+        if (sst_txrec_take(&cn->recs, q, &r))
+            sst_sched_on_record(cn, &r, false);
+    }
     sst_txrec_free_all(&cn->recs);
     sst_txrec_init(&cn->recs, c->cfg.max_txrecs);
     DL_FOREACH_SAFE2(cn->streams, s, tmp, cn_next) {
@@ -613,7 +614,7 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c)
                 t = SST_MIN(t, cn->compact->last_active + COMPACT_IDLE);
             if (c->cfg.detach_idle > 0 && cn->idle != NULL)
                 t = SST_MIN(t, cn->idle->last_active + c->cfg.detach_idle);
-            if (c->cfg.detach_idle > 0 && cn->recs.chunks != NULL && cn->recs.count == 0)
+            if (c->cfg.detach_idle > 0 && cn->recs.ring != NULL && cn->recs.count == 0)
                 t = SST_MIN(t, cn->last_fill + c->cfg.detach_idle);
         }
     }

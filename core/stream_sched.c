@@ -218,9 +218,9 @@ size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
      * an earlier fill already had can have one: a fresh number skips the hash lookup. */
     bool reused = seq <= cn->tx_seq;
     cn->tx_seq = seq;
-    struct sst_txrec *stale = reused ? sst_txrec_take(&cn->recs, seq) : NULL;
-    if (stale != NULL)
-        sst_sched_on_record(cn, stale, false);
+    struct sst_txrec stale;
+    if (reused && sst_txrec_take(&cn->recs, seq, &stale))
+        sst_sched_on_record(cn, &stale, false);
     if (cn->nrst > 0 && cap >= SST_RESET_LEN) {
         struct sst_spkt p = { .type = SST_PT_RESET, .flags = cn->rst_flags[0], .lsid = cn->rst_lsid[0] };
         cn->nrst--;
@@ -270,12 +270,10 @@ size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
 
 /* ---- packet fates ------------------------------------------------------------------------ */
 
-void sst_sched_on_record(struct conn *cn, struct sst_txrec *rec, bool acked)
+void sst_sched_on_record(struct conn *cn, const struct sst_txrec *r, bool acked)
 {
-    struct sst_txrec copy = *rec;
-    const struct sst_txrec *r = &copy;
+    (void)cn;
     struct sst_stream *s = r->stream;
-    sst_txrec_release(&cn->recs, rec);
     if (s == NULL)
         return;
     s->nrecs--;
@@ -328,15 +326,15 @@ void sst_sched_on_record(struct conn *cn, struct sst_txrec *rec, bool acked)
 void sst_sched_acked(void *ctx, struct sst_chan *ch, uint64_t seq)
 {
     struct conn *cn = ctx;
-    struct sst_txrec *r = sst_txrec_take(&cn->recs, seq);
-    if (r != NULL)
-        sst_sched_on_record(cn, r, true);
+    struct sst_txrec r;
+    if (sst_txrec_take(&cn->recs, seq, &r))
+        sst_sched_on_record(cn, &r, true);
 }
 
 void sst_sched_lost(void *ctx, struct sst_chan *ch, uint64_t seq)
 {
     struct conn *cn = ctx;
-    struct sst_txrec *r = sst_txrec_take(&cn->recs, seq);
-    if (r != NULL)
-        sst_sched_on_record(cn, r, false);
+    struct sst_txrec r;
+    if (sst_txrec_take(&cn->recs, seq, &r))
+        sst_sched_on_record(cn, &r, false);
 }

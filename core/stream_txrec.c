@@ -1,13 +1,13 @@
-/* Pool-backed table of per-packet send records keyed by channel sequence number. */
+/* Ring of per-packet send records indexed by channel sequence number (stream_txrec.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "stream_txrec.h"
 
-struct sst_txrec_chunk {
-    struct sst_txrec_chunk *next;
-    struct sst_txrec recs[SST_TXREC_CHUNK];
-};
+static inline struct sst_txrec *slot(const struct sst_txrec_table *t, uint64_t seq)
+{
+    return &t->ring[seq & (t->size - 1)];
+}
 
 void sst_txrec_init(struct sst_txrec_table *t, size_t cap)
 {
@@ -17,82 +17,100 @@ void sst_txrec_init(struct sst_txrec_table *t, size_t cap)
 
 void sst_txrec_free_all(struct sst_txrec_table *t)
 {
-    HASH_CLEAR(hh, t->by_seq);
-    struct sst_txrec_chunk *c = t->chunks;
-    while (c != NULL) {
-        struct sst_txrec_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    t->chunks = NULL;
-    t->free_list = NULL;
-    t->count = t->allocated = 0;
+    free(t->ring);
+    t->ring = NULL;
+    t->size = 0;
+    t->base = t->top = 0;
+    t->count = 0;
 }
 
 void sst_txrec_trim(struct sst_txrec_table *t)
 {
-    if (t->count > 0 || t->chunks == NULL)
-        return;
-    size_t cap = t->cap, hw = t->high_water;
-    sst_txrec_free_all(t);
-    sst_txrec_init(t, cap);
-    t->high_water = hw;
+    if (t->count == 0)
+        sst_txrec_free_all(t);
 }
 
-static bool grow(struct sst_txrec_table *t)
+/* Moves the live records into a ring of at least `span` slots.  Growth is the only allocation
+ * while the channel is busy, and amortised: the ring doubles, so a channel allocates O(log n)
+ * times between two idle periods. */
+static bool grow(struct sst_txrec_table *t, uint64_t span)
 {
-    if (t->allocated + SST_TXREC_CHUNK > t->cap)
+    size_t nsize = t->size ? t->size : SST_TXREC_MIN_RING;
+    while (nsize < span)
+        nsize *= 2;
+    struct sst_txrec *nring = calloc(nsize, sizeof *nring);
+    if (nring == NULL)
         return false;
-    struct sst_txrec_chunk *c = malloc(sizeof *c);
-    if (c == NULL)
-        return false;
-    c->next = t->chunks;
-    t->chunks = c;
-    for (size_t i = 0; i < SST_TXREC_CHUNK; i++) {
-        c->recs[i].next_free = t->free_list;
-        t->free_list = &c->recs[i];
+    for (uint64_t q = t->base; t->count > 0 && q < t->top; q++) {
+        struct sst_txrec *r = slot(t, q);
+        if (r->live && r->seq == q)
+            nring[q & (nsize - 1)] = *r;
     }
-    t->allocated += SST_TXREC_CHUNK;
+    free(t->ring);
+    t->ring = nring;
+    t->size = nsize;
     return true;
 }
 
 struct sst_txrec *sst_txrec_add(struct sst_txrec_table *t, uint64_t seq)
 {
-    if (t->free_list == NULL && !grow(t))
+    if (seq == UINT64_MAX)
         return NULL;
-    struct sst_txrec *r = t->free_list;
-    t->free_list = r->next_free;
+    if (t->count == 0)
+        t->base = t->top = seq;
+    uint64_t lo = SST_MIN(t->base, seq), hi = SST_MAX(t->top, seq + 1);
+    if (hi - lo > t->cap)
+        return NULL;
+    if ((t->ring == NULL || hi - lo > t->size) && !grow(t, hi - lo))
+        return NULL;
+    struct sst_txrec *r = slot(t, seq);
+    if (r->live)        /* within [base, top) and the span fits: it is this seq's record */
+        return NULL;
     memset(r, 0, sizeof *r);
     r->seq = seq;
-    HASH_ADD(hh, t->by_seq, seq, sizeof r->seq, r);
+    r->live = true;
+    t->base = lo;
+    t->top = hi;
     t->count++;
     if (t->count > t->high_water)
         t->high_water = t->count;
     return r;
 }
 
-struct sst_txrec *sst_txrec_take(struct sst_txrec_table *t, uint64_t seq)
+struct sst_txrec *sst_txrec_find(struct sst_txrec_table *t, uint64_t seq)
 {
-    struct sst_txrec *r = NULL;
-    HASH_FIND(hh, t->by_seq, &seq, sizeof seq, r);
-    if (r != NULL) {
-        HASH_DELETE(hh, t->by_seq, r);
-        t->count--;
-    }
-    return r;
+    if (t->count == 0 || seq < t->base || seq >= t->top)
+        return NULL;
+    struct sst_txrec *r = slot(t, seq);
+    return r->live && r->seq == seq ? r : NULL;
 }
 
-void sst_txrec_release(struct sst_txrec_table *t, struct sst_txrec *r)
+bool sst_txrec_take(struct sst_txrec_table *t, uint64_t seq, struct sst_txrec *out)
 {
-    r->next_free = t->free_list;
-    t->free_list = r;
+    struct sst_txrec *r = sst_txrec_find(t, seq);
+    if (r == NULL)
+        return false;
+    *out = *r;
+    r->live = false;
+    t->count--;
+    /* Keep [base, top) tight around the live records so the span measures what is in flight.
+     * Records are mostly resolved oldest first, so these loops run about once per take. */
+    if (t->count == 0) {
+        t->base = t->top = seq + 1;
+        return true;
+    }
+    while (t->base < t->top && !slot(t, t->base)->live)
+        t->base++;
+    while (t->top > t->base && !slot(t, t->top - 1)->live)
+        t->top--;
+    return true;
 }
 
 void sst_txrec_forget_stream(struct sst_txrec_table *t, const void *stream)
 {
-    struct sst_txrec *r, *tmp;
-    HASH_ITER(hh, t->by_seq, r, tmp) {
-        if (r->stream == stream)
+    for (uint64_t q = t->base; q < t->top; q++) {
+        struct sst_txrec *r = sst_txrec_find(t, q);
+        if (r != NULL && r->stream == stream)
             r->stream = NULL;
     }
 }

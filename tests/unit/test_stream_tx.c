@@ -197,8 +197,8 @@ START_TEST(test_tx_random_loss_end_to_end)
         if (nq == 0)
             continue;
         size_t k = (size_t)random() % nq;
-        struct sst_txrec *r = sst_txrec_take(&recs, qseq[k]);
-        ck_assert_ptr_nonnull(r);
+        struct sst_txrec rec, *r = &rec;
+        ck_assert(sst_txrec_take(&recs, qseq[k], r));
         qseq[k] = qseq[--nq];
         bool fin = r->span > 0 && r->off + r->span - 1 == tx.end && tx.fin;
         size_t len = r->span - (fin ? 1 : 0);
@@ -213,7 +213,6 @@ START_TEST(test_tx_random_loss_end_to_end)
             else
                 sst_tx_lost(&tx, r->off, r->span);   /* receiver could not buffer it */
         }
-        sst_txrec_release(&recs, r);
         uint8_t out[65536];
         size_t n = sst_rx_read(&rx, out, sizeof out);
         for (size_t i = 0; i < n; i++)
@@ -279,26 +278,138 @@ START_TEST(test_tx_redundant_copies)
 }
 END_TEST
 
-START_TEST(test_txrec_pool_cap)
+START_TEST(test_txrec_ring_basic)
 {
+    /* Records are found by sequence number, taken once, and the ring only spans what is live. */
     struct sst_txrec_table t;
-    sst_txrec_init(&t, SST_TXREC_CHUNK);
-    for (uint64_t s = 0; s < SST_TXREC_CHUNK; s++)
-        ck_assert_ptr_nonnull(sst_txrec_add(&t, s));
-    ck_assert_ptr_null(sst_txrec_add(&t, 99999));    /* at the cap */
-    struct sst_txrec *r = sst_txrec_take(&t, 17);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_uint_eq(r->seq, 17);
-    ck_assert_ptr_null(sst_txrec_take(&t, 17));
-    sst_txrec_release(&t, r);
-    ck_assert_ptr_nonnull(sst_txrec_add(&t, 99999)); /* reused, no new chunk */
-    ck_assert_uint_eq(t.allocated, SST_TXREC_CHUNK);
+    sst_txrec_init(&t, 4096);
+    ck_assert_ptr_null(t.ring);                         /* nothing allocated before use */
+    for (uint64_t s = 1; s <= 10; s++) {
+        struct sst_txrec *r = sst_txrec_add(&t, s);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_uint_eq(r->seq, s);
+        ck_assert_uint_eq(r->off, 0);
+        r->off = 100 * s;
+    }
+    ck_assert_ptr_null(sst_txrec_add(&t, 4));           /* one record per sequence number */
+    ck_assert_uint_eq(t.count, 10);
+    ck_assert_uint_eq(t.size, SST_TXREC_MIN_RING);
+    struct sst_txrec r;
+    ck_assert(sst_txrec_take(&t, 5, &r));
+    ck_assert_uint_eq(r.seq, 5);
+    ck_assert_uint_eq(r.off, 500);
+    ck_assert(!sst_txrec_take(&t, 5, &r));              /* taken once */
+    ck_assert_ptr_null(sst_txrec_find(&t, 5));
+    ck_assert(!sst_txrec_take(&t, 11, &r));             /* never added */
+    ck_assert(!sst_txrec_take(&t, 0, &r));
+    ck_assert(sst_txrec_take(&t, 1, &r));
+    ck_assert(sst_txrec_take(&t, 2, &r));
+    ck_assert_uint_eq(t.base, 3);                       /* advanced past the taken prefix */
+    ck_assert(sst_txrec_take(&t, 10, &r));
+    ck_assert_uint_eq(t.top, 10);
+    /* Iterating base..top visits exactly the live records, in order. */
+    uint64_t want[] = { 3, 4, 6, 7, 8, 9 }, n = 0;
+    for (uint64_t q = t.base; q < t.top; q++) {
+        struct sst_txrec *p = sst_txrec_find(&t, q);
+        if (p == NULL)
+            continue;
+        ck_assert_uint_lt(n, 6);
+        ck_assert_uint_eq(p->seq, want[n]);
+        ck_assert_uint_eq(p->off, 100 * want[n]);
+        n++;
+    }
+    ck_assert_uint_eq(n, 6);
     int tag;
-    struct sst_txrec *q = sst_txrec_take(&t, 5);
-    q->stream = &tag;
-    HASH_ADD(hh, t.by_seq, seq, sizeof q->seq, q);
+    sst_txrec_find(&t, 7)->stream = &tag;
+    sst_txrec_find(&t, 8)->stream = &tag;
     sst_txrec_forget_stream(&t, &tag);
-    ck_assert_ptr_null(sst_txrec_take(&t, 5)->stream);
+    ck_assert_ptr_null(sst_txrec_find(&t, 7)->stream);
+    ck_assert_ptr_null(sst_txrec_find(&t, 8)->stream);
+    ck_assert_ptr_nonnull(sst_txrec_find(&t, 8));       /* forgotten, not removed */
+    ck_assert_uint_eq(t.high_water, 10);
+    /* Trim only frees an empty table. */
+    sst_txrec_trim(&t);
+    ck_assert_ptr_nonnull(t.ring);
+    for (uint64_t q = 3; q <= 9; q++)
+        (void)sst_txrec_take(&t, q, &r);
+    ck_assert_uint_eq(t.count, 0);
+    sst_txrec_trim(&t);
+    ck_assert_ptr_null(t.ring);
+    ck_assert_uint_eq(t.high_water, 10);
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 1000));     /* allocated again on use */
+    sst_txrec_free_all(&t);
+}
+END_TEST
+
+START_TEST(test_txrec_ring_wraparound)
+{
+    /* A sliding window of 50 live records over 100 000 sequence numbers, resolved in a shuffled
+     * order within the window: the ring wraps many times, never grows past the window's span,
+     * and every record comes back with its own contents. */
+    srandom(7);
+    struct sst_txrec_table t;
+    sst_txrec_init(&t, 65536);
+    enum { W = 50 };
+    uint64_t live[W];
+    size_t nlive = 0;
+    uint64_t next = 1;
+    while (next < 100000 || nlive > 0) {
+        while (next < 100000 && nlive < W) {
+            struct sst_txrec *p = sst_txrec_add(&t, next);
+            ck_assert_ptr_nonnull(p);
+            p->off = next * 3;
+            p->span = (uint32_t)(next & 0xffff);
+            live[nlive++] = next++;
+        }
+        size_t k = (size_t)random() % nlive;
+        struct sst_txrec r;
+        ck_assert(sst_txrec_take(&t, live[k], &r));
+        ck_assert_uint_eq(r.seq, live[k]);
+        ck_assert_uint_eq(r.off, live[k] * 3);
+        ck_assert_uint_eq(r.span, live[k] & 0xffff);
+        live[k] = live[--nlive];
+        ck_assert_uint_eq(t.count, nlive);
+    }
+    /* The oldest record can lag behind, so the span exceeds W, but it stays bounded. */
+    ck_assert_uint_le(t.size, 4096);
+    ck_assert_uint_eq(t.high_water, W);
+    sst_txrec_free_all(&t);
+}
+END_TEST
+
+START_TEST(test_txrec_ring_gaps_and_cap)
+{
+    /* Sequence numbers without records (the channel's own packets) still count in the span:
+     * the ring grows across a gap, keeps the old records, and refuses a span beyond the cap. */
+    struct sst_txrec_table t;
+    sst_txrec_init(&t, 1000);
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 10));
+    sst_txrec_find(&t, 10)->off = 42;
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 900));      /* a gap of 889: grows to 1024 */
+    ck_assert_uint_eq(t.size, 1024);
+    ck_assert_uint_eq(sst_txrec_find(&t, 10)->off, 42); /* kept across the growth */
+    ck_assert_ptr_null(sst_txrec_add(&t, 1010));        /* 10..1010 spans 1001 > cap */
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 1009));     /* 10..1009 spans exactly 1000 */
+    struct sst_txrec r;
+    ck_assert(sst_txrec_take(&t, 10, &r));
+    ck_assert_uint_eq(r.off, 42);
+    ck_assert_uint_eq(t.base, 900);                     /* jumped the gap */
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 1010));     /* fits now */
+    /* A large jump once everything is resolved needs no growth: the window restarts there. */
+    ck_assert(sst_txrec_take(&t, 900, &r));
+    ck_assert(sst_txrec_take(&t, 1009, &r));
+    ck_assert(sst_txrec_take(&t, 1010, &r));
+    ck_assert_uint_eq(t.count, 0);
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 5000000000ull));
+    ck_assert_uint_eq(t.size, 1024);
+    /* A refused packet's number is asked for again (stream_sched.c fill): a record for a
+     * number below a live one is fine while the span fits. */
+    ck_assert(sst_txrec_take(&t, 5000000000ull, &r));
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 5000000002ull));
+    ck_assert_ptr_nonnull(sst_txrec_add(&t, 5000000001ull));
+    ck_assert_uint_eq(t.base, 5000000001ull);
+    ck_assert_uint_eq(t.top, 5000000003ull);
+    ck_assert_uint_eq(t.count, 2);
     sst_txrec_free_all(&t);
 }
 END_TEST
@@ -315,7 +426,9 @@ int main(void)
     tcase_add_test(tc, test_tx_init_bsn_limit);
     tcase_add_test(tc, test_tx_random_loss_end_to_end);
     tcase_add_test(tc, test_tx_redundant_copies);
-    tcase_add_test(tc, test_txrec_pool_cap);
+    tcase_add_test(tc, test_txrec_ring_basic);
+    tcase_add_test(tc, test_txrec_ring_wraparound);
+    tcase_add_test(tc, test_txrec_ring_gaps_and_cap);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
