@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the benchmark tools: sst_perf server and client over loopback (no namespaces),
 # a 10 MB bulk upload and 100 request/response transactions; the JSON must parse and the byte
-# counts must match (the server confirms what it received; each answer has the asked size).
+# counts must match (the server confirms what it received; each answer has the asked size), and
+# the server's progress counts during the upload must be rate-limited.
 # Then the page loader of benchmark 5 against a python HTTP/1.1 server on loopback.
 #
 #   sst_perf client --(UDP, 127.0.0.1)--> sst_perf server --bind 127.0.0.1:0
@@ -66,6 +67,12 @@ timeout 10 "$PERF" client "127.0.0.1:$port" --bytes 10000000 --json --timeout 8 
 check_json "$TMP/bulk.json" bulk bytes=10000000 bytes_confirmed=10000000 streams=1
 "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["goodput_bps"] > 0 and j["duration_s"] > 0' \
   "$TMP/bulk.json" || fail "bulk goodput/duration not positive"
+# The server's progress counts are rate-limited (one per 256 KiB read or per ms, plus the final
+# one), not one per read: at most bytes/256 KiB + duration in ms + 2 of them.
+"$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); n=j["count_records"]
+bound = j["bytes"] // 262144 + int(j["duration_s"] * 1000) + 2
+assert 1 <= n <= bound, (n, bound); print("ok: %d count records (bound %d)" % (n, bound))' \
+  "$TMP/bulk.json" || fail "too many (or no) upload count records"
 
 timeout 10 "$PERF" client "127.0.0.1:$port" --rr 100 --size 1000 --json --timeout 8 >"$TMP/rr.json" ||
   fail "rr client failed: $(cat "$TMP/rr.json")"

@@ -14,7 +14,7 @@
  * Per-stream protocol: the client writes a 16-byte header (op, flags, 6 zero bytes, 64-bit
  * big-endian argument), then the op's data; flags ask both ends to give the stream a higher
  * priority (F_PRIO) or to send it redundantly (F_REDUNDANT).  Ops: 'U' upload (server answers with 8-byte counts of what it
- * has read so far, the last one after EOF), 'R' request (server answers arg bytes, then EOF), 'D' download (server sends
+ * has read so far, at most one per COUNT_EVERY_BYTES or COUNT_EVERY_NS, the last one after EOF), 'R' request (server answers arg bytes, then EOF), 'D' download (server sends
  * until the client goes away), 'I' idle (server holds the stream), 'M' memory (server answers one
  * text line with its heap and RSS).  docs/benchmarking.md describes the measurements. */
 #include <errno.h>
@@ -46,6 +46,13 @@
 #define OP_IDLE 'I'
 #define OP_MEMORY 'M'
 #define OP_UPLOAD_FIN 0x100     /* server-internal: final count pending after EOF */
+/* Upload progress counts go out when this much was read or this long has passed since the last
+ * one (whichever comes first), not after every read: a count is a data packet the client must
+ * receive and acknowledge, and one per read charged the tool's chatter to the transport (a
+ * fast receiver sent about one per 16-packet receive batch).  A timed client therefore sees a
+ * count at most 256 KiB or 1 ms behind what had arrived (iperf3 sends no progress at all). */
+#define COUNT_EVERY_BYTES (256u * 1024u)
+#define COUNT_EVERY_NS SST_MS(1)
 #define ARG_FOREVER UINT64_MAX
 /* Header byte 1: options both ends apply to the stream (what a latency-aware application does). */
 #define F_PRIO 0x01             /* sst_stream_set_priority(s, PRIO_HIGH) */
@@ -164,6 +171,8 @@ struct sconn {
     size_t hdr_got;
     unsigned op, flags;
     uint64_t arg, count, sent;
+    uint64_t reported;       /* upload: the count in the last record */
+    sst_time_t reported_at;  /* and when it was written */
     uint8_t rec[8];          /* upload: the count record being written */
     size_t rec_off;          /* bytes of rec already written (8: none pending) */
     struct sconn *prev, *next;
@@ -268,15 +277,18 @@ static void server_stream_cb(struct sst_stream *s, unsigned ev, void *arg)
     case OP_UPLOAD: {
         if (!flush_record(c))
             return; /* WRITABLE calls again; reading waits so counts stay in order */
-        uint64_t before = c->count;
         int st = drain(s, &c->count);
         if (st < 0) {
             sconn_finish(c);
             return;
         }
-        if (c->count != before || st == 1) {
+        sst_time_t now = c->count != c->reported ? sst_clock_now() : 0;
+        if (st == 1 || (c->count != c->reported && (c->count - c->reported >= COUNT_EVERY_BYTES ||
+                                                    now - c->reported_at >= COUNT_EVERY_NS))) {
             /* Progress reports let a timed client measure what arrived by its deadline without
              * waiting for its send buffer to drain; the record after EOF is the final count. */
+            c->reported = c->count;
+            c->reported_at = now;
             sst_put64(c->rec, c->count);
             c->rec_off = 0;
             if (!flush_record(c) && st == 1) {
@@ -424,6 +436,7 @@ struct xact {
     unsigned slot;              /* which loop or stream of the mode this is */
     uint64_t retrans;
     uint64_t confirmed;         /* upload: the server's latest count */
+    uint64_t counts;            /* upload: count records received */
 };
 
 enum mode { MODE_BULK, MODE_RR, MODE_RATE, MODE_HOL, MODE_IDLE_STREAMS, MODE_IDLE_CHANNELS };
@@ -445,6 +458,7 @@ struct client {
     uint64_t *lat;
     size_t nlat, caplat;
     uint64_t bytes_sent, bytes_confirmed, bytes_read, retrans;
+    uint64_t count_records;     /* bulk: the server's 8-byte counts received, all streams */
     uint64_t bulk_base;         /* MODE_HOL: download bytes read before the measurement */
     bool bytes_match;
     unsigned long started, completed, active;
@@ -576,6 +590,7 @@ static void xact_pump(struct xact *x)
                 if (x->reply_got == 8) {
                     x->confirmed = sst_get64(x->reply);
                     x->reply_got = 0;
+                    x->counts++;
                 }
             }
         } else if (x->op == OP_MEMORY) {
@@ -634,6 +649,7 @@ static void bulk_done(struct client *cl, struct xact *x)
         client_fail(cl, SST_ERR_MALFORMED, "truncated upload count");
     cl->bytes_sent += x->sent;
     cl->bytes_confirmed += x->confirmed;
+    cl->count_records += x->counts;
     if (x->confirmed != x->sent)
         cl->bytes_match = false;
     if (cl->active == 0) {
@@ -658,6 +674,7 @@ static void on_time_up(evutil_socket_t fd, short what, void *arg)
             struct xact *x = &cl->bulk[i];
             cl->bytes_sent += x->sent;
             cl->bytes_confirmed += x->confirmed;
+            cl->count_records += x->counts;
             if (x->confirmed > x->sent)
                 cl->bytes_match = false;
             if (x->s) {
@@ -1076,9 +1093,9 @@ static void report(struct client *cl)
     switch (cl->mode) {
     case MODE_BULK:
         fprintf(f, "\"streams\":%u,\"bytes\":%" PRIu64 ",\"bytes_confirmed\":%" PRIu64
-                   ",\"goodput_bps\":%.0f,",
+                   ",\"goodput_bps\":%.0f,\"count_records\":%" PRIu64 ",",
                 o->streams, cl->bytes_sent, cl->bytes_confirmed,
-                dur > 0 ? (double)cl->bytes_confirmed * 8 / dur : 0);
+                dur > 0 ? (double)cl->bytes_confirmed * 8 / dur : 0, cl->count_records);
         break;
     case MODE_HOL:
         fprintf(f, "\"rr_streams\":%u,\"size\":%" PRIu64 ",\"hol_prio\":%s,\"hol_redundant\":%s,"
