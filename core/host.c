@@ -35,6 +35,7 @@ struct sst_host {
     struct sst_host_io io;
     struct sst_nego_host *nego;
     struct chan_entry *table;           /* uthash by chan_key */
+    struct chan_entry *last_found;      /* entry_find's previous answer (see there) */
     struct sst_chan **chans;            /* every live channel, for timers and lookups */
     unsigned nchans, cap_chans;
     struct sst_chan **dead;             /* closed channels, freed after their DOWN event */
@@ -91,8 +92,14 @@ static struct chan_entry *entry_find(struct sst_host *h, const struct sst_addr *
     memset(&k, 0, sizeof k);
     k.peer = *peer;
     k.local_id = id;
-    struct chan_entry *e;
+    /* Consecutive packets almost always belong to the same channel: comparing with the last
+     * answer (the same bytes HASH_FIND would compare) skips hashing the 29-byte key per packet. */
+    struct chan_entry *e = h->last_found;
+    if (e != NULL && memcmp(&e->key, &k, sizeof k) == 0)
+        return e;
     HASH_FIND(hh, h->table, &k, sizeof k, e);
+    if (e != NULL)
+        h->last_found = e;
     return e;
 }
 
@@ -109,6 +116,8 @@ static struct chan_entry *entry_add(struct sst_host *h, const struct sst_addr *p
 
 static void entry_del(struct sst_host *h, struct chan_entry *e)
 {
+    if (h->last_found == e)
+        h->last_found = NULL;
     HASH_DEL(h->table, e);
     free(e);
 }
@@ -284,6 +293,7 @@ SST_API void sst_host_free(struct sst_host *h)
         sst_chan_free(h->chans[i]);
     reap_dead(h);
     struct chan_entry *e, *tmp;
+    h->last_found = NULL;
     HASH_ITER(hh, h->table, e, tmp) {
         HASH_DEL(h->table, e);
         free(e);

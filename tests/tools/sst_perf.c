@@ -1079,6 +1079,10 @@ static void report(struct client *cl)
     struct sst_chan *ch = sst_host_find(sst_driver_host(cl->d), &cl->peer);
     if (ch)
         sst_chan_get_stats(ch, &cs);
+    /* The UDP endpoint's counters (whole run, warm-up included): whether GSO/GRO batch. */
+    struct sst_udp_stats us = { 0 };
+    if (sst_driver_udp(cl->d) != NULL)
+        sst_udp_get_stats(sst_driver_udp(cl->d), &us);
     char addr[SST_ADDR_STRLEN];
     sst_addr_str(&cl->peer, addr, sizeof addr);
     FILE *f = stdout;
@@ -1147,10 +1151,14 @@ static void report(struct client *cl)
                ",\"ssthresh\":%" PRIu64 ",\"pto_count\":%" PRIu64 ",\"tx_packets\":%" PRIu64
                ",\"rx_packets\":%" PRIu64 ",\"plpmtu\":%u,\"congestion_events\":%" PRIu64
                ",\"hystart_exit_cwnd\":%" PRIu64 "},"
+               "\"udp\":{\"tx_datagrams\":%" PRIu64 ",\"tx_syscalls\":%" PRIu64 ",\"tx_gso_messages\":%" PRIu64
+               ",\"rx_datagrams\":%" PRIu64 ",\"rx_syscalls\":%" PRIu64 ",\"rx_gro_buffers\":%" PRIu64 ",\"gso\":%s},"
                "\"cpu_s\":{\"user\":%.4f,\"sys\":%.4f}}\n",
             cs.lost_packets, cl->retrans, (double)cs.srtt / 1e6, (double)cs.min_rtt / 1e6, cs.cwnd,
             cs.ssthresh == UINT64_MAX ? 0 : cs.ssthresh, cs.pto_count_total, cs.tx_packets, cs.rx_packets,
-            (unsigned)cs.plpmtu, cs.congestion_events, cs.hystart_exit_cwnd, user, sys);
+            (unsigned)cs.plpmtu, cs.congestion_events, cs.hystart_exit_cwnd, us.tx_datagrams, us.tx_syscalls,
+            us.tx_gso_messages, us.rx_datagrams, us.rx_syscalls, us.rx_gro_buffers, us.gso ? "true" : "false",
+            user, sys);
     fflush(f);
     if (!o->json)
         fprintf(stderr, "sst_perf: %s %s in %.3f s%s\n", mode_name(cl->mode), cl->err ? "FAILED" : "done",
