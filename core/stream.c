@@ -29,11 +29,11 @@ void sst_strm_post_listener(struct sst_listener *l)
     l->ctx->lev = l;
 }
 
-static void unwait(struct sst_stream *s)
+void sst_strm_unwait(struct sst_stream *s)
 {
-    if (s->wait_on != NULL) {
-        DL_DELETE2(s->wait_on->waiters, s, wt_prev, wt_next);
-        s->wait_on = NULL;
+    if (s->waiting) {
+        DL_DELETE2(s->parent->waiters, s, wt_prev, wt_next);
+        s->waiting = false;
     }
 }
 
@@ -48,7 +48,7 @@ void sst_strm_make_ready(struct sst_stream *s)
     struct conn *cn = s->conn;
     if (cn == NULL || s->in_ready || s->freed)
         return;
-    unwait(s);
+    sst_strm_unwait(s);
     /* A detached stream with something to send attaches again first (paper §4.3.7); a Reset
      * can name the peer's LSID instead. */
     if (!s->has_local && !s->is_root && sst_strm_has_work(s) && !(s->rst_pending && s->has_remote))
@@ -70,21 +70,20 @@ void sst_strm_unready(struct sst_stream *s)
     }
 }
 
-void sst_strm_wait_on(struct sst_stream *s, struct sst_stream *parent)
+void sst_strm_wait_on_parent(struct sst_stream *s)
 {
     sst_strm_unready(s);
-    if (s->wait_on == parent)
+    if (s->waiting || s->parent == NULL)
         return;
-    unwait(s);
-    DL_APPEND2(parent->waiters, s, wt_prev, wt_next);
-    s->wait_on = parent;
+    DL_APPEND2(s->parent->waiters, s, wt_prev, wt_next);
+    s->waiting = true;
 }
 
 void sst_strm_wake_waiters(struct sst_stream *parent)
 {
     while (parent->waiters != NULL) {
         struct sst_stream *w = parent->waiters;
-        unwait(w);
+        sst_strm_unwait(w);
         sst_strm_make_ready(w);
     }
 }
@@ -146,7 +145,7 @@ bool sst_strm_set_local_lsid(struct sst_stream *s)
 void sst_strm_unbind(struct sst_stream *s)
 {
     struct conn *cn = s->conn;
-    unwait(s);
+    sst_strm_unwait(s);
     if (cn == NULL)
         return;
     sst_mig_untrack(s);
@@ -218,7 +217,7 @@ void sst_strm_free(struct sst_stream *s)
 {
     struct sst_ctx *c = s->ctx;
     while (s->waiters != NULL)
-        unwait(s->waiters);
+        sst_strm_unwait(s->waiters);
     sst_mig_forget_usid(s);
     if (s->counted_unconfirmed && s->parent != NULL) {
         s->parent->unconfirmed_children--;

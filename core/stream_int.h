@@ -82,8 +82,9 @@ struct sst_stream {
     uint64_t remote_counter;       /* the peer's LSID counter value behind remote_lsid */
     sst_time_t last_active;        /* for idle detach */
     struct sst_stream *idle_prev, *idle_next;   /* conn->idle, least recently active first */
-    int err;
     unsigned nacceptq;
+    uint16_t svclen;               /* bytes of svcbuf filled */
+    uint16_t dg_next_id;
 
     struct sst_rx rx;
     struct sst_tx tx;
@@ -96,8 +97,8 @@ struct sst_stream {
      * stream costs):
      *  - an accept queue or listener backlog (aq_owner/lq_owner set) holds only streams the
      *    application has not taken, and only taken ones (app_owned) get events (in_evq);
-     *  - a stream is on its conn's ready list (in_ready) or on a parent's waiters list
-     *    (wait_on set), never both: each move takes it off the other first. */
+     *  - a stream is on its conn's ready list (in_ready) or on its parent's waiters list
+     *    (waiting), never both: each move takes it off the other first. */
     union {
         struct { struct sst_stream *aq_prev, *aq_next; };
         struct { struct sst_stream *ev_prev, *ev_next; };
@@ -107,9 +108,9 @@ struct sst_stream {
         struct { struct sst_stream *wt_prev, *wt_next; };
     };
     /* Init segments blocked on the parent (unknown to the peer, or out of its credit) wait off
-     * the ready list, on the parent's waiters list, until the parent's state changes. */
+     * the ready list, on the parent's waiters list (s->waiting), until the parent's state
+     * changes.  A waiting stream leaves that list before its parent changes. */
     struct sst_stream *waiters;
-    struct sst_stream *wait_on;
     struct sst_stream *cn_prev, *cn_next;     /* conn->streams, or ctx->orphans without a conn */
 
     uint8_t *svcbuf;               /* SVC_BUF bytes while the request/answer is read */
@@ -120,14 +121,14 @@ struct sst_stream {
     uint32_t dg_bytes;             /* bytes of the datagrams in dgq */
 
 
-    /* small state and flags, packed together */
-    uint8_t att;                   /* enum att_state: our Attach on the current channel */
-    uint8_t det;                   /* enum det_state: our Detach (idle stream) */
+    /* small state and flags, packed together (8 bytes) */
+    int16_t err;                   /* SST_ERR_* once failed */
     uint8_t adv_win;               /* last window exponent advertised */
-    uint8_t svc;
-    uint16_t svclen;               /* bytes of svcbuf filled */
-    uint16_t dg_next_id;
-    uint8_t pending_ev;            /* SST_EV_* bits waiting for the callback */
+    unsigned pending_ev : 6;       /* SST_EV_* bits waiting for the callback */
+    unsigned att : 2;              /* enum att_state: our Attach on the current channel */
+    unsigned det : 2;              /* enum det_state: our Detach (idle stream) */
+    unsigned svc : 2;              /* enum svc_state */
+    bool waiting : 1;              /* on s->parent's waiters list */
     bool listening : 1;
     bool counted_unconfirmed : 1;
     bool has_local : 1;
@@ -260,8 +261,10 @@ void sst_strm_post_listener(struct sst_listener *l);
 /* Puts s on its conn's ready list (it may have something to send). */
 void sst_strm_make_ready(struct sst_stream *s);
 void sst_strm_unready(struct sst_stream *s);
-/* Parks s on parent's waiters list (off the ready list) / moves parent's waiters back to ready. */
-void sst_strm_wait_on(struct sst_stream *s, struct sst_stream *parent);
+/* Parks s on its parent's waiters list (off the ready list) / takes it off that list / moves
+ * parent's waiters back to ready. */
+void sst_strm_wait_on_parent(struct sst_stream *s);
+void sst_strm_unwait(struct sst_stream *s);
 void sst_strm_wake_waiters(struct sst_stream *parent);
 struct sst_stream *sst_strm_alloc(struct sst_ctx *c, struct conn *cn, struct sst_stream *parent,
                                   size_t rxcap, size_t txcap);

@@ -222,6 +222,7 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
         /* Top-level streams hang off the channel's root: re-parent them to the new root. */
         if (s->parent == old->root) {
             struct sst_stream *oroot = old->root, *nroot = cn->root;
+            sst_strm_unwait(s);   /* off the old root's waiters before the parent changes */
             DL_DELETE2(oroot->kids, s, kid_prev, kid_next);
             DL_APPEND2(nroot->kids, s, kid_prev, kid_next);
             s->parent = nroot;

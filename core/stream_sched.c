@@ -243,7 +243,7 @@ size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
             if (v == EMIT_IDLE || v == EMIT_BLOCKED)
                 sst_strm_unready(s);
             else if (v == EMIT_BLOCKED_PARENT)
-                sst_strm_wait_on(s, s->parent);
+                sst_strm_wait_on_parent(s);
             continue;
         }
         if (best == NULL || s->prio > best->prio) {
