@@ -749,9 +749,10 @@ if any(hol[k][0] for k in hol):
         for (loss, v), (p50, p99, _b) in hol.items():
             if not p50:
                 continue
-            short = v.replace(", 8 streams on one channel", "").replace(", one connection", "").replace("requests ", "")
+            short = v.replace("SST, 8", "SST cubic, 8").replace(", 8 streams on one channel", "")
+            short = short.replace(", one connection", "").replace("requests prioritised", "prio")
             f.write('"%s, %s%% loss" %s %s\n' % (short, loss, fmt(med(p50) or 0, 2), fmt(med(p99) or 0, 2)))
-    gnuplot("""set terminal pngcairo size 1100,550 noenhanced
+    gnuplot("""set terminal pngcairo size 1100,650 noenhanced
 set output '%s'
 set style data histograms
 set style histogram clustered gap 1
@@ -759,7 +760,10 @@ set style fill solid 0.8 border -1
 set ylabel 'per-request latency, ms'
 set title 'Head-of-line blocking: 7 request loops next to a bulk download'
 set grid ytics
-set xtics rotate by -15
+set logscale y
+set yrange [20:*]
+set bmargin 10
+set xtics rotate by -35
 plot '%s' using 2:xtic(1) title 'p50', '' using 3 title 'p99'
 """ % (os.path.join(plot_dir, "hol.png"), dat))
 
