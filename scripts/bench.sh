@@ -308,6 +308,12 @@ if want nocarry; then
         record "nocarry-$conn" "$v" "$rep" "$(wrk_run "$WRK_S" "$pre" "$conn")"
       done
     done
+    # The robust number: user-space instructions per request (callgrind), with and without.
+    if command -v valgrind >/dev/null 2>&1; then
+      record "nocarry-$conn" "callgrind" 1 "$(capture ip netns exec "$NS_A" /usr/bin/python3 \
+        "$ROOT/scripts/bench/wrk_callgrind.py" --nginx-conf "$LIB_TMP/nginx.conf" --nginx-prefix "$LIB_TMP/nginx" \
+        --shim "$SHIM_LIB" --keydir "$LIB_TMP/keys-shim" --connection "$conn" --seconds 3 --out "$OUT")"
+    fi
   done
 fi
 

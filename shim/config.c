@@ -341,7 +341,8 @@ static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
 
 bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len)
 {
-    uint8_t ip[16] = { 0 };
+    /* Runs in every connect(): the address is read in place, nothing is copied. */
+    const uint8_t *ip;
     int family;
     uint16_t port;
 
@@ -350,17 +351,17 @@ bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,
     if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         family = AF_INET;
-        memcpy(ip, &s4->sin_addr, 4);
+        ip = (const uint8_t *)&s4->sin_addr;
         port = ntohs(s4->sin_port);
     } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         port = ntohs(s6->sin6_port);
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
             family = AF_INET;
-            memcpy(ip, &s6->sin6_addr.s6_addr[12], 4);
+            ip = &s6->sin6_addr.s6_addr[12];
         } else {
             family = AF_INET6;
-            memcpy(ip, &s6->sin6_addr, 16);
+            ip = s6->sin6_addr.s6_addr;
         }
     } else {
         return false;

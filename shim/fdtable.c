@@ -43,7 +43,6 @@ int shim_fd_init(void)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -1;
-    shim_fdtab_size = (int)n;
     /* Own fds go in the top quarter of the soft limit (at most 1024 slots below it), far from
      * the small numbers programs dup2 onto, yet inside the limit. */
     rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
@@ -52,6 +51,7 @@ int shim_fd_init(void)
     fd_floor = cur > 4096 ? (int)(cur - 1024) : (int)(cur * 3 / 4);
     owner_pid = (pid_t)syscall(SYS_getpid);
     shim_fdtab = p;
+    shim_fdtab_size = (int)n;   /* after the table: shim_fd_get checks only the size */
     return 0;
 }
 

@@ -22,12 +22,13 @@ extern int shim_fdtab_size;
 /* Allocates the table (sized from RLIMIT_NOFILE, lazily backed by mmap).  0 or -1. */
 int shim_fd_init(void);
 
+/* One compare covers a negative fd, an fd past the table and an inert shim (size 0: the table
+ * is published before its size, both once, in the constructor). */
 static inline uintptr_t shim_fd_get(int fd)
 {
-    _Atomic(uintptr_t) *t = shim_fdtab;
-    if (!t || fd < 0 || fd >= shim_fdtab_size)
+    if ((unsigned)fd >= (unsigned)shim_fdtab_size)
         return 0;
-    return atomic_load_explicit(&t[fd], memory_order_acquire);
+    return atomic_load_explicit(&shim_fdtab[fd], memory_order_acquire);
 }
 
 /* Stores v for fd, dropping whatever was there (a conn loses the table's reference). */

@@ -19,10 +19,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_cpu(pid):
-    """utime + stime of a process (all threads), seconds."""
+    """(utime, stime) of a process (all threads), seconds."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def main():
@@ -36,11 +36,12 @@ def main():
     out = {"tool": "wrk", "mode": "nginx", "preload": a.preload == 1, "connection": a.connection,
            "ok": False}
     try:
-        s0 = proc_cpu(a.server_pid)
+        u0, y0 = proc_cpu(a.server_pid)
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         raw = p.stdout.read().decode(errors="replace")
         _pid, status, ru = os.wait4(p.pid, 0)
-        s1 = proc_cpu(a.server_pid)
+        u1, y1 = proc_cpu(a.server_pid)
+        s0, s1 = u0 + y0, u1 + y1
     except OSError as e:
         out["error"] = str(e)
         print(json.dumps(out))
@@ -56,6 +57,7 @@ def main():
         wrk_cpu = ru.ru_utime + ru.ru_stime
         out["requests"] = req
         out["cpu_s"] = {"server": round(s1 - s0, 3), "client": round(wrk_cpu, 3),
+                        "server_user": round(u1 - u0, 3), "server_sys": round(y1 - y0, 3),
                         "client_user": round(ru.ru_utime, 3), "client_sys": round(ru.ru_stime, 3)}
         if req > 0:
             out["cpu_us_per_req"] = round(1e6 * (s1 - s0 + wrk_cpu) / req, 3)
