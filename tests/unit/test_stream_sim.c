@@ -29,6 +29,7 @@ struct server {
     struct ep eps[4096];
     unsigned n;
     bool stall, listen_sub;
+    bool redundant;                 /* answer on redundant streams (sst_stream_set_redundant) */
     void (*on_event)(struct ep *e, unsigned ev);
     void *user;
 };
@@ -48,6 +49,8 @@ static void server_accept(struct sst_listener *l, void *arg)
         if (s == NULL)
             return;
         e->s = s;
+        if (sv->redundant)
+            sst_stream_set_redundant(s, true);
         if (sv->listen_sub)
             sst_stream_listen(s, true);
         sv->n++;
@@ -926,6 +929,93 @@ static sst_time_t one_loss_delivery(bool redundant, struct sst_stream_stats *st)
     return took;
 }
 
+START_TEST(test_sim_redundant_streams_hostile_link)
+{
+    /* Redundant streams both ways (every byte sent twice) through loss, reordering,
+     * duplication and corruption: every byte verified, every copy a real packet, all state
+     * freed at the end, as for plain streams (test_sim_many_streams_hostile_link). */
+    struct sim *s = new_sim(24);
+    struct sim_link_params lp = {
+        .rate_bps = 20000000, .delay = SST_MS(15), .queue_bytes = 300000,
+        .loss = 0.02, .reorder = 0.02, .reorder_delay = SST_MS(5),
+        .duplicate = 0.01, .corrupt = 0.01, .jitter = SST_MS(1),
+    };
+    /* BBR: its window is not loss-limited, so it has room for the copies (see below). */
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);
+    cfg.host.cc = SST_CC_BBR;
+    struct simctx_node a, b;
+    node_init(&a, s, 1, &cfg);
+    node_init(&b, s, 2, &cfg);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "443", server_accept, &sv);
+    enum { N = 30 };
+    static struct ep e[N + 1];
+    memset(e, 0, sizeof e);
+    /* A plain transfer first opens the congestion window: copies go right behind their
+     * originals only when the window has room for both (under a full window the originals go
+     * first and most copies are skipped, their originals acknowledged meanwhile). */
+    simctx_node_enter(&a);
+    e[N].s = sst_connect(a.c, &b.addr, "443", ep_cb, &e[N]);
+    ep_start_tx(&e[N], 1999, 300000);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_all_done, &(struct done_ctx){ &e[N], 1 }, SST_SEC(60)), 0);
+    sv.redundant = true;
+    struct sim_rng r;
+    sim_rng_init(&r, 24, "sizes", 0);
+    simctx_node_enter(&a);
+    for (unsigned i = 0; i < N; i++) {
+        e[i].s = sst_connect(a.c, &b.addr, "443", ep_cb, &e[i]);
+        ck_assert_ptr_nonnull(e[i].s);
+        sst_stream_set_redundant(e[i].s, true);
+        ep_start_tx(&e[i], 2000 + i, sim_rng_below(&r, 8000));
+    }
+    simctx_node_leave(&a);
+    struct done_ctx d = { e, N };
+    ck_assert_int_eq(sim_run_while(s, not_all_done, &d, SST_SEC(120)), 0);
+    uint64_t payload = 0, copies = 0;
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_msg(!e[i].errored, "stream %u error %d", i, e[i].err);
+        ck_assert_msg(!e[i].bad, "stream %u corrupt", i);
+        ck_assert_uint_eq(e[i].rx_done, e[i].rx_len);
+        struct sst_stream_stats st;
+        sst_stream_get_stats(e[i].s, &st);
+        ck_assert(st.redundant);
+        payload += e[i].tx_len;
+        copies += st.bytes_redundant;
+    }
+    /* Nearly every byte went twice (a copy is skipped only when its original was acknowledged
+     * before the copy's turn came). */
+    ck_assert_msg(copies > payload * 8 / 10, "copies %llu of %llu bytes", (unsigned long long)copies,
+                  (unsigned long long)payload);
+    ck_assert_uint_eq(sv.n, N + 1);
+    for (unsigned i = 0; i <= N; i++) {
+        ck_assert(!sv.eps[i].bad);
+        ck_assert(sv.eps[i].rx_eof);
+        ck_assert_uint_eq(sv.eps[i].rx_done, sv.eps[i].rx_len);
+    }
+    simctx_node_enter(&a);
+    for (unsigned i = 0; i <= N; i++)
+        sst_stream_close(e[i].s);
+    simctx_node_leave(&a);
+    simctx_node_enter(&b);
+    for (unsigned i = 0; i <= N; i++)
+        sst_stream_close(sv.eps[i].s);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_SEC(5));
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 START_TEST(test_sim_redundant_stream_hides_a_loss)
 {
     /* 25 ms one way, 16 KiB at 100 Mbit/s (twice with the copies) is under 3 ms.  Without
@@ -1231,6 +1321,7 @@ int main(void)
     tcase_add_test(tc, test_sim_priorities);
     tcase_add_test(tc, test_sim_head_of_line_independence);
     tcase_add_test(tc, test_sim_redundant_stream_hides_a_loss);
+    tcase_add_test(tc, test_sim_redundant_streams_hostile_link);
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
     tcase_add_loop_test(tc, test_sim_lsid_wrap_many_transactions, 0, 2);
