@@ -283,6 +283,14 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
     if (upper)
         sst_recovery_record(&ch->rec, seq)->flags |= SST_SENT_OWNER;
     sst_chan_hdr_encode(buf, &hdr);
+    /* Usually the packet is sealed straight into the driver's send queue (one copy fewer than
+     * sealing here and having the driver copy it); nothing is emitted in between. */
+    uint8_t *slot = finish_pending(ch) ? NULL : sst_host_tx_slot(ch->host, len + overhead(ch) + SST_PROTECT_TAILROOM);
+    if (slot != NULL) {
+        len = sst_protect_seal_to(&ch->tx_prot, seq, buf, len, slot);
+        sst_host_emit(ch->host, &ch->peer, slot, len);
+        goto sent;
+    }
     len = sst_protect_seal(&ch->tx_prot, seq, buf, len);
 
     /* Until the responder proves it has our FINISH, the FINISH rides ahead of our packets

@@ -82,6 +82,11 @@ void sst_host_emit(struct sst_host *h, const struct sst_addr *to, const uint8_t 
 }
 
 uint8_t *sst_host_txbuf(struct sst_host *h) { return h->txbuf; }
+
+uint8_t *sst_host_tx_slot(struct sst_host *h, size_t len)
+{
+    return h->io.tx_slot != NULL ? h->io.tx_slot(h->io.ctx, len) : NULL;
+}
 const struct sst_host_config *sst_host_config(const struct sst_host *h) { return &h->cfg; }
 struct sst_nego_host *sst_host_nego(struct sst_host *h) { return h->nego; }
 void sst_host_deadline_dirty(struct sst_host *h) { h->deadline_dirty = true; }

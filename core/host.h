@@ -30,6 +30,10 @@ struct sst_host_io {
     int (*verify_peer)(void *ctx, const struct sst_addr *peer, const uint8_t pk[32], bool we_initiated);
     /* Channel lifecycle; for DOWN, err is an SST_ERR_* code (0 for a graceful close). */
     void (*chan_event)(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, int err);
+    /* Optional (NULL: none): the buffer, at least len bytes, in which the driver would queue the
+     * next datagram, so the engine can seal straight into it; send() given that pointer then
+     * queues without copying.  NULL when there is no room.  Valid only until the next send(). */
+    uint8_t *(*tx_slot)(void *ctx, size_t len);
 };
 
 struct sst_host_config {

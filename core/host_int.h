@@ -14,6 +14,9 @@
 /* host.c services used by channels */
 void sst_host_emit(struct sst_host *h, const struct sst_addr *to, const uint8_t *pkt, size_t len);
 uint8_t *sst_host_txbuf(struct sst_host *h);
+/* The driver's buffer for the next datagram (sst_host_io.tx_slot), or NULL: seal into it and
+ * pass it to sst_host_emit before anything else is emitted. */
+uint8_t *sst_host_tx_slot(struct sst_host *h, size_t len);
 const struct sst_host_config *sst_host_config(const struct sst_host *h);
 struct sst_nego_host *sst_host_nego(struct sst_host *h);
 void sst_host_chan_event(struct sst_host *h, struct sst_chan *ch, enum sst_chan_event ev, int err);

@@ -32,6 +32,12 @@ size_t sst_protect_overhead(const struct sst_protect *p);
 /* Seals pkt[0..len) in place (header = first 8 bytes); the buffer must have
  * SST_PROTECT_TAILROOM bytes after len.  Returns the new length. */
 size_t sst_protect_seal(const struct sst_protect *p, uint64_t seq, uint8_t *pkt, size_t len);
+/* Seals pkt[0..len) into out (which must not overlap pkt and must have SST_PROTECT_TAILROOM
+ * bytes after len): the same bytes sst_protect_seal would leave in pkt, written straight into
+ * the datagram's final buffer (a driver's send slot), one copy fewer.  pkt is left unchanged.
+ * Returns the new length. */
+size_t sst_protect_seal_to(const struct sst_protect *p, uint64_t seq, uint8_t *pkt, size_t len,
+                           uint8_t *out);
 /* Verifies (and decrypts) in place; on success stores the plaintext length (header included)
  * in *out_len.  SST_ERR_AUTH or SST_ERR_MALFORMED; the buffer needs SST_PROTECT_TAILROOM too. */
 SST_MUST_CHECK int sst_protect_open(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,

@@ -61,6 +61,12 @@ static void ctx_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, s
     c->app_io.send(c->app_io.ctx, to, pkt, len);
 }
 
+static uint8_t *ctx_tx_slot(void *ctx, size_t len)
+{
+    struct sst_ctx *c = ctx;
+    return c->app_io.tx_slot(c->app_io.ctx, len);
+}
+
 static void ctx_random(void *ctx, void *buf, size_t len)
 {
     struct sst_ctx *c = ctx;
@@ -87,6 +93,7 @@ SST_API struct sst_ctx *sst_ctx_new(const struct sst_ctx_config *cfg, const stru
         .random = io->random != NULL ? ctx_random : NULL,
         .verify_peer = io->verify_peer != NULL ? ctx_verify : NULL,
         .chan_event = sst_ctx_chan_event,
+        .tx_slot = io->tx_slot != NULL ? ctx_tx_slot : NULL,
     };
     c->host = sst_host_new(&c->cfg.host, &hio);
     if (c->host == NULL) {

@@ -41,6 +41,12 @@ static void io_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, si
     (void)sst_udp_send(d->udp, to, pkt, len);
 }
 
+static uint8_t *io_tx_slot(void *ctx, size_t len)
+{
+    struct sst_driver *d = ctx;
+    return sst_udp_tx_slot(d->udp, len);
+}
+
 static void io_random(void *ctx, void *buf, size_t len)
 {
     struct sst_driver *d = ctx;
@@ -212,6 +218,7 @@ static struct sst_host_io driver_io(struct sst_driver *d)
     struct sst_host_io io = {
         .ctx = d,
         .send = io_send,
+        .tx_slot = io_tx_slot,
         .random = d->user.random ? io_random : NULL,
         .verify_peer = d->user.verify_peer ? io_verify_peer : NULL,
         .chan_event = d->user.chan_event ? io_chan_event : NULL,

@@ -604,11 +604,23 @@ SST_API int sst_udp_send(struct sst_udp *u, const struct sst_addr *to, const uin
     memcpy(&s->to, &ss, sslen);
     s->tolen = sslen;
     s->len = (uint16_t)len;
-    memcpy(data, pkt, len);
+    if (data != pkt)
+        memcpy(data, pkt, len);
+    else                /* built in place from sst_udp_tx_slot: nothing to copy */
+        u->stats.tx_in_place++;
     u->tx_count++;
     if (u->tx_count > u->stats.tx_queue_high)
         u->stats.tx_queue_high = u->tx_count;
     return 0;
+}
+
+SST_API uint8_t *sst_udp_tx_slot(struct sst_udp *u, size_t len)
+{
+    if (u->tx_count == u->cfg.queue_len || len > u->cfg.max_datagram)
+        return NULL;
+    uint8_t *data;
+    (void)tx_slot_at(u, u->tx_count, &data);
+    return data;
 }
 
 SST_API unsigned sst_udp_queued(const struct sst_udp *u) { return u->tx_count; }

@@ -56,6 +56,7 @@ struct sst_udp_stats {
     uint64_t tx_dropped_full;   /* sst_udp_send found the bounded queue full */
     uint64_t tx_errors;         /* datagrams the kernel refused (not EAGAIN), or bad addresses */
     uint64_t tx_eagain;         /* flushes stopped by a full socket buffer */
+    uint64_t tx_in_place;       /* datagrams built in their queue slot (sst_udp_tx_slot): no copy */
     unsigned tx_queued;         /* datagrams waiting now */
     unsigned tx_queue_high;     /* high-water mark of tx_queued */
     bool gso;                   /* GSO in use (false after a fallback) */
@@ -98,6 +99,10 @@ SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx);
  * IPv6 on an IPv4 socket), SST_ERR_TOO_BIG (len > max_datagram) or SST_ERR_LIMIT (queue full:
  * dropped and counted). */
 SST_API int sst_udp_send(struct sst_udp *u, const struct sst_addr *to, const uint8_t *pkt, size_t len);
+/* The queue slot the next sst_udp_send will fill, if it has room for len bytes and the queue is
+ * not full; NULL otherwise.  A caller may build its datagram there and pass the same pointer to
+ * sst_udp_send, which then queues it without copying.  Valid until the next send or flush. */
+SST_API uint8_t *sst_udp_tx_slot(struct sst_udp *u, size_t len);
 /* Sends everything queued.  Returns 0 when the queue is empty, SST_ERR_AGAIN when the socket
  * buffer filled up (the rest stays queued: wait until the fd is writable, then flush again).
  * Datagrams the kernel refuses for other reasons are dropped and counted in tx_errors. */

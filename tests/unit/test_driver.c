@@ -147,6 +147,8 @@ START_TEST(test_driver_connect_and_ping)
     struct sst_udp_stats us;
     sst_udp_get_stats(sst_driver_udp(a), &us);
     ck_assert_uint_gt(us.tx_datagrams, 0);
+    /* Channel packets are sealed straight into the send queue (handshake messages are not). */
+    ck_assert_uint_gt(us.tx_in_place, 0);
     ck_assert_uint_eq(us.tx_errors + us.tx_dropped_full, 0);
     ck_assert_uint_eq(us.tx_queued, 0);
 

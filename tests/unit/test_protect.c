@@ -66,6 +66,35 @@ START_TEST(test_protect_round_trip)
 }
 END_TEST
 
+START_TEST(test_protect_seal_to_matches_in_place)
+{
+    /* Sealing into another buffer (a driver's send slot) gives exactly the bytes in-place sealing
+     * gives, leaves the source alone, and opens back to the plaintext. */
+    static const size_t sizes[] = {0, 1, 16, 100, 1200, 1448};
+    for (size_t s = 0; s < SST_ARRAY_LEN(sizes); s++) {
+        struct sst_protect p;
+        if (!setup(&p, _i, key_a))
+            return;
+        uint8_t a[1500 + SST_PROTECT_TAILROOM], src[1500 + SST_PROTECT_TAILROOM], orig[1500];
+        uint8_t out[1500 + SST_PROTECT_TAILROOM];
+        size_t len = make_pkt(a, sizes[s]);
+        memcpy(src, a, len);
+        memcpy(orig, a, len);
+        memset(out, 0xAA, sizeof out);
+        size_t n1 = sst_protect_seal(&p, 7 + s, a, len);
+        size_t n2 = sst_protect_seal_to(&p, 7 + s, src, len, out);
+        ck_assert_uint_eq(n1, n2);
+        ck_assert_mem_eq(out, a, n1);
+        ck_assert_mem_eq(src, orig, len);
+        size_t plain = 0;
+        ck_assert_int_eq(sst_protect_open(&p, 7 + s, out, n2, &plain), 0);
+        ck_assert_uint_eq(plain, len);
+        ck_assert_mem_eq(out, orig, len);
+        sst_protect_wipe(&p);
+    }
+}
+END_TEST
+
 START_TEST(test_protect_overhead_values)
 {
     struct sst_protect p;
@@ -213,6 +242,7 @@ static Suite *protect_suite(void)
     TCase *tc = tcase_create("core");
     int n = (int)SST_ARRAY_LEN(modes);
     tcase_add_loop_test(tc, test_protect_round_trip, 0, n);
+    tcase_add_loop_test(tc, test_protect_seal_to_matches_in_place, 0, n);
     tcase_add_loop_test(tc, test_protect_overhead_values, 0, n);
     tcase_add_loop_test(tc, test_protect_tamper_every_byte_rejected, 0, n);
     tcase_add_loop_test(tc, test_protect_wrong_key_rejected, 0, n);

@@ -383,6 +383,62 @@ START_TEST(test_udp_eagain_queue_and_bound)
 }
 END_TEST
 
+/* Datagrams built in the queue's own slot (sst_udp_tx_slot) are queued without a copy and
+ * arrive intact and in order, mixed with copied ones; a full queue or an oversized request gets
+ * no slot.  The socket is held "full" so the queue fills. */
+START_TEST(test_udp_tx_slot_in_place)
+{
+    memset(&fake, 0, sizeof fake);
+    struct sst_udp_config cfg = {.queue_len = 8, .max_datagram = 1000, .sendmmsg_fn = fake_sendmmsg,
+                                 .no_gso = true};
+    struct sst_addr ra, sa;
+    struct sst_udp *rx = open_on("127.0.0.1", NULL, &ra);
+    struct sst_udp *tx = open_on("127.0.0.1", &cfg, &sa);
+    static struct rx_log log;
+    memset(&log, 0, sizeof log);
+    log.expect_len = len_900;
+    log.max_index = 100;
+    fake.budget = 0;
+    ck_assert_ptr_null(sst_udp_tx_slot(tx, 1001));                 /* beyond a slot */
+    uint8_t buf[900];
+    for (uint32_t i = 0; i < 8; i++) {
+        uint8_t *slot = sst_udp_tx_slot(tx, 1000);
+        ck_assert_ptr_nonnull(slot);
+        ck_assert_ptr_eq(sst_udp_tx_slot(tx, 900), slot);           /* the same until sent */
+        if (i % 3 == 2) {                                           /* some copied as before */
+            fill_dgram(buf, i, 900);
+            ck_assert_int_eq(sst_udp_send(tx, &ra, buf, 900), 0);
+        } else {
+            fill_dgram(slot, i, 900);
+            ck_assert_int_eq(sst_udp_send(tx, &ra, slot, 900), 0);
+        }
+    }
+    ck_assert_uint_eq(sst_udp_queued(tx), 8);
+    ck_assert_ptr_null(sst_udp_tx_slot(tx, 900));                  /* queue full */
+    /* The queue wraps: 5 go out, the freed slots are reused in place. */
+    fake.budget = 5;
+    ck_assert_int_eq(sst_udp_flush(tx), SST_ERR_AGAIN);
+    for (uint32_t i = 8; i < 13; i++) {
+        uint8_t *slot = sst_udp_tx_slot(tx, 900);
+        ck_assert_ptr_nonnull(slot);
+        fill_dgram(slot, i, 900);
+        ck_assert_int_eq(sst_udp_send(tx, &ra, slot, 900), 0);
+    }
+    fake.budget = -1;
+    ck_assert_int_eq(sst_udp_flush(tx), 0);
+    drain(rx, &log, 13);
+    ck_assert_uint_eq(log.bad, 0);
+    ck_assert_uint_eq(log.count, 13);
+    for (uint32_t i = 0; i < 13; i++)
+        ck_assert_uint_eq(log.order[i], i);
+    struct sst_udp_stats st;
+    sst_udp_get_stats(tx, &st);
+    ck_assert_uint_eq(st.tx_in_place, 11);      /* all but i = 2 and 5 */
+    sst_udp_close(rx);
+    sst_udp_close(tx);
+}
+END_TEST
+
 /* When the queue is full but the socket is not blocked, send flushes to make room. */
 START_TEST(test_udp_full_queue_flushes)
 {
@@ -570,6 +626,7 @@ static Suite *udp_suite(void)
     tcase_add_loop_test(tc, test_udp_gso_batch, 0, 4);
     tcase_add_test(tc, test_udp_eagain_queue_and_bound);
     tcase_add_test(tc, test_udp_full_queue_flushes);
+    tcase_add_test(tc, test_udp_tx_slot_in_place);
     tcase_add_test(tc, test_udp_tiny_sndbuf_delivers);
     tcase_add_loop_test(tc, test_udp_gso_fallback_remembered, 0, 2);
     tcase_add_test(tc, test_udp_dual_stack_v4mapped);
