@@ -5,8 +5,10 @@
 #include "err.h"
 #include "stream_rx.h"
 
-/* Streams are meant to be cheap (paper §2.1): the ring starts at this size and doubles. */
-#define RX_INITIAL 2048
+/* Streams are meant to be cheap (paper §2.1): the ring starts at this size and doubles (a
+ * full packet takes it to 2 KiB at once).  Small, so a burst of new streams whose first bytes
+ * are a service request leaves little freed memory behind once they idle. */
+#define RX_INITIAL 256
 
 int sst_rx_init(struct sst_rx *rx, size_t max)
 {

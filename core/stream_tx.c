@@ -5,8 +5,9 @@
 #include "err.h"
 #include "stream_tx.h"
 
-/* Streams start small (paper §2.1: one stream per transaction) and double as needed. */
-#define TX_INITIAL 2048
+/* Streams start small (paper §2.1: one stream per transaction) and double as needed; see
+ * RX_INITIAL. */
+#define TX_INITIAL 256
 
 int sst_tx_init(struct sst_tx *tx, size_t max)
 {
