@@ -761,6 +761,16 @@ void sst_chan_on_timeout(struct sst_chan *ch, sst_time_t now)
     chan_flush_ex(ch, now, true);
 }
 
+/* ---- memory ------------------------------------------------------------------------- */
+
+/* The upper layer saw the channel idle: give back what only packets in flight need. */
+bool sst_chan_compact(struct sst_chan *ch, sst_time_t now)
+{
+    if (!ch->keyed || ch->state == SST_CHAN_CLOSED)
+        return false;
+    return sst_recovery_trim(&ch->rec, now);
+}
+
 /* ---- statistics ------------------------------------------------------------------------ */
 
 SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out)

@@ -70,5 +70,8 @@ struct sst_chan_stats {
     uint64_t congestion_events, hystart_exit_cwnd;
 };
 SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out);
+/* Gives back per-packet state while nothing is in flight (loss recovery's ring); called by the
+ * stream layer once a channel has sent nothing of its own for a while.  True if given back. */
+bool sst_chan_compact(struct sst_chan *ch, sst_time_t now);
 
 #endif

@@ -95,10 +95,11 @@ static uint32_t pow2_ceil(uint32_t n)
 }
 
 /* Doubles the ring, keeping every record at seq & (cap-1).  Growth is the only allocation
- * after init, and amortised: the ring never shrinks, so a connection allocates O(log n) times. */
+ * after init, and amortised: the ring never shrinks while packets are tracked, so a busy
+ * connection allocates O(log n) times (an idle one may give it back: sst_recovery_trim). */
 static int grow(struct sst_recovery *r)
 {
-    uint32_t ncap = r->cap * 2;
+    uint32_t ncap = r->cap == 0 ? SST_RECOVERY_INITIAL_CAP : r->cap * 2;
     if (ncap > pow2_ceil(r->max_outstanding))
         return SST_ERR_LIMIT;
     struct sst_sent *nring = calloc(ncap, sizeof(*nring));
@@ -446,4 +447,27 @@ enum sst_link_state sst_recovery_link_state(const struct sst_recovery *r, sst_ti
     if (quiet >= stall_time(r))
         return SST_LINK_STALLED;
     return SST_LINK_UP;
+}
+
+bool sst_recovery_trim(struct sst_recovery *r, sst_time_t now)
+{
+    retire(r, now, false);
+    if (r->bytes_in_flight > 0)
+        return false;
+    /* Nothing ack-eliciting is outstanding: what is left are records nobody waits for (acked,
+     * lost ones kept to spot a late ack, pure acks the peer never acknowledges).  The pure acks
+     * are given up now, as retire() would after their retention. */
+    for (; r->base < r->next; r->base++) {
+        struct sst_sent *s = slot(r, r->base);
+        if (!(s->flags & (SST_SENT_ACKED | SST_SENT_LOST | SST_SENT_ELICITING))) {
+            s->flags |= SST_SENT_LOST;
+            report_lost(r, r->base);
+        }
+    }
+    if (r->scan < r->base)
+        r->scan = r->base;
+    free(r->ring);
+    r->ring = NULL;
+    r->cap = 0;
+    return true;
 }

@@ -80,6 +80,9 @@ struct sst_recovery {
 SST_MUST_CHECK int sst_recovery_init(struct sst_recovery *r, enum sst_cc_algo algo, uint32_t mss,
                                      sst_time_t now, const struct sst_recovery_cb *cb);
 void sst_recovery_free(struct sst_recovery *r);
+/* Gives the ring back when no packet is tracked any more (after retiring what is past its
+ * retention); the next packet sent allocates it again.  True if it was given back. */
+bool sst_recovery_trim(struct sst_recovery *r, sst_time_t now);
 /* Next sequence number the channel will assign (starts at 1; 0 counts as sent and received). */
 static inline uint64_t sst_recovery_next_seq(const struct sst_recovery *r) { return r->next; }
 /* True if a packet of `bytes` that elicits an ack fits in cwnd and in the outstanding limit. */

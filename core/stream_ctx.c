@@ -115,6 +115,7 @@ SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_ev
             cn = sst_conn_new(c, ch, sst_chan_peer(ch));
         if (cn != NULL) {
             cn->up = true;
+            cn->compact_chan_at = c->now + COMPACT_IDLE;
             sst_chan_set_upper(ch, &sst_conn_upper_ops, cn);
             /* USIDs, and streams waiting in limbo for a channel to this peer (§4.3.7). */
             sst_mig_conn_up(cn);

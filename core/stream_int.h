@@ -206,6 +206,8 @@ struct conn {
     struct sst_stream *compact;    /* the first of conn->idle not yet compacted since its last
                                     * activity (the ones before it were); NULL: none */
     sst_time_t last_fill;          /* when we last sent a stream-layer packet */
+    sst_time_t compact_chan_at;    /* when the channel's per-packet state may be given back
+                                    * (COMPACT_IDLE after the last fill; NEVER once done) */
     uint8_t peer_key[32];          /* the peer's host key (streams migrate only between
                                     * channels to the same key) */
     bool have_key;

@@ -613,6 +613,7 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c)
         } else if (cn->up) {
             if (cn->compact != NULL)
                 t = SST_MIN(t, cn->compact->last_active + COMPACT_IDLE);
+            t = SST_MIN(t, cn->compact_chan_at);
             if (c->cfg.detach_idle > 0 && cn->idle != NULL)
                 t = SST_MIN(t, cn->idle->last_active + c->cfg.detach_idle);
             if (c->cfg.detach_idle > 0 && cn->recs.ring != NULL && cn->recs.count == 0)
@@ -697,6 +698,11 @@ void sst_mig_timeout(struct sst_ctx *c)
         if (!cn->limbo) {
             if (cn->up)
                 compact_scan(cn);
+            /* A channel that has sent nothing for us in COMPACT_IDLE gives back its recovery
+             * ring once nothing is in flight (tried again later while something is). */
+            if (cn->up && cn->ch != NULL && c->now >= cn->compact_chan_at)
+                cn->compact_chan_at = sst_chan_compact(cn->ch, c->now) ? SST_TIME_NEVER
+                                                                       : c->now + COMPACT_IDLE;
             if (cn->up && c->cfg.detach_idle > 0) {
                 idle_scan(cn);
                 /* An idle channel gives back its send-record pool too. */

@@ -259,8 +259,10 @@ size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
     cn->in_fill = false;
     if (n > 0 && !best->freed)
         sst_mig_touch(best);
-    if (n > 0)
+    if (n > 0) {
         cn->last_fill = cn->ctx->now;
+        cn->compact_chan_at = cn->last_fill + COMPACT_IDLE;
+    }
     if (best->in_ready) {
         DL_DELETE2(cn->ready, best, rd_prev, rd_next);
         DL_APPEND2(cn->ready, best, rd_prev, rd_next);

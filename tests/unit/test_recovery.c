@@ -585,6 +585,49 @@ START_TEST(test_recovery_virtual_link_exactly_one_outcome)
 }
 END_TEST
 
+/* An idle connection gives its ring back (sst_recovery_trim) only with nothing ack-eliciting
+ * outstanding; pure acks left over are given up as lost; the next send allocates a ring again
+ * and the connection carries on (acks, losses) as before. */
+START_TEST(test_recovery_trim_when_idle)
+{
+    struct sst_recovery r;
+    struct rec *c = rec_new();
+    setup(&r, c, SST_CC_CUBIC, 0);
+    sst_time_t now = prime_rtt(&r, 0, SST_MS(20));
+    uint64_t lo = sst_recovery_next_seq(&r);
+    send_n(&r, now, 40);                             /* grows past the initial ring */
+    ck_assert_uint_gt(r.cap, SST_RECOVERY_INITIAL_CAP);
+    ck_assert(!sst_recovery_trim(&r, now));          /* 40 packets in flight: kept */
+    ck_assert_ptr_nonnull(r.ring);
+    now += SST_MS(20);
+    ck_assert_int_eq(sst_recovery_on_ack(&r, lo, lo + 39, now), SST_OK);
+    uint64_t pure = sst_recovery_next_seq(&r);
+    ck_assert_int_eq(sst_recovery_on_sent(&r, now, 40, false), SST_OK);   /* a pure ack */
+    ck_assert_uint_eq(r.bytes_in_flight, 0);
+    uint64_t lost_before = c->nlost;
+    ck_assert(sst_recovery_trim(&r, now));
+    ck_assert_ptr_null(r.ring);
+    ck_assert_uint_eq(r.cap, 0);
+    ck_assert_uint_eq(c->lost[pure], 1);             /* the pure ack was given up */
+    ck_assert_uint_eq(c->nlost, lost_before + 1);
+    ck_assert_uint_eq(r.stat_lost, 0);               /* no congestion signal */
+    ck_assert(sst_recovery_trim(&r, now));           /* again: nothing to do */
+
+    /* Traffic again: a fresh ring; acks and a loss are handled as before. */
+    lo = sst_recovery_next_seq(&r);
+    send_n(&r, now, 10);
+    ck_assert_uint_eq(r.cap, SST_RECOVERY_INITIAL_CAP);
+    now += SST_MS(20);
+    ck_assert_int_eq(sst_recovery_on_ack(&r, lo + 1, lo + 9, now), SST_OK);   /* lo is missing */
+    ck_assert_uint_eq(c->lost[lo], 1);               /* 3 later packets acked: declared lost */
+    ck_assert_uint_eq(c->acked[lo + 9], 1);
+    ck_assert_uint_eq(r.bytes_in_flight, 0);
+    sst_recovery_free(&r);
+    free(c);
+}
+END_TEST
+
+
 static Suite *recovery_suite(void)
 {
     Suite *s = suite_create("recovery");
@@ -607,6 +650,7 @@ static Suite *recovery_suite(void)
     tcase_add_test(tc, test_recovery_unacked_pure_acks_do_not_pin_the_ring);
     tcase_add_test(tc, test_recovery_link_state_transitions);
     tcase_add_test(tc, test_recovery_stall_time_scales_with_rtt);
+    tcase_add_test(tc, test_recovery_trim_when_idle);
     tcase_add_loop_test(tc, test_recovery_virtual_link_exactly_one_outcome, 0, 2);
     suite_add_tcase(s, tc);
     return s;
