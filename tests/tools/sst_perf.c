@@ -1149,16 +1149,16 @@ static void report(struct client *cl)
     fprintf(f, "\"retransmits\":{\"lost_packets\":%" PRIu64 ",\"bytes_retransmitted\":%" PRIu64 "},"
                "\"channel\":{\"srtt_ms\":%.3f,\"min_rtt_ms\":%.3f,\"cwnd\":%" PRIu64
                ",\"ssthresh\":%" PRIu64 ",\"pto_count\":%" PRIu64 ",\"tx_packets\":%" PRIu64
-               ",\"rx_packets\":%" PRIu64 ",\"plpmtu\":%u,\"congestion_events\":%" PRIu64
+               ",\"rx_packets\":%" PRIu64 ",\"plpmtu\":%u,\"pmtu_blackholes\":%" PRIu64 ",\"congestion_events\":%" PRIu64
                ",\"hystart_exit_cwnd\":%" PRIu64 "},"
                "\"udp\":{\"tx_datagrams\":%" PRIu64 ",\"tx_syscalls\":%" PRIu64 ",\"tx_gso_messages\":%" PRIu64
                ",\"rx_datagrams\":%" PRIu64 ",\"rx_syscalls\":%" PRIu64 ",\"rx_gro_buffers\":%" PRIu64 ",\"gso\":%s},"
                "\"cpu_s\":{\"user\":%.4f,\"sys\":%.4f}}\n",
             cs.lost_packets, cl->retrans, (double)cs.srtt / 1e6, (double)cs.min_rtt / 1e6, cs.cwnd,
             cs.ssthresh == UINT64_MAX ? 0 : cs.ssthresh, cs.pto_count_total, cs.tx_packets, cs.rx_packets,
-            (unsigned)cs.plpmtu, cs.congestion_events, cs.hystart_exit_cwnd, us.tx_datagrams, us.tx_syscalls,
-            us.tx_gso_messages, us.rx_datagrams, us.rx_syscalls, us.rx_gro_buffers, us.gso ? "true" : "false",
-            user, sys);
+            (unsigned)cs.plpmtu, cs.pmtu_blackholes, cs.congestion_events, cs.hystart_exit_cwnd,
+            us.tx_datagrams, us.tx_syscalls, us.tx_gso_messages, us.rx_datagrams, us.rx_syscalls,
+            us.rx_gro_buffers, us.gso ? "true" : "false", user, sys);
     fflush(f);
     if (!o->json)
         fprintf(stderr, "sst_perf: %s %s in %.3f s%s\n", mode_name(cl->mode), cl->err ? "FAILED" : "done",
