@@ -15,6 +15,7 @@ static void bh_reset(struct sst_pmtu *p)
     p->small_acked = 0;
     p->bh_first = 0;
     p->bh_lost = 0;
+    p->bh_confirm_from = 0;
 }
 
 void sst_pmtu_init(struct sst_pmtu *p, uint16_t base, uint16_t max, sst_time_t raise_timer)
@@ -129,6 +130,8 @@ void sst_pmtu_on_acked(struct sst_pmtu *p, uint64_t seq, uint16_t size, bool pro
             p->large_acked = seq;
         if (p->bh_lost && seq > p->bh_first)
             p->bh_lost = 0; /* a large packet got through after the losses: no black hole */
+        if (p->bh_confirm_from && seq >= p->bh_confirm_from)
+            p->bh_confirm_from = 0;  /* one sent after the suspicion did: it was congestion */
     } else if (seq > p->small_acked) {
         p->small_acked = seq;
     }
@@ -174,10 +177,25 @@ bool sst_pmtu_on_lost(struct sst_pmtu *p, uint64_t seq, uint16_t size, bool prob
         return false;
     if (seq <= p->large_acked)
         return false; /* a later large packet already arrived: congestion, not the MTU */
+    if (seq < p->bh_confirm_from)
+        return false; /* already counted in the first sighting */
     if (p->bh_lost == 0 || seq < p->bh_first)
         p->bh_first = seq;
     p->bh_lost++;
     if (p->bh_lost >= SST_PMTU_BLACKHOLE_LOSSES && p->small_acked > p->bh_first) {
+        /* Seen twice before it counts.  A drop-tail queue limited in bytes overflows the same
+         * way: with a few hundred bytes free, full-size packets are dropped while the small
+         * ones between them (acks, pings) still fit, so one sighting during a congestion
+         * episode is common (a 100 Mbit/s x 50 ms path with a 1-BDP queue fell back to BASE
+         * for PMTU_RAISE_TIMER in slow start).  Congestion ends within a round trip and a
+         * large packet sent after the first sighting gets through; a black hole swallows
+         * those too, so the second sighting costs one round trip more. */
+        if (p->bh_confirm_from == 0) {
+            p->bh_confirm_from = next_seq;
+            p->bh_lost = 0;
+            p->bh_first = 0;
+            return false;
+        }
         black_hole(p, next_seq, now);
         return true;
     }

@@ -46,6 +46,8 @@ struct sst_pmtu {
     uint64_t small_acked;       /* highest acknowledged packet at or below it */
     uint64_t bh_first;          /* first large packet lost above large_acked */
     unsigned bh_lost;           /* large packets lost above large_acked */
+    uint64_t bh_confirm_from;   /* 0, or: the signature was seen once; it must repeat among
+                                 * packets from this one on (sent after the suspicion) */
     /* statistics */
     uint64_t probes_sent, probes_acked, probes_lost, blackholes;
 };

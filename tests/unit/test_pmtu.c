@@ -160,15 +160,32 @@ START_TEST(test_pmtu_black_hole_falls_back_to_base)
         ck_assert(!sst_pmtu_on_lost(&p, s, 1472, false, 215, now));
     ck_assert_uint_eq(p.plpmtu, 1472);
 
-    /* A small ping sent after them is acknowledged, and more large packets are lost: a black
-     * hole.  Back to BASE, and packets sent before the change are ignored from now on. */
+    /* A small ping sent after them is acknowledged, and more large packets are lost: the
+     * black-hole signature, seen once.  A drop-tail queue limited in bytes does the same
+     * (small packets fit where full-size ones do not), so it must repeat among packets sent
+     * after this sighting (215 on). */
     sst_pmtu_on_acked(&p, 212, 40, false, now);
-    ck_assert(sst_pmtu_on_lost(&p, 210, 1472, false, 215, now));
+    ck_assert(!sst_pmtu_on_lost(&p, 210, 1472, false, 215, now));
+    ck_assert_uint_eq(p.bh_confirm_from, 215);
+    /* Congestion: a full-size packet sent after the sighting arrives; the suspicion goes. */
+    sst_pmtu_on_acked(&p, 216, 1472, false, now);
+    ck_assert_uint_eq(p.bh_confirm_from, 0);
+    for (uint64_t s = 220; s < 226; s++)
+        ck_assert(!sst_pmtu_on_lost(&p, s, 1472, false, 240, now));
+    sst_pmtu_on_acked(&p, 226, 40, false, now);
+    ck_assert(!sst_pmtu_on_lost(&p, 219, 1472, false, 240, now));   /* first sighting again */
+    ck_assert_uint_eq(p.bh_confirm_from, 240);
+    ck_assert_uint_eq(p.plpmtu, 1472);
+    /* A real black hole swallows the later packets too: the second sighting. */
+    for (uint64_t s = 240; s < 243; s++)
+        ck_assert(!sst_pmtu_on_lost(&p, s, 1472, false, 250, now));
+    sst_pmtu_on_acked(&p, 243, 40, false, now);
+    ck_assert(sst_pmtu_on_lost(&p, 244, 1472, false, 250, now));
     ck_assert_uint_eq(p.plpmtu, 1232);
     ck_assert_int_eq(p.state, SST_PMTU_BASE);
     ck_assert_uint_eq(p.blackholes, 1);
-    for (uint64_t s = 211; s < 215; s++)
-        ck_assert(!sst_pmtu_on_lost(&p, s, 1472, false, 230, now));
+    for (uint64_t s = 245; s < 250; s++)
+        ck_assert(!sst_pmtu_on_lost(&p, s, 1472, false, 260, now));
     ck_assert_uint_eq(p.plpmtu, 1232);
     ck_assert_uint_eq(sst_pmtu_probe_size(&p), 0);
     /* After the raise timer the search runs again and finds the smaller path. */
@@ -189,6 +206,10 @@ START_TEST(test_pmtu_black_hole_at_base_goes_to_error)
     bool hole = false;
     for (uint64_t s = 2; s < 8; s++)
         hole = sst_pmtu_on_lost(&p, s, 1232, false, 11, 0) || hole;
+    ck_assert(!hole);                       /* seen once: the signature must repeat */
+    sst_pmtu_on_acked(&p, 20, 100, false, 0);
+    for (uint64_t s = 11; s < 17; s++)
+        hole = sst_pmtu_on_lost(&p, s, 1232, false, 21, 0) || hole;
     ck_assert(hole);
     ck_assert_int_eq(p.state, SST_PMTU_ERROR);
     ck_assert_uint_eq(p.plpmtu, SST_PMTU_MIN);
