@@ -32,6 +32,7 @@ struct sst_chan {
     bool finish_resend;             /* initiator: coalesce FINISH ahead of the next packet */
     bool ack_now;                   /* send an ack-carrying packet at the next flush */
     bool keyed;                     /* keys, recovery and pacer initialised */
+    bool flush_deferred;            /* the upper layer's recv() took over this packet's flush */
     uint8_t local_id, remote_id;
     uint8_t security, aead;
     uint8_t peer_key[32];
@@ -481,6 +482,8 @@ static void chan_flush(struct sst_chan *ch, sst_time_t now) { chan_flush_ex(ch, 
 
 SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now) { chan_flush(ch, now); }
 
+SST_API void sst_chan_defer_flush(struct sst_chan *ch) { ch->flush_deferred = true; }
+
 SST_API void sst_chan_ping(struct sst_chan *ch, sst_time_t now)
 {
     if (ch->state != SST_CHAN_ESTABLISHED)
@@ -609,6 +612,12 @@ void sst_chan_on_packet(struct sst_chan *ch, sst_time_t now, uint8_t *pkt, size_
     ch->link = link;
     if (ch->state == SST_CHAN_CLOSING && ch->rec.bytes_in_flight == 0) {
         chan_die(ch, SST_OK);
+        return;
+    }
+    if (ch->flush_deferred) {
+        /* The upper layer flushes once its application has answered (sst_chan_defer_flush). */
+        ch->flush_deferred = false;
+        sst_host_deadline_dirty(ch->host);
         return;
     }
     chan_flush(ch, now);

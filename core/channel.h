@@ -32,6 +32,11 @@ SST_API void sst_chan_set_upper(struct sst_chan *ch, const struct sst_chan_upper
 SST_API void *sst_chan_upper_ctx(const struct sst_chan *ch);
 /* The upper layer has something to send: transmit what cwnd and pacing allow now. */
 SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now);
+/* Called by the upper layer from inside its recv(): the flush that follows this packet (what
+ * its acks freed, a due ack) is left to the upper layer, which must call sst_chan_wake before
+ * it returns control to whoever fed the packet.  The stream layer does this so that what its
+ * application answers from the packet's callbacks shares a packet with the ack. */
+SST_API void sst_chan_defer_flush(struct sst_chan *ch);
 /* Graceful close: outstanding data is still delivered; DOWN(err 0) follows. */
 SST_API void sst_chan_close(struct sst_chan *ch, sst_time_t now);
 /* Sends a ping now (keepalive / RTT probe); its ack updates the RTT estimate. */

@@ -11,7 +11,9 @@
  * libevent bufferevent: READABLE, WRITABLE, CONNECTED, EOF, ERROR, SUBSTREAM.  Callbacks are
  * deferred: they run when the engine has finished processing the input that caused them (at
  * the end of sst_ctx_recv / sst_ctx_timeout / an API call), never in the middle of it, so a
- * callback may call any function here, including closing the stream it was called for.
+ * callback may call any function here, including closing the stream it was called for.  What
+ * callbacks write, shut down or open is sent once the round of callbacks has returned, so it
+ * shares packets (and the ack of the packet that caused it) instead of leaving call by call.
  *
  * The engine reads no clock: calls that may send (write, shutdown, connect, ...) use the time
  * of the last sst_ctx_recv/sst_ctx_timeout/sst_ctx_set_time call.

@@ -40,19 +40,23 @@ void sst_strm_unwait(struct sst_stream *s)
 bool sst_strm_has_work(const struct sst_stream *s)
 {
     return s->rst_pending || (s->err == 0 && (s->dgq != NULL || s->need_reply || s->need_wupdate ||
+                                              (s->win_news && sst_srecv_window_news(s)) ||
                                               sst_tx_pending(&s->tx)));
 }
 
 void sst_strm_make_ready(struct sst_stream *s)
 {
     struct conn *cn = s->conn;
-    if (cn == NULL || s->in_ready || s->freed)
+    if (cn == NULL || s->freed)
         return;
-    sst_strm_unwait(s);
     /* A detached stream with something to send attaches again first (paper §4.3.7); a Reset
-     * can name the peer's LSID instead. */
+     * can name the peer's LSID instead.  Checked even when s is on the ready list already:
+     * it may have been put there before it had work, and fill() only drops a detached stream. */
     if (!s->has_local && !s->is_root && sst_strm_has_work(s) && !(s->rst_pending && s->has_remote))
         sst_mig_need_attach(s);
+    if (s->in_ready)
+        return;
+    sst_strm_unwait(s);
     /* On a conn whose channel idled out, the first stream with work brings a channel back. */
     if (cn->dormant && !s->is_root && sst_strm_has_work(s))
         sst_mig_wake(s);
@@ -290,7 +294,7 @@ void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer)
     if (s->err == 0)
         s->err = err;
     sst_strm_unready(s);
-    s->need_reply = s->need_wupdate = false;
+    s->need_reply = s->need_wupdate = s->win_news = false;
     while (s->dgq != NULL) {
         struct dgram_out *d = s->dgq;
         s->dgq = d->next;

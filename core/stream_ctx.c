@@ -177,12 +177,13 @@ SST_API void sst_ctx_set_time(struct sst_ctx *c, sst_time_t now)
         c->now = now;
 }
 
-SST_API void sst_ctx_dispatch(struct sst_ctx *c)
+/* Runs every queued listener and stream callback; true if it ran any. */
+static bool dispatch_round(struct sst_ctx *c)
 {
-    if (c->dispatching)
-        return;
+    bool ran = false;
     c->dispatching = true;
     while (c->evq != NULL || c->lev != NULL) {
+        ran = true;
         if (c->lev != NULL) {
             struct sst_listener *l = c->lev;
             c->lev = l->ev_next;
@@ -200,26 +201,47 @@ SST_API void sst_ctx_dispatch(struct sst_ctx *c)
             s->cb(s, ev, s->arg);
     }
     c->dispatching = false;
+    return ran;
 }
 
-/* Every public entry point ends here: flush what the call queued, then run callbacks. */
-void sst_strm_api_done(struct sst_ctx *c)
+/* Sends what the streams queued, then runs the callbacks, until neither has anything left.
+ * Calls made from inside a callback only queue their work (sst_strm_api_done returns at once
+ * while dispatching), so everything one round of callbacks writes, shuts down or opens leaves
+ * together: a new stream's service request, first bytes and Close in one Init, a server's
+ * answer and Close in one Reply that also carries the ack (docs/protocol-streams.md §5). */
+static void flush_and_dispatch(struct sst_ctx *c)
 {
-    struct conn *cn;
-    if (c->mig_kick)
-        sst_mig_kick(c);
-    DL_FOREACH(c->conns, cn)
-        if (cn->ready != NULL)
-            sst_conn_wake(cn);
-    sst_ctx_dispatch(c);
+    if (c->dispatching)
+        return;
+    do {
+        if (c->mig_kick)
+            sst_mig_kick(c);
+        struct conn *cn, *tmp;
+        DL_FOREACH_SAFE(c->conns, cn, tmp) {
+            if (cn->ready != NULL || cn->flush_due) {
+                cn->flush_due = false;
+                sst_conn_wake(cn);
+            }
+        }
+    } while (dispatch_round(c));
 }
+
+SST_API void sst_ctx_dispatch(struct sst_ctx *c) { flush_and_dispatch(c); }
+
+/* Every public entry point ends here: flush what the call queued, then run callbacks. */
+void sst_strm_api_done(struct sst_ctx *c) { flush_and_dispatch(c); }
 
 SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
                           uint8_t *pkt, size_t len)
 {
     sst_ctx_set_time(c, now);
+    c->in_recv = true;
     sst_host_recv(c->host, now, from, pkt, len);
-    sst_strm_api_done(c);
+    c->in_recv = false;
+    /* The callbacks first, then the flush the packet's channel deferred to them. */
+    if (!c->dispatching)
+        (void)dispatch_round(c);
+    flush_and_dispatch(c);
 }
 
 SST_API sst_time_t sst_ctx_deadline(struct sst_ctx *c)

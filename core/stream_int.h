@@ -133,6 +133,7 @@ struct sst_stream {
     bool counted_unconfirmed : 1;
     bool has_local : 1;
     bool has_remote : 1;
+    bool remote_detached : 1;          /* the peer detached its half (it had our Reply/Init) */
     bool usid_set : 1;                 /* usid is final and in ctx->by_usid */
     bool known_ever : 1;               /* the peer has known this stream (on some channel) */
     bool att_init : 1;                 /* that Attach carries the parent's USID (I flag) */
@@ -142,6 +143,8 @@ struct sst_stream {
     bool peer_knows : 1;               /* the peer knows our LSID (Init/Reply acked, or Reply seen) */
     bool need_reply : 1;               /* responder: a Reply must go out even without data */
     bool need_wupdate : 1;             /* a window update must go out */
+    bool win_news : 1;                 /* the window changed: an update goes out if it is
+                                        * still news when the channel asks for a packet */
     bool rst_pending : 1;
     bool rst_inflight : 1;
     bool rst_done : 1;
@@ -189,6 +192,7 @@ struct conn {
     struct sst_addr peer;
     bool up;
     bool in_fill;
+    bool flush_due;                /* a received packet's flush waits for the callbacks */
     struct sst_stream *root;
     struct sst_sidx by_local, by_remote;   /* streams by our LSID / the peer's */
     struct sst_stream *streams, *ready;
@@ -250,6 +254,7 @@ struct sst_ctx {
     struct sst_stream *evq;
     struct sst_stream *orphans;    /* streams without a conn (detached for good, or local-only) */
     bool dispatching;
+    bool in_recv;                  /* inside sst_ctx_recv: packets' flushes wait for callbacks */
     struct sst_sidx by_usid;       /* every stream with a USID */
     bool mig_kick;                 /* a dormant conn woke: reconnect at the end of this call */
     struct sst_ctx_stats stats;
@@ -353,6 +358,7 @@ void sst_sched_on_record(struct conn *cn, const struct sst_txrec *r, bool acked)
 
 bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t *payload, size_t len);
 void sst_srecv_window_check(struct sst_stream *s);
+bool sst_srecv_window_news(const struct sst_stream *s);
 void sst_srecv_window_from(struct sst_stream *s, uint64_t seq, uint8_t win);
 void sst_srecv_enqueue_child(struct sst_stream *parent, struct sst_stream *s);
 /* flags: the segment's SST_SF_MARK and SST_SF_CLOSE. */

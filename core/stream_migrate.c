@@ -87,7 +87,7 @@ static bool may_detach(const struct sst_stream *s)
            s->err == 0 && !s->rst_pending && !s->rst_inflight && s->nrecs == 0 &&
            !sst_strm_has_work(s) && s->unconfirmed_children == 0 && s->waiters == NULL &&
            s->svc == SVC_NONE && s->usid_set && !s->ephemeral &&
-           (!s->initiator || s->has_remote);
+           (!s->initiator || s->has_remote || s->remote_detached);
 }
 
 /* ---- our side: Attach and Detach -------------------------------------------------------- */
@@ -390,6 +390,7 @@ bool sst_mig_on_detach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     cn->ctx->stats.detaches_received++;
     sst_sidx_del(&cn->by_remote, s);
     s->has_remote = false;
+    s->remote_detached = true;
     sst_mig_gone(cn, p->lsid, seq);
     /* Only a peer that knew our LSID for the stream detaches it: Init/Reply are done. */
     sst_strm_confirm(s);

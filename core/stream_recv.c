@@ -10,18 +10,35 @@
 /* ---- receiving ----------------------------------------------------------------------------- */
 
 
-/* Flow-control bookkeeping after the receive buffer changed: a window that shrank must be
- * announced before the sender fills it on stale credit; one that reopened from below half the
- * buffer must be announced or a sender waiting for credit would wait forever. */
+/* Whether s's receive window is news for the sender: a window that shrank must be announced
+ * before the sender fills it on stale credit; one that reopened from below half the buffer must
+ * be announced or a sender waiting for credit would wait forever; and a quarter of the buffer
+ * read since the last advertisement clears the sender's unconfirmed bytes (stream_fc.h). */
+bool sst_srecv_window_news(const struct sst_stream *s)
+{
+    if (s->conn == NULL || s->err != 0)
+        return false;
+    /* Every byte up to the peer's Close is here: the peer sends no more bytes on this stream
+     * (retransmissions need no credit), so a window would only cost it a packet -- one per
+     * short transaction.  A listening stream still lends its window to Inits of substreams. */
+    if (sst_rx_complete(&s->rx) && !s->listening)
+        return false;
+    uint8_t now = sst_fc_rx_window(&s->frx);
+    uint8_t full = sst_fc_win_encode(s->frx.limit);
+    return now < s->adv_win || (now > s->adv_win && s->adv_win + 1 < full) ||
+           sst_fc_rx_update_due(&s->frx);
+}
+
+/* Flow-control bookkeeping after the receive buffer changed.  Whether an update goes out is
+ * decided when the channel next asks for a packet (can_emit, stream_sched.c), i.e. after the
+ * application's callbacks for the packet that changed it: a drop that the application's read
+ * undid in the meantime (a request arriving and read at once) costs no packet. */
 void sst_srecv_window_check(struct sst_stream *s)
 {
     if (s->conn == NULL || s->err != 0)
         return;
-    uint8_t now = sst_fc_rx_window(&s->frx);
-    uint8_t full = sst_fc_win_encode(s->frx.limit);
-    if (now < s->adv_win || (now > s->adv_win && s->adv_win + 1 < full) ||
-        sst_fc_rx_update_due(&s->frx)) {
-        s->need_wupdate = true;
+    if (sst_srecv_window_news(s)) {
+        s->win_news = true;
         sst_strm_make_ready(s);
     }
 }
@@ -241,6 +258,12 @@ bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t 
 {
     struct conn *cn = ctx;
     cn->rx_seq = SST_MAX(cn->rx_seq, seq);
+    /* What the application answers from this packet's callbacks goes out with its ack, in as
+     * few packets as possible: sst_ctx_recv flushes the channel after the callbacks ran. */
+    if (cn->ctx->in_recv) {
+        sst_chan_defer_flush(ch);
+        cn->flush_due = true;
+    }
     struct sst_spkt p;
     if (sst_spkt_decode(&p, payload, len) != 0) {
         /* Authenticated but not ours to parse: acknowledge and drop, retrying cannot help. */

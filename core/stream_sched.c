@@ -45,6 +45,12 @@ static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_s
     *has_seg = false;
     if (s->conn == NULL)
         return EMIT_IDLE;
+    if (s->win_news) {
+        /* Decided now, after the callbacks of the packet that changed the window ran. */
+        s->win_news = false;
+        if (sst_srecv_window_news(s))
+            s->need_wupdate = true;
+    }
     if (!s->has_local)   /* detached: only a Reset naming the peer's LSID can go */
         return s->rst_pending && s->has_remote ? EMIT_NOW : EMIT_IDLE;
     /* Attach before anything else on this channel, Detach when idle (paper §4.3.7). */
@@ -188,6 +194,7 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     if (type == SST_PT_REPLY)
         s->need_reply = false;
     s->need_wupdate = false;
+    s->win_news = false;
     s->adv_win = p.win;
     if (!win_held)
         sst_fc_rx_advertised(&s->frx);
