@@ -262,9 +262,13 @@ static void put_prefix(uint8_t *p, unsigned type, unsigned flags)
 }
 
 /* Seals and emits the packet in buf (header space at buf[0..8) is filled here).  payload_len
- * bytes of payload follow the header.  Returns 0 or SST_ERR_LIMIT if the sequence window is full. */
+ * bytes of payload follow the header.  probe: a PMTU probe, which the path may drop for its size,
+ * so the ack its header carries does not count as sent (the acks due still go in an ordinary
+ * packet; otherwise the only report of the range below a gap could vanish with the probe, and the
+ * peer would declare packets lost that arrived).  Returns 0 or SST_ERR_LIMIT if the sequence
+ * window is full. */
 static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size_t payload_len,
-                         bool eliciting, bool upper)
+                         bool eliciting, bool upper, bool probe)
 {
     uint64_t seq = sst_recovery_next_seq(&ch->rec);
     uint64_t asn;
@@ -314,8 +318,10 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
     }
     sst_host_emit(ch->host, &ch->peer, buf, len);
 sent:
-    sst_ackrx_on_ack_sent(&ch->ackrx);
-    ch->ack_now = false;
+    if (!probe) {
+        sst_ackrx_on_ack_sent(&ch->ackrx);
+        ch->ack_now = false;
+    }
     ch->tx_packets++;
     ch->tx_bytes += len;
     if (eliciting) {
@@ -336,7 +342,7 @@ static void chan_send_ack(struct sst_chan *ch, sst_time_t now)
     unsigned n = sst_ackrx_ranges(&ch->ackrx, ranges, SST_ACKRX_RANGES);
     size_t body = sst_ack_body_encode(p + SST_STREAM_HDR_LEN, cap - SST_STREAM_HDR_LEN,
                                       n > 1 ? ranges + 1 : ranges, n > 1 ? n - 1 : 0);
-    if (chan_transmit(ch, now, buf, SST_STREAM_HDR_LEN + body, false, false) == 0)
+    if (chan_transmit(ch, now, buf, SST_STREAM_HDR_LEN + body, false, false, false) == 0)
         ch->acks_sent++;
 }
 
@@ -346,7 +352,7 @@ static void chan_send_control(struct sst_chan *ch, sst_time_t now, uint8_t subty
     uint8_t *p = buf + SST_CHAN_HDR_LEN;
     put_prefix(p, SST_PT_CONTROL, 0);
     p[SST_STREAM_HDR_LEN] = subtype;
-    (void)chan_transmit(ch, now, buf, SST_STREAM_HDR_LEN + 1, true, false);
+    (void)chan_transmit(ch, now, buf, SST_STREAM_HDR_LEN + 1, true, false, false);
 }
 
 /* A PMTU probe (RFC 8899 §4.1): a Control PAD packet padded so the datagram is exactly `size`
@@ -364,7 +370,7 @@ static bool chan_send_probe(struct sst_chan *ch, sst_time_t now, uint16_t size)
     p[SST_STREAM_HDR_LEN] = CTRL_PAD;
     memset(p + SST_STREAM_HDR_LEN + 1, 0, payload_len - SST_STREAM_HDR_LEN - 1);
     uint64_t seq = sst_recovery_next_seq(&ch->rec);
-    if (chan_transmit(ch, now, buf, payload_len, true, false) != 0)
+    if (chan_transmit(ch, now, buf, payload_len, true, false, true) != 0)
         return false;
     sst_recovery_record(&ch->rec, seq)->flags |= SST_SENT_PROBE;
     sst_pmtu_on_probe_sent(&ch->pmtu, seq, size);
@@ -407,7 +413,7 @@ static bool chan_send_upper(struct sst_chan *ch, sst_time_t now)
     if (n < SST_STREAM_HDR_LEN || n > cap)
         abort(); /* the upper layer broke the fill() contract: a bug, not bad input */
     bool eliciting = sst_pkt_ack_eliciting(sst_pkt_type(buf + SST_CHAN_HDR_LEN));
-    return chan_transmit(ch, now, buf, n, eliciting, true) == 0;
+    return chan_transmit(ch, now, buf, n, eliciting, true, false) == 0;
 }
 
 /* Acks at most this many ack-eliciting packets apart while packets keep arriving with one
