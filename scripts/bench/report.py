@@ -416,8 +416,9 @@ if page_variants:
                 sizes.setdefault(p["objects"], set()).add(p["bytes"])
     counts = sorted(sizes)
     w("| variant | " + " | ".join("%d objects (%s–%s KB) ms | ratio" % (
-        n, fmt(min(sizes[n]) / 1e3, 0), fmt(max(sizes[n]) / 1e3, 0)) for n in counts) + " | connections / requests |")
-    w("|---|" + "---|---|" * len(counts) + "---|")
+        n, fmt(min(sizes[n]) / 1e3, 0), fmt(max(sizes[n]) / 1e3, 0)) for n in counts) +
+      " | connections / requests | client CPU ms per page |")
+    w("|---|" + "---|---|" * len(counts) + "---|---|")
 
     def page_ms(v, n):
         return [t for j in runs("pages", v) for p in j.get("pages", []) if p["objects"] == n for t in p["load_ms"]]
@@ -429,7 +430,9 @@ if page_variants:
             cells.append("%s | %s" % (cell(x), fmt(ratio(med(x), med(page_ms(PAGES_BASE, n))), 2)))
         conns = sum(j.get("connections", 0) for j in runs("pages", v))
         reqs = sum(j.get("requests", 0) for j in runs("pages", v))
-        w("| %s%s | %s | %s / %s |" % (v, fail_note("pages", v), " | ".join(cells), conns, reqs))
+        cpu = [1e3 * (j["cpu_s"]["user"] + j["cpu_s"]["sys"]) / max(1, sum(len(p["load_ms"]) for p in j["pages"]))
+               for j in runs("pages", v) if "cpu_s" in j]
+        w("| %s%s | %s | %s / %s | %s |" % (v, fail_note("pages", v), " | ".join(cells), conns, reqs, cell(cpu) if cpu else "—"))
         pts = OrderedDict()
         for j in runs("pages", v):
             for p in j.get("pages", []):

@@ -120,6 +120,7 @@ assert [(p["name"], p["objects"], len(p["load_ms"])) for p in j["pages"]] == [("
 assert all(t > 0 for p in j["pages"] for t in p["load_ms"]), j
 assert j["requests"] == 2 * (4 + 13), j
 assert j["connections"] == int(sys.argv[2]), (j["connections"], sys.argv[2])
+assert j["cpu_s"]["user"] >= 0 and j["cpu_s"]["sys"] >= 0 and j["cpu_s"]["user"] + j["cpu_s"]["sys"] > 0, j
 print("ok: page_load", j["mode"], j["parallel"], j["keep"], j["connections"], "connections")
 PY
 }

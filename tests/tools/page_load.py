@@ -27,7 +27,8 @@ from the start of the HTML request (its connect included) to the last byte of th
 An untimed warm-up load of the first page comes first (ARP, a helper's channel, --keep's pool).
 Every body must have the manifest's size and its Content-Length.  Prints one JSON line:
 per page its object count, bytes and load times (ms, one per repetition), connections opened,
-requests; ok=false with the error if any request failed.
+requests, and the client's CPU time (user, sys: all its threads, the shim's included) over the
+timed loads; ok=false with the error if any request failed.
 """
 import argparse
 import asyncio
@@ -36,6 +37,7 @@ import math
 import os
 import random
 import re
+import resource
 import sys
 import time
 import urllib.parse
@@ -190,12 +192,17 @@ async def load_all(a, manifest, out):
     res = [{"name": p["name"], "objects": p["objects"], "bytes": p["total_bytes"], "load_ms": []} for p in pages]
     await asyncio.wait_for(ld.page(pages[0]), a.timeout)  # warm-up, untimed
     ld.connections = ld.requests = 0
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(a.reps):
         for p, r in zip(pages, res):
             r["load_ms"].append(await asyncio.wait_for(ld.page(p), a.timeout))
     for c in ld.pool:
         c.close()
-    out.update(connections=ld.connections, requests=ld.requests)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    # The client's CPU over the timed loads, all threads: under the shim that includes its event
+    # thread and the hand-off to sstd.
+    out.update(connections=ld.connections, requests=ld.requests,
+               cpu_s={"user": round(ru1.ru_utime - ru0.ru_utime, 4), "sys": round(ru1.ru_stime - ru0.ru_stime, 4)})
     return res
 
 
