@@ -83,7 +83,9 @@ bulk_rows() {
       case $1 in
         sst)
           sst_server "$2" "$3"
-          record "$scen" "SST $2 $3" "$rep" "$(sst_client --time "$secs" --security "$2" --cc "$3")" ;;
+          c0=$(proc_cpu_s "$SST_SRV_PID")
+          j=$(sst_client --time "$secs" --security "$2" --cc "$3")
+          record "$scen" "SST $2 $3" "$rep" "$(with_server_cpu "$j" "$c0" "$(proc_cpu_s "$SST_SRV_PID")")" ;;
         tcp) record "$scen" "TCP $2" "$rep" "$(iperf_client "$secs" "$2")" ;;
         ngtcp2) record "$scen" "ngtcp2 (HTTP/3, AES-256-GCM) $2" "$rep" "$(ngtcp2_client "$ngbytes" "$2")" ;;
         kcptun) record "$scen" "kcptun $2 (aes-cfb) + iperf3" "$rep" "$(kcptun_client "$secs")" ;;

@@ -54,6 +54,21 @@ print(" ".join(out))' "$json")
   log "  $1 | $2 | rep $3 | $short"
 }
 
+# proc_cpu_s PID: user + system CPU seconds of a running process (empty if it is gone).
+proc_cpu_s() {
+  [ -r "/proc/$1/stat" ] || return 0
+  awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat"
+}
+
+# with_server_cpu JSON C0 C1: the JSON with "server_cpu_s": C1 - C0 (the server's CPU during the run).
+with_server_cpu() {
+  /usr/bin/python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+if sys.argv[2] and sys.argv[3]:
+    j["server_cpu_s"] = round(float(sys.argv[3]) - float(sys.argv[2]), 2)
+print(json.dumps(j))' "$1" "$2" "$3" 2>/dev/null || echo "$1"
+}
+
 # capture CMD...: the command's last JSON line, or a failure object with its exit status.
 capture() {
   local out rc line

@@ -140,14 +140,43 @@ missed = []
 BULK_VARIANTS = ["SST strong cubic", "SST light cubic", "SST strong bbr", "TCP cubic", "TCP bbr"]
 
 
+def cpu_per_gbit(j):
+    """(sender, receiver) CPU seconds per Gbit delivered, each None when not measured.
+    SST: client (sender) from its rusage, server from /proc (bench.sh adds server_cpu_s).  iperf3:
+    its own CPU percentages over the run.  ngtcp2: the server sends, the client receives."""
+    gbit = (j.get("bytes_confirmed") or j.get("bytes") or 0) * 8 / 1e9
+    if gbit <= 0:
+        return None, None
+    cpu = j.get("cpu_s") or {}
+    own = (cpu.get("user", 0) + cpu.get("sys", 0)) if cpu else None
+    srv = j.get("server_cpu_s")
+    if j.get("transport") == "sst":
+        snd, rcv = own, srv
+    elif j.get("transport") == "ngtcp2":
+        snd, rcv = srv, own
+    elif j.get("transport") == "tcp" and j.get("cpu_percent"):
+        d = j.get("duration_s", 0)
+        snd, rcv = j["cpu_percent"]["sender"] / 100 * d, j["cpu_percent"]["receiver"] / 100 * d
+    else:
+        return None, None
+    return (None if snd is None else snd / gbit), (None if rcv is None else rcv / gbit)
+
+
 def bulk_table(scen, title, target_fn):
     if not any(s == scen for (s, _v) in rows):
         w("### %s: not run" % title)
         return
+    # The CPU-bound bare veth also shows CPU per bit, the steadier figure on a shared machine.
+    show_cpu = scen == "veth"
     w("### " + title)
     w("")
-    w("| variant | goodput Mbit/s | vs TCP cubic | vs TCP bbr | loss / retransmits (median) | target | met? |")
-    w("|---|---|---|---|---|---|---|")
+    if show_cpu:
+        w("| variant | goodput Mbit/s | vs TCP cubic | vs TCP bbr | CPU s per Gbit, sender / receiver | "
+          "loss / retransmits (median) | target | met? |")
+        w("|---|---|---|---|---|---|---|---|")
+    else:
+        w("| variant | goodput Mbit/s | vs TCP cubic | vs TCP bbr | loss / retransmits (median) | target | met? |")
+        w("|---|---|---|---|---|---|---|")
     base_c = med(values(scen, "TCP cubic", "goodput_bps", 1e-6))
     base_b = med(values(scen, "TCP bbr", "goodput_bps", 1e-6))
     variants = [v for (s, v) in rows if s == scen]
@@ -167,8 +196,14 @@ def bulk_table(scen, title, target_fn):
         target, ok = target_fn(v, m, base_c, base_b)
         if ok is False:
             missed.append("%s — %s: %s" % (title, v, target))
-        w("| %s | %s%s | %s | %s | %s | %s | %s |" % (
-            v, cell(g), fail_note(scen, v), fmt(ratio(m, base_c), 2), fmt(ratio(m, base_b), 2), rtxt,
+        cpu = ""
+        if show_cpu:
+            per = [cpu_per_gbit(j) for j in runs(scen, v)]
+            snd = med([p[0] for p in per if p[0] is not None])
+            rcv = med([p[1] for p in per if p[1] is not None])
+            cpu = " %s / %s |" % (fmt(snd, 2), fmt(rcv, 2))
+        w("| %s | %s%s | %s | %s |%s %s | %s | %s |" % (
+            v, cell(g), fail_note(scen, v), fmt(ratio(m, base_c), 2), fmt(ratio(m, base_b), 2), cpu, rtxt,
             target, met(ok) if target != "baseline" and target != "—" else "—"))
 
 
