@@ -121,14 +121,15 @@ struct sst_stream {
     uint32_t dg_bytes;             /* bytes of the datagrams in dgq */
 
 
-    /* small state and flags, packed together (8 bytes) */
+    /* small state and flags, packed together in 8 bytes (test_stream_mem checks the size; the
+     * order keeps multi-bit fields from straddling a 32-bit unit, one bit is left) */
     int16_t err;                   /* SST_ERR_* once failed */
-    uint8_t adv_win;               /* last window exponent advertised */
+    unsigned adv_win : 5;          /* last window exponent advertised (0..31) */
     unsigned pending_ev : 6;       /* SST_EV_* bits waiting for the callback */
     unsigned att : 2;              /* enum att_state: our Attach on the current channel */
     unsigned det : 2;              /* enum det_state: our Detach (idle stream) */
-    unsigned svc : 2;              /* enum svc_state */
     bool waiting : 1;              /* on s->parent's waiters list */
+    unsigned svc : 2;              /* enum svc_state */
     bool listening : 1;
     bool counted_unconfirmed : 1;
     bool has_local : 1;

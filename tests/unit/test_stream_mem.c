@@ -158,8 +158,11 @@ static void assert_compact(const struct sst_stream *s)
 
 START_TEST(test_idle_streams_hold_no_buffers)
 {
-    /* The budget of an idle stream (issue #6: 512 B) starts with the structure itself. */
-    ck_assert_uint_le(sizeof(struct sst_stream), 512);
+    /* The budget of an idle stream (issue #6: 512 B of heap) starts with the structure itself:
+     * 440 B is a 448-byte heap chunk, and the three index slots add about 52 B at 60 000 streams
+     * (sst_perf measures 501 B there).  A field more crosses into the next 16-byte chunk. */
+    ck_assert_msg(sizeof(struct sst_stream) <= 440, "struct sst_stream is %zu B: over the idle-stream budget",
+                  sizeof(struct sst_stream));
 
     struct world *w = calloc(1, sizeof *w);
     ck_assert_ptr_nonnull(w);
