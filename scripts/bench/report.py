@@ -739,22 +739,29 @@ def gnuplot(script):
 bulk_scens = [s for s in ("bulk", "veth", "loss0.1", "loss1", "loss5") if any(k[0] == s for k in rows)]
 if bulk_scens:
     dat = os.path.join(plot_dir, "bulk.dat")
-    cols = ["SST strong cubic", "SST strong bbr", "TCP cubic", "TCP bbr"]
+    cols = ["SST strong cubic", "SST strong bbr", "TCP cubic", "TCP bbr", "ngtcp2", "kcptun"]
+
+    def col_value(s, c):
+        # The comparison rows' names carry their options: found by prefix; NaN where not run.
+        v = peer_row(s, c) if c in ("ngtcp2", "kcptun") else c
+        m = med(values(s, v, "goodput_bps", 1e-6)) if v else None
+        return fmt(m, 2) if m else "NaN"
+
     with open(dat, "w") as f:
         f.write("scenario " + " ".join('"%s"' % c for c in cols) + "\n")
         for s in bulk_scens:
-            f.write('"%s" ' % s + " ".join(fmt(med(values(s, c, "goodput_bps", 1e-6)) or 0, 2) for c in cols) + "\n")
+            f.write('"%s" ' % s + " ".join(col_value(s, c) for c in cols) + "\n")
     gnuplot("""set terminal pngcairo size 900,500 noenhanced
 set output '%s'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set ylabel 'goodput, Mbit/s (median)'
-set title 'Bulk goodput: SST vs kernel TCP (bulk/loss*: 100 Mbit/s x 50 ms; veth: no emulation)'
+set title 'Bulk goodput (bulk, loss*: 100 Mbit/s x 50 ms; veth: no emulation)'
 set key outside right
 set logscale y
 set grid ytics
-plot for [i=2:5] '%s' using i:xtic(1) title columnheader(i)
+plot for [i=2:7] '%s' using i:xtic(1) title columnheader(i)
 """ % (os.path.join(plot_dir, "bulk.png"), dat))
     md.insert(md.index("## 2. Bulk goodput with random loss (same link)"),
               "![bulk goodput](%s/bulk.png)\n" % plot_rel)
