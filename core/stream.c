@@ -185,6 +185,19 @@ void sst_strm_unbind(struct sst_stream *s)
     s->conn = NULL;
 }
 
+/* s's bare Init no longer occupies one of the parent's SST_BARE_INITS_MAX slots: its siblings
+ * blocked on that bound may send theirs. */
+void sst_strm_uncount_bare(struct sst_stream *s)
+{
+    if (!s->counted_bare)
+        return;
+    s->counted_bare = false;
+    if (s->parent == NULL)
+        return;
+    s->parent->bare_children--;
+    sst_strm_wake_waiters(s->parent);
+}
+
 void sst_strm_confirm(struct sst_stream *s)
 {
     if (s->peer_knows)
@@ -192,6 +205,7 @@ void sst_strm_confirm(struct sst_stream *s)
     s->peer_knows = true;
     s->known_ever = true;
     sst_strm_wake_waiters(s);   /* children's Inits may name us now */
+    sst_strm_uncount_bare(s);
     if (s->counted_unconfirmed && s->parent != NULL) {
         s->parent->unconfirmed_children--;
         s->counted_unconfirmed = false;
@@ -223,6 +237,7 @@ void sst_strm_free(struct sst_stream *s)
     while (s->waiters != NULL)
         sst_strm_unwait(s->waiters);
     sst_mig_forget_usid(s);
+    sst_strm_uncount_bare(s);
     if (s->counted_unconfirmed && s->parent != NULL) {
         s->parent->unconfirmed_children--;
         s->counted_unconfirmed = false;

@@ -29,6 +29,9 @@ enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
 #define ROOT_WINDOW 65535u
 /* Stateless Resets waiting to go out, per channel (best effort; more are dropped). */
 #define RST_QUEUE 32
+/* Children of one parent whose Init went out bare (without the data that waits for the
+ * parent's credit) and is not yet confirmed: stream_sched.c can_emit. */
+#define SST_BARE_INITS_MAX 16
 /* Datagrams being reassembled per channel, and their largest fragment count. */
 #define DG_PARTIALS 8
 #define DG_MAX_FRAGS 32
@@ -75,6 +78,8 @@ struct sst_stream {
     struct sst_stream *aq_owner;   /* the stream whose accept queue holds us */
     struct sst_listener *lq_owner; /* the listener whose backlog holds us */
     unsigned unconfirmed_children; /* children whose Init is not yet known to the peer */
+    unsigned bare_children;        /* of those, the ones whose Init went out without its data
+                                    * (SST_BARE_INITS_MAX, stream_sched.c) */
 
     uint16_t local_lsid, remote_lsid;
     struct sst_usid usid;          /* initiator: usid.counter is set at creation, the nonce
@@ -132,6 +137,7 @@ struct sst_stream {
     unsigned svc : 2;              /* enum svc_state */
     bool listening : 1;
     bool counted_unconfirmed : 1;
+    bool counted_bare : 1;         /* counted in parent->bare_children */
     bool has_local : 1;
     bool has_remote : 1;
     bool remote_detached : 1;          /* the peer detached its half (it had our Reply/Init) */
@@ -274,6 +280,7 @@ void sst_strm_unready(struct sst_stream *s);
 void sst_strm_wait_on_parent(struct sst_stream *s);
 void sst_strm_unwait(struct sst_stream *s);
 void sst_strm_wake_waiters(struct sst_stream *parent);
+void sst_strm_uncount_bare(struct sst_stream *s);
 struct sst_stream *sst_strm_alloc(struct sst_ctx *c, struct conn *cn, struct sst_stream *parent,
                                   size_t rxcap, size_t txcap);
 /* Allocates s's LSID on its conn; false when the LSID space is exhausted. */

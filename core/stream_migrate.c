@@ -237,6 +237,10 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
                 oroot->unconfirmed_children--;
                 nroot->unconfirmed_children++;
             }
+            if (s->counted_bare) {
+                oroot->bare_children--;
+                nroot->bare_children++;
+            }
             if (s->borrowed > 0) {
                 sst_fc_rx_release(&oroot->frx, s->borrowed);
                 sst_fc_rx_charge(&nroot->frx, s->borrowed);

@@ -91,6 +91,18 @@ static enum emit_verdict can_emit(struct sst_stream *s, size_t cap, struct sst_s
             none = EMIT_BLOCKED;
         }
     }
+    /* An Init whose data waits for the parent's credit still goes out bare, to create the
+     * stream (its own window then carries the data; the parent's credit may be held by
+     * children whose readers stall).  But the peer holds each such stream in its bounded queue
+     * of streams that have not shown their service request yet (on_init, paper §2.1), and
+     * refuses the excess with a stateless Reset: a burst of bare Inits -- 2 000 streams opened
+     * at once under BBR's unpaced first flights -- overflowed it, and refused streams whose
+     * Reset was lost waited for a Reply forever.  So only SST_BARE_INITS_MAX of a parent's
+     * children may have a bare Init unconfirmed at a time; the others wait for the parent's
+     * credit or a free slot (sst_strm_uncount_bare). */
+    if (none == EMIT_BLOCKED_PARENT && type == SST_PT_INIT && !s->counted_bare &&
+        s->parent->bare_children >= SST_BARE_INITS_MAX)
+        return none;
     if (s->need_reply || s->need_wupdate)
         return EMIT_NOW;
     return none;
@@ -190,6 +202,10 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
         sst_tx_copy(&s->tx, g->off, buf + hl, g->len);
         sst_tx_commit(&s->tx, g);
         sst_fc_tx_charge(seg_fc(s, type), units);
+    }
+    if (type == SST_PT_INIT && !has_seg && !s->counted_bare && sst_tx_pending(&s->tx)) {
+        s->counted_bare = true;
+        s->parent->bare_children++;
     }
     if (type == SST_PT_REPLY)
         s->need_reply = false;
