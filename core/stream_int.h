@@ -77,9 +77,10 @@ struct sst_stream {
     struct sst_stream *acceptq;
     struct sst_stream *aq_owner;   /* the stream whose accept queue holds us */
     struct sst_listener *lq_owner; /* the listener whose backlog holds us */
-    unsigned unconfirmed_children; /* children whose Init is not yet known to the peer */
-    unsigned bare_children;        /* of those, the ones whose Init went out without its data
-                                    * (SST_BARE_INITS_MAX, stream_sched.c) */
+    /* Children whose Init is not yet known to the peer, and of those the ones whose Init went
+     * out without its data (SST_BARE_INITS_MAX, stream_sched.c).  Each holds an LSID of its
+     * own, so 16 bits suffice. */
+    uint16_t unconfirmed_children, bare_children;
 
     uint16_t local_lsid, remote_lsid;
     struct sst_usid usid;          /* initiator: usid.counter is set at creation, the nonce
@@ -127,7 +128,7 @@ struct sst_stream {
 
 
     /* small state and flags, packed together in 8 bytes (test_stream_mem checks the size; the
-     * order keeps multi-bit fields from straddling a 32-bit unit, one bit is left) */
+     * order keeps multi-bit fields from straddling a 32-bit unit; no bit is left) */
     int16_t err;                   /* SST_ERR_* once failed */
     unsigned adv_win : 5;          /* last window exponent advertised (0..31) */
     unsigned pending_ev : 6;       /* SST_EV_* bits waiting for the callback */
