@@ -150,8 +150,12 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         if (!parent->is_root && !parent->listening)
             refuse = true;
         if (refuse) {
+            /* The Reset is stateless (not retransmitted): the Init stays unacknowledged, so
+             * the initiator sends it again, and gets a Reset again, until one arrives.  An
+             * acknowledged Init would tell it we know the stream, and it would wait for a
+             * Reply forever if the Reset were lost. */
             sst_conn_stateless_reset(cn, p->lsid);
-            return true;
+            return false;
         }
         s = sst_strm_alloc(c, cn, parent, c->cfg.rx_buffer, c->cfg.tx_buffer);
         if (s == NULL)

@@ -1202,6 +1202,46 @@ START_TEST(test_sim_backlog_and_pending_bounds)
 }
 END_TEST
 
+/* A burst of Inits the server refuses (substreams of a stream that does not listen): more
+ * Resets than its queue of stateless Resets holds are due at once.  Every initiator must learn
+ * of its refusal; none may wait, its Init acknowledged, for a Reply that never comes. */
+START_TEST(test_sim_refusal_burst_reaches_every_initiator)
+{
+    struct sim *s = new_sim(31);
+    struct sim_link_params lp = { .rate_bps = 100000000, .delay = SST_MS(5), .queue_bytes = 500000, .loss = 0.05 };
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "deaf", server_accept, &sv);
+    struct ep top = { 0 };
+    simctx_node_enter(&a);
+    top.s = sst_connect(a.c, &b.addr, "deaf", ep_cb, &top);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_connected, &top, SST_SEC(5)), 0);
+    enum { K = 300 };
+    static struct ep kids[K];
+    memset(kids, 0, sizeof kids);
+    simctx_node_enter(&a);
+    for (unsigned i = 0; i < K; i++) {
+        kids[i].s = sst_stream_open_substream(top.s, ep_cb, &kids[i]);
+        ck_assert_ptr_nonnull(kids[i].s);
+        ep_start_tx(&kids[i], 500 + i, 100);
+    }
+    simctx_node_leave(&a);
+    sim_run_until(s, sim_now(s) + SST_SEC(10));
+    unsigned resets = 0;
+    for (unsigned i = 0; i < K; i++)
+        resets += kids[i].errored && kids[i].err == SST_ERR_RESET;
+    ck_assert_uint_eq(resets, K);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* Transaction server: each accepted stream gets a heap ep, freed when done. */
 static unsigned txn_served, txn_bad;
 
@@ -1350,6 +1390,7 @@ int main(void)
     tcase_add_test(tc, test_sim_redundant_streams_hostile_link);
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
+    tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);
     tcase_add_loop_test(tc, test_sim_lsid_wrap_many_transactions, 0, 2);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
