@@ -54,7 +54,7 @@ SST_API void sst_host_config_default(struct sst_host_config *c)
 {
     memset(c, 0, sizeof *c);
     c->security = SST_SEC_STRONG;
-    c->cc = SST_CC_CUBIC;
+    c->cc = SST_CC_BBR;   /* docs/protocol-recovery.md "Choice of the default" */
     c->allow_aes = true;
     c->max_udp_payload = 1232;  /* IPv6 minimum MTU 1280 - 40 (IPv6) - 8 (UDP) */
     c->cookie_threshold = 64;

@@ -39,7 +39,7 @@ struct sst_host_io {
 struct sst_host_config {
     struct sst_identity identity;     /* required: see sst_identity_generate / keystore */
     enum sst_security security;       /* default strong */
-    enum sst_cc_algo cc;              /* default cubic */
+    enum sst_cc_algo cc;              /* default bbr */
     bool allow_aes;                   /* offer AES-256-GCM if the CPU has it (default true) */
     uint16_t max_udp_payload;         /* datagram size limit before PMTU discovery: 1232 */
     unsigned cookie_threshold;        /* half-open handshakes before cookies are demanded */

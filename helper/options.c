@@ -40,7 +40,7 @@ void sstd_options_usage(FILE *f)
           "  --idle SECONDS      keep a warm channel this long after its last use (default 300)\n"
           "  --allow-uid LIST    also accept control clients with these uids/user names\n"
           "  --handshake-timeout SECONDS  give up on a host that does not answer (default 10)\n"
-          "  --cc NAME           congestion control: cubic|newreno|bbr (default: the engine's, cubic)\n"
+          "  --cc NAME           congestion control: cubic|newreno|bbr (default: the engine's, bbr)\n"
           "  --security LEVEL    strong|light (default strong); a channel is light only when\n"
           "                      both ends ask for light\n",
           f);

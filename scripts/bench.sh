@@ -78,7 +78,7 @@ bulk_rows() {
   local scen=$1 secs=$2 ngbytes=${3:-} rep v peers=()
   [ -n "$ngbytes" ] && peers=("ngtcp2 cubic" "kcptun fast")
   for rep in $(seq 1 "$REPS"); do
-    for v in "sst strong cubic" "sst light cubic" "sst strong bbr" "tcp cubic" "tcp bbr" "${peers[@]}"; do
+    for v in "sst strong cubic" "sst light $(engine_default_cc)" "sst strong bbr" "tcp cubic" "tcp bbr" "${peers[@]}"; do
       set -- $v
       case $1 in
         sst)
@@ -100,9 +100,10 @@ if want bulk; then
   net_up --link emu "${LINK[@]}"
   bulk_rows bulk "$BULK_S" "$NG_BULK_BYTES"
   # The engine's default stream buffers (no --buffer), which is what the shim and sstd use.
-  sst_server strong cubic
-  record bulk "SST strong cubic, engine default buffers" 1 \
-    "$(SST_BUF=0 sst_client --time "$BULK_S" --security strong --cc cubic)"
+  dcc=$(engine_default_cc)
+  sst_server strong "$dcc"
+  record bulk "SST strong $dcc, engine default buffers" 1 \
+    "$(SST_BUF=0 sst_client --time "$BULK_S" --security strong --cc "$dcc")"
   # (1) through the shim: an unmodified iperf3 upload, SST engine in the iperf3 process.
   shim_servers
   for rep in $(seq 1 "$REPS"); do
