@@ -90,19 +90,23 @@ get "$LIB_TMP/c4" >/dev/null || fail "curl after the helper died failed: $(tail 
 cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c4" || fail "body after the helper died differs"
 grep -q "SST engine started" "$LIB_TMP/shim.log" || fail "the in-process engine did not take over"
 log "SST_HELPER=auto with no daemon running: the shim starts sstd, which then carries the connection"
+# root's default socket is the machine-wide /run/sst/sstd.sock, which a concurrent run (or a
+# daemon left behind) may hold: curl and the sstd it starts see this test's own directory
+# there, bind-mounted in a private mount namespace, and the checks below use it by that path.
 AUTO_SOCK=/run/sst/sstd.sock
-[ -e "$AUTO_SOCK" ] && env_fail "$AUTO_SOCK already exists: another sstd would be used"
-in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=auto SST_KEYDIR="$LIB_TMP/kauto" \
+AUTO_DIR=$LIB_TMP/run-sst
+mkdir -p /run/sst "$AUTO_DIR" && chmod 700 "$AUTO_DIR"
+in_a unshare -m --propagation private sh -c 'mount --bind "$1" /run/sst && shift && exec "$@"' sh "$AUTO_DIR" \
+  env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=auto SST_KEYDIR="$LIB_TMP/kauto" \
   SST_LOG=debug SST_LOG_FILE="$LIB_TMP/auto.log" curl -sS -m 20 -o "$LIB_TMP/c5" "http://$IP_B:8080/tiny" ||
   fail "curl with SST_HELPER=auto failed: $(tail -5 "$LIB_TMP/auto.log")"
 cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c5" || fail "body via the autostarted helper differs"
 grep -q "SST_HELPER=auto: started .*sstd --socket $AUTO_SOCK" "$LIB_TMP/auto.log" || fail "sstd was not autostarted"
 grep -q "handing the connection to the helper at $AUTO_SOCK" "$LIB_TMP/auto.log" || fail "the autostarted sstd was not used"
-"$CTL" --socket "$AUTO_SOCK" status --json >"$LIB_TMP/s5.json" || fail "autostarted sstd does not answer"
+"$CTL" --socket "$AUTO_DIR/sstd.sock" status --json >"$LIB_TMP/s5.json" || fail "autostarted sstd does not answer"
 assert_eq 1 "$(json "$LIB_TMP/s5.json" 'len(d["channels"])')" "channels in the autostarted helper"
-auto_pid=$(cat /run/sst/sstd.pid 2>/dev/null || true)
+auto_pid=$(cat "$AUTO_DIR/sstd.pid" 2>/dev/null || true)
 [ -n "$auto_pid" ] || fail "the autostarted sstd wrote no pid file"
 kill "$auto_pid" 2>/dev/null || true
 poll_until 10 sh -c "! kill -0 $auto_pid 2>/dev/null" || { kill -9 "$auto_pid" 2>/dev/null; fail "autostarted sstd ignored SIGTERM"; }
-rm -f "$AUTO_SOCK" /run/sst/sstd.pid
 log "PASS"
