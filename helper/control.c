@@ -465,8 +465,11 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    /* Any descriptors passed along (the hand-off's socketpair end) are kept for the request. */
-    for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h)) {
+    /* Any descriptors passed along (the hand-off's socketpair end) are kept for the request.  Only
+     * a successful recvmsg fills msg_control: after a failure (ECONNRESET when the client closed
+     * with our answer unread) it is the stack's stale bytes, which once held another client's
+     * SCM_RIGHTS header -- taking that "fd" closed a live hand-off's socket. */
+    for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; h; h = CMSG_NXTHDR(&msg, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
             continue;
         size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);

@@ -76,6 +76,11 @@ assert_eq 2 "$rc" "client exit for a refused port"
 grep -q '"result":"REFUSED"' "$LIB_TMP/refused.reply" || fail "reply: $(cat "$LIB_TMP/refused.reply")"
 grep -q '"errno":111' "$LIB_TMP/refused.reply" || fail "refusal lacks errno 111"
 
+log "a control client that closes with sstd's answer unread leaves other hand-offs alone"
+got=$(in_a /usr/bin/python3 "$LIB_ROOT/tests/tools/sstd_ctl_reset.py" "$SA" "$IP_B" 8080 small 2>"$LIB_TMP/ctlreset.err") ||
+  fail "$(cat "$LIB_TMP/ctlreset.err")"
+assert_eq 100000 "$got" "body bytes through the hand-off after another client's reset"
+
 log "20 parallel clients share one channel"
 pids=()
 for i in $(seq 1 20); do
@@ -91,9 +96,9 @@ for i in $(seq 1 20); do
 done
 "$CTL" --socket "$SA" status --json >"$LIB_TMP/st.json" || fail "status failed"
 assert_eq 1 "$(json "$LIB_TMP/st.json" 'len([c for c in d["channels"] if c["peer"]=="'"$IP_B"':8661"])')" \
-  "IPv4 channels after 22 hand-offs to $IP_B"
+  "IPv4 channels after 23 hand-offs to $IP_B"
 assert_eq 2 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_initiated"]')" "handshakes (one IPv4, one IPv6)"
-assert_eq 23 "$(json "$LIB_TMP/st.json" 'd["stream_totals"]["opened"]')" "streams opened"
+assert_eq 24 "$(json "$LIB_TMP/st.json" 'd["stream_totals"]["opened"]')" "streams opened (blob, v6, refused, the reset check, 20 parallel)"
 assert_eq 0 "$(json "$LIB_TMP/st.json" 'len(d["streams"])')" "streams still open"
 
 log "client killed mid-transfer: B sees the stream reset"
