@@ -18,16 +18,24 @@ static void node_random(void *ctx, void *buf, size_t len)
     sim_rng_bytes(&n->rng, buf, len);
 }
 
+static sst_time_t quantize_down(const struct simctx_node *n, sst_time_t t)
+{
+    return n->quantum ? t - t % n->quantum : t;
+}
+
 static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
 {
     struct simctx_node *n = ctx;
-    sst_ctx_recv(n->c, now, from, pkt, len);
+    sst_ctx_recv(n->c, quantize_down(n, now), from, pkt, len);
 }
 
 static sst_time_t node_deadline(void *ctx)
 {
     struct simctx_node *n = ctx;
-    return sst_ctx_deadline(n->c);
+    sst_time_t d = sst_ctx_deadline(n->c);
+    if (n->quantum == 0 || d == SST_TIME_NEVER || d % n->quantum == 0)
+        return d;
+    return quantize_down(n, d) + n->quantum;
 }
 
 static void node_timeout(void *ctx, sst_time_t now)

@@ -19,6 +19,10 @@ struct simctx_node {
      * tests that lose one chosen packet. */
     bool (*drop)(void *arg, const uint8_t *pkt, size_t len);
     void *drop_arg;
+    /* Optional: > 0 makes the node behave like a batch driver that wakes every `quantum`: it hands
+     * the engine every datagram that arrived since with one timestamp (the start of the quantum)
+     * and runs its timers at the next boundary.  Set after simctx_node_init. */
+    sst_time_t quantum;
 };
 
 /* Creates the context and adds node `addr` to simulator s.  The node's random stream is

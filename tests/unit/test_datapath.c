@@ -8,72 +8,17 @@
 
 #include "host.h"
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
 
 #define TOTAL (8u << 20)   /* two 4 MiB windows' worth, so periodic updates happen too */
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-    sst_time_t quantum;   /* > 0: behave like the batch driver polling every quantum */
-};
-
-/* A driver that wakes every `quantum` hands the engine all datagrams that arrived since with one
- * timestamp (the start of the quantum), then runs its timers at the next boundary. */
-static sst_time_t quantize_down(const struct node *n, sst_time_t t)
+/* Nodes are simctx nodes; `quantum` > 0 makes one poll like the batch driver (simctx.h).  The
+ * default context configuration: 4 MiB receive buffer, so the full window is 4 MiB - 1. */
+static void node_init(struct simctx_node *n, struct sim *s, uint8_t id)
 {
-    return n->quantum ? t - t % n->quantum : t;
-}
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
-}
-
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, quantize_down(n, now), from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    sst_time_t d = sst_ctx_deadline(n->c);
-    if (n->quantum == 0 || d == SST_TIME_NEVER || d % n->quantum == 0)
-        return d;
-    return quantize_down(n, d) + n->quantum;
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static void node_init(struct node *n, struct sim *s, uint8_t id)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = sim_addr4(id, 4000);
-    sim_rng_init(&n->rng, sim_seed(s), "wupdate-node", id);
-    struct sst_ctx_config cfg;
-    sst_ctx_config_default(&cfg);  /* 4 MiB receive buffer: the full window is 4 MiB - 1 */
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    struct sim_node_ops ops = { .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout };
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &ops, n), 0);
+    struct sst_addr addr = sim_addr4(id, 4000);
+    simctx_node_init(n, s, &addr, "wupdate-node", id, NULL);
 }
 
 struct server {
@@ -159,7 +104,7 @@ static void run_bulk(const struct sim_link_params *lp, bool silent, sst_time_t q
     sc.pool_packets = 16384;
     struct sim *s = sim_new(&sc);
     ck_assert_ptr_nonnull(s);
-    struct node a, b;
+    struct simctx_node a, b;
     node_init(&a, s, 1);
     node_init(&b, s, 2);
     b.quantum = quantum;
@@ -183,10 +128,8 @@ static void run_bulk(const struct sim_link_params *lp, bool silent, sst_time_t q
     sst_host_get_stats(sst_ctx_host(b.c), &hb);
     *a_tx = ha.tx_packets;
     *b_tx = hb.tx_packets;
-    sim_node_remove(s, &a.addr);
-    sim_node_remove(s, &b.addr);
-    sst_ctx_free(a.c);
-    sst_ctx_free(b.c);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
 }
 

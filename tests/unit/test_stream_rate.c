@@ -10,83 +10,18 @@
 
 #include "host.h"
 #include "sim.h"
+#include "simctx.h"
 #include "sst.h"
 
 #define REQ_LEN 16
 #define WINDOW 64
 
-struct node {
-    struct sim *sim;
-    struct sst_addr addr;
-    struct sst_ctx *c;
-    struct sim_rng rng;
-    sst_time_t quantum;   /* > 0: behave like the batch driver polling every quantum */
-};
-
-/* As in test_datapath: a driver that wakes every `quantum` hands the engine every datagram that
- * arrived since with one timestamp, then runs its timers at the next boundary. */
-static sst_time_t quantize_down(const struct node *n, sst_time_t t)
+/* Nodes are simctx nodes; `quantum` > 0 makes one poll like the batch driver (simctx.h). */
+static void node_init(struct simctx_node *n, struct sim *s, uint8_t id, sst_time_t quantum)
 {
-    return n->quantum ? t - t % n->quantum : t;
-}
-
-static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    (void)sim_send(n->sim, &n->addr, to, pkt, len);
-}
-
-static void node_random(void *ctx, void *buf, size_t len)
-{
-    struct node *n = ctx;
-    sim_rng_bytes(&n->rng, buf, len);
-}
-
-static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
-{
-    struct node *n = ctx;
-    sst_ctx_recv(n->c, quantize_down(n, now), from, pkt, len);
-}
-
-static sst_time_t node_deadline(void *ctx)
-{
-    struct node *n = ctx;
-    sst_time_t d = sst_ctx_deadline(n->c);
-    if (n->quantum == 0 || d == SST_TIME_NEVER || d % n->quantum == 0)
-        return d;
-    return quantize_down(n, d) + n->quantum;
-}
-
-static void node_timeout(void *ctx, sst_time_t now)
-{
-    struct node *n = ctx;
-    sst_ctx_timeout(n->c, now);
-}
-
-static const struct sim_node_ops node_ops = {
-    .recv = node_recv, .deadline = node_deadline, .timeout = node_timeout
-};
-
-static void node_init(struct node *n, struct sim *s, uint8_t id, sst_time_t quantum)
-{
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    n->addr = sim_addr4(id, 4000);
+    struct sst_addr addr = sim_addr4(id, 4000);
+    simctx_node_init(n, s, &addr, "rate-node", id, NULL);
     n->quantum = quantum;
-    sim_rng_init(&n->rng, sim_seed(s), "rate-node", id);
-    struct sst_ctx_config cfg;
-    sst_ctx_config_default(&cfg);
-    sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
-    n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &node_ops, n), 0);
-}
-
-static void node_free(struct node *n)
-{
-    sim_node_remove(n->sim, &n->addr);
-    sst_ctx_free(n->c);
 }
 
 /* ---- the server: read the request to its end, answer one byte, close ----------------------- */
@@ -141,7 +76,7 @@ static void srv_accept(struct sst_listener *l, void *arg)
 /* ---- the client: WINDOW transactions in flight, a new one as each ends ----------------------- */
 
 struct client {
-    struct node *n;
+    struct simctx_node *n;
     struct sst_addr peer;
     unsigned started, finished, want, bad;
 };
@@ -222,7 +157,7 @@ static struct cost measure(uint64_t seed, sst_time_t quantum, unsigned n)
     struct sim *s = sim_new(&sc);
     ck_assert_ptr_nonnull(s);
     struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(100), .queue_bytes = 4000000 };
-    static struct node a, b;
+    static struct simctx_node a, b;
     node_init(&a, s, 1, quantum);
     node_init(&b, s, 2, quantum);
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
@@ -250,8 +185,8 @@ static struct cost measure(uint64_t seed, sst_time_t quantum, unsigned n)
         .cli_tx = (double)(h1.tx_packets - h0.tx_packets) / n,
         .cli_rx = (double)(h1.rx_packets - h0.rx_packets) / n,
     };
-    node_free(&a);
-    node_free(&b);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
     sim_free(s);
     return c;
 }
