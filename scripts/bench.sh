@@ -151,7 +151,7 @@ fi
 # ---- (3) fairness: one SST flow and one kernel cubic flow share the bottleneck -------------
 if want fair; then
   for loss in 0 1; do
-    log "(3) fairness, SST cubic or bbr + TCP cubic, $loss% loss"
+    log "(3) fairness, SST cubic or bbr (and kernel bbr for reference) + TCP cubic, $loss% loss"
     if [ "$loss" = 0 ]; then net_up --link emu "${LINK[@]}"; else net_up --link emu "${LINK[@]}" --loss "$loss%"; fi
     ns_cc "$NS_A" cubic
     ns_cc "$NS_B" cubic
@@ -162,6 +162,8 @@ if want fair; then
         [ "$loss" = 0 ] || scen=$scen-loss$loss
         fair_pair "$rep" "$FAIR_S" "$cc" "$scen"
       done
+      scen=fair-tcpbbr; [ "$loss" = 0 ] || scen=$scen-loss$loss
+      tcp_fair_pair "$rep" "$FAIR_S" "$scen"
     done
   done
 fi

@@ -187,6 +187,30 @@ fair_pair() {
   rm -f "$f1" "$f2"
 }
 
+# tcp_fair_pair REP SECONDS SCENARIO: the kernel reference for fair_pair -- an iperf3 bbr upload
+# (to the usual server on 5202) and an iperf3 cubic upload (to a one-test server on 5206) start
+# together on the same link; shows what Linux's own BBR does against cubic there.
+tcp_fair_pair() {
+  local rep=$1 secs=$2 scen=$3 f1 f2 p1 p2 srv
+  iperf_server
+  lib_bg ip netns exec "$NS_B" iperf3 -s -1 -p 5206 >>"$OUT/iperf-server.log" 2>&1
+  srv=$LIB_BG_PID
+  wait_for_port "$NS_B" 5206 tcp 5
+  f1=$(mktemp "$OUT/fair.XXXXXX")
+  f2=$(mktemp "$OUT/fair.XXXXXX")
+  ip netns exec "$NS_A" timeout $((secs + 30)) iperf3 -c "$IP_B" -p 5202 -t "$secs" -C bbr -J 2>>"$OUT/stderr.log" |
+    /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" >"$f1" &
+  p1=$!
+  ip netns exec "$NS_A" timeout $((secs + 30)) iperf3 -c "$IP_B" -p 5206 -t "$secs" -C cubic -J 2>>"$OUT/stderr.log" |
+    /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" >"$f2" &
+  p2=$!
+  wait "$p1" "$p2"
+  stop_pid "$srv"
+  record "$scen" "TCP bbr" "$rep" "$(cat "$f1")"
+  record "$scen" "TCP cubic" "$rep" "$(cat "$f2")"
+  rm -f "$f1" "$f2"
+}
+
 # ---- the shim rows: unmodified programs under LD_PRELOAD=libsstshim.so -------------------------
 SHIM_LIB=$BUILD/libsstshim.so
 SSTD_B_PID=

@@ -277,19 +277,23 @@ for loss in ("0.1", "1", "5"):
     w("")
 
 # ---- 3. fairness -----------------------------------------------------------------------------
-FAIR = [("fair", "cubic", "0"), ("fair-bbr", "bbr", "0"), ("fair-loss1", "cubic", "1"),
-        ("fair-bbr-loss1", "bbr", "1")]
-if any(any(k[0] == sc for k in rows) for sc, _c, _l in FAIR):
+# (scenario, controller, loss %, variant of the flow whose share is shown); the fair-tcpbbr rows
+# are the reference: kernel bbr instead of SST against the same kernel cubic flow.
+FAIR = [("fair", "cubic", "0", "SST strong cubic"), ("fair-bbr", "bbr", "0", "SST strong bbr"),
+        ("fair-tcpbbr", "kernel bbr (reference)", "0", "TCP bbr"),
+        ("fair-loss1", "cubic", "1", "SST strong cubic"), ("fair-bbr-loss1", "bbr", "1", "SST strong bbr"),
+        ("fair-tcpbbr-loss1", "kernel bbr (reference)", "1", "TCP bbr")]
+if any(any(k[0] == sc for k in rows) for sc, _c, _l, _v in FAIR):
     w("## 3. Fairness: one SST flow and one kernel TCP cubic flow share the bottleneck")
     w("")
     w("Both uploads start together; share = SST goodput / sum, per run.  The 45–55 %% target (paper: "
       "48.8 %%) is evaluated for the engine's default controller (%s) on the clean link; the other "
-      "rows are measurements." % DEF_CC)
+      "rows are measurements.  The kernel bbr rows replace the SST flow with an iperf3 `-C bbr` "
+      "upload (Linux's BBR v1) on the same link in the same run, for reference." % DEF_CC)
     w("")
-    w("| SST controller | loss | SST Mbit/s | TCP cubic Mbit/s | SST share % | target | met? |")
+    w("| controller | loss | SST (or kernel bbr) Mbit/s | TCP cubic Mbit/s | its share % | target | met? |")
     w("|---|---|---|---|---|---|---|")
-    for scen, cc, loss in FAIR:
-        v = "SST strong " + cc
+    for scen, cc, loss, v in FAIR:
         sst_f = [get(j, "goodput_bps") for j in rows.get((scen, v), [])]
         tcp_f = [get(j, "goodput_bps") for j in rows.get((scen, "TCP cubic"), [])]
         if not sst_f:
