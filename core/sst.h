@@ -73,6 +73,15 @@ struct sst_ctx_config {
     /* Streams idle this long (nothing in flight or waiting) detach from their channel, freeing
      * their LSID, and re-attach on next use.  0 = never.  Default 30 s. */
     sst_time_t detach_idle;
+    /* Liveness of dormant streams (docs/protocol-streams.md §2c): a conn dormant this long
+     * reconnects to its peer as if it had something to send, and every stream attaches, so a
+     * peer whose process is gone is found out (a stateless Reset for the USID, another host
+     * key, an ICMP port unreachable: SST_ERR_RESET; nobody answers: SST_ERR_TIMEOUT after
+     * max(migrate_timeout, 10 s)).  Then idle again, the conn goes dormant again and probes
+     * again after this long.  A side that only reads from a dead peer's stream therefore ends
+     * within host.idle_timeout + liveness_probe + max(migrate_timeout, 10 s).  0 = never
+     * (dormant streams wait for a write, like TCP without keepalives).  Default 60 s. */
+    sst_time_t liveness_probe;
 };
 
 SST_API void sst_ctx_config_default(struct sst_ctx_config *c);
@@ -216,6 +225,7 @@ struct sst_ctx_stats {
      * conns whose streams moved to a new channel (either side's), and those dormant now. */
     uint64_t idle_closes, idle_wakes, idle_resumes;
     uint64_t conns_dormant;
+    uint64_t liveness_probes;             /* dormant conns that reconnected to check the peer */
     uint64_t attaches_deferred;           /* Attaches left unacknowledged: a simultaneous
                                            * reconnection's other channel wins */
 };

@@ -25,6 +25,7 @@ SST_API void sst_ctx_config_default(struct sst_ctx_config *c)
     c->max_txrecs = 65536;
     c->migrate_timeout = SST_SEC(30);
     c->detach_idle = SST_SEC(30);
+    c->liveness_probe = SST_SEC(60);
 }
 
 SST_API struct sst_ctx *sst_ctx_new_unbound(const struct sst_ctx_config *cfg)
@@ -130,9 +131,14 @@ SST_API void sst_ctx_chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_ev
             sst_chan_set_upper(ch, NULL, NULL);
             cn->ch = NULL;
             cn->up = false;
+            /* A reconnection refused by the peer's kernel: its process is gone (§2c). */
+            struct sst_addr peer = cn->peer;
+            bool refused = !cn->was_up && err == SST_ERR_NO_SST;
             /* A link failure puts the streams in limbo instead, when migration is on. */
             if (!sst_mig_conn_down(cn, err))
                 sst_conn_down(cn, err);
+            if (refused)
+                sst_mig_refused(c, &peer);
         }
         break;
     default:

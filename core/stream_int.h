@@ -234,6 +234,7 @@ struct conn {
     bool dormant;
     bool chan_initiator;           /* we initiated this conn's channel */
     sst_time_t limbo_until, retry_at, backoff;
+    sst_time_t probe_at;           /* dormant: when to check that the peer still knows us */
     struct gone_ring *gone;        /* allocated on the first release, freed once expired */
     struct conn *prev, *next;
 };
@@ -348,6 +349,8 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c);
 void sst_mig_timeout(struct sst_ctx *c);
 /* s (on a dormant conn) has something to send: wake its conn so a channel is re-established. */
 void sst_mig_wake(struct sst_stream *s);
+/* A handshake to `peer` met an ICMP port unreachable: conns in limbo reconnecting there fail. */
+void sst_mig_refused(struct sst_ctx *c, const struct sst_addr *peer);
 /* Runs the reconnections that woken dormant conns asked for (end of every public call). */
 void sst_mig_kick(struct sst_ctx *c);
 

@@ -556,6 +556,7 @@ bool sst_mig_conn_down(struct conn *cn, int err)
         cn->we_reconnect = false;
         c->stats.idle_closes++;
         cn->limbo_until = SST_TIME_NEVER;
+        cn->probe_at = c->cfg.liveness_probe > 0 ? c->now + c->cfg.liveness_probe : SST_TIME_NEVER;
     }
     sst_conn_free_unowned(c);
     /* A channel to the same peer may already be up (the peer moved and reconnected first). */
@@ -584,22 +585,45 @@ bool sst_mig_conn_down(struct conn *cn, int err)
     return true;
 }
 
-/* Streams on a dormant conn wait for whichever side first has something to send. */
-void sst_mig_wake(struct sst_stream *s)
+/* From here on a dormant conn is a link failure like any other: reconnect at once, then with
+ * backoff, and fail the streams with SST_ERR_TIMEOUT if the peer cannot be reached in time.
+ * Once a channel is up every stream attaches (the conn is no longer dormant: adopt_limbo is
+ * not lazy), so a peer that lost them answers each Attach with a stateless Reset. */
+static void conn_wake(struct conn *cn)
 {
-    struct conn *cn = s->conn;
-    struct sst_ctx *c = s->ctx;
-    if (cn == NULL || !cn->dormant)
-        return;
-    /* From here on it is a link failure like any other: reconnect at once, then with backoff,
-     * and fail the streams with SST_ERR_TIMEOUT if the peer cannot be reached in time. */
+    struct sst_ctx *c = cn->ctx;
     cn->dormant = false;
     cn->we_reconnect = true;
     cn->limbo_until = c->now + SST_MAX(c->cfg.migrate_timeout, DORMANT_WAKE_MIN);
     cn->backoff = MIG_BACKOFF_MIN;
     cn->retry_at = c->now;
+    cn->probe_at = SST_TIME_NEVER;
     c->mig_kick = true;
-    c->stats.idle_wakes++;
+}
+
+/* Streams on a dormant conn wait for whichever side first has something to send. */
+void sst_mig_wake(struct sst_stream *s)
+{
+    struct conn *cn = s->conn;
+    if (cn == NULL || !cn->dormant)
+        return;
+    conn_wake(cn);
+    s->ctx->stats.idle_wakes++;
+}
+
+/* The peer's kernel refused our handshake (ICMP port unreachable): no SST endpoint listens at
+ * the peer's address any more, so the process that held these streams is gone.  Like TCP's
+ * RST, it ends them at once instead of after the reconnection deadline.  Only conns that were
+ * trying to reach that address (woken, probing or migrating) are concerned; ICMP is not
+ * authenticated, so it never touches a live channel (host.h, sst_host_unreachable). */
+void sst_mig_refused(struct sst_ctx *c, const struct sst_addr *peer)
+{
+    struct conn *cn, *tmp;
+    DL_FOREACH_SAFE(c->conns, cn, tmp) {
+        if (cn->limbo && !cn->dormant && cn->we_reconnect && sst_addr_eq(&cn->peer, peer) &&
+            sst_conn_find_peer(c, peer) == NULL)
+            sst_conn_down(cn, SST_ERR_RESET);
+    }
 }
 
 /* ---- timers ------------------------------------------------------------------------------- */
@@ -610,7 +634,7 @@ sst_time_t sst_mig_deadline(struct sst_ctx *c)
     struct conn *cn;
     DL_FOREACH(c->conns, cn) {
         if (cn->dormant) {
-            continue;   /* no timer at all: an idle connection costs nothing */
+            t = SST_MIN(t, cn->probe_at);   /* the coarse liveness probe, if on (§2c) */
         } else if (cn->limbo) {
             t = SST_MIN(t, cn->limbo_until);
             if (cn->we_reconnect && sst_conn_find_peer(c, &cn->peer) == NULL)
@@ -696,8 +720,13 @@ void sst_mig_timeout(struct sst_ctx *c)
     struct conn *cn, *tmp;
     DL_FOREACH_SAFE(c->conns, cn, tmp) {
         if (cn->dormant) {
-            if (conn_empty(cn))
+            if (conn_empty(cn)) {
                 sst_conn_down(cn, SST_OK);
+            } else if (c->now >= cn->probe_at) {
+                /* Liveness (§2c): check that the peer still knows these streams. */
+                conn_wake(cn);
+                c->stats.liveness_probes++;   /* sst_mig_kick reconnects at the end of the call */
+            }
             continue;
         }
         if (!cn->limbo) {
