@@ -18,7 +18,7 @@
 #include "err.h"
 #include "sst.h"
 
-static void pump_run(struct sstd_pump *p);
+static void pump_step(struct sstd_pump *p);
 static void fd_cb(evutil_socket_t fd, short what, void *arg);
 
 void sstd_kick(struct sstd *d)
@@ -52,6 +52,7 @@ static void pump_release(struct sstd_pump *p)
 static void pump_finish(struct sstd_pump *p, bool reset, int err)
 {
     struct sstd *d = p->d;
+    p->busy = true;   /* callbacks the calls below run for this pump only record events */
     if (p->answer) {
         sstd_pump_answer_fn fn = p->answer;
         p->answer = NULL;
@@ -104,8 +105,18 @@ static void update_events(struct sstd_pump *p)
         event_del(p->wev);
 }
 
-/* Moves what can move now; returns after freeing p if the pump is done. */
-static void pump_run(struct sstd_pump *p)
+/* Asks for the pump to end once the current step is over (see busy in pump.h). */
+static void pump_end(struct sstd_pump *p, bool reset, int err)
+{
+    if (p->fin)
+        return;
+    p->fin = true;
+    p->fin_reset = reset;
+    p->fin_err = err;
+}
+
+/* Moves what can move now; returns early when the pump must end (p->fin). */
+static void pump_move(struct sstd_pump *p)
 {
     bool progress = true;
     while (progress) {
@@ -127,12 +138,12 @@ static void pump_run(struct sstd_pump *p)
                 progress = true;
                 if (!p->st_eof && fd_hung_up(p->fd) && p->kind == SSTD_PUMP_HANDOFF) {
                     /* The client is gone while the peer may still send: reset (paper §4.3.8). */
-                    pump_finish(p, true, SST_ERR_RESET);
+                    pump_end(p, true, SST_ERR_RESET);
                     return;
                 }
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 SSTD_DEBUG("pump %s: local read: %s", p->dest, strerror(errno));
-                pump_finish(p, true, SST_ERR_RESET);
+                pump_end(p, true, SST_ERR_RESET);
                 return;
             }
         }
@@ -146,7 +157,7 @@ static void pump_run(struct sstd_pump *p)
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
                 SSTD_DEBUG("pump %s: stream write: %s", p->dest, sst_strerror((int)n));
-                pump_finish(p, true, (int)n);
+                pump_end(p, true, (int)n);
                 return;
             }
         }
@@ -167,7 +178,7 @@ static void pump_run(struct sstd_pump *p)
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
                 SSTD_DEBUG("pump %s: stream read: %s", p->dest, sst_strerror((int)n));
-                pump_finish(p, true, (int)n);
+                pump_end(p, true, (int)n);
                 return;
             }
         }
@@ -180,7 +191,7 @@ static void pump_run(struct sstd_pump *p)
                 progress = true;
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 SSTD_DEBUG("pump %s: local write: %s", p->dest, strerror(errno));
-                pump_finish(p, true, SST_ERR_RESET);
+                pump_end(p, true, SST_ERR_RESET);
                 return;
             }
         }
@@ -189,16 +200,15 @@ static void pump_run(struct sstd_pump *p)
             p->fd_wr_shut = true;
         }
     }
-    if (p->fd_eof && p->st_wr_shut && p->st_eof && p->fd_wr_shut) {
-        pump_finish(p, false, 0);
-        return;
-    }
-    update_events(p);
+    if (p->fd_eof && p->st_wr_shut && p->st_eof && p->fd_wr_shut)
+        pump_end(p, false, 0);
 }
 
-static void stream_cb(struct sst_stream *s, unsigned events, void *arg)
+/* Handles the stream events recorded in pending_ev; false once the pump must end. */
+static bool take_events(struct sstd_pump *p)
 {
-    struct sstd_pump *p = arg;
+    unsigned events = p->pending_ev;
+    p->pending_ev = 0;
     if ((events & SST_EV_CONNECTED) && !p->connected) {
         p->connected = true;
         if (p->answer) {
@@ -207,16 +217,46 @@ static void stream_cb(struct sst_stream *s, unsigned events, void *arg)
             fn(p->answer_arg, p, 0);
         }
     }
-    if (events & SST_EV_ERROR) {
-        int err = sst_stream_error(s);
+    if ((events & SST_EV_ERROR) && p->s) {
+        int err = sst_stream_error(p->s);
         SSTD_DEBUG("stream %s: %s", p->dest, sst_strerror(err));
         /* The peer reset or refused: the stream is dead, nothing to reset back. */
-        sst_stream_close(p->s);
+        struct sst_stream *s = p->s;
         p->s = NULL;
-        pump_finish(p, p->kind == SSTD_PUMP_GATEWAY, err);
+        sst_stream_close(s);
+        pump_end(p, p->kind == SSTD_PUMP_GATEWAY, err);
+    }
+    return !p->fin;
+}
+
+/* One step: events, then data, until nothing new arrived meanwhile; then ends the pump if asked
+ * (the only place that frees it while callbacks can be running) or re-arms its fd events. */
+static void pump_step(struct sstd_pump *p)
+{
+    if (p->busy)
+        return;   /* an SST call of the outer step ran our callback: it picks the events up */
+    p->busy = true;
+    do {
+        if (!take_events(p))
+            break;
+        pump_move(p);
+    } while (!p->fin && p->pending_ev);
+    p->busy = false;
+    if (p->fin) {
+        pump_finish(p, p->fin_reset, p->fin_err);
         return;
     }
-    pump_run(p);
+    update_events(p);
+}
+
+static void stream_cb(struct sst_stream *s, unsigned events, void *arg)
+{
+    struct sstd_pump *p = arg;
+    (void)s;
+    p->pending_ev |= events;
+    if (p->busy)
+        p->nested++;
+    pump_step(p);
 }
 
 static void fd_cb(evutil_socket_t fd, short what, void *arg)
@@ -236,7 +276,7 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
         }
         p->fd_connecting = false;
     }
-    pump_run(p);
+    pump_step(p);
     sstd_kick(d);
 }
 
@@ -284,7 +324,9 @@ struct sstd_pump *sstd_pump_connect(struct sstd *d, struct sstd_peer *peer, uint
     p->answer = answer;
     p->answer_arg = arg;
     sst_ctx_set_time(sstd_ctx(d), sstd_now(d));
+    p->busy = true;   /* a callback run inside sst_connect only records its events */
     p->s = sst_connect(sstd_ctx(d), &peer->addr, service, stream_cb, p);
+    p->busy = false;
     if (!p->s) {
         p->answer = NULL;
         p->fd = -1;
@@ -296,6 +338,8 @@ struct sstd_pump *sstd_pump_connect(struct sstd *d, struct sstd_peer *peer, uint
     /* Bytes the client wrote already may go at once: the stream is writable before the peer's
      * answer (paper §4.3.4).  Pumping starts from the event loop, never inside this call. */
     event_add(p->rev, NULL);
+    if (p->pending_ev)
+        event_active(p->wev, EV_WRITE, 1);
     return p;
 }
 
@@ -306,7 +350,9 @@ struct sstd_pump *sstd_pump_accept(struct sstd *d, struct sst_listener *l, uint1
         return NULL;
     p->fd_connecting = true; /* no fd yet: stream data waits in the bounded buffer */
     p->connected = true;
+    p->busy = true;   /* as in sstd_pump_connect */
     p->s = sst_accept(l, stream_cb, p);
+    p->busy = false;
     if (!p->s) {
         pump_unlink(p);
         pump_release(p);
@@ -332,7 +378,9 @@ int sstd_pump_attach_fd(struct sstd_pump *p, int fd)
 
 void sstd_pump_abort(struct sstd_pump *p)
 {
-    pump_finish(p, true, SST_ERR_RESET);
+    pump_end(p, true, SST_ERR_RESET);
+    if (!p->busy)
+        pump_finish(p, true, SST_ERR_RESET);
 }
 
 void sstd_pump_prefix(struct sstd_pump *p, const uint8_t *buf, size_t len)
@@ -357,6 +405,7 @@ void sstd_pumps_free(struct sstd *d)
     while (d->pumps) {
         struct sstd_pump *p = d->pumps;
         d->pumps = p->next;
+        p->busy = true;   /* the close may run p's callback: it must not free p under us */
         if (p->s)
             sst_stream_close(p->s);
         pump_release(p);

@@ -32,6 +32,14 @@ struct sstd_pump {
     sst_time_t started;
     sstd_pump_answer_fn answer;
     void *answer_arg;
+    /* Re-entrancy: an SST call made while pumping may run this pump's stream callback (the
+     * engine dispatches callbacks at the end of API calls made outside one, docs/api.md); the
+     * nested call only records its events, and ending the pump waits until the outer step is
+     * done, so a pump is never freed under the code that is using it. */
+    bool busy, fin, fin_reset;
+    int fin_err;
+    unsigned pending_ev;
+    unsigned nested;              /* stream callbacks that arrived while busy (tests, debugging) */
     struct sstd_pump *next;
     /* Last: pump_new zeroes only what comes before (128 KiB of calloc per connection was a
      * tenth of sstd's CPU in a connection-rate run). */
