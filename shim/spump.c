@@ -21,13 +21,23 @@ struct shim_spump {
     struct event *ev_rd, *ev_wr;
     size_t to_net_off, to_net_len;   /* fd bytes the stream has not taken yet */
     size_t to_fd_off, to_fd_len;     /* stream bytes the fd has not taken yet */
+    /* Re-entrancy: an SST call made from a libevent callback dispatches the engine's callbacks
+     * before it returns (docs/api.md "Callbacks"), this pump's own included.  While a handler
+     * runs (busy) on_stream only records its events, and ending the pump waits until the
+     * outermost handler is done, so the pump is never freed under code that still uses it. */
+    bool busy, ending, end_reset;
+    int end_err;
+    unsigned pending_ev;
+    unsigned nested;                 /* stream callbacks that arrived while busy (tests) */
     uint8_t to_net[SPUMP_BUF];
     uint8_t to_fd[SPUMP_BUF];
 };
 
-/* Ends the pump: the stream is closed (or reset), the fd closed, then the owner is told. */
-static void spump_end(struct shim_spump *p, int err, bool reset)
+/* Ends the pump: the stream is closed (or reset), the fd closed, then the owner is told.  Only
+ * from spump_leave: callbacks the calls below run for this stream just record (busy). */
+static void spump_finish(struct shim_spump *p, int err, bool reset)
 {
+    p->busy = true;
     event_free(p->ev_rd);
     event_free(p->ev_wr);
     shim_engine_sync_time();
@@ -42,13 +52,40 @@ static void spump_end(struct shim_spump *p, int err, bool reset)
     done(arg, err);
 }
 
+/* Asks for the end; it happens when the outermost handler leaves (the first request wins). */
+static void spump_end(struct shim_spump *p, int err, bool reset)
+{
+    if (p->ending)
+        return;
+    p->ending = true;
+    p->end_err = err;
+    p->end_reset = reset;
+}
+
+static void on_stream_events(struct shim_spump *p, unsigned ev);
+
+static void spump_enter(struct shim_spump *p) { p->busy = true; }
+
+/* Leaves a handler: stream events recorded meanwhile are handled, then the pump ends if asked. */
+static void spump_leave(struct shim_spump *p)
+{
+    while (!p->ending && p->pending_ev) {
+        unsigned ev = p->pending_ev;
+        p->pending_ev = 0;
+        on_stream_events(p, ev);
+    }
+    p->busy = false;
+    if (p->ending)
+        spump_finish(p, p->end_err, p->end_reset);
+}
+
 static bool both_done(const struct shim_spump *p)
 {
     return p->fd_eof && p->net_eof && p->to_fd_len == 0 && p->to_net_len == 0;
 }
 
 /* fd -> stream: what the stream's send buffer takes; the rest waits for WRITABLE.  False if
- * the pump ended (p is gone). */
+ * the pump must end. */
 static bool to_net(struct shim_spump *p)
 {
     shim_engine_sync_time();
@@ -71,9 +108,8 @@ static bool to_net(struct shim_spump *p)
     return true;
 }
 
-static void on_fd_readable(evutil_socket_t fd, short what, void *arg)
+static void fd_readable(struct shim_spump *p, int fd)
 {
-    struct shim_spump *p = arg;
     ssize_t n = recv(fd, p->to_net, sizeof(p->to_net), MSG_DONTWAIT);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
@@ -138,20 +174,51 @@ static void to_fd(struct shim_spump *p)
         spump_end(p, 0, false);
 }
 
-static void on_fd_writable(evutil_socket_t fd, short what, void *arg) { to_fd(arg); }
-
-/* Stream events arrive deferred, after the engine finished the input that caused them. */
-static void on_stream(struct sst_stream *s, unsigned ev, void *arg)
+static void on_fd_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct shim_spump *p = arg;
+    (void)what;
+    spump_enter(p);
+    fd_readable(p, fd);
+    spump_leave(p);
+}
+
+static void on_fd_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct shim_spump *p = arg;
+    (void)fd;
+    (void)what;
+    spump_enter(p);
+    to_fd(p);
+    spump_leave(p);
+}
+
+static void on_stream_events(struct shim_spump *p, unsigned ev)
+{
     if ((ev & SST_EV_ERROR) && p->to_fd_len == 0) {
-        spump_end(p, shim_sst_errno(sst_stream_error(s)), false);
+        spump_end(p, shim_sst_errno(sst_stream_error(p->s)), false);
         return;
     }
     if ((ev & SST_EV_WRITABLE) && !to_net(p))
         return;
     if (ev & (SST_EV_READABLE | SST_EV_EOF | SST_EV_ERROR))
         to_fd(p);
+}
+
+/* Stream events arrive deferred, after the engine finished the input that caused them -- or
+ * inside an SST call one of our handlers made: then they wait for that handler (busy). */
+static void on_stream(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct shim_spump *p = arg;
+    (void)s;
+    if (p->busy) {
+        p->pending_ev |= ev;
+        p->nested++;
+        return;
+    }
+    spump_enter(p);
+    on_stream_events(p, ev);
+    spump_leave(p);
 }
 
 struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_stream *s,
