@@ -255,5 +255,8 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
             n -= 5;
         snprintf(o->pid_file, sizeof o->pid_file, "%.*s.pid", (int)n, o->socket_path);
     }
+    /* The capability file: no option, the shim derives it from SST_HELPER the same way. */
+    if (sst_helper_caps_path(o->caps_file, sizeof o->caps_file, o->socket_path) < 0)
+        o->caps_file[0] = '\0';
     return 0;
 }

@@ -237,6 +237,7 @@ static void on_up(struct sstd *d, struct sstd_peer *p, struct sst_chan *ch, sst_
     if (ours)
         p->last_handshake_ns = now - p->connect_started;
     sstd_caps_set(d->caps, p->key, SSTD_CAP_SST, "handshake completed", now, SST_SEC(SSTD_CAPS_YES_SEC));
+    sstd_capsfile_publish(d, now);
     SSTD_INFO("channel to %s up (%s, handshake %.1f ms)", p->key, st.initiator ? "initiated" : "accepted",
               ours ? sstd_ms(p->last_handshake_ns) : 0.0);
     if (now < p->want_until || p->streams) {
@@ -258,6 +259,7 @@ static void on_down(struct sstd *d, struct sstd_peer *p, int err, sst_time_t now
         p->failures++;
         sstd_caps_set(d->caps, p->key, SSTD_CAP_NO_SST, err ? sst_strerror(err) : "closed", now,
                       SST_SEC(SSTD_CAPS_NO_SEC));
+        sstd_capsfile_publish(d, now); /* drops the host if it was listed */
         SSTD_INFO("handshake with %s failed: %s", p->key, err ? sst_strerror(err) : "closed");
         if (err == SST_ERR_IDENTITY)
             SSTD_WARN("%s", sst_keystore_last_error(d->ks));

@@ -177,6 +177,7 @@ int main(int argc, char **argv)
         return 1;
     }
     d->started = sstd_now(d);
+    sstd_capsfile_publish(d, d->started); /* replaces what a previous daemon on this socket left */
     SSTD_INFO("sstd %d: UDP port %u, control %s", (int)getpid(), d->port, d->opts.socket_path);
     if (ready_fd >= 0) {
         sstd_daemon_ready(ready_fd, 0);
@@ -187,6 +188,7 @@ int main(int argc, char **argv)
     event_base_dispatch(d->base);
 
     sstd_control_close(d);
+    sstd_capsfile_remove(d);
     sstd_pumps_free(d);
     sstd_gateway_close(d);
     sstd_peers_free(d);

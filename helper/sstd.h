@@ -30,6 +30,7 @@ enum sstd_loglevel { SSTD_LOG_ERROR = 0, SSTD_LOG_WARN, SSTD_LOG_INFO, SSTD_LOG_
 struct sstd_opts {
     char socket_path[SSTD_PATH_MAX];
     char pid_file[PATH_MAX];
+    char caps_file[PATH_MAX];     /* derived: <socket without .sock>.caps (capsfile.c) */
     char keydir[PATH_MAX];          /* "" = keystore default */
     char log_file[PATH_MAX];        /* "" = stderr (or syslog once daemonized) */
     char bind[80];                  /* UDP bind address text, "" = "::" */
@@ -81,6 +82,16 @@ void sstd_caps_foreach(struct sstd_caps *c, sst_time_t now,
                                   sst_time_t expires),
                        void *arg);
 const char *sstd_cap_name(enum sstd_cap cap);
+
+/* capsfile.c: the hosts known to speak SST, published for the shim next to the control socket.
+ * Format: the line SSTD_CAPSFILE_MAGIC, then "HOST:PORT EXPIRES" per host, EXPIRES in
+ * CLOCK_MONOTONIC ns.  render is pure (returns the length, 0 if even the header does not fit). */
+#define SSTD_CAPSFILE_MAGIC "sstd-caps 1"
+#define SSTD_CAPSFILE_MAX 4096
+size_t sstd_capsfile_render(struct sstd_caps *c, sst_time_t now, char *buf, size_t cap);
+struct sstd;
+void sstd_capsfile_publish(struct sstd *d, sst_time_t now);   /* rewrites the file (temporary file + rename) */
+void sstd_capsfile_remove(struct sstd *d);
 
 /* json.c: appends a JSON string literal (quoted, escaped) to an evbuffer. */
 struct evbuffer;

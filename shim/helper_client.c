@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -524,6 +525,34 @@ static bool caps_now(int ctl, const char *key)
     return true;
 }
 
+/* Is key listed in sstd's capability file next to its socket (docs/helper.md)?  Then it goes in
+ * this process's cache too, and connect() needs no CAPS round trip to sstd.  Only a file of our
+ * own user (or root's) counts: in a shared directory anyone else's could claim any host. */
+static bool capsfile_has(const char *sock_path, const char *key)
+{
+    char path[PATH_MAX], text[4096];
+    struct stat st;
+    uint64_t expires, now;
+    if (sst_helper_caps_path(path, sizeof(path), sock_path) < 0)
+        return false;
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (f < 0)
+        return false;
+    ssize_t n = -1;
+    if (fstat(f, &st) == 0 && S_ISREG(st.st_mode) && (st.st_uid == geteuid() || st.st_uid == 0))
+        n = read(f, text, sizeof(text) - 1);
+    shim_real_close(f);
+    if (n <= 0)
+        return false;
+    text[n] = '\0';
+    now = shim_now_ns();
+    if (!sst_helper_caps_lookup(text, key, now, &expires))
+        return false;
+    known_put(key, expires - now < SST_HOST_TTL_NS ? expires - now : SST_HOST_TTL_NS);
+    SHIM_DEBUG("%s is known to speak SST (sstd's capability file %s): no CAPS", key, path);
+    return true;
+}
+
 int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
 {
     char host[64], key[80], line[128];
@@ -544,7 +573,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     int r = SHIM_HELPER_LATER;
     if (shim_real_connect(ctl, (struct sockaddr *)&un, sizeof(un)) < 0)
         goto out;   /* no daemon (or its backlog is full): the asynchronous path decides */
-    if (!known_get(key) && !caps_now(ctl, key))
+    if (!known_get(key) && !capsfile_has(path, key) && !caps_now(ctl, key))
         goto out;
     if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto out;

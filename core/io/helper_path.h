@@ -3,7 +3,9 @@
 #ifndef SST_IO_HELPER_PATH_H
 #define SST_IO_HELPER_PATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "types.h"
@@ -11,5 +13,14 @@
 /* /run/sst/sstd.sock for root, else $XDG_RUNTIME_DIR/sst/sstd.sock (xdg must be absolute), else
  * /tmp/sst-UID/sstd.sock.  0, or -1 if it does not fit in len. */
 SST_API int sst_helper_default_socket(char *buf, size_t len, uid_t uid, const char *xdg);
+
+/* sstd's capability file next to its control socket: the socket path without a final ".sock",
+ * plus ".caps".  0, or -1 if it does not fit in len. */
+SST_API int sst_helper_caps_path(char *buf, size_t len, const char *socket_path);
+
+/* Looks key ("ADDR:PORT", "[ADDR6]:PORT") up in the capability file's text (NUL-terminated):
+ * true if it is listed as speaking SST with an expiry after now (CLOCK_MONOTONIC ns), which is
+ * stored in *expires.  A text without the "sstd-caps 1" header lists nothing. */
+SST_API bool sst_helper_caps_lookup(const char *text, const char *key, uint64_t now, uint64_t *expires);
 
 #endif

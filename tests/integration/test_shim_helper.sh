@@ -59,7 +59,13 @@ grep -q "handing the connection to the helper" "$LIB_TMP/shim.log" || fail "the 
 assert_eq 1 "$(json "$LIB_TMP/s1.json" 'd["host"]["handshakes_completed"]')" "handshakes after the first curl"
 
 log "second curl (a new process): no handshake, about one round trip"
+# sstd published the host in its capability file next to the socket, so the new process hands
+# the connection over inside connect() without a CAPS round trip to sstd.
+grep -q "^$IP_B:8661 [0-9]*$" "$LIB_TMP/a.caps" || fail "sstd's capability file does not list $IP_B: $(cat "$LIB_TMP/a.caps")"
+lines=$(wc -l <"$LIB_TMP/shim.log")
 t2=$(get "$LIB_TMP/c2") || fail "second curl failed"
+tail -n +"$((lines + 1))" "$LIB_TMP/shim.log" | grep -q "known to speak SST (sstd's capability file $LIB_TMP/a.caps): no CAPS" ||
+  fail "the second process asked CAPS instead of reading sstd's capability file"
 cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c2" || fail "second body differs"
 "$CTL" --socket "$SA" status --json >"$LIB_TMP/s2.json" || fail "status failed"
 assert_eq 1 "$(json "$LIB_TMP/s2.json" 'd["host"]["handshakes_completed"]')" "handshakes after the second curl"
@@ -86,6 +92,7 @@ assert_eq 1 "$(json "$LIB_TMP/s3.json" 'd["host"]["handshakes_completed"]')" "ha
 log "sstd dies: new connections still succeed through the in-process engine"
 pkill -f -- "--socket $SA" || true
 poll_until 5 sh -c "! test -S '$SA' || ! $CTL --socket '$SA' status >/dev/null 2>&1" || true
+poll_until 5 sh -c "! test -e '$LIB_TMP/a.caps'" || fail "sstd left its capability file behind"
 get "$LIB_TMP/c4" >/dev/null || fail "curl after the helper died failed: $(tail -5 "$LIB_TMP/shim.log")"
 cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/c4" || fail "body after the helper died differs"
 grep -q "SST engine started" "$LIB_TMP/shim.log" || fail "the in-process engine did not take over"

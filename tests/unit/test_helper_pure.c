@@ -1,5 +1,6 @@
 /* Unit tests for sstd's pure parts: option parsing and defaults, the capability cache and its
- * expiry, PROXY v2 header encoding, JSON string escaping and sstctl's JSON reader. */
+ * expiry, the capability file the shim reads (rendered by sstd, looked up by the shim), PROXY v2
+ * header encoding, JSON string escaping and sstctl's JSON reader. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include "../../helper/sstd.h"
 #include "../../helper/jsonv.h"
+#include "io/helper_path.h"
 
 static int parse(struct sstd_opts *o, char *err, size_t errlen, ...)
 {
@@ -153,6 +155,49 @@ START_TEST(test_caps_expiry)
 }
 END_TEST
 
+/* The capability file lists only hosts answered SST, with their expiry, and the shim's lookup
+ * reads exactly that back: a listed host until its expiry, nothing for unlisted, negative,
+ * expired or prefix-only matches, a torn file or a file without the header. */
+START_TEST(test_capsfile_roundtrip)
+{
+    struct sstd_caps *c = sstd_caps_new();
+    char text[SSTD_CAPSFILE_MAX], path[64];
+    uint64_t exp = 0;
+    ck_assert_ptr_nonnull(c);
+    sstd_caps_set(c, "10.0.0.2:8661", SSTD_CAP_SST, "handshake completed", SST_SEC(100), SST_SEC(3600));
+    sstd_caps_set(c, "10.0.0.3:8661", SSTD_CAP_NO_SST, "timeout", SST_SEC(100), SST_SEC(600));
+    sstd_caps_set(c, "[fd77::2]:8661", SSTD_CAP_SST, "handshake completed", SST_SEC(100), SST_SEC(10));
+    sstd_caps_set(c, "10.0.0.4:8661", SSTD_CAP_SST, "handshake completed", 0, SST_SEC(50));
+    size_t n = sstd_capsfile_render(c, SST_SEC(100), text, sizeof text);
+    ck_assert_uint_eq(n, strlen(text));
+    ck_assert_ptr_nonnull(strstr(text, "10.0.0.2:8661 3700000000000\n"));
+    ck_assert_ptr_null(strstr(text, "10.0.0.3"));   /* negative answers are not published */
+    ck_assert_ptr_null(strstr(text, "10.0.0.4"));   /* expired */
+    ck_assert(sst_helper_caps_lookup(text, "10.0.0.2:8661", SST_SEC(200), &exp));
+    ck_assert_uint_eq(exp, SST_SEC(3700));
+    ck_assert(sst_helper_caps_lookup(text, "[fd77::2]:8661", SST_SEC(109), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "[fd77::2]:8661", SST_SEC(110), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.3:8661", SST_SEC(200), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.2:866", SST_SEC(200), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.2:8661", SST_SEC(3700), &exp));
+    ck_assert(!sst_helper_caps_lookup("10.0.0.2:8661 99999999999999\n", "10.0.0.2:8661", 0, &exp));
+    ck_assert(!sst_helper_caps_lookup("sstd-caps 1\n10.0.0.2:8661 99999999999999", "10.0.0.2:8661", 0, &exp));
+    ck_assert(!sst_helper_caps_lookup("sstd-caps 1\n10.0.0.2:8661 9x\n", "10.0.0.2:8661", 0, &exp));
+    /* Too small a buffer: the header alone, never a torn line. */
+    n = sstd_capsfile_render(c, SST_SEC(100), text, 20);
+    ck_assert_str_eq(text, "sstd-caps 1\n");
+    ck_assert_uint_eq(n, 12);
+    ck_assert_uint_eq(sstd_capsfile_render(c, SST_SEC(100), text, 5), 0);
+    /* Named after the socket, like the pid file. */
+    ck_assert_int_eq(sst_helper_caps_path(path, sizeof path, "/run/sst/sstd.sock"), 0);
+    ck_assert_str_eq(path, "/run/sst/sstd.caps");
+    ck_assert_int_eq(sst_helper_caps_path(path, sizeof path, "/tmp/x/ctl"), 0);
+    ck_assert_str_eq(path, "/tmp/x/ctl.caps");
+    ck_assert_int_eq(sst_helper_caps_path(path, 8, "/run/sst/sstd.sock"), -1);
+    sstd_caps_free(c);
+}
+END_TEST
+
 static unsigned count_cb_n;
 static void count_cb(void *arg, const char *host, enum sstd_cap cap, const char *reason, sst_time_t expires)
 {
@@ -249,6 +294,7 @@ int main(void)
     tcase_add_test(tc, test_default_socket_path);
     tcase_add_test(tc, test_caps_expiry);
     tcase_add_test(tc, test_caps_foreach_skips_expired);
+    tcase_add_test(tc, test_capsfile_roundtrip);
     tcase_add_test(tc, test_proxy_v2_ipv4);
     tcase_add_test(tc, test_proxy_v2_mixed_is_ipv6);
     tcase_add_test(tc, test_json_escape_roundtrip);
