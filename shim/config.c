@@ -279,6 +279,13 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
         else
             return fail(err, errlen, "SST_CC: '%s' is not one of cubic|newreno|bbr", v);
     }
+    if ((v = get(ctx, "SST_LIVENESS"))) {
+        if (!parse_uint(v, strlen(v), 0, SHIM_LIVENESS_MAX, &num))
+            return fail(err, errlen, "SST_LIVENESS: '%s' is not a number of seconds (0-%u)", v,
+                        (unsigned)SHIM_LIVENESS_MAX);
+        cfg->liveness_set = true;
+        cfg->liveness = (unsigned)num;
+    }
     if ((v = get(ctx, "SST_KEYDIR")) && copy_path(cfg->keydir, "SST_KEYDIR", v, err, errlen) < 0)
         return -1;
     /* An empty SST_PEERS is the same as unset: nothing is selected. */
@@ -425,6 +432,8 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
         ADD(" SST_SECURITY=%s", sec[cfg->security]);
     if (cfg->cc != SHIM_CC_DEFAULT)
         ADD(" SST_CC=%s", shim_cc_name(cfg->cc));
+    if (cfg->liveness_set)
+        ADD(" SST_LIVENESS=%u", cfg->liveness);
     if (cfg->keydir[0])
         ADD(" SST_KEYDIR=%s", cfg->keydir);
     if (cfg->log != SHIM_LOG_WARN)

@@ -14,6 +14,7 @@
 #define SHIM_MAX_LISTEN 32          /* ports in SST_LISTEN */
 #define SHIM_HOST_MAX 256
 #define SHIM_PATH_MAX 512
+#define SHIM_LIVENESS_MAX 86400     /* SST_LIVENESS at most a day */
 
 enum shim_mode { SHIM_MODE_AUTO = 0, SHIM_MODE_STRICT, SHIM_MODE_OFF };
 enum shim_helper { SHIM_HELPER_AUTO = 0, SHIM_HELPER_OFF, SHIM_HELPER_PATH };
@@ -50,6 +51,8 @@ struct shim_config {
     uint16_t listen[SHIM_MAX_LISTEN];
     enum shim_security security;
     enum shim_cc cc;                 /* SST_CC */
+    bool liveness_set;               /* SST_LIVENESS given */
+    unsigned liveness;               /* SST_LIVENESS seconds: 0 = no probe (docs/shim.md §9) */
     char keydir[SHIM_PATH_MAX];      /* "" = default */
     enum shim_loglevel log;
     char log_file[SHIM_PATH_MAX];    /* "" = stderr */

@@ -109,6 +109,14 @@ static void engine_build(struct event_base *base, bool want_port)
         cfg.host.cc = SST_CC_NEWRENO;
     else if (shim_cfg.cc == SHIM_CC_BBR)
         cfg.host.cc = SST_CC_BBR;
+    if (shim_cfg.liveness_set) {
+        /* SST_LIVENESS=N: dormant connections probe their peer every N s, and channels close
+         * after at most N s of silence (so the probe starts that soon): a peer process that
+         * died is noticed within about 2N + 30 s (docs/shim.md §9, protocol-streams.md §2c). */
+        cfg.liveness_probe = SST_SEC(shim_cfg.liveness);
+        if (shim_cfg.liveness > 0 && cfg.host.idle_timeout > SST_SEC(shim_cfg.liveness))
+            cfg.host.idle_timeout = SST_SEC(shim_cfg.liveness);
+    }
     struct sst_host_io io = { .ctx = eng.ks, .verify_peer = sst_keystore_verify_cb,
                               .chan_event = on_chan_event };
 

@@ -92,7 +92,7 @@ START_TEST(test_shim_config_all_values)
         "SST_PEERS", "10.0.0.0/8", "SST_MODE", "strict", "SST_PORT", "9000",
         "SST_HELPER", "/run/sstd.sock", "SST_LISTEN", "80,443", "SST_SECURITY", "light",
         "SST_KEYDIR", "/tmp/k", "SST_LOG", "debug", "SST_LOG_FILE", "/tmp/l", "SST_CC", "bbr",
-        NULL } }), 0);
+        "SST_LIVENESS", "20", NULL } }), 0);
     ck_assert(cfg.peers_set);
     ck_assert_int_eq(cfg.mode, SHIM_MODE_STRICT);
     ck_assert_uint_eq(cfg.port, 9000);
@@ -103,6 +103,8 @@ START_TEST(test_shim_config_all_values)
     ck_assert_uint_eq(cfg.listen[1], 443);
     ck_assert_int_eq(cfg.security, SHIM_SEC_LIGHT);
     ck_assert_int_eq(cfg.cc, SHIM_CC_BBR);
+    ck_assert(cfg.liveness_set);
+    ck_assert_uint_eq(cfg.liveness, 20);
     ck_assert_str_eq(cfg.keydir, "/tmp/k");
     ck_assert_int_eq(cfg.log, SHIM_LOG_DEBUG);
     ck_assert_str_eq(cfg.log_file, "/tmp/l");
@@ -110,7 +112,7 @@ START_TEST(test_shim_config_all_values)
     char banner[512];
     shim_config_banner(&cfg, banner, sizeof(banner));
     ck_assert_str_eq(banner, "SST_PEERS=10.0.0.0/8 SST_MODE=strict SST_PORT=9000 SST_HELPER=/run/sstd.sock "
-                             "SST_LISTEN=80,443 SST_SECURITY=light SST_CC=bbr SST_KEYDIR=/tmp/k SST_LOG=debug "
+                             "SST_LISTEN=80,443 SST_SECURITY=light SST_CC=bbr SST_LIVENESS=20 SST_KEYDIR=/tmp/k SST_LOG=debug "
                              "SST_LOG_FILE=/tmp/l");
 
     ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_LISTEN", "1", "SST_HELPER", "off",
@@ -119,6 +121,13 @@ START_TEST(test_shim_config_all_values)
     ck_assert_int_eq(cfg.helper, SHIM_HELPER_OFF);
     ck_assert_int_eq(cfg.mode, SHIM_MODE_OFF);
     ck_assert_int_eq(cfg.cc, SHIM_CC_DEFAULT);
+    ck_assert(!cfg.liveness_set);
+    /* 0 turns the probe off; the maximum is a day. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_LIVENESS", "0", NULL } }), 0);
+    ck_assert(cfg.liveness_set);
+    ck_assert_uint_eq(cfg.liveness, 0);
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_LIVENESS", "86400", NULL } }), 0);
+    ck_assert_uint_eq(cfg.liveness, 86400);
 
     /* Each algorithm name maps to its own value and back. */
     static const struct {
@@ -148,6 +157,8 @@ static const struct {
     { "SST_PEERS", "[::1" },      { "SST_PEERS", "[::1]x" },    { "SST_PEERS", "::1/129" },
     { "SST_PEERS", "[1.2.3.4]:80" }, { "SST_PEERS", "bad host" }, { "SST_PEERS", "host:port" },
     { "SST_PEERS", "," },         { "SST_PEERS", "300.1.1.1" },
+    { "SST_LIVENESS", "" },       { "SST_LIVENESS", "-1" },     { "SST_LIVENESS", "86401" },
+    { "SST_LIVENESS", "10s" },    { "SST_LIVENESS", " 5" },
 };
 
 START_TEST(test_shim_config_rejects_bad_values)
