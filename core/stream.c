@@ -310,6 +310,16 @@ void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer)
         s->err = err;
     sst_strm_unready(s);
     s->need_reply = s->need_wupdate = s->win_news = false;
+    /* Children we opened whose Init the peer has not confirmed can never be created now: their
+     * Init names this stream, which is gone (the peer refuses it, and we may no longer be able
+     * to send it at all).  They fail with it instead of waiting for a Reply forever. */
+    if (!s->is_root) {
+        struct sst_stream *k, *ktmp;
+        DL_FOREACH_SAFE2(s->kids, k, ktmp, kid_next) {
+            if (k->initiator && !k->peer_knows && k->err == 0)
+                sst_strm_abort(k, err, true);
+        }
+    }
     while (s->dgq != NULL) {
         struct dgram_out *d = s->dgq;
         s->dgq = d->next;

@@ -1142,6 +1142,65 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
 }
 END_TEST
 
+/* Substreams opened at the instant the peer resets their parent, with half of the peer's
+ * packets lost: every child must fail with SST_ERR_RESET, never wait for a Reply forever.
+ * Before, a child whose Init was lost and whose parent then received the peer's Reset could
+ * not send its Init again (it names a parent that is gone) and hung (this test failed).  Now the
+ * parent's abort fails its unconfirmed children (docs/protocol-streams.md §2, substreams). */
+START_TEST(test_sim_refused_child_init_lossy_reset)
+{
+    struct sim *s = new_sim(31);
+    struct sim_link_params lp = { .delay = SST_MS(5) };
+    struct sim_link *ab, *ba;
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
+    struct sst_listener *lazy = sst_listen(b.c, "p", NULL, NULL);
+    ck_assert_ptr_nonnull(lazy);
+    struct ep top;
+    memset(&top, 0, sizeof top);
+    simctx_node_enter(&a);
+    top.s = sst_connect(a.c, &b.addr, "p", ep_cb, &top);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_connected, &top, SST_SEC(5)), 0);
+    struct sst_stream *srv = sst_accept(lazy, NULL, NULL);
+    ck_assert_ptr_nonnull(srv);
+    sim_run_until(s, sim_now(s) + SST_MS(100));
+
+    struct sim_link_params lossy = lp;
+    lossy.loss = 0.5;
+    sim_link_set_params(ba, &lossy);
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_shutdown(srv, SST_SHUT_RESET), 0);   /* B keeps the handle */
+    simctx_node_leave(&b);
+    enum { NKIDS = 12 };
+    struct ep kids[NKIDS];
+    memset(kids, 0, sizeof kids);
+    simctx_node_enter(&a);
+    for (unsigned k = 0; k < NKIDS; k++) {
+        kids[k].s = sst_stream_open_substream(top.s, ep_cb, &kids[k]);
+        ck_assert_ptr_nonnull(kids[k].s);
+        ck_assert_int_eq(sst_stream_write(kids[k].s, "hi", 2), 2);
+    }
+    simctx_node_leave(&a);
+    for (unsigned k = 0; k < NKIDS; k++)
+        ck_assert_int_eq(sim_run_while(s, ep_not_errored, &kids[k], sim_now(s) + SST_SEC(60)), 0);
+    struct sst_ctx_stats sb;
+    sst_ctx_get_stats(b.c, &sb);
+    unsigned resets = 0;
+    for (unsigned k = 0; k < NKIDS; k++)
+        resets += kids[k].errored && kids[k].err == SST_ERR_RESET;
+    ck_assert_uint_eq(resets, NKIDS);
+    printf("children of a reset parent under 50%% loss: %u/%u reset, %llu resets sent by B\n",
+           resets, (unsigned)NKIDS, (unsigned long long)sb.resets_sent);
+    sst_stream_close(srv);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 START_TEST(test_sim_backlog_and_pending_bounds)
 {
     /* A listener that never accepts: beyond max_pending, connects are refused; a stream that
@@ -1390,6 +1449,7 @@ int main(void)
     tcase_add_test(tc, test_sim_redundant_streams_hostile_link);
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
+    tcase_add_test(tc, test_sim_refused_child_init_lossy_reset);
     tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);
     tcase_add_loop_test(tc, test_sim_lsid_wrap_many_transactions, 0, 2);
     suite_add_tcase(su, tc);
