@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void compile_v4(struct shim_config *cfg);
+
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -294,7 +296,29 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
             return -1;
         cfg->peers_set = true;
     }
+    compile_v4(cfg);
     return 0;
+}
+
+/* Rebuilds cfg->v4 and cfg->v4_exact from peers[] (see config.h). */
+static void compile_v4(struct shim_config *cfg)
+{
+    cfg->n_v4 = 0;
+    cfg->v4_exact = cfg->peers_set && cfg->mode != SHIM_MODE_OFF;
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        const struct shim_peer *p = &cfg->peers[i];
+        if (p->kind != SHIM_PEER_NET) {
+            cfg->v4_exact = false;
+            continue;
+        }
+        if (p->family != AF_INET)
+            continue;
+        struct shim_match4 *m = &cfg->v4[cfg->n_v4++];
+        memcpy(&m->net, p->ip, sizeof(m->net));
+        m->mask = p->prefix == 0 ? 0 : htonl(0xffffffffu << (32 - p->prefix));
+        m->net &= m->mask;
+        m->port = htons(p->port);
+    }
 }
 
 int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen)
@@ -329,14 +353,14 @@ int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *
     }
     memcpy(cfg->peers, out, n * sizeof(out[0]));
     cfg->n_peers = n;
+    compile_v4(cfg);
     return dropped;
 }
 
 static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
 {
     unsigned full = bits / 8, rest = bits % 8;
-    /* A byte loop, not memcmp: this runs in every connect() and a call into libc costs more
-     * than comparing the four bytes of an IPv4 prefix. */
+    /* A byte loop, not memcmp: a call into libc costs more than comparing a few bytes. */
     for (unsigned i = 0; i < full; i++)
         if (a[i] != b[i])
             return false;
@@ -346,9 +370,15 @@ static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
     return (a[full] & mask) == (b[full] & mask);
 }
 
-bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len)
+static bool is_loopback(int family, const uint8_t *ip)
 {
-    /* Runs in every connect(): the address is read in place, nothing is copied. */
+    return family == AF_INET ? ip[0] == 127 : IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)ip);
+}
+
+bool shim_config_match_slow(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len)
+{
+    /* Runs in connect() for IPv6 destinations and when SST_PEERS has "*" or names: the
+     * address is read in place, nothing is copied. */
     const uint8_t *ip;
     int family;
     uint16_t port;
@@ -374,13 +404,15 @@ bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,
         return false;
     }
 
-    bool loopback = family == AF_INET ? ip[0] == 127
-                                      : IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)ip);
     for (size_t i = 0; i < cfg->n_peers; i++) {
         const struct shim_peer *p = &cfg->peers[i];
-        /* "*" leaves loopback and DNS-over-TCP alone: capturing them surprises more than it helps. */
-        if (p->kind == SHIM_PEER_ANY && !loopback && port != 53)
-            return true;
+        if (p->kind == SHIM_PEER_ANY) {
+            /* "*" leaves loopback and DNS-over-TCP alone: capturing them surprises more than
+             * it helps. */
+            if (port != 53 && !is_loopback(family, ip))
+                return true;
+            continue;
+        }
         if (p->kind != SHIM_PEER_NET || p->family != family)
             continue;
         if (p->port != 0 && p->port != port)

@@ -59,6 +59,16 @@ struct shim_config {
     char peers_text[SHIM_PATH_MAX];  /* SST_PEERS as given, for the banner */
     size_t n_peers;
     struct shim_peer peers[SHIM_MAX_PEERS];
+    /* The IPv4 entries of peers[] as masked words, built by parse and resolve: when v4_exact
+     * (the shim may act and every entry is an address or prefix, no "*" and no unresolved
+     * name) an IPv4 destination is matched against these alone -- shim_config_match runs in
+     * every connect(), so for every connection the shim does not carry. */
+    bool v4_exact;
+    size_t n_v4;
+    struct shim_match4 {
+        uint32_t net, mask;   /* network order */
+        uint16_t port;        /* network order; 0 = any port */
+    } v4[SHIM_MAX_PEERS];
 };
 
 /* Looks up one variable; NULL when unset.  getenv-compatible so the shim passes a wrapper of
@@ -77,8 +87,25 @@ typedef int (*shim_resolve_fn)(void *ctx, const char *host, uint8_t *families, u
 int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen);
 
 /* True when a connect() to sa should be carried over SST.  IPv4-mapped IPv6 addresses match
- * IPv4 rules. */
-bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len);
+ * IPv4 rules.  The general per-entry walk; shim_config_match is the entry point. */
+bool shim_config_match_slow(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len);
+
+/* Inline, because it runs in every connect(): an IPv4 destination with v4_exact is a few
+ * masked word compares (cfg->v4), without a call; anything else takes the per-entry walk. */
+static inline bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,
+                                     socklen_t len)
+{
+    if (!cfg->v4_exact || !sa || sa->sa_family != AF_INET || len < (socklen_t)sizeof(struct sockaddr_in))
+        return shim_config_match_slow(cfg, sa, len);
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    uint32_t a = s4->sin_addr.s_addr;
+    for (size_t i = 0; i < cfg->n_v4; i++) {
+        const struct shim_match4 *m = &cfg->v4[i];
+        if ((a & m->mask) == m->net && (m->port == 0 || m->port == s4->sin_port))
+            return true;
+    }
+    return false;
+}
 
 /* Writes a one-line summary of the settings that differ from the defaults. */
 void shim_config_banner(const struct shim_config *cfg, char *out, size_t len);

@@ -67,17 +67,8 @@ void shim_fd_set(int fd, uintptr_t v)
     uintptr_t old = atomic_exchange_explicit(&shim_fdtab[fd], v, memory_order_acq_rel);
     if (SHIM_FD_IS_CONN(old))
         shim_conn_unref((struct shim_conn *)old);
-    else if (old == SHIM_FD_TCPNEW)
+    else if (old == SHIM_FD_TCPREC)
         shim_epollrec_forget(fd);
-}
-
-void shim_fd_tag_tcpnew(int fd)
-{
-    if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size)
-        return;
-    uintptr_t zero = 0;
-    atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &zero, SHIM_FD_TCPNEW,
-                                            memory_order_acq_rel, memory_order_relaxed);
 }
 
 void shim_fd_untag_tcpnew(int fd)
@@ -87,7 +78,20 @@ void shim_fd_untag_tcpnew(int fd)
     uintptr_t tag = SHIM_FD_TCPNEW;
     if (atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &tag, 0, memory_order_acq_rel,
                                                 memory_order_relaxed))
+        return;
+    tag = SHIM_FD_TCPREC;
+    if (atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &tag, 0, memory_order_acq_rel,
+                                                memory_order_relaxed))
         shim_epollrec_forget(fd);
+}
+
+void shim_fd_mark_tcprec(int fd)
+{
+    if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size)
+        return;
+    uintptr_t tag = SHIM_FD_TCPNEW;
+    atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &tag, SHIM_FD_TCPREC,
+                                            memory_order_acq_rel, memory_order_relaxed);
 }
 
 void shim_fd_fresh(int fd)

@@ -13,11 +13,18 @@
 #define SHIM_FD_LOG ((uintptr_t)2)     /* the log file: survives fork */
 #define SHIM_FD_TCPNEW ((uintptr_t)3)  /* the app's TCP socket, not yet connected: epoll_ctl
                                           registrations are recorded for replay at the swap */
+#define SHIM_FD_TCPREC ((uintptr_t)4)  /* the same, with registrations recorded (epollrec.h):
+                                          only then has an uncarried connect() or a close()
+                                          records to drop, so the common case takes no lock */
 #define SHIM_FD_IS_OWN(v) ((v) == SHIM_FD_ENGINE || (v) == SHIM_FD_LOG)
-#define SHIM_FD_IS_CONN(v) ((v) > SHIM_FD_TCPNEW)
+#define SHIM_FD_IS_TCPNEW(v) ((v) - SHIM_FD_TCPNEW <= SHIM_FD_TCPREC - SHIM_FD_TCPNEW)
+#define SHIM_FD_IS_CONN(v) ((v) > SHIM_FD_TCPREC)
 
+/* Hidden: every hook reads these PC-relative, without a GOT load. */
+#pragma GCC visibility push(hidden)
 extern _Atomic(uintptr_t) *shim_fdtab;
 extern int shim_fdtab_size;
+#pragma GCC visibility pop
 
 /* Allocates the table (sized from RLIMIT_NOFILE, lazily backed by mmap).  0 or -1. */
 int shim_fd_init(void);
@@ -40,8 +47,31 @@ void shim_fd_set(int fd, uintptr_t v);
  * guards against costs at most epoll bookkeeping here: a vfork child's socket() can tag a
  * number that is free or a non-TCP fd in the parent (route() checks the socket type before
  * it would use the records), and a vfork child does not connect() the parent's sockets. */
-void shim_fd_tag_tcpnew(int fd);
 void shim_fd_untag_tcpnew(int fd);
+/* epoll_ctl is about to record a registration for fd: TCPNEW -> TCPREC. */
+void shim_fd_mark_tcprec(int fd);
+
+static inline void shim_fd_tag_tcpnew(int fd)
+{
+    if ((unsigned)fd >= (unsigned)shim_fdtab_size)
+        return;
+    uintptr_t zero = 0;
+    atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &zero, SHIM_FD_TCPNEW,
+                                            memory_order_acq_rel, memory_order_relaxed);
+}
+
+/* The uncarried connect() of a socket whose entry read v: a TCPNEW tag goes with one
+ * compare-and-swap; TCPREC also drops its epoll records (out of line). */
+static inline void shim_fd_untag(int fd, uintptr_t v)
+{
+    uintptr_t tag = SHIM_FD_TCPNEW;
+    if (v == SHIM_FD_TCPNEW &&
+        atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &tag, 0, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        return;
+    if (SHIM_FD_IS_TCPNEW(v))
+        shim_fd_untag_tcpnew(fd);
+}
 /* The kernel just handed out fd: anything recorded for that number is stale. */
 void shim_fd_fresh(int fd);
 /* Moves an fd the shim owns to a high number with FD_CLOEXEC and tags it; returns the new fd

@@ -15,8 +15,9 @@
 /* Kernel TCP on the app's own socket; the socket no longer needs its epoll records. */
 static int plain(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (shim_fd_get(fd) == SHIM_FD_TCPNEW)
-        shim_fd_untag_tcpnew(fd);
+    uintptr_t v = shim_fd_get(fd);
+    if (SHIM_FD_IS_TCPNEW(v))
+        shim_fd_untag(fd, v);
     return shim_real_connect(fd, sa, len);
 }
 
@@ -74,10 +75,9 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
     return shim_conn_open(fd, sa, len, &shim_transport_tcp, why);
 }
 
-SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+/* A replaced fd (connect again) or a selected destination. */
+static SHIM_SLOW int connect_routed(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (!shim_engaged() || !sa)
-        return shim_real_connect(fd, sa, len);
     struct shim_conn *c = shim_conn_lookup(fd);
     if (c) {
         int r = shim_conn_reconnect(fd, c);
@@ -87,6 +87,20 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
     if (!shim_config_match(&shim_cfg, sa, len))
         return plain(fd, sa, len);
     return route(fd, sa, len);
+}
+
+SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (!shim_engaged() || !sa)
+        return shim_real_connect(fd, sa, len);
+    /* An uncarried connect: one table load, the SST_PEERS match on the address in place, the
+     * TCPNEW tag dropped with one compare-and-swap, and libc as a tail call. */
+    uintptr_t v = shim_fd_get(fd);
+    if (SHIM_FD_IS_CONN(v) || shim_config_match(&shim_cfg, sa, len))
+        return connect_routed(fd, sa, len);
+    if (v != 0)
+        shim_fd_untag(fd, v);
+    return shim_real_connect(fd, sa, len);
 }
 
 /* TCP Fast Open connects implicitly.  For a selected destination it becomes our connect() then

@@ -84,7 +84,25 @@ static inline int do_fcntl(int fd, int cmd, unsigned long arg)
 }
 
 /* fcntl is variadic; every command's argument fits an unsigned long (int or pointer), which is
- * also how glibc forwards it. */
+ * also how glibc forwards it.  On x86-64 and AArch64 Linux a variadic argument travels in the
+ * same register as a named one, so the hooks are defined with a third named parameter (under
+ * the symbol names, asm labels): the pass-through (F_GETFL/F_SETFL, twice per connection in
+ * event loops) is then a compare and a tail call, without va_list's register spill and frame.
+ * Elsewhere, the portable va_arg form. */
+#if defined(__x86_64__) || defined(__aarch64__)
+SHIM_EXPORT int shim_hook_fcntl(int fd, int cmd, unsigned long arg) __asm__("fcntl");
+SHIM_EXPORT int shim_hook_fcntl64(int fd, int cmd, unsigned long arg) __asm__("fcntl64");
+
+int shim_hook_fcntl(int fd, int cmd, unsigned long arg)
+{
+    return do_fcntl(fd, cmd, arg);
+}
+
+int shim_hook_fcntl64(int fd, int cmd, unsigned long arg)
+{
+    return do_fcntl(fd, cmd, arg);
+}
+#else
 SHIM_EXPORT int fcntl(int fd, int cmd, ...)
 {
     va_list ap;
@@ -102,3 +120,4 @@ SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
     va_end(ap);
     return do_fcntl(fd, cmd, arg);
 }
+#endif

@@ -14,13 +14,22 @@
 #include "server.h"
 #include "shim.h"
 
-static int new_fd(int fd)
+static SHIM_SLOW int new_fd_recorded(int fd)
 {
     if (fd < 0 || !shim_fdtab)
         return fd;
     if (shim_tls_hide_new)
         return shim_fd_hide(fd, SHIM_FD_ENGINE);
     shim_fd_fresh(fd);
+    return fd;
+}
+
+/* The common case -- nothing recorded for the number, not the event thread -- is one table
+ * load and one thread-local load (a negative fd or an inert shim reads 0 too). */
+static inline int new_fd(int fd)
+{
+    if (shim_fd_get(fd) != 0 || shim_tls_hide_new)
+        return new_fd_recorded(fd);
     return fd;
 }
 
@@ -33,28 +42,56 @@ static int new_pair(int r, int fds[2])
     return r;
 }
 
+static bool is_tcp(int domain, int type)
+{
+    return (domain == AF_INET || domain == AF_INET6) && (type & 0xff) == SOCK_STREAM;
+}
+
+static SHIM_SLOW int socket_recorded(int fd, int domain, int type)
+{
+    fd = new_fd_recorded(fd);
+    if (is_tcp(domain, type) && shim_engaged() && !shim_tls_hide_new)
+        shim_fd_tag_tcpnew(fd);   /* ignores a negative fd */
+    return fd;
+}
+
 SHIM_EXPORT int socket(int domain, int type, int proto)
 {
-    int fd = new_fd(shim_real_socket(domain, type, proto));
-    /* A TCP socket the app may connect to a selected peer: watch its epoll registrations. */
-    if (fd >= 0 && shim_engaged() && !shim_tls_hide_new && (domain == AF_INET || domain == AF_INET6) &&
-        (type & 0xff) == SOCK_STREAM)
-        shim_fd_tag_tcpnew(fd);
+    int fd = shim_real_socket(domain, type, proto);
+    /* A negative fd, an inert shim (size 0), a stale record, the event thread: out of line.
+     * Otherwise one load finds the number unrecorded, and a TCP socket the app may connect
+     * to a selected peer is tagged so that its epoll registrations are watched. */
+    if ((unsigned)fd >= (unsigned)shim_fdtab_size || shim_tls_hide_new || shim_tls_guard)
+        return socket_recorded(fd, domain, type);
+    uintptr_t zero = 0;
+    if (atomic_load_explicit(&shim_fdtab[fd], memory_order_acquire) != 0)
+        return socket_recorded(fd, domain, type);
+    if (shim_active && is_tcp(domain, type))
+        atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &zero, SHIM_FD_TCPNEW,
+                                                memory_order_acq_rel, memory_order_relaxed);
     return fd;
 }
 
 static SHIM_SLOW int epoll_ctl_recorded(int epfd, int op, int fd, struct epoll_event *ev)
 {
     int r = shim_real_epoll_ctl(epfd, op, fd, ev);
-    if (r == 0)
+    if (r == 0) {
+        /* Tagged TCPREC before the record exists, so that a connect() or close() racing in
+         * another thread either sees the tag and drops the record, or has already untagged:
+         * then the record just made is dropped here. */
+        shim_fd_mark_tcprec(fd);
         shim_epollrec_note(epfd, op, fd, ev);
+        if (shim_fd_get(fd) != SHIM_FD_TCPREC)
+            shim_epollrec_forget(fd);
+    }
     return r;
 }
 
 SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    /* Every other fd: one load, then libc as a tail call (wrk calls this twice per request). */
-    if (shim_fd_get(fd) != SHIM_FD_TCPNEW || shim_tls_guard)
+    /* Every other fd: one load, then libc as a tail call (wrk calls this about six times per
+     * Connection: close request). */
+    if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)) || shim_tls_guard)
         return shim_real_epoll_ctl(epfd, op, fd, ev);
     return epoll_ctl_recorded(epfd, op, fd, ev);
 }
@@ -65,17 +102,27 @@ SHIM_EXPORT int socketpair(int domain, int type, int proto, int sv[2])
 }
 
 /* accept/accept4 also give a connection bridged from an SST stream its SST peer's address
- * (server.h; one atomic load when the process has no SST listener). */
-SHIM_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
+ * (server.h).  A process with no SST listener (one atomic load) takes none of that path; a
+ * listener is recorded before the connections it bridges can arrive, so checking before the
+ * call is enough. */
+static SHIM_SLOW int accept_sst(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
     socklen_t cap = len ? *len : 0;
-    return shim_server_on_accept(new_fd(shim_real_accept(fd, sa, len)), sa, len, cap);
+    return shim_server_on_accept(new_fd(shim_real_accept4(fd, sa, len, flags)), sa, len, cap);
+}
+
+SHIM_EXPORT int accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    if (shim_server_engaged())
+        return accept_sst(fd, sa, len, 0);
+    return new_fd(shim_real_accept(fd, sa, len));
 }
 
 SHIM_EXPORT int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-    socklen_t cap = len ? *len : 0;
-    return shim_server_on_accept(new_fd(shim_real_accept4(fd, sa, len, flags)), sa, len, cap);
+    if (shim_server_engaged())
+        return accept_sst(fd, sa, len, flags);
+    return new_fd(shim_real_accept4(fd, sa, len, flags));
 }
 
 SHIM_EXPORT int pipe(int fds[2])

@@ -66,12 +66,21 @@ static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, sock
     }
 }
 
+/* Every fd but a replaced connection's: one table load (connection entries exist only while
+ * the shim is active), then libc as a tail call. */
+static inline bool is_replaced(int fd)
+{
+    return SHIM_FD_IS_CONN(shim_fd_get(fd)) && !shim_tls_guard;
+}
+
 /* The hooks' work on a replaced fd lives in SHIM_SLOW functions, so that the pass-through for
  * every other fd is a table load and a tail call, without a stack frame. */
-static SHIM_SLOW int conn_getsockopt(int fd, struct shim_conn *c, int level, int name, void *val,
-                                     socklen_t *len)
+static SHIM_SLOW int conn_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
     int v;
+    struct shim_conn *c = shim_conn_lookup(fd);
+    if (!c)
+        return shim_real_getsockopt(fd, level, name, val, len);
     if (level == SOL_SOCKET)
         return sol_socket_get(fd, c, name, val, len);
     if (level == IPPROTO_TCP && name == TCP_INFO) {
@@ -95,16 +104,17 @@ static SHIM_SLOW int conn_getsockopt(int fd, struct shim_conn *c, int level, int
 
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    struct shim_conn *c;
-    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+    if (!is_replaced(fd))
         return shim_real_getsockopt(fd, level, name, val, len);
-    return conn_getsockopt(fd, c, level, name, val, len);
+    return conn_getsockopt(fd, level, name, val, len);
 }
 
-static SHIM_SLOW int conn_setsockopt(int fd, struct shim_conn *c, int level, int name,
-                                     const void *val, socklen_t len)
+static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     int v;
+    struct shim_conn *c = shim_conn_lookup(fd);
+    if (!c)
+        return shim_real_setsockopt(fd, level, name, val, len);
     if (val && len == sizeof(int)) {
         memcpy(&v, val, sizeof(v));
         if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6 ||
@@ -134,10 +144,9 @@ static SHIM_SLOW int conn_setsockopt(int fd, struct shim_conn *c, int level, int
 
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    struct shim_conn *c;
-    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+    if (!is_replaced(fd))
         return shim_real_setsockopt(fd, level, name, val, len);
-    return conn_setsockopt(fd, c, level, name, val, len);
+    return conn_setsockopt(fd, level, name, val, len);
 }
 
 SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
@@ -146,7 +155,7 @@ SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
     int ret;
     if (shim_server_engaged() && shim_server_getpeername(fd, sa, len, &ret))
         return ret;   /* accepted from an SST stream: the SST peer (server.h) */
-    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+    if (!is_replaced(fd) || !(c = shim_conn_lookup(fd)))
         return shim_real_getpeername(fd, sa, len);
     if (atomic_load_explicit(&c->state, memory_order_acquire) != SHIM_CONN_CONNECTED) {
         errno = ENOTCONN;
@@ -158,7 +167,7 @@ SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 SHIM_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
     struct shim_conn *c;
-    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+    if (!is_replaced(fd) || !(c = shim_conn_lookup(fd)))
         return shim_real_getsockname(fd, sa, len);
     /* The event thread writes local before publishing CONNECTED (release); this load pairs. */
     (void)atomic_load_explicit(&c->state, memory_order_acquire);
@@ -168,7 +177,7 @@ SHIM_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 SHIM_EXPORT int shutdown(int fd, int how)
 {
     struct shim_conn *c;
-    if (!shim_engaged() || !(c = shim_conn_lookup(fd)))
+    if (!is_replaced(fd) || !(c = shim_conn_lookup(fd)))
         return shim_real_shutdown(fd, how);
     if (atomic_load(&c->state) != SHIM_CONN_CONNECTED) {
         errno = ENOTCONN;

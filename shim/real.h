@@ -1,5 +1,6 @@
 /* The real libc functions behind every hook, resolved once with dlsym(RTLD_NEXT); until then
- * (hooks called by other libraries' constructors) each falls back to the raw system call. */
+ * (hooks called by other libraries' constructors), and for a symbol this libc lacks, each
+ * pointer holds a fallback making the raw system call, so a pointer is never NULL. */
 #ifndef SHIM_REAL_H
 #define SHIM_REAL_H
 
@@ -17,9 +18,11 @@
 /* Resolves every symbol; called from the constructor.  Returns 0 or -1 if one is missing. */
 int shim_real_init(void);
 
-/* Resolved by shim_real_init (NULL until then, or when libc lacks the symbol).  The wrappers
- * below are inline so that a hook's pass-through is one indirect call, not two. */
+/* Resolved by shim_real_init (the syscall fallbacks until then, or when libc lacks the
+ * symbol).  The wrappers below are inline so that a hook's pass-through is one indirect jump,
+ * without a NULL test.  Declared hidden so the hooks read them PC-relative, not via the GOT. */
 struct epoll_event;
+#pragma GCC visibility push(hidden)
 extern int (*shim_p_socket)(int, int, int);
 extern int (*shim_p_socketpair)(int, int, int, int *);
 extern int (*shim_p_connect)(int, const struct sockaddr *, socklen_t);
@@ -45,152 +48,132 @@ extern int (*shim_p_epoll_create)(int);
 extern int (*shim_p_eventfd)(unsigned, int);
 extern int (*shim_p_epoll_ctl)(int, int, int, struct epoll_event *);
 extern ssize_t (*shim_p_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+#pragma GCC visibility pop
 
 static inline int shim_real_socket(int domain, int type, int proto)
 {
-    return shim_p_socket ? shim_p_socket(domain, type, proto)
-                         : (int)syscall(SYS_socket, domain, type, proto);
+    return shim_p_socket(domain, type, proto);
 }
 
 static inline int shim_real_socketpair(int domain, int type, int proto, int sv[2])
 {
-    return shim_p_socketpair ? shim_p_socketpair(domain, type, proto, sv)
-                             : (int)syscall(SYS_socketpair, domain, type, proto, sv);
+    return shim_p_socketpair(domain, type, proto, sv);
 }
 
 static inline int shim_real_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    return shim_p_connect ? shim_p_connect(fd, sa, len) : (int)syscall(SYS_connect, fd, sa, len);
+    return shim_p_connect(fd, sa, len);
 }
 
 static inline int shim_real_close(int fd)
 {
-    return shim_p_close ? shim_p_close(fd) : (int)syscall(SYS_close, fd);
+    return shim_p_close(fd);
 }
 
 static inline int shim_real_close_range(unsigned first, unsigned last, int flags)
 {
-    return shim_p_close_range ? shim_p_close_range(first, last, flags)
-                              : (int)syscall(SYS_close_range, first, last, flags);
+    return shim_p_close_range(first, last, flags);
 }
 
 static inline void shim_real_closefrom(int lowfd)
 {
-    if (shim_p_closefrom)
-        shim_p_closefrom(lowfd);
-    else
-        syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
+    shim_p_closefrom(lowfd);
 }
 
 static inline int shim_real_shutdown(int fd, int how)
 {
-    return shim_p_shutdown ? shim_p_shutdown(fd, how) : (int)syscall(SYS_shutdown, fd, how);
+    return shim_p_shutdown(fd, how);
 }
 
 static inline int shim_real_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    return shim_p_getpeername ? shim_p_getpeername(fd, sa, len)
-                              : (int)syscall(SYS_getpeername, fd, sa, len);
+    return shim_p_getpeername(fd, sa, len);
 }
 
 static inline int shim_real_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    return shim_p_getsockname ? shim_p_getsockname(fd, sa, len)
-                              : (int)syscall(SYS_getsockname, fd, sa, len);
+    return shim_p_getsockname(fd, sa, len);
 }
 
 static inline int shim_real_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    return shim_p_getsockopt ? shim_p_getsockopt(fd, level, name, val, len)
-                             : (int)syscall(SYS_getsockopt, fd, level, name, val, len);
+    return shim_p_getsockopt(fd, level, name, val, len);
 }
 
 static inline int shim_real_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    return shim_p_setsockopt ? shim_p_setsockopt(fd, level, name, val, len)
-                             : (int)syscall(SYS_setsockopt, fd, level, name, val, len);
+    return shim_p_setsockopt(fd, level, name, val, len);
 }
 
 static inline int shim_real_fcntl(int fd, int cmd, unsigned long arg)
 {
-    return shim_p_fcntl ? shim_p_fcntl(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+    return shim_p_fcntl(fd, cmd, arg);
 }
 
 static inline int shim_real_dup(int fd)
 {
-    return shim_p_dup ? shim_p_dup(fd) : (int)syscall(SYS_dup, fd);
+    return shim_p_dup(fd);
 }
 
 static inline int shim_real_dup2(int fd, int fd2)
 {
-    if (shim_p_dup2)
-        return shim_p_dup2(fd, fd2);
-    if (fd == fd2) {
-        /* dup2 onto itself only checks that fd is open. */
-        return (int)syscall(SYS_fcntl, fd, F_GETFD) < 0 ? -1 : fd2;
-    }
-    return (int)syscall(SYS_dup3, fd, fd2, 0);
+    return shim_p_dup2(fd, fd2);
 }
 
 static inline int shim_real_dup3(int fd, int fd2, int flags)
 {
-    return shim_p_dup3 ? shim_p_dup3(fd, fd2, flags) : (int)syscall(SYS_dup3, fd, fd2, flags);
+    return shim_p_dup3(fd, fd2, flags);
 }
 
 static inline int shim_real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
-    return shim_p_accept4 ? shim_p_accept4(fd, sa, len, flags)
-                          : (int)syscall(SYS_accept4, fd, sa, len, flags);
+    return shim_p_accept4(fd, sa, len, flags);
 }
 
 static inline int shim_real_accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    return shim_p_accept ? shim_p_accept(fd, sa, len) : (int)syscall(SYS_accept4, fd, sa, len, 0);
+    return shim_p_accept(fd, sa, len);
 }
 
 static inline int shim_real_listen(int fd, int backlog)
 {
-    return shim_p_listen ? shim_p_listen(fd, backlog) : (int)syscall(SYS_listen, fd, backlog);
+    return shim_p_listen(fd, backlog);
 }
 
 static inline int shim_real_pipe2(int fds[2], int flags)
 {
-    return shim_p_pipe2 ? shim_p_pipe2(fds, flags) : (int)syscall(SYS_pipe2, fds, flags);
+    return shim_p_pipe2(fds, flags);
 }
 
 static inline int shim_real_pipe(int fds[2])
 {
-    return shim_p_pipe ? shim_p_pipe(fds) : (int)syscall(SYS_pipe2, fds, 0);
+    return shim_p_pipe(fds);
 }
 
 static inline int shim_real_epoll_create1(int flags)
 {
-    return shim_p_epoll_create1 ? shim_p_epoll_create1(flags)
-                                : (int)syscall(SYS_epoll_create1, flags);
+    return shim_p_epoll_create1(flags);
 }
 
 static inline int shim_real_epoll_create(int size)
 {
-    return shim_p_epoll_create ? shim_p_epoll_create(size) : (int)syscall(SYS_epoll_create1, 0);
+    return shim_p_epoll_create(size);
 }
 
 static inline int shim_real_eventfd(unsigned initval, int flags)
 {
-    return shim_p_eventfd ? shim_p_eventfd(initval, flags)
-                          : (int)syscall(SYS_eventfd2, initval, flags);
+    return shim_p_eventfd(initval, flags);
 }
 
 static inline ssize_t shim_real_sendto(int fd, const void *buf, size_t n, int flags,
                                        const struct sockaddr *sa, socklen_t len)
 {
-    return shim_p_sendto ? shim_p_sendto(fd, buf, n, flags, sa, len)
-                         : syscall(SYS_sendto, fd, buf, n, flags, sa, len);
+    return shim_p_sendto(fd, buf, n, flags, sa, len);
 }
 
 static inline int shim_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    return shim_p_epoll_ctl ? shim_p_epoll_ctl(epfd, op, fd, ev)
-                            : (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+    return shim_p_epoll_ctl(epfd, op, fd, ev);
 }
 
 #endif

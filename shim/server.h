@@ -17,7 +17,9 @@
 #include "shim.h"
 
 /* Listening sockets recorded + accepted fds recorded: zero means every hook passes through. */
+#pragma GCC visibility push(hidden)
 extern atomic_int shim_server_live;
+#pragma GCC visibility pop
 
 /* listen(fd) succeeded: if fd is a TCP socket on a port SST_LISTEN selects, records it and
  * has the event thread listen for SST streams to that port (on UDP SST_PORT). */

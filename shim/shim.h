@@ -9,6 +9,8 @@
 
 #include "config.h"
 
+/* Hidden, as the fd table (fdtable.h): read PC-relative by every hook. */
+#pragma GCC visibility push(hidden)
 extern struct shim_config shim_cfg;
 /* True once init succeeded with SST_PEERS set and SST_MODE != off.  When false every hook is
  * a straight call to libc. */
@@ -22,6 +24,7 @@ extern bool shim_active;
 extern SHIM_TLS int shim_tls_guard;
 /* Non-zero while the event thread builds its event_base: new fds go high and are tagged. */
 extern SHIM_TLS int shim_tls_hide_new;
+#pragma GCC visibility pop
 
 uint64_t shim_now_ns(void);
 /* Negative cache, locked: does dest lack SST? / record that it does. */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,6 +268,63 @@ START_TEST(test_shim_config_hostnames_resolve_once)
 }
 END_TEST
 
+/* IPv4 destinations are matched against the compiled words of cfg.v4 when every entry is an
+ * address or prefix; an IPv4-mapped IPv6 destination still takes the general per-entry path.
+ * Both must give the same answer for every address and port. */
+static void check_paths_agree(const struct shim_config *cfg)
+{
+    static const char *const ips[] = { "10.0.0.1", "10.127.255.255", "10.128.0.0", "10.255.255.255",
+                                       "11.0.0.1", "192.168.1.5", "192.168.1.6", "127.0.0.1",
+                                       "0.0.0.0", "255.255.255.255", "8.8.8.8" };
+    static const int ports[] = { 1, 7, 53, 443, 8080, 65535 };
+    for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+        char mapped[64];
+        snprintf(mapped, sizeof(mapped), "::ffff:%s", ips[i]);
+        for (size_t k = 0; k < sizeof(ports) / sizeof(ports[0]); k++)
+            ck_assert_msg(match4(cfg, ips[i], ports[k]) == match6(cfg, mapped, ports[k]),
+                          "%s port %d: IPv4 and IPv4-mapped answers differ", ips[i], ports[k]);
+    }
+}
+
+START_TEST(test_shim_config_v4_fast_path)
+{
+    struct shim_config cfg;
+    char err[256];
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ {
+        "SST_PEERS", "10.128.0.0/9,192.168.1.5:443,0.0.0.0/0:7,[2001:db8::/32]:443", NULL } }), 0);
+    ck_assert(cfg.v4_exact);
+    ck_assert_uint_eq(cfg.n_v4, 3);
+    ck_assert(match4(&cfg, "10.200.1.1", 80));
+    ck_assert(!match4(&cfg, "10.127.0.1", 80));
+    ck_assert(match4(&cfg, "192.168.1.5", 443));
+    ck_assert(!match4(&cfg, "192.168.1.5", 444));
+    ck_assert(match4(&cfg, "1.2.3.4", 7));
+    check_paths_agree(&cfg);
+    /* Host bits beyond the prefix are ignored, as by the per-entry compare. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "10.1.2.3/8", NULL } }), 0);
+    ck_assert(match4(&cfg, "10.200.0.1", 1));
+    check_paths_agree(&cfg);
+    /* "*" or an unresolved name: the general path, for IPv4 too. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "10.0.0.0/8,*", NULL } }), 0);
+    ck_assert(!cfg.v4_exact);
+    ck_assert(match4(&cfg, "8.8.8.8", 443));
+    ck_assert(!match4(&cfg, "127.0.0.1", 443));
+    check_paths_agree(&cfg);
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "db.example:5432,172.16.0.0/12", NULL } }), 0);
+    ck_assert(!cfg.v4_exact);
+    int calls = 0;
+    ck_assert_int_eq(shim_config_resolve(&cfg, fake_resolve, &calls, err, sizeof(err)), 0);
+    ck_assert(cfg.v4_exact);   /* resolved: every entry is an address now */
+    ck_assert(match4(&cfg, "10.9.9.9", 5432));
+    ck_assert(!match4(&cfg, "10.9.9.9", 5433));
+    check_paths_agree(&cfg);
+    /* SST_MODE=off: nothing matches, by either path. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "10.0.0.0/8", "SST_MODE", "off", NULL } }), 0);
+    ck_assert(!cfg.v4_exact);
+    ck_assert(!match4(&cfg, "10.0.0.1", 1));
+}
+END_TEST
+
 START_TEST(test_shim_negcache_expiry_and_keys)
 {
     struct shim_negcache *nc = shim_negcache_new();
@@ -323,6 +381,7 @@ int main(void)
     tcase_add_test(tc, test_shim_config_prefix_edges);
     tcase_add_test(tc, test_shim_config_star_and_mode_off);
     tcase_add_test(tc, test_shim_config_hostnames_resolve_once);
+    tcase_add_test(tc, test_shim_config_v4_fast_path);
     tcase_add_test(tc, test_shim_negcache_expiry_and_keys);
     tcase_add_test(tc, test_shim_negcache_bounded);
     suite_add_tcase(s, tc);
