@@ -319,6 +319,17 @@ static void compile_v4(struct shim_config *cfg)
         m->net &= m->mask;
         m->port = htons(p->port);
     }
+    /* Quick reject: the prefix bits all entries share, with the value they share there.  No
+     * entry: a value no masked address can have. */
+    cfg->v4_qmask = 0;
+    cfg->v4_qnet = 1;
+    if (cfg->n_v4 > 0) {
+        uint32_t q = 0xffffffffu;
+        for (size_t i = 0; i < cfg->n_v4; i++)
+            q &= cfg->v4[i].mask & ~(cfg->v4[i].net ^ cfg->v4[0].net);
+        cfg->v4_qmask = q;
+        cfg->v4_qnet = cfg->v4[0].net & q;
+    }
 }
 
 int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen)

@@ -64,6 +64,9 @@ struct shim_config {
      * name) an IPv4 destination is matched against these alone -- shim_config_match runs in
      * every connect(), so for every connection the shim does not carry. */
     bool v4_exact;
+    /* The bits every IPv4 entry fixes to the same value: an address that differs there
+     * matches none (most destinations of most connects), tested before the entries. */
+    uint32_t v4_qmask, v4_qnet;
     size_t n_v4;
     struct shim_match4 {
         uint32_t net, mask;   /* network order */
@@ -90,21 +93,34 @@ int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *
  * IPv4 rules.  The general per-entry walk; shim_config_match is the entry point. */
 bool shim_config_match_slow(const struct shim_config *cfg, const struct sockaddr *sa, socklen_t len);
 
-/* Inline, because it runs in every connect(): an IPv4 destination with v4_exact is a few
- * masked word compares (cfg->v4), without a call; anything else takes the per-entry walk. */
-static inline bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,
-                                     socklen_t len)
+/* An IPv4 destination when cfg->v4_exact: a few masked word compares, inline (connect()
+ * runs it for every connection the shim does not carry). */
+static inline bool shim_config_match4(const struct shim_config *cfg, const struct sockaddr_in *s4)
 {
-    if (!cfg->v4_exact || !sa || sa->sa_family != AF_INET || len < (socklen_t)sizeof(struct sockaddr_in))
-        return shim_config_match_slow(cfg, sa, len);
-    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
     uint32_t a = s4->sin_addr.s_addr;
+    if ((a & cfg->v4_qmask) != cfg->v4_qnet)
+        return false;
     for (size_t i = 0; i < cfg->n_v4; i++) {
         const struct shim_match4 *m = &cfg->v4[i];
         if ((a & m->mask) == m->net && (m->port == 0 || m->port == s4->sin_port))
             return true;
     }
     return false;
+}
+
+/* Can sa be matched by shim_config_match4? */
+static inline bool shim_config_v4_fast(const struct shim_config *cfg, const struct sockaddr *sa,
+                                       socklen_t len)
+{
+    return cfg->v4_exact && sa && sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in);
+}
+
+static inline bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,
+                                     socklen_t len)
+{
+    if (!shim_config_v4_fast(cfg, sa, len))
+        return shim_config_match_slow(cfg, sa, len);
+    return shim_config_match4(cfg, (const struct sockaddr_in *)sa);
 }
 
 /* Writes a one-line summary of the settings that differ from the defaults. */

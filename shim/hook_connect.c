@@ -75,9 +75,12 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
     return shim_conn_open(fd, sa, len, &shim_transport_tcp, why);
 }
 
-/* A replaced fd (connect again) or a selected destination. */
-static SHIM_SLOW int connect_routed(int fd, const struct sockaddr *sa, socklen_t len)
+/* The general case: a replaced fd (connect again), a selected destination, or an address
+ * the inline IPv4 match does not cover (IPv6, "*" or names in SST_PEERS). */
+static __attribute__((noinline)) int connect_general(int fd, const struct sockaddr *sa, socklen_t len)
 {
+    if (!shim_engaged() || !sa)
+        return shim_real_connect(fd, sa, len);
     struct shim_conn *c = shim_conn_lookup(fd);
     if (c) {
         int r = shim_conn_reconnect(fd, c);
@@ -91,16 +94,22 @@ static SHIM_SLOW int connect_routed(int fd, const struct sockaddr *sa, socklen_t
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    if (!shim_engaged() || !sa)
-        return shim_real_connect(fd, sa, len);
-    /* An uncarried connect: one table load, the SST_PEERS match on the address in place, the
-     * TCPNEW tag dropped with one compare-and-swap, and libc as a tail call. */
+    /* An uncarried IPv4 connect: one table load, the SST_PEERS words compared with the address
+     * in place, the TCPNEW tag dropped with one compare-and-swap, and libc as a tail call --
+     * every other case is a tail call too, so this path needs no stack frame.  An inert shim
+     * (v4_exact false) and the shim's own threads (shim_tls_guard: their sockets are never
+     * tagged, and a destination that matches goes to connect_general, which checks) need no
+     * test here. */
     uintptr_t v = shim_fd_get(fd);
-    if (SHIM_FD_IS_CONN(v) || shim_config_match(&shim_cfg, sa, len))
-        return connect_routed(fd, sa, len);
-    if (v != 0)
-        shim_fd_untag(fd, v);
-    return shim_real_connect(fd, sa, len);
+    if (SHIM_FD_IS_CONN(v) || !shim_config_v4_fast(&shim_cfg, sa, len) ||
+        shim_config_match4(&shim_cfg, (const struct sockaddr_in *)sa))
+        return connect_general(fd, sa, len);
+    uintptr_t tag = SHIM_FD_TCPNEW;
+    if (v == 0 || (v == SHIM_FD_TCPNEW &&
+                   atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &tag, 0,
+                                                           memory_order_acq_rel, memory_order_relaxed)))
+        return shim_real_connect(fd, sa, len);
+    return plain(fd, sa, len);
 }
 
 /* TCP Fast Open connects implicitly.  For a selected destination it becomes our connect() then

@@ -74,6 +74,8 @@ SHIM_EXPORT int socket(int domain, int type, int proto)
 
 static SHIM_SLOW int epoll_ctl_recorded(int epfd, int op, int fd, struct epoll_event *ev)
 {
+    if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)) || shim_tls_guard)
+        return shim_real_epoll_ctl(epfd, op, fd, ev);
     int r = shim_real_epoll_ctl(epfd, op, fd, ev);
     if (r == 0) {
         /* Tagged TCPREC before the record exists, so that a connect() or close() racing in
@@ -89,9 +91,10 @@ static SHIM_SLOW int epoll_ctl_recorded(int epfd, int op, int fd, struct epoll_e
 
 SHIM_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    /* Every other fd: one load, then libc as a tail call (wrk calls this about six times per
-     * Connection: close request). */
-    if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)) || shim_tls_guard)
+    /* An fd with no entry: one load, then libc as a tail call (wrk calls this about six times
+     * per Connection: close request).  Any entry -- a new TCP socket, a connection, the
+     * shim's own -- is sorted out of line. */
+    if (shim_fd_get(fd) == 0)
         return shim_real_epoll_ctl(epfd, op, fd, ev);
     return epoll_ctl_recorded(epfd, op, fd, ev);
 }

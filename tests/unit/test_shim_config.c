@@ -275,7 +275,8 @@ static void check_paths_agree(const struct shim_config *cfg)
 {
     static const char *const ips[] = { "10.0.0.1", "10.127.255.255", "10.128.0.0", "10.255.255.255",
                                        "11.0.0.1", "192.168.1.5", "192.168.1.6", "127.0.0.1",
-                                       "0.0.0.0", "255.255.255.255", "8.8.8.8" };
+                                       "0.0.0.0", "255.255.255.255", "8.8.8.8", "10.1.9.9",
+                                       "10.2.9.9", "10.3.9.9", "11.1.9.9", "138.1.9.9" };
     static const int ports[] = { 1, 7, 53, 443, 8080, 65535 };
     for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
         char mapped[64];
@@ -303,6 +304,18 @@ START_TEST(test_shim_config_v4_fast_path)
     /* Host bits beyond the prefix are ignored, as by the per-entry compare. */
     ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "10.1.2.3/8", NULL } }), 0);
     ck_assert(match4(&cfg, "10.200.0.1", 1));
+    check_paths_agree(&cfg);
+    /* Entries sharing only some prefix bits: the quick reject must keep both. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "10.1.0.0/16,10.2.0.0/16:443", NULL } }), 0);
+    ck_assert(match4(&cfg, "10.1.9.9", 80));
+    ck_assert(match4(&cfg, "10.2.9.9", 443));
+    ck_assert(!match4(&cfg, "10.2.9.9", 80));
+    ck_assert(!match4(&cfg, "10.3.9.9", 443));
+    check_paths_agree(&cfg);
+    /* Only IPv6 entries: no IPv4 address matches. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "2001:db8::/32", NULL } }), 0);
+    ck_assert(cfg.v4_exact);
+    ck_assert(!match4(&cfg, "0.0.0.1", 1));
     check_paths_agree(&cfg);
     /* "*" or an unresolved name: the general path, for IPv4 too. */
     ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "10.0.0.0/8,*", NULL } }), 0);
