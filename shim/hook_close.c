@@ -23,13 +23,22 @@ static SHIM_SLOW int close_recorded(int fd, uintptr_t v)
     return shim_real_close(fd);
 }
 
-SHIM_EXPORT int close(int fd)
+static SHIM_SLOW int close_checked(int fd)
 {
     shim_server_on_close(fd);   /* an SST_LISTEN socket: its SST listener stops with it */
     uintptr_t v = shim_fd_get(fd);
     if (v == 0 || shim_tls_guard)
         return shim_real_close(fd);
     return close_recorded(fd, v);
+}
+
+SHIM_EXPORT int close(int fd)
+{
+    /* An fd without an entry in a process without SST_LISTEN sockets: two loads and libc as a
+     * tail call. */
+    if (shim_fd_get(fd) == 0 && atomic_load_explicit(&shim_server_live, memory_order_relaxed) <= 0)
+        return shim_real_close(fd);
+    return close_checked(fd);
 }
 
 /* Closes [first, last] except the shim's own fds, in sub-ranges. */

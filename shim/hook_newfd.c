@@ -24,11 +24,12 @@ static SHIM_SLOW int new_fd_recorded(int fd)
     return fd;
 }
 
-/* The common case -- nothing recorded for the number, not the event thread -- is one table
- * load and one thread-local load (a negative fd or an inert shim reads 0 too). */
+/* The common case -- nothing recorded for the number, not the shim's own code -- is one table
+ * load and one thread-local load (a negative fd or an inert shim reads 0 too).  shim_tls_guard
+ * covers shim_tls_hide_new: the event thread sets both (engine.c, evthread.c). */
 static inline int new_fd(int fd)
 {
-    if (shim_fd_get(fd) != 0 || shim_tls_hide_new)
+    if (shim_fd_get(fd) != 0 || shim_tls_guard)
         return new_fd_recorded(fd);
     return fd;
 }
@@ -58,17 +59,20 @@ static SHIM_SLOW int socket_recorded(int fd, int domain, int type)
 SHIM_EXPORT int socket(int domain, int type, int proto)
 {
     int fd = shim_real_socket(domain, type, proto);
-    /* A negative fd, an inert shim (size 0), a stale record, the event thread: out of line.
-     * Otherwise one load finds the number unrecorded, and a TCP socket the app may connect
-     * to a selected peer is tagged so that its epoll registrations are watched. */
-    if ((unsigned)fd >= (unsigned)shim_fdtab_size || shim_tls_hide_new || shim_tls_guard)
+    /* A negative fd, an inert shim (size 0), a stale record, the shim's own code (the guard
+     * covers shim_tls_hide_new): out of line.  Otherwise one load finds the number unrecorded,
+     * and a TCP socket the app may connect to a selected peer is tagged so that its epoll
+     * registrations are watched.  A table exists only once init (which holds the guard) has
+     * made the shim active, so shim_active needs no test here. */
+    if ((unsigned)fd >= (unsigned)shim_fdtab_size || shim_tls_guard)
         return socket_recorded(fd, domain, type);
-    uintptr_t zero = 0;
     if (atomic_load_explicit(&shim_fdtab[fd], memory_order_acquire) != 0)
         return socket_recorded(fd, domain, type);
-    if (shim_active && is_tcp(domain, type))
-        atomic_compare_exchange_strong_explicit(&shim_fdtab[fd], &zero, SHIM_FD_TCPNEW,
-                                                memory_order_acq_rel, memory_order_relaxed);
+    /* A store, not a compare-and-swap: the entry was 0 just now, and no other thread can
+     * record anything for a number the kernel has only just handed to this call (a vfork
+     * child's socket() may tag a number that is free in the parent: see fdtable.h). */
+    if (is_tcp(domain, type))
+        atomic_store_explicit(&shim_fdtab[fd], SHIM_FD_TCPNEW, memory_order_release);
     return fd;
 }
 
