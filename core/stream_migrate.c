@@ -338,9 +338,12 @@ bool sst_mig_on_attach(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
     if (s == NULL && (p->flags & SST_ATTF_INIT))
         s = attach_create(cn, p);
     if (s == NULL) {
-        /* No such stream here (a restarted peer, or one already gone): refuse (§4.3.8). */
+        /* No such stream here (a restarted peer, or one already gone): refuse (§4.3.8).  The
+         * Reset is one-shot, so the Attach stays unacknowledged and comes again until a Reset
+         * reaches the attacher; acknowledged, a lost Reset would leave the attacher believing
+         * its stream attached (the liveness probe, protocol-streams.md §2c, relies on this). */
         sst_conn_stateless_reset(cn, p->lsid);
-        return true;
+        return false;
     }
     if (s->conn != cn && duplicate_loses(cn, s->conn)) {
         /* Both sides reconnected at once: the streams settle on the other channel.  Leave

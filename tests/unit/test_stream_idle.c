@@ -397,7 +397,8 @@ static bool probe_not_started(void *arg)
  * `death` says; the survivor must see its stream fail with `want` within the documented bound
  * idle_timeout + liveness_probe + max(migrate_timeout, 10 s) = 60 + 60 + 30 s (plus round
  * trips), never hang. */
-static void liveness_scenario(uint64_t seed, bool kill_server, enum death death, sst_time_t after, int want)
+static void liveness_scenario_ex(uint64_t seed, bool kill_server, enum death death, sst_time_t after, int want,
+                                 double back_loss, sst_time_t *took)
 {
     struct sim_config sc;
     sim_config_default(&sc);
@@ -408,7 +409,8 @@ static void liveness_scenario(uint64_t seed, bool kill_server, enum death death,
     node_init(&a, s, 1);
     node_init(&b, s, 2);
     struct sim_link_params lp = { .delay = SST_MS(10) };
-    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    struct sim_link *ab, *ba;
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
     struct ep ea = { .n = &a, .tx_seed = 11, .rx_seed = 22, .tx_len = 3000 };
     struct ep eb = { .n = &b, .tx_seed = 22, .rx_seed = 11, .tx_len = 4000 };
     struct ep er = { .n = &reborn };
@@ -429,6 +431,12 @@ static void liveness_scenario(uint64_t seed, bool kill_server, enum death death,
     sst_time_t t_kill = sim_now(s);
     uint8_t dead_id = kill_server ? 2 : 1;
     simctx_node_free(dead);
+    if (back_loss > 0) {
+        /* Loss on the way from the dead side's address back to the survivor. */
+        struct sim_link_params lossy = lp;
+        lossy.loss = back_loss;
+        sim_link_set_params(kill_server ? ba : ab, &lossy);
+    }
     if (death == RESTARTED_SAME_KEY || death == RESTARTED_NEW_KEY) {
         /* Another process at the same address: it knows none of the old streams. */
         node_init_ex(&reborn, s, dead_id, death == RESTARTED_SAME_KEY ? "idle-node" : "idle-reborn", SST_SEC(60));
@@ -460,6 +468,8 @@ static void liveness_scenario(uint64_t seed, bool kill_server, enum death death,
     if (after >= SST_SEC(150))
         ck_assert_uint_ge(st.liveness_probes, 1);
     ck_assert_uint_eq(st.streams_live, 1);   /* our handle: the stream itself has ended */
+    if (took != NULL)
+        *took = sim_now(s) - t_kill;
     printf("liveness seed %llu: %s killed (%d), survivor failed after %.1f s with %d\n",
            (unsigned long long)seed, kill_server ? "server" : "client", (int)death,
            (double)(sim_now(s) - t_kill) / 1e9, survivor->err);
@@ -468,6 +478,11 @@ static void liveness_scenario(uint64_t seed, bool kill_server, enum death death,
         simctx_node_free(&reborn);
     simctx_node_free(live);
     sim_free(s);
+}
+
+static void liveness_scenario(uint64_t seed, bool kill_server, enum death death, sst_time_t after, int want)
+{
+    liveness_scenario_ex(seed, kill_server, death, after, want, 0, NULL);
 }
 
 /* Killed while the channel is up: the reconnection after the channel fails finds nobody (a
@@ -504,6 +519,22 @@ START_TEST(test_liveness_restarted_new_key)
 }
 END_TEST
 
+/* The restarted peer's stateless Resets for the probe's Attaches cross a lossy path (40 %):
+ * the Attach stays unacknowledged until one Reset arrives (docs/protocol-streams.md §2a), so
+ * the stream fails about when it does without loss, not a detach period (30 s) later when an
+ * acknowledged Attach whose Reset was lost would leave the stream believing it is attached. */
+START_TEST(test_liveness_restarted_lossy_resets)
+{
+    sst_time_t clean, lossy;
+    liveness_scenario_ex(31, true, RESTARTED_SAME_KEY, SST_SEC(200), SST_ERR_RESET, 0, &clean);
+    for (uint64_t seed = 32; seed < 40; seed++) {
+        liveness_scenario_ex(seed, true, RESTARTED_SAME_KEY, SST_SEC(200), SST_ERR_RESET, 0.4, &lossy);
+        ck_assert_msg(lossy < clean + SST_SEC(10), "seed %llu: %.1f s vs %.1f s without loss",
+                      (unsigned long long)seed, (double)lossy / 1e9, (double)clean / 1e9);
+    }
+}
+END_TEST
+
 /* The dead side's port is closed: the ICMP port unreachable ends the stream at once. */
 START_TEST(test_liveness_port_closed)
 {
@@ -528,6 +559,7 @@ int main(void)
     tcase_add_test(tc, test_liveness_restarted_same_key);
     tcase_add_test(tc, test_liveness_restarted_new_key);
     tcase_add_test(tc, test_liveness_port_closed);
+    tcase_add_test(tc, test_liveness_restarted_lossy_resets);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
