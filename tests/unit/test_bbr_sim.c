@@ -258,9 +258,11 @@ END_TEST
 
 /* ---- two flows through one bottleneck ----------------------------------------------------- */
 
-/* Flow 1 starts at 0, flow 2 at `late`; shares are measured over [t0, t1]. */
-static double run_two(enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed, sst_time_t late,
-                      sst_time_t t0, sst_time_t t1, double *util, size_t *max_queue)
+/* Flow 1 starts at 0, flow 2 at `late`; shares are measured over [t0, t1] on a `rate` bit/s
+ * bottleneck with a one-BDP queue. */
+static double run_two_at(uint64_t rate, enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed,
+                         sst_time_t late, sst_time_t t0, sst_time_t t1, double *util,
+                         size_t *max_queue)
 {
     struct sim *s = new_sim(seed);
     struct ep a1, a2, b1, b2;
@@ -268,7 +270,7 @@ static double run_two(enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed,
     ep_init(&a2, s, 2, cc2, true);
     ep_init(&b1, s, 3, cc1, false);
     ep_init(&b2, s, 4, cc2, false);
-    struct sim_link_params fwd = link_params(RATE, BDP_BYTES, 0);
+    struct sim_link_params fwd = link_params(rate, (size_t)(rate / 8 * 2 * ONE_WAY / SST_SEC(1)), 0);
     struct sim_link_params rev = link_params(0, 0, 0);
     struct sim_link *bottleneck = sim_link_new(s, &fwd);
     struct sim_link *back = sim_link_new(s, &rev);
@@ -285,7 +287,7 @@ static double run_two(enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed,
     uint64_t x1 = b1.bulk.rx_bytes, x2 = b2.bulk.rx_bytes;
     sim_run_until(s, t1);
     double g1 = (double)(b1.bulk.rx_bytes - x1), g2 = (double)(b2.bulk.rx_bytes - x2);
-    *util = (g1 + g2) * 8 * SST_SEC(1) / (double)(t1 - t0) / (double)RATE;
+    *util = (g1 + g2) * 8 * SST_SEC(1) / (double)(t1 - t0) / (double)rate;
     struct sim_link_stats ls;
     sim_link_get_stats(bottleneck, &ls);
     *max_queue = ls.max_queue_bytes;
@@ -296,6 +298,12 @@ static double run_two(enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed,
     sim_host_free(b2.sh);
     sim_free(s);
     return g1 / (g1 + g2);
+}
+
+static double run_two(enum sst_cc_algo cc1, enum sst_cc_algo cc2, uint64_t seed, sst_time_t late,
+                      sst_time_t t0, sst_time_t t1, double *util, size_t *max_queue)
+{
+    return run_two_at(RATE, cc1, cc2, seed, late, t0, t1, util, max_queue);
 }
 
 START_TEST(test_bbr_two_flows_share)
@@ -330,6 +338,23 @@ START_TEST(test_bbr_with_cubic)
            100 * s2, 100 * (1 - s2), 100 * util, maxq);
     ck_assert(s2 >= 0.15 && s2 <= 0.85);
     ck_assert(util >= 0.85);
+}
+END_TEST
+
+/* The bench's fairness pair: 100 Mbit/s x 50 ms, one-BDP queue, both flows start together,
+ * shares over the first 10 s and over 10-30 s. */
+START_TEST(test_bbr_with_cubic_together)
+{
+    double util;
+    size_t maxq;
+    double s10 = run_two_at(100000000ull, SST_CC_BBR, SST_CC_CUBIC, 46, SST_MS(1), SST_MS(1),
+                            SST_SEC(10), &util, &maxq);
+    printf("together 100M 0-10s:  bbr %.1f%% cubic %.1f%%, utilisation %.1f%%\n", 100 * s10,
+           100 * (1 - s10), 100 * util);
+    double s30 = run_two_at(100000000ull, SST_CC_BBR, SST_CC_CUBIC, 46, SST_MS(1), SST_SEC(10),
+                            SST_SEC(30), &util, &maxq);
+    printf("together 100M 10-30s: bbr %.1f%% cubic %.1f%%, utilisation %.1f%%\n", 100 * s30,
+           100 * (1 - s30), 100 * util);
 }
 END_TEST
 
@@ -507,6 +532,7 @@ static Suite *bbr_sim_suite(void)
     tcase_add_test(tc, test_bbr_queue_bounded_deep_buffer);
     tcase_add_test(tc, test_bbr_two_flows_share);
     tcase_add_test(tc, test_bbr_with_cubic);
+    tcase_add_test(tc, test_bbr_with_cubic_together);
     tcase_add_test(tc, test_bbr_stream_100mbit_one_percent_loss);
     suite_add_tcase(s, tc);
     return s;
