@@ -61,7 +61,6 @@ enum sst_bbr_mode {
 #define SST_BBR_LOSS_MIN_PKTS 8
 #define SST_BBR_QUEUE_FRAC 0.25
 #define SST_BBR_BETA 0.7
-#define SST_BBR_HI_HOLD_ROUNDS 63         /* at most this many Reno-paced rounds before doubling */
 
 extern const double sst_bbr_pacing_gain[SST_BBR_CYCLE_LEN];
 
@@ -96,7 +95,6 @@ struct sst_cc_bbr {
     /* loss bound */
     uint64_t inflight_hi;         /* cwnd cap after heavy loss; UINT64_MAX: none */
     uint64_t hi_step;             /* next loss-free round raises inflight_hi by this */
-    uint64_t hi_rounds;           /* loss-free rounds since inflight_hi was last lowered */
     uint64_t cut_round;           /* round_count when inflight_hi was last lowered */
     bool probe_open;              /* a PROBE_BW probe's loss window is open */
     struct sst_bbr_losswin probe, round;  /* over the probe / over the current round */

@@ -342,7 +342,8 @@ START_TEST(test_bbr_with_cubic)
 END_TEST
 
 /* The bench's fairness pair: 100 Mbit/s x 50 ms, one-BDP queue, both flows start together,
- * shares over the first 10 s and over 10-30 s. */
+ * shares over the first 10 s (printed: this simulator's CUBIC is not the kernel's, whose early
+ * HyStart exit decides the bench's short runs) and over 10-30 s (asserted). */
 START_TEST(test_bbr_with_cubic_together)
 {
     double util;
@@ -355,6 +356,10 @@ START_TEST(test_bbr_with_cubic_together)
                             SST_SEC(30), &util, &maxq);
     printf("together 100M 10-30s: bbr %.1f%% cubic %.1f%%, utilisation %.1f%%\n", 100 * s30,
            100 * (1 - s30), 100 * util);
+    /* Once both are past their start: before inflight_hi grew Reno-like for as long as the
+     * queue stands, BBR took 70.5% here. */
+    ck_assert(s30 >= 0.35 && s30 <= 0.60);
+    ck_assert(util >= 0.90);
 }
 END_TEST
 

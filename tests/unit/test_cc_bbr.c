@@ -537,6 +537,37 @@ START_TEST(test_bbr_loss_bound)
 }
 END_TEST
 
+/* After a cut, while every round keeps a standing queue (a competitor holds the buffer), the
+ * cap grows as Reno would, one packet per round, for as long as the queue stands -- past
+ * BBRv2's 63-round wait, after which the old rule doubled the step; the first round without
+ * a standing queue doubles the step again. */
+START_TEST(test_bbr_loss_bound_reno_while_queued)
+{
+    struct drv d;
+    drv_init(&d);
+    drv_to_probe_bw(&d);
+    drv_round(&d, BW, RTT + RTT / 2, BDP, 0, 2 * BDP);
+    drv_round(&d, BW, RTT + RTT / 2, BDP, MSS, 2 * BDP);
+    ck_assert_uint_eq(d.cc.bbr.stat_loss_rounds, 1);
+    ck_assert_uint_ne(d.cc.bbr.inflight_hi, UINT64_MAX);
+    drv_round(&d, BW, RTT + RTT / 2, BDP, 0, BDP);   /* the round after the cut */
+    uint64_t hi = d.cc.bbr.inflight_hi;
+    for (int i = 0; i < 100; i++) {
+        drv_round(&d, BW, RTT + RTT / 2, BDP, 0, BDP);
+        ck_assert(d.cc.bbr.queued);
+        ck_assert_uint_eq(d.cc.bbr.inflight_hi, hi + MSS);
+        hi = d.cc.bbr.inflight_hi;
+    }
+    ck_assert_uint_eq(d.cc.bbr.stat_loss_rounds, 1);
+    /* The queue is gone: the step doubles every round. */
+    drv_round(&d, BW, RTT, BDP, 0, BDP);
+    ck_assert(!d.cc.bbr.queued);
+    ck_assert_uint_eq(d.cc.bbr.inflight_hi, hi + MSS);
+    drv_round(&d, BW, RTT, BDP, 0, BDP);
+    ck_assert_uint_eq(d.cc.bbr.inflight_hi, hi + 3 * MSS);
+}
+END_TEST
+
 /* Through sst_recovery: per-packet records carry the delivery snapshot and each ack produces
  * one rate sample.  20 packets go out 1 ms apart; every ack (of a pair, 50 ms after sending)
  * releases two more, so from the second flight on the path delivers 20 packets per 50 ms. */
@@ -592,6 +623,7 @@ static Suite *bbr_suite(void)
     tcase_add_test(tc, test_bbr_recovery_conserves_then_restores);
     tcase_add_test(tc, test_bbr_small_control_flow_keeps_floors);
     tcase_add_test(tc, test_bbr_loss_bound);
+    tcase_add_test(tc, test_bbr_loss_bound_reno_while_queued);
     tcase_add_test(tc, test_bbr_via_recovery_rate_sample);
     suite_add_tcase(s, tc);
     return s;
