@@ -291,6 +291,7 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
     /* Usually the packet is sealed straight into the driver's send queue (one copy fewer than
      * sealing here and having the driver copy it); nothing is emitted in between. */
     uint8_t *slot = finish_pending(ch) ? NULL : sst_host_tx_slot(ch->host, len + overhead(ch) + SST_PROTECT_TAILROOM);
+    sst_protect_ready(&ch->tx_prot);
     if (slot != NULL) {
         len = sst_protect_seal_to(&ch->tx_prot, seq, buf, len, slot);
         sst_host_emit(ch->host, &ch->peer, slot, len);
@@ -571,6 +572,7 @@ void sst_chan_on_packet(struct sst_chan *ch, sst_time_t now, uint8_t *pkt, size_
     if (sst_replay_check(&ch->replay, seq))
         return;
     size_t plain_len;
+    sst_protect_ready(&ch->rx_prot);
     if (sst_protect_open(&ch->rx_prot, seq, pkt, len, &plain_len))
         return;
     ch->cb_now = now;
@@ -778,12 +780,25 @@ void sst_chan_on_timeout(struct sst_chan *ch, sst_time_t now)
 
 /* ---- memory ------------------------------------------------------------------------- */
 
-/* The upper layer saw the channel idle: give back what only packets in flight need. */
+/* The upper layer saw the channel idle: give back what only packets in flight need, and the
+ * precomputed AES-GCM state of both directions (about 1 KB; rebuilt from the keys by the next
+ * packet either way, sst_protect_ready). */
 bool sst_chan_compact(struct sst_chan *ch, sst_time_t now)
 {
     if (!ch->keyed || ch->state == SST_CHAN_CLOSED)
         return false;
-    return sst_recovery_trim(&ch->rec, now);
+    if (!sst_recovery_trim(&ch->rec, now))
+        return false;
+    sst_protect_idle(&ch->tx_prot);
+    sst_protect_idle(&ch->rx_prot);
+    return true;
+}
+
+size_t sst_chan_heap_bytes(const struct sst_chan *ch)
+{
+    size_t n = sizeof *ch + (size_t)ch->rec.cap * sizeof(struct sst_sent);
+    n += sst_protect_heap_bytes(&ch->tx_prot) + sst_protect_heap_bytes(&ch->rx_prot);
+    return n;
 }
 
 /* ---- statistics ------------------------------------------------------------------------ */

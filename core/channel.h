@@ -75,8 +75,12 @@ struct sst_chan_stats {
     uint64_t congestion_events, hystart_exit_cwnd;
 };
 SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out);
-/* Gives back per-packet state while nothing is in flight (loss recovery's ring); called by the
- * stream layer once a channel has sent nothing of its own for a while.  True if given back. */
+/* Gives back per-packet state while nothing is in flight (loss recovery's ring) and the
+ * precomputed AES-GCM states; called by the stream layer once a channel has sent nothing of its
+ * own for a while.  True if given back. */
 bool sst_chan_compact(struct sst_chan *ch, sst_time_t now);
+/* Heap bytes the channel holds: its structure, recovery's ring and the AES-GCM states (the
+ * negotiation's records belong to the host).  For memory tests and statistics. */
+size_t sst_chan_heap_bytes(const struct sst_chan *ch);
 
 #endif

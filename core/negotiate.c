@@ -69,23 +69,31 @@ static const char prologue_label[] = "SST negotiation v1";
 enum ho_state { HO_WAIT_FINISH = 1, HO_DONE = 2 };
 
 /* Responder's state for one handshake between RESPONSE and FINISH; after completion only a
- * tombstone (no secrets) remains until expiry so duplicates are recognised, not re-answered. */
-struct half_open {
-    uint8_t key[HO_KEY_LEN];
-    UT_hash_handle hh;
+ * tombstone (no secrets, about 140 B: key, expiry and the FINISH's hash) remains until expiry so
+ * duplicates are recognised, not re-answered.  Every channel a host accepts leaves one for
+ * half_open_timeout, so it is kept small (issue #6: memory per idle channel). */
+/* What only a handshake in progress needs (RESPONSE sent, FINISH awaited): about 600 B with the
+ * Noise state and the RESPONSE kept for retransmission.  Freed (wiped) on completion. */
+struct ho_open {
     struct sst_addr peer;
-    uint8_t state;               /* enum ho_state */
-    bool resumed;                /* NNpsk0 with a ticket, not XX */
     uint8_t local_chan_id;
     uint8_t security, aead;      /* agreed */
-    sst_time_t expiry;
     uint8_t peer_e[32];          /* the initiator's ephemeral, to match retransmitted HELLOs */
     uint64_t rx_bytes, tx_bytes; /* amplification accounting for this exchange */
-    struct sst_noise_hs hs;      /* after writing message 2; wiped on completion */
+    struct sst_noise_hs hs;      /* after writing message 2 */
     uint8_t ticket_next[TICKET_LEN]; /* issued on completion (all zero: none) */
     uint8_t peer_static[32];     /* resumed: the host key the used ticket was issued to */
     uint16_t response_len;
     uint8_t response[RESPONSE_LEN];
+};
+
+struct half_open {
+    uint8_t key[HO_KEY_LEN];
+    UT_hash_handle hh;
+    uint8_t state;               /* enum ho_state */
+    bool resumed;                /* NNpsk0 with a ticket, not XX */
+    sst_time_t expiry;
+    struct ho_open *o;           /* HO_WAIT_FINISH only */
     uint8_t finish_hash[32];     /* HO_DONE: hash of the FINISH that completed it */
 };
 
@@ -233,14 +241,26 @@ struct sst_nego_host *sst_nego_host_new(const struct sst_nego_config *cfg, const
     return h;
 }
 
+/* Drops the in-progress part (secrets wiped). */
+static void ho_close(struct half_open *e)
+{
+    if (!e->o)
+        return;
+    sst_noise_hs_wipe(&e->o->hs);
+    sodium_memzero(e->o, sizeof *e->o);
+    free(e->o);
+    e->o = NULL;
+}
+
 static void ho_free(struct sst_nego_host *h, struct half_open *e, bool release_id)
 {
     HASH_DEL(h->table, e);
     if (e->state == HO_WAIT_FINISH) {
         h->stats.half_open--;
         if (release_id && h->ops.release_chan_id)
-            h->ops.release_chan_id(h->ops.ctx, &e->peer, e->local_chan_id);
+            h->ops.release_chan_id(h->ops.ctx, &e->o->peer, e->o->local_chan_id);
     }
+    ho_close(e);
     h->stats.entries--;
     sodium_memzero(e, sizeof *e);
     free(e);
@@ -426,9 +446,10 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
     if (e) {
         /* A retransmitted HELLO gets the very same RESPONSE (no new state, no new DH); a HELLO
          * reusing the tag with another ephemeral, or after completion, is dropped. */
-        if (e->state != HO_WAIT_FINISH || sodium_memcmp(e->peer_e, peer_e, 32) != 0)
+        if (e->state != HO_WAIT_FINISH || sodium_memcmp(e->o->peer_e, peer_e, 32) != 0)
             return SST_ERR_STATE;
-        *out_len = send_unverified(h, &e->rx_bytes, &e->tx_bytes, len, e->response, e->response_len, out);
+        struct ho_open *o = e->o;
+        *out_len = send_unverified(h, &o->rx_bytes, &o->tx_bytes, len, o->response, o->response_len, out);
         if (*out_len)
             h->stats.responses_resent++;
         return 0;
@@ -503,52 +524,56 @@ static int on_hello(struct sst_nego_host *h, sst_time_t now, const struct sst_ad
         goto fail;
     }
     struct half_open *n = calloc(1, sizeof *n);
-    if (!n) {
+    struct ho_open *o = calloc(1, sizeof *o);
+    if (!n || !o) {
+        free(n);
+        free(o);
         rc = SST_ERR_NOMEM;
         goto fail;
     }
+    n->o = o;
     /* The ticket this handshake will leave behind: an opaque random name; its secret is derived
      * from the finished handshake on both sides (sst_noise_hs_split_resume). */
     if (h->cfg.max_tickets)
-        host_random(h, n->ticket_next, TICKET_LEN);
+        host_random(h, o->ticket_next, TICKET_LEN);
     sst_put8(payload, (uint8_t)chan_id);
     sst_put8(payload + 1, security);
     sst_put8(payload + 2, aead);
     sst_nego_reset_token(h, from, (uint8_t)chan_id, payload + 3);
-    memcpy(payload + 3 + SST_RESET_TOKEN_LEN, n->ticket_next, TICKET_LEN);
+    memcpy(payload + 3 + SST_RESET_TOKEN_LEN, o->ticket_next, TICKET_LEN);
     size_t msg2_len = tk ? RMSG2_LEN : MSG2_LEN;
-    put_hdr(n->response, SST_NEGO_RESPONSE, hel.tag);
-    sst_put16(n->response + SST_NEGO_HDR_LEN, (uint16_t)msg2_len);
-    rc = sst_noise_hs_write(&hs, payload, sizeof payload, n->response + SST_NEGO_HDR_LEN + 2, msg2_len);
+    put_hdr(o->response, SST_NEGO_RESPONSE, hel.tag);
+    sst_put16(o->response + SST_NEGO_HDR_LEN, (uint16_t)msg2_len);
+    rc = sst_noise_hs_write(&hs, payload, sizeof payload, o->response + SST_NEGO_HDR_LEN + 2, msg2_len);
     if (rc != (int)msg2_len) {
-        sodium_memzero(n, sizeof *n);
+        ho_close(n);
         free(n);
         rc = rc < 0 ? rc : SST_ERR_CRYPTO;
         goto fail;
     }
-    n->response_len = (uint16_t)(SST_NEGO_HDR_LEN + 2 + msg2_len);
+    o->response_len = (uint16_t)(SST_NEGO_HDR_LEN + 2 + msg2_len);
     if (tk) {
         /* Single use: the ticket is spent the moment a HELLO proves it (a retransmitted HELLO
          * finds the half-open entry above, so it still gets this RESPONSE). */
         n->resumed = true;
-        memcpy(n->peer_static, tk->peer_static, 32);
+        memcpy(o->peer_static, tk->peer_static, 32);
         sst_ticket_drop(&h->issued, hel.ticket);
         tk = NULL;
     }
     memcpy(n->key, key, HO_KEY_LEN);
-    n->peer = *from;
+    o->peer = *from;
     n->state = HO_WAIT_FINISH;
-    n->local_chan_id = (uint8_t)chan_id;
-    n->security = security;
-    n->aead = aead;
+    o->local_chan_id = (uint8_t)chan_id;
+    o->security = security;
+    o->aead = aead;
     n->expiry = now + h->cfg.half_open_timeout;
-    memcpy(n->peer_e, peer_e, 32);
-    n->hs = hs;
+    memcpy(o->peer_e, peer_e, 32);
+    o->hs = hs;
     HASH_ADD(hh, h->table, key, HO_KEY_LEN, n);
     h->stats.half_open++;
     h->stats.entries++;
     h->stats.responses_sent++;
-    *out_len = send_unverified(h, &n->rx_bytes, &n->tx_bytes, len, n->response, n->response_len, out);
+    *out_len = send_unverified(h, &o->rx_bytes, &o->tx_bytes, len, o->response, o->response_len, out);
     rc = 0;
     chan_id = -1;
 fail:
@@ -605,7 +630,8 @@ static int on_finish(struct sst_nego_host *h, sst_time_t now, const struct sst_a
         return 0;
     }
 
-    struct sst_noise_hs hs = e->hs;  /* committed only if everything below succeeds */
+    struct ho_open *o = e->o;
+    struct sst_noise_hs hs = o->hs;  /* committed only if everything below succeeds */
     struct sst_noise_cipher i2r, r2i;
     uint8_t payload[FINISH_PAYLOAD_LEN], psk[32];
     int rc = sst_noise_hs_read(&hs, pkt + SST_NEGO_HDR_LEN + 2, want_mlen, payload, sizeof payload);
@@ -617,7 +643,7 @@ static int on_finish(struct sst_nego_host *h, sst_time_t now, const struct sst_a
     }
     /* Resumed: the peer is whoever the ticket was issued to (only it knows the PSK); the allow
      * list is asked again all the same. */
-    const uint8_t *peer_static = e->resumed ? e->peer_static : hs.rs;
+    const uint8_t *peer_static = e->resumed ? o->peer_static : hs.rs;
     if (h->ops.verify_peer && h->ops.verify_peer(h->ops.ctx, from, peer_static, false) != 0) {
         rc = SST_ERR_IDENTITY;
         goto out;
@@ -627,20 +653,20 @@ static int on_finish(struct sst_nego_host *h, sst_time_t now, const struct sst_a
     rc = sst_noise_hs_split_resume(&hs, &i2r, &r2i, psk);
     if (rc < 0)
         goto out;
-    res->security = e->security;
-    res->aead = e->aead;
+    res->security = o->security;
+    res->aead = o->aead;
     memcpy(res->tx_key, r2i.k, 32);
     memcpy(res->rx_key, i2r.k, 32);
-    res->local_chan_id = e->local_chan_id;
+    res->local_chan_id = o->local_chan_id;
     res->remote_chan_id = payload[0];
     memcpy(res->peer_reset_token, payload + 1, SST_RESET_TOKEN_LEN);
     res->tag = sst_get64(pkt + 6);
     res->initiator = false;
     res->resumed = e->resumed;
-    keep_ticket(h, &h->issued, e->ticket_next, e->ticket_next, psk, res->peer_static, now);
+    keep_ticket(h, &h->issued, o->ticket_next, o->ticket_next, psk, res->peer_static, now);
 
     /* Keep a tombstone (no secrets) so duplicates are recognised until the entry expires. */
-    sst_noise_hs_wipe(&e->hs);
+    ho_close(e);
     e->state = HO_DONE;
     digest(e->finish_hash, pkt, flen);
     e->expiry = now + h->cfg.half_open_timeout;

@@ -10,7 +10,8 @@
 #define LIGHT_TAG_LEN 4
 #define AEAD_TAG_LEN 16
 
-_Static_assert(sizeof(crypto_aead_aes256gcm_state) <= 512, "aes_state too small for libsodium");
+#include <stdlib.h>
+
 _Static_assert(crypto_aead_chacha20poly1305_ietf_ABYTES == AEAD_TAG_LEN, "chacha tag size");
 _Static_assert(crypto_aead_aes256gcm_ABYTES == AEAD_TAG_LEN, "gcm tag size");
 _Static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12, "chacha nonce size");
@@ -59,13 +60,42 @@ int sst_protect_init(struct sst_protect *p, enum sst_security sec, enum sst_aead
             sodium_memzero(p, sizeof *p);
             return SST_ERR_CRYPTO;
         }
-        crypto_aead_aes256gcm_beforenm((crypto_aead_aes256gcm_state *)(void *)p->aes_state, key);
+        sst_protect_wake(p);
     }
     return 0;
 }
 
+void sst_protect_idle(struct sst_protect *p)
+{
+    if (p->aes == NULL)
+        return;
+    sodium_memzero(p->aes, sizeof(crypto_aead_aes256gcm_state));
+    free(p->aes);
+    p->aes = NULL;
+}
+
+/* The state type is declared 16-byte aligned (AES-NI loads); aligned_alloc wants a multiple. */
+#define AES_STATE_SIZE ((sizeof(crypto_aead_aes256gcm_state) + 15) & ~(size_t)15)
+
+size_t sst_protect_heap_bytes(const struct sst_protect *p)
+{
+    return p->aes ? AES_STATE_SIZE : 0;
+}
+
+void sst_protect_wake(struct sst_protect *p)
+{
+    if (p->aes != NULL || p->security != SST_SEC_STRONG || p->aead != SST_AEAD_AES256GCM)
+        return;
+    crypto_aead_aes256gcm_state *st = aligned_alloc(16, AES_STATE_SIZE);
+    if (st == NULL)
+        return; /* the one-shot functions below take the key instead */
+    crypto_aead_aes256gcm_beforenm(st, p->key);
+    p->aes = st;
+}
+
 void sst_protect_wipe(struct sst_protect *p)
 {
+    sst_protect_idle(p);
     sodium_memzero(p, sizeof *p);
 }
 
@@ -97,10 +127,12 @@ size_t sst_protect_seal(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,
     make_nonce(nonce, seq);
     uint8_t *body = pkt + SST_CHAN_HDR_LEN;
     unsigned long long body_len = len - SST_CHAN_HDR_LEN;
-    if (p->aead == SST_AEAD_AES256GCM)
-        crypto_aead_aes256gcm_encrypt_detached_afternm(
-            body, pkt + len, NULL, body, body_len, pkt, SST_CHAN_HDR_LEN, NULL, nonce,
-            (const crypto_aead_aes256gcm_state *)(const void *)p->aes_state);
+    if (p->aead == SST_AEAD_AES256GCM && p->aes)
+        crypto_aead_aes256gcm_encrypt_detached_afternm(body, pkt + len, NULL, body, body_len, pkt,
+                                                       SST_CHAN_HDR_LEN, NULL, nonce, p->aes);
+    else if (p->aead == SST_AEAD_AES256GCM)
+        crypto_aead_aes256gcm_encrypt_detached(body, pkt + len, NULL, body, body_len, pkt,
+                                               SST_CHAN_HDR_LEN, NULL, nonce, p->key);
     else
         crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, pkt + len, NULL, body, body_len, pkt,
                                                            SST_CHAN_HDR_LEN, NULL, nonce, p->key);
@@ -121,10 +153,14 @@ size_t sst_protect_seal_to(const struct sst_protect *p, uint64_t seq, uint8_t *p
     make_nonce(nonce, seq);
     memcpy(out, pkt, SST_CHAN_HDR_LEN);
     unsigned long long body_len = len - SST_CHAN_HDR_LEN;
-    if (p->aead == SST_AEAD_AES256GCM)
-        crypto_aead_aes256gcm_encrypt_detached_afternm(
-            out + SST_CHAN_HDR_LEN, out + len, NULL, pkt + SST_CHAN_HDR_LEN, body_len, pkt,
-            SST_CHAN_HDR_LEN, NULL, nonce, (const crypto_aead_aes256gcm_state *)(const void *)p->aes_state);
+    if (p->aead == SST_AEAD_AES256GCM && p->aes)
+        crypto_aead_aes256gcm_encrypt_detached_afternm(out + SST_CHAN_HDR_LEN, out + len, NULL,
+                                                       pkt + SST_CHAN_HDR_LEN, body_len, pkt,
+                                                       SST_CHAN_HDR_LEN, NULL, nonce, p->aes);
+    else if (p->aead == SST_AEAD_AES256GCM)
+        crypto_aead_aes256gcm_encrypt_detached(out + SST_CHAN_HDR_LEN, out + len, NULL,
+                                               pkt + SST_CHAN_HDR_LEN, body_len, pkt,
+                                               SST_CHAN_HDR_LEN, NULL, nonce, p->key);
     else
         crypto_aead_chacha20poly1305_ietf_encrypt_detached(out + SST_CHAN_HDR_LEN, out + len, NULL,
                                                            pkt + SST_CHAN_HDR_LEN, body_len, pkt,
@@ -155,10 +191,12 @@ int sst_protect_open(const struct sst_protect *p, uint64_t seq, uint8_t *pkt, si
     uint8_t *body = pkt + SST_CHAN_HDR_LEN;
     unsigned long long body_len = plain_len - SST_CHAN_HDR_LEN;
     int rc;
-    if (p->aead == SST_AEAD_AES256GCM)
-        rc = crypto_aead_aes256gcm_decrypt_detached_afternm(
-            body, NULL, body, body_len, pkt + plain_len, pkt, SST_CHAN_HDR_LEN, nonce,
-            (const crypto_aead_aes256gcm_state *)(const void *)p->aes_state);
+    if (p->aead == SST_AEAD_AES256GCM && p->aes)
+        rc = crypto_aead_aes256gcm_decrypt_detached_afternm(body, NULL, body, body_len, pkt + plain_len,
+                                                            pkt, SST_CHAN_HDR_LEN, nonce, p->aes);
+    else if (p->aead == SST_AEAD_AES256GCM)
+        rc = crypto_aead_aes256gcm_decrypt_detached(body, NULL, body, body_len, pkt + plain_len, pkt,
+                                                    SST_CHAN_HDR_LEN, nonce, p->key);
     else
         rc = crypto_aead_chacha20poly1305_ietf_decrypt_detached(body, NULL, body, body_len,
                                                                 pkt + plain_len, pkt, SST_CHAN_HDR_LEN,

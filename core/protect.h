@@ -20,14 +20,30 @@ struct sst_protect {
     uint8_t security;   /* enum sst_security */
     uint8_t aead;       /* enum sst_aead */
     uint8_t key[32];
-    /* libsodium's precomputed AES-GCM state (crypto_aead_aes256gcm_state, 512 bytes, 16-aligned);
-     * kept opaque here so only protect.c includes <sodium.h>. */
-    _Alignas(16) uint8_t aes_state[512];
+    /* libsodium's precomputed AES-GCM state (crypto_aead_aes256gcm_state: the expanded key and
+     * GHASH powers, 512 bytes), kept opaque here so only protect.c includes <sodium.h>.  Heap,
+     * not inline: it is half a kilobyte per direction, and an idle channel gives it back
+     * (sst_protect_idle) while the 32-byte key stays.  NULL means "use the key directly"
+     * (libsodium's one-shot AES-GCM expands the key per packet): correct, only slower, so a
+     * failed allocation costs speed, never a packet. */
+    void *aes;
 };
 
 SST_MUST_CHECK int sst_protect_init(struct sst_protect *p, enum sst_security sec, enum sst_aead aead,
                                     const uint8_t key[32]);
 void sst_protect_wipe(struct sst_protect *p);
+/* The direction went quiet: give back the precomputed AES-GCM state (wiped first). */
+void sst_protect_idle(struct sst_protect *p);
+/* Packets flow again: rebuild what sst_protect_idle gave back (a no-op when present, or for
+ * ChaCha20-Poly1305 and light mode, which keep no state beyond the key). */
+void sst_protect_wake(struct sst_protect *p);
+/* Heap bytes held beyond the structure (the AES-GCM state, if any). */
+size_t sst_protect_heap_bytes(const struct sst_protect *p);
+static inline void sst_protect_ready(struct sst_protect *p)
+{
+    if (p->aes == NULL && p->aead == SST_AEAD_AES256GCM && p->security == SST_SEC_STRONG)
+        sst_protect_wake(p);
+}
 size_t sst_protect_overhead(const struct sst_protect *p);
 /* Seals pkt[0..len) in place (header = first 8 bytes); the buffer must have
  * SST_PROTECT_TAILROOM bytes after len.  Returns the new length. */

@@ -95,6 +95,50 @@ START_TEST(test_protect_seal_to_matches_in_place)
 }
 END_TEST
 
+START_TEST(test_protect_idle_and_wake)
+{
+    /* An idle direction gives its precomputed AES-GCM state back (sst_protect_idle) and still
+     * seals and opens exactly as before through the one-shot path; sst_protect_ready rebuilds the
+     * state, and the bytes stay the same whichever side is idle.  ChaCha20 and light mode keep
+     * no state at all. */
+    static const size_t sizes[] = {0, 17, 1200};
+    for (size_t s = 0; s < SST_ARRAY_LEN(sizes); s++) {
+        struct sst_protect busy, idle;
+        if (!setup(&busy, _i, key_a) || !setup(&idle, _i, key_a))
+            return;
+        bool aes = modes[_i].sec == SST_SEC_STRONG && modes[_i].aead == SST_AEAD_AES256GCM;
+        ck_assert(aes ? busy.aes != NULL : busy.aes == NULL);
+        sst_protect_idle(&idle);
+        ck_assert_ptr_null(idle.aes);
+        sst_protect_idle(&idle);  /* twice is harmless */
+        uint8_t a[1300 + SST_PROTECT_TAILROOM], b[1300 + SST_PROTECT_TAILROOM], orig[1300];
+        size_t len = make_pkt(a, sizes[s]);
+        memcpy(b, a, len);
+        memcpy(orig, a, len);
+        size_t na = sst_protect_seal(&busy, 99 + s, a, len);
+        size_t nb = sst_protect_seal(&idle, 99 + s, b, len);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_mem_eq(a, b, na);
+        size_t plain = 0;
+        ck_assert_int_eq(sst_protect_open(&idle, 99 + s, a, na, &plain), 0);
+        ck_assert_mem_eq(a, orig, len);
+        /* A tampered packet is still refused on the one-shot path. */
+        b[nb - 1] ^= 1;
+        ck_assert_int_eq(sst_protect_open(&idle, 99 + s, b, nb, &plain), SST_ERR_AUTH);
+        sst_protect_ready(&idle);
+        ck_assert(aes ? idle.aes != NULL : idle.aes == NULL);
+        memcpy(b, orig, len);
+        size_t n2 = sst_protect_seal(&idle, 99 + s, b, len);
+        ck_assert_uint_eq(n2, na);
+        ck_assert_int_eq(sst_protect_open(&busy, 99 + s, b, n2, &plain), 0);
+        ck_assert_mem_eq(b, orig, len);
+        sst_protect_wipe(&busy);
+        sst_protect_wipe(&idle);
+        ck_assert_ptr_null(idle.aes);
+    }
+}
+END_TEST
+
 START_TEST(test_protect_overhead_values)
 {
     struct sst_protect p;
@@ -243,6 +287,7 @@ static Suite *protect_suite(void)
     int n = (int)SST_ARRAY_LEN(modes);
     tcase_add_loop_test(tc, test_protect_round_trip, 0, n);
     tcase_add_loop_test(tc, test_protect_seal_to_matches_in_place, 0, n);
+    tcase_add_loop_test(tc, test_protect_idle_and_wake, 0, n);
     tcase_add_loop_test(tc, test_protect_overhead_values, 0, n);
     tcase_add_loop_test(tc, test_protect_tamper_every_byte_rejected, 0, n);
     tcase_add_loop_test(tc, test_protect_wrong_key_rejected, 0, n);

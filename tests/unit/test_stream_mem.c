@@ -13,6 +13,9 @@
 #include "stream_int.h"
 
 #define NS 12
+/* Heap an idle channel may keep (sst_chan_heap_bytes): with the peer's conn, root stream,
+ * ticket and the host's records it must stay within 4 KiB per idle channel (docs/protocol-channel.md). */
+#define CHAN_IDLE_HEAP 2048
 
 static uint8_t pat(uint32_t seed, uint64_t i)
 {
@@ -197,6 +200,9 @@ START_TEST(test_idle_streams_hold_no_buffers)
     for (unsigned i = 0; i < NS; i++)
         held += (w->ca[i].s->rx.st != NULL) + (w->sb[i].s->rx.st != NULL);
     ck_assert_uint_gt(held, 0);
+    size_t chan_busy[2];
+    for (unsigned i = 0; i < 2; i++)
+        chan_busy[i] = sst_chan_heap_bytes((i ? w->b.c : w->a.c)->conns->ch);
 
     /* Idle past COMPACT_IDLE, well before detach_idle (30 s): nothing is held. */
     sim_run_until(w->sim, sim_now(w->sim) + COMPACT_IDLE + SST_SEC(1));
@@ -210,6 +216,13 @@ START_TEST(test_idle_streams_hold_no_buffers)
         ck_assert_ptr_nonnull(c->conns);
         ck_assert_ptr_null(c->conns->compact);
         ck_assert_ptr_null(c->conns->partial);
+        /* The channel went quiet with its streams: recovery's ring and both directions' AES-GCM
+         * states are given back (rebuilt from the keys by the next packet), and what stays fits
+         * CHAN_IDLE_HEAP, the channel's part of the 4 KiB idle-channel budget. */
+        size_t idle = sst_chan_heap_bytes(c->conns->ch);
+        ck_assert_msg(idle <= CHAN_IDLE_HEAP, "idle channel holds %zu B (budget %d)", idle, CHAN_IDLE_HEAP);
+        ck_assert_uint_lt(idle, chan_busy[i]);
+        printf("mem: channel heap %zu B busy, %zu B idle\n", chan_busy[i], idle);
     }
 
     /* Bytes nobody reads survive compaction, and read back exact afterwards. */
