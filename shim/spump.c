@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "engine.h"
@@ -224,9 +226,12 @@ static void on_stream(struct sst_stream *s, unsigned ev, void *arg)
 struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_stream *s,
                                     shim_spump_done_fn done, void *arg)
 {
-    struct shim_spump *p = calloc(1, sizeof(*p));
+    /* Only the header is zeroed: clearing the two 64 KiB buffers of every new stream was a
+     * tenth of a shimmed connect/request/close's CPU (memset plus the page faults behind it). */
+    struct shim_spump *p = malloc(sizeof(*p));
     if (!p)
         return NULL;
+    memset(p, 0, offsetof(struct shim_spump, to_net));
     p->fd = fd;
     p->s = s;
     p->done = done;
