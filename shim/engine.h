@@ -20,7 +20,8 @@ const char *shim_engine_why(void);
 struct sst_ctx *shim_engine_listen_port(struct event_base *base);
 /* Call before API calls made outside the engine's own callbacks (the engine reads no clock). */
 void shim_engine_sync_time(void);
-/* Call after them: sends what they queued and re-arms the engine's timer. */
+/* Call after them: sends what they queued and re-arms the engine's timer, once, after the
+ * event-loop callbacks that are running now (every kick of one iteration: one flush). */
 void shim_engine_kick(void);
 sst_time_t shim_engine_now(void);
 /* The last identity refusal from the key store (for logs). */

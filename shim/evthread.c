@@ -171,13 +171,20 @@ int shim_ev_submit(struct shim_conn *c)
     if (!ev_running)
         err = ev_start();
     if (err == 0) {
+        /* Only the first connection of a batch writes the wake-up byte: the event thread
+         * takes the whole queue under this lock after draining the pipe, so a non-empty queue
+         * already has its wake-up on the way (one write and one wake-up per batch, not per
+         * connect() of a program opening many at once). */
+        bool wake = !queue_head && !opt_head && !call_head;
         if (queue_tail)
             queue_tail->next = c;
         else
             queue_head = c;
         queue_tail = c;
-        ssize_t w = write(wake_wr, "x", 1);
-        (void)w;   /* a full pipe already means "wake up" */
+        if (wake) {
+            ssize_t w = write(wake_wr, "x", 1);
+            (void)w;   /* a full pipe already means "wake up" */
+        }
     }
     pthread_mutex_unlock(&ev_lock);
     return err;
