@@ -17,6 +17,7 @@
                                           only then has an uncarried connect() or a close()
                                           records to drop, so the common case takes no lock */
 #define SHIM_FD_IS_OWN(v) ((v) == SHIM_FD_ENGINE || (v) == SHIM_FD_LOG)
+/* A not-yet-connected TCP socket of the app: TCPNEW or TCPREC (one subtract and compare). */
 #define SHIM_FD_IS_TCPNEW(v) ((v) - SHIM_FD_TCPNEW <= SHIM_FD_TCPREC - SHIM_FD_TCPNEW)
 #define SHIM_FD_IS_CONN(v) ((v) > SHIM_FD_TCPREC)
 
