@@ -115,12 +115,18 @@ struct shim_conn *shim_conn_check(int fd, uintptr_t v)
 static ssize_t fill(int fd, int *restore)
 {
     static const char zeros[16384];
+    /* Every fresh socketpair end starts with the same buffer (net.core.wmem_default): read it
+     * once per process rather than once per connection. */
+    static _Atomic int fresh_sndbuf;
     size_t total = 0;
-    int sndbuf = 0, tiny = 1;
+    int sndbuf = atomic_load_explicit(&fresh_sndbuf, memory_order_relaxed), tiny = 1;
     socklen_t l = sizeof(sndbuf);
 
-    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &l) < 0)
-        return -1;
+    if (sndbuf <= 0) {
+        if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &l) < 0)
+            return -1;
+        atomic_store_explicit(&fresh_sndbuf, sndbuf, memory_order_relaxed);
+    }
     /* getsockopt reports twice what setsockopt takes (the kernel doubles it for overhead).
      * A huge net.core.wmem_default is capped at 256 KiB, as before this buffer was shrunk. */
     *restore = sndbuf > (1 << 20) ? 256 << 10 : sndbuf / 2;

@@ -52,7 +52,8 @@ static void start_one(struct shim_conn *c)
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     char buf[64];
-    while (read(fd, buf, sizeof(buf)) > 0)
+    /* A short read emptied the pipe: no second read to meet EAGAIN. */
+    while (read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
         ;
     pthread_mutex_lock(&ev_lock);
     struct shim_conn *c = queue_head;
