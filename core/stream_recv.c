@@ -262,6 +262,9 @@ bool sst_srecv_recv(void *ctx, struct sst_chan *ch, uint64_t seq, const uint8_t 
 {
     struct conn *cn = ctx;
     cn->rx_seq = SST_MAX(cn->rx_seq, seq);
+    /* A packet rebuilds the channel's AES-GCM states if it was compacted: a channel that only
+     * receives must go quiet again too (COMPACT_IDLE after its last packet, not only its last fill). */
+    cn->compact_chan_at = cn->ctx->now + COMPACT_IDLE;
     /* What the application answers from this packet's callbacks goes out with its ack, in as
      * few packets as possible: sst_ctx_recv flushes the channel after the callbacks ran. */
     if (cn->ctx->in_recv) {

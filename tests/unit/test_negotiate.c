@@ -2,6 +2,7 @@
  * buffers, cookies, rejection without state, the 3x amplification bound, identity checks,
  * the half-open table, and stateless RESET tokens. */
 #include <check.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -194,6 +195,10 @@ static void check_protect(const struct sst_nego_result *i, const struct sst_nego
     ck_assert_int_eq(sst_protect_open(&irx, 1, pkt, n, &out), 0);
     n = sst_protect_seal(&rtx, 2, pkt, 40);
     ck_assert_int_eq(sst_protect_open(&rrx, 2, pkt, n, &out), SST_ERR_AUTH); /* wrong direction */
+    sst_protect_wipe(&itx);
+    sst_protect_wipe(&rrx);
+    sst_protect_wipe(&rtx);
+    sst_protect_wipe(&irx);
 }
 
 START_TEST(test_nego_full_handshake_strong)
@@ -482,6 +487,75 @@ START_TEST(test_nego_tampered_and_replayed_finish)
 }
 END_TEST
 
+/* One handshake from `from`, driven up to (and, if finish, including) the responder's FINISH. */
+static void handshake_from(struct fixture *f, const struct sst_addr *from, bool finish, uint8_t *fin,
+                           size_t *flen, uint8_t *hello, size_t *hlen)
+{
+    struct sst_nego_initiator *in = sst_nego_initiator_new(f->ih, 0, &f->raddr, SST_SEC_STRONG);
+    ck_assert_ptr_nonnull(in);
+    uint8_t reply[SST_NEGO_MAX_REPLY];
+    size_t rlen = 0, consumed = 0;
+    struct sst_nego_result ires, rres;
+    *hlen = sst_nego_initiator_hello(in, hello, SST_NEGO_MAX_REPLY);
+    ck_assert_int_eq(sst_nego_responder_recv(f->rh, 0, from, hello, *hlen, reply, &rlen, &rres, &consumed), 0);
+    ck_assert_int_eq(sst_nego_initiator_recv(in, 0, reply, rlen, fin, flen, &ires), 1);
+    if (finish)
+        ck_assert_int_eq(sst_nego_responder_recv(f->rh, 1, from, fin, *flen, reply, &rlen, &rres, &consumed), 1);
+    sst_nego_initiator_free(in);
+}
+
+/* The record a responder keeps for half_open_timeout after a handshake completes is only a
+ * tombstone: the Noise state, the cached RESPONSE and the ticket to issue (struct ho_open,
+ * ~600 B) are given back at FINISH.  Every channel accepted in the last half_open_timeout carries one, so it counts
+ * toward the idle-channel budget (docs/protocol-negotiation.md, "Responder state"). */
+START_TEST(test_nego_completed_record_is_small)
+{
+    enum { N = 12 };
+    struct fixture f;
+    fx_init(&f, SST_SEC_STRONG, SST_SEC_STRONG, false, false);
+    uint8_t hello[SST_NEGO_MAX_REPLY], fin[SST_NEGO_MAX_REPLY], reply[SST_NEGO_MAX_REPLY];
+    size_t hlen, flen, rlen = 0, consumed = 0;
+    struct sst_nego_result rres;
+    struct sst_addr warm = mkaddr(9, 5000);
+    handshake_from(&f, &warm, true, fin, &flen, hello, &hlen);  /* one-time allocations */
+    /* Half-open (RESPONSE sent, no FINISH yet): the full state really is held. */
+    size_t before = mallinfo2().uordblks;
+    for (int i = 0; i < N; i++) {
+        struct sst_addr a = mkaddr((uint8_t)(10 + i), 5000);
+        handshake_from(&f, &a, false, fin, &flen, hello, &hlen);
+    }
+    size_t half = (mallinfo2().uordblks - before) / N;
+    ck_assert_msg(half >= 600, "a half-open record holds %zu B", half);
+    sst_nego_host_expire(f.rh, SST_SEC(100));
+    /* Completed: only the tombstone stays. */
+    before = mallinfo2().uordblks;
+    for (int i = 0; i < N; i++) {
+        struct sst_addr a = mkaddr((uint8_t)(10 + i), 5000);
+        handshake_from(&f, &a, true, fin, &flen, hello, &hlen);
+    }
+    size_t kept = (mallinfo2().uordblks - before) / N;
+    struct sst_nego_stats st;
+    sst_nego_host_stats(f.rh, &st);
+    ck_assert_uint_eq(st.entries, N);
+    ck_assert_uint_eq(st.tickets_issued, 0);   /* max_tickets 0: the record alone is measured */
+    /* The 144-byte tombstone is a 160-byte heap chunk; the rest is the hash table's share (its
+     * buckets grow with the entries).  Before the open part was split off it was ~800 B. */
+    ck_assert_msg(kept <= 224, "a completed handshake record keeps %zu B; budget 224 B", kept);
+    /* The tombstone still does its job: a duplicate FINISH is consumed and completes nothing,
+     * a late copy of the HELLO is dropped rather than answered. */
+    struct sst_addr last = mkaddr(10 + N - 1, 5000);
+    ck_assert_int_eq(sst_nego_responder_recv(f.rh, 2, &last, fin, flen, reply, &rlen, &rres, &consumed), 0);
+    ck_assert_uint_eq(consumed, flen);
+    ck_assert_uint_eq(rlen, 0);
+    ck_assert_int_eq(sst_nego_responder_recv(f.rh, 2, &last, hello, hlen, reply, &rlen, &rres, &consumed),
+                     SST_ERR_STATE);
+    ck_assert_uint_eq(rlen, 0);
+    sst_nego_host_stats(f.rh, &st);
+    ck_assert_uint_eq(st.completed, N + 1);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_nego_duplicate_hello_same_response)
 {
     struct fixture f;
@@ -712,6 +786,7 @@ static Suite *negotiate_suite(void)
     tcase_add_test(tc, test_nego_tampered_response);
     tcase_add_test(tc, test_nego_tampered_and_replayed_finish);
     tcase_add_test(tc, test_nego_duplicate_hello_same_response);
+    tcase_add_test(tc, test_nego_completed_record_is_small);
     tcase_add_test(tc, test_nego_amplification_bound);
     tcase_add_test(tc, test_nego_identity_mismatch);
     tcase_add_test(tc, test_nego_half_open_cap_and_expiry);
