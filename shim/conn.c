@@ -216,6 +216,27 @@ static int wait_connected(int fd, struct shim_conn *c)
     return -1;
 }
 
+/* What a carried connection records about itself however it was set up (shim_conn_open or
+ * shim_conn_adopt): its peer, its local address family, its transport, and the app's socket
+ * options, replayed on the transport socket.  c is not shared yet: the lock is uncontended. */
+static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, socklen_t len,
+                      const struct shim_transport *tr, const char *why)
+{
+    atomic_init(&c->err, 0);
+    atomic_init(&c->err_pending, false);
+    atomic_init(&c->unconnected, false);
+    c->family = sa->sa_family;
+    memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
+    c->peer_len = len;
+    c->local.ss_family = (sa_family_t)c->family;
+    c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    c->app_fd = fd;
+    c->net_fd = -1;
+    c->tr = tr;
+    snprintf(c->why, sizeof(c->why), "%s", why);
+    copy_options(c, fd);
+}
+
 int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struct shim_transport *tr,
                    const char *why)
 {
@@ -240,22 +261,10 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
 
     atomic_init(&c->refs, 2);   /* the fd table's and the event thread's */
     atomic_init(&c->state, SHIM_CONN_CONNECTING);
-    atomic_init(&c->err, 0);
-    atomic_init(&c->err_pending, false);
     atomic_init(&c->conn_reported, false);
-    atomic_init(&c->unconnected, false);
-    c->family = sa->sa_family;
-    memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
-    c->peer_len = len;
-    c->local.ss_family = (sa_family_t)c->family;
-    c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    conn_init(c, fd, sa, len, tr, why);
     c->filler = (size_t)filler;
-    c->app_fd = fd;
     atomic_init(&c->sndbuf, sndbuf);
-    c->net_fd = -1;
-    c->tr = tr;
-    snprintf(c->why, sizeof(c->why), "%s", why);
-    copy_options(c, fd);   /* c is not shared yet; the lock is uncontended */
     copy_timeouts(fd, sv[0]);
 
     if (fl & O_NONBLOCK)
@@ -320,22 +329,10 @@ int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_en
     }
     atomic_init(&c->refs, 1);   /* the fd table's only: no event thread is involved */
     atomic_init(&c->state, SHIM_CONN_CONNECTED);
-    atomic_init(&c->err, 0);
-    atomic_init(&c->err_pending, false);
     /* A non-blocking connect answers EINPROGRESS, as TCP: the next connect() says 0. */
     atomic_init(&c->conn_reported, !(fl & O_NONBLOCK));
-    atomic_init(&c->unconnected, false);
-    c->family = sa->sa_family;
-    memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
-    c->peer_len = len;
-    c->local.ss_family = (sa_family_t)c->family;
-    c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    conn_init(c, fd, sa, len, tr, why);
     c->pump_fd = -1;
-    c->net_fd = -1;
-    c->app_fd = fd;
-    c->tr = tr;
-    snprintf(c->why, sizeof(c->why), "%s", why);
-    copy_options(c, fd);
     copy_timeouts(fd, app_end);
     if (fl & O_NONBLOCK)
         shim_real_fcntl(app_end, F_SETFL, O_NONBLOCK);
