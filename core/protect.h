@@ -29,6 +29,7 @@ struct sst_protect {
     void *aes;
 };
 
+/* Every successful init must be paired with sst_protect_wipe (AES-GCM allocates its state). */
 SST_MUST_CHECK int sst_protect_init(struct sst_protect *p, enum sst_security sec, enum sst_aead aead,
                                     const uint8_t key[32]);
 void sst_protect_wipe(struct sst_protect *p);

@@ -146,6 +146,7 @@ START_TEST(test_protect_overhead_values)
         return;
     ck_assert_uint_eq(sst_protect_overhead(&p), modes[_i].sec == SST_SEC_LIGHT ? 4 : 16);
     ck_assert_uint_le(sst_protect_overhead(&p), SST_PROTECT_MAX_OVERHEAD);
+    sst_protect_wipe(&p);
 }
 END_TEST
 
@@ -169,6 +170,7 @@ START_TEST(test_protect_tamper_every_byte_rejected)
     memcpy(buf, sealed_copy, sealed);
     size_t out = 0;
     ck_assert_int_eq(sst_protect_open(&p, 7, buf, sealed, &out), 0);
+    sst_protect_wipe(&p);
 }
 END_TEST
 
@@ -186,6 +188,8 @@ START_TEST(test_protect_wrong_key_rejected)
     size_t sealed = sst_protect_seal(&tx, 9, buf, len);
     size_t out = 0;
     ck_assert_int_eq(sst_protect_open(&rx, 9, buf, sealed, &out), SST_ERR_AUTH);
+    sst_protect_wipe(&tx);
+    sst_protect_wipe(&rx);
 }
 END_TEST
 
@@ -202,6 +206,7 @@ START_TEST(test_protect_wrong_seq_rejected)
         size_t out = 0;
         ck_assert_int_eq(sst_protect_open(&p, wrong[w], buf, sealed, &out), SST_ERR_AUTH);
     }
+    sst_protect_wipe(&p);
 }
 END_TEST
 
@@ -221,6 +226,7 @@ START_TEST(test_protect_truncated_rejected)
         int rc = sst_protect_open(&p, 5, buf, cut, &out);
         ck_assert_int_eq(rc, cut < min ? SST_ERR_MALFORMED : SST_ERR_AUTH);
     }
+    sst_protect_wipe(&p);
 }
 END_TEST
 
@@ -240,6 +246,8 @@ START_TEST(test_protect_aead_mismatch_rejected)
     len = make_pkt(buf, 30);
     sealed = sst_protect_seal(&g, 3, buf, len);
     ck_assert_int_eq(sst_protect_open(&c, 3, buf, sealed, &out), SST_ERR_AUTH);
+    sst_protect_wipe(&c);
+    sst_protect_wipe(&g);
 }
 END_TEST
 
