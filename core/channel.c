@@ -491,12 +491,19 @@ SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now) { chan_flush(ch,
 
 SST_API void sst_chan_defer_flush(struct sst_chan *ch) { ch->flush_deferred = true; }
 
-SST_API void sst_chan_ping(struct sst_chan *ch, sst_time_t now)
+SST_API uint64_t sst_chan_ping(struct sst_chan *ch, sst_time_t now)
 {
     if (ch->state != SST_CHAN_ESTABLISHED)
-        return;
+        return 0;
+    uint64_t seq = sst_recovery_next_seq(&ch->rec);
     chan_send_control(ch, now, CTRL_PING);
     sst_host_deadline_dirty(ch->host);
+    return sst_recovery_next_seq(&ch->rec) > seq ? seq : 0;
+}
+
+SST_API bool sst_chan_acked_through(const struct sst_chan *ch, uint64_t seq)
+{
+    return seq != 0 && ch->rec.largest_acked >= seq;
 }
 
 SST_API void sst_chan_close(struct sst_chan *ch, sst_time_t now)

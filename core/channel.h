@@ -39,8 +39,12 @@ SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now);
 SST_API void sst_chan_defer_flush(struct sst_chan *ch);
 /* Graceful close: outstanding data is still delivered; DOWN(err 0) follows. */
 SST_API void sst_chan_close(struct sst_chan *ch, sst_time_t now);
-/* Sends a ping now (keepalive / RTT probe); its ack updates the RTT estimate. */
-SST_API void sst_chan_ping(struct sst_chan *ch, sst_time_t now);
+/* Sends a ping now (keepalive / RTT probe); its ack updates the RTT estimate.  Returns the
+ * ping's packet sequence number (0 if nothing was sent: channel not established). */
+SST_API uint64_t sst_chan_ping(struct sst_chan *ch, sst_time_t now);
+/* True once the peer has acknowledged packet seq or a later one (the highest acknowledged
+ * sequence number has reached seq): an RTT probe's answer, told apart from any other packet. */
+SST_API bool sst_chan_acked_through(const struct sst_chan *ch, uint64_t seq);
 
 SST_API enum sst_chan_state sst_chan_state(const struct sst_chan *ch);
 SST_API const struct sst_addr *sst_chan_peer(const struct sst_chan *ch);

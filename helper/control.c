@@ -42,7 +42,7 @@ struct sstd_client {
     struct event *ping_ev;
     unsigned ping_count, ping_done;
     sst_time_t ping_sent, ping_deadline;
-    uint64_t ping_rx_before;
+    uint64_t ping_seq;            /* the pending probe's packet (0: not sent) */
     sst_time_t ping_rtt[PING_MAX];
     sst_time_t ping_handshake;    /* handshake time if PING had to open the channel, else 0 */
     struct sstd_client *next;
@@ -140,19 +140,17 @@ static int parse_peer(struct sstd_client *c, const char *text, struct sst_addr *
 
 /* ---- PING ------------------------------------------------------------------------------
  * Each probe is one SST ping (sst_chan_ping, answered by the peer with an immediate ack).  Its RTT
- * is the time until the channel's received-packet counter advances, polled every 0.5 ms; on an
- * idle channel the next packet from the peer is that ack.  The reply also carries the channel's
- * smoothed estimate (srtt), which the same acks update. */
+ * is the time until the peer has acknowledged the ping's packet (sst_chan_acked_through), polled
+ * every 0.5 ms, so any other packet arriving meanwhile (a late ack of the handshake's packets,
+ * stream traffic) cannot end it early.  The reply also carries the channel's smoothed estimate
+ * (srtt), which the same acks update. */
 
 static void ping_send(struct sstd_client *c)
 {
-    struct sst_chan_stats st;
     sst_time_t now = sstd_now(c->d);
-    sst_chan_get_stats(c->peer->chan, &st);
-    c->ping_rx_before = st.rx_packets;
     c->ping_sent = now;
     c->ping_deadline = now + SST_SEC(PING_TIMEOUT_SEC);
-    sst_chan_ping(c->peer->chan, now);
+    c->ping_seq = sst_chan_ping(c->peer->chan, now);
     sstd_rearm(c->d);
     struct timeval tv = { 0, PING_POLL_US };
     evtimer_add(c->ping_ev, &tv);
@@ -195,14 +193,12 @@ static void ping_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct sstd_client *c = arg;
     struct sstd_peer *p = c->peer;
-    struct sst_chan_stats st;
     sst_time_t now = sstd_now(c->d);
     if (!p || !p->chan || p->state != SSTD_PEER_UP) {
         sstd_client_reply_error(c, "down", "channel to %s went down during ping", p ? p->key : "?");
         return;
     }
-    sst_chan_get_stats(p->chan, &st);
-    if (st.rx_packets > c->ping_rx_before) {
+    if (sst_chan_acked_through(p->chan, c->ping_seq)) {
         c->ping_rtt[c->ping_done++] = now - c->ping_sent;
         if (c->ping_done == c->ping_count) {
             ping_reply(c);

@@ -689,6 +689,47 @@ static void fixed_random(void *ctx, void *buf, size_t len)
     memset(buf, *(const uint8_t *)ctx, len);
 }
 
+/* An RTT probe is told apart from other packets: sst_chan_ping returns the ping's sequence
+ * number and sst_chan_acked_through turns true exactly when its ack is back, one round trip
+ * later, even while the peer sends other packets meanwhile (sstd's PING relies on this). */
+START_TEST(test_ping_acked_through)
+{
+    struct sim *s = new_sim(43);
+    struct ep a, b;
+    ep_init(&a, s, 1, NULL, 0);
+    ep_init(&b, s, 2, NULL, 0);
+    struct sim_link_params p = link_params(0, SST_MS(10), 0, 0);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &p, NULL, NULL, NULL), 0);
+    sim_host_connect(a.sh, &b.addr);
+    sim_run_until(s, SST_SEC(1));
+    ck_assert_int_eq(a.ups, 1);
+    ck_assert_ptr_nonnull(b.chan);
+    /* b pings a 5 ms after a's ping leaves: a's answer to it arrives before the answer to a's
+     * own ping (a would count it with a "some packet came back" rule). */
+    uint64_t seq = sst_chan_ping(a.chan, sim_now(s));
+    sim_host_wake(a.sh);
+    ck_assert_uint_gt(seq, 0);
+    ck_assert(!sst_chan_acked_through(a.chan, seq));
+    sim_run_until(s, sim_now(s) + SST_MS(5));
+    uint64_t bseq = sst_chan_ping(b.chan, sim_now(s));
+    sim_host_wake(b.sh);
+    ck_assert_uint_gt(bseq, 0);
+    struct sst_chan_stats st0, st1;
+    sst_chan_get_stats(a.chan, &st0);
+    sim_run_until(s, sim_now(s) + SST_MS(14));   /* b's ping is in, a's ack is not */
+    sst_chan_get_stats(a.chan, &st1);
+    ck_assert_uint_gt(st1.rx_packets, st0.rx_packets);
+    ck_assert(!sst_chan_acked_through(a.chan, seq));
+    sim_run_until(s, sim_now(s) + SST_MS(3));    /* 22 ms after the ping: its ack is back */
+    ck_assert(sst_chan_acked_through(a.chan, seq));
+    ck_assert(!sst_chan_acked_through(a.chan, 0));
+    ck_assert(!sst_chan_acked_through(a.chan, seq + 1000));
+    ep_free(&a);
+    ep_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* The responder restarts with the same identity: the initiator's next packet draws a stateless
  * RESET and its stale channel dies within about a round trip, not after a timeout. */
 START_TEST(test_stateless_reset_after_restart)
@@ -927,6 +968,7 @@ Suite *channel_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("lifecycle");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_ping_acked_through);
     tcase_add_test(tc, test_stateless_reset_after_restart);
     tcase_add_test(tc, test_forged_reset_ignored);
     tcase_add_test(tc, test_graceful_close);
