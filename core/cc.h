@@ -107,12 +107,18 @@ struct sst_pacer {
     sst_time_t last;      /* time tokens were last refilled */
     double tokens;        /* bytes available now */
     double burst;         /* bucket depth, bytes */
+    sst_time_t wake;      /* when the pacer last told its caller to come back (NEVER: not asked) */
+    double credit;        /* sending time (bytes) a late come-back lost; refills at up to 2x rate */
 };
 void sst_pacer_init(struct sst_pacer *p, uint32_t mss);
 /* Earliest time a packet of `bytes` may go out (now if it may go now). */
 sst_time_t sst_pacer_next(struct sst_pacer *p, const struct sst_cc *cc, const struct sst_rtt *rtt,
                           sst_time_t now, uint32_t bytes);
 void sst_pacer_on_sent(struct sst_pacer *p, uint32_t bytes);
+/* The caller stopped asking for a reason other than pacing: the come-back time the pacer gave
+ * is void, so lateness after it is not the pacer's to credit.  app_limited: the sender ran out
+ * of data, which also drops any credit (an idle sender may not burst, RFC 9002 §7.7). */
+void sst_pacer_on_unpaced(struct sst_pacer *p, bool app_limited);
 /* The bytes a sender pacing at rate_Bps (bytes/s) may emit back to back: about 1 ms at that
  * rate, at least 2 * mss, at most SST_PACER_QUANTUM_MAX (Linux tcp_tso_autosize with
  * sk_pacing_shift 10).  Pacing finer than this costs a timer wake-up per packet or two, which a

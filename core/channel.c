@@ -463,6 +463,7 @@ static void chan_flush_ex(struct sst_chan *ch, sst_time_t now, bool from_timer)
     chan_maybe_probe(ch, now);
     uint32_t mss = chan_mtu(ch);
     ch->pace_until = 0;
+    bool app_limited = false;
     while (ch->state == SST_CHAN_ESTABLISHED && sst_recovery_can_send(&ch->rec, mss)) {
         sst_time_t at = sst_pacer_next(&ch->pacer, &ch->rec.cc, &ch->rec.rtt, now, mss);
         if (at > now) {
@@ -473,9 +474,13 @@ static void chan_flush_ex(struct sst_chan *ch, sst_time_t now, bool from_timer)
             /* Window and pacing had room but the layer above had nothing: the application,
              * not the network, limits this flight (BBR must not learn a lower bandwidth). */
             sst_recovery_on_app_limited(&ch->rec);
+            app_limited = true;
             break;
         }
     }
+    /* Only a sender that waits for the pacer may be credited for coming back late. */
+    if (ch->pace_until == 0)
+        sst_pacer_on_unpaced(&ch->pacer, app_limited);
     /* A FINISH that no data packet carried goes with a ping, so the responder has something
      * to acknowledge (the ack is what confirms the channel to us). */
     if (ch->initiator && !ch->finish_confirmed && ch->finish_resend)

@@ -1,6 +1,7 @@
 /* Unit tests for the pacer (core/pacer.c): burst, spacing at 1.25x / 2x cwnd per srtt, send
  * quanta at high rates. */
 #include <check.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "cc.h"
@@ -173,6 +174,119 @@ START_TEST(test_pacer_high_rate_wakes_once_per_quantum)
 }
 END_TEST
 
+/* A sender that always has data and paces at BBR's fixed rate of 12.5 MB/s (100 Mbit/s, one
+ * 1200-byte packet every 96 us), srtt 50 ms.  It sends whenever the pacer allows and otherwise
+ * comes back when told -- except the come-back due after `late_at`, which it makes `late_by`
+ * later, like a thread the scheduler ran late.  Returns the bytes sent in [0, end); `max_burst`
+ * gets the most packets sent at one instant after the late come-back. */
+#define LATE_RATE 12500000u
+static uint64_t pace_with_one_late_comeback(struct sst_pacer *p, sst_time_t late_at,
+                                            sst_time_t late_by, sst_time_t end, int *max_burst)
+{
+    struct sst_cc cc;
+    struct sst_rtt rtt;
+    sst_cc_init(&cc, SST_CC_NEWRENO, MSS, 0);
+    cc.cwnd = cc.ssthresh = 1000 * MSS;
+    cc.pacing_rate = LATE_RATE;
+    sst_rtt_init(&rtt);
+    sst_rtt_update(&rtt, SST_MS(50));
+    sst_time_t now = 0, burst_at = SST_TIME_NEVER;
+    uint64_t sent = 0;
+    bool late_done = false;
+    int burst = 0;
+    *max_burst = 0;
+    while (now < end) {
+        sst_time_t at = sst_pacer_next(p, &cc, &rtt, now, MSS);
+        if (at > now) {
+            now = at;
+            if (!late_done && now >= late_at) {
+                now += late_by;
+                late_done = true;
+            }
+            continue;
+        }
+        sst_pacer_on_sent(p, MSS);
+        sent += MSS;
+        if (late_done) {
+            burst = now == burst_at ? burst + 1 : 1;
+            burst_at = now;
+            if (burst > *max_burst)
+                *max_burst = burst;
+        }
+    }
+    return sent;
+}
+
+/* Coming back 5 ms late loses no sending time: the 62.5 KB the late 5 ms were worth (less
+ * what the 10-packet bucket held anyway) is credited and sent over the next few ms at up to
+ * twice the rate -- never as a burst larger than the bucket. */
+START_TEST(test_pacer_late_comeback_is_made_up)
+{
+    struct sst_pacer p;
+    sst_pacer_init(&p, MSS);
+    int max_burst;
+    uint64_t sent = pace_with_one_late_comeback(&p, SST_MS(20), SST_MS(5), SST_MS(100), &max_burst);
+    double expect = 10.0 * MSS + LATE_RATE * 0.1;       /* the first burst + 100 ms at the rate */
+    ck_assert_msg((double)sent >= expect - 2 * MSS && (double)sent <= expect + 2 * MSS,
+                  "sent %llu, expected %.0f", (unsigned long long)sent, expect);
+    ck_assert_int_le(max_burst, 10);
+    ck_assert_double_eq_tol(p.credit, 0, 1e-6);       /* all repaid by the end */
+}
+END_TEST
+
+/* Catching up runs at no more than twice the rate: 5 ms late, then 2 ms later the sender has
+ * made up at most 2 ms of the loss (plus the bucket), not all of it. */
+START_TEST(test_pacer_late_credit_is_repaid_at_most_at_twice_the_rate)
+{
+    struct sst_pacer p;
+    sst_pacer_init(&p, MSS);
+    int max_burst;
+    sst_time_t late_at = SST_MS(20), late_by = SST_MS(5);
+    uint64_t sent = pace_with_one_late_comeback(&p, late_at, late_by, late_at + late_by + SST_MS(2),
+                                                &max_burst);
+    /* Up to the come-back (~20 ms): the first burst + 20 ms of rate.  Then the bucket (12 KB)
+     * and 2 ms at twice the rate (50 KB) at most. */
+    double upto = 10.0 * MSS + LATE_RATE * 0.020 + 10.0 * MSS + 2 * LATE_RATE * 0.002;
+    ck_assert_msg((double)sent <= upto + 2 * MSS, "sent %llu, at most %.0f",
+                  (unsigned long long)sent, upto);
+    ck_assert_double_gt(p.credit, 0);
+}
+END_TEST
+
+/* Lateness is credited only for a come-back time the pacer named, up to a quarter of srtt at the
+ * rate (12.5 ms, 156 KB here); a sender that ran out of data gets none. */
+START_TEST(test_pacer_late_credit_is_capped_and_dropped_when_app_limited)
+{
+    struct sst_pacer p;
+    sst_pacer_init(&p, MSS);
+    int max_burst;
+    pace_with_one_late_comeback(&p, SST_MS(20), SST_SEC(10), SST_MS(20) + SST_SEC(10) + SST_US(200),
+                                &max_burst);
+    ck_assert_double_le(p.credit, LATE_RATE * 0.0125 + 1);
+    ck_assert_double_ge(p.credit, LATE_RATE * 0.0125 - 4.0 * MSS);   /* less ~300 us repaid */
+    sst_pacer_on_unpaced(&p, false);                  /* cwnd-limited: credit kept */
+    ck_assert_double_gt(p.credit, 0);
+    sst_pacer_on_unpaced(&p, true);                   /* out of data: credit dropped */
+    ck_assert_double_eq(p.credit, 0);
+
+    /* A come-back time the caller gave up on (unpaced) earns nothing when it comes back. */
+    struct sst_cc cc;
+    struct sst_rtt rtt;
+    sst_cc_init(&cc, SST_CC_NEWRENO, MSS, 0);
+    cc.pacing_rate = LATE_RATE;
+    sst_rtt_init(&rtt);
+    sst_rtt_update(&rtt, SST_MS(50));
+    sst_pacer_init(&p, MSS);
+    ck_assert_uint_eq(sst_pacer_next(&p, &cc, &rtt, 0, MSS), 0);
+    for (int i = 0; i < 10; i++)
+        sst_pacer_on_sent(&p, MSS);
+    ck_assert_uint_gt(sst_pacer_next(&p, &cc, &rtt, 0, MSS), 0);   /* a come-back time named */
+    sst_pacer_on_unpaced(&p, false);
+    ck_assert_uint_eq(sst_pacer_next(&p, &cc, &rtt, SST_MS(30), MSS), SST_MS(30));
+    ck_assert_double_eq(p.credit, 0);
+}
+END_TEST
+
 static Suite *pacer_suite(void)
 {
     Suite *s = suite_create("pacer");
@@ -184,6 +298,9 @@ static Suite *pacer_suite(void)
     tcase_add_test(tc, test_pacer_unasked_sends_are_repaid);
     tcase_add_test(tc, test_pacer_quantum_sizes);
     tcase_add_test(tc, test_pacer_high_rate_wakes_once_per_quantum);
+    tcase_add_test(tc, test_pacer_late_comeback_is_made_up);
+    tcase_add_test(tc, test_pacer_late_credit_is_repaid_at_most_at_twice_the_rate);
+    tcase_add_test(tc, test_pacer_late_credit_is_capped_and_dropped_when_app_limited);
     suite_add_tcase(s, tc);
     return s;
 }
