@@ -228,6 +228,10 @@ struct sst_ctx_stats {
     uint64_t liveness_probes;             /* dormant conns that reconnected to check the peer */
     uint64_t attaches_deferred;           /* Attaches left unacknowledged: a simultaneous
                                            * reconnection's other channel wins */
+    uint64_t streams_closing;             /* given back with sst_stream_close, still
+                                           * delivering what was written (a process that exits
+                                           * waits for this to reach 0, as TCP's FIN_WAIT) */
+    uint64_t tx_acked;                    /* stream bytes (and ends) the peers acknowledged */
 };
 SST_API void sst_ctx_get_stats(const struct sst_ctx *c, struct sst_ctx_stats *out);
 

@@ -296,6 +296,8 @@ void sst_strm_free(struct sst_stream *s)
     sst_tx_free(&s->tx);
     free(s->svcbuf);
     s->freed = true;
+    if (s->counted_closing)
+        c->stats.streams_closing--;
     if (!s->is_root) {
         c->stats.streams_live--;
         c->stats.streams_freed++;

@@ -232,6 +232,8 @@ SST_API void sst_stream_close(struct sst_stream *s)
     s->rd_shut = true;
     s->cb = NULL;
     s->app_owned = false;
+    s->counted_closing = true;    /* until freed: below at once, or when its data is delivered */
+    c->stats.streams_closing++;
     if (s->in_evq) {
         DL_DELETE2(c->evq, s, ev_prev, ev_next);
         s->in_evq = false;

@@ -138,6 +138,7 @@ struct sst_stream {
     unsigned svc : 2;              /* enum svc_state */
     bool listening : 1;
     bool counted_unconfirmed : 1;
+    bool counted_closing : 1;     /* in ctx stats.streams_closing (sst_stream_close) */
     bool counted_bare : 1;         /* counted in parent->bare_children */
     bool has_local : 1;
     bool has_remote : 1;

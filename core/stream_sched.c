@@ -328,6 +328,7 @@ void sst_sched_on_record(struct conn *cn, const struct sst_txrec *r, bool acked)
         sst_strm_wake_waiters(s->parent);
     if (acked) {
         uint64_t before = sst_tx_space(&s->tx);
+        s->ctx->stats.tx_acked += r->span;
         sst_tx_acked(&s->tx, r->off, r->span);
         if (r->pkt_type == SST_PT_INIT || r->pkt_type == SST_PT_REPLY)
             sst_strm_confirm(s);

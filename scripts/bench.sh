@@ -108,10 +108,10 @@ if want bulk; then
   shim_servers
   for rep in $(seq 1 "$REPS"); do
     for cc in cubic bbr; do
-      # A fresh one-test iperf3 server on its own port each time: after a shimmed iperf3 exits,
-      # the server often still counts its test as running ("the server is busy running a
-      # test"): the end of a connection has not reached it through SST and sstd (reported as a
-      # shim issue, not fixed here).
+      # A fresh one-test iperf3 server on its own port each time, so no run can depend on the
+      # previous one's end (until the shim's exit drain, docs/shim.md §2, a shimmed iperf3 that
+      # exited often left the server "busy running a test"; test_shim_sst_exit.sh now checks
+      # three runs against one server).
       shim_iperf_server
       record bulk "SST via shim (iperf3) strong $cc" "$rep" "$(shim_iperf_client "$BULK_S" "$cc")"
     done

@@ -142,6 +142,11 @@ static void engine_build(struct event_base *base, bool want_port)
                eng.fixed_port ? "fixed" : "ephemeral");
 }
 
+struct sst_ctx *shim_engine_current(struct event_base *base)
+{
+    return eng.base == base ? eng.ctx : NULL;
+}
+
 struct sst_ctx *shim_engine_get(struct event_base *base)
 {
     if (eng.base != base) {

@@ -14,6 +14,8 @@ struct event_base;
  * NULL if it cannot run in this process; shim_engine_why() then says why. */
 struct sst_ctx *shim_engine_get(struct event_base *base);
 const char *shim_engine_why(void);
+/* The engine if this process built one on `base`, else NULL (never builds one). */
+struct sst_ctx *shim_engine_current(struct event_base *base);
 /* The engine on the fixed UDP port SST_PORT ([::], dual-stack), for the server side: built
  * there, or rebuilt there if it runs on an ephemeral port without live streams.  Client
  * connections use the same engine.  NULL if the port cannot be had (logged). */

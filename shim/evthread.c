@@ -7,17 +7,20 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "engine.h"
 #include "fdtable.h"
 #include "log.h"
 #include "pump.h"
 #include "real.h"
 #include "shim.h"
+#include "spump.h"
 
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool ev_running;
@@ -42,6 +45,51 @@ struct call_cmd {
 };
 static struct call_cmd *call_head, *call_tail;
 
+/* The exit drain: exit() asks (EXIT_ASKED, then a wake-up byte, no lock: exit may come from
+ * anywhere), the event thread checks every EXIT_CHECK_US until the SST pumps and the streams
+ * they gave back are done (EXIT_DRAINED). */
+enum { EXIT_NONE, EXIT_ASKED, EXIT_DRAINED };
+static atomic_int exit_phase;
+static atomic_uint exit_progress;    /* bumped when the peers acknowledge more of our streams */
+static struct event *exit_ev;
+static uint64_t exit_acked;
+#define EXIT_CHECK_US 2000
+
+static void on_exit_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    bool pending = shim_spump_exit_pending();
+    struct sst_ctx *ctx = shim_engine_current(ev_base);
+    if (ctx) {
+        struct sst_ctx_stats st;
+        sst_ctx_get_stats(ctx, &st);
+        if (st.streams_closing > 0)
+            pending = true;                 /* given back, not yet delivered and acknowledged */
+        if (st.tx_acked != exit_acked) {
+            exit_acked = st.tx_acked;
+            atomic_fetch_add(&exit_progress, 1);
+        }
+    }
+    if (!pending) {
+        event_del(exit_ev);
+        atomic_store(&exit_phase, EXIT_DRAINED);
+    }
+}
+
+static void exit_drain_start(void)
+{
+    if (exit_ev)
+        return;
+    exit_ev = event_new(ev_base, -1, EV_PERSIST, on_exit_check, NULL);
+    if (!exit_ev) {
+        atomic_store(&exit_phase, EXIT_DRAINED);   /* cannot watch: exit as before */
+        return;
+    }
+    struct timeval tv = { 0, EXIT_CHECK_US };
+    event_add(exit_ev, &tv);
+    on_exit_check(-1, 0, NULL);
+}
+
 static void start_one(struct shim_conn *c)
 {
     int err = c->tr->start(c, ev_base);
@@ -55,6 +103,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     /* A short read emptied the pipe: no second read to meet EAGAIN. */
     while (read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
         ;
+    if (atomic_load(&exit_phase) == EXIT_ASKED)
+        exit_drain_start();
     pthread_mutex_lock(&ev_lock);
     struct shim_conn *c = queue_head;
     struct opt_cmd *o = opt_head;
@@ -251,6 +301,10 @@ static void at_child(void)
     opt_head = opt_tail = NULL;   /* the parent's; leaked in the child */
     call_head = call_tail = NULL;
     atomic_store(&shim_pump_live, 0);   /* the parent's pumps, not ours */
+    shim_spump_after_fork();
+    atomic_store(&exit_phase, EXIT_NONE);
+    exit_ev = NULL;
+    exit_acked = 0;
 }
 
 void shim_ev_flush_at_exit(void)
@@ -264,14 +318,32 @@ void shim_ev_flush_at_exit(void)
             shim_real_close(fd);
         }
     }
-    /* A pump ends once its app end is closed and what it held is written. */
-    for (int waited = 0; atomic_load(&shim_pump_live) > 0 && waited < SHIM_EXIT_FLUSH_MS; waited += 5) {
-        struct timespec ts = { 0, 5000000 };
+    /* A kernel-socket pump ends once its app end is closed and what it held is written (the
+     * kernel sends the rest).  An SST pump hands the app's last bytes to its stream, which the
+     * engine -- dying with this process -- must then deliver: the event thread reports when
+     * every such stream is acknowledged (on_exit_check). */
+    atomic_store(&exit_phase, EXIT_ASKED);
+    ssize_t w = write(wake_wr, "e", 1);
+    (void)w;
+    /* As long as the peers keep acknowledging, a big last write may take its time; the wait
+     * ends SHIM_EXIT_FLUSH_MS after the last progress (a dead peer, a reader that stopped). */
+    unsigned seen = atomic_load(&exit_progress);
+    int stalled = 0;
+    for (; stalled < SHIM_EXIT_FLUSH_MS; stalled += 1) {
+        if (atomic_load(&shim_pump_live) == 0 && atomic_load(&exit_phase) == EXIT_DRAINED)
+            break;
+        struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);
+        unsigned now = atomic_load(&exit_progress);
+        if (now != seen) {
+            seen = now;
+            stalled = 0;
+        }
     }
-    if (atomic_load(&shim_pump_live) > 0)
-        SHIM_DEBUG("exit: %d connection(s) still open (shared with another process?)",
-                   atomic_load(&shim_pump_live));
+    if (stalled >= SHIM_EXIT_FLUSH_MS)
+        SHIM_DEBUG("exit: %d connection(s) still open (shared with another process?)%s",
+                   atomic_load(&shim_pump_live),
+                   atomic_load(&exit_phase) == EXIT_DRAINED ? "" : "; SST data not acknowledged");
 }
 
 void shim_ev_install_atfork(void)

@@ -17,8 +17,9 @@ int shim_ev_call(void (*fn)(void *arg), void *arg);
 /* The loop's event_base (event thread only; NULL before the first start). */
 struct event_base *shim_ev_base(void);
 /* At exit(): closes the app's remaining replaced fds (the kernel would a moment later) and
- * gives the pumps up to SHIM_EXIT_FLUSH_MS to send what the app wrote, as the kernel does for a
- * TCP socket closed at exit. */
+ * waits until what the app wrote is delivered -- handed to the kernel by the socket pumps,
+ * acknowledged by the peer for SST streams -- as the kernel does for a TCP socket closed at
+ * exit; it gives up after SHIM_EXIT_FLUSH_MS without progress. */
 #define SHIM_EXIT_FLUSH_MS 2000
 void shim_ev_flush_at_exit(void);
 /* Installs the pthread_atfork handlers; once, from init. */

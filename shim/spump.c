@@ -2,11 +2,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <event2/event.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include <utlist.h>
 
 #include "engine.h"
 #include "fdtable.h"
@@ -15,6 +18,7 @@
 #define SPUMP_BUF 65536
 
 struct shim_spump {
+    struct shim_spump *prev, *next;  /* live_pumps */
     int fd;
     struct sst_stream *s;
     shim_spump_done_fn done;
@@ -35,11 +39,15 @@ struct shim_spump {
     uint8_t to_fd[SPUMP_BUF];
 };
 
+/* Every pump not yet finished (event thread only), for the exit drain. */
+static struct shim_spump *live_pumps;
+
 /* Ends the pump: the stream is closed (or reset), the fd closed, then the owner is told.  Only
  * from spump_leave: callbacks the calls below run for this stream just record (busy). */
 static void spump_finish(struct shim_spump *p, int err, bool reset)
 {
     p->busy = true;
+    DL_DELETE(live_pumps, p);
     event_free(p->ev_rd);
     event_free(p->ev_wr);
     shim_engine_sync_time();
@@ -246,9 +254,46 @@ struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_
         free(p);
         return NULL;
     }
+    DL_APPEND(live_pumps, p);
     sst_stream_set_callback(s, on_stream, p);
     /* Bytes may already wait (they came with the stream's first packets): look from the loop,
      * so `done` never runs before this returns. */
     event_active(p->ev_wr, EV_WRITE, 0);
     return p;
+}
+
+/* Whether the app's end of the pump is closed (or shut for writing): what it wrote up to that
+ * end is still to be handed over. */
+static bool app_end_finished(const struct shim_spump *p)
+{
+    struct pollfd q = { .fd = p->fd, .events = POLLRDHUP };
+    return poll(&q, 1, 0) == 1 && (q.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+bool shim_spump_exit_pending(void)
+{
+    bool pending = false;
+    struct shim_spump *p, *tmp;
+    DL_FOREACH_SAFE(live_pumps, p, tmp) {
+        if (p->busy)
+            continue;                    /* cannot be: exit checks run from a timer */
+        if (p->fd_eof && p->to_net_len == 0) {
+            /* Everything the app wrote is in the stream: give it back now (graceful close, the
+             * stream delivers on its own) instead of waiting for the peer's end of stream,
+             * which the exiting app could not read anyway. */
+            spump_enter(p);
+            spump_end(p, 0, false);
+            spump_leave(p);
+        } else if (p->fd_eof || app_end_finished(p)) {
+            pending = true;              /* still reading the app's last bytes */
+        }
+        /* else the app end is open in another process (fork) or, for the server side, held
+         * by the app until after the shim's exit handler: not waited for. */
+    }
+    return pending;
+}
+
+void shim_spump_after_fork(void)
+{
+    live_pumps = NULL;                   /* the parent's; leaked in the child */
 }

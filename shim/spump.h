@@ -4,6 +4,8 @@
 #ifndef SHIM_SPUMP_H
 #define SHIM_SPUMP_H
 
+#include <stdbool.h>
+
 #include "sst.h"
 
 struct event_base;
@@ -17,5 +19,13 @@ typedef void (*shim_spump_done_fn)(void *arg, int err);
  * (nothing taken over). */
 struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_stream *s,
                                     shim_spump_done_fn done, void *arg);
+
+/* The exit drain (event thread, polled by evthread.c after exit() closed the app's fds): pumps
+ * whose app end has ended and whose bytes are all in their stream give the stream back
+ * (sst_stream_close: it still delivers them); true while some pump is still reading an ended
+ * app end.  Pumps whose app end is still open elsewhere are not waited for. */
+bool shim_spump_exit_pending(void);
+/* In a forked child: forgets the parent's pumps. */
+void shim_spump_after_fork(void);
 
 #endif

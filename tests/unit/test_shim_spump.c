@@ -121,7 +121,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    close(peer_fd);
+    if (peer_fd >= 0)
+        close(peer_fd);
     event_base_free(base);
     simctx_node_free(&node_a);
     simctx_node_free(&node_b);
@@ -182,6 +183,37 @@ START_TEST(test_spump_reset_when_idle_ends_at_once)
 }
 END_TEST
 
+/* The exit drain (shim_spump_exit_pending, polled by evthread.c after exit() closed the app's
+ * fds): a pump whose app end is open is not waited for; once the app wrote and closed, the pump
+ * is pending until it has read everything, then gives its stream back at once (without waiting
+ * for the peer's end), and the stream, counted in streams_closing, still delivers it. */
+START_TEST(test_spump_exit_drain_hands_over_then_delivers)
+{
+    struct sst_ctx_stats st;
+    ck_assert(!shim_spump_exit_pending());          /* app end open: not waited for */
+    ck_assert_int_eq(done_calls, 0);
+    ck_assert_int_eq(write(peer_fd, "bye", 3), 3);
+    close(peer_fd);
+    peer_fd = -1;
+    ck_assert(shim_spump_exit_pending());           /* closed, its last bytes not read yet */
+    ck_assert_int_eq(done_calls, 0);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);     /* the pump reads "bye" and the end */
+    ck_assert_int_eq(done_calls, 0);                /* on its own it waits for the peer's end */
+    ck_assert(!shim_spump_exit_pending());
+    ck_assert_int_eq(done_calls, 1);
+    ck_assert_int_eq(done_err, 0);
+    sst_ctx_get_stats(node_a.c, &st);
+    ck_assert_uint_eq(st.streams_closing, 1);
+    settle();
+    ck_assert_uint_eq(cli_len, 3);
+    ck_assert_int_eq(memcmp(cli_buf, "bye", 3), 0);
+    ck_assert(cli_eof);
+    sst_ctx_get_stats(node_a.c, &st);
+    ck_assert_uint_eq(st.streams_closing, 0);       /* delivered and acknowledged */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shim");
@@ -190,6 +222,7 @@ int main(void)
     tcase_add_test(tc, test_spump_both_ways_and_close);
     tcase_add_test(tc, test_spump_reset_while_busy_is_deferred);
     tcase_add_test(tc, test_spump_reset_when_idle_ends_at_once);
+    tcase_add_test(tc, test_spump_exit_drain_hands_over_then_delivers);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

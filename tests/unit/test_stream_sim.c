@@ -136,6 +136,55 @@ START_TEST(test_sim_request_response)
 }
 END_TEST
 
+static bool server_not_eof(void *arg)
+{
+    struct server *sv = arg;
+    return sv->n == 0 || !sv->eps[0].rx_eof;
+}
+
+/* A stream the application gives back right after writing (sst_stream_close, as a process
+ * that exits does) still delivers every byte and its end over a lossy link; the context counts
+ * it in streams_closing until then, which is what the shim's exit waits for (docs/shim.md §2). */
+START_TEST(test_sim_closed_stream_delivers_then_frees)
+{
+    struct sim *s = new_sim(17);
+    struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 200000,
+                                  .loss = 0.05 };
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "80", server_accept, &sv);
+    ck_assert_ptr_nonnull(sv.l);
+
+    struct ep e = { 0 };
+    struct sst_ctx_stats st;
+    simctx_node_enter(&a);
+    e.s = sst_connect(a.c, &b.addr, "80", ep_cb, &e);
+    ck_assert_ptr_nonnull(e.s);
+    ep_start_tx(&e, 99, 40000);
+    ck_assert_uint_eq(e.tx_done, e.tx_len);      /* all in the send buffer, none sent yet */
+    sst_stream_close(e.s);
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_closing, 1);
+    simctx_node_leave(&a);
+
+    ck_assert_int_eq(sim_run_while(s, server_not_eof, &sv, SST_SEC(30)), 0);
+    ck_assert(!sv.eps[0].bad);
+    ck_assert_uint_eq(sv.eps[0].rx_done, 40000);
+    sst_stream_close(sv.eps[0].s);
+    sim_run_until(s, sim_now(s) + SST_SEC(5));
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_closing, 0);     /* its data and end acknowledged: freed */
+    ck_assert_uint_eq(st.streams_live, 0);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 START_TEST(test_sim_refused_service)
 {
     struct sim *s = new_sim(12);
@@ -1434,6 +1483,7 @@ int main(void)
     TCase *tc = tcase_create("sim");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_sim_request_response);
+    tcase_add_test(tc, test_sim_closed_stream_delivers_then_frees);
     tcase_add_test(tc, test_sim_refused_service);
     tcase_add_test(tc, test_sim_many_streams_hostile_link);
     tcase_add_test(tc, test_sim_thousands_of_streams_5pct_loss);
