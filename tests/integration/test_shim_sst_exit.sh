@@ -5,8 +5,8 @@
 # queued bytes after the process is gone.  Over a 50 ms round trip, where 4 MiB takes ~0.5 s:
 #
 #   $NS_A  10.77.0.1 == linkemu 100 Mbit/s, 25 ms each way == 10.77.0.2  $NS_B
-#          python / nc / iperf3 under the shim                sstd --forward 9000,5201
-#          (in-process engine: SST_HELPER=off, strict)        sink :9000, iperf3 -s :5201
+#          python / nc / iperf3 under the shim                sstd --forward SINK,5201
+#          (in-process engine: SST_HELPER=off, strict)        sink, iperf3 -s :5201
 #
 # 1. write 4 MiB, close, exit; 2. write 4 MiB, exit with the socket open; 3. nc -N with 1 MB;
 #    the sink must count every byte of each, and see each connection end.
@@ -24,27 +24,14 @@ SHIM=$BUILD/libsstshim.so
 lib_net_up --link emu --rate 100mbit --delay 25ms --queue 625000
 lib_block_tcp
 
-# The sink: one line per connection at its end, the byte count.
-lib_bg in_b /usr/bin/python3 -c '
-import socket, threading
-s = socket.create_server(("0.0.0.0", 9000))
-def serve(c):
-    n = 0
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        n += len(b)
-    print(n, flush=True)
-    c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()' >"$LIB_TMP/sink.out" 2>&1
+# The sink (tests/tools/shim_servers.py): one line per connection at its end, the byte count.
+lib_bg in_b /usr/bin/python3 "$LIB_ROOT/tests/tools/shim_servers.py" sink "$LIB_TMP/sink.port" "$LIB_TMP/sink.out"
+poll_until 5 test -s "$LIB_TMP/sink.port" || fail "sink did not start"
+SINK=$(cat "$LIB_TMP/sink.port")
 lib_bg in_b iperf3 -s -p 5201 >"$LIB_TMP/iperf-server.log" 2>&1
-wait_for_port "$NS_B" 9000
 wait_for_port "$NS_B" 5201
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
-  --forward 9000,5201 --log info 2>"$LIB_TMP/sstd.log"
+  --forward "$SINK",5201 --log info 2>"$LIB_TMP/sstd.log"
 SSTD_B=$LIB_BG_PID
 poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
 
@@ -53,8 +40,8 @@ shimmed() { in_a timeout 60 env "${ENVS[@]}" "$@"; }
 
 # sink_lines N: waits (10 s at most) until the sink reported N connections; prints them sorted.
 sink_lines() {
-  poll_until 10 test "$(wc -l <"$LIB_TMP/sink.out")" -ge "$1" || true
-  sort -n "$LIB_TMP/sink.out" | tr '\n' ' '
+  poll_until 10 test "$(cat "$LIB_TMP/sink.out" 2>/dev/null | wc -l)" -ge "$1" || true
+  sort -n "$LIB_TMP/sink.out" 2>/dev/null | tr '\n' ' '
 }
 
 N=$((4 * 1024 * 1024))
@@ -62,7 +49,7 @@ log "write 4 MiB then exit: closed, and left open"
 for how in close open; do
   shimmed /usr/bin/python3 -c "
 import socket
-s = socket.create_connection(('$IP_B', 9000))
+s = socket.create_connection(('$IP_B', $SINK))
 s.sendall(b'x' * $N)
 if '$how' == 'close':
     s.close()
@@ -70,7 +57,7 @@ if '$how' == 'close':
 done
 printf 'z%.0s' $(seq 1 1000) | head -c 1000 >"$LIB_TMP/1k"
 for i in $(seq 1 1000); do cat "$LIB_TMP/1k"; done >"$LIB_TMP/1m"
-shimmed nc -N "$IP_B" 9000 <"$LIB_TMP/1m" || fail "nc failed"
+shimmed nc -N "$IP_B" "$SINK" <"$LIB_TMP/1m" || fail "nc failed"
 got=$(sink_lines 3)
 [ "$got" = "1000000 $N $N " ] || fail "sink received: '$got' (want 1000000 $N $N)"
 log "ok: every byte and every end arrived ($got)"
@@ -84,7 +71,7 @@ log "ok: the server took each run"
 log "a dead peer does not hold exit()"
 shimmed /usr/bin/python3 -c "
 import os, socket, time
-s = socket.create_connection(('$IP_B', 9000))
+s = socket.create_connection(('$IP_B', $SINK))
 s.sendall(b'a')
 open('$LIB_TMP/connected', 'w').close()
 while not os.path.exists('$LIB_TMP/killed'):
