@@ -1,5 +1,6 @@
 # sstshim — top-level build.  `make` builds libsst (static + shared) into build/;
-# `make test` runs every test; `make asan` runs the unit tests under ASan+UBSan.
+# `make test` runs every test; `make asan` runs the unit tests under ASan+UBSan; `make fuzz`
+# fuzzes the engine's input paths under libFuzzer (docs/fuzzing.md).
 # Files are found by wildcard so adding a module or a test never needs an edit here.
 
 CC      ?= cc
@@ -146,7 +147,13 @@ bench: $(BUILD)/.deps-ok
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) scripts/bench.sh
 
+# Coverage-guided fuzzing of tests/fuzz's targets under libFuzzer (clang) with ASan + UBSan, into
+# build-fuzz/; FUZZ_SECONDS per target (default 300).  Not part of `make test`, which runs the same
+# targets on their seeds and deterministic mutations (test_fuzz).  docs/fuzzing.md.
+fuzz: $(BUILD)/.deps-ok
+	$(Q)scripts/fuzz.sh
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

@@ -1,8 +1,19 @@
 /* An sst_ctx bound to a simulator node (see simctx.h). */
 #include "simctx.h"
 
-#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Not Check's ck_assert: the fuzz targets (tests/fuzz) run these nodes outside any Check test.
+ * Inside one, the abort fails the test (Check reports the signal). */
+static void simctx_require(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "simctx: %s failed\n", what);
+        abort();
+    }
+}
 
 static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len)
 {
@@ -63,8 +74,8 @@ void simctx_node_init(struct simctx_node *n, struct sim *s, const struct sst_add
     sst_identity_generate(&cfg.host.identity, node_random, n);
     struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
     n->c = sst_ctx_new(&cfg, &io);
-    ck_assert_ptr_nonnull(n->c);
-    ck_assert_int_eq(sim_node_add(s, &n->addr, &node_ops, n), 0);
+    simctx_require(n->c != NULL, "sst_ctx_new");
+    simctx_require(sim_node_add(s, &n->addr, &node_ops, n) == 0, "sim_node_add");
 }
 
 void simctx_node_enter(struct simctx_node *n)
@@ -81,7 +92,7 @@ void simctx_node_rebind(struct simctx_node *n, const struct sst_addr *addr)
 {
     sim_node_remove(n->sim, &n->addr);
     n->addr = *addr;
-    ck_assert_int_eq(sim_node_add(n->sim, &n->addr, &node_ops, n), 0);
+    simctx_require(sim_node_add(n->sim, &n->addr, &node_ops, n) == 0, "sim_node_add");
 }
 
 void simctx_node_free(struct simctx_node *n)

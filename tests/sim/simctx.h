@@ -28,7 +28,8 @@ struct simctx_node {
 /* Creates the context and adds node `addr` to simulator s.  The node's random stream is
  * sim_rng_init(seed of s, rng_label, rng_id): tests keep their own label and id so their
  * seeded runs stay exactly as they were.  cfg: NULL = sst_ctx_config_default(); its identity
- * is always generated from the node's stream.  Fails the running Check test on error. */
+ * is always generated from the node's stream.  Aborts with a message on error (a running Check
+ * test reports it as failed). */
 void simctx_node_init(struct simctx_node *n, struct sim *s, const struct sst_addr *addr,
                       const char *rng_label, uint64_t rng_id, const struct sst_ctx_config *cfg);
 /* Call around application calls made from the test body (outside callbacks): enter sets the
