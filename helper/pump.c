@@ -136,10 +136,16 @@ static void pump_move(struct sstd_pump *p)
             } else if (n == 0 && room) {
                 p->fd_eof = true;
                 progress = true;
-                if (!p->st_eof && fd_hung_up(p->fd) && p->kind == SSTD_PUMP_HANDOFF) {
-                    /* The client is gone while the peer may still send: reset (paper §4.3.8). */
-                    pump_end(p, true, SST_ERR_RESET);
-                    return;
+                if (p->kind == SSTD_PUMP_HANDOFF && fd_hung_up(p->fd)) {
+                    /* The client is gone (closed, exited, killed).  What it wrote still goes,
+                     * as the kernel sends a closed TCP socket's queue: a program that writes
+                     * and exits at once must not lose its last bytes (resetting here dropped
+                     * all but the first few KB of a 4 MB write-then-exit).  Nothing can be
+                     * delivered to it any more: what the peer sends is dropped, and the
+                     * stream, given back gracefully below, answers the peer's data after
+                     * ours is delivered with a reset, as TCP answers a closed socket. */
+                    p->fd_gone = true;
+                    p->to_fd_len = 0;
                 }
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 SSTD_DEBUG("pump %s: local read: %s", p->dest, strerror(errno));
@@ -166,7 +172,7 @@ static void pump_move(struct sstd_pump *p)
             p->st_wr_shut = true;
         }
         /* stream -> buffer */
-        if (p->s && !p->st_eof && p->to_fd_off + p->to_fd_len < SSTD_PUMP_BUF) {
+        if (p->s && !p->fd_gone && !p->st_eof && p->to_fd_off + p->to_fd_len < SSTD_PUMP_BUF) {
             size_t room = SSTD_PUMP_BUF - p->to_fd_off - p->to_fd_len;
             sst_ssize_t n = room ? sst_stream_read(p->s, p->to_fd + p->to_fd_off + p->to_fd_len, room) : SST_ERR_AGAIN;
             if (n > 0) {
@@ -201,6 +207,10 @@ static void pump_move(struct sstd_pump *p)
         }
     }
     if (p->fd_eof && p->st_wr_shut && p->st_eof && p->fd_wr_shut)
+        pump_end(p, false, 0);
+    /* A gone client's bytes are all in the stream (its FIN too): sst_stream_close delivers
+     * them on its own.  A pending answer (CONNECTED or the refusal) is still waited for. */
+    if (p->fd_gone && p->st_wr_shut && !p->answer)
         pump_end(p, false, 0);
 }
 

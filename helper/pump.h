@@ -24,6 +24,7 @@ struct sstd_pump {
     struct event *rev, *wev;
     bool fd_connecting;           /* gateway: waiting for the local TCP connect */
     bool fd_eof, fd_wr_shut, st_eof, st_wr_shut, connected;
+    bool fd_gone;                 /* hand-off: the client closed its end entirely (or died) */
     size_t to_fd_off, to_fd_len;
     size_t to_st_off, to_st_len;
     uint64_t bytes_up, bytes_down;   /* fd -> stream, stream -> fd */
