@@ -20,6 +20,7 @@
 
 static void pump_step(struct sstd_pump *p);
 static void fd_cb(evutil_socket_t fd, short what, void *arg);
+static void stream_cb(struct sst_stream *s, unsigned events, void *arg);
 
 void sstd_kick(struct sstd *d)
 {
@@ -115,6 +116,43 @@ static void pump_end(struct sstd_pump *p, bool reset, int err)
     p->fin_err = err;
 }
 
+/* A hand-off keeps what it wrote to a stream the peer has not answered yet, so that the stream
+ * can be opened again once if the channel turns out to be dead (see reconnect). */
+static bool keeps_for_retry(const struct sstd_pump *p)
+{
+    return p->kind == SSTD_PUMP_HANDOFF && !p->connected && !p->retried;
+}
+
+/* The peer answers at last: what was kept for a retry is delivered for good. */
+static void drop_held(struct sstd_pump *p)
+{
+    p->to_st_off += p->to_st_held;
+    p->to_st_len -= p->to_st_held;
+    p->to_st_held = 0;
+}
+
+/* A hand-off stream reset before the peer answered it, on a channel that is gone: the peer's
+ * sstd restarted (or was killed) while ours still held the channel, so the new process did not
+ * know the channel and reset it -- it never saw this stream.  Kernel TCP to a restarted server
+ * just works for a new connection; so does this one: opened again, once, on a fresh channel,
+ * with every byte written so far (held since, at most the pump's buffer).  A stream the peer
+ * answered (CONNECTED) or refused is never opened twice. */
+static bool reconnect(struct sstd_pump *p, int err)
+{
+    if (p->kind != SSTD_PUMP_HANDOFF || p->connected || p->retried || err != SST_ERR_RESET ||
+        p->bytes_down || p->st_eof || !p->peer || p->peer->state == SSTD_PEER_UP)
+        return false;
+    char service[8];
+    snprintf(service, sizeof service, "%s", strrchr(p->dest, '/') + 1);
+    p->retried = true;
+    p->bytes_up -= p->to_st_held;
+    p->to_st_held = 0;
+    p->st_wr_shut = false;
+    SSTD_INFO("stream %s: reset with its channel before the peer answered; opening it again", p->dest);
+    p->s = sst_connect(sstd_ctx(p->d), &p->peer->addr, service, stream_cb, p);
+    return p->s != NULL;
+}
+
 /* Moves what can move now; returns early when the pump must end (p->fin). */
 static void pump_move(struct sstd_pump *p)
 {
@@ -154,11 +192,16 @@ static void pump_move(struct sstd_pump *p)
             }
         }
         /* buffer -> stream */
-        if (p->s && p->to_st_len > 0) {
-            sst_ssize_t n = sst_stream_write(p->s, p->to_st + p->to_st_off, p->to_st_len);
+        if (p->s && p->to_st_len > p->to_st_held) {
+            sst_ssize_t n = sst_stream_write(p->s, p->to_st + p->to_st_off + p->to_st_held,
+                                             p->to_st_len - p->to_st_held);
             if (n > 0) {
-                p->to_st_off += (size_t)n;
-                p->to_st_len -= (size_t)n;
+                if (keeps_for_retry(p)) {
+                    p->to_st_held += (size_t)n;   /* until the answer: see reconnect */
+                } else {
+                    p->to_st_off += (size_t)n;
+                    p->to_st_len -= (size_t)n;
+                }
                 p->bytes_up += (uint64_t)n;
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
@@ -167,7 +210,7 @@ static void pump_move(struct sstd_pump *p)
                 return;
             }
         }
-        if (p->s && p->fd_eof && p->to_st_len == 0 && !p->st_wr_shut) {
+        if (p->s && p->fd_eof && p->to_st_len == p->to_st_held && !p->st_wr_shut) {
             sst_stream_shutdown(p->s, SST_SHUT_WRITE); /* the client's FIN */
             p->st_wr_shut = true;
         }
@@ -221,6 +264,7 @@ static bool take_events(struct sstd_pump *p)
     p->pending_ev = 0;
     if ((events & SST_EV_CONNECTED) && !p->connected) {
         p->connected = true;
+        drop_held(p);
         if (p->answer) {
             sstd_pump_answer_fn fn = p->answer;
             p->answer = NULL;
@@ -234,6 +278,8 @@ static bool take_events(struct sstd_pump *p)
         struct sst_stream *s = p->s;
         p->s = NULL;
         sst_stream_close(s);
+        if (reconnect(p, err))
+            return true;
         pump_end(p, p->kind == SSTD_PUMP_GATEWAY, err);
     }
     return !p->fin;

@@ -27,6 +27,8 @@ struct sstd_pump {
     bool fd_gone;                 /* hand-off: the client closed its end entirely (or died) */
     size_t to_fd_off, to_fd_len;
     size_t to_st_off, to_st_len;
+    size_t to_st_held;            /* of to_st_len: written to a stream not answered yet (kept for a retry) */
+    bool retried;                 /* hand-off: the stream was opened again once already */
     uint64_t bytes_up, bytes_down;   /* fd -> stream, stream -> fd */
     pid_t owner_pid;
     char dest[SST_ADDR_STRLEN + 8];
