@@ -171,7 +171,9 @@ static void copy_options(struct shim_conn *c, int fd)
 }
 
 /* Timeouts act on the fd the app reads and writes, so they move to the socketpair end. */
-static void copy_timeouts(int from, int to)
+/* The TCP socket's timeouts and SO_LINGER go to the app end (getsockopt answers them; the
+ * timeouts act there); an abortive SO_LINGER {1, 0} is also recorded for the pump. */
+static void copy_timeouts(struct shim_conn *c, int from, int to)
 {
     static const int names[] = { SO_RCVTIMEO, SO_SNDTIMEO };
     for (size_t i = 0; i < 2; i++) {
@@ -179,6 +181,12 @@ static void copy_timeouts(int from, int to)
         socklen_t l = sizeof(tv);
         if (shim_real_getsockopt(from, SOL_SOCKET, names[i], &tv, &l) == 0 && (tv.tv_sec || tv.tv_usec))
             shim_real_setsockopt(to, SOL_SOCKET, names[i], &tv, l);
+    }
+    struct linger lg;
+    socklen_t l = sizeof(lg);
+    if (shim_real_getsockopt(from, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff) {
+        shim_real_setsockopt(to, SOL_SOCKET, SO_LINGER, &lg, l);
+        atomic_store(&c->linger0, lg.l_linger == 0);
     }
 }
 
@@ -265,7 +273,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     conn_init(c, fd, sa, len, tr, why);
     c->filler = (size_t)filler;
     atomic_init(&c->sndbuf, sndbuf);
-    copy_timeouts(fd, sv[0]);
+    copy_timeouts(c, fd, sv[0]);
 
     if (fl & O_NONBLOCK)
         shim_real_fcntl(sv[0], F_SETFL, O_NONBLOCK);
@@ -333,7 +341,7 @@ int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_en
     atomic_init(&c->conn_reported, !(fl & O_NONBLOCK));
     conn_init(c, fd, sa, len, tr, why);
     c->pump_fd = -1;
-    copy_timeouts(fd, app_end);
+    copy_timeouts(c, fd, app_end);
     if (fl & O_NONBLOCK)
         shim_real_fcntl(app_end, F_SETFL, O_NONBLOCK);
     if (shim_real_dup3(app_end, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {

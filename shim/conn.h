@@ -34,6 +34,7 @@ struct shim_conn {
     atomic_bool err_pending;    /* SO_ERROR not yet read since the failure */
     atomic_bool conn_reported;  /* a connect() already returned 0: the next says EISCONN */
     atomic_bool unconnected;    /* a connect() reported the failure: the next one retries */
+    atomic_bool linger0;        /* SO_LINGER {1, 0}: the app's last close resets the connection */
     ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */
     int family;                 /* AF_INET or AF_INET6, as the app's socket */
     int sotype_flags;           /* always SOCK_STREAM; kept for SO_TYPE */

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pump.h"
 #include "real.h"
+#include "server.h"
 #include "shim.h"
 #include "spump.h"
 
@@ -318,6 +319,7 @@ void shim_ev_flush_at_exit(void)
             shim_real_close(fd);
         }
     }
+    shim_server_close_at_exit();
     /* A kernel-socket pump ends once its app end is closed and what it held is written (the
      * kernel sends the rest).  An SST pump hands the app's last bytes to its stream, which the
      * engine -- dying with this process -- must then deliver: the event thread reports when

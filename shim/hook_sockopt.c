@@ -138,6 +138,17 @@ static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *va
         }
         return 0;
     }
+    /* SO_LINGER {1, 0} asks for an abortive close (TCP sends RST and drops what is unsent): a
+     * unix socket has none, so the pump resets the stream when the app end closes.  The app
+     * end takes the value too, for getsockopt. */
+    if (level == SOL_SOCKET && name == SO_LINGER && val && len >= (socklen_t)sizeof(struct linger)) {
+        struct linger lg;
+        memcpy(&lg, val, sizeof(lg));
+        int rc = shim_real_setsockopt(fd, level, name, val, len);
+        if (rc == 0)
+            atomic_store(&c->linger0, lg.l_onoff && lg.l_linger == 0);
+        return rc;
+    }
     /* Buffer sizes and timeouts act on the fd the app uses: the socketpair end. */
     return shim_real_setsockopt(fd, level, name, val, len);
 }

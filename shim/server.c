@@ -245,6 +245,19 @@ static void bridge_done(void *arg, int err)
     free(b);
 }
 
+/* The exit drain waits for a bridge once the app accepted its connection: the app's end then
+ * closes (by the app, or by shim_server_close_at_exit) and what it wrote is still to be handed
+ * to the stream.  A connection still in the listener's backlog is not waited for: the kernel
+ * resets it when the process goes, as for a TCP client. */
+static bool bridge_accepted(void *arg)
+{
+    struct bridge *b = arg;
+    pthread_mutex_lock(&srv_lock);
+    bool accepted = !b->pend.in_table;
+    pthread_mutex_unlock(&srv_lock);
+    return accepted;
+}
+
 static void bridge_pump(struct bridge *b)
 {
     if (b->ev) {
@@ -253,10 +266,13 @@ static void bridge_pump(struct bridge *b)
     }
     int sock = b->sock;
     b->sock = -1;
-    if (!shim_spump_start(shim_ev_base(), sock, b->s, bridge_done, b)) {
+    struct shim_spump *p = shim_spump_start(shim_ev_base(), sock, b->s, bridge_done, b);
+    if (!p) {
         b->sock = sock;
         bridge_abort(b);
+        return;
     }
+    shim_spump_wait_at_exit(p, bridge_accepted);
 }
 
 /* The loopback connect failed: refused means the app's listener went away unseen. */
@@ -624,6 +640,23 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
         put_addr(sa, len, cap, &peer, peer_len);
 out:
     errno = saved;
+}
+
+void shim_server_close_at_exit(void)
+{
+    if (getpid() != srv_pid)
+        return;
+    pthread_mutex_lock(&srv_lock);
+    struct afd *a, *tmp;
+    HASH_ITER(hh, afds, a, tmp) {
+        struct stat st;
+        if (fstat(a->fd, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
+            shim_real_close(a->fd);
+        HASH_DEL(afds, a);
+        free(a);
+        atomic_fetch_sub(&shim_server_live, 1);
+    }
+    pthread_mutex_unlock(&srv_lock);
 }
 
 bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret)

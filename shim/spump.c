@@ -24,6 +24,9 @@ struct shim_spump {
     shim_spump_done_fn done;
     void *arg;
     bool fd_eof, net_eof;
+    bool discard;                    /* the app shut its read side: what arrives is dropped */
+    const atomic_bool *abort_flag;   /* set: the app's close is abortive (SO_LINGER 0) */
+    bool (*exit_wait)(void *arg);    /* true: the exit drain waits for the app end's EOF */
     struct event *ev_rd, *ev_wr;
     size_t to_net_off, to_net_len;   /* fd bytes the stream has not taken yet */
     size_t to_fd_off, to_fd_len;     /* stream bytes the fd has not taken yet */
@@ -89,6 +92,13 @@ static void spump_leave(struct shim_spump *p)
         spump_finish(p, p->end_err, p->end_reset);
 }
 
+/* Whether every copy of the app's end is closed (POLLHUP: both directions shut). */
+static bool app_gone(const struct shim_spump *p)
+{
+    struct pollfd q = { .fd = p->fd, .events = 0 };
+    return poll(&q, 1, 0) == 1 && (q.revents & POLLHUP);
+}
+
 static bool both_done(const struct shim_spump *p)
 {
     return p->fd_eof && p->net_eof && p->to_fd_len == 0 && p->to_net_len == 0;
@@ -127,6 +137,10 @@ static void fd_readable(struct shim_spump *p, int fd)
         return;
     }
     if (n == 0) {
+        if (p->abort_flag && atomic_load(p->abort_flag) && app_gone(p)) {
+            spump_end(p, 0, true);       /* closed with SO_LINGER 0: RST, not FIN */
+            return;
+        }
         /* shutdown(SHUT_WR) or close on the other end: the stream's write side closes after
          * the bytes already handed to it, like a TCP FIN. */
         p->fd_eof = true;
@@ -154,6 +168,14 @@ static void to_fd(struct shim_spump *p)
                     event_add(p->ev_wr, NULL);
                     return;
                 }
+                if (errno == EPIPE && !app_gone(p)) {
+                    /* shutdown(SHUT_RD) by the app, which still holds its end: TCP keeps the
+                     * connection and drops what arrives; a reset would lose what the app
+                     * writes after it. */
+                    p->discard = true;
+                    p->to_fd_len = 0;
+                    break;
+                }
                 /* The other end closed with data still arriving: reset, as TCP sends RST. */
                 spump_end(p, 0, true);
                 return;
@@ -178,7 +200,7 @@ static void to_fd(struct shim_spump *p)
             break;
         }
         p->to_fd_off = 0;
-        p->to_fd_len = (size_t)r;
+        p->to_fd_len = p->discard ? 0 : (size_t)r;
     }
     if (both_done(p))
         spump_end(p, 0, false);
@@ -262,6 +284,16 @@ struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_
     return p;
 }
 
+void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag)
+{
+    p->abort_flag = flag;
+}
+
+void shim_spump_wait_at_exit(struct shim_spump *p, bool (*accepted)(void *arg))
+{
+    p->exit_wait = accepted;
+}
+
 /* Whether the app's end of the pump is closed (or shut for writing): what it wrote up to that
  * end is still to be handed over. */
 static bool app_end_finished(const struct shim_spump *p)
@@ -284,11 +316,11 @@ bool shim_spump_exit_pending(void)
             spump_enter(p);
             spump_end(p, 0, false);
             spump_leave(p);
-        } else if (p->fd_eof || app_end_finished(p)) {
+        } else if (p->fd_eof || app_end_finished(p) || (p->exit_wait && p->exit_wait(p->arg))) {
             pending = true;              /* still reading the app's last bytes */
         }
-        /* else the app end is open in another process (fork) or, for the server side, held
-         * by the app until after the shim's exit handler: not waited for. */
+        /* else the app end is open in another process (fork), or a server-side connection
+         * the app never accepted: not waited for. */
     }
     return pending;
 }

@@ -4,6 +4,7 @@
 #ifndef SHIM_SPUMP_H
 #define SHIM_SPUMP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "sst.h"
@@ -19,6 +20,16 @@ typedef void (*shim_spump_done_fn)(void *arg, int err);
  * (nothing taken over). */
 struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_stream *s,
                                     shim_spump_done_fn done, void *arg);
+
+/* While *flag is set (the app's SO_LINGER {1, 0}), the app end's close resets the stream
+ * instead of closing it after its data, as TCP's abortive close sends RST.  flag outlives the
+ * pump. */
+void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag);
+
+/* The exit drain also waits for this pump while accepted(arg) is true and the app end has not
+ * ended yet: for an fd whose close is not seen at once (a TCP socket's FIN waits behind the
+ * data it still holds).  Without it only an app end already closed is waited for. */
+void shim_spump_wait_at_exit(struct shim_spump *p, bool (*accepted)(void *arg));
 
 /* The exit drain (event thread, polled by evthread.c after exit() closed the app's fds): pumps
  * whose app end has ended and whose bytes are all in their stream give the stream back

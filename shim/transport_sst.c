@@ -132,7 +132,8 @@ static void sconn_up(struct sconn *sc)
     c->tr_state = NULL;
     free(sc);
     shim_conn_up(c, NULL, 0);
-    if (!shim_spump_start(base, c->pump_fd, s, pump_done, c)) {
+    struct shim_spump *p = shim_spump_start(base, c->pump_fd, s, pump_done, c);
+    if (!p) {
         shim_engine_sync_time();
         sst_stream_shutdown(s, SST_SHUT_RESET);
         sst_stream_close(s);
@@ -142,6 +143,7 @@ static void sconn_up(struct sconn *sc)
         shim_conn_done(c, ENOBUFS);
         return;
     }
+    shim_spump_abort_on_close(p, &c->linger0);
     SHIM_DEBUG("connection carried over SST");
 }
 

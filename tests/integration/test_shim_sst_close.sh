@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# How a connection carried by the in-process SST engine ends, compared with kernel TCP
+# (docs/shim.md §2 "The pump and half-close"):
+#
+#   $NS_A 10.77.0.1 ======= veth ======= 10.77.0.2 $NS_B
+#   python under the shim                  sstd --forward 9000, python server :9000
+#   (SST_HELPER=off, strict)               python server :9500 under the shim, SST_LISTEN
+#                                          (its own engine on UDP 8662, the host key of sstd)
+#
+# 1. shutdown(SHUT_RD), then a 4 MiB upload while the server sends 400 KB the client no
+#    longer reads: TCP delivers the upload (incoming data is dropped); the shim used to reset
+#    the stream at the first incoming byte, so the upload failed with EPIPE and was lost.
+# 2. SO_LINGER {1, 0} then close(), set after connect and (copied at connect) before it: the
+#    server's recv must fail with ECONNRESET, as TCP's RST makes it; the shim used to close
+#    gracefully, so the server read EOF and took a truncated request for a complete one.
+# 3. Control: a plain close still ends with EOF and every byte.
+# 4. The server side: a server under the shim (SST_LISTEN) writes 4 MiB to an accepted
+#    connection and exits at once, with the socket closed or left open: the client must read
+#    all of it and EOF.  The exit drain used to skip accepted connections: the bytes still in
+#    the loopback bridge died with the process and the client hung without EOF.
+. "$(dirname "$0")/lib.sh"
+lib_init shim_sst_close
+need_tool /usr/bin/python3
+SHIM=$BUILD/libsstshim.so
+[ -f "$SHIM" ] || env_fail "$SHIM not built"
+[ -x "$BUILD/sstd" ] || env_fail "$BUILD/sstd not built"
+
+lib_net_up
+lib_block_tcp
+
+# One line per connection: what the server saw (bytes, then EOF or the error).
+lib_bg in_b /usr/bin/python3 -c '
+import hashlib, socket, threading
+s = socket.create_server(("0.0.0.0", 9000))
+def serve(c):
+    n, h = 0, hashlib.sha256()
+    try:
+        first = c.recv(1)
+        if first == b"G":                  # a greeting the client will not read
+            c.sendall(b"g" * 400000)
+        else:
+            n += len(first); h.update(first)
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b); h.update(b)
+        print("EOF", n, h.hexdigest()[:16], flush=True)
+    except OSError as e:
+        print(type(e).__name__, n, flush=True)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()' >"$LIB_TMP/srv.out" 2>&1
+wait_for_port "$NS_B" 9000
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
+  --forward 9000 2>"$LIB_TMP/sstd.log"
+poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+
+shimmed() {
+  in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off \
+    SST_KEYDIR="$LIB_TMP/ka" /usr/bin/python3 -c "$1"
+}
+# srv_line N: the server's Nth line (waits 10 s at most).
+srv_line() {
+  poll_until 10 test "$(wc -l <"$LIB_TMP/srv.out")" -ge "$1" || true
+  sed -n "${1}p" "$LIB_TMP/srv.out"
+}
+
+log "shutdown(SHUT_RD), then a 4 MiB upload while the server writes"
+shimmed "
+import hashlib, socket, time
+s = socket.create_connection(('$IP_B', 9000))
+s.shutdown(socket.SHUT_RD)
+d = bytes(range(256)) * 16384
+s.sendall(b'G')
+time.sleep(0.3)                            # the greeting arrives before the upload
+s.sendall(d)
+s.shutdown(socket.SHUT_WR)
+time.sleep(0.3)
+s.close()
+print(hashlib.sha256(d).hexdigest()[:16])" >"$LIB_TMP/c1.out" 2>&1 ||
+  fail "client: $(tail -1 "$LIB_TMP/c1.out")"
+want="EOF $((4 * 1024 * 1024)) $(cat "$LIB_TMP/c1.out")"
+got=$(srv_line 1)
+[ "$got" = "$want" ] || fail "SHUT_RD: server saw '$got', want '$want'"
+log "ok: $got"
+
+log "SO_LINGER 0 then close: the server must see a reset"
+for when in after before; do
+  shimmed "
+import socket, struct, time
+s = socket.socket()
+lg = struct.pack('ii', 1, 0)
+if '$when' == 'before':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
+s.connect(('$IP_B', 9000))
+s.sendall(b'x' * 100000)
+time.sleep(0.3)
+if '$when' == 'after':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8) == lg
+s.close()
+time.sleep(0.3)" || fail "linger client ($when) failed"
+done
+got="$(srv_line 2) / $(srv_line 3)"
+[ "$got" = "ConnectionResetError 100000 / ConnectionResetError 100000" ] ||
+  fail "SO_LINGER 0: server saw '$got', want ConnectionResetError after 100000 bytes, twice"
+log "ok: $got"
+
+log "control: a plain close ends with EOF"
+shimmed "
+import socket
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'x' * 100000)
+s.close()"
+got=$(srv_line 4)
+[ "${got% *}" = "EOF 100000" ] || fail "plain close: server saw '$got'"
+
+log "server side: write 4 MiB, exit at once (closed, and left open)"
+N=$((4 * 1024 * 1024))
+for how in close open; do
+  in_b timeout 20 env LD_PRELOAD="$SHIM" SST_LISTEN=9500 SST_PORT=8662 SST_KEYDIR="$LIB_TMP/kb" \
+    /usr/bin/python3 -c "
+import socket
+s = socket.create_server(('0.0.0.0', 9500))
+open('$LIB_TMP/listening', 'w').close()
+c, _ = s.accept()
+c.sendall(b'y' * $N)
+if '$how' == 'close':
+    c.close()" >"$LIB_TMP/server.out" 2>&1 &
+  SRV=$!
+  poll_until 5 test -e "$LIB_TMP/listening" || fail "the SST_LISTEN server did not start"
+  rm -f "$LIB_TMP/listening"
+  got=$(in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_PORT=8662 SST_MODE=strict \
+    SST_HELPER=off SST_KEYDIR="$LIB_TMP/ka" /usr/bin/python3 -c "
+import socket
+s = socket.create_connection(('$IP_B', 9500))
+n = 0
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    n += len(b)
+print(n)" 2>&1) || fail "client of the exiting server ($how): '$got' (no EOF?)"
+  wait "$SRV" || fail "server ($how) exited $?: $(tail -2 "$LIB_TMP/server.out")"
+  [ "$got" = "$N" ] || fail "client of the exiting server ($how) read '$got' bytes, want $N"
+  log "ok ($how): $got bytes and EOF"
+done
+log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it, close ends it, a server's exit delivers"
