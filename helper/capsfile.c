@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct render {
@@ -70,6 +71,12 @@ void sstd_capsfile_publish(struct sstd *d, sst_time_t now)
         SSTD_DEBUG("capability file %s: %s", path, strerror(errno));
         unlink(tmp);
     }
+}
+
+void sstd_capsfile_touch(struct sstd *d)
+{
+    if (d->opts.caps_file[0])
+        (void)utimensat(AT_FDCWD, d->opts.caps_file, NULL, 0);
 }
 
 void sstd_capsfile_remove(struct sstd *d)

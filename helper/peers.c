@@ -211,6 +211,7 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
     }
     sst_chan_ping(p->chan, now);
     sstd_rearm(d);
+    sstd_capsfile_touch(d);   /* the shim's fast hand-off trusts only a fresh file */
     struct timeval tv = keepalive_interval(d);
     evtimer_add(p->keepalive_ev, &tv);
 }

@@ -92,6 +92,8 @@ size_t sstd_capsfile_render(struct sstd_caps *c, sst_time_t now, char *buf, size
 struct sstd;
 void sstd_capsfile_publish(struct sstd *d, sst_time_t now);   /* rewrites the file (temporary file + rename) */
 void sstd_capsfile_remove(struct sstd *d);
+/* Sets the file's mtime to now: "this daemon still runs" (SST_HELPER_CAPS_FRESH_SEC). */
+void sstd_capsfile_touch(struct sstd *d);
 
 /* json.c: appends a JSON string literal (quoted, escaped) to an evbuffer. */
 struct evbuffer;

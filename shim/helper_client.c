@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -528,6 +529,20 @@ static bool caps_now(int ctl, const char *key)
 /* Is key listed in sstd's capability file next to its socket (docs/helper.md)?  Then it goes in
  * this process's cache too, and connect() needs no CAPS round trip to sstd.  Only a file of our
  * own user (or root's) counts: in a shared directory anyone else's could claim any host. */
+/* Whether sstd touched its capability file lately (from its keepalive: docs/helper.md).  A
+ * stale file means an idle daemon -- or a frozen one, which would hold a connection handed to
+ * it for as long as it is frozen: then CONNECT goes only after a CAPS answer. */
+static bool capsfile_fresh(const char *sock_path)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    struct timespec now;
+    if (sst_helper_caps_path(path, sizeof(path), sock_path) < 0 || stat(path, &st) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return false;
+    return now.tv_sec - st.st_mtim.tv_sec <= SST_HELPER_CAPS_FRESH_SEC;
+}
+
 static bool capsfile_has(const char *sock_path, const char *key)
 {
     char path[PATH_MAX], text[4096];
@@ -573,8 +588,12 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     int r = SHIM_HELPER_LATER;
     if (shim_real_connect(ctl, (struct sockaddr *)&un, sizeof(un)) < 0)
         goto out;   /* no daemon (or its backlog is full): the asynchronous path decides */
-    if (!known_get(key) && !capsfile_has(path, key) && !caps_now(ctl, key))
+    bool fresh = capsfile_fresh(path);
+    if (!(fresh && (known_get(key) || capsfile_has(path, key))) && !caps_now(ctl, key)) {
+        if (!fresh)
+            SHIM_DEBUG("%s: sstd's capability file is stale or missing and CAPS got no answer in time", key);
         goto out;
+    }
     if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto out;
     snprintf(line, sizeof(line), "CONNECT %s %u\n", host, port);

@@ -18,6 +18,12 @@ SST_API int sst_helper_default_socket(char *buf, size_t len, uid_t uid, const ch
  * plus ".caps".  0, or -1 if it does not fit in len. */
 SST_API int sst_helper_caps_path(char *buf, size_t len, const char *socket_path);
 
+/* sstd touches its capability file from every keepalive (every <= 5 s while a channel is warm);
+ * the shim hands a connection over inside connect() without asking CAPS only while the file's
+ * mtime is at most this old: a frozen daemon (SIGSTOP, a deadlock) still takes connections into
+ * its listen backlog and would hold them for as long as it is frozen. */
+#define SST_HELPER_CAPS_FRESH_SEC 12
+
 /* Looks key ("ADDR:PORT", "[ADDR6]:PORT") up in the capability file's text (NUL-terminated):
  * true if it is listed as speaking SST with an expiry after now (CLOCK_MONOTONIC ns), which is
  * stored in *expires.  A text without the "sstd-caps 1" header lists nothing. */
