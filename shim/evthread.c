@@ -308,18 +308,27 @@ static void at_child(void)
     exit_acked = 0;
 }
 
-void shim_ev_flush_at_exit(void)
+/* The end of this process image, by exit() or by exec (at_exec): the app's replaced fds are
+ * closed -- at exec only those exec would close (FD_CLOEXEC); the others survive into the new
+ * program but nobody will pump them, so they are shut for writing: what was written is still
+ * delivered and the peer sees the end. */
+static void flush_at_end(bool at_exec)
 {
     if (!ev_running)
         return;
     for (int fd = 0; fd < shim_fdtab_size; fd++) {
         uintptr_t v = shim_fd_get(fd);
-        if (SHIM_FD_IS_CONN(v)) {
-            shim_fd_set(fd, 0);
-            shim_real_close(fd);
+        if (!SHIM_FD_IS_CONN(v))
+            continue;
+        int fl = at_exec ? shim_real_fcntl(fd, F_GETFD, 0) : FD_CLOEXEC;
+        if (fl >= 0 && !(fl & FD_CLOEXEC)) {
+            shim_real_shutdown(fd, SHUT_WR);
+            continue;
         }
+        shim_fd_set(fd, 0);
+        shim_real_close(fd);
     }
-    shim_server_close_at_exit();
+    shim_server_close_at_exit(at_exec);
     /* A kernel-socket pump ends once its app end is closed and what it held is written (the
      * kernel sends the rest).  An SST pump hands the app's last bytes to its stream, which the
      * engine -- dying with this process -- must then deliver: the event thread reports when
@@ -346,6 +355,18 @@ void shim_ev_flush_at_exit(void)
         SHIM_DEBUG("exit: %d connection(s) still open (shared with another process?)%s",
                    atomic_load(&shim_pump_live),
                    atomic_load(&exit_phase) == EXIT_DRAINED ? "" : "; SST data not acknowledged");
+}
+
+void shim_ev_flush_at_exit(void)
+{
+    flush_at_end(false);
+}
+
+void shim_ev_flush_at_exec(void)
+{
+    if (ev_running)
+        SHIM_DEBUG("exec: the connections this process pumps end with its image");
+    flush_at_end(true);
 }
 
 void shim_ev_install_atfork(void)

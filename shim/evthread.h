@@ -22,6 +22,9 @@ struct event_base *shim_ev_base(void);
  * exit; it gives up after SHIM_EXIT_FLUSH_MS without progress. */
 #define SHIM_EXIT_FLUSH_MS 2000
 void shim_ev_flush_at_exit(void);
+/* exec() (hook_exec.c): the same for the end of this process image; replaced fds that survive
+ * the exec (no FD_CLOEXEC) are shut for writing instead of closed (docs/shim.md §5). */
+void shim_ev_flush_at_exec(void);
 /* Installs the pthread_atfork handlers; once, from init. */
 void shim_ev_install_atfork(void);
 

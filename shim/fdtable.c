@@ -26,6 +26,11 @@ static bool foreign_process(void)
     return (pid_t)syscall(SYS_getpid) != owner_pid;
 }
 
+bool shim_fd_foreign_process(void)
+{
+    return foreign_process();
+}
+
 void shim_fd_after_fork(void)
 {
     owner_pid = (pid_t)syscall(SYS_getpid);

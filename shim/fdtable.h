@@ -61,6 +61,9 @@ static inline void shim_fd_tag_tcpnew(int fd)
                                             memory_order_acq_rel, memory_order_relaxed);
 }
 
+/* True in a vfork() child (our memory, another process): it must not act for the parent. */
+bool shim_fd_foreign_process(void);
+
 /* The uncarried connect() of a socket whose entry read v: a TCPNEW tag goes with one
  * compare-and-swap; TCPREC also drops its epoll records (out of line). */
 static inline void shim_fd_untag(int fd, uintptr_t v)

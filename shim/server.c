@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
@@ -642,7 +644,7 @@ out:
     errno = saved;
 }
 
-void shim_server_close_at_exit(void)
+void shim_server_close_at_exit(bool at_exec)
 {
     if (getpid() != srv_pid)
         return;
@@ -650,8 +652,13 @@ void shim_server_close_at_exit(void)
     struct afd *a, *tmp;
     HASH_ITER(hh, afds, a, tmp) {
         struct stat st;
-        if (fstat(a->fd, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
-            shim_real_close(a->fd);
+        if (fstat(a->fd, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino) {
+            int fl = at_exec ? shim_real_fcntl(a->fd, F_GETFD, 0) : FD_CLOEXEC;
+            if (fl >= 0 && !(fl & FD_CLOEXEC))
+                shim_real_shutdown(a->fd, SHUT_WR);   /* survives exec, unpumped: FIN */
+            else
+                shim_real_close(a->fd);
+        }
         HASH_DEL(afds, a);
         free(a);
         atomic_fetch_sub(&shim_server_live, 1);

@@ -32,8 +32,9 @@ void shim_server_close(int fd);
 void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap);
 /* exit(): closes the accepted SST connections the app still holds (the kernel would a moment
  * later, but the bridges that must deliver what the app wrote die with this process: the exit
- * drain waits for them once their app end is closed). */
-void shim_server_close_at_exit(void);
+ * drain waits for them once their app end is closed).  at_exec: those without FD_CLOEXEC
+ * survive into the new program and are shut for writing instead. */
+void shim_server_close_at_exit(bool at_exec);
 /* getpeername on an accepted SST connection: writes the SST peer, sets *ret (0) and returns
  * true; false for every other fd. */
 bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret);

@@ -18,6 +18,10 @@
 #    connection and exits at once, with the socket closed or left open: the client must read
 #    all of it and EOF.  The exit drain used to skip accepted connections: the bytes still in
 #    the loopback bridge died with the process and the client hung without EOF.
+# 5. exec: a program writes 4 MiB and execs another one (python's socket is FD_CLOEXEC, so
+#    exec closes it: TCP delivers and ends it); and bash's `exec 3<>/dev/tcp` (fd 3 survives
+#    the exec, unpumped): what was written arrives and the server sees the end.  Before, the
+#    engine died with the old image: nothing arrived and the server never saw an end.
 . "$(dirname "$0")/lib.sh"
 lib_init shim_sst_close
 need_tool /usr/bin/python3
@@ -147,4 +151,19 @@ print(n)" 2>&1) || fail "client of the exiting server ($how): '$got' (no EOF?)"
   [ "$got" = "$N" ] || fail "client of the exiting server ($how) read '$got' bytes, want $N"
   log "ok ($how): $got bytes and EOF"
 done
-log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it, close ends it, a server's exit delivers"
+
+log "exec after writing: FD_CLOEXEC socket, and an fd that survives the exec"
+shimmed "
+import os, socket
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'e' * $N)
+os.execv('/bin/true', ['true'])"
+got=$(srv_line 5)
+[ "${got% *}" = "EOF $N" ] || fail "write then exec (CLOEXEC): server saw '$got', want EOF $N"
+in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off \
+  SST_KEYDIR="$LIB_TMP/ka" bash -c "exec 3<>/dev/tcp/$IP_B/9000; head -c 1000000 /dev/zero >&3; exec true" ||
+  fail "bash exec failed"
+got=$(srv_line 6)
+[ "${got% *}" = "EOF 1000000" ] || fail "bash exec 3<>/dev/tcp then exec: server saw '$got', want EOF 1000000"
+log "ok: exec delivers what was written and ends the connection"
+log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it, close ends it, a server's exit delivers, exec too"

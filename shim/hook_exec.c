@@ -1,0 +1,147 @@
+/* Hooks the exec family: a new program image ends the event thread and the in-process engine,
+ * as exit() does, so what the program wrote is delivered first (evthread.h,
+ * shim_ev_flush_at_exec; docs/shim.md §5 "exec").  Kernel TCP closes a FD_CLOEXEC socket at
+ * exec and sends its queued bytes; without this the shim lost them and the peer was never told.
+ * Every variant is hooked because libc's execv/execvp/execl* call its internal execve, not
+ * ours. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evthread.h"
+#include "fdtable.h"
+#include "real.h"
+#include "shim.h"
+
+typedef int (*exec3_fn)(const char *, char *const[], char *const[]);
+typedef int (*exec2_fn)(const char *, char *const[]);
+typedef int (*fexec_fn)(int, char *const[], char *const[]);
+
+/* path: the file to run when known (a name without '/' is searched: not checked). */
+static void before_exec(const char *path)
+{
+    /* A vfork child (posix_spawn, subprocess) shares our memory: the event thread is the
+     * parent's, which goes on. */
+    if (!shim_engaged() || shim_fd_foreign_process())
+        return;
+    if (path && strchr(path, '/') && access(path, X_OK) != 0)
+        return;   /* the exec will fail: this image, and its connections, go on */
+    int saved = errno;
+    shim_tls_guard++;
+    shim_ev_flush_at_exec();
+    shim_tls_guard--;
+    errno = saved;
+}
+
+static void *next(const char *name)
+{
+    void *p = dlsym(RTLD_NEXT, name);
+    if (!p)
+        errno = ENOSYS;
+    return p;
+}
+
+SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    exec3_fn f = (exec3_fn)next("execve");
+    if (!f)
+        return -1;
+    before_exec(path);
+    return f(path, argv, envp);
+}
+
+SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    exec3_fn f = (exec3_fn)next("execvpe");
+    if (!f)
+        return -1;
+    before_exec(file);
+    return f(file, argv, envp);
+}
+
+SHIM_EXPORT int execv(const char *path, char *const argv[])
+{
+    exec2_fn f = (exec2_fn)next("execv");
+    if (!f)
+        return -1;
+    before_exec(path);
+    return f(path, argv);
+}
+
+SHIM_EXPORT int execvp(const char *file, char *const argv[])
+{
+    exec2_fn f = (exec2_fn)next("execvp");
+    if (!f)
+        return -1;
+    before_exec(file);
+    return f(file, argv);
+}
+
+SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    fexec_fn f = (fexec_fn)next("fexecve");
+    if (!f)
+        return -1;
+    before_exec(NULL);
+    return f(fd, argv, envp);
+}
+
+/* execl, execlp, execle: the argument list as an array on the stack, as libc builds it. */
+static size_t count_args(const char *arg, va_list ap)
+{
+    size_t n = 1;
+    while (arg && va_arg(ap, const char *))
+        n++;
+    return n;
+}
+
+#define COLLECT_ARGS(argv, arg, ap)                                                                \
+    do {                                                                                           \
+        argv[0] = (char *)(arg);                                                                   \
+        for (size_t i_ = 1; argv[i_ - 1]; i_++)                                                    \
+            argv[i_] = va_arg(ap, char *);                                                         \
+    } while (0)
+
+SHIM_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    size_t n = count_args(arg, ap);
+    va_end(ap);
+    char *argv[n + 1];
+    va_start(ap, arg);
+    COLLECT_ARGS(argv, arg, ap);
+    va_end(ap);
+    return execv(path, argv);
+}
+
+SHIM_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    size_t n = count_args(arg, ap);
+    va_end(ap);
+    char *argv[n + 1];
+    va_start(ap, arg);
+    COLLECT_ARGS(argv, arg, ap);
+    va_end(ap);
+    return execvp(file, argv);
+}
+
+SHIM_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    size_t n = count_args(arg, ap);
+    va_end(ap);
+    char *argv[n + 1];
+    va_start(ap, arg);
+    COLLECT_ARGS(argv, arg, ap);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
+}
