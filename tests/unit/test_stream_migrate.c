@@ -296,6 +296,61 @@ START_TEST(test_migrate_peer_restart_resets)
 }
 END_TEST
 
+static bool ep_pending(void *arg)
+{
+    struct ep *e = arg;
+    return !e->errored && !(e->rx_eof && e->tx_done == e->tx_len);
+}
+
+START_TEST(test_migrate_restarted_peer_stale_channel)
+{
+    /* The server restarts (same address and key) while the client's channel to it is up and a
+     * transfer runs; right after, the client opens a new stream, which goes out on that stale
+     * channel.  The new server resets the channel; the streams migrate to a fresh one: the old
+     * stream, which the new server never had, fails with SST_ERR_RESET, and the new one -- its
+     * Init was never confirmed -- is created there by its Attach and completes both ways, as a
+     * new TCP connection to a restarted server does.  (Before, the channel's reset failed
+     * every stream on it, the new one included.) */
+    struct sim *s = new_sim(35);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    srv_payload = 200000;
+    sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+    struct ep c1 = { 0 }, c2 = { 0 };
+    simctx_node_enter(&a);
+    c1.s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c1);
+    ep_start_tx(&c1, 40, 3000000);
+    simctx_node_leave(&a);
+    sim_run_until(s, SST_MS(300));
+    ck_assert_uint_eq(sv.n, 1);
+    ck_assert(!c1.errored);
+    simctx_node_free(&b);
+    node_init(&b, s, 2, NULL);
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "bidi", bidi_accept, &sv);
+    simctx_node_enter(&a);
+    c2.s = sst_connect(a.c, &b.addr, "bidi", ep_cb, &c2);
+    ep_start_tx(&c2, 41, 100000);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, ep_pending, &c2, sim_now(s) + SST_SEC(20)), 0);
+    ck_assert_msg(!c2.errored, "new stream failed: %d", c2.err);
+    ck_assert(!c2.bad);
+    ck_assert_uint_eq(sv.n, 1);                 /* the new stream, nothing else */
+    ck_assert_uint_eq(sv.eps[0].rx_done, 100000);
+    ck_assert_uint_eq(c2.rx_done, srv_payload);
+    ck_assert_int_eq(sim_run_while(s, ep_not_errored, &c1, sim_now(s) + SST_SEC(20)), 0);
+    ck_assert_int_eq(c1.err, SST_ERR_RESET);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 START_TEST(test_migrate_gives_up_after_timeout)
 {
     /* The link never heals: after migrate_timeout the streams fail with SST_ERR_TIMEOUT; with
@@ -569,6 +624,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_migrate_link_failure_mid_transfer, 0, 2);
     tcase_add_test(tc, test_migrate_peer_address_change);
     tcase_add_test(tc, test_migrate_peer_restart_resets);
+    tcase_add_test(tc, test_migrate_restarted_peer_stale_channel);
     tcase_add_test(tc, test_migrate_gives_up_after_timeout);
     tcase_add_test(tc, test_migrate_100k_idle_streams_detach);
     tcase_add_test(tc, test_migrate_idle_channel_memory);
