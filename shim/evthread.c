@@ -77,11 +77,11 @@ static void on_exit_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Also again after an exec whose drain ran but which then failed (the image went on). */
 static void exit_drain_start(void)
 {
-    if (exit_ev)
-        return;
-    exit_ev = event_new(ev_base, -1, EV_PERSIST, on_exit_check, NULL);
+    if (!exit_ev)
+        exit_ev = event_new(ev_base, -1, EV_PERSIST, on_exit_check, NULL);
     if (!exit_ev) {
         atomic_store(&exit_phase, EXIT_DRAINED);   /* cannot watch: exit as before */
         return;

@@ -8,6 +8,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,14 +24,36 @@ typedef int (*exec3_fn)(const char *, char *const[], char *const[]);
 typedef int (*exec2_fn)(const char *, char *const[]);
 typedef int (*fexec_fn)(int, char *const[], char *const[]);
 
-/* path: the file to run when known (a name without '/' is searched: not checked). */
-static void before_exec(const char *path)
+/* Whether exec would find `file` to run: as execvp searches, through PATH (libc's default
+ * when unset) for a name without '/' when search is set; else the path itself. */
+static bool exec_finds(const char *file, bool search)
+{
+    if (!search || strchr(file, '/'))
+        return access(file, X_OK) == 0;
+    const char *dirs = getenv("PATH");
+    if (dirs == NULL)
+        dirs = "/bin:/usr/bin";
+    char path[4096];
+    for (const char *d = dirs;; ) {
+        const char *end = strchrnul(d, ':');
+        size_t n = (size_t)(end - d);
+        if (snprintf(path, sizeof path, "%.*s%s%s", (int)n, d, n ? "/" : "", file) <
+                (int)sizeof path && access(path, X_OK) == 0)
+            return true;                 /* an empty entry is the current directory */
+        if (*end == '\0')
+            return false;
+        d = end + 1;
+    }
+}
+
+/* path: the file to run when known; search: execvp-style PATH search for a bare name. */
+static void before_exec(const char *path, bool search)
 {
     /* A vfork child (posix_spawn, subprocess) shares our memory: the event thread is the
      * parent's, which goes on. */
     if (!shim_engaged() || shim_fd_foreign_process())
         return;
-    if (path && strchr(path, '/') && access(path, X_OK) != 0)
+    if (path && !exec_finds(path, search))
         return;   /* the exec will fail: this image, and its connections, go on */
     int saved = errno;
     shim_tls_guard++;
@@ -50,7 +75,7 @@ SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
     exec3_fn f = (exec3_fn)next("execve");
     if (!f)
         return -1;
-    before_exec(path);
+    before_exec(path, false);
     return f(path, argv, envp);
 }
 
@@ -59,7 +84,7 @@ SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]
     exec3_fn f = (exec3_fn)next("execvpe");
     if (!f)
         return -1;
-    before_exec(file);
+    before_exec(file, true);
     return f(file, argv, envp);
 }
 
@@ -68,7 +93,7 @@ SHIM_EXPORT int execv(const char *path, char *const argv[])
     exec2_fn f = (exec2_fn)next("execv");
     if (!f)
         return -1;
-    before_exec(path);
+    before_exec(path, false);
     return f(path, argv);
 }
 
@@ -77,7 +102,7 @@ SHIM_EXPORT int execvp(const char *file, char *const argv[])
     exec2_fn f = (exec2_fn)next("execvp");
     if (!f)
         return -1;
-    before_exec(file);
+    before_exec(file, true);
     return f(file, argv);
 }
 
@@ -86,7 +111,7 @@ SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     fexec_fn f = (fexec_fn)next("fexecve");
     if (!f)
         return -1;
-    before_exec(NULL);
+    before_exec(NULL, false);
     return f(fd, argv, envp);
 }
 

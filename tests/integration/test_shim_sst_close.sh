@@ -21,7 +21,9 @@
 # 5. exec: a program writes 4 MiB and execs another one (python's socket is FD_CLOEXEC, so
 #    exec closes it: TCP delivers and ends it); and bash's `exec 3<>/dev/tcp` (fd 3 survives
 #    the exec, unpumped): what was written arrives and the server sees the end.  Before, the
-#    engine died with the old image: nothing arrived and the server never saw an end.
+#    engine died with the old image: nothing arrived and the server never saw an end.  An
+#    execvp that fails (no such command on PATH) leaves the connection working: the drain only
+#    runs when exec will find its file (before, it closed the socket under the program).
 . "$(dirname "$0")/lib.sh"
 lib_init shim_sst_close
 need_tool /usr/bin/python3
@@ -166,4 +168,18 @@ in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HEL
 got=$(srv_line 6)
 [ "${got% *}" = "EOF 1000000" ] || fail "bash exec 3<>/dev/tcp then exec: server saw '$got', want EOF 1000000"
 log "ok: exec delivers what was written and ends the connection"
+log "an exec that fails (a bare name PATH does not have) leaves the connection working"
+# libc's execvp itself (python's os.execvp searches PATH on its own and execs full paths).
+shimmed "
+import ctypes, socket
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'f' * 100000)
+name = b'no-such-command-sstshim'
+argv = (ctypes.c_char_p * 2)(name, None)
+assert ctypes.CDLL(None, use_errno=True).execvp(name, argv) == -1
+s.sendall(b'g' * 100000)
+s.close()"
+got=$(srv_line 7)
+[ "${got% *}" = "EOF 200000" ] || fail "failed execvp: server saw '$got', want EOF 200000"
+log "ok: after a failed execvp the connection goes on"
 log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it, close ends it, a server's exit delivers, exec too"
