@@ -505,13 +505,16 @@ bool sst_mig_conn_down(struct conn *cn, int err)
     /* A graceful close (err 0: our idle timeout, or the peer closed the channel) leaves the
      * streams dormant, like an idle TCP connection: no deadline, no packets.  A link failure
      * (SST_ERR_TIMEOUT) puts them in limbo for migrate_timeout.  So does the peer's stateless
-     * reset of the channel (SST_ERR_RESET: it forgot the channel -- it restarted, or freed it
-     * after an idle timeout whose CLOSE we missed): on the new channel, streams it still has
-     * (dormant) re-attach, streams it lost get a stateless Reset for their USID, and streams
-     * it never heard of (our Init unconfirmed, e.g. opened on the stale channel) are created
-     * by their Attach -- instead of all of them failing with the channel. */
+     * reset of a channel we initiated (SST_ERR_RESET: the peer forgot it -- it restarted, or
+     * freed it after an idle timeout whose CLOSE we missed): we reconnect at once, and on the
+     * new channel streams it still has (dormant) re-attach, streams it lost get a stateless
+     * Reset for their USID, and streams it never heard of (our Init unconfirmed, e.g. opened
+     * on the stale channel) are created by their Attach -- instead of all of them failing with
+     * the channel.  The responder of a reset channel is not the one to reconnect: waiting in
+     * limbo for a peer that restarted would only hold its streams for migrate_timeout, so they
+     * fail at once as before. */
     bool idle = err == SST_OK;
-    bool lost_link = err == SST_ERR_TIMEOUT || err == SST_ERR_RESET;
+    bool lost_link = err == SST_ERR_TIMEOUT || (err == SST_ERR_RESET && cn->chan_initiator);
     if (cn->limbo || !cn->was_up || (!idle && (!lost_link || c->cfg.migrate_timeout == 0)))
         return false;
     bool any = false;
