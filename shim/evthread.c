@@ -320,8 +320,7 @@ static void flush_at_end(bool at_exec)
         uintptr_t v = shim_fd_get(fd);
         if (!SHIM_FD_IS_CONN(v))
             continue;
-        int fl = at_exec ? shim_real_fcntl(fd, F_GETFD, 0) : FD_CLOEXEC;
-        if (fl >= 0 && !(fl & FD_CLOEXEC)) {
+        if (shim_fd_survives_image(fd, at_exec)) {
             shim_real_shutdown(fd, SHUT_WR);
             continue;
         }

@@ -137,3 +137,9 @@ void shim_fd_close_engine_fds(void)
         }
     }
 }
+
+bool shim_fd_survives_image(int fd, bool at_exec)
+{
+    int fl = at_exec ? shim_real_fcntl(fd, F_GETFD, 0) : FD_CLOEXEC;
+    return fl >= 0 && !(fl & FD_CLOEXEC);
+}

@@ -4,6 +4,7 @@
 #define SHIM_FDTABLE_H
 
 #include <stdatomic.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -89,5 +90,15 @@ int shim_fd_floor(void);
 void shim_fd_after_fork(void);
 /* In a forked child: closes every SHIM_FD_ENGINE fd inherited from the parent. */
 void shim_fd_close_engine_fds(void);
+/* What poll(2) reports for fd right now (0 if nothing): POLLHUP once every copy of a
+ * socketpair's other end is closed, POLLRDHUP once it shut its writing (events). */
+static inline short shim_fd_poll_now(int fd, short events)
+{
+    struct pollfd q = { .fd = fd, .events = events };
+    return poll(&q, 1, 0) == 1 ? q.revents : 0;
+}
+/* Whether fd outlives the end of this process image: none at exit, at exec those without
+ * FD_CLOEXEC. */
+bool shim_fd_survives_image(int fd, bool at_exec);
 
 #endif

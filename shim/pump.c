@@ -55,8 +55,7 @@ static void finish(struct shim_pump *p, int err)
 /* The app end is fully closed (every copy of its fd) when our end reports POLLHUP. */
 static bool app_gone(struct shim_pump *p)
 {
-    struct pollfd q = { .fd = p->app_fd, .events = 0 };
-    return poll(&q, 1, 0) == 1 && (q.revents & POLLHUP);
+    return shim_fd_poll_now(p->app_fd, 0) & POLLHUP;
 }
 
 static void dir_ended(struct shim_pump *p, int which)

@@ -653,8 +653,7 @@ void shim_server_close_at_exit(bool at_exec)
     HASH_ITER(hh, afds, a, tmp) {
         struct stat st;
         if (fstat(a->fd, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino) {
-            int fl = at_exec ? shim_real_fcntl(a->fd, F_GETFD, 0) : FD_CLOEXEC;
-            if (fl >= 0 && !(fl & FD_CLOEXEC))
+            if (shim_fd_survives_image(a->fd, at_exec))
                 shim_real_shutdown(a->fd, SHUT_WR);   /* survives exec, unpumped: FIN */
             else
                 shim_real_close(a->fd);

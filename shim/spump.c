@@ -95,8 +95,7 @@ static void spump_leave(struct shim_spump *p)
 /* Whether every copy of the app's end is closed (POLLHUP: both directions shut). */
 static bool app_gone(const struct shim_spump *p)
 {
-    struct pollfd q = { .fd = p->fd, .events = 0 };
-    return poll(&q, 1, 0) == 1 && (q.revents & POLLHUP);
+    return shim_fd_poll_now(p->fd, 0) & POLLHUP;
 }
 
 static bool both_done(const struct shim_spump *p)
@@ -298,8 +297,7 @@ void shim_spump_wait_at_exit(struct shim_spump *p, bool (*accepted)(void *arg))
  * end is still to be handed over. */
 static bool app_end_finished(const struct shim_spump *p)
 {
-    struct pollfd q = { .fd = p->fd, .events = POLLRDHUP };
-    return poll(&q, 1, 0) == 1 && (q.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    return shim_fd_poll_now(p->fd, POLLRDHUP) & (POLLRDHUP | POLLHUP | POLLERR);
 }
 
 bool shim_spump_exit_pending(void)
