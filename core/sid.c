@@ -70,20 +70,25 @@ bool sst_sid_is_quiet(struct sst_sid_alloc *a, uint16_t lsid, uint64_t tx_seq, u
 int sst_sid_alloc(struct sst_sid_alloc *a, bool (*in_use)(void *arg, uint16_t lsid), void *arg,
                   uint64_t tx_seq, uint64_t rx_seq, uint64_t *counter)
 {
-    for (unsigned skip = 0; skip <= SST_SID_MAX_SKIP; skip++) {
-        uint64_t c = a->next + skip;
+    unsigned quiet = 0, busy = 0;
+    for (uint64_t c = a->next;; c++) {
         uint16_t lsid = (uint16_t)c;
         if (lsid == SST_LSID_ROOT)
             continue;
-        if (in_use != NULL && in_use(arg, lsid))
+        if (in_use != NULL && in_use(arg, lsid)) {
+            if (++busy > SST_SID_MAX_IN_USE_SKIP)
+                return SST_ERR_LIMIT;
             continue;
-        if (sst_sid_is_quiet(a, lsid, tx_seq, rx_seq))
+        }
+        if (sst_sid_is_quiet(a, lsid, tx_seq, rx_seq)) {
+            if (++quiet > SST_SID_MAX_SKIP)
+                return SST_ERR_LIMIT;
             continue;
+        }
         a->next = c + 1;
         *counter = c;
         return 0;
     }
-    return SST_ERR_LIMIT;
 }
 
 void sst_sid_release(struct sst_sid_alloc *a, uint16_t lsid, uint64_t tx_seq, uint64_t rx_seq)

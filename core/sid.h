@@ -8,9 +8,14 @@
 
 /* LSID 0 is the root stream in both directions (paper §4.3.2); counters start at 1. */
 #define SST_LSID_ROOT 0
-/* Allocation may skip at most this many LSIDs still in use or quiet, so the peer's
- * extrapolation (±2^15 around the highest counter it saw) never loses synchronisation. */
+/* Allocation may skip at most this many quiet LSIDs (each costs a scan of the quiet table; they
+ * expire as the channel moves on) ... */
 #define SST_SID_MAX_SKIP 16
+/* ... and at most this many LSIDs in use (one index lookup each).  After the 16-bit LSIDs wrap,
+ * streams that live long -- persistent connections opened in a row -- hold a run of them, which
+ * allocation must step over, however long.  The counter then jumps at most this far, well inside
+ * the peer's extrapolation window (±2^15 around the highest counter it saw, §4.3.3). */
+#define SST_SID_MAX_IN_USE_SKIP 16384
 /* Quiet period in packets: the channel's mis-ordering limit (ref impl: 32; paper §4.3.9). */
 #define SST_SID_QUIET_PKTS 32
 /* Released LSIDs remembered; one packet frees at most a few streams, so few are ever quiet. */
@@ -42,7 +47,8 @@ void sst_sid_free(struct sst_sid_alloc *a);
 void sst_sid_compact(struct sst_sid_alloc *a, uint64_t tx_seq, uint64_t rx_seq);
 /* Allocates a counter value whose low 16 bits (the LSID) are neither 0, in use (in_use(arg,
  * lsid) true) nor quiet at channel sequence numbers (tx_seq, rx_seq).  Stores it in *counter.
- * 0, or SST_ERR_LIMIT when the next SST_SID_MAX_SKIP candidates are all unavailable. */
+ * 0, or SST_ERR_LIMIT when more than SST_SID_MAX_SKIP quiet or SST_SID_MAX_IN_USE_SKIP in-use
+ * candidates come first (nothing moves then: a later call tries the same ones again). */
 SST_MUST_CHECK int sst_sid_alloc(struct sst_sid_alloc *a, bool (*in_use)(void *arg, uint16_t lsid),
                                  void *arg, uint64_t tx_seq, uint64_t rx_seq, uint64_t *counter);
 /* Starts the quiet period for lsid at the current channel sequence numbers. */

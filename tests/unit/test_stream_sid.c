@@ -73,6 +73,37 @@ START_TEST(test_sid_skips_in_use_and_root)
 }
 END_TEST
 
+/* LSIDs 1..run are held (long-lived streams opened in a row) and the counter has wrapped. */
+static bool busy_low_run(void *arg, uint16_t lsid)
+{
+    unsigned run = *(const unsigned *)arg;
+    return lsid >= 1 && lsid <= run;
+}
+
+START_TEST(test_sid_steps_over_long_in_use_run)
+{
+    struct sst_sid_alloc a;
+    sst_sid_init(&a);
+    uint64_t c;
+    unsigned run = 5000;
+    a.next = 0x10000;                         /* wrapped: root, then the held run */
+    ck_assert_int_eq(sst_sid_alloc(&a, busy_low_run, &run, 0, 0, &c), 0);
+    ck_assert_uint_eq(c, 0x10000 + run + 1);
+    /* The peer, which saw up to 0xffff, still extrapolates the jump exactly. */
+    ck_assert_uint_eq(sst_sid_extrapolate(0xffff, (uint16_t)c), c);
+    /* A run longer than the in-use bound fails without moving: the next call, once streams of
+     * the run ended, allocates right after the last free one it finds. */
+    run = SST_SID_MAX_IN_USE_SKIP + 1;
+    a.next = 0x20000;
+    ck_assert_int_eq(sst_sid_alloc(&a, busy_low_run, &run, 0, 0, &c), SST_ERR_LIMIT);
+    ck_assert_uint_eq(a.next, 0x20000);
+    run = SST_SID_MAX_IN_USE_SKIP;
+    ck_assert_int_eq(sst_sid_alloc(&a, busy_low_run, &run, 0, 0, &c), 0);
+    ck_assert_uint_eq(c, 0x20000 + run + 1);
+    ck_assert_uint_eq(sst_sid_extrapolate(0x1ffff, (uint16_t)c), c);
+}
+END_TEST
+
 START_TEST(test_sid_quiet_period)
 {
     struct sst_sid_alloc a;
@@ -112,6 +143,7 @@ int main(void)
     tcase_add_test(tc, test_sid_extrapolate_table);
     tcase_add_test(tc, test_sid_peer_tracks_counter);
     tcase_add_test(tc, test_sid_skips_in_use_and_root);
+    tcase_add_test(tc, test_sid_steps_over_long_in_use_run);
     tcase_add_test(tc, test_sid_quiet_period);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1448,6 +1448,23 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
     t.a = &a;
     t.peer = b.addr;
     t.want = 70000;
+    /* _i = 2: 40 streams opened first stay open, idle, for the whole run, holding a run of
+     * consecutive LSIDs on both sides: when the counters wrap around to them, allocation must
+     * step over the whole run (it gave up after SST_SID_MAX_SKIP candidates and, never moving
+     * on, refused every later stream while the run lived). */
+    enum { IDLE = 40 };
+    static struct ep idle[IDLE];
+    memset(idle, 0, sizeof idle);
+    unsigned nidle = _i == 2 ? IDLE : 0;
+    simctx_node_enter(&a);
+    for (unsigned k = 0; k < nidle; k++) {
+        idle[k].s = sst_connect(a.c, &b.addr, "t", ep_cb, &idle[k]);
+        ck_assert_ptr_nonnull(idle[k].s);
+    }
+    simctx_node_leave(&a);
+    if (nidle > 0)
+        sim_run_until(s, sim_now(s) + SST_MS(50));
+    unsigned held_before = txn_served;
     simctx_node_enter(&a);
     for (unsigned k = 0; k < SST_ARRAY_LEN(t.slots); k++)
         txn_start(&t, k);
@@ -1455,13 +1472,27 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
     ck_assert_int_eq(sim_run_while(s, txn_not_done, &t, SST_SEC(600)), 0);
     ck_assert_uint_eq(t.errors, 0);
     ck_assert_uint_eq(t.bad, 0);
-    ck_assert_uint_eq(txn_served, t.want);
+    ck_assert_uint_eq(txn_served - held_before, t.want);
     ck_assert_uint_eq(txn_bad, 0);
+    /* The idle streams lived through the wrap untouched; closing them gets each its answer. */
+    simctx_node_enter(&a);
+    for (unsigned k = 0; k < nidle; k++) {
+        ck_assert(!idle[k].errored);
+        ep_start_tx(&idle[k], 900 + k, 100);
+    }
+    simctx_node_leave(&a);
+    sim_run_until(s, sim_now(s) + SST_SEC(2));
+    for (unsigned k = 0; k < nidle; k++) {
+        ck_assert(!idle[k].errored);
+        ck_assert(idle[k].rx_eof);
+        sst_stream_close(idle[k].s);
+    }
+    ck_assert_uint_eq(txn_served, t.want + nidle);
     sim_run_until(s, sim_now(s) + SST_SEC(2));
     struct sst_ctx_stats st;
     sst_ctx_get_stats(a.c, &st);
     ck_assert_uint_eq(st.streams_live, 0);
-    ck_assert_uint_eq(st.streams_opened, t.want);
+    ck_assert_uint_eq(st.streams_opened, t.want + nidle);
     sst_ctx_get_stats(b.c, &st);
     ck_assert_uint_eq(st.streams_live, 0);
     /* On the reordering link a server packet resent after a spurious loss can reach the client
@@ -1469,7 +1500,8 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
      * takes as "the peer finished"; that no transaction failed is asserted above. */
     if (_i == 0)
         ck_assert_uint_eq(st.resets_received, 0);
-    printf("LSID wrap (%s): %llu resets received by the server\n", _i == 0 ? "clean link" : "reorder+dup",
+    printf("LSID wrap (%s): %llu resets received by the server\n",
+           _i == 0 ? "clean link" : _i == 1 ? "reorder+dup" : "40 idle streams held",
            (unsigned long long)st.resets_received);
     simctx_node_free(&a);
     simctx_node_free(&b);
@@ -1501,7 +1533,7 @@ int main(void)
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
     tcase_add_test(tc, test_sim_refused_child_init_lossy_reset);
     tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);
-    tcase_add_loop_test(tc, test_sim_lsid_wrap_many_transactions, 0, 2);
+    tcase_add_loop_test(tc, test_sim_lsid_wrap_many_transactions, 0, 3);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
