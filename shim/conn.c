@@ -260,7 +260,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     fdfl = shim_real_fcntl(fd, F_GETFD, 0);
     if (fl < 0 || fdfl < 0)
         goto fail;
-    if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto fail;
     int sndbuf = 0;
     ssize_t filler = fill(sv[0], &sndbuf);
@@ -385,7 +385,7 @@ int shim_conn_reconnect(int fd, struct shim_conn *c)
      * flags, and let connect() proceed as for a new socket. */
     int fl = shim_real_fcntl(fd, F_GETFL, 0);
     int fdfl = shim_real_fcntl(fd, F_GETFD, 0);
-    int s = shim_real_socket(c->family, SOCK_STREAM | ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
+    int s = shim_fd_own_socket(c->family, SOCK_STREAM | ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), 0);
     if (s < 0)
         return -1;
     if (shim_real_dup3(s, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {

@@ -70,6 +70,7 @@ static bool engine_bind(struct event_base *base, const struct sst_ctx_config *cf
 {
     /* The UDP socket is created through our own socket() hook: make it a hidden engine fd. */
     struct sst_addr any;
+    shim_fd_room_enter();   /* even if the app holds every number below its limit */
     shim_tls_guard++;
     shim_tls_hide_new = 1;
     sst_addr_parse(&any, "[::]:0", port);
@@ -82,6 +83,7 @@ static bool engine_bind(struct event_base *base, const struct sst_ctx_config *cf
     }
     shim_tls_hide_new = 0;
     shim_tls_guard--;
+    shim_fd_room_leave();
     return eng.drv != NULL;
 }
 

@@ -164,25 +164,19 @@ static void *ev_main(void *arg)
     return NULL;
 }
 
-/* Called with ev_lock held. */
-static int ev_start(void)
+/* The wake-up pipe and libevent's loop (its epoll fd and signal pipe are created through our
+ * hooks: tagged as ours too, so a program closing "all" fds cannot pull the loop out from under
+ * us).  0, an errno (the pipe), or -1 (libevent). */
+static int ev_build_loop(void)
 {
     int p[2];
-    struct event_config *ecfg;
-    pthread_t tid;
-    pthread_attr_t attr;
-    sigset_t all, old;
-
     if (shim_real_pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
         return errno;
     wake_rd = shim_fd_hide(p[0], SHIM_FD_ENGINE);
     wake_wr = shim_fd_hide(p[1], SHIM_FD_ENGINE);
-
-    /* libevent's epoll fd and signal pipe are created through our hooks: tag them too, so a
-     * program closing "all" fds cannot pull the loop out from under us. */
     shim_tls_hide_new = 1;
     shim_tls_guard++;
-    ecfg = event_config_new();
+    struct event_config *ecfg = event_config_new();
     if (ecfg)
         event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
     ev_base = ecfg ? event_base_new_with_config(ecfg) : NULL;
@@ -190,7 +184,24 @@ static int ev_start(void)
         event_config_free(ecfg);
     shim_tls_guard--;
     shim_tls_hide_new = 0;
-    if (!ev_base)
+    return ev_base ? 0 : -1;
+}
+
+/* Called with ev_lock held. */
+static int ev_start(void)
+{
+    pthread_t tid;
+    pthread_attr_t attr;
+    sigset_t all, old;
+
+    /* The loop's descriptors may take numbers above the app's limit (fdtable.h): the first
+     * connection of a program at its limit still gets its event thread. */
+    shim_fd_room_enter();
+    int err = ev_build_loop();
+    shim_fd_room_leave();
+    if (err > 0)
+        return err;
+    if (err < 0)
         goto fail;
     wake_ev = event_new(ev_base, wake_rd, EV_READ | EV_PERSIST, on_wake, NULL);
     if (!wake_ev || event_add(wake_ev, NULL) < 0)
@@ -276,10 +287,12 @@ struct event_base *shim_ev_base(void)
 static void at_prepare(void)
 {
     pthread_mutex_lock(&ev_lock);
+    shim_fd_fork_prepare();
 }
 
 static void at_parent(void)
 {
+    shim_fd_fork_parent();
     pthread_mutex_unlock(&ev_lock);
 }
 

@@ -3,7 +3,9 @@
 #define _GNU_SOURCE
 #include "fdtable.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -18,6 +20,13 @@ int shim_fdtab_size;
 static int fd_floor;
 static pid_t owner_pid;   /* the process this table describes */
 
+/* The room above the app's soft RLIMIT_NOFILE (see fdtable.h).  One window at a time in the
+ * process; nested calls of the thread that holds it only count. */
+static pthread_mutex_t room_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread unsigned room_depth;
+static struct rlimit room_app;     /* the limits as the app set them */
+static rlim_t room_top;            /* the raised soft limit, 0 while not raised */
+
 /* A vfork() child shares our memory but has its own fd table, and no atfork handler tells us
  * about it: its closes and dups (posix_spawn file actions, subprocess close_fds) must not edit
  * the parent's records, let alone free its connections. */
@@ -31,9 +40,20 @@ bool shim_fd_foreign_process(void)
     return foreign_process();
 }
 
+void shim_fd_fork_prepare(void)
+{
+    pthread_mutex_lock(&room_lock);   /* no raised limit crosses a fork */
+}
+
+void shim_fd_fork_parent(void)
+{
+    pthread_mutex_unlock(&room_lock);
+}
+
 void shim_fd_after_fork(void)
 {
     owner_pid = (pid_t)syscall(SYS_getpid);
+    pthread_mutex_init(&room_lock, NULL);
 }
 
 int shim_fd_init(void)
@@ -105,16 +125,84 @@ void shim_fd_fresh(int fd)
         shim_fd_set(fd, 0);
 }
 
+void shim_fd_room_enter(void)
+{
+    if (room_depth++ > 0)
+        return;
+    pthread_mutex_lock(&room_lock);
+    room_top = 0;
+    /* Read first: the hard limit must stay exactly the app's (a privileged process could
+     * raise it, and must not). */
+    if (getrlimit(RLIMIT_NOFILE, &room_app) != 0) {
+        room_app.rlim_cur = room_app.rlim_max = 0;
+        return;
+    }
+    if (room_app.rlim_cur >= room_app.rlim_max || room_app.rlim_cur >= (rlim_t)shim_fdtab_size)
+        return;   /* no room, or past the fd table */
+    struct rlimit up = { .rlim_cur = room_app.rlim_max, .rlim_max = room_app.rlim_max };
+    if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+        room_top = up.rlim_cur;
+}
+
+void shim_fd_room_leave(void)
+{
+    if (--room_depth > 0)
+        return;
+    if (room_top != 0) {
+        struct rlimit now;
+        /* The app's limit back; if the app itself set one meanwhile, that one stays. */
+        if (prlimit(0, RLIMIT_NOFILE, &room_app, &now) == 0 && now.rlim_cur != room_top)
+            prlimit(0, RLIMIT_NOFILE, &now, NULL);
+    }
+    room_top = 0;
+    pthread_mutex_unlock(&room_lock);
+}
+
+/* Creation for the shim's own use: where the app holds every number below its limit, again in
+ * the room above it. */
+int shim_fd_own_socket(int domain, int type, int proto)
+{
+    int fd = shim_real_socket(domain, type, proto);
+    if (fd < 0 && errno == EMFILE) {
+        shim_fd_room_enter();
+        fd = shim_real_socket(domain, type, proto);
+        shim_fd_room_leave();
+    }
+    return fd;
+}
+
+int shim_fd_own_socketpair(int domain, int type, int proto, int sv[2])
+{
+    int r = shim_real_socketpair(domain, type, proto, sv);
+    if (r < 0 && errno == EMFILE) {
+        shim_fd_room_enter();
+        r = shim_real_socketpair(domain, type, proto, sv);
+        shim_fd_room_leave();
+    }
+    return r;
+}
+
+/* Moves fd to at least base; fd itself if it is there already or the move fails. */
+static int move_up(int fd, int base)
+{
+    if (fd >= base)
+        return fd;
+    int nfd = shim_real_fcntl(fd, F_DUPFD_CLOEXEC, (unsigned long)base);
+    if (nfd < 0)
+        return fd;
+    shim_real_close(fd);
+    return nfd;
+}
+
 int shim_fd_hide(int fd, uintptr_t tag)
 {
-    int nfd = fd;
-    if (fd < fd_floor) {
-        nfd = shim_real_fcntl(fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
-        if (nfd >= 0)
-            shim_real_close(fd);
-        else
-            nfd = fd;
-    }
+    shim_fd_room_enter();
+    /* Above the app's own limit where there is room (the app keeps every number it may use),
+     * else the top quarter of it. */
+    int nfd = room_top != 0 ? move_up(fd, (int)room_app.rlim_cur) : fd;
+    if (room_top == 0 || nfd < (int)room_app.rlim_cur)
+        nfd = move_up(nfd, fd_floor);
+    shim_fd_room_leave();
     shim_real_fcntl(nfd, F_SETFD, FD_CLOEXEC);
     shim_fd_set(nfd, tag);
     return nfd;

@@ -79,15 +79,33 @@ static inline void shim_fd_untag(int fd, uintptr_t v)
 }
 /* The kernel just handed out fd: anything recorded for that number is stale. */
 void shim_fd_fresh(int fd);
-/* Moves an fd the shim owns to a high number with FD_CLOEXEC and tags it; returns the new fd
- * (the old number is closed), or fd itself tagged if no high slot is free. */
+/* Moves an fd the shim owns to a high number with FD_CLOEXEC and tags it: above the app's soft
+ * RLIMIT_NOFILE where the hard limit leaves room (see shim_fd_room_enter), else into the top
+ * quarter below it.  Returns the new fd (the old number is closed), or fd itself tagged if no
+ * high slot is free. */
 int shim_fd_hide(int fd, uintptr_t tag);
+/* RLIMIT_NOFILE bounds descriptor NUMBERS as they are handed out, not how many a process holds.
+ * Between these two calls (nestable per thread; one thread at a time) the soft limit is raised
+ * to the hard one, so descriptors the shim creates meanwhile, and shim_fd_hide's moves, may take
+ * numbers above the app's own limit: a carried connection costs the app no number beyond its
+ * socket's, as with kernel TCP, even when the app is at its limit.  The app's limit is put back
+ * at the end (unless the app changed it meanwhile).  A no-op where soft == hard. */
+void shim_fd_room_enter(void);
+void shim_fd_room_leave(void);
+/* socket()/socketpair() for the shim's own descriptors: a failure for want of a number below
+ * the app's limit (EMFILE) is retried in the room above it. */
+int shim_fd_own_socket(int domain, int type, int proto);
+int shim_fd_own_socketpair(int domain, int type, int proto, int sv[2]);
 /* Releases an engine fd: untags and really closes it. */
 void shim_fd_close_own(int fd);
-/* The lowest number shim_fd_hide uses. */
+/* The lowest number shim_fd_hide uses where the hard limit leaves no room above the soft one. */
 int shim_fd_floor(void);
 /* In a forked child (atfork): the table now describes this process. */
 void shim_fd_after_fork(void);
+/* pthread_atfork prepare/parent: no window of shim_fd_room_enter is open across a fork (the
+ * child's after_fork starts with the lock free). */
+void shim_fd_fork_prepare(void);
+void shim_fd_fork_parent(void);
 /* In a forked child: closes every SHIM_FD_ENGINE fd inherited from the parent. */
 void shim_fd_close_engine_fds(void);
 /* What poll(2) reports for fd right now (0 if nothing): POLLHUP once every copy of a

@@ -172,7 +172,7 @@ static void hc_send_connect(struct hconn *h, bool host_speaks_sst)
         return;
     }
     int sv[2];
-    if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
         hc_abandon(h, "hand-off socketpair failed");
         return;
     }
@@ -272,7 +272,7 @@ static int helper_dial(const char *path)
     if (strlen(path) >= sizeof(un.sun_path))
         return -1;
     strcpy(un.sun_path, path);
-    int fd = shim_real_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = shim_fd_own_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     fd = shim_fd_hide(fd, SHIM_FD_ENGINE);
@@ -581,7 +581,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     snprintf(key, sizeof(key), "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
     strcpy(un.sun_path, path);
 
-    int ctl = shim_real_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int ctl = shim_fd_own_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (ctl < 0)
         return SHIM_HELPER_LATER;
     int sv[2] = { -1, -1 };
@@ -594,7 +594,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
             SHIM_DEBUG("%s: sstd's capability file is stale or missing and CAPS got no answer in time", key);
         goto out;
     }
-    if (shim_real_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto out;
     snprintf(line, sizeof(line), "CONNECT %s %u\n", host, port);
     if (!send_line(ctl, line, sv[1]))

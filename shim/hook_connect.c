@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -19,6 +20,34 @@ static int plain(int fd, const struct sockaddr *sa, socklen_t len)
     if (SHIM_FD_IS_TCPNEW(v))
         shim_fd_untag(fd, v);
     return shim_real_connect(fd, sa, len);
+}
+
+/* True for failures of the shim's own resources: descriptors (a carried connection holds one
+ * more in this process, the pump's end of the socketpair), kernel or heap memory. */
+static bool resource_error(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+/* Carries the connection over tr; where the shim itself runs out of descriptors or memory before
+ * the app's socket was touched, auto mode connects the socket with kernel TCP instead: a program
+ * near its RLIMIT_NOFILE must not see connect() fail where TCP would succeed.  Strict mode (SST
+ * or nothing) reports the error. */
+static int carry(int fd, const struct sockaddr *sa, socklen_t len, const struct shim_transport *tr,
+                 const char *why)
+{
+    int r = shim_conn_open(fd, sa, len, tr, why);
+    if (r == 0 || !resource_error(errno) || shim_cfg.mode == SHIM_MODE_STRICT)
+        return r;
+    int dom = 0;
+    socklen_t l = sizeof(dom);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) < 0 || dom != sa->sa_family)
+        return r;   /* already swapped for the socketpair end: the failure is the connection's */
+    /* Once on stderr (the default level), not once per connect of a program at its limit. */
+    static atomic_bool warned;
+    shim_log(atomic_exchange(&warned, true) ? SHIM_LOG_INFO : SHIM_LOG_WARN,
+             "fd %d: carrying it failed (%s): kernel TCP instead", fd, strerror(errno));
+    return plain(fd, sa, len);
 }
 
 /* Decides how a connect() to a selected destination is carried.  Only plain TCP sockets whose
@@ -65,14 +94,14 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
         int r = shim_helper_connect_now(fd, sa, len);
         if (r != SHIM_HELPER_LATER)
             return r;
-        return shim_conn_open(fd, sa, len, &shim_transport_sst, "SST_PEERS match");
+        return carry(fd, sa, len, &shim_transport_sst, "SST_PEERS match");
     }
     if (shim_cfg.mode == SHIM_MODE_STRICT) {
         SHIM_WARN("fd %d: SST_MODE=strict and %s: connect refused (ECONNREFUSED)", fd, why);
         errno = ECONNREFUSED;
         return -1;
     }
-    return shim_conn_open(fd, sa, len, &shim_transport_tcp, why);
+    return carry(fd, sa, len, &shim_transport_tcp, why);
 }
 
 /* The general case: a replaced fd (connect again), a selected destination, or an address

@@ -364,7 +364,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     if (sst_addr_to_sockaddr(peer, ls.family, &b->pend.peer, &b->pend.peer_len) != 0)
         b->pend.peer_len = 0;
 
-    int sock = shim_real_socket(ls.target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int sock = shim_fd_own_socket(ls.target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (sock < 0) {
         SHIM_WARN("SST_LISTEN: no socket for a loopback bridge: %s", strerror(errno));
         bridge_abort(b);

@@ -86,7 +86,7 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
 
 int shim_tcp_dial(struct shim_conn *c, int *sock_out)
 {
-    int s = shim_real_socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int s = shim_fd_own_socket(c->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0)
         return errno;
     s = shim_fd_hide(s, SHIM_FD_ENGINE);
