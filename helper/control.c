@@ -23,6 +23,7 @@
 #define PING_MAX 20
 #define PING_POLL_US 500          /* how often a pending ping checks for its ack */
 #define PING_TIMEOUT_SEC 5
+#define ACCEPT_PAUSE_MS 100       /* out of descriptors: how long accepting rests */
 
 enum client_op { OP_NONE = 0, OP_WARM, OP_PING, OP_CONNECT };
 
@@ -496,12 +497,44 @@ static bool uid_allowed(const struct sstd *d, uid_t uid)
     return false;
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct sstd *d = arg;
+    (void)fd;
+    (void)what;
+    event_add(d->listen_ev, NULL);
+}
+
+/* Out of descriptors (or memory): the connection stays in the backlog, so a level-triggered
+ * listen event would call us again at once -- a spin at full CPU that starves every pump.
+ * Stop accepting for a while instead; what closes meanwhile makes room. */
+static void accept_pause(struct sstd *d, int err)
+{
+    if (!d->accept_resume)
+        d->accept_resume = evtimer_new(d->base, accept_resume_cb, d);
+    if (!d->accept_resume)
+        return;
+    event_del(d->listen_ev);
+    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    evtimer_add(d->accept_resume, &tv);
+    if (!d->accept_paused++)
+        SSTD_WARN("control socket: cannot accept (%s): accepting again every %d ms until it can",
+                  strerror(err), ACCEPT_PAUSE_MS);
+}
+
 static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
     struct sstd *d = arg;
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            accept_pause(d, errno);
         return;
+    }
+    if (d->accept_paused) {
+        SSTD_INFO("control socket: accepting again (%u pauses)", d->accept_paused);
+        d->accept_paused = 0;
+    }
     struct ucred cred;
     socklen_t clen = sizeof cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
@@ -616,6 +649,10 @@ void sstd_control_close(struct sstd *d)
 {
     while (d->clients)
         client_free(d->clients);
+    if (d->accept_resume) {
+        event_free(d->accept_resume);
+        d->accept_resume = NULL;
+    }
     if (d->listen_ev) {
         event_free(d->listen_ev);
         d->listen_ev = NULL;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,6 +123,21 @@ static int open_engine(struct sstd *d)
     return 0;
 }
 
+/* Every hand-off and gateway stream holds a descriptor here, and sstd uses no select(): take
+ * the hard limit, as the soft one (often 1024) would cap the connections of every program on
+ * the host (daemons commonly do this; systemd's default is 1024 soft, 524288 hard). */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        SSTD_INFO("descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
     static struct sstd daemon_state;
@@ -151,6 +167,7 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     d->listen_fd = -1;
     /* Precise timers (timerfd): PING measures round trips by polling at sub-millisecond steps. */
     struct event_config *ecfg = event_config_new();

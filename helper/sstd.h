@@ -165,6 +165,8 @@ struct sstd {
     } fwd[SSTD_MAX_FORWARD];
     int listen_fd;
     struct event *listen_ev;
+    struct event *accept_resume;    /* control.c: accepting paused for want of descriptors */
+    unsigned accept_paused;         /* pauses in the current episode */
     struct event *sig_term, *sig_int, *stop_timer;
     bool stopping;
     int exit_code;
