@@ -89,6 +89,16 @@ static ino_t fd_inode(int fd)
     return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
+/* The app's socketpair end, as it is now on fd (just swapped there). */
+static void record_socket(struct shim_conn *c, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        c->ino = st.st_ino;
+        c->dev = st.st_dev;
+    }
+}
+
 struct shim_conn *shim_conn_check(int fd, uintptr_t v)
 {
     struct shim_conn *c = (struct shim_conn *)v;
@@ -233,6 +243,7 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     atomic_init(&c->err, 0);
     atomic_init(&c->err_pending, false);
     atomic_init(&c->unconnected, false);
+    atomic_init(&c->reset_armed, false);
     c->family = sa->sa_family;
     memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
     c->peer_len = len;
@@ -287,7 +298,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
         goto fail_hidden;
     shim_real_close(sv[0]);
     sv[0] = -1;
-    c->ino = fd_inode(fd);
+    record_socket(c, fd);
     shim_epollrec_replay(fd);
     shim_fd_set(fd, (uintptr_t)c);
 
@@ -350,7 +361,7 @@ int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_en
         errno = saved;
         return -1;
     }
-    c->ino = fd_inode(fd);
+    record_socket(c, fd);
     shim_epollrec_replay(fd);
     shim_fd_set(fd, (uintptr_t)c);
     SHIM_INFO("fd %d: carrying connection over %s (%s)", fd, tr->name, why);
@@ -449,9 +460,21 @@ void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_ss
         shim_conn_fail(c, err);
 }
 
+void shim_conn_reset_app(void *arg, int pump_end, int err)
+{
+    struct shim_conn *c = arg;
+    /* Before the byte: the app's SO_ERROR may ask as soon as its read fails. */
+    atomic_store(&c->err, err);
+    if (shim_reset_arm(c->app_fd, c->dev, c->ino, pump_end)) {
+        atomic_store(&c->reset_armed, true);
+        SHIM_DEBUG("connection over %s reset (%s): the app reads ECONNRESET", c->tr->name, strerror(err));
+    }
+}
+
 void shim_conn_done(struct shim_conn *c, int err)
 {
-    if (err != 0) {
+    /* A reset the kernel reports (shim_conn_reset_app) is SO_ERROR's once, not twice. */
+    if (err != 0 && !atomic_load(&c->reset_armed)) {
         atomic_store(&c->err, err);
         atomic_store(&c->err_pending, true);   /* e.g. ECONNRESET, for SO_ERROR */
     }

@@ -35,7 +35,10 @@ struct shim_conn {
     atomic_bool conn_reported;  /* a connect() already returned 0: the next says EISCONN */
     atomic_bool unconnected;    /* a connect() reported the failure: the next one retries */
     atomic_bool linger0;        /* SO_LINGER {1, 0}: the app's last close resets the connection */
+    atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's
+                                   ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel */
     ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */
+    dev_t dev;                  /* and its device (sockfs): both name the socket for certain */
     int family;                 /* AF_INET or AF_INET6, as the app's socket */
     int sotype_flags;           /* always SOCK_STREAM; kept for SO_TYPE */
     struct sockaddr_storage peer;
@@ -92,5 +95,12 @@ void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t l
 void shim_conn_fail(struct shim_conn *c, int err);
 void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_sst);
 void shim_conn_done(struct shim_conn *c, int err);
+
+/* The transport ended with err (the peer reset the stream, the channel died): called by the
+ * pump with its end of the app's socketpair still open, just before it closes it, so that the
+ * app's read fails with ECONNRESET -- after every byte delivered before -- instead of reading
+ * a clean EOF (shim_reset_arm).  arg is the connection.  Without it (the app shut its write
+ * side, its fd number no longer names the socket) the app reads EOF and SO_ERROR says err. */
+void shim_conn_reset_app(void *arg, int pump_end, int err);
 
 #endif

@@ -6,9 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -230,4 +234,29 @@ bool shim_fd_survives_image(int fd, bool at_exec)
 {
     int fl = at_exec ? shim_real_fcntl(fd, F_GETFD, 0) : FD_CLOEXEC;
     return fl >= 0 && !(fl & FD_CLOEXEC);
+}
+
+bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end)
+{
+    int queued = 0;
+    /* Bytes the app wrote and the pump did not read yet already make the close a reset. */
+    if (pump_end >= 0 && ioctl(pump_end, SIOCINQ, &queued) == 0 && queued > 0)
+        return true;
+    if (app_fd < 0)
+        return false;
+    /* A duplicate pins what the number names now: checked, then written, with no window for
+     * the app to close and reuse the number in between. */
+    int d = shim_real_fcntl(app_fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
+    if (d < 0 && errno == EMFILE) {
+        shim_fd_room_enter();            /* an app at its limit: a number above it */
+        d = shim_real_fcntl(app_fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
+        shim_fd_room_leave();
+    }
+    if (d < 0)
+        return false;
+    struct stat st;
+    bool ok = fstat(d, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev && st.st_ino == ino &&
+              send(d, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    shim_real_close(d);
+    return ok;
 }

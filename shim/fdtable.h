@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Entry values: 0 = not ours; these two tags; anything else is a struct shim_conn pointer
  * holding one reference. */
@@ -115,6 +116,16 @@ static inline short shim_fd_poll_now(int fd, short events)
     struct pollfd q = { .fd = fd, .events = events };
     return poll(&q, 1, 0) == 1 ? q.revents : 0;
 }
+/* Makes closing pump_end (one end of a Unix stream socketpair) fail the other end's reads with
+ * ECONNRESET, after the bytes queued for it: Linux sets ECONNRESET on the peer of a unix
+ * stream socket closed with unread bytes in its receive queue (af_unix.c, unix_release_sock),
+ * so one byte is written from the app's end, app_fd, unless bytes wait there already.  The
+ * app may have closed app_fd and reused the number meanwhile: the byte goes through a private
+ * duplicate only if that names the socket dev/ino (the app's end, recorded at the swap), never
+ * into an unrelated descriptor.  pump_end may be -1 (not held here: the byte is always
+ * written).  False when it cannot be done (the app shut its write side, the number is closed
+ * or reused): the close is then a clean EOF.  The caller closes pump_end afterwards. */
+bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end);
 /* Whether fd outlives the end of this process image: none at exit, at exec those without
  * FD_CLOEXEC. */
 bool shim_fd_survives_image(int fd, bool at_exec);

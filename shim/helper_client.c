@@ -89,12 +89,16 @@ static void hc_up(struct hconn *h)
     int near = h->near;
     h->near = -1;
     c->net_fd = near;
-    if (!shim_pump_start(h->base, c->pump_fd, near, pump_done, c)) {
+    struct shim_pump *p = shim_pump_start(h->base, c->pump_fd, near, pump_done, c);
+    if (!p) {
         c->net_fd = -1;
         shim_fd_close_own(near);
         shim_fd_close_own(c->pump_fd);
         shim_conn_done(c, ENOBUFS);
+        return;
     }
+    /* sstd reports a stream's error on our end of the relay pair as a reset: passed on. */
+    shim_pump_on_error(p, shim_conn_reset_app);
 }
 
 /* The daemon is gone or broken before it carried anything: the in-process engine takes over. */

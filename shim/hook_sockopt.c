@@ -43,7 +43,19 @@ static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, sock
     switch (name) {
     case SO_ERROR:
         /* Read-and-clear, as TCP: the failure once, then 0. */
-        return put_int(val, len, atomic_exchange(&c->err_pending, false) ? atomic_load(&c->err) : 0);
+        if (atomic_exchange(&c->err_pending, false))
+            return put_int(val, len, atomic_load(&c->err));
+        if (atomic_load(&c->reset_armed)) {
+            /* The kernel holds the reset (ECONNRESET on the socketpair end) until a read or
+             * SO_ERROR takes it: ask it, so that a read that already reported the reset leaves
+             * 0 here, as TCP; a pending one is answered with the transport's own error. */
+            int kerr = 0;
+            socklen_t l = sizeof(kerr);
+            if (shim_real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &kerr, &l) < 0)
+                return -1;
+            return put_int(val, len, kerr ? atomic_load(&c->err) : 0);
+        }
+        return put_int(val, len, 0);
     case SO_DOMAIN:
         return put_int(val, len, c->family);
     case SO_TYPE:

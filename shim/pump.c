@@ -34,8 +34,27 @@ struct shim_pump {
     struct dir d[2];
     struct event *hup_timer;   /* polls for the app's full close after its half-close */
     shim_pump_done_fn done;
+    shim_pump_error_fn on_error;
     void *arg;
 };
+
+static void finish(struct shim_pump *p, int err);
+
+/* The network side failed (err): what is buffered for the app goes first if the app end takes
+ * it now, then the app is told (on_error), then everything closes. */
+static void net_failed(struct shim_pump *p, int err)
+{
+    struct dir *d = &p->d[DOWN];
+    while (!d->discard && d->off < d->len) {
+        ssize_t n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        d->off += (size_t)n;
+    }
+    if (p->on_error)
+        p->on_error(p->arg, p->app_fd, err);
+    finish(p, err);
+}
 
 static void finish(struct shim_pump *p, int err)
 {
@@ -102,7 +121,10 @@ static bool flush(struct shim_pump *p, int which)
             d->discard = true;
             break;
         }
-        finish(p, which == UP ? errno : 0);
+        if (which == UP)
+            net_failed(p, errno);       /* the peer's RST while we write to it */
+        else
+            finish(p, 0);               /* the app closed with data arriving */
         return false;
     }
     d->len = d->off = 0;
@@ -137,8 +159,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return;
-    /* A reset from the network ends everything; SO_ERROR will report it. */
-    finish(p, errno);
+    /* A reset from the network ends everything, and reaches the app as a reset. */
+    if (which == DOWN)
+        net_failed(p, errno);
+    else
+        finish(p, errno);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -156,6 +181,11 @@ static void on_hup_timer(evutil_socket_t fd, short what, void *arg)
         finish(p, 0);
     else
         event_add(p->hup_timer, &tv);
+}
+
+void shim_pump_on_error(struct shim_pump *p, shim_pump_error_fn fn)
+{
+    p->on_error = fn;
 }
 
 struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_fd,

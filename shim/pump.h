@@ -20,4 +20,10 @@ extern atomic_int shim_pump_live;
 struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_fd,
                                   shim_pump_done_fn done, void *arg);
 
+/* Called when the network side fails (a read or write error: the peer's RST, a timeout), with
+ * the app end still open, just before the pump closes it (shim_conn_reset_app: the app then
+ * reads ECONNRESET instead of EOF).  Not for an end the app caused. */
+typedef void (*shim_pump_error_fn)(void *arg, int app_fd, int err);
+void shim_pump_on_error(struct shim_pump *p, shim_pump_error_fn fn);
+
 #endif

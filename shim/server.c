@@ -260,6 +260,17 @@ static bool bridge_accepted(void *arg)
     return accepted;
 }
 
+/* The stream failed (the client reset it, its channel died): the app's accepted socket gets
+ * RST, as from a TCP client -- its reads return what the loopback already holds for it, then
+ * ECONNRESET -- instead of a FIN that would make a cut request look complete. */
+static void bridge_reset(void *arg, int fd, int err)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    (void)arg;
+    (void)err;
+    shim_real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void bridge_pump(struct bridge *b)
 {
     if (b->ev) {
@@ -275,6 +286,7 @@ static void bridge_pump(struct bridge *b)
         return;
     }
     shim_spump_wait_at_exit(p, bridge_accepted);
+    shim_spump_on_error(p, bridge_reset);
 }
 
 /* The loopback connect failed: refused means the app's listener went away unseen. */

@@ -27,6 +27,7 @@ struct shim_spump {
     bool discard;                    /* the app shut its read side: what arrives is dropped */
     const atomic_bool *abort_flag;   /* set: the app's close is abortive (SO_LINGER 0) */
     bool (*exit_wait)(void *arg);    /* true: the exit drain waits for the app end's EOF */
+    shim_spump_error_fn on_error;    /* told of a stream error before fd closes */
     struct event *ev_rd, *ev_wr;
     size_t to_net_off, to_net_len;   /* fd bytes the stream has not taken yet */
     size_t to_fd_off, to_fd_len;     /* stream bytes the fd has not taken yet */
@@ -58,6 +59,9 @@ static void spump_finish(struct shim_spump *p, int err, bool reset)
         sst_stream_shutdown(p->s, SST_SHUT_RESET);
     sst_stream_close(p->s);
     shim_engine_kick();
+    /* err without reset: the stream failed (the peer's reset, a dead channel), not the app. */
+    if (err && !reset && p->on_error)
+        p->on_error(p->arg, p->fd, err);
     shim_fd_close_own(p->fd);
     shim_spump_done_fn done = p->done;
     void *arg = p->arg;
@@ -286,6 +290,11 @@ struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_
 void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag)
 {
     p->abort_flag = flag;
+}
+
+void shim_spump_on_error(struct shim_spump *p, shim_spump_error_fn fn)
+{
+    p->on_error = fn;
 }
 
 void shim_spump_wait_at_exit(struct shim_spump *p, bool (*accepted)(void *arg))

@@ -26,6 +26,13 @@ struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_
  * pump. */
 void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag);
 
+/* Called when the pump ends with an error of the stream or the channel (the peer reset it, the
+ * channel died), with fd still open, just before the pump closes it: the owner may make the
+ * close a reset for the app (shim_conn_reset_app).  Not for an end the app caused (its close
+ * with data arriving, SO_LINGER {1, 0}). */
+typedef void (*shim_spump_error_fn)(void *arg, int fd, int err);
+void shim_spump_on_error(struct shim_spump *p, shim_spump_error_fn fn);
+
 /* The exit drain also waits for this pump while accepted(arg) is true and the app end has not
  * ended yet: for an fd whose close is not seen at once (a TCP socket's FIN waits behind the
  * data it still holds).  Without it only an app end already closed is waited for. */

@@ -144,6 +144,7 @@ static void sconn_up(struct sconn *sc)
         return;
     }
     shim_spump_abort_on_close(p, &c->linger0);
+    shim_spump_on_error(p, shim_conn_reset_app);
     SHIM_DEBUG("connection carried over SST");
 }
 

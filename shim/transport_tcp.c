@@ -48,12 +48,15 @@ void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
     c->net_fd = sock;
     shim_conn_up(c, ll ? (struct sockaddr *)&local : NULL, ll);
     int app = c->pump_fd;
-    if (!shim_pump_start(base, app, sock, pump_done, c)) {
+    struct shim_pump *p = shim_pump_start(base, app, sock, pump_done, c);
+    if (!p) {
         c->net_fd = -1;
         shim_fd_close_own(sock);
         shim_fd_close_own(app);
         shim_conn_done(c, ENOBUFS);
+        return;
     }
+    shim_pump_on_error(p, shim_conn_reset_app);   /* the peer's RST: ECONNRESET for the app */
 }
 
 int shim_tcp_connect_result(int sock)

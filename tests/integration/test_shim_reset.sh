@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# A peer's reset reaches a program under the shim as ECONNRESET, as with kernel TCP, never as
+# a clean EOF (docs/shim.md §2 "The pump and half-close"): a close-delimited response cut by a
+# reset must not look complete.
+#
+#   $NS_A 10.77.0.1 ======= veth (TCP dropped) ======= 10.77.0.2 $NS_B
+#   python / curl under the shim                        sstd --forward 9000
+#     (in-process engine: SST_HELPER=off)               python server :9000 (resets with
+#                                                       SO_LINGER {1, 0}; its RST reaches
+#                                                       the gateway, which resets the stream)
+#                                                       python / curl under the shim on
+#                                                       loopback, TCP fallback path
+#
+# Server commands (first line): "ACK n": n bytes, then waits for one byte from the client and
+# resets; "RST n": n bytes, then resets at once; "FIN n": n bytes, then a plain close; an HTTP
+# GET /cut: an HTTP/1.0 response without Content-Length whose body is cut by a reset, GET /full
+# the same body closed normally.  Before, the pump closed the app's socketpair end and every
+# reset read as EOF: the client saw "n EOF", curl exited 0 with a truncated body.
+. "$(dirname "$0")/lib.sh"
+lib_init shim_reset
+need_tool curl /usr/bin/python3
+SHIM=$BUILD/libsstshim.so
+[ -f "$SHIM" ] || env_fail "$SHIM not built"
+[ -x "$BUILD/sstd" ] || env_fail "$BUILD/sstd not built"
+
+lib_net_up
+lib_block_tcp
+
+cat >"$LIB_TMP/server.py" <<'EOF'
+import socket, struct, threading, time
+BODY = bytes(range(256)) * 400            # 102400 bytes
+def reset(c):
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+def serve(c):
+    f = c.makefile("rb")
+    line = f.readline().decode().split()
+    if line[0] == "GET":
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n" + BODY)
+        if line[1] == "/full":
+            c.close()
+            return
+        time.sleep(0.3)
+        reset(c)
+        return
+    n = int(line[1])
+    c.sendall((BODY * (n // len(BODY) + 1))[:n])
+    if line[0] == "ACK":
+        c.recv(1)
+    elif line[0] == "RST":
+        time.sleep(0.2)
+    if line[0] == "FIN":
+        c.close()
+    else:
+        reset(c)
+s = socket.create_server(("0.0.0.0", 9000))
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+EOF
+
+# client.py HOST MODE N HOW: one line "BYTES END so_error=N" (END: EOF or ECONNRESET), or for
+# HOW=soerror after ACK: what select and SO_ERROR say before any read, then the read.
+cat >"$LIB_TMP/client.py" <<'EOF'
+import select, socket, sys
+host, mode, n, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+s = socket.create_connection((host, 9000))
+s.sendall(f"{mode} {n}\n".encode())
+got = 0
+if mode == "ACK":
+    while got < n:
+        b = s.recv(65536)
+        if not b:
+            print(got, "early-EOF")
+            sys.exit(0)
+        got += len(b)
+    s.sendall(b"k")
+    if how == "soerror":
+        r, _, _ = select.select([s], [], [], 10)
+        e1 = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        e2 = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        print(got, "readable" if r else "silent", f"so_error={e1}", f"so_error={e2}", f"then={len(s.recv(10))}")
+        sys.exit(0)
+end = "EOF"
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += len(b)
+except ConnectionResetError:
+    end = "ECONNRESET"
+print(got, end, f"so_error={s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)}")
+EOF
+
+lib_bg in_b /usr/bin/python3 "$LIB_TMP/server.py" 2>"$LIB_TMP/srv.err"
+wait_for_port "$NS_B" 9000
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
+  --forward 9000 2>"$LIB_TMP/sstd.log"
+poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+
+# run NS PEER ENV... -- CMD...: CMD under the shim in NS, carrying connections to PEER.
+run() {
+  local ns=$1 peer=$2
+  shift 2
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  ip netns exec "$ns" timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$peer" SST_KEYDIR="$LIB_TMP/k$ns" \
+    "${envs[@]}" "$@"
+}
+
+# check WHAT PATH-ENV...: the same cases over one path.
+check() {
+  local what=$1 ns=$2 host=$3
+  shift 3
+  local got
+  log "$what: all bytes, then ECONNRESET (python)"
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" ACK 300000 read 2>&1)
+  [ "$got" = "300000 ECONNRESET so_error=0" ] ||
+    fail "$what: reset after 300000 bytes: got '$got', want '300000 ECONNRESET so_error=0'"
+  log "ok: $got"
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" ACK 1000 soerror 2>&1)
+  [ "$got" = "1000 readable so_error=104 so_error=0 then=0" ] ||
+    fail "$what: SO_ERROR before the read: got '$got', want '1000 readable so_error=104 so_error=0 then=0' (as TCP: SO_ERROR takes the reset once)"
+  log "ok: $got"
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" RST 200000 read 2>&1)
+  [[ $got =~ ^[0-9]+\ ECONNRESET\ so_error=0$ ]] ||
+    fail "$what: a reset right after 200000 bytes: got '$got', want ECONNRESET"
+  log "ok: $got"
+  log "$what: control, a plain close ends with EOF and every byte"
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" FIN 300000 read 2>&1)
+  [ "$got" = "300000 EOF so_error=0" ] || fail "$what: plain close: got '$got', want '300000 EOF so_error=0'"
+  log "ok: $got"
+  log "$what: curl, HTTP/1.0 body without Content-Length"
+  local rc=0
+  run "$ns" "$host" "$@" -- curl -sS -m 15 -o "$LIB_TMP/cut" "http://$host:9000/cut" 2>"$LIB_TMP/curl.err" || rc=$?
+  [ "$rc" = 56 ] || fail "$what: curl of a body cut by a reset exited $rc, want 56: $(cat "$LIB_TMP/curl.err")"
+  grep -q "Connection reset by peer" "$LIB_TMP/curl.err" || fail "$what: curl said: $(cat "$LIB_TMP/curl.err")"
+  log "ok: curl exit 56: $(cat "$LIB_TMP/curl.err")"
+  rc=0
+  run "$ns" "$host" "$@" -- curl -sS -m 15 -o "$LIB_TMP/full" "http://$host:9000/full" 2>"$LIB_TMP/curl.err" || rc=$?
+  [ "$rc" = 0 ] && [ "$(stat -c %s "$LIB_TMP/full")" = 102400 ] ||
+    fail "$what: curl of a complete body: exit $rc, $(stat -c %s "$LIB_TMP/full") bytes: $(cat "$LIB_TMP/curl.err")"
+  log "ok: curl of the complete body: exit 0, 102400 bytes"
+}
+
+check "in-process engine" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off
+# The TCP fallback's pump (kernel TCP to the server): the server's RST itself.
+check "TCP fallback" "$NS_B" 127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off
+
+# The server side (SST_LISTEN): a shimmed client's abortive close (SO_LINGER {1, 0}: the
+# client's engine resets the stream) reaches the shimmed server's accepted socket as RST; a
+# plain close as EOF.  Before, the bridge closed its loopback socket gracefully: EOF both times.
+log "server side: a client's reset reaches an SST_LISTEN server as ECONNRESET"
+run "$NS_B" "" SST_LISTEN=9600 SST_PORT=8662 SST_KEYDIR="$LIB_TMP/kb" -- /usr/bin/python3 -c "
+import socket
+s = socket.create_server(('0.0.0.0', 9600))
+open('$LIB_TMP/listening', 'w').close()
+for _ in range(2):
+    c, _ = s.accept()
+    n, end = 0, 'EOF'
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+    except ConnectionResetError:
+        end = 'ECONNRESET'
+    print(n, end, flush=True)
+    c.close()" >"$LIB_TMP/listen.out" 2>&1 &
+SRV=$!
+poll_until 5 test -e "$LIB_TMP/listening" || fail "the SST_LISTEN server did not start"
+for how in reset close; do
+  run "$NS_A" "$IP_B" SST_PORT=8662 SST_MODE=strict SST_HELPER=off -- /usr/bin/python3 -c "
+import socket, struct, time
+s = socket.create_connection(('$IP_B', 9600))
+s.sendall(b'q' * 50000)
+time.sleep(0.5)
+if '$how' == 'reset':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()
+time.sleep(0.3)" || fail "client ($how) failed"
+done
+wait "$SRV" || fail "SST_LISTEN server: $(tail -2 "$LIB_TMP/listen.out")"
+got=$(tr '\n' ' ' <"$LIB_TMP/listen.out")
+[ "$got" = "50000 ECONNRESET 50000 EOF " ] ||
+  fail "SST_LISTEN server saw '$got', want '50000 ECONNRESET 50000 EOF' (reset, then a plain close)"
+log "ok: $got"
+log "ok: a peer's reset reads as ECONNRESET after every byte; a plain close still as EOF"
