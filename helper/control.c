@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct sstd_client {
     struct sstd_peer *peer;
     bool close_after_write;
     bool connect_reused;          /* CONNECT found the channel already up */
+    bool events;                  /* EVENTS: the process's event connection (resets go here) */
     /* PING */
     struct event *ping_ev;
     unsigned ping_count, ping_done;
@@ -341,7 +343,24 @@ static void connect_answer(void *arg, struct sstd_pump *p, int err)
     evbuffer_free(b);
 }
 
-static void do_connect(struct sstd_client *c, const char *addr, const char *port)
+/* "RESET FD DEV INO" after CONNECT ADDR PORT: the app's fd number and its socket, for
+ * sstd_control_pass_reset.  False (and nothing recorded) for anything else. */
+static bool parse_notify(char *const w[4], int *fd, unsigned long long *dev, unsigned long long *ino)
+{
+    char *e1, *e2, *e3;
+    if (!w[0] || strcmp(w[0], "RESET") != 0 || !w[1] || !w[2] || !w[3])
+        return false;
+    errno = 0;
+    long f = strtol(w[1], &e1, 10);
+    *dev = strtoull(w[2], &e2, 10);
+    *ino = strtoull(w[3], &e3, 10);
+    if (errno || *e1 || *e2 || *e3 || f < 0 || f > INT_MAX)
+        return false;
+    *fd = (int)f;
+    return true;
+}
+
+static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[4])
 {
     struct sstd *d = c->d;
     struct sst_addr a;
@@ -377,13 +396,74 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     c->connect_reused = p->state == SSTD_PEER_UP;
     sstd_peer_want(p, sstd_now(d) + SST_SEC(d->opts.idle_sec));
     c->op = OP_CONNECT;
-    if (!sstd_pump_connect(d, p, (uint16_t)pn, fd, c->pid, connect_answer, c)) {
+    struct sstd_pump *pump = sstd_pump_connect(d, p, (uint16_t)pn, fd, c->pid, connect_answer, c);
+    if (!pump) {
         close(fd);
         c->op = OP_NONE;
         sstd_client_reply_error(c, "nomem", "cannot open a stream");
         return;
     }
+    pump->notify = parse_notify(notify, &pump->notify_fd, &pump->notify_dev, &pump->notify_ino);
     sstd_kick(d);
+}
+
+/* ---- EVENTS: resets reported back to the client's shim ------------------------------------
+ * One connection per process (its shim's event thread) says EVENTS and then only listens.  A
+ * hand-off stream that fails is not closed here: its end of the client's socketpair goes back
+ * over that connection, and the shim writes one byte into it from the app's end before closing
+ * it, which makes Linux fail the app's next read with ECONNRESET (a Unix socket has no RST; only
+ * the holder of the app's end can do this).  One non-blocking sendmsg, nothing queued: a frozen
+ * or gone client costs nothing but the fallback to a plain close (EOF). */
+
+static int sst_err_errno(int err)
+{
+    switch (err) {
+    case SST_ERR_REFUSED:
+        return ECONNREFUSED;
+    case SST_ERR_TIMEOUT:
+        return ETIMEDOUT;
+    case SST_ERR_RESET:
+        return ECONNRESET;
+    default:
+        return ECONNABORTED;
+    }
+}
+
+bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
+                             unsigned long long ino, int err)
+{
+    struct sstd_client *c;
+    for (c = d->clients; c; c = c->next)
+        if (c->events && c->pid == pid && evbuffer_get_length(c->out) == 0)
+            break;
+    if (!c)
+        return false;
+    char line[128];
+    int len = snprintf(line, sizeof line, "RESET %d %llu %llu %d\n", app_fd, dev, ino, sst_err_errno(err));
+    struct iovec iov = { .iov_base = line, .iov_len = (size_t)len };
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof cm };
+    struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &fd, sizeof fd);
+    ssize_t n = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == len)
+        return true;
+    if (n > 0) {
+        /* Half a line would garble every later one: this connection is done (the shim opens
+         * another); the descriptor went along, so the shim closes it and the app reads EOF. */
+        SSTD_WARN("event connection of pid %d: short write; closing it", (int)pid);
+        client_free(c);
+        return true;
+    }
+    SSTD_DEBUG("event connection of pid %d: %s; the client reads EOF", (int)pid, strerror(errno));
+    return false;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
@@ -394,6 +474,9 @@ static void dispatch(struct sstd_client *c, char *line)
     char *cmd = strtok_r(line, " \t\r", &save);
     char *a1 = strtok_r(NULL, " \t\r", &save);
     char *a2 = strtok_r(NULL, " \t\r", &save);
+    char *more[4];
+    for (int i = 0; i < 4; i++)
+        more[i] = strtok_r(NULL, " \t\r", &save);
     if (!cmd) {
         sstd_client_reply_error(c, "empty", "empty request");
     } else if (strcmp(cmd, "STATUS") == 0) {
@@ -412,9 +495,17 @@ static void dispatch(struct sstd_client *c, char *line)
     } else if (strcmp(cmd, "FORGET") == 0) {
         do_forget(c, a1);
     } else if (strcmp(cmd, "CONNECT") == 0) {
-        do_connect(c, a1, a2);
+        do_connect(c, a1, a2, more);
+    } else if (strcmp(cmd, "EVENTS") == 0) {
+        c->events = true;
+        struct evbuffer *b = evbuffer_new();
+        if (!b)
+            return;
+        evbuffer_add_printf(b, "{\"ok\":true,\"events\":true,\"pid\":%d}", (int)c->pid);
+        sstd_client_reply(c, b);
+        evbuffer_free(b);
     } else {
-        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET, CONNECT)", cmd);
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET, CONNECT, EVENTS)", cmd);
     }
 }
 

@@ -65,6 +65,10 @@ static void pump_finish(struct sstd_pump *p, bool reset, int err)
         sst_stream_close(p->s);
         p->s = NULL;
     }
+    if (p->st_failed && p->notify && p->kind == SSTD_PUMP_HANDOFF && p->fd >= 0 && !p->fd_gone &&
+        sstd_control_pass_reset(d, p->owner_pid, p->fd, p->notify_fd, p->notify_dev, p->notify_ino, err))
+        SSTD_DEBUG("pump %s: stream failed (%s); end passed back to pid %d for a reset", p->dest,
+                   sst_strerror(err), (int)p->owner_pid);
     if (reset && p->fd >= 0 && p->kind == SSTD_PUMP_GATEWAY) {
         /* Abortive close: the local server sees RST, as it would from a TCP client. */
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -206,6 +210,7 @@ static void pump_move(struct sstd_pump *p)
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
                 SSTD_DEBUG("pump %s: stream write: %s", p->dest, sst_strerror((int)n));
+                p->st_failed = true;
                 pump_end(p, true, (int)n);
                 return;
             }
@@ -227,6 +232,7 @@ static void pump_move(struct sstd_pump *p)
                 progress = true;
             } else if (n != SST_ERR_AGAIN) {
                 SSTD_DEBUG("pump %s: stream read: %s", p->dest, sst_strerror((int)n));
+                p->st_failed = true;
                 pump_end(p, true, (int)n);
                 return;
             }
@@ -248,6 +254,10 @@ static void pump_move(struct sstd_pump *p)
             shutdown(p->fd, SHUT_WR); /* the peer's FIN */
             p->fd_wr_shut = true;
         }
+    }
+    if (p->st_err && (p->to_fd_len == 0 || p->fd_gone)) {
+        pump_end(p, false, p->st_err);   /* the failed stream's last bytes are the client's */
+        return;
     }
     if (p->fd_eof && p->st_wr_shut && p->st_eof && p->fd_wr_shut)
         pump_end(p, false, 0);
@@ -280,6 +290,13 @@ static bool take_events(struct sstd_pump *p)
         sst_stream_close(s);
         if (reconnect(p, err))
             return true;
+        p->st_failed = true;
+        if (p->kind == SSTD_PUMP_HANDOFF && p->to_fd_len > 0 && !p->fd_gone) {
+            /* What the stream delivered before it failed still goes to the client (pump_move
+             * ends the pump once it is written): the reset comes after it, as with TCP. */
+            p->st_err = err;
+            return true;
+        }
         pump_end(p, p->kind == SSTD_PUMP_GATEWAY, err);
     }
     return !p->fin;

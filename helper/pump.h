@@ -31,6 +31,14 @@ struct sstd_pump {
     bool retried;                 /* hand-off: the stream was opened again once already */
     uint64_t bytes_up, bytes_down;   /* fd -> stream, stream -> fd */
     pid_t owner_pid;
+    /* Hand-off: a stream error is reported to the owner's shim (CONNECT ... RESET FD DEV INO:
+     * the app's fd number and its socket, echoed back with our end, sstd_control_pass_reset). */
+    bool notify;
+    int notify_fd;
+    unsigned long long notify_dev, notify_ino;
+    bool st_failed;               /* the stream failed: the end is reported to the client */
+    int st_err;                   /* hand-off: the stream failed with bytes still for the client;
+                                     they go first, then the end (0: none) */
     char dest[SST_ADDR_STRLEN + 8];
     sst_time_t started;
     sstd_pump_answer_fn answer;

@@ -204,6 +204,13 @@ void sstd_status_json(struct sstd *d, struct evbuffer *out);
 int sstd_control_open(struct sstd *d);
 void sstd_control_close(struct sstd *d);
 /* Appends a reply line to a client's output (text must be one JSON object without newline). */
+/* A hand-off stream failed (the peer reset it, refused it, the channel died): passes the
+ * pump's end of the client's socketpair, fd, to the event connection of process pid (EVENTS),
+ * with "RESET app_fd dev ino errno", so that its shim makes the app's read fail with
+ * ECONNRESET (docs/helper.md "Resets").  Never blocks or queues: false (the caller closes fd,
+ * the app reads EOF) when pid has no event connection or it does not take the message now. */
+bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
+                             unsigned long long ino, int err);
 void sstd_client_reply(struct sstd_client *c, struct evbuffer *json);
 void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -347,6 +347,7 @@ int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_en
         return -1;
     }
     atomic_init(&c->refs, 1);   /* the fd table's only: no event thread is involved */
+    c->external = true;
     atomic_init(&c->state, SHIM_CONN_CONNECTED);
     /* A non-blocking connect answers EINPROGRESS, as TCP: the next connect() says 0. */
     atomic_init(&c->conn_reported, !(fl & O_NONBLOCK));

@@ -37,6 +37,8 @@ struct shim_conn {
     atomic_bool linger0;        /* SO_LINGER {1, 0}: the app's last close resets the connection */
     atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's
                                    ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel */
+    bool external;              /* pumped by another process (sstd, shim_conn_adopt): the exit
+                                   and exec drains leave it to that process */
     ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */
     dev_t dev;                  /* and its device (sockfs): both name the socket for certain */
     int family;                 /* AF_INET or AF_INET6, as the app's socket */

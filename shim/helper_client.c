@@ -36,6 +36,7 @@
 #include "conn.h"
 #include "fdtable.h"
 #include "helper_client.h"
+#include "helper_events.h"
 #include "io/helper_path.h"
 #include "log.h"
 #include "pump.h"
@@ -148,11 +149,14 @@ static bool send_line(int fd, const char *line, int pass_fd)
 static void hc_send_direct(struct hconn *h)
 {
     struct shim_conn *c = h->c;
-    char line[128];
+    char line[192], words[80];
 
     shim_conn_up(c, NULL, 0);
     h->up = true;
-    snprintf(line, sizeof(line), "CONNECT %s %u\n", h->host, h->port);
+    /* The stream's failure comes back over the event connection, for the app's fd. */
+    shim_helper_events_want(true);
+    shim_helper_events_words(c->app_fd, -1, c->dev, c->ino, words, sizeof(words));
+    snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
     bool ok = send_line(h->ctl, line, c->pump_fd);
     /* Our copy goes either way: sstd has its own, or the connection ends (the app reads EOF,
      * as when the helper dies after the hand-off). */
@@ -181,8 +185,12 @@ static void hc_send_connect(struct hconn *h, bool host_speaks_sst)
         return;
     }
     h->near = shim_fd_hide(sv[0], SHIM_FD_ENGINE);
-    char line[128];
-    snprintf(line, sizeof(line), "CONNECT %s %u\n", h->host, h->port);
+    char line[192], words[80];
+    /* The stream's failure comes back as a reset on our relay end, which the relay pump
+     * passes on to the app (shim_conn_reset_app). */
+    shim_helper_events_want(true);
+    shim_helper_events_words(h->near, h->near, 0, 0, words, sizeof(words));
+    snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
     bool ok = send_line(h->ctl, line, sv[1]);
     close(sv[1]);   /* sstd has its copy */
     if (!ok) {
@@ -269,8 +277,7 @@ static bool ip_text(const struct sockaddr *sa, char *out, size_t len, unsigned *
     return inet_ntop(sa->sa_family, ip, out, (socklen_t)len) != NULL;
 }
 
-/* Opens a control connection to the daemon at path: a hidden engine fd, or -1. */
-static int helper_dial(const char *path)
+int shim_helper_dial(const char *path)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof(un.sun_path))
@@ -397,9 +404,9 @@ static bool helper_autostart(const char *path)
 
 bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path)
 {
-    int fd = helper_dial(path);
+    int fd = shim_helper_dial(path);
     if (fd < 0 && shim_cfg.helper == SHIM_HELPER_AUTO && shim_cfg.helper_autostart && helper_autostart(path))
-        fd = helper_dial(path);
+        fd = shim_helper_dial(path);
     if (fd < 0)
         return false;
     struct hconn *h = calloc(1, sizeof(*h));
@@ -574,7 +581,7 @@ static bool capsfile_has(const char *sock_path, const char *key)
 
 int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    char host[64], key[80], line[128];
+    char host[64], key[80], line[192];
     unsigned port;
     const char *path = shim_helper_path();
     struct sockaddr_un un = { .sun_family = AF_UNIX };
@@ -600,12 +607,19 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     }
     if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto out;
-    snprintf(line, sizeof(line), "CONNECT %s %u\n", host, port);
+    /* sv[0] goes onto fd: a failure of the stream comes back over the event connection
+     * (dialled here, before the CONNECT, once per process; served by the event thread) as a
+     * reset for fd. */
+    char words[80];
+    shim_helper_events_want(false);
+    shim_helper_events_words(fd, sv[0], 0, 0, words, sizeof(words));
+    snprintf(line, sizeof(line), "CONNECT %s %u%s\n", host, port, words);
     if (!send_line(ctl, line, sv[1]))
         goto out;
     /* sstd has the request and its end; it reads both before it sees this connection close,
      * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer
-     * is not awaited: a refusal reaches the app as EOF, as with the asynchronous warm path. */
+     * is not awaited: a refusal reaches the app as a reset (ECONNRESET on its read), as with
+     * the asynchronous warm path. */
     r = shim_conn_adopt(fd, sa, len, sv[0], &shim_transport_sst, "SST_PEERS match, warm helper");
     SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s is known to speak SST", fd, key);
 out:;

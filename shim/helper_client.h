@@ -11,6 +11,8 @@ struct shim_conn;
 /* Event thread: starts carrying c through the sstd listening at path.  False if the daemon
  * cannot be reached now (nothing was started; the caller uses the in-process engine). */
 bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path);
+/* Opens a control connection to the daemon at path: a hidden engine fd, or -1. */
+int shim_helper_dial(const char *path);
 /* The helper's socket path this process uses, or NULL (SST_HELPER=off). */
 const char *shim_helper_path(void);
 /* App thread, inside connect() to a selected destination: if the helper daemon knows the host

@@ -45,15 +45,16 @@ static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, sock
         /* Read-and-clear, as TCP: the failure once, then 0. */
         if (atomic_exchange(&c->err_pending, false))
             return put_int(val, len, atomic_load(&c->err));
-        if (atomic_load(&c->reset_armed)) {
-            /* The kernel holds the reset (ECONNRESET on the socketpair end) until a read or
-             * SO_ERROR takes it: ask it, so that a read that already reported the reset leaves
-             * 0 here, as TCP; a pending one is answered with the transport's own error. */
+        if (atomic_load(&c->state) == SHIM_CONN_CONNECTED) {
+            /* A reset (docs/shim.md §2) is the kernel's ECONNRESET on the socketpair end until
+             * a read or SO_ERROR takes it: ask the kernel, so that a read that already reported
+             * it leaves 0 here, as TCP.  A pending one is answered with the transport's own
+             * error when this process armed it (sstd's, for a hand-off, says ECONNRESET). */
             int kerr = 0;
             socklen_t l = sizeof(kerr);
             if (shim_real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &kerr, &l) < 0)
                 return -1;
-            return put_int(val, len, kerr ? atomic_load(&c->err) : 0);
+            return put_int(val, len, kerr && atomic_load(&c->reset_armed) ? atomic_load(&c->err) : kerr);
         }
         return put_int(val, len, 0);
     case SO_DOMAIN:

@@ -190,4 +190,37 @@ got=$(tr '\n' ' ' <"$LIB_TMP/listen.out")
 [ "$got" = "50000 ECONNRESET 50000 EOF " ] ||
   fail "SST_LISTEN server saw '$got', want '50000 ECONNRESET 50000 EOF' (reset, then a plain close)"
 log "ok: $got"
+
+# The hand-off to sstd in A (docs/helper.md "Resets"): sstd pumps the app's socket, so it passes
+# its end back over the process's event connection and the shim arms the reset.  The first
+# connection to a host sstd does not know yet goes through the event thread and a relay pair
+# (the reset comes back on the relay's end and the relay pump passes it on); later ones are
+# handed over inside connect() (sstd pumps the app's own socketpair end).  Before: EOF.
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka2" --log debug \
+  2>"$LIB_TMP/sstd-a.log"
+poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+log "sstd hand-off, relayed by the event thread (host not known yet): all bytes, then ECONNRESET"
+got=$(run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/relay.log" -- \
+  /usr/bin/python3 "$LIB_TMP/client.py" "$IP_B" ACK 300000 read 2>&1)
+grep -q "handing the connection to the helper" "$LIB_TMP/relay.log" || fail "not relayed: $(cat "$LIB_TMP/relay.log")"
+[ "$got" = "300000 ECONNRESET so_error=0" ] ||
+  fail "relayed hand-off: got '$got', want '300000 ECONNRESET so_error=0'"
+log "ok: $got"
+check "sstd hand-off inside connect()" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
+  SST_LOG=debug SST_LOG_FILE="$LIB_TMP/now.log"
+grep -q "handed to the helper inside connect()" "$LIB_TMP/now.log" ||
+  fail "no connection was handed over inside connect(): $(tail -5 "$LIB_TMP/now.log")"
+grep -q "passed back to pid" "$LIB_TMP/sstd-a.log" || fail "sstd did not pass a failed stream back"
+# A port B's sstd does not forward, to a host known to speak SST: connect() succeeds at once
+# (the hand-off is optimistic), then the refusal must fail the read, not end it like a reply.
+log "sstd hand-off: a port the peer refuses after an optimistic connect reads as ECONNRESET"
+got=$(run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" -- /usr/bin/python3 -c "
+import socket
+s = socket.create_connection(('$IP_B', 9001))
+try:
+    print('EOF', len(s.recv(100)))
+except ConnectionResetError:
+    print('ECONNRESET')" 2>&1)
+[ "$got" = ECONNRESET ] || fail "refused port after the hand-off: got '$got', want ECONNRESET"
+log "ok: $got"
 log "ok: a peer's reset reads as ECONNRESET after every byte; a plain close still as EOF"

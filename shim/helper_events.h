@@ -1,0 +1,22 @@
+/* The event connection to sstd (helper_events.c): how a hand-off's stream error reaches the app
+ * as ECONNRESET although sstd, not the shim, holds the other end of the app's socketpair. */
+#ifndef SHIM_HELPER_EVENTS_H
+#define SHIM_HELPER_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* At a hand-off, before CONNECT goes: makes sure this process has its event connection to sstd
+ * (one per process, served by the event thread, which this starts if needed).  The first call
+ * dials and says EVENTS at once, on the calling thread, so that sstd registers it before the
+ * CONNECT that follows can fail (a refused port answers within a round trip).  Cheap after
+ * the first call: one getpid() and one atomic load.  on_event_thread: the caller is it. */
+void shim_helper_events_want(bool on_event_thread);
+/* The words CONNECT carries so that sstd can report the stream's failure: " RESET FD DEV INO",
+ * FD the number the app (or the relay) reads, DEV/INO the socket behind it (the reset is
+ * armed only while FD names that socket).  With sock >= 0, dev and ino are sock's (fstat); ""
+ * if it cannot be examined (sstd then closes as before: EOF). */
+void shim_helper_events_words(int fd, int sock, dev_t dev, ino_t ino, char *out, size_t len);
+
+#endif
