@@ -127,6 +127,17 @@ SST_API struct sst_listener *sst_listen(struct sst_ctx *c, const char *service, 
 SST_API struct sst_stream *sst_accept(struct sst_listener *l, sst_stream_cb cb, void *arg);
 /* Stops listening; streams waiting in the backlog are reset. */
 SST_API void sst_listener_close(struct sst_listener *l);
+/* Answer later (off by default): streams this listener accepts from now on are not answered
+ * yet; the application answers each with sst_stream_answer once it knows whether it can serve
+ * it (a gateway: once its local connect completed), so the initiator sees CONNECTED only for a
+ * service that really answers.  Until then the stream's writes return SST_ERR_AGAIN (WRITABLE
+ * follows the answer), a shutdown(WRITE) waits for the answer, and sst_stream_close refuses. */
+SST_API void sst_listener_set_answer_later(struct sst_listener *l, bool on);
+/* Answers a stream accepted under answer-later: ok sends the service answer (the initiator
+ * gets CONNECTED); !ok refuses it as a missing service would (the initiator's stream fails with
+ * SST_ERR_REFUSED; ours stops reading and writing: close it).  0, SST_ERR_INVAL if the stream
+ * is not waiting for an answer, or the stream's error. */
+SST_API int sst_stream_answer(struct sst_stream *s, bool ok);
 
 /* ---- data ------------------------------------------------------------------------------- */
 

@@ -90,7 +90,7 @@ SST_API sst_ssize_t sst_stream_read(struct sst_stream *s, void *buf, size_t len)
         return s->err;
     if (s->rd_shut)
         return 0;
-    size_t n = s->svc == SVC_NONE ? sst_svc_read(s, buf, len) : 0;
+    size_t n = s->svc == SVC_NONE || s->svc == SVC_UNANSWERED ? sst_svc_read(s, buf, len) : 0;
     s->bytes_read += n;
     if (n > 0) {
         sst_mig_after_read(s);
@@ -110,6 +110,10 @@ SST_API sst_ssize_t sst_stream_write(struct sst_stream *s, const void *buf, size
         return s->err;
     if (s->wr_shut)
         return SST_ERR_CLOSED;
+    if (s->svc == SVC_UNANSWERED) {   /* the answer goes first (sst_stream_answer) */
+        s->want_write = true;
+        return SST_ERR_AGAIN;
+    }
     size_t n = sst_tx_write(&s->tx, buf, len);
     s->bytes_written += n;
     if (n < len)
@@ -123,7 +127,7 @@ SST_API sst_ssize_t sst_stream_write(struct sst_stream *s, const void *buf, size
 
 /* ---- messages: record boundaries (paper §2.3) ---------------------------------------- */
 
-static int write_check(const struct sst_stream *s)
+static int write_check(struct sst_stream *s)
 {
     if (s->local_only || s->ephemeral)
         return SST_ERR_RESET;
@@ -131,6 +135,10 @@ static int write_check(const struct sst_stream *s)
         return s->err;
     if (s->wr_shut)
         return SST_ERR_CLOSED;
+    if (s->svc == SVC_UNANSWERED) {
+        s->want_write = true;
+        return SST_ERR_AGAIN;
+    }
     return 0;
 }
 
@@ -184,7 +192,7 @@ SST_API sst_ssize_t sst_stream_read_msg(struct sst_stream *s, void *buf, size_t 
         return s->err;
     if (s->rd_shut)
         return 0;
-    size_t n = s->svc == SVC_NONE ? sst_svc_read_msg(s, buf, len, end) : 0;
+    size_t n = s->svc == SVC_NONE || s->svc == SVC_UNANSWERED ? sst_svc_read_msg(s, buf, len, end) : 0;
     s->bytes_read += n;
     if (n > 0 || *end) {
         sst_mig_after_read(s);
@@ -210,8 +218,10 @@ SST_API int sst_stream_shutdown(struct sst_stream *s, enum sst_shut how)
     if (how & SST_SHUT_WRITE) {
         if (!s->wr_shut && !s->local_only) {
             s->wr_shut = true;
-            sst_tx_close(&s->tx);
-            sst_strm_make_ready(s);
+            if (s->svc != SVC_UNANSWERED) {   /* else behind the answer (sst_stream_answer) */
+                sst_tx_close(&s->tx);
+                sst_strm_make_ready(s);
+            }
         }
     }
     if (how & SST_SHUT_READ) {
@@ -227,6 +237,8 @@ SST_API int sst_stream_shutdown(struct sst_stream *s, enum sst_shut how)
 SST_API void sst_stream_close(struct sst_stream *s)
 {
     struct sst_ctx *c = s->ctx;
+    if (s->svc == SVC_UNANSWERED)   /* given back without an answer: not served */
+        sst_svc_refuse_unanswered(s);
     if (s->err == 0 && !s->local_only)
         (void)sst_stream_shutdown(s, SST_SHUT_BOTH);
     s->rd_shut = true;

@@ -22,7 +22,8 @@
 #define SVC_REPLY_LEN 3
 #define SVC_BUF (SVC_REQ_HDR + 255)
 enum svc_code { SVC_OK = 0x00, SVC_NO_SERVICE = 0x10, SVC_BACKLOG_FULL = 0x11 };
-enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST };
+/* SVC_UNANSWERED: responder, accepted under answer-later, the application has not answered. */
+enum svc_state { SVC_NONE = 0, SVC_WAIT_REPLY, SVC_WAIT_REQUEST, SVC_UNANSWERED };
 
 /* The root stream's window is fixed by the protocol, since Init data for the first top-level
  * stream borrows it before the peer can have said anything (paper §4.3.6). */
@@ -248,6 +249,7 @@ struct sst_listener {
     struct sst_stream *backlog;
     unsigned nbacklog;
     bool pending_ev;
+    bool answer_later;             /* sst_listener_set_answer_later */
     struct sst_listener *prev, *next;
     struct sst_listener *ev_next;
 };
@@ -393,5 +395,7 @@ size_t sst_svc_read(struct sst_stream *s, uint8_t *buf, size_t len);
 /* The same, stopping at a record boundary (*end set when the bytes end a record). */
 size_t sst_svc_read_msg(struct sst_stream *s, uint8_t *buf, size_t len, bool *end);
 void sst_svc_pump(struct sst_stream *s);
+/* A stream accepted under answer-later that the application gives back unanswered: refused. */
+void sst_svc_refuse_unanswered(struct sst_stream *s);
 
 #endif

@@ -82,11 +82,11 @@ bool sst_srecv_deliver(struct sst_stream *s, uint64_t off, const uint8_t *data, 
         sst_strm_maybe_free(s);
         return true;
     }
-    if (s->svc != SVC_NONE)
+    if (s->svc == SVC_WAIT_REPLY || s->svc == SVC_WAIT_REQUEST)
         sst_svc_pump(s);
     if (s->freed)
         return true;
-    if (s->svc == SVC_NONE) {
+    if (s->svc == SVC_NONE || s->svc == SVC_UNANSWERED) {
         if (sst_rx_available(&s->rx) > 0)
             sst_strm_post(s, SST_EV_READABLE);
         if (sst_rx_complete(&s->rx) && !s->eof_posted) {

@@ -49,6 +49,16 @@ static void svc_answer(struct sst_stream *s, uint8_t code)
     sst_strm_make_ready(s);
 }
 
+/* Refusal: answer, close our side, and let the initiator reset or close (§4.3.2). */
+static void svc_refuse(struct sst_stream *s, uint8_t code)
+{
+    s->ctx->stats.refused++;
+    svc_answer(s, code);
+    sst_tx_close(&s->tx);
+    s->rd_shut = true;
+    sst_svc_read(s, NULL, SIZE_MAX);
+}
+
 static void svc_done(struct sst_stream *s)
 {
     s->svc = SVC_NONE;
@@ -110,16 +120,15 @@ void sst_svc_pump(struct sst_stream *s)
     struct sst_listener *l = sst_svc_find_listener(c, (const char *)s->svcbuf + SVC_REQ_HDR, s->svcbuf[3]);
     svc_done(s);
     if (l == NULL || l->nbacklog >= c->cfg.max_pending) {
-        /* Refusal: answer, close our side, and let the initiator reset or close (§4.3.2). */
-        c->stats.refused++;
-        svc_answer(s, l == NULL ? SVC_NO_SERVICE : SVC_BACKLOG_FULL);
-        sst_tx_close(&s->tx);
-        s->rd_shut = true;
-        sst_svc_read(s, NULL, SIZE_MAX);
+        svc_refuse(s, l == NULL ? SVC_NO_SERVICE : SVC_BACKLOG_FULL);
         sst_strm_maybe_free(s);
         return;
     }
-    svc_answer(s, SVC_OK);
+    /* Answer-later: the application answers once it knows it can serve the stream. */
+    if (l->answer_later)
+        s->svc = SVC_UNANSWERED;
+    else
+        svc_answer(s, SVC_OK);
     DL_APPEND2(l->backlog, s, aq_prev, aq_next);
     l->nbacklog++;
     s->lq_owner = l;
@@ -140,6 +149,47 @@ SST_API struct sst_listener *sst_listen(struct sst_ctx *c, const char *service, 
     DL_APPEND(c->listeners, l);
     return l;
 }
+SST_API void sst_listener_set_answer_later(struct sst_listener *l, bool on)
+{
+    l->answer_later = on;
+}
+
+void sst_svc_refuse_unanswered(struct sst_stream *s)
+{
+    s->svc = SVC_NONE;
+    if (s->err != 0)
+        return;
+    svc_refuse(s, SVC_NO_SERVICE);
+    s->wr_shut = true;
+}
+
+SST_API int sst_stream_answer(struct sst_stream *s, bool ok)
+{
+    if (s->svc != SVC_UNANSWERED)
+        return s->err != 0 ? s->err : SST_ERR_INVAL;
+    if (s->err != 0) {   /* the initiator gave up meanwhile: nothing to answer */
+        s->svc = SVC_NONE;
+        return s->err;
+    }
+    if (!ok) {
+        sst_svc_refuse_unanswered(s);
+        sst_strm_api_done(s->ctx);
+        return 0;
+    }
+    s->svc = SVC_NONE;
+    /* Writes waited for this (SST_ERR_AGAIN), so the answer is the first byte we send; a
+     * shutdown(WRITE) made meanwhile takes effect behind it. */
+    svc_answer(s, SVC_OK);
+    if (s->wr_shut)
+        sst_tx_close(&s->tx);
+    if (s->want_write && !s->wr_shut) {
+        s->want_write = false;
+        sst_strm_post(s, SST_EV_WRITABLE);
+    }
+    sst_strm_api_done(s->ctx);
+    return 0;
+}
+
 SST_API struct sst_stream *sst_accept(struct sst_listener *l, sst_stream_cb cb, void *arg)
 {
     struct sst_stream *s = l->backlog;

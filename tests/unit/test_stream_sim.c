@@ -221,6 +221,210 @@ START_TEST(test_sim_refused_service)
 }
 END_TEST
 
+/* ---- answer-later listeners (sst_listener_set_answer_later / sst_stream_answer) --------- */
+
+struct later_srv {
+    struct sst_stream *s[8];
+    unsigned ev[8];
+    unsigned n;
+};
+
+static void later_srv_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    (void)s;
+    *(unsigned *)arg |= ev;
+}
+
+static void later_accept(struct sst_listener *l, void *arg)
+{
+    struct later_srv *sv = arg;
+    struct sst_stream *st;
+    while (sv->n < SST_ARRAY_LEN(sv->s) && (st = sst_accept(l, later_srv_cb, &sv->ev[sv->n])) != NULL)
+        sv->s[sv->n++] = st;
+}
+
+struct later_cl {
+    struct sst_stream *s;
+    unsigned ev;
+    int err;
+    bool eof;
+    size_t got;
+    uint8_t buf[64];
+};
+
+static void later_cl_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    struct later_cl *cl = arg;
+    sst_ssize_t n;
+    cl->ev |= ev;
+    if (ev & SST_EV_ERROR)
+        cl->err = sst_stream_error(s);
+    while ((n = sst_stream_read(s, cl->buf + cl->got, sizeof cl->buf - cl->got)) > 0)
+        cl->got += (size_t)n;
+    if (n == 0)
+        cl->eof = true;
+}
+
+static void later_connect(struct simctx_node *a, struct simctx_node *b, struct later_cl *cl, size_t len)
+{
+    uint8_t data[1000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    simctx_node_enter(a);
+    cl->s = sst_connect(a->c, &b->addr, "80", later_cl_cb, cl);
+    ck_assert_ptr_nonnull(cl->s);
+    ck_assert_int_eq(sst_stream_write(cl->s, data, len), (sst_ssize_t)len);   /* rides in the Init */
+    ck_assert_int_eq(sst_stream_shutdown(cl->s, SST_SHUT_WRITE), 0);
+    simctx_node_leave(a);
+}
+
+/* A listener that answers later: the initiator sees CONNECTED only when the application
+ * answers, a refusal fails it with SST_ERR_REFUSED as a missing service does, the Init's bytes
+ * wait readable meanwhile, and nothing the responder writes goes before the answer. */
+START_TEST(test_sim_answer_later)
+{
+    struct sim *s = new_sim(13);
+    struct sim_link_params lp = { .delay = SST_MS(10) };
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct later_srv sv;
+    memset(&sv, 0, sizeof sv);
+    struct sst_listener *l = sst_listen(b.c, "80", later_accept, &sv);
+    ck_assert_ptr_nonnull(l);
+    sst_listener_set_answer_later(l, true);
+    uint8_t buf[2048];
+    struct sst_ctx_stats st;
+
+    /* 1. Answered OK after a while. */
+    static struct later_cl c1;
+    memset(&c1, 0, sizeof c1);
+    later_connect(&a, &b, &c1, 1000);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(sv.n, 1);
+    ck_assert_uint_eq(c1.ev, 0);                       /* no answer yet: neither up nor failed */
+    simctx_node_enter(&b);
+    size_t got = 0;
+    sst_ssize_t n;
+    while ((n = sst_stream_read(sv.s[0], buf + got, sizeof buf - got)) > 0)
+        got += (size_t)n;
+    ck_assert_int_eq(n, 0);                            /* the Init's bytes and end, readable */
+    ck_assert_uint_eq(got, 1000);
+    for (size_t i = 0; i < got; i++)
+        ck_assert_uint_eq(buf[i], (uint8_t)(i * 7));
+    ck_assert_int_eq(sst_stream_write(sv.s[0], "pong", 4), SST_ERR_AGAIN);   /* answer first */
+    ck_assert_int_eq(sst_stream_mark(sv.s[0]), SST_ERR_AGAIN);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(c1.ev, 0);
+    ck_assert_uint_eq(c1.got, 0);
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_answer(sv.s[0], true), 0);
+    ck_assert_int_eq(sst_stream_answer(sv.s[0], true), SST_ERR_INVAL);     /* once */
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert(c1.ev & SST_EV_CONNECTED);
+    ck_assert_int_eq(c1.err, 0);
+    ck_assert(sv.ev[0] & SST_EV_WRITABLE);             /* the short write may go on now */
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_write(sv.s[0], "pong", 4), 4);
+    ck_assert_int_eq(sst_stream_shutdown(sv.s[0], SST_SHUT_WRITE), 0);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(c1.got, 4);
+    ck_assert_mem_eq(c1.buf, "pong", 4);
+    ck_assert(c1.eof);
+
+    /* 2. Refused: the initiator fails as for a missing service; our end stops. */
+    static struct later_cl c2;
+    memset(&c2, 0, sizeof c2);
+    later_connect(&a, &b, &c2, 10);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(sv.n, 2);
+    ck_assert_uint_eq(c2.ev, 0);
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_answer(sv.s[1], false), 0);
+    ck_assert_int_eq(sst_stream_write(sv.s[1], "x", 1), SST_ERR_CLOSED);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert(c2.ev & SST_EV_ERROR);
+    ck_assert(!(c2.ev & SST_EV_CONNECTED));
+    ck_assert_int_eq(c2.err, SST_ERR_REFUSED);
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_eq(st.refused, 1);
+
+    /* 3. Given back unanswered: refused too. */
+    static struct later_cl c3;
+    memset(&c3, 0, sizeof c3);
+    later_connect(&a, &b, &c3, 10);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(sv.n, 3);
+    simctx_node_enter(&b);
+    sst_stream_close(sv.s[2]);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_int_eq(c3.err, SST_ERR_REFUSED);
+    ck_assert(!(c3.ev & SST_EV_CONNECTED));
+
+    /* 4. shutdown(WRITE) before the answer: the end goes behind it. */
+    static struct later_cl c4;
+    memset(&c4, 0, sizeof c4);
+    later_connect(&a, &b, &c4, 10);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(sv.n, 4);
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_shutdown(sv.s[3], SST_SHUT_WRITE), 0);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(c4.ev, 0);                       /* no end before the answer */
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_answer(sv.s[3], true), 0);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert(c4.ev & SST_EV_CONNECTED);
+    ck_assert(c4.eof);
+    ck_assert_uint_eq(c4.got, 0);
+
+    /* 5. The initiator resets while unanswered: the answer reports it. */
+    static struct later_cl c5;
+    memset(&c5, 0, sizeof c5);
+    later_connect(&a, &b, &c5, 10);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert_uint_eq(sv.n, 5);
+    simctx_node_enter(&a);
+    sst_stream_shutdown(c5.s, SST_SHUT_RESET);
+    simctx_node_leave(&a);
+    sim_run_until(s, sim_now(s) + SST_MS(300));
+    ck_assert(sv.ev[4] & SST_EV_ERROR);
+    simctx_node_enter(&b);
+    ck_assert_int_eq(sst_stream_answer(sv.s[4], true), SST_ERR_RESET);
+    simctx_node_leave(&b);
+
+    simctx_node_enter(&a);
+    sst_stream_close(c1.s);
+    sst_stream_close(c2.s);
+    sst_stream_close(c3.s);
+    sst_stream_close(c4.s);
+    sst_stream_close(c5.s);
+    simctx_node_leave(&a);
+    simctx_node_enter(&b);
+    sst_stream_close(sv.s[0]);
+    sst_stream_close(sv.s[1]);
+    sst_stream_close(sv.s[3]);
+    sst_stream_close(sv.s[4]);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_SEC(2));
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 START_TEST(test_sim_many_streams_hostile_link)
 {
     /* 60 concurrent streams of random sizes (0..200 kB) through 2% loss, reordering,
@@ -1517,6 +1721,7 @@ int main(void)
     tcase_add_test(tc, test_sim_request_response);
     tcase_add_test(tc, test_sim_closed_stream_delivers_then_frees);
     tcase_add_test(tc, test_sim_refused_service);
+    tcase_add_test(tc, test_sim_answer_later);
     tcase_add_test(tc, test_sim_many_streams_hostile_link);
     tcase_add_test(tc, test_sim_thousands_of_streams_5pct_loss);
     tcase_add_test(tc, test_sim_thousands_of_streams_5pct_loss_bbr);
