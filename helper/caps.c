@@ -53,6 +53,16 @@ void sstd_caps_set(struct sstd_caps *c, const char *host, enum sstd_cap cap, con
     e->expires = now + ttl;
 }
 
+void sstd_caps_del(struct sstd_caps *c, const char *host)
+{
+    struct cap_entry *e;
+    HASH_FIND_STR(c->tab, host, e);
+    if (e) {
+        HASH_DEL(c->tab, e);
+        free(e);
+    }
+}
+
 enum sstd_cap sstd_caps_get(struct sstd_caps *c, const char *host, sst_time_t now, sst_time_t *expires,
                             const char **reason)
 {

@@ -84,3 +84,28 @@ void sstd_capsfile_remove(struct sstd *d)
     if (d->opts.caps_file[0])
         unlink(d->opts.caps_file);
 }
+
+/* Ports that answered (the stream's CONNECTED: with --forward gateways that is once the local
+ * connect completed) are listed as "PEER/PORT EXPIRES" next to their host, so that the shim
+ * hands a connection to such a port over inside connect() -- up at once, its first bytes in the
+ * stream's Init -- and waits for the answer for any other port, as TCP Fast Open is used only
+ * with a cookie from an earlier connection.  The file is rewritten only when the listed set
+ * changes or an expiry is more than half used up, not per connection. */
+void sstd_port_answered(struct sstd *d, const char *dest, sst_time_t now)
+{
+    sst_time_t expires;
+    sst_time_t ttl = SST_SEC(SSTD_PORT_OK_SEC);
+    bool listed = sstd_caps_get(d->caps, dest, now, &expires, NULL) == SSTD_CAP_SST;
+    if (listed && expires - now > ttl / 2)
+        return;
+    sstd_caps_set(d->caps, dest, SSTD_CAP_SST, "port answered", now, ttl);
+    sstd_capsfile_publish(d, now);
+}
+
+void sstd_port_refused(struct sstd *d, const char *dest, sst_time_t now)
+{
+    if (sstd_caps_get(d->caps, dest, now, NULL, NULL) == SSTD_CAP_UNKNOWN)
+        return;
+    sstd_caps_del(d->caps, dest);
+    sstd_capsfile_publish(d, now);
+}

@@ -270,7 +270,9 @@ static void do_ping(struct sstd_client *c, const char *host, const char *count, 
 
 /* ---- CAPS, FORGET ------------------------------------------------------------------------ */
 
-static void do_caps(struct sstd_client *c, const char *host)
+/* CAPS HOST [PORT]: with PORT, also whether a hand-off to that port was answered lately
+ * ("port":"ok"), i.e. whether a connection to it may be reported up before the answer. */
+static void do_caps(struct sstd_client *c, const char *host, const char *port)
 {
     struct sst_addr a;
     char name[SST_ADDR_STRLEN];
@@ -287,7 +289,17 @@ static void do_caps(struct sstd_client *c, const char *host)
     sstd_json_str(b, name);
     evbuffer_add_printf(b, ",\"sst\":\"%s\",\"reason\":", sstd_cap_name(cap));
     sstd_json_str(b, reason);
-    evbuffer_add_printf(b, ",\"expires_in_s\":%.3f}", cap ? (double)(expires - now) / 1e9 : 0.0);
+    evbuffer_add_printf(b, ",\"expires_in_s\":%.3f", cap ? (double)(expires - now) / 1e9 : 0.0);
+    char *end;
+    long pn = port ? strtol(port, &end, 10) : 0;
+    if (port && !*end && pn >= 1 && pn <= 65535) {
+        char dest[SST_ADDR_STRLEN + 8];
+        snprintf(dest, sizeof dest, "%s/%ld", name, pn);
+        bool ok = cap == SSTD_CAP_SST && sstd_caps_get(c->d->caps, dest, now, &expires, NULL) == SSTD_CAP_SST;
+        evbuffer_add_printf(b, ",\"port\":%ld,\"port_answered\":%s,\"port_expires_in_s\":%.3f", pn,
+                            ok ? "true" : "false", ok ? (double)(expires - now) / 1e9 : 0.0);
+    }
+    evbuffer_add(b, "}", 1);
     sstd_client_reply(c, b);
     evbuffer_free(b);
 }
@@ -491,7 +503,7 @@ static void dispatch(struct sstd_client *c, char *line)
     } else if (strcmp(cmd, "PING") == 0) {
         do_ping(c, a1, a2, OP_PING);
     } else if (strcmp(cmd, "CAPS") == 0) {
-        do_caps(c, a1);
+        do_caps(c, a1, a2);
     } else if (strcmp(cmd, "FORGET") == 0) {
         do_forget(c, a1);
     } else if (strcmp(cmd, "CONNECT") == 0) {

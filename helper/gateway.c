@@ -1,6 +1,8 @@
 /* The gateway: incoming SST streams for --forward ports are connected to the local TCP service
  * at 127.0.0.1:PORT and pumped, optionally behind a PROXY v2 header naming the SST peer.  Ports
- * not forwarded have no listener, so the stream layer refuses them (SST_ERR_REFUSED). */
+ * not forwarded have no listener, so the stream layer refuses them (SST_ERR_REFUSED); a forwarded
+ * port whose local connect fails (or takes over SSTD_GATEWAY_CONNECT_SEC) is refused the same
+ * way, since streams are answered only once that connect completed. */
 #define _GNU_SOURCE
 #include "sstd.h"
 #include "pump.h"
@@ -22,10 +24,10 @@ static void accept_one(struct sstd *d, struct sstd_pump *p, uint16_t port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0 && errno != EINPROGRESS) ||
         sstd_pump_attach_fd(p, fd) < 0) {
-        SSTD_INFO("gateway: 127.0.0.1:%u: %s; resetting the stream", port, strerror(errno));
+        SSTD_INFO("gateway: 127.0.0.1:%u: %s; refusing the stream", port, strerror(errno));
         if (fd >= 0 && p->fd != fd)
             close(fd);
-        sstd_pump_abort(p);
+        sstd_pump_refuse(p);
         return;
     }
     if (d->opts.proxy_protocol) {
@@ -58,6 +60,9 @@ int sstd_gateway_open(struct sstd *d)
             SSTD_ERROR("cannot listen for SST service %s", service);
             return -1;
         }
+        /* A stream is answered once its local connect completed (pump.c fd_cb): a closed local
+         * port is refused, so the initiator's program gets ECONNREFUSED as from kernel TCP. */
+        sst_listener_set_answer_later(f->l, true);
         SSTD_INFO("gateway: SST service %s -> 127.0.0.1:%u%s", service, f->port,
                   d->opts.proxy_protocol ? " (PROXY v2)" : "");
     }

@@ -275,6 +275,8 @@ static bool take_events(struct sstd_pump *p)
     if ((events & SST_EV_CONNECTED) && !p->connected) {
         p->connected = true;
         drop_held(p);
+        if (p->kind == SSTD_PUMP_HANDOFF)
+            sstd_port_answered(p->d, p->dest, sstd_now(p->d));   /* its next connections are up at once */
         if (p->answer) {
             sstd_pump_answer_fn fn = p->answer;
             p->answer = NULL;
@@ -290,6 +292,10 @@ static bool take_events(struct sstd_pump *p)
         sst_stream_close(s);
         if (reconnect(p, err))
             return true;
+        /* Refused, or reset before any answer (the port closed since it answered): the next
+         * connection to it waits for the answer again, and so gets the refusal. */
+        if (p->kind == SSTD_PUMP_HANDOFF && (err == SST_ERR_REFUSED || (!p->connected && err == SST_ERR_RESET)))
+            sstd_port_refused(p->d, p->dest, sstd_now(p->d));
         p->st_failed = true;
         if (p->kind == SSTD_PUMP_HANDOFF && p->to_fd_len > 0 && !p->fd_gone) {
             /* What the stream delivered before it failed still goes to the client (pump_move
@@ -338,16 +344,26 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
     struct sstd *d = p->d;
     sst_ctx_set_time(sstd_ctx(d), sstd_now(d));
     if (p->fd_connecting) {
+        /* The stream is answered only now (answer-later listener, gateway.c): the initiator
+         * sees CONNECTED only for a port that really answers, and a refusal otherwise. */
         int soerr = 0;
         socklen_t len = sizeof soerr;
-        getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (what & EV_TIMEOUT)
+            soerr = ETIMEDOUT;
+        else
+            getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
         if (soerr) {
-            SSTD_INFO("gateway: local service %s: %s; resetting the stream", p->dest, strerror(soerr));
-            pump_finish(p, true, SST_ERR_REFUSED);
+            SSTD_INFO("gateway: local service %s: %s; refusing the stream", p->dest, strerror(soerr));
+            sstd_pump_refuse(p);
             sstd_kick(d);
             return;
         }
         p->fd_connecting = false;
+        int err = sst_stream_answer(p->s, true);
+        if (err != 0 && err != SST_ERR_INVAL) {
+            SSTD_DEBUG("gateway: stream %s gone before its answer: %s", p->dest, sst_strerror(err));
+            pump_end(p, true, err);
+        }
     }
     pump_step(p);
     sstd_kick(d);
@@ -445,8 +461,20 @@ int sstd_pump_attach_fd(struct sstd_pump *p, int fd)
 {
     if (pump_set_fd(p, fd) < 0)
         return -1;
-    event_add(p->wev, NULL); /* the connect's completion */
+    /* The connect's completion; bounded, since the initiator waits for our answer meanwhile
+     * (a full accept queue drops the SYN and the kernel would retry for minutes). */
+    struct timeval tv = { SSTD_GATEWAY_CONNECT_SEC, 0 };
+    event_add(p->wev, &tv);
     return 0;
+}
+
+void sstd_pump_refuse(struct sstd_pump *p)
+{
+    if (p->s)
+        (void)sst_stream_answer(p->s, false);
+    pump_end(p, false, SST_ERR_REFUSED);   /* the refused stream is closed, not reset */
+    if (!p->busy)
+        pump_finish(p, false, SST_ERR_REFUSED);
 }
 
 void sstd_pump_abort(struct sstd_pump *p)

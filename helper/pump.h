@@ -67,6 +67,9 @@ struct sst_listener;
 struct sstd_pump *sstd_pump_accept(struct sstd *d, struct sst_listener *l, uint16_t port);
 int sstd_pump_attach_fd(struct sstd_pump *p, int fd);
 void sstd_pump_abort(struct sstd_pump *p);
+/* Gateway: the local service cannot be reached: the stream is refused (the initiator gets
+ * SST_ERR_REFUSED, its program ECONNREFUSED) and the pump ends. */
+void sstd_pump_refuse(struct sstd_pump *p);
 /* Prefixes the bytes toward fd (PROXY v2 header); call before any data flowed. */
 void sstd_pump_prefix(struct sstd_pump *p, const uint8_t *buf, size_t len);
 /* Forgets the answer callback (its owner went away). */

@@ -24,6 +24,8 @@
 #define SSTD_RETRY_MAX_MS 30000
 #define SSTD_CAPS_YES_SEC 3600      /* how long "answered SST" is believed */
 #define SSTD_CAPS_NO_SEC 600        /* how long "no SST there" is believed */
+#define SSTD_GATEWAY_CONNECT_SEC 10 /* gateway: a local connect not done by then is refused */
+#define SSTD_PORT_OK_SEC 600        /* how long "HOST/PORT answered" is believed (0-RTT hand-offs) */
 
 enum sstd_loglevel { SSTD_LOG_ERROR = 0, SSTD_LOG_WARN, SSTD_LOG_INFO, SSTD_LOG_DEBUG };
 
@@ -77,6 +79,7 @@ void sstd_caps_set(struct sstd_caps *c, const char *host, enum sstd_cap cap, con
 enum sstd_cap sstd_caps_get(struct sstd_caps *c, const char *host, sst_time_t now, sst_time_t *expires,
                             const char **reason);
 /* Calls fn for every live entry. */
+void sstd_caps_del(struct sstd_caps *c, const char *host);
 void sstd_caps_foreach(struct sstd_caps *c, sst_time_t now,
                        void (*fn)(void *arg, const char *host, enum sstd_cap cap, const char *reason,
                                   sst_time_t expires),
@@ -87,13 +90,18 @@ const char *sstd_cap_name(enum sstd_cap cap);
  * Format: the line SSTD_CAPSFILE_MAGIC, then "HOST:PORT EXPIRES" per host, EXPIRES in
  * CLOCK_MONOTONIC ns.  render is pure (returns the length, 0 if even the header does not fit). */
 #define SSTD_CAPSFILE_MAGIC "sstd-caps 1"
-#define SSTD_CAPSFILE_MAX 4096
+#define SSTD_CAPSFILE_MAX 16384      /* the shim reads this much (helper_client.c) */
 size_t sstd_capsfile_render(struct sstd_caps *c, sst_time_t now, char *buf, size_t cap);
 struct sstd;
 void sstd_capsfile_publish(struct sstd *d, sst_time_t now);   /* rewrites the file (temporary file + rename) */
 void sstd_capsfile_remove(struct sstd *d);
 /* Sets the file's mtime to now: "this daemon still runs" (SST_HELPER_CAPS_FRESH_SEC). */
 void sstd_capsfile_touch(struct sstd *d);
+/* A hand-off stream to dest ("PEER/PORT", the pump's dest) was answered: that port takes
+ * connections at once (0-RTT) for SSTD_PORT_OK_SEC; refused (or reset before its answer): it is
+ * forgotten.  Both publish the capability file when the listed set changes. */
+void sstd_port_answered(struct sstd *d, const char *dest, sst_time_t now);
+void sstd_port_refused(struct sstd *d, const char *dest, sst_time_t now);
 
 /* json.c: appends a JSON string literal (quoted, escaped) to an evbuffer. */
 struct evbuffer;

@@ -173,9 +173,9 @@ static void hc_send_direct(struct hconn *h)
 }
 
 /* CAPS answered: hand the connection over. */
-static void hc_send_connect(struct hconn *h, bool host_speaks_sst)
+static void hc_send_connect(struct hconn *h, bool port_answered)
 {
-    if (host_speaks_sst) {
+    if (port_answered) {
         hc_send_direct(h);
         return;
     }
@@ -210,7 +210,10 @@ static void hc_on_reply(struct hconn *h, const char *line)
             shim_conn_fallback(c, "helper: host known not to speak SST", true);
             return;
         }
-        hc_send_connect(h, strstr(line, "\"sst\":\"sst\"") != NULL);
+        /* Up at once only for a port that answered before (TFO-like): any other port waits
+         * for the peer's answer, so a closed one is refused at connect() as with TCP. */
+        hc_send_connect(h, strstr(line, "\"sst\":\"sst\"") != NULL &&
+                           strstr(line, "\"port_answered\":true") != NULL);
         return;
     }
     bool up = h->up;
@@ -425,8 +428,8 @@ bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char 
         return false;
     }
     char line[128];
-    snprintf(line, sizeof(line), "CAPS %s%s%s:%u\n", strchr(h->host, ':') ? "[" : "", h->host,
-             strchr(h->host, ':') ? "]" : "", (unsigned)shim_cfg.port);
+    snprintf(line, sizeof(line), "CAPS %s%s%s:%u %u\n", strchr(h->host, ':') ? "[" : "", h->host,
+             strchr(h->host, ':') ? "]" : "", (unsigned)shim_cfg.port, h->port);
     struct timeval tv = { REPLY_TIMEOUT_SEC, 0 };
     h->ev = event_new(base, fd, EV_READ | EV_PERSIST, hc_on_event, h);
     if (!h->ev || event_add(h->ev, &tv) < 0 || !send_line(fd, line, -1)) {
@@ -457,57 +460,26 @@ const char *shim_helper_path(void)
 }
 
 /* ---- the hand-off inside connect() ---------------------------------------------------------
- * For a host sstd knows to speak SST, nothing needs to wait: the connection is up at once and
- * sstd pumps the app's socket itself.  So the app thread does it all inside connect(): one
- * CAPS question (skipped while this process's answer for the host is fresh), a socketpair,
- * CONNECT with one end, the other end swapped onto the app's fd.  No event thread, no filler,
- * no relay: the request leaves through sstd as soon as the app writes it. */
+ * For a port that answered through sstd before (TCP Fast Open's rule: 0-RTT only with proof
+ * from an earlier connection), nothing needs to wait: the connection is up at once and sstd
+ * pumps the app's socket itself.  So the app thread does it all inside connect(): the question
+ * (sstd's capability file, else one CAPS round trip), a socketpair, CONNECT with one end, the
+ * other end swapped onto the app's fd.  No event thread, no filler, no relay: the request
+ * leaves through sstd as soon as the app writes it.  Any other port goes the asynchronous way
+ * and is up when the peer answers, so a closed port is refused at connect().
+ *
+ * There is no per-process cache of these answers: a port that stops answering is dropped from
+ * sstd's file and CAPS at its first refusal, and a cached yes would hand this process's next
+ * connections to it over blind (each would read EOF instead of ECONNREFUSED). */
 
 #define CAPS_WAIT_MS 100     /* sstd answers CAPS from its cache at once; if not, go async */
-#define SST_HOSTS_MAX 16
-#define SST_HOST_TTL_NS (60 * 1000000000ull)   /* at most; less if sstd's answer expires sooner */
 
-static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    char key[80];            /* "ADDR:SST_PORT" as in CAPS */
-    uint64_t until_ns;
-} known[SST_HOSTS_MAX];
-
-static bool known_get(const char *key)
-{
-    uint64_t now = shim_now_ns();
-    bool hit = false;
-    pthread_mutex_lock(&known_lock);
-    for (int i = 0; i < SST_HOSTS_MAX && !hit; i++)
-        hit = known[i].until_ns > now && strcmp(known[i].key, key) == 0;
-    pthread_mutex_unlock(&known_lock);
-    return hit;
-}
-
-static void known_put(const char *key, uint64_t ttl_ns)
-{
-    uint64_t now = shim_now_ns();
-    int slot = 0;
-    pthread_mutex_lock(&known_lock);
-    for (int i = 0; i < SST_HOSTS_MAX; i++) {
-        if (strcmp(known[i].key, key) == 0) {
-            slot = i;
-            break;
-        }
-        if (known[i].until_ns < known[slot].until_ns)
-            slot = i;   /* the oldest or an expired one */
-    }
-    snprintf(known[slot].key, sizeof(known[slot].key), "%s", key);
-    known[slot].until_ns = now + ttl_ns;
-    pthread_mutex_unlock(&known_lock);
-}
-
-/* Asks CAPS on ctl and waits up to CAPS_WAIT_MS: does sstd know key speaks SST? */
-static bool caps_now(int ctl, const char *key)
+/* Asks "CAPS key port" on ctl and waits up to CAPS_WAIT_MS: did that port answer lately? */
+static bool caps_now(int ctl, const char *key, unsigned port)
 {
     char line[128], buf[REPLY_MAX];
     size_t len = 0;
-    snprintf(line, sizeof(line), "CAPS %s\n", key);
+    snprintf(line, sizeof(line), "CAPS %s %u\n", key, port);
     if (!send_line(ctl, line, -1))
         return false;
     for (;;) {
@@ -524,22 +496,9 @@ static bool caps_now(int ctl, const char *key)
         if (len >= sizeof(buf) - 1)
             return false;
     }
-    if (!strstr(buf, "\"sst\":\"sst\""))
-        return false;
-    const char *e = strstr(buf, "\"expires_in_s\":");
-    uint64_t ttl = SST_HOST_TTL_NS;
-    if (e) {
-        long s = strtol(e + 15, NULL, 10);
-        if (s >= 0 && (uint64_t)s * 1000000000ull < ttl)
-            ttl = (uint64_t)s * 1000000000ull;
-    }
-    known_put(key, ttl);
-    return true;
+    return strstr(buf, "\"sst\":\"sst\"") && strstr(buf, "\"port_answered\":true");
 }
 
-/* Is key listed in sstd's capability file next to its socket (docs/helper.md)?  Then it goes in
- * this process's cache too, and connect() needs no CAPS round trip to sstd.  Only a file of our
- * own user (or root's) counts: in a shared directory anyone else's could claim any host. */
 /* Whether sstd touched its capability file lately (from its keepalive: docs/helper.md).  A
  * stale file means an idle daemon -- or a frozen one, which would hold a connection handed to
  * it for as long as it is frozen: then CONNECT goes only after a CAPS answer. */
@@ -554,9 +513,12 @@ static bool capsfile_fresh(const char *sock_path)
     return now.tv_sec - st.st_mtim.tv_sec <= SST_HELPER_CAPS_FRESH_SEC;
 }
 
-static bool capsfile_has(const char *sock_path, const char *key)
+/* Are the host (key) and its port (pkey, "key/PORT") listed in sstd's capability file next to
+ * its socket (docs/helper.md)?  Then connect() needs no CAPS round trip to sstd.  Only a file
+ * of our own user (or root's) counts: in a shared directory anyone else's could claim any host. */
+static bool capsfile_has(const char *sock_path, const char *key, const char *pkey)
 {
-    char path[PATH_MAX], text[4096];
+    char path[PATH_MAX], text[16384];
     struct stat st;
     uint64_t expires, now;
     if (sst_helper_caps_path(path, sizeof(path), sock_path) < 0)
@@ -572,16 +534,15 @@ static bool capsfile_has(const char *sock_path, const char *key)
         return false;
     text[n] = '\0';
     now = shim_now_ns();
-    if (!sst_helper_caps_lookup(text, key, now, &expires))
+    if (!sst_helper_caps_lookup(text, key, now, &expires) || !sst_helper_caps_lookup(text, pkey, now, &expires))
         return false;
-    known_put(key, expires - now < SST_HOST_TTL_NS ? expires - now : SST_HOST_TTL_NS);
-    SHIM_DEBUG("%s is known to speak SST (sstd's capability file %s): no CAPS", key, path);
+    SHIM_DEBUG("%s is known to speak SST (sstd's capability file %s): no CAPS", pkey, path);
     return true;
 }
 
 int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    char host[64], key[80], line[192];
+    char host[64], key[80], pkey[88], line[192];
     unsigned port;
     const char *path = shim_helper_path();
     struct sockaddr_un un = { .sun_family = AF_UNIX };
@@ -590,6 +551,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
         return SHIM_HELPER_LATER;
     bool v6 = strchr(host, ':') != NULL;
     snprintf(key, sizeof(key), "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
+    snprintf(pkey, sizeof(pkey), "%s/%u", key, port);
     strcpy(un.sun_path, path);
 
     int ctl = shim_fd_own_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -600,9 +562,9 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     if (shim_real_connect(ctl, (struct sockaddr *)&un, sizeof(un)) < 0)
         goto out;   /* no daemon (or its backlog is full): the asynchronous path decides */
     bool fresh = capsfile_fresh(path);
-    if (!(fresh && (known_get(key) || capsfile_has(path, key))) && !caps_now(ctl, key)) {
+    if (!(fresh && capsfile_has(path, key, pkey)) && !caps_now(ctl, key, port)) {
         if (!fresh)
-            SHIM_DEBUG("%s: sstd's capability file is stale or missing and CAPS got no answer in time", key);
+            SHIM_DEBUG("%s: sstd's capability file is stale or missing and CAPS got no answer in time", pkey);
         goto out;
     }
     if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -618,10 +580,11 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
         goto out;
     /* sstd has the request and its end; it reads both before it sees this connection close,
      * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer
-     * is not awaited: a refusal reaches the app as a reset (ECONNRESET on its read), as with
-     * the asynchronous warm path. */
+     * is not awaited: that port answered before; if it refuses now (closed since), the app
+     * gets a reset (ECONNRESET on its read), and sstd drops the port so the next connect
+     * waits for the answer. */
     r = shim_conn_adopt(fd, sa, len, sv[0], &shim_transport_sst, "SST_PEERS match, warm helper");
-    SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s is known to speak SST", fd, key);
+    SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s answered before", fd, pkey);
 out:;
     int saved = errno;   /* connect()'s answer (EINPROGRESS) survives the closes */
     if (sv[0] >= 0)

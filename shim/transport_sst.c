@@ -78,6 +78,20 @@ static void warm_put(const struct sst_addr *peer, uint16_t port, sst_time_t now)
     w->expires = now + WARM_TTL;
 }
 
+/* A port that refused (closed since it answered): its next connect waits for the answer. */
+static void warm_del(const struct sst_addr *peer, uint16_t port)
+{
+    uint8_t key[21];
+    struct warm *w;
+    warm_key(key, peer, port);
+    HASH_FIND(hh, warm_cache, key, sizeof(key), w);
+    if (w) {
+        HASH_DEL(warm_cache, w);
+        free(w);
+        warm_count--;
+    }
+}
+
 /* ---- one connection ------------------------------------------------------------------------ */
 
 struct sconn {
@@ -118,7 +132,17 @@ static void drop_stream(struct sconn *sc, bool reset)
 static void pump_done(void *arg, int err)
 {
     struct shim_conn *c = arg;
+    struct sst_addr peer;
     c->pump_fd = -1;   /* closed by the pump */
+    /* A connection reported up at once (warm) that the peer then refused: the port closed
+     * since it last answered.  Forget it, so the next connect gets the refusal at connect()
+     * (ECONNREFUSED) instead of a connection that ends at once. */
+    if (err == ECONNREFUSED && warm_base != NULL &&
+        sst_addr_from_sockaddr(&peer, (const struct sockaddr *)&c->peer, c->peer_len) == 0) {
+        uint16_t port = peer.port;
+        peer.port = shim_cfg.port;
+        warm_del(&peer, port);
+    }
     shim_conn_done(c, err);
 }
 
