@@ -265,11 +265,16 @@ if want rate; then
   done
   # Through the shim: the same unmodified bench_tcp client under LD_PRELOAD in A, its server in B
   # behind sstd --forward 5203, across the namespace pair (veth, no delay); kernel TCP over the
-  # same veth for comparison.  sstd in A is warmed first, so its connections take the direct
-  # hand-off (docs/shim.md 6b).
+  # same veth for comparison.  sstd in A is warmed first, and one untimed connection to the
+  # measured port teaches it that 5203 answers, so the measured connections take the direct
+  # (0-RTT) hand-off (docs/shim.md 6b: only a port that answered before is handed over before
+  # the peer's answer; the first window of connections would otherwise wait for it).
   tcp_server 0.0.0.0 B
   shim_servers
   "$BUILD/sstctl" --socket "$LIB_TMP/sstd-a.sock" warm "$IP_B" >/dev/null 2>>"$OUT/stderr.log"
+  # shellcheck disable=SC2046
+  ip netns exec "$NS_A" env $(shim_env SST_HELPER="$LIB_TMP/sstd-a.sock") timeout 30 "$TCPB" client "$IP_B:5203" \
+    --rate 1 --size 1 --window 1 --timeout 20 >/dev/null 2>>"$OUT/stderr.log"
   for rep in $(seq 1 "$REPS"); do
     record rate "TCP connect/request/close, A to B over the veth" "$rep" \
       "$(in_a timeout 120 "$BUILD/tools/bench_tcp" client "$IP_B:5203" --rate "$RATE_N" --size 1 --window 64 --timeout 100)"

@@ -77,6 +77,7 @@ struct bridge {
     int sock;
     struct event *ev;                /* loopback connect completion */
     uint16_t port;                   /* the app's TCP port (the SST service) */
+    bool answered;                   /* the stream was answered OK (bridge_pump) */
 };
 
 atomic_int shim_server_live;
@@ -222,8 +223,10 @@ static void pend_remove(struct pend *p)
     pthread_mutex_unlock(&srv_lock);
 }
 
-/* Ends a bridge before its pump runs: the stream is reset toward the peer (as a TCP server
- * whose app is gone sends RST). */
+/* Ends a bridge before its pump runs.  The stream is not answered yet (answer-later listener):
+ * giving it back unanswered refuses it, so the peer's connect fails with ECONNREFUSED as a TCP
+ * client's does when nothing accepts; one that was answered (the pump could not start) or
+ * failed already is reset. */
 static void bridge_abort(struct bridge *b)
 {
     if (b->ev)
@@ -232,8 +235,9 @@ static void bridge_abort(struct bridge *b)
         shim_fd_close_own(b->sock);
     pend_remove(&b->pend);
     shim_engine_sync_time();
-    sst_stream_shutdown(b->s, SST_SHUT_RESET);
-    sst_stream_close(b->s);
+    if (b->answered)
+        sst_stream_shutdown(b->s, SST_SHUT_RESET);
+    sst_stream_close(b->s);   /* unanswered: refused (docs/api.md, answer later) */
     shim_engine_kick();
     free(b);
 }
@@ -277,6 +281,12 @@ static void bridge_pump(struct bridge *b)
         event_free(b->ev);
         b->ev = NULL;
     }
+    /* The app's listener took the connection: the stream is answered only now, so the peer
+     * sees its connect succeed only for a port that really accepts. */
+    shim_engine_sync_time();
+    (void)sst_stream_answer(b->s, true);
+    shim_engine_kick();
+    b->answered = true;
     int sock = b->sock;
     b->sock = -1;
     struct shim_spump *p = shim_spump_start(shim_ev_base(), sock, b->s, bridge_done, b);
@@ -359,8 +369,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     struct bridge *b = calloc(1, sizeof(*b));
     if (!b) {
         shim_engine_sync_time();
-        sst_stream_shutdown(s, SST_SHUT_RESET);
-        sst_stream_close(s);
+        sst_stream_close(s);   /* unanswered: refused */
         shim_engine_kick();
         return;
     }
@@ -456,6 +465,8 @@ static void srv_port_open(void *arg)
     p->port = port;
     shim_engine_sync_time();
     p->l = sst_listen(ctx, service, on_listener, p);
+    if (p->l)   /* answered once the loopback connect completed (bridge_pump) */
+        sst_listener_set_answer_later(p->l, true);
     shim_engine_kick();
     if (!p->l) {
         SHIM_WARN("SST_LISTEN: cannot listen for SST service %s", service);

@@ -172,4 +172,55 @@ assert_eq OK "${r[0]}" "in-process: 8080 while open"
 [ "${r[1]}" != OK ] || fail "in-process: 8080 after it closed succeeded"
 log "ok: in-process: the 0-RTT connection to the closed 8080 failed (${r[1]})"
 assert_eq ECONNREFUSED "${r[2]}" "in-process: the next connect to 8080"
+
+log "SST_LISTEN: a shimmed server whose listener stops accepting refuses over SST too"
+# shutdown() of a listening socket makes the kernel stop listening (connects get RST) while the
+# shim, which does not see it, still listens for SST streams to the port: the bridge's loopback
+# connect is refused.  Before: the stream was answered before that connect, so the client's
+# connect succeeded and then read EOF.
+mkfifo "$LIB_TMP/stop"
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_LISTEN=9090 SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/ksrv" \
+  SST_LOG=debug SST_LOG_FILE="$LIB_TMP/srv.log" /usr/bin/python3 -c "
+import socket, sys, threading
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('0.0.0.0', 9090))
+l.listen(16)
+def serve():
+    while True:
+        try:
+            c, _ = l.accept()
+        except OSError:
+            return
+        c.sendall(b'hi')
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+open(sys.argv[1]).read()
+l.shutdown(socket.SHUT_RDWR)
+open(sys.argv[1]).read()" "$LIB_TMP/stop"
+wait_for_port "$NS_B" 9090
+wait_for_port "$NS_B" 8662 udp
+lclient() {
+  in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/kcl" \
+    SST_LOG=debug SST_LOG_FILE="$LIB_TMP/lclient.log" /usr/bin/python3 -c "
+import socket, errno, sys
+s = socket.socket()
+s.settimeout(10)
+e = s.connect_ex(('$IP_B', int(sys.argv[1])))
+if e:
+    print(errno.errorcode[e])
+else:
+    try:
+        print('OK', s.recv(10).decode() or 'EOF')
+    except OSError as x:
+        print('OK', errno.errorcode[x.errno])" "$1"
+}
+assert_eq "OK hi" "$(lclient 9090)" "SST_LISTEN: open port"
+assert_eq ECONNREFUSED "$(lclient 9091)" "SST_LISTEN: port nothing listens on"
+echo stop >"$LIB_TMP/stop"
+poll_until 5 sh -c "! ip netns exec $NS_B ss -H -ltn 'sport = :9090' | grep -q ." || fail "9090 still listens"
+assert_eq ECONNREFUSED "$(lclient 9090)" "SST_LISTEN: port whose listener stopped"
+grep -q "SST_LISTEN: loopback connect to port 9090 failed: Connection refused" "$LIB_TMP/srv.log" ||
+  fail "the server's shim did not try the loopback connect"
+echo done >"$LIB_TMP/stop"
 log "PASS"
