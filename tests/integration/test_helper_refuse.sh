@@ -33,7 +33,7 @@ Server(("0.0.0.0", 8080), handler).serve_forever()' "$LIB_TMP/www" 2>/dev/null
   wait_for_port "$NS_B" 8080
 }
 http_up
-lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080,8081 \
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080,8081,8083 \
   --log info 2>"$LIB_TMP/b.log"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info 2>"$LIB_TMP/a.log"
 poll_until 5 test -S "$SA" || fail "no socket $SA"
@@ -80,6 +80,33 @@ assert_eq ECONNREFUSED "$(cat "$LIB_TMP/py")" "python connect_ex, closed port"
 grep -q "^$IP_B:8661/8081 " "$CAPS" && fail "the refused port is listed as answering"
 grep -q "gateway: local service .*>8081: Connection refused; refusing the stream" "$LIB_TMP/b.log" ||
   fail "B's gateway did not log the refusal"
+
+log "a local connect that hangs (full accept queue: the SYN is dropped) is refused after 10 s"
+# A listener on 8083 that never accepts, its queue (backlog 0) filled by a local connection.
+lib_bg in_b /usr/bin/python3 -c "
+import socket, time
+l = socket.socket()
+l.bind(('127.0.0.1', 8083))
+l.listen(0)
+held = []
+for _ in range(3):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(('127.0.0.1', 8083))
+    held.append(c)
+time.sleep(60)"
+wait_for_port "$NS_B" 8083
+sleep 0.3
+t0=$(date +%s.%N)
+shimmed /usr/bin/python3 -c "
+import socket, errno
+s = socket.socket()
+s.settimeout(30)
+print(errno.errorcode.get(s.connect_ex(('$IP_B', 8083)), 'OK'))" >"$LIB_TMP/hang" || fail "python failed"
+t1=$(date +%s.%N)
+assert_eq ECONNREFUSED "$(cat "$LIB_TMP/hang")" "connect to a port whose local connect hangs"
+assert_range 9.5 14 "$(echo "$t1 - $t0" | bc)" "seconds until the refusal"
+grep -q ">8083: Connection timed out; refusing the stream" "$LIB_TMP/b.log" || fail "B's gateway did not log the timeout"
 
 log "the open port stays 0-RTT: handed over inside connect(), one round trip (50 ms; two take >= 98)"
 best=999999
@@ -178,14 +205,10 @@ log "SST_LISTEN: a shimmed server whose listener stops accepting refuses over SS
 # connect is refused.  Before: the stream was answered before that connect, so the client's
 # connect succeeded and then read EOF.
 mkfifo "$LIB_TMP/stop"
-lib_bg in_b env LD_PRELOAD="$SHIM" SST_LISTEN=9090 SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/ksrv" \
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_LISTEN=9090,9092 SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/ksrv" \
   SST_LOG=debug SST_LOG_FILE="$LIB_TMP/srv.log" /usr/bin/python3 -c "
 import socket, sys, threading
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(('0.0.0.0', 9090))
-l.listen(16)
-def serve():
+def serve(l):
     while True:
         try:
             c, _ = l.accept()
@@ -193,7 +216,14 @@ def serve():
             return
         c.sendall(b'hi')
         c.close()
-threading.Thread(target=serve, daemon=True).start()
+ls = {}
+for port in (9090, 9092):
+    ls[port] = socket.socket()
+    ls[port].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls[port].bind(('0.0.0.0', port))
+    ls[port].listen(16)
+    threading.Thread(target=serve, args=(ls[port],), daemon=True).start()
+l = ls[9090]
 open(sys.argv[1]).read()
 l.shutdown(socket.SHUT_RDWR)
 open(sys.argv[1]).read()" "$LIB_TMP/stop"
@@ -215,6 +245,31 @@ else:
         print('OK', errno.errorcode[x.errno])" "$1"
 }
 assert_eq "OK hi" "$(lclient 9090)" "SST_LISTEN: open port"
+wait_for_port "$NS_B" 9092
+# One process, channel up after its first connection: a port that has not answered yet
+# (9092) is up only when the peer answers (one round trip, 50 ms); once it answered, connect()
+# returns at once (0-RTT) and the server's first bytes still take one round trip.
+in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/kcl" \
+  /usr/bin/python3 -c "
+import socket, time
+def one(port):
+    s = socket.socket()
+    t0 = time.monotonic()
+    s.connect(('$IP_B', port))
+    t1 = time.monotonic()
+    data = s.recv(10)
+    t2 = time.monotonic()
+    s.close()
+    assert data == b'hi', data
+    return int((t1 - t0) * 1000), int((t2 - t0) * 1000)
+one(9090)
+first = one(9092)
+w = [one(9092) for _ in range(3)]
+print(*first, min(c for c, r in w), min(r for c, r in w))" >"$LIB_TMP/lt" || fail "timing client failed"
+read -r c_new r_new c_warm r_warm <"$LIB_TMP/lt"
+assert_range 45 400 "$c_new" "SST_LISTEN: connect() ms, port not answered before (waits for the answer)"
+assert_range 0 20 "$c_warm" "SST_LISTEN: connect() ms, port that answered (0-RTT)"
+assert_range 45 95 "$r_warm" "SST_LISTEN: first bytes ms on the 0-RTT connection (one round trip)"
 assert_eq ECONNREFUSED "$(lclient 9091)" "SST_LISTEN: port nothing listens on"
 echo stop >"$LIB_TMP/stop"
 poll_until 5 sh -c "! ip netns exec $NS_B ss -H -ltn 'sport = :9090' | grep -q ." || fail "9090 still listens"

@@ -3,7 +3,9 @@
  * header encoding, JSON string escaping and sstctl's JSON reader. */
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 
 #include "../../helper/sstd.h"
@@ -198,6 +200,58 @@ START_TEST(test_capsfile_roundtrip)
 }
 END_TEST
 
+static bool file_text(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return true;
+}
+
+/* Ports that answered a hand-off are published as HOST/PORT lines for 10 minutes, the file is
+ * not rewritten for a renewal while more than half of that is left, and a refusal removes the
+ * line (docs/helper.md "Ports that answered"). */
+START_TEST(test_capsfile_ports)
+{
+    static struct sstd d;
+    char text[SSTD_CAPSFILE_MAX];
+    uint64_t exp = 0;
+    memset(&d, 0, sizeof d);
+    d.caps = sstd_caps_new();
+    ck_assert_ptr_nonnull(d.caps);
+    snprintf(d.opts.caps_file, sizeof d.opts.caps_file, "/tmp/test_helper_pure.%d.caps", (int)getpid());
+    sstd_caps_set(d.caps, "10.0.0.2:8661", SSTD_CAP_SST, "handshake completed", 0, SST_SEC(3600));
+    sstd_port_answered(&d, "10.0.0.2:8661/8080", SST_SEC(100));
+    ck_assert(file_text(d.opts.caps_file, text, sizeof text));
+    ck_assert(sst_helper_caps_lookup(text, "10.0.0.2:8661/8080", SST_SEC(101), &exp));
+    ck_assert_uint_eq(exp, SST_SEC(100 + SSTD_PORT_OK_SEC));
+    ck_assert(sst_helper_caps_lookup(text, "10.0.0.2:8661", SST_SEC(101), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.2:8661/8081", SST_SEC(101), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.2:8661/808", SST_SEC(101), &exp));
+    /* A renewal with most of the lifetime left changes nothing on disk. */
+    unlink(d.opts.caps_file);
+    sstd_port_answered(&d, "10.0.0.2:8661/8080", SST_SEC(200));
+    ck_assert(!file_text(d.opts.caps_file, text, sizeof text));
+    /* Past half of it: rewritten with the new expiry. */
+    sstd_port_answered(&d, "10.0.0.2:8661/8080", SST_SEC(100 + SSTD_PORT_OK_SEC / 2 + 1));
+    ck_assert(file_text(d.opts.caps_file, text, sizeof text));
+    ck_assert(sst_helper_caps_lookup(text, "10.0.0.2:8661/8080", SST_SEC(101), &exp));
+    ck_assert_uint_eq(exp, SST_SEC(100 + SSTD_PORT_OK_SEC / 2 + 1 + SSTD_PORT_OK_SEC));
+    /* Refused: gone from the file; refusing an unlisted port does not rewrite it. */
+    sstd_port_refused(&d, "10.0.0.2:8661/8080", SST_SEC(500));
+    ck_assert(file_text(d.opts.caps_file, text, sizeof text));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.2:8661/8080", SST_SEC(501), &exp));
+    ck_assert(sst_helper_caps_lookup(text, "10.0.0.2:8661", SST_SEC(501), &exp));
+    unlink(d.opts.caps_file);
+    sstd_port_refused(&d, "10.0.0.2:8661/8081", SST_SEC(500));
+    ck_assert(!file_text(d.opts.caps_file, text, sizeof text));
+    sstd_caps_free(d.caps);
+}
+END_TEST
+
 static unsigned count_cb_n;
 static void count_cb(void *arg, const char *host, enum sstd_cap cap, const char *reason, sst_time_t expires)
 {
@@ -295,6 +349,7 @@ int main(void)
     tcase_add_test(tc, test_caps_expiry);
     tcase_add_test(tc, test_caps_foreach_skips_expired);
     tcase_add_test(tc, test_capsfile_roundtrip);
+    tcase_add_test(tc, test_capsfile_ports);
     tcase_add_test(tc, test_proxy_v2_ipv4);
     tcase_add_test(tc, test_proxy_v2_mixed_is_ipv6);
     tcase_add_test(tc, test_json_escape_roundtrip);
