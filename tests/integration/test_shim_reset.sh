@@ -148,6 +148,39 @@ check() {
 }
 
 check "in-process engine" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off
+# The byte that arms a reset is written through the app's fd NUMBER, which the app may have
+# closed and reused meanwhile: it must never go into the unrelated socket now there (the app
+# keeps the connection through a dup, which then reads EOF: the documented fallback).
+log "in-process engine: a reset never writes into an unrelated socket that reuses the fd number"
+cat >"$LIB_TMP/reuse.py" <<'EOF2'
+import os, socket, sys, time
+s = socket.create_connection((sys.argv[1], 9000))
+n = s.fileno()
+d = os.dup(n)
+os.write(d, b"ACK 1000\n")
+got = 0
+while got < 1000:
+    got += len(os.read(d, 65536))
+s.close()                            # number n is free; d still holds the connection
+x, y = socket.socketpair()
+mine = x if x.fileno() == n else y if y.fileno() == n else None
+assert mine is not None, (n, x.fileno(), y.fileno())
+other = y if mine is x else x
+os.write(d, b"k")                    # the server resets now
+time.sleep(1)
+other.setblocking(False)
+try:
+    print("written-into-fd-%d:" % n, other.recv(10), end=" ")
+except BlockingIOError:
+    print("untouched", end=" ")
+try:
+    print(len(os.read(d, 10)))
+except ConnectionResetError:
+    print("ECONNRESET")
+EOF2
+got=$(run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off -- /usr/bin/python3 "$LIB_TMP/reuse.py" "$IP_B" 2>&1)
+[ "$got" = "untouched 0" ] || fail "fd number reused: got '$got', want 'untouched 0'"
+log "ok: $got"
 # The TCP fallback's pump (kernel TCP to the server): the server's RST itself.
 check "TCP fallback" "$NS_B" 127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off
 
@@ -198,6 +231,7 @@ log "ok: $got"
 # handed over inside connect() (sstd pumps the app's own socketpair end).  Before: EOF.
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka2" --log debug \
   2>"$LIB_TMP/sstd-a.log"
+SSTD_A=$LIB_BG_PID
 poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 log "sstd hand-off, relayed by the event thread (host not known yet): all bytes, then ECONNRESET"
 got=$(run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/relay.log" -- \
@@ -211,6 +245,23 @@ check "sstd hand-off inside connect()" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPE
 grep -q "handed to the helper inside connect()" "$LIB_TMP/now.log" ||
   fail "no connection was handed over inside connect(): $(tail -5 "$LIB_TMP/now.log")"
 grep -q "passed back to pid" "$LIB_TMP/sstd-a.log" || fail "sstd did not pass a failed stream back"
+# The event thread's direct hand-off (CAPS answered 'sst' after connect() gave up waiting 100 ms:
+# sstd stopped a moment, its capability file gone): sstd pumps the shim's own end of the app's
+# socketpair, and the reset is reported for the app's fd.
+log "sstd hand-off by the event thread, direct (sstd slow to answer CAPS): all bytes, then ECONNRESET"
+kill -STOP "$SSTD_A"
+rm -f "$LIB_TMP/a.caps"
+run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/direct.log" -- \
+  /usr/bin/python3 "$LIB_TMP/client.py" "$IP_B" ACK 300000 read >"$LIB_TMP/direct.out" 2>&1 &
+CLI=$!
+sleep 0.5
+kill -CONT "$SSTD_A"
+wait "$CLI" || fail "direct hand-off client: $(cat "$LIB_TMP/direct.out")"
+grep -q "helper pumps the app's socket itself" "$LIB_TMP/direct.log" ||
+  fail "not the direct hand-off: $(tail -5 "$LIB_TMP/direct.log")"
+got=$(cat "$LIB_TMP/direct.out")
+[ "$got" = "300000 ECONNRESET so_error=0" ] || fail "direct hand-off: got '$got', want '300000 ECONNRESET so_error=0'"
+log "ok: $got"
 # A port B's sstd does not forward, to a host known to speak SST: only a port that answered
 # before is handed over optimistically (docs/shim.md §6b), so this one is refused at connect()
 # as with kernel TCP.  The optimistic case (a port that answered, then closed) reads as
