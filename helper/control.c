@@ -441,15 +441,11 @@ static int sst_err_errno(int err)
     }
 }
 
-bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
-                             unsigned long long ino, int err)
+/* Sends one report; false if the connection does not take it now.  A partial write closes
+ * the connection (half a line would garble every later one; the shim opens another). */
+static bool send_reset(struct sstd_client *c, int fd, int app_fd, unsigned long long dev,
+                       unsigned long long ino, int err)
 {
-    struct sstd_client *c;
-    for (c = d->clients; c; c = c->next)
-        if (c->events && c->pid == pid && evbuffer_get_length(c->out) == 0)
-            break;
-    if (!c)
-        return false;
     char line[128];
     int len = snprintf(line, sizeof line, "RESET %d %llu %llu %d\n", app_fd, dev, ino, sst_err_errno(err));
     struct iovec iov = { .iov_base = line, .iov_len = (size_t)len };
@@ -468,14 +464,115 @@ bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsi
     if (n == len)
         return true;
     if (n > 0) {
-        /* Half a line would garble every later one: this connection is done (the shim opens
-         * another); the descriptor went along, so the shim closes it and the app reads EOF. */
-        SSTD_WARN("event connection of pid %d: short write; closing it", (int)pid);
+        SSTD_WARN("event connection of pid %d: short write; closing it", (int)c->pid);
         client_free(c);
         return true;
     }
-    SSTD_DEBUG("event connection of pid %d: %s; the client reads EOF", (int)pid, strerror(errno));
+    SSTD_DEBUG("event connection of pid %d: %s; the client reads EOF", (int)c->pid, strerror(errno));
     return false;
+}
+
+/* The event connection of pid (NULL: none).  *busy: it has a reply still queued (the answer to
+ * EVENTS itself, flushed from the loop), and a report now could land inside it. */
+static struct sstd_client *events_client(struct sstd *d, pid_t pid, bool *busy)
+{
+    for (struct sstd_client *c = d->clients; c; c = c->next) {
+        if (c->events && c->pid == pid) {
+            *busy = evbuffer_get_length(c->out) > 0;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* A report whose process has no event connection yet (or one still flushing a reply).  Its shim
+ * dials one (and says EVENTS) before its first CONNECT, but sstd may read that CONNECT first,
+ * and a stream can fail within a round trip (a refused port).  So the report waits for it, with
+ * a duplicate of our end, at most HELD_WAIT of the daemon's clock and HELD_MAX reports; then the
+ * end closes (EOF).  A process without a shim's event connection (an older shim sends no RESET
+ * words: nothing is held for it) costs a second of a descriptor at most. */
+#define HELD_MAX 64
+#define HELD_WAIT SST_SEC(1)
+#define HELD_POLL_US 10000
+
+struct sstd_held_reset {
+    struct sstd_held_reset *next;
+    pid_t pid;
+    int fd, app_fd, err;
+    unsigned long long dev, ino;
+    sst_time_t until;
+};
+
+static void held_free(struct sstd *d, struct sstd_held_reset **pp)
+{
+    struct sstd_held_reset *h = *pp;
+    *pp = h->next;
+    close(h->fd);
+    free(h);
+    d->nheld--;
+}
+
+/* Delivers what can go now, drops what waited too long; polls again while any is left. */
+static void held_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct sstd *d = arg;
+    sst_time_t now = sstd_now(d);
+    (void)fd, (void)what;
+    for (struct sstd_held_reset **pp = &d->held; *pp;) {
+        struct sstd_held_reset *h = *pp;
+        bool busy = false;
+        struct sstd_client *c = events_client(d, h->pid, &busy);
+        if (c && !busy) {
+            send_reset(c, h->fd, h->app_fd, h->dev, h->ino, h->err);
+            held_free(d, pp);
+        } else if (now >= h->until) {
+            SSTD_DEBUG("pid %d has no event connection: its client reads EOF", (int)h->pid);
+            held_free(d, pp);
+        } else {
+            pp = &h->next;
+        }
+    }
+    if (d->held) {
+        struct timeval tv = { 0, HELD_POLL_US };
+        evtimer_add(d->held_ev, &tv);
+    }
+}
+
+static bool held_add(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
+                     unsigned long long ino, int err)
+{
+    if (d->nheld >= HELD_MAX || (!d->held_ev && !(d->held_ev = evtimer_new(d->base, held_poll, d))))
+        return false;
+    struct sstd_held_reset *h = calloc(1, sizeof *h);
+    if (!h)
+        return false;
+    h->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (h->fd < 0) {
+        free(h);
+        return false;
+    }
+    h->pid = pid;
+    h->app_fd = app_fd;
+    h->dev = dev;
+    h->ino = ino;
+    h->err = err;
+    h->until = sstd_now(d) + HELD_WAIT;
+    h->next = d->held;
+    d->held = h;
+    d->nheld++;
+    struct timeval tv = { 0, HELD_POLL_US };
+    evtimer_add(d->held_ev, &tv);
+    return true;
+}
+
+bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
+                             unsigned long long ino, int err)
+{
+    bool busy = false;
+    struct sstd_client *c = events_client(d, pid, &busy);
+    if (!c || busy)
+        return held_add(d, pid, fd, app_fd, dev, ino, err);   /* delivered when it can go */
+    return send_reset(c, fd, app_fd, dev, ino, err);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
@@ -750,6 +847,12 @@ int sstd_control_open(struct sstd *d)
 
 void sstd_control_close(struct sstd *d)
 {
+    while (d->held)
+        held_free(d, &d->held);
+    if (d->held_ev) {
+        event_free(d->held_ev);
+        d->held_ev = NULL;
+    }
     while (d->clients)
         client_free(d->clients);
     if (d->accept_resume) {

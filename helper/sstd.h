@@ -175,6 +175,9 @@ struct sstd {
     struct event *listen_ev;
     struct event *accept_resume;    /* control.c: accepting paused for want of descriptors */
     unsigned accept_paused;         /* pauses in the current episode */
+    struct sstd_held_reset *held;   /* control.c: resets waiting for their event connection */
+    unsigned nheld;
+    struct event *held_ev;
     struct event *sig_term, *sig_int, *stop_timer;
     bool stopping;
     int exit_code;
@@ -215,8 +218,9 @@ void sstd_control_close(struct sstd *d);
 /* A hand-off stream failed (the peer reset it, refused it, the channel died): passes the
  * pump's end of the client's socketpair, fd, to the event connection of process pid (EVENTS),
  * with "RESET app_fd dev ino errno", so that its shim makes the app's read fail with
- * ECONNRESET (docs/helper.md "Resets").  Never blocks or queues: false (the caller closes fd,
- * the app reads EOF) when pid has no event connection or it does not take the message now. */
+ * ECONNRESET (docs/helper.md "Resets").  Never blocks: false (the app reads EOF) when pid's
+ * event connection does not take the message now.  When pid has none yet, a duplicate of fd
+ * waits for it a moment (bounded).  The caller closes its fd either way. */
 bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
                              unsigned long long ino, int err);
 void sstd_client_reply(struct sstd_client *c, struct evbuffer *json);

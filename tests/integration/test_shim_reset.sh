@@ -245,6 +245,38 @@ check "sstd hand-off inside connect()" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPE
 grep -q "handed to the helper inside connect()" "$LIB_TMP/now.log" ||
   fail "no connection was handed over inside connect(): $(tail -5 "$LIB_TMP/now.log")"
 grep -q "passed back to pid" "$LIB_TMP/sstd-a.log" || fail "sstd did not pass a failed stream back"
+# The protocol itself, without the shim (docs/helper.md "Resets"): a client whose event
+# connection says EVENTS only 300 ms after its CONNECT (sstd may read the CONNECT first, and
+# a refusal comes within a round trip): the report waits for it, then comes with sstd's end;
+# writing one byte into that end from the app's end and closing it fails the app's read.
+log "sstd: a reset waits for the client's event connection, then comes with sstd's end"
+got=$(in_a timeout 10 /usr/bin/python3 -c "
+import os, socket, time
+app, end = socket.socketpair()
+st = os.fstat(app.fileno())
+ctl = socket.socket(socket.AF_UNIX); ctl.connect('$LIB_TMP/a.sock')
+socket.send_fds(ctl, [b'CONNECT $IP_B 9001 RESET %d %d %d\\n' % (app.fileno(), st.st_dev, st.st_ino)], [end.fileno()])
+end.close()
+time.sleep(0.3)
+ev = socket.socket(socket.AF_UNIX); ev.connect('$LIB_TMP/a.sock')
+ev.sendall(b'EVENTS\\n')
+ev.settimeout(5)
+buf, fds = b'', []
+while b'RESET' not in buf or not buf.endswith(b'\\n'):
+    msg, f, _, _ = socket.recv_fds(ev, 1024, 4)
+    if not msg:
+        break
+    buf += msg; fds += f
+line = [l for l in buf.decode().splitlines() if l.startswith('RESET')]
+w = line[0].split() if line else []
+ok = len(fds) == 1 and w[1:4] == [str(app.fileno()), str(st.st_dev), str(st.st_ino)] and w[4] == '111'
+app.send(b'x'); os.close(fds[0]) if fds else None
+try:
+    print('read', len(app.recv(10)), ok)
+except ConnectionResetError:
+    print('ECONNRESET', ok)" 2>&1)
+[ "$got" = "ECONNRESET True" ] || fail "protocol: got '$got', want 'ECONNRESET True' (a RESET line naming our fd, errno 111, with one descriptor)"
+log "ok: $got"
 # The event thread's direct hand-off (CAPS answered 'sst' after connect() gave up waiting 100 ms:
 # sstd stopped a moment, its capability file gone): sstd pumps the shim's own end of the app's
 # socketpair, and the reset is reported for the app's fd.
