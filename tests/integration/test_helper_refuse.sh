@@ -277,4 +277,22 @@ assert_eq ECONNREFUSED "$(lclient 9090)" "SST_LISTEN: port whose listener stoppe
 grep -q "SST_LISTEN: loopback connect to port 9090 failed: Connection refused" "$LIB_TMP/srv.log" ||
   fail "the server's shim did not try the loopback connect"
 echo done >"$LIB_TMP/stop"
+
+log "auto mode, TCP allowed: a port sstd does not forward but kernel TCP serves works (fallback)"
+# Before, such a port of a host known to speak SST was handed to sstd inside connect(), reported
+# up, and then closed: the TCP service behind it was unreachable under the shim.
+lib_allow_tcp
+lib_bg in_b /usr/bin/python3 -m http.server --bind 0.0.0.0 --directory "$LIB_TMP/www" 8084 >/dev/null 2>&1
+wait_for_port "$NS_B" 8084
+auto() {
+  in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=auto SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/kshim" \
+    SST_LOG=info SST_LOG_FILE="$LIB_TMP/auto.log" "$@"
+}
+rc=0; auto curl -sS -m 10 -o "$LIB_TMP/body" "http://$IP_B:8084/tiny" 2>/dev/null || rc=$?
+assert_eq 0 "$rc" "auto curl exit, TCP-only port 8084"
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/body" || fail "body over the TCP fallback differs"
+grep -q "falling back to TCP: SST peer has no service on this port" "$LIB_TMP/auto.log" ||
+  fail "the connection did not go the SST way first: $(cat "$LIB_TMP/auto.log")"
+rc=0; auto curl -sS -m 10 -o /dev/null "http://$IP_B:8081/tiny" 2>/dev/null || rc=$?
+assert_eq 7 "$rc" "auto curl exit, port closed for SST and TCP"
 log "PASS"
