@@ -223,6 +223,7 @@ static void update_bw(struct sst_cc *cc, const struct sst_rate_sample *rs)
     }
     if (rs->valid && (!rs->app_limited || rs->bw >= sst_bbr_bw(cc)))
         sst_bbr_maxfilt_update(&b->bw, SST_BBR_BW_WIN_ROUNDS, b->round_count, rs->bw);
+    b->path_bw = SST_MAX(b->path_bw, sst_bbr_bw(cc));
 }
 
 /* PROBE_BW phases last one min RTT; the probing phase also waits until it has actually put
@@ -414,6 +415,15 @@ static void update_loss_bound(struct sst_cc *cc, const struct sst_rate_sample *r
             cut = true;
         }
         b->queued = queue_stood(cc, &b->round);
+        /* Judged only on rounds that end in a cruise phase: those follow our own 0.75 drain,
+         * so a lone BBR has no queue left there, with random loss or without; a queue that
+         * stands then is a competitor's. */
+        if (b->mode != SST_BBR_PROBE_BW)
+            b->competing = false;
+        else if (b->cycle_idx >= 2) {
+            b->competing = b->queued;
+            b->queued_rtt = b->round.min_rtt;
+        }
         losswin_reset(&b->round, cc->in_flight);
         if (!cut)
             raise_inflight_hi(cc, b->queued);
@@ -551,6 +561,23 @@ static void set_cwnd(struct sst_cc *cc, const struct sst_rate_sample *rs)
     }
     if (cwnd > b->inflight_hi)
         cwnd = SST_MAX(b->inflight_hi, min_cwnd(cc));
+    /* Cruising next to a competitor that keeps a queue standing (a loss-based flow filling the
+     * buffer): 1.25 BDP instead of 2.  With 2 BDP, every 1.25 probe raised our delivery rate
+     * at the competitor's expense, the max filter kept it, and the cruise that followed
+     * stood on a bigger share of the queue (the v1 ratchet: 67-80% against CUBIC in the
+     * simulator, 100 Mbit/s x 50 ms, 1-BDP buffer).  At 1.25 the window binds once the queue
+     * passes a quarter of min RTT, so the probe's gain drains back to the competitor; a cap at
+     * 1 BDP binds at any queue and starved BBR (23% of 10-30 s there, as delay-based senders
+     * starve next to loss-based ones).  The probe phases keep the 2 BDP window.  Floor: half
+     * the largest bandwidth this connection has measured, at the standing RTT, so a flow that
+     * had the path to itself is not pushed below half of it (if the path gets slower for good,
+     * the floor only weakens the cap, back towards v1). */
+    if (b->competing && b->mode == SST_BBR_PROBE_BW && b->cycle_idx >= 2) {
+        uint64_t half = (uint64_t)((double)b->path_bw * (double)b->queued_rtt / 2e9);
+        uint64_t cap = SST_MAX(sst_bbr_target_inflight(cc, SST_BBR_COMPETE_GAIN),
+                               SST_MAX(half, min_cwnd(cc)));
+        cwnd = SST_MIN(cwnd, cap);
+    }
     cc->cwnd = cwnd;
     if (b->mode == SST_BBR_PROBE_RTT)
         cc->cwnd = SST_MIN(cc->cwnd, min_cwnd(cc));

@@ -61,6 +61,7 @@ enum sst_bbr_mode {
 #define SST_BBR_LOSS_MIN_PKTS 8
 #define SST_BBR_QUEUE_FRAC 0.25
 #define SST_BBR_BETA 0.7
+#define SST_BBR_COMPETE_GAIN 1.25         /* cruise window while a competitor's queue stands */
 
 extern const double sst_bbr_pacing_gain[SST_BBR_CYCLE_LEN];
 
@@ -85,6 +86,9 @@ struct sst_cc_bbr {
     bool packet_conservation;     /* first round of a recovery period */
     bool recovery_entered;        /* on_congestion opened a period; applied at the next sample */
     bool queued;                  /* the last completed round kept a standing queue */
+    bool competing;               /* the last round that ended in a cruise phase kept one */
+    uint64_t path_bw;             /* largest bandwidth estimate so far, bytes/s */
+    sst_time_t queued_rtt;        /* smallest RTT sample of the last competing round */
     uint64_t prior_cwnd;          /* cwnd before recovery / PROBE_RTT, restored after */
     /* ack aggregation */
     uint64_t extra_acked[2];      /* max excess delivered, over two alternating windows */

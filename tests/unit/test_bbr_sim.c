@@ -160,15 +160,15 @@ struct run {
 
 /* Unlimited bulk from a to b through a `queue`-byte buffer, measured between t0 and t1; loss on
  * the forward direction only. */
-static struct run run_one(enum sst_cc_algo cc, size_t queue, double loss, uint64_t seed,
-                          sst_time_t t0, sst_time_t t1)
+static struct run run_one_at(uint64_t rate, enum sst_cc_algo cc, size_t queue, double loss,
+                             uint64_t seed, sst_time_t t0, sst_time_t t1)
 {
     struct sim *s = new_sim(seed);
     struct ep a, b;
     ep_init(&a, s, 1, cc, true);
     ep_init(&b, s, 2, cc, false);
-    struct sim_link_params fwd = link_params(RATE, queue, loss);
-    struct sim_link_params rev = link_params(RATE, BDP_BYTES, 0);
+    struct sim_link_params fwd = link_params(rate, queue, loss);
+    struct sim_link_params rev = link_params(rate, (size_t)(rate / 8 * 2 * ONE_WAY / SST_SEC(1)), 0);
     struct sim_link *l;
     ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &fwd, &rev, &l, NULL), 0);
     struct qprobe q = { .sim = s, .link = l, .until = t1 };
@@ -196,6 +196,12 @@ static struct run run_one(enum sst_cc_algo cc, size_t queue, double loss, uint64
     sim_host_free(b.sh);
     sim_free(s);
     return r;
+}
+
+static struct run run_one(enum sst_cc_algo cc, size_t queue, double loss, uint64_t seed,
+                          sst_time_t t0, sst_time_t t1)
+{
+    return run_one_at(RATE, cc, queue, loss, seed, t0, t1);
 }
 
 static void print_run(const char *what, enum sst_cc_algo cc, const struct run *r)
@@ -527,6 +533,49 @@ START_TEST(test_bbr_stream_100mbit_one_percent_loss)
 }
 END_TEST
 
+/* The orders the bench's pair really meets (100 Mbit/s x 50 ms, 1-BDP queue).  CUBIC joining
+ * half a second after BBR leaves slow start in BBR's STARTUP queue at a fraction of the BDP, as
+ * the kernel's HyStart does in scripts/bench.sh "fair"; CUBIC first, BBR joining at 3 s.  Before
+ * the competitor cap (cc_bbr.c set_cwnd) BBR's probes ratcheted its share up while CUBIC's
+ * queue stood: 66.8% of 10.5-30.5 s and 75.3% of 13-33 s. */
+START_TEST(test_bbr_with_cubic_100mbit_either_order)
+{
+    double util;
+    size_t maxq;
+    double s1 = run_two_at(100000000ull, SST_CC_BBR, SST_CC_CUBIC, 47, SST_MS(500), SST_MS(10500),
+                           SST_MS(30500), &util, &maxq);
+    printf("100M cubic joins at 0.5 s, 10.5-30.5 s: bbr %.1f%% cubic %.1f%%, utilisation %.1f%%\n",
+           100 * s1, 100 * (1 - s1), 100 * util);
+    ck_assert(s1 >= 0.35 && s1 <= 0.60);
+    ck_assert(util >= 0.90);
+    double s2 = run_two_at(100000000ull, SST_CC_CUBIC, SST_CC_BBR, 48, SST_SEC(3), SST_SEC(13),
+                           SST_SEC(33), &util, &maxq);
+    printf("100M bbr joins at 3 s, 13-33 s: cubic %.1f%% bbr %.1f%%, utilisation %.1f%%\n",
+           100 * s2, 100 * (1 - s2), 100 * util);
+    ck_assert(1 - s2 >= 0.35 && 1 - s2 <= 0.60);
+    ck_assert(util >= 0.90);
+}
+END_TEST
+
+/* A lone BBR at 100 Mbit/s x 50 ms, 1-BDP queue, keeps its rate under random loss: the
+ * competitor cap must not mistake its own probe queue for a competitor's (a cap keyed to any
+ * round with a standing queue cost 40% of the rate at 1% loss on the bench's link). */
+START_TEST(test_bbr_alone_random_loss_100mbit)
+{
+    const uint64_t rate = 100000000ull;
+    const size_t bdp = 625000;
+    struct run r0 = run_one_at(rate, SST_CC_BBR, bdp, 0, 49, SST_SEC(3), SST_SEC(20));
+    struct run r1 = run_one_at(rate, SST_CC_BBR, bdp, 0.01, 49, SST_SEC(3), SST_SEC(20));
+    struct run r5 = run_one_at(rate, SST_CC_BBR, bdp, 0.05, 49, SST_SEC(3), SST_SEC(20));
+    printf("100M alone: lossless %.1f, 1%% loss %.1f, 5%% loss %.1f Mbit/s\n", r0.goodput_bps / 1e6,
+           r1.goodput_bps / 1e6, r5.goodput_bps / 1e6);
+    ck_assert(r0.goodput_bps >= 0.90 * (double)rate);
+    ck_assert(r1.goodput_bps >= 0.95 * r0.goodput_bps);
+    ck_assert(r5.goodput_bps >= 0.85 * r0.goodput_bps);
+    ck_assert_uint_gt(r1.lost, r1.sent / 200);     /* the loss was real */
+}
+END_TEST
+
 static Suite *bbr_sim_suite(void)
 {
     Suite *s = suite_create("bbr_sim");
@@ -538,6 +587,8 @@ static Suite *bbr_sim_suite(void)
     tcase_add_test(tc, test_bbr_two_flows_share);
     tcase_add_test(tc, test_bbr_with_cubic);
     tcase_add_test(tc, test_bbr_with_cubic_together);
+    tcase_add_test(tc, test_bbr_with_cubic_100mbit_either_order);
+    tcase_add_test(tc, test_bbr_alone_random_loss_100mbit);
     tcase_add_test(tc, test_bbr_stream_100mbit_one_percent_loss);
     suite_add_tcase(s, tc);
     return s;

@@ -568,6 +568,65 @@ START_TEST(test_bbr_loss_bound_reno_while_queued)
 }
 END_TEST
 
+/* A queue that stands through a round ending in a cruise phase (after our own 0.75 drain) is a
+ * competitor's: the cruise window drops from 2 BDP to 1.25 BDP + quanta, the probe keeps its
+ * 2 BDP, and the cap goes once a cruise round sees the minimum RTT again.  A lone flow with a
+ * loss every round (random loss) never counts as competing. */
+START_TEST(test_bbr_competitor_queue_caps_cruise)
+{
+    struct drv d;
+    drv_init(&d);
+    drv_to_probe_bw(&d);
+    for (int i = 0; i < 3 * SST_BBR_CYCLE_LEN; i++) {
+        drv_round(&d, BW, RTT, BDP, MSS, d.cc.bbr.pacing_gain > 1 ? BDP + BDP / 4 : BDP);
+        ck_assert(!d.cc.bbr.competing);
+    }
+    ck_assert_uint_ge(d.cc.cwnd, 2 * BDP);
+    ck_assert_uint_eq(d.cc.bbr.inflight_hi, UINT64_MAX);
+
+    int capped = 0, probed = 0;
+    for (int i = 0; i < 3 * SST_BBR_CYCLE_LEN; i++) {
+        drv_round(&d, BW, RTT + RTT / 2, BDP, 0, 2 * BDP);
+        if (d.cc.bbr.cycle_idx >= 2) {
+            ck_assert(d.cc.bbr.competing);
+            ck_assert_uint_le(d.cc.cwnd, sst_bbr_target_inflight(&d.cc, SST_BBR_COMPETE_GAIN));
+            ck_assert_uint_ge(d.cc.cwnd, BDP + BDP / 4);
+            capped++;
+        } else if (d.cc.bbr.cycle_idx == 0) {
+            ck_assert_uint_gt(d.cc.cwnd, sst_bbr_target_inflight(&d.cc, SST_BBR_COMPETE_GAIN));
+            probed++;
+        }
+    }
+    ck_assert_int_ge(capped, 2 * (SST_BBR_CYCLE_LEN - 2));
+    ck_assert_int_ge(probed, 2);
+    ck_assert_uint_eq(d.cc.bbr.stat_loss_rounds, 0);   /* no loss: the loss bound played no part */
+
+    /* The competitor is gone: the first cruise round at the minimum RTT lifts the cap. */
+    while (d.cc.bbr.cycle_idx < 2)
+        drv_round(&d, BW, RTT + RTT / 2, BDP, 0, 2 * BDP);
+    drv_round(&d, BW, RTT, BDP, 0, BDP);
+    while (d.cc.bbr.cycle_idx < 2)
+        drv_round(&d, BW, RTT, BDP, 0, BDP);
+    ck_assert(!d.cc.bbr.competing);
+    drv_round(&d, BW, RTT, BDP, 0, BDP);
+    ck_assert_uint_ge(d.cc.cwnd, 2 * BDP);
+
+    /* The competitor comes back and takes three quarters: once the filter has forgotten the old
+     * rate, 1.25 x our BDP would be 0.31 BDP, but the cap never asks for less than half of the
+     * path we measured (BW) at the standing RTT: 0.75 BDP. */
+    uint64_t half = (uint64_t)((double)BW * (double)(RTT + RTT / 2) / 2e9);
+    for (int i = 0; i < 3 * SST_BBR_CYCLE_LEN; i++) {
+        drv_round(&d, BW / 4, RTT + RTT / 2, BDP / 4, 0, BDP);
+        if (i >= SST_BBR_BW_WIN_ROUNDS + 2 && d.cc.bbr.cycle_idx >= 2) {
+            ck_assert(d.cc.bbr.competing);
+            ck_assert_uint_lt(sst_bbr_bw(&d.cc), BW / 2);
+            ck_assert_uint_ge(d.cc.cwnd, half);
+            ck_assert_uint_le(d.cc.cwnd, half + MSS);
+        }
+    }
+}
+END_TEST
+
 /* Through sst_recovery: per-packet records carry the delivery snapshot and each ack produces
  * one rate sample.  20 packets go out 1 ms apart; every ack (of a pair, 50 ms after sending)
  * releases two more, so from the second flight on the path delivers 20 packets per 50 ms. */
@@ -624,6 +683,7 @@ static Suite *bbr_suite(void)
     tcase_add_test(tc, test_bbr_small_control_flow_keeps_floors);
     tcase_add_test(tc, test_bbr_loss_bound);
     tcase_add_test(tc, test_bbr_loss_bound_reno_while_queued);
+    tcase_add_test(tc, test_bbr_competitor_queue_caps_cruise);
     tcase_add_test(tc, test_bbr_via_recovery_rate_sample);
     suite_add_tcase(s, tc);
     return s;
