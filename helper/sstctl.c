@@ -19,7 +19,7 @@ static void usage(FILE *f)
           "  status [--json]     channels, their statistics, and the capability cache\n"
           "  ping HOST [COUNT]   round-trip time over SST (opens the channel if needed)\n"
           "  warm HOST           open a channel now and keep it warm for the idle period\n"
-          "  caps HOST           what the capability cache knows about HOST\n"
+          "  caps HOST [PORT]    what the capability cache knows about HOST (and whether PORT answered)\n"
           "  forget HOST         remove HOST's pinned key from known_hosts\n"
           "HOST is a numeric address, optionally with :port (default: the daemon's UDP port).\n"
           "Add --json to any command for the daemon's JSON reply.\n",
@@ -140,6 +140,11 @@ static void print_reply(const char *cmd, const struct jv *r)
         printf("%s: %s", jv_str(r, "host", "?"), jv_str(r, "sst", "?"));
         if (strcmp(jv_str(r, "sst", ""), "unknown") != 0)
             printf(" (%s; expires in %.0f s)", jv_str(r, "reason", ""), jv_num(r, "expires_in_s", 0));
+        const struct jv *pa = jv_get(r, "port_answered");
+        if (pa && jv_bool(r, "port_answered"))
+            printf("; port %.0f answered (0-RTT for %.0f s)", jv_num(r, "port", 0), jv_num(r, "port_expires_in_s", 0));
+        else if (pa)
+            printf("; port %.0f has not answered lately (connections wait for the answer)", jv_num(r, "port", 0));
         printf("\n");
     } else if (strcmp(cmd, "forget") == 0) {
         printf("%s: removed %.0f pin(s)\n", jv_str(r, "host", "?"), jv_num(r, "removed", 0));
@@ -184,7 +189,7 @@ int main(int argc, char **argv)
     }
     static const struct { const char *name, *req; unsigned min, max; } cmds[] = {
         { "status", "STATUS", 0, 0 }, { "ping", "PING", 1, 2 }, { "warm", "WARM", 1, 1 },
-        { "caps", "CAPS", 1, 1 },     { "forget", "FORGET", 1, 1 },
+        { "caps", "CAPS", 1, 2 },     { "forget", "FORGET", 1, 1 },
     };
     size_t k = 0;
     while (k < SST_ARRAY_LEN(cmds) && strcmp(cmds[k].name, cmd) != 0)

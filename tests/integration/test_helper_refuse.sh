@@ -78,6 +78,11 @@ s = socket.socket()
 print(errno.errorcode.get(s.connect_ex(('$IP_B', 8081)), 'OK'))" >"$LIB_TMP/py" || fail "python failed"
 assert_eq ECONNREFUSED "$(cat "$LIB_TMP/py")" "python connect_ex, closed port"
 grep -q "^$IP_B:8661/8081 " "$CAPS" && fail "the refused port is listed as answering"
+"$BUILD/sstctl" --socket "$SA" caps "$IP_B" 8080 >"$LIB_TMP/c80" || fail "sstctl caps failed"
+grep -q "^$IP_B:8661: sst (.*); port 8080 answered (0-RTT for [0-9]* s)$" "$LIB_TMP/c80" || fail "sstctl caps 8080: $(cat "$LIB_TMP/c80")"
+"$BUILD/sstctl" --socket "$SA" caps "$IP_B" 8081 >"$LIB_TMP/c81" || fail "sstctl caps failed"
+grep -q "port 8081 has not answered lately" "$LIB_TMP/c81" || fail "sstctl caps 8081: $(cat "$LIB_TMP/c81")"
+log "ok: sstctl caps: $(cat "$LIB_TMP/c80") / $(cat "$LIB_TMP/c81")"
 grep -q "gateway: local service .*>8081: Connection refused; refusing the stream" "$LIB_TMP/b.log" ||
   fail "B's gateway did not log the refusal"
 
