@@ -127,6 +127,21 @@ for i in 1 2 3 4 5; do
 done
 assert_range 48 95 "$best" "best warm GET ms"
 
+log "IPv6: the same rule with [fd77::2] keys"
+in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP6_B" SST_MODE=strict SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/kshim" \
+  curl -sS -g -m 10 -o "$LIB_TMP/body" "http://[$IP6_B]:8080/tiny" || fail "IPv6 GET failed"
+cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/body" || fail "IPv6 body differs"
+poll_until 5 grep -q "^\[$IP6_B\]:8661/8080 [0-9]*$" "$CAPS" || fail "capability file does not list [$IP6_B]:8661/8080: $(cat "$CAPS")"
+lines=$(wc -l <"$LIB_TMP/shim.log")
+in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP6_B" SST_MODE=strict SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/kshim" \
+  SST_LOG=debug SST_LOG_FILE="$LIB_TMP/shim.log" curl -sS -g -m 10 -o "$LIB_TMP/body" "http://[$IP6_B]:8080/tiny" ||
+  fail "second IPv6 GET failed"
+tail -n +"$((lines + 1))" "$LIB_TMP/shim.log" | grep -q "handed to the helper inside connect(): \[$IP6_B\]:8661/8080 answered before" ||
+  fail "the second IPv6 GET was not handed over inside connect()"
+rc=0; in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP6_B" SST_MODE=strict SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/kshim" \
+  curl -sS -g -m 10 -o /dev/null "http://[$IP6_B]:8081/tiny" 2>/dev/null || rc=$?
+assert_eq 7 "$rc" "IPv6 curl exit, closed port 8081"
+
 log "the port closes after it answered: the 0-RTT connect cannot know, the next one is refused"
 kill "$HTTP_PID"; wait "$HTTP_PID" 2>/dev/null
 poll_until 5 sh -c "! ip netns exec $NS_B ss -H -ltn 'sport = :8080' | grep -q ." || fail "http.server still listens"
