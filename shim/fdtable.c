@@ -236,6 +236,19 @@ bool shim_fd_survives_image(int fd, bool at_exec)
     return fl >= 0 && !(fl & FD_CLOEXEC);
 }
 
+size_t shim_fd_reserve_readable(int fd, size_t max, bool *eof)
+{
+    int queued = 0;
+    /* The shutdown first, then the queue: a queue looked at after the shutdown is final. */
+    bool shut = shim_fd_poll_now(fd, POLLRDHUP) & (POLLRDHUP | POLLHUP);
+    if (ioctl(fd, SIOCINQ, &queued) < 0 || queued <= 1) {
+        *eof = shut;
+        return 0;
+    }
+    *eof = false;
+    return (size_t)queued - 1 < max ? (size_t)queued - 1 : max;
+}
+
 bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end)
 {
     int queued = 0;

@@ -126,6 +126,13 @@ static inline short shim_fd_poll_now(int fd, short events)
  * written).  False when it cannot be done (the app shut its write side, the number is closed
  * or reused): the close is then a clean EOF.  The caller closes pump_end afterwards. */
 bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end);
+/* After the app's shutdown(SHUT_WR) on a connection a pump of this process reads, the shutdown
+ * hook queues one byte behind the app's data (hook_sockopt.c): the pump must leave it unread,
+ * since it is what still lets a reset reach the app (shim_reset_arm: a write from the app's end
+ * is refused once it is shut).  How many bytes of fd's queue are the app's data, at most max;
+ * 0 with *eof once only that byte is left and the app's writing is shut (its EOF); 0 without
+ * *eof while the shutdown itself is still to come (a moment: the hook makes both calls). */
+size_t shim_fd_reserve_readable(int fd, size_t max, bool *eof);
 /* Whether fd outlives the end of this process image: none at exit, at exec those without
  * FD_CLOEXEC. */
 bool shim_fd_survives_image(int fd, bool at_exec);

@@ -100,6 +100,8 @@ static void hc_up(struct hconn *h)
     }
     /* sstd reports a stream's error on our end of the relay pair as a reset: passed on. */
     shim_pump_on_error(p, shim_conn_reset_app);
+    shim_pump_reserve(p, &c->wr_reserve);
+    atomic_store(&c->pumped_here, true);
 }
 
 /* The daemon is gone or broken before it carried anything: the in-process engine takes over. */

@@ -207,6 +207,17 @@ SHIM_EXPORT int shutdown(int fd, int how)
         errno = ENOTCONN;
         return -1;
     }
-    /* The pump maps it: our end reads EOF (SHUT_WR) and shuts the transport's sending side. */
+    /* The pump maps it: our end reads EOF (SHUT_WR) and shuts the transport's sending side.
+     * Once the app's end is shut for writing, nothing can be written from it any more, and
+     * that write is what makes a later reset reach the app (shim_reset_arm): so first one byte
+     * goes behind the app's data, which the pump leaves queued (shim_fd_reserve_readable) --
+     * only where a pump of this process reads the app's end (sstd would take it for data). */
+    if ((how == SHUT_WR || how == SHUT_RDWR) && atomic_load(&c->pumped_here) &&
+        !atomic_exchange(&c->wr_reserve, true)) {
+        int saved = errno;
+        if (send(fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+            atomic_store(&c->wr_reserve, false);   /* full or already shut: a plain EOF */
+        errno = saved;
+    }
     return shim_real_shutdown(fd, how);
 }

@@ -35,6 +35,8 @@ struct shim_pump {
     struct event *hup_timer;   /* polls for the app's full close after its half-close */
     shim_pump_done_fn done;
     shim_pump_error_fn on_error;
+    const atomic_bool *reserve;   /* set: the last byte of the app end's queue is not data */
+    bool failed;                  /* the network side failed: on_error armed a reset */
     void *arg;
 };
 
@@ -53,6 +55,7 @@ static void net_failed(struct shim_pump *p, int err)
     }
     if (p->on_error)
         p->on_error(p->arg, p->app_fd, err);
+    p->failed = true;
     finish(p, err);
 }
 
@@ -63,6 +66,11 @@ static void finish(struct shim_pump *p, int err)
         event_free(p->d[i].wev);
     }
     event_free(p->hup_timer);
+    if (!p->failed && p->reserve && atomic_load(p->reserve)) {
+        char b;
+        ssize_t r = recv(p->app_fd, &b, 1, MSG_DONTWAIT);   /* a clean end: no reset for the app */
+        (void)r;
+    }
     /* A plain close of the network socket: the kernel still sends what is queued, then FIN. */
     shim_fd_close_own(p->net_fd);
     shim_fd_close_own(p->app_fd);
@@ -142,8 +150,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct shim_pump *p = arg;
     int which = fd == p->app_fd ? UP : DOWN;
     struct dir *d = &p->d[which];
+    size_t want = sizeof(d->buf);
+    bool reserved_eof = false;
 
-    ssize_t n = recv(fd, d->buf, sizeof(d->buf), MSG_DONTWAIT);
+    if (which == UP && p->reserve && atomic_load(p->reserve)) {
+        want = shim_fd_reserve_readable(fd, want, &reserved_eof);
+        if (want == 0 && !reserved_eof)
+            return;                   /* the app's shutdown is right behind its byte */
+    }
+    ssize_t n = reserved_eof ? 0 : recv(fd, d->buf, want, MSG_DONTWAIT);
     if (n > 0) {
         if (d->discard)
             return;
@@ -181,6 +196,11 @@ static void on_hup_timer(evutil_socket_t fd, short what, void *arg)
         finish(p, 0);
     else
         event_add(p->hup_timer, &tv);
+}
+
+void shim_pump_reserve(struct shim_pump *p, const atomic_bool *flag)
+{
+    p->reserve = flag;
 }
 
 void shim_pump_on_error(struct shim_pump *p, shim_pump_error_fn fn)

@@ -169,6 +169,8 @@ static void sconn_up(struct sconn *sc)
     }
     shim_spump_abort_on_close(p, &c->linger0);
     shim_spump_on_error(p, shim_conn_reset_app);
+    shim_spump_reserve(p, &c->wr_reserve);
+    atomic_store(&c->pumped_here, true);
     SHIM_DEBUG("connection carried over SST");
 }
 

@@ -57,6 +57,8 @@ void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
         return;
     }
     shim_pump_on_error(p, shim_conn_reset_app);   /* the peer's RST: ECONNRESET for the app */
+    shim_pump_reserve(p, &c->wr_reserve);
+    atomic_store(&c->pumped_here, true);
 }
 
 int shim_tcp_connect_result(int sock)

@@ -68,6 +68,8 @@ import select, socket, sys
 host, mode, n, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 s = socket.create_connection((host, 9000))
 s.sendall(f"{mode} {n}\n".encode())
+if how == "shutwr":
+    s.shutdown(socket.SHUT_WR)       # the request is complete (nc -N style)
 got = 0
 if mode == "ACK":
     while got < n:
@@ -112,6 +114,23 @@ run() {
     "${envs[@]}" "$@"
 }
 
+# check_shutwr WHAT NS HOST ENV...: a client that shut its writing after the request (nc -N,
+# python's shutdown(SHUT_WR)) still reads a reset as ECONNRESET, and a plain close as EOF with
+# SO_ERROR 0 (no false reset).  Before, nothing could be written from its shut end any more: EOF.
+check_shutwr() {
+  local what=$1 ns=$2 host=$3
+  shift 3
+  local got
+  log "$what: after the app's shutdown(SHUT_WR): a reset still reads as ECONNRESET"
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" RST 200000 shutwr 2>&1)
+  [[ $got =~ ^[0-9]+\ ECONNRESET\ so_error=0$ ]] ||
+    fail "$what: SHUT_WR, then a reset: got '$got', want ECONNRESET"
+  log "ok: $got"
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" FIN 300000 shutwr 2>&1)
+  [ "$got" = "300000 EOF so_error=0" ] || fail "$what: SHUT_WR, then a plain close: got '$got', want '300000 EOF so_error=0'"
+  log "ok: $got"
+}
+
 # check WHAT PATH-ENV...: the same cases over one path.
 check() {
   local what=$1 ns=$2 host=$3
@@ -148,6 +167,7 @@ check() {
 }
 
 check "in-process engine" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off
+check_shutwr "in-process engine" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off
 # The byte that arms a reset is written through the app's fd NUMBER, which the app may have
 # closed and reused meanwhile: it must never go into the unrelated socket now there (the app
 # keeps the connection through a dup, which then reads EOF: the documented fallback).
@@ -183,6 +203,7 @@ got=$(run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off -- /usr/bin/python3 "$L
 log "ok: $got"
 # The TCP fallback's pump (kernel TCP to the server): the server's RST itself.
 check "TCP fallback" "$NS_B" 127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off
+check_shutwr "TCP fallback" "$NS_B" 127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off
 
 # The server side (SST_LISTEN): a shimmed client's abortive close (SO_LINGER {1, 0}: the
 # client's engine resets the stream) reaches the shimmed server's accepted socket as RST; a

@@ -25,6 +25,12 @@ void shim_engine_sync_time(void) { simctx_node_enter(&node_a); }
 void shim_engine_kick(void) { simctx_node_leave(&node_a); }
 int shim_sst_errno(int err) { return err == SST_ERR_RESET ? ECONNRESET : ECONNABORTED; }
 void shim_fd_close_own(int fd) { close(fd); }
+size_t shim_fd_reserve_readable(int fd, size_t max, bool *eof)
+{
+    (void)fd;
+    *eof = false;
+    return max;   /* no reserve flag is set in these tests */
+}
 
 static struct event_base *base;
 static int local_fd, peer_fd;     /* the pump's end, the application's end */
