@@ -245,7 +245,8 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     atomic_init(&c->unconnected, false);
     atomic_init(&c->reset_armed, false);
     atomic_init(&c->pumped_here, false);
-    atomic_init(&c->wr_reserve, false);
+    atomic_init(&c->rsv.on, false);
+    atomic_init(&c->rsv.reading, false);
     c->family = sa->sa_family;
     memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
     c->peer_len = len;

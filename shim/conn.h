@@ -36,7 +36,7 @@ struct shim_conn {
     atomic_bool unconnected;    /* a connect() reported the failure: the next one retries */
     atomic_bool linger0;        /* SO_LINGER {1, 0}: the app's last close resets the connection */
     atomic_bool pumped_here;    /* a pump of this process reads the app's end (not sstd) */
-    atomic_bool wr_reserve;     /* the app's shutdown(SHUT_WR) queued one byte behind its data
+    struct shim_reserve rsv;    /* the app's shutdown(SHUT_WR) queued one byte behind its data
                                    that the pump leaves unread (shim_fd_reserve_readable) */
     atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's
                                    ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel */

@@ -133,6 +133,26 @@ bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end);
  * 0 with *eof once only that byte is left and the app's writing is shut (its EOF); 0 without
  * *eof while the shutdown itself is still to come (a moment: the hook makes both calls). */
 size_t shim_fd_reserve_readable(int fd, size_t max, bool *eof);
+/* The handshake between the shutdown hook (an app thread: sets `on`, then queues the byte) and
+ * the pump (the event thread: looks at `on`, then reads).  Without it a pump that looked just
+ * before the hook set `on` would read the byte with the app's data and send it to the peer.
+ * Dekker-style with sequentially consistent atomics: the pump raises `reading` before it looks
+ * at `on` and lowers it after its recv; the hook raises `on`, then waits for `reading` to drop
+ * before it queues the byte.  So either the pump sees `on` (and leaves the last byte), or its
+ * recv ends before the byte is there. */
+struct shim_reserve {
+    atomic_bool on;        /* the app's writing is shut and its last queued byte is not data */
+    atomic_bool reading;   /* the pump is between looking at `on` and the end of its recv */
+};
+static inline bool shim_reserve_enter(struct shim_reserve *r)
+{
+    atomic_store(&r->reading, true);
+    return atomic_load(&r->on);
+}
+static inline void shim_reserve_leave(struct shim_reserve *r)
+{
+    atomic_store(&r->reading, false);
+}
 /* Whether fd outlives the end of this process image: none at exit, at exec those without
  * FD_CLOEXEC. */
 bool shim_fd_survives_image(int fd, bool at_exec);

@@ -86,6 +86,8 @@ static void hc_up(struct hconn *h)
 {
     struct shim_conn *c = h->c;
     h->up = true;
+    /* Before the app can see the connection up: its shutdown hook must know at once. */
+    atomic_store(&c->pumped_here, true);
     shim_conn_up(c, NULL, 0);
     int near = h->near;
     h->near = -1;
@@ -100,8 +102,7 @@ static void hc_up(struct hconn *h)
     }
     /* sstd reports a stream's error on our end of the relay pair as a reset: passed on. */
     shim_pump_on_error(p, shim_conn_reset_app);
-    shim_pump_reserve(p, &c->wr_reserve);
-    atomic_store(&c->pumped_here, true);
+    shim_pump_reserve(p, &c->rsv);
 }
 
 /* The daemon is gone or broken before it carried anything: the in-process engine takes over. */

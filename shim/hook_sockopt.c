@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -213,10 +214,12 @@ SHIM_EXPORT int shutdown(int fd, int how)
      * goes behind the app's data, which the pump leaves queued (shim_fd_reserve_readable) --
      * only where a pump of this process reads the app's end (sstd would take it for data). */
     if ((how == SHUT_WR || how == SHUT_RDWR) && atomic_load(&c->pumped_here) &&
-        !atomic_exchange(&c->wr_reserve, true)) {
+        !atomic_exchange(&c->rsv.on, true)) {
         int saved = errno;
+        while (atomic_load(&c->rsv.reading))
+            sched_yield();   /* a recv of the pump that looked before `on`: a few us */
         if (send(fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
-            atomic_store(&c->wr_reserve, false);   /* full or already shut: a plain EOF */
+            atomic_store(&c->rsv.on, false);   /* full or already shut: a plain EOF */
         errno = saved;
     }
     return shim_real_shutdown(fd, how);

@@ -35,7 +35,7 @@ struct shim_pump {
     struct event *hup_timer;   /* polls for the app's full close after its half-close */
     shim_pump_done_fn done;
     shim_pump_error_fn on_error;
-    const atomic_bool *reserve;   /* set: the last byte of the app end's queue is not data */
+    struct shim_reserve *reserve; /* on: the last byte of the app end's queue is not data */
     bool failed;                  /* the network side failed: on_error armed a reset */
     void *arg;
 };
@@ -66,7 +66,7 @@ static void finish(struct shim_pump *p, int err)
         event_free(p->d[i].wev);
     }
     event_free(p->hup_timer);
-    if (!p->failed && p->reserve && atomic_load(p->reserve)) {
+    if (!p->failed && p->reserve && atomic_load(&p->reserve->on)) {
         char b;
         ssize_t r = recv(p->app_fd, &b, 1, MSG_DONTWAIT);   /* a clean end: no reset for the app */
         (void)r;
@@ -153,12 +153,17 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     size_t want = sizeof(d->buf);
     bool reserved_eof = false;
 
-    if (which == UP && p->reserve && atomic_load(p->reserve)) {
+    struct shim_reserve *rsv = which == UP ? p->reserve : NULL;
+    if (rsv && shim_reserve_enter(rsv)) {
         want = shim_fd_reserve_readable(fd, want, &reserved_eof);
-        if (want == 0 && !reserved_eof)
+        if (want == 0 && !reserved_eof) {
+            shim_reserve_leave(rsv);
             return;                   /* the app's shutdown is right behind its byte */
+        }
     }
     ssize_t n = reserved_eof ? 0 : recv(fd, d->buf, want, MSG_DONTWAIT);
+    if (rsv)
+        shim_reserve_leave(rsv);
     if (n > 0) {
         if (d->discard)
             return;
@@ -198,7 +203,7 @@ static void on_hup_timer(evutil_socket_t fd, short what, void *arg)
         event_add(p->hup_timer, &tv);
 }
 
-void shim_pump_reserve(struct shim_pump *p, const atomic_bool *flag)
+void shim_pump_reserve(struct shim_pump *p, struct shim_reserve *flag)
 {
     p->reserve = flag;
 }

@@ -26,6 +26,7 @@ struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_f
 typedef void (*shim_pump_error_fn)(void *arg, int app_fd, int err);
 void shim_pump_on_error(struct shim_pump *p, shim_pump_error_fn fn);
 /* As shim_spump_reserve: after the app's shutdown(SHUT_WR) the last queued byte is not data. */
-void shim_pump_reserve(struct shim_pump *p, const atomic_bool *flag);
+struct shim_reserve;
+void shim_pump_reserve(struct shim_pump *p, struct shim_reserve *flag);
 
 #endif

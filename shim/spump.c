@@ -26,7 +26,7 @@ struct shim_spump {
     bool fd_eof, net_eof;
     bool discard;                    /* the app shut its read side: what arrives is dropped */
     const atomic_bool *abort_flag;   /* set: the app's close is abortive (SO_LINGER 0) */
-    const atomic_bool *reserve;      /* set: the last byte of the app end's queue is not data */
+    struct shim_reserve *reserve;    /* on: the last byte of the app end's queue is not data */
     bool (*exit_wait)(void *arg);    /* true: the exit drain waits for the app end's EOF */
     shim_spump_error_fn on_error;    /* told of a stream error before fd closes */
     struct event *ev_rd, *ev_wr;
@@ -63,7 +63,7 @@ static void spump_finish(struct shim_spump *p, int err, bool reset)
     /* err without reset: the stream failed (the peer's reset, a dead channel), not the app. */
     if (err && !reset && p->on_error)
         p->on_error(p->arg, p->fd, err);
-    if (!err && !reset && p->reserve && atomic_load(p->reserve)) {
+    if (!err && !reset && p->reserve && atomic_load(&p->reserve->on)) {
         char b;
         ssize_t r = recv(p->fd, &b, 1, MSG_DONTWAIT);   /* a clean end: no reset for the app */
         (void)r;
@@ -141,12 +141,16 @@ static void fd_readable(struct shim_spump *p, int fd)
 {
     size_t want = sizeof(p->to_net);
     bool reserved_eof = false;
-    if (p->reserve && atomic_load(p->reserve)) {
+    if (p->reserve && shim_reserve_enter(p->reserve)) {
         want = shim_fd_reserve_readable(fd, want, &reserved_eof);
-        if (want == 0 && !reserved_eof)
+        if (want == 0 && !reserved_eof) {
+            shim_reserve_leave(p->reserve);
             return;                      /* the app's shutdown is right behind its byte */
+        }
     }
     ssize_t n = reserved_eof ? 0 : recv(fd, p->to_net, want, MSG_DONTWAIT);
+    if (p->reserve)
+        shim_reserve_leave(p->reserve);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             spump_end(p, errno, true);
@@ -305,7 +309,7 @@ void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag)
     p->abort_flag = flag;
 }
 
-void shim_spump_reserve(struct shim_spump *p, const atomic_bool *flag)
+void shim_spump_reserve(struct shim_spump *p, struct shim_reserve *flag)
 {
     p->reserve = flag;
 }

@@ -36,7 +36,8 @@ void shim_spump_on_error(struct shim_spump *p, shim_spump_error_fn fn);
 /* flag (outlives the pump) set: the app shut its writing and one byte it did not write stays
  * queued behind its data (shim_fd_reserve_readable); an orderly end drains it, so that the app
  * sees a clean end, and an error end leaves it, so that the close is a reset. */
-void shim_spump_reserve(struct shim_spump *p, const atomic_bool *flag);
+struct shim_reserve;
+void shim_spump_reserve(struct shim_spump *p, struct shim_reserve *flag);
 
 /* The exit drain also waits for this pump while accepted(arg) is true and the app end has not
  * ended yet: for an fd whose close is not seen at once (a TCP socket's FIN waits behind the

@@ -155,6 +155,8 @@ static void sconn_up(struct sconn *sc)
     tcp_race_stop(sc);
     c->tr_state = NULL;
     free(sc);
+    /* Before the app can see the connection up: its shutdown hook must know at once. */
+    atomic_store(&c->pumped_here, true);
     shim_conn_up(c, NULL, 0);
     struct shim_spump *p = shim_spump_start(base, c->pump_fd, s, pump_done, c);
     if (!p) {
@@ -169,8 +171,7 @@ static void sconn_up(struct sconn *sc)
     }
     shim_spump_abort_on_close(p, &c->linger0);
     shim_spump_on_error(p, shim_conn_reset_app);
-    shim_spump_reserve(p, &c->wr_reserve);
-    atomic_store(&c->pumped_here, true);
+    shim_spump_reserve(p, &c->rsv);
     SHIM_DEBUG("connection carried over SST");
 }
 

@@ -46,6 +46,8 @@ void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
     if (getsockname(sock, (struct sockaddr *)&local, &ll) < 0)
         ll = 0;
     c->net_fd = sock;
+    /* Before the app can see the connection up: its shutdown hook must know at once. */
+    atomic_store(&c->pumped_here, true);
     shim_conn_up(c, ll ? (struct sockaddr *)&local : NULL, ll);
     int app = c->pump_fd;
     struct shim_pump *p = shim_pump_start(base, app, sock, pump_done, c);
@@ -57,8 +59,7 @@ void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
         return;
     }
     shim_pump_on_error(p, shim_conn_reset_app);   /* the peer's RST: ECONNRESET for the app */
-    shim_pump_reserve(p, &c->wr_reserve);
-    atomic_store(&c->pumped_here, true);
+    shim_pump_reserve(p, &c->rsv);
 }
 
 int shim_tcp_connect_result(int sock)
