@@ -244,7 +244,7 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     atomic_init(&c->err_pending, false);
     atomic_init(&c->unconnected, false);
     atomic_init(&c->reset_armed, false);
-    atomic_init(&c->pumped_here, false);
+    atomic_init(&c->pumped_by, 0);
     atomic_init(&c->rsv.on, false);
     atomic_init(&c->rsv.reading, false);
     c->family = sa->sa_family;

@@ -35,7 +35,7 @@ struct shim_conn {
     atomic_bool conn_reported;  /* a connect() already returned 0: the next says EISCONN */
     atomic_bool unconnected;    /* a connect() reported the failure: the next one retries */
     atomic_bool linger0;        /* SO_LINGER {1, 0}: the app's last close resets the connection */
-    atomic_bool pumped_here;    /* a pump of this process reads the app's end (not sstd) */
+    atomic_int pumped_by;       /* the process whose pump reads the app's end (not sstd), or 0 */
     struct shim_reserve rsv;    /* the app's shutdown(SHUT_WR) queued one byte behind its data
                                    that the pump leaves unread (shim_fd_reserve_readable) */
     atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's

@@ -87,7 +87,7 @@ static void hc_up(struct hconn *h)
     struct shim_conn *c = h->c;
     h->up = true;
     /* Before the app can see the connection up: its shutdown hook must know at once. */
-    atomic_store(&c->pumped_here, true);
+    atomic_store(&c->pumped_by, (int)getpid());
     shim_conn_up(c, NULL, 0);
     int near = h->near;
     h->near = -1;

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "evthread.h"
@@ -213,7 +214,9 @@ SHIM_EXPORT int shutdown(int fd, int how)
      * that write is what makes a later reset reach the app (shim_reset_arm): so first one byte
      * goes behind the app's data, which the pump leaves queued (shim_fd_reserve_readable) --
      * only where a pump of this process reads the app's end (sstd would take it for data). */
-    if ((how == SHUT_WR || how == SHUT_RDWR) && atomic_load(&c->pumped_here) &&
+    /* Not in a forked child that inherited the fd: the parent's pump, which reads it, would
+     * not see the flag (another copy of our memory) and send the byte to the peer. */
+    if ((how == SHUT_WR || how == SHUT_RDWR) && atomic_load(&c->pumped_by) == (int)getpid() &&
         !atomic_exchange(&c->rsv.on, true)) {
         int saved = errno;
         while (atomic_load(&c->rsv.reading))

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uthash.h>
 
 #include "channel.h"
@@ -156,7 +157,7 @@ static void sconn_up(struct sconn *sc)
     c->tr_state = NULL;
     free(sc);
     /* Before the app can see the connection up: its shutdown hook must know at once. */
-    atomic_store(&c->pumped_here, true);
+    atomic_store(&c->pumped_by, (int)getpid());
     shim_conn_up(c, NULL, 0);
     struct shim_spump *p = shim_spump_start(base, c->pump_fd, s, pump_done, c);
     if (!p) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "fdtable.h"
@@ -47,7 +48,7 @@ void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
         ll = 0;
     c->net_fd = sock;
     /* Before the app can see the connection up: its shutdown hook must know at once. */
-    atomic_store(&c->pumped_here, true);
+    atomic_store(&c->pumped_by, (int)getpid());
     shim_conn_up(c, ll ? (struct sockaddr *)&local : NULL, ll);
     int app = c->pump_fd;
     struct shim_pump *p = shim_pump_start(base, app, sock, pump_done, c);

@@ -45,6 +45,11 @@ def serve(c):
         time.sleep(0.3)
         reset(c)
         return
+    if line[0] == "CNT":                  # counts what follows the line, until EOF
+        n = len(f.read())
+        c.sendall(str(n).encode())
+        c.close()
+        return
     n = int(line[1])
     c.sendall((BODY * (n // len(BODY) + 1))[:n])
     if line[0] == "ACK":
@@ -129,6 +134,20 @@ check_shutwr() {
   got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 "$LIB_TMP/client.py" "$host" FIN 300000 shutwr 2>&1)
   [ "$got" = "300000 EOF so_error=0" ] || fail "$what: SHUT_WR, then a plain close: got '$got', want '300000 EOF so_error=0'"
   log "ok: $got"
+  # The byte is queued only by the process whose pump reads the socket: a forked child that
+  # shuts the inherited socket must not (the parent's pump would send it as data).
+  got=$(run "$ns" "$host" "$@" -- /usr/bin/python3 -c "
+import os, socket
+s = socket.create_connection(('$host', 9000))
+s.sendall(b'CNT\\n' + b'x' * 1000)
+pid = os.fork()
+if pid == 0:
+    s.shutdown(socket.SHUT_WR)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(s.recv(100).decode())" 2>&1)
+  [ "$got" = 1000 ] || fail "$what: SHUT_WR by a forked child: the server counted '$got' bytes, want 1000"
+  log "ok: a forked child's SHUT_WR: the server got exactly the 1000 bytes"
 }
 
 # check WHAT PATH-ENV...: the same cases over one path.
