@@ -285,6 +285,25 @@ check "sstd hand-off inside connect()" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPE
 grep -q "handed to the helper inside connect()" "$LIB_TMP/now.log" ||
   fail "no connection was handed over inside connect(): $(tail -5 "$LIB_TMP/now.log")"
 grep -q "passed back to pid" "$LIB_TMP/sstd-a.log" || fail "sstd did not pass a failed stream back"
+# A hand-off inside connect() now starts the event thread (for the event connection), whose
+# exec drain must still leave sstd's connections alone: a connection that survives an exec is
+# pumped by sstd and keeps working in the new image (docs/shim.md §5's workaround).
+log "sstd hand-off: a connection survives an exec and still writes and reads"
+cat >"$LIB_TMP/after_exec.py" <<'EOF2'
+import os
+os.write(3, b"FIN 100000\n")
+n = 0
+while True:
+    b = os.read(3, 65536)
+    if not b:
+        break
+    n += len(b)
+print(n)
+EOF2
+got=$(run "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" -- \
+  bash -c "exec 3<>/dev/tcp/$IP_B/9000; exec /usr/bin/python3 $LIB_TMP/after_exec.py" 2>&1)
+[ "$got" = 100000 ] || fail "exec with a connection sstd carries: got '$got', want 100000"
+log "ok: $got bytes after the exec"
 # The protocol itself, without the shim (docs/helper.md "Resets"): a client whose event
 # connection says EVENTS only 300 ms after its CONNECT (sstd may read the CONNECT first, and
 # a refusal comes within a round trip): the report waits for it, then comes with sstd's end;
