@@ -421,7 +421,7 @@ static void update_loss_bound(struct sst_cc *cc, const struct sst_rate_sample *r
         if (b->mode != SST_BBR_PROBE_BW)
             b->competing = false;
         else if (b->cycle_idx >= 2) {
-            b->competing = b->queued;
+            b->competing = b->queued && b->round.min_rtt >= b->min_rtt + SST_BBR_COMPETE_MIN_QUEUE;
             b->queued_rtt = b->round.min_rtt;
         }
         losswin_reset(&b->round, cc->in_flight);

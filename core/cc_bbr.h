@@ -62,6 +62,10 @@ enum sst_bbr_mode {
 #define SST_BBR_QUEUE_FRAC 0.25
 #define SST_BBR_BETA 0.7
 #define SST_BBR_COMPETE_GAIN 1.25         /* cruise window while a competitor's queue stands */
+/* ... a queue of at least this much delay, besides the 1/4 min RTT: on a path of a few tens of
+ * microseconds (a veth, a LAN) the receiver's own batching and the scheduler stand that fraction
+ * of a queue all the time, with no competitor in sight. */
+#define SST_BBR_COMPETE_MIN_QUEUE SST_MS(2)
 
 extern const double sst_bbr_pacing_gain[SST_BBR_CYCLE_LEN];
 

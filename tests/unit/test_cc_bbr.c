@@ -627,6 +627,40 @@ START_TEST(test_bbr_competitor_queue_caps_cruise)
 }
 END_TEST
 
+/* On a path of tens of microseconds (a veth: min RTT 40 us) the round's smallest RTT stays
+ * many times the minimum with nobody else there -- the receiver's batching and the scheduler
+ * queue that much -- so a fraction of min RTT alone is no sign of a competitor: the cruise
+ * keeps its window (the cap took a bare-veth BBR from 5.6 to 3.1 Gbit/s in the bench).  A
+ * queue of a few milliseconds on the same path is one. */
+START_TEST(test_bbr_short_path_queue_is_not_competition)
+{
+    enum { FAST = 625000000 };                 /* 5 Gbit/s in bytes/s */
+    const sst_time_t rtt = SST_US(40);
+    const uint64_t bdp = (uint64_t)FAST * rtt / SST_SEC(1);   /* 25 000 bytes */
+    struct drv d;
+    drv_init(&d);
+    for (int i = 0; i < 40 && d.cc.bbr.mode != SST_BBR_PROBE_BW; i++)
+        drv_round(&d, FAST, rtt, bdp, 0, d.cc.bbr.mode == SST_BBR_DRAIN ? bdp : 2 * bdp);
+    ck_assert_int_eq(d.cc.bbr.mode, SST_BBR_PROBE_BW);
+    /* In flight: more than any target (quanta included), so the probe phases end on time. */
+    const uint64_t full = 1000000;
+    int cruise = 0;
+    for (int i = 0; i < 3 * SST_BBR_CYCLE_LEN; i++) {
+        drv_round(&d, FAST, 10 * rtt, bdp, 0, full);   /* 0.4 ms rounds: 10x the minimum */
+        ck_assert(d.cc.bbr.queued);
+        ck_assert(!d.cc.bbr.competing);
+        cruise += d.cc.bbr.cycle_idx >= 2;
+    }
+    ck_assert_int_ge(cruise, 2 * (SST_BBR_CYCLE_LEN - 2));
+    int capped = 0;
+    for (int i = 0; i < 3 * SST_BBR_CYCLE_LEN; i++) {
+        drv_round(&d, FAST, rtt + SST_MS(3), bdp, 0, full);
+        capped += d.cc.bbr.competing && d.cc.bbr.cycle_idx >= 2;
+    }
+    ck_assert_int_ge(capped, 2 * (SST_BBR_CYCLE_LEN - 2));
+}
+END_TEST
+
 /* Through sst_recovery: per-packet records carry the delivery snapshot and each ack produces
  * one rate sample.  20 packets go out 1 ms apart; every ack (of a pair, 50 ms after sending)
  * releases two more, so from the second flight on the path delivers 20 packets per 50 ms. */
@@ -684,6 +718,7 @@ static Suite *bbr_suite(void)
     tcase_add_test(tc, test_bbr_loss_bound);
     tcase_add_test(tc, test_bbr_loss_bound_reno_while_queued);
     tcase_add_test(tc, test_bbr_competitor_queue_caps_cruise);
+    tcase_add_test(tc, test_bbr_short_path_queue_is_not_competition);
     tcase_add_test(tc, test_bbr_via_recovery_rate_sample);
     suite_add_tcase(s, tc);
     return s;
