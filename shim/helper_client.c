@@ -573,14 +573,14 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto out;
     /* sv[0] goes onto fd: a failure of the stream comes back over the event connection
-     * (dialled here, before the CONNECT, once per process; served by the event thread) as a
-     * reset for fd. */
+     * (once per process, served by the event thread) as a reset for fd.  It is set up after
+     * the CONNECT and off this thread: the request goes first. */
     char words[80];
-    shim_helper_events_want(false);
     shim_helper_events_words(fd, sv[0], 0, 0, words, sizeof(words));
     snprintf(line, sizeof(line), "CONNECT %s %u%s\n", host, port, words);
     if (!send_line(ctl, line, sv[1]))
         goto out;
+    shim_helper_events_want_soon();
     /* sstd has the request and its end; it reads both before it sees this connection close,
      * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer
      * is not awaited: that port answered before; if it refuses now (closed since), the app

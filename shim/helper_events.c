@@ -11,6 +11,8 @@
 #include "helper_events.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <event2/event.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -27,6 +29,7 @@
 #include "helper_client.h"
 #include "log.h"
 #include "real.h"
+#include "shim.h"
 
 #define EVENTS_LINE_MAX 256
 #define EVENTS_FDS_MAX 8     /* descriptors received and not yet matched with their line */
@@ -196,6 +199,40 @@ static int events_dial(void)
     if (fd >= 0)
         SHIM_DEBUG("event connection to the helper at %s", path);
     return fd;
+}
+
+/* The process for which a setup thread was started (shim_helper_events_want_soon). */
+static _Atomic pid_t soon_by;
+
+static void *events_setup_main(void *arg)
+{
+    (void)arg;
+    shim_tls_guard = 1;   /* the shim's own thread: its calls pass through the hooks */
+    shim_helper_events_want(false);
+    atomic_store(&soon_by, 0);   /* a failed dial is tried again at the next hand-off */
+    return NULL;
+}
+
+void shim_helper_events_want_soon(void)
+{
+    pid_t me = self();
+    if (atomic_load_explicit(&wanted_by, memory_order_relaxed) == me ||
+        atomic_exchange(&soon_by, me) == me)
+        return;
+    sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t tid;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the app's signals belong to the app */
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, events_setup_main, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        atomic_store(&soon_by, 0);
+        shim_helper_events_want(false);
+    }
 }
 
 void shim_helper_events_want(bool on_event_thread)

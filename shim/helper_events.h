@@ -13,6 +13,11 @@
  * CONNECT that follows can fail (a refused port answers within a round trip).  Cheap after
  * the first call: one getpid() and one atomic load.  on_event_thread: the caller is it. */
 void shim_helper_events_want(bool on_event_thread);
+/* The same off the calling thread (a short-lived thread of its own does it), for a hand-off
+ * inside the app's connect(): the first connection of a process (a curl) would otherwise wait
+ * for the dial and the event thread's start before its request could go.  sstd holds a failed
+ * stream's report up to 1 s for the process's event connection (docs/helper.md "Resets"). */
+void shim_helper_events_want_soon(void);
 /* The words CONNECT carries so that sstd can report the stream's failure: " RESET FD DEV INO",
  * FD the number the app (or the relay) reads, DEV/INO the socket behind it (the reset is
  * armed only while FD names that socket).  With sock >= 0, dev and ino are sock's (fstat); ""
