@@ -187,13 +187,25 @@ static int ev_build_loop(void)
     return ev_base ? 0 : -1;
 }
 
+int shim_thread_spawn(void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    pthread_attr_t attr;
+    pthread_t tid;
+    /* The app's signals belong to the app's threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 /* Called with ev_lock held. */
 static int ev_start(void)
 {
-    pthread_t tid;
-    pthread_attr_t attr;
-    sigset_t all, old;
-
     /* The loop's descriptors may take numbers above the app's limit (fdtable.h): the first
      * connection of a program at its limit still gets its event thread. */
     shim_fd_room_enter();
@@ -207,14 +219,7 @@ static int ev_start(void)
     if (!wake_ev || event_add(wake_ev, NULL) < 0)
         goto fail;
 
-    /* The app's signals belong to the app's threads. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&tid, &attr, ev_main, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = shim_thread_spawn(ev_main, NULL);
     if (rc != 0) {
         errno = rc;
         goto fail;

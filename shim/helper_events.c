@@ -11,8 +11,6 @@
 #include "helper_events.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <event2/event.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -219,17 +217,7 @@ void shim_helper_events_want_soon(void)
     if (atomic_load_explicit(&wanted_by, memory_order_relaxed) == me ||
         atomic_exchange(&soon_by, me) == me)
         return;
-    sigset_t all, old;
-    pthread_attr_t attr;
-    pthread_t tid;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the app's signals belong to the app */
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&tid, &attr, events_setup_main, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
+    if (shim_thread_spawn(events_setup_main, NULL) != 0) {
         atomic_store(&soon_by, 0);
         shim_helper_events_want(false);
     }
