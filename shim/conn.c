@@ -158,15 +158,14 @@ static ssize_t fill(int fd, int *restore)
 
 /* The connection is up: the app end gets its send buffer back (fill() shrank it).  The event
  * thread shares the fd table, but the app may have closed or reused the number meanwhile, so
- * the buffer is set on a private duplicate whose inode proves it is still our socket. */
+ * the buffer is set on a private duplicate that is still our socket (shim_fd_pin). */
 static void restore_sndbuf(struct shim_conn *c)
 {
     int v = atomic_load(&c->sndbuf);
-    int d = shim_real_fcntl(c->app_fd, F_DUPFD_CLOEXEC, (unsigned long)shim_fd_floor());
+    int d = shim_fd_pin(c->app_fd, c->dev, c->ino);
     if (d < 0)
-        return;   /* closed by the app: nothing will write to it */
-    if (fd_inode(d) == c->ino)
-        shim_real_setsockopt(d, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+        return;   /* closed (or reused) by the app: nothing will write to it */
+    shim_real_setsockopt(d, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
     shim_real_close(d);
 }
 

@@ -84,11 +84,6 @@ int shim_fd_init(void)
     return 0;
 }
 
-int shim_fd_floor(void)
-{
-    return fd_floor;
-}
-
 void shim_fd_set(int fd, uintptr_t v)
 {
     if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size || foreign_process())
@@ -255,21 +250,31 @@ bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end)
     /* Bytes the app wrote and the pump did not read yet already make the close a reset. */
     if (pump_end >= 0 && ioctl(pump_end, SIOCINQ, &queued) == 0 && queued > 0)
         return true;
-    if (app_fd < 0)
+    int d = shim_fd_pin(app_fd, dev, ino);
+    if (d < 0)
         return false;
-    /* A duplicate pins what the number names now: checked, then written, with no window for
+    bool ok = send(d, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    shim_real_close(d);
+    return ok;
+}
+
+int shim_fd_pin(int fd, dev_t dev, ino_t ino)
+{
+    if (fd < 0)
+        return -1;
+    /* A duplicate pins what the number names now: checked, then used, with no window for
      * the app to close and reuse the number in between. */
-    int d = shim_real_fcntl(app_fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
+    int d = shim_real_fcntl(fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
     if (d < 0 && errno == EMFILE) {
         shim_fd_room_enter();            /* an app at its limit: a number above it */
-        d = shim_real_fcntl(app_fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
+        d = shim_real_fcntl(fd, F_DUPFD_CLOEXEC, (unsigned long)fd_floor);
         shim_fd_room_leave();
     }
     if (d < 0)
-        return false;
+        return -1;
     struct stat st;
-    bool ok = fstat(d, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev && st.st_ino == ino &&
-              send(d, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    if (fstat(d, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev && st.st_ino == ino)
+        return d;
     shim_real_close(d);
-    return ok;
+    return -1;
 }

@@ -99,8 +99,6 @@ int shim_fd_own_socket(int domain, int type, int proto);
 int shim_fd_own_socketpair(int domain, int type, int proto, int sv[2]);
 /* Releases an engine fd: untags and really closes it. */
 void shim_fd_close_own(int fd);
-/* The lowest number shim_fd_hide uses where the hard limit leaves no room above the soft one. */
-int shim_fd_floor(void);
 /* In a forked child (atfork): the table now describes this process. */
 void shim_fd_after_fork(void);
 /* pthread_atfork prepare/parent: no window of shim_fd_room_enter is open across a fork (the
@@ -126,6 +124,10 @@ static inline short shim_fd_poll_now(int fd, short events)
  * written).  False when it cannot be done (the app shut its write side, the number is closed
  * or reused): the close is then a clean EOF.  The caller closes pump_end afterwards. */
 bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end);
+/* A private duplicate of fd if fd still names the socket dev/ino (the app may have closed the
+ * number and reused it meanwhile), for acting on the app's socket from another thread; -1
+ * otherwise.  The caller closes it. */
+int shim_fd_pin(int fd, dev_t dev, ino_t ino);
 /* After the app's shutdown(SHUT_WR) on a connection a pump of this process reads, the shutdown
  * hook queues one byte behind the app's data (hook_sockopt.c): the pump must leave it unread,
  * since it is what still lets a reset reach the app (shim_reset_arm: a write from the app's end
