@@ -167,9 +167,13 @@ static bool on_init(struct conn *cn, uint64_t seq, const struct sst_spkt *p)
         s->known_ever = true;
         sst_mig_set_usid(s, counter, false);
         if (!sst_strm_set_local_lsid(s)) {
+            /* No LSID of ours is free near our counter (a run of more than
+             * SST_SID_MAX_IN_USE_SKIP live streams after the wrap): refused like a full
+             * backlog, the Init left unacknowledged so the Reset comes again with every
+             * retransmission until one arrives. */
             sst_strm_free(s);
             sst_conn_stateless_reset(cn, p->lsid);
-            return true;
+            return false;
         }
         if (!sst_sidx_add(&cn->by_remote, s)) {
             sst_strm_free(s);

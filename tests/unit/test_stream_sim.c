@@ -1713,6 +1713,249 @@ START_TEST(test_sim_lsid_wrap_many_transactions)
 }
 END_TEST
 
+/* ---- LSID exhaustion (paper §4.3.3): a run of live streams longer than allocation steps over --- */
+
+enum { HELD = 16400 };   /* > SST_SID_MAX_IN_USE_SKIP (16 384) consecutive LSIDs */
+static struct sst_stream *held_srv[HELD];
+static unsigned nheld_srv, nheld_connected;
+
+/* Server side of a held stream: shuts its write side at once, reads whatever comes, and never
+ * closes its handle, so its LSID stays in use for the whole test. */
+static void held_srv_cb(struct sst_stream *s, unsigned ev, void *arg)
+{
+    (void)arg;
+    if (ev & SST_EV_READABLE) {
+        uint8_t buf[4096];
+        while (sst_stream_read(s, buf, sizeof buf) > 0)
+            ;
+    }
+}
+
+/* The first one is a pattern endpoint that stays open both ways: the responder sends on it. */
+static struct ep held_srv0;
+
+static void held_accept(struct sst_listener *l, void *arg)
+{
+    (void)arg;
+    struct sst_stream *s;
+    if (nheld_srv == 0) {
+        memset(&held_srv0, 0, sizeof held_srv0);
+        held_srv0.s = sst_accept(l, ep_cb, &held_srv0);
+        if (held_srv0.s == NULL)
+            return;
+        held_srv[nheld_srv++] = held_srv0.s;
+    }
+    while (nheld_srv < HELD && (s = sst_accept(l, held_srv_cb, NULL)) != NULL) {
+        ck_assert_int_eq(sst_stream_shutdown(s, SST_SHUT_WRITE), 0);
+        held_srv[nheld_srv++] = s;
+    }
+}
+
+static void held_cli_event(struct ep *e, unsigned ev)
+{
+    if ((ev & SST_EV_CONNECTED) && !e->connected)
+        nheld_connected++;
+}
+
+static bool held_not_connected(void *arg)
+{
+    return nheld_connected < *(unsigned *)arg;
+}
+
+/* Drops the first datagram the server sends after its count of stateless Resets passed `base`:
+ * the refusal's Reset (it goes out with the acknowledgment, in the same call). */
+struct rst_drop {
+    struct sim *s;
+    struct simctx_node *node;
+    uint64_t base;
+    bool armed, fired;
+    sst_time_t fired_at;
+    unsigned dropped;
+};
+
+static bool drop_refusal_reset(void *arg, const uint8_t *pkt, size_t len)
+{
+    (void)pkt;
+    (void)len;
+    struct rst_drop *d = arg;
+    if (!d->armed)
+        return false;
+    if (!d->fired) {
+        struct sst_ctx_stats st;
+        sst_ctx_get_stats(d->node->c, &st);
+        if (st.resets_sent <= d->base)
+            return false;
+        d->fired = true;
+        d->fired_at = sim_now(d->s);
+    }
+    if (d->dropped > 0)
+        return false;
+    d->dropped++;
+    return true;
+}
+
+static bool ep_pending(void *arg)
+{
+    struct ep *e = arg;
+    return !e->errored;
+}
+
+static bool ep_pending_eof(void *arg)
+{
+    struct ep *e = arg;
+    return !e->errored && !(e->rx_eof && e->tx_done == e->tx_len);
+}
+
+/* The responder has no LSID to give a new stream: more than SST_SID_MAX_IN_USE_SKIP streams it
+ * still holds sit right after its counter once the 16-bit LSIDs wrapped.  It refuses the Init
+ * with a stateless Reset; that Reset is lost.  The initiator must still learn of the refusal
+ * (the Init is left unacknowledged, so it comes again and draws another Reset); before, the
+ * Init was acknowledged, never sent again, and the stream waited for a Reply forever.  The
+ * other direction too: an initiator whose own LSIDs are exhausted gets NULL from sst_connect. */
+START_TEST(test_sim_lsid_exhausted_refusal_survives_lost_reset)
+{
+    struct sim *s = new_sim(41);
+    struct sim_link_params lp = { .rate_bps = 1000000000, .delay = SST_US(200), .queue_bytes = 1000000 };
+    struct sst_ctx_config cfg;
+    sst_ctx_config_default(&cfg);
+    cfg.detach_idle = 0;   /* the held streams must keep their LSIDs however long the run */
+    txn_served = txn_bad = 0;
+    nheld_srv = nheld_connected = 0;
+    struct simctx_node a, b;
+    node_init(&a, s, 1, &cfg);
+    node_init(&b, s, 2, &cfg);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    ck_assert_ptr_nonnull(sst_listen(b.c, "h", held_accept, NULL));
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "t", txn_server_accept, &sv);
+    ck_assert_ptr_nonnull(sv.l);
+
+    /* LSIDs 1..HELD on both sides: streams both applications keep open. */
+    static struct ep held[HELD];
+    memset(held, 0, sizeof held);
+    for (unsigned k = 0; k < HELD; k += 1000) {
+        unsigned end = SST_MIN(k + 1000, (unsigned)HELD);
+        simctx_node_enter(&a);
+        for (unsigned j = k; j < end; j++) {
+            held[j].on_event = held_cli_event;
+            held[j].s = sst_connect(a.c, &b.addr, "h", ep_cb, &held[j]);
+            ck_assert_ptr_nonnull(held[j].s);
+        }
+        simctx_node_leave(&a);
+        ck_assert_int_eq(sim_run_while(s, held_not_connected, &end, sim_now(s) + SST_SEC(10)), 0);
+    }
+    ck_assert_uint_eq(nheld_srv, HELD);
+    struct sst_stream_stats ss;
+    sst_stream_get_stats(held[0].s, &ss);
+    ck_assert_uint_eq(ss.local_lsid, 1);
+    sst_stream_get_stats(held[HELD - 1].s, &ss);
+    ck_assert_uint_eq(ss.local_lsid, HELD);
+
+    /* Transactions up to just before the counters wrap ... */
+    static struct txn t;
+    memset(&t, 0, sizeof t);
+    t.a = &a;
+    t.peer = b.addr;
+    t.want = 65535 - HELD - 64;
+    simctx_node_enter(&a);
+    for (unsigned k = 0; k < SST_ARRAY_LEN(t.slots); k++)
+        txn_start(&t, k);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, txn_not_done, &t, sim_now(s) + SST_SEC(600)), 0);
+    ck_assert_uint_eq(t.errors, 0);
+    ck_assert_uint_eq(t.bad, 0);
+    /* ... then one at a time until the initiator's own LSIDs run out: sst_connect fails at
+     * once, nothing is left behind, and it happens at the wrap, not before. */
+    unsigned last_lsid = 0, steps = 0;
+    for (;;) {
+        struct ep *e = &t.slots[0];
+        memset(e, 0, sizeof *e);
+        simctx_node_enter(&a);
+        e->s = sst_connect(a.c, &b.addr, "t", ep_cb, e);
+        simctx_node_leave(&a);
+        if (e->s == NULL)
+            break;
+        ck_assert_uint_lt(++steps, 200);
+        sst_stream_get_stats(e->s, &ss);
+        last_lsid = ss.local_lsid;
+        simctx_node_enter(&a);
+        ep_start_tx(e, 77, 100);
+        simctx_node_leave(&a);
+        ck_assert_int_eq(sim_run_while(s, ep_pending_eof, e, sim_now(s) + SST_SEC(5)), 0);
+        ck_assert(!e->errored);
+        simctx_node_enter(&a);
+        sst_stream_close(e->s);
+        simctx_node_leave(&a);
+    }
+    ck_assert_uint_ge(last_lsid, 65535 - 16);
+    sim_run_until(s, sim_now(s) + SST_MS(100));
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, HELD);
+
+    /* The initiator gives back one LSID in its run (LSID 100; the responder's application keeps
+     * its end), and lets its quiet period pass: 32 stream packets each way (§4.3.9). */
+    unsigned gone = 99;
+    sst_stream_get_stats(held[gone].s, &ss);
+    ck_assert_uint_eq(ss.local_lsid, 100);
+    simctx_node_enter(&a);
+    sst_stream_close(held[gone].s);
+    ep_start_tx(&held[0], 5, 200000);
+    simctx_node_leave(&a);
+    simctx_node_enter(&b);
+    ep_start_tx(&held_srv0, 6, 200000);
+    simctx_node_leave(&b);
+    sim_run_until(s, sim_now(s) + SST_MS(200));
+    ck_assert(held[0].rx_eof && !held[0].bad && held_srv0.rx_eof && !held_srv0.bad);
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, HELD - 1);
+
+    /* A new stream gets LSID 100 here; the responder's LSIDs 1..HELD are all still in use. */
+    static struct rst_drop d;
+    memset(&d, 0, sizeof d);
+    d.s = s;
+    d.node = &b;
+    sst_ctx_get_stats(b.c, &st);
+    d.base = st.resets_sent;
+    d.armed = true;
+    b.drop = drop_refusal_reset;
+    b.drop_arg = &d;
+    struct ep *r = &t.slots[1];
+    memset(r, 0, sizeof *r);
+    simctx_node_enter(&a);
+    r->s = sst_connect(a.c, &b.addr, "t", ep_cb, r);
+    ck_assert_ptr_nonnull(r->s);
+    sst_stream_get_stats(r->s, &ss);
+    ck_assert_uint_eq(ss.local_lsid, 100);
+    /* Nothing written: the service request's Init is the stream's only packet. */
+    /* Traffic on another stream, so the responder's acknowledgments keep coming after the
+     * lost Reset (an acknowledged Init would then never be sent again). */
+    ep_start_tx(&held[1], 7, 2000000);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, ep_pending, r, sim_now(s) + SST_SEC(10)), 0);
+    ck_assert(d.fired);
+    ck_assert_uint_gt(d.dropped, 0);
+    ck_assert_int_eq(r->err, SST_ERR_RESET);
+    ck_assert(!r->connected);
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_ge(st.resets_sent, d.base + 2);   /* the lost one and the one that arrived */
+    printf("LSID exhaustion: refused stream reset at %.1f ms after %u dropped server packets, "
+           "%llu Resets sent\n", (double)(sim_now(s) - d.fired_at) / 1e6, d.dropped,
+           (unsigned long long)(st.resets_sent - d.base));
+    simctx_node_enter(&a);
+    sst_stream_close(r->s);
+    simctx_node_leave(&a);
+    sim_run_until(s, sim_now(s) + SST_MS(200));
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, HELD - 1);
+    ck_assert(!held[1].errored);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("stream_sim");
@@ -1739,6 +1982,7 @@ int main(void)
     tcase_add_test(tc, test_sim_refused_child_init_lossy_reset);
     tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);
     tcase_add_loop_test(tc, test_sim_lsid_wrap_many_transactions, 0, 3);
+    tcase_add_test(tc, test_sim_lsid_exhausted_refusal_survives_lost_reset);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
