@@ -96,18 +96,18 @@ static bool fd_hung_up(int fd)
     return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
 }
 
+/* The fd events persist (EV_PERSIST) and change only when what the pump waits for changes:
+ * adding or deleting them at every step cost two epoll_ctl calls per readable event. */
 static void update_events(struct sstd_pump *p)
 {
     if (p->fd_connecting)
         return;
-    if (!p->fd_eof && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF)
-        event_add(p->rev, NULL);
-    else
-        event_del(p->rev);
-    if (p->to_fd_len > 0)
-        event_add(p->wev, NULL);
-    else
-        event_del(p->wev);
+    bool want_read = !p->fd_eof && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF;
+    bool want_write = p->to_fd_len > 0;
+    if (want_read != (event_pending(p->rev, EV_READ, NULL) != 0))
+        (void)(want_read ? event_add(p->rev, NULL) : event_del(p->rev));
+    if (want_write != (event_pending(p->wev, EV_WRITE, NULL) != 0))
+        (void)(want_write ? event_add(p->wev, NULL) : event_del(p->wev));
 }
 
 /* Asks for the pump to end once the current step is over (see busy in pump.h). */
@@ -168,14 +168,20 @@ static void pump_move(struct sstd_pump *p)
             p->to_st_off = 0;
         if (p->to_fd_len == 0)
             p->to_fd_off = 0;
-        /* fd -> buffer */
-        if (!p->fd_connecting && !p->fd_eof && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF) {
+        /* fd -> buffer.  Only while the socket may hold bytes: a stream socket's read that
+         * comes back short has emptied its queue, and bytes that arrive later make the
+         * (level-triggered) read event fire again.  Reading anyway cost a failed read() per
+         * stream event and per step: 2.7 per request of a request/response protocol. */
+        if (!p->fd_connecting && !p->fd_eof && p->fd_readable &&
+            p->to_st_off + p->to_st_len < SSTD_PUMP_BUF) {
             size_t room = SSTD_PUMP_BUF - p->to_st_off - p->to_st_len;
-            ssize_t n = room ? read(p->fd, p->to_st + p->to_st_off + p->to_st_len, room) : 0;
+            ssize_t n = read(p->fd, p->to_st + p->to_st_off + p->to_st_len, room);
+            if (n >= 0 && (size_t)n < room)
+                p->fd_readable = false;
             if (n > 0) {
                 p->to_st_len += (size_t)n;
                 progress = true;
-            } else if (n == 0 && room) {
+            } else if (n == 0) {
                 p->fd_eof = true;
                 progress = true;
                 if (p->kind == SSTD_PUMP_HANDOFF && fd_hung_up(p->fd)) {
@@ -189,7 +195,9 @@ static void pump_move(struct sstd_pump *p)
                     p->fd_gone = true;
                     p->to_fd_len = 0;
                 }
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            } else if (n < 0 && errno == EAGAIN) {
+                p->fd_readable = false;
+            } else if (n < 0 && errno != EINTR) {
                 SSTD_DEBUG("pump %s: local read: %s", p->dest, strerror(errno));
                 pump_end(p, true, SST_ERR_RESET);
                 return;
@@ -343,6 +351,8 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
     struct sstd_pump *p = arg;
     struct sstd *d = p->d;
     sst_ctx_set_time(sstd_ctx(d), sstd_now(d));
+    if (what & EV_READ)
+        p->fd_readable = true;
     if (p->fd_connecting) {
         /* The stream is answered only now (answer-later listener, gateway.c): the initiator
          * sees CONNECTED only for a port that really answers, and a refusal otherwise. */
@@ -359,6 +369,8 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         p->fd_connecting = false;
+        p->fd_readable = true;   /* the server may have written already */
+        event_del(p->wev);       /* its connect timeout is over; update_events re-arms it */
         int err = sst_stream_answer(p->s, true);
         if (err != 0 && err != SST_ERR_INVAL) {
             SSTD_DEBUG("gateway: stream %s gone before its answer: %s", p->dest, sst_strerror(err));
@@ -387,8 +399,9 @@ static struct sstd_pump *pump_new(struct sstd *d, enum sstd_pump_kind kind)
 static int pump_set_fd(struct sstd_pump *p, int fd)
 {
     p->fd = fd;
-    p->rev = event_new(p->d->base, fd, EV_READ, fd_cb, p);
-    p->wev = event_new(p->d->base, fd, EV_WRITE, fd_cb, p);
+    p->fd_readable = true;   /* the client may have written before we got its end */
+    p->rev = event_new(p->d->base, fd, EV_READ | EV_PERSIST, fd_cb, p);
+    p->wev = event_new(p->d->base, fd, EV_WRITE | EV_PERSIST, fd_cb, p);
     return p->rev && p->wev ? 0 : -1;
 }
 

@@ -150,15 +150,20 @@ static void on_icmp_error(void *ctx, const struct sst_addr *dest, int err)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct sst_driver *d = arg;
-    int i;
-    for (i = 0; i < MAX_BATCHES_PER_EVENT; i++) {
+    int r = 0;
+    for (int i = 0; i < MAX_BATCHES_PER_EVENT; i++) {
         /* One clock read per batch: the datagrams of one recvmmsg arrived together. */
         d->batch_now = sst_clock_now();
-        if (sst_udp_recv(d->udp, on_datagram, d) <= 0)
+        r = sst_udp_recv(d->udp, on_datagram, d);
+        /* A short batch emptied the socket: one more recvmmsg would only fail with EAGAIN
+         * (with a request/response load, one failed call per wake-up). */
+        if (r <= 0 || (unsigned)r < sst_udp_rx_batch(d->udp))
             break;
     }
-    /* The socket ran dry (or failed): a queued ICMP error keeps it readable until drained. */
-    if (i < MAX_BATCHES_PER_EVENT)
+    /* Nothing to read (or a failure): a queued ICMP error may be what made the socket
+     * readable, and it keeps it readable until drained.  A wake-up that found datagrams
+     * leaves it to the next one, which the error itself causes. */
+    if (r <= 0)
         (void)sst_udp_recv_errors(d->udp, on_icmp_error, d);
     run_due_timeout(d);
     flush_and_arm(d);

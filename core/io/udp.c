@@ -423,6 +423,11 @@ SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx)
     return r;
 }
 
+SST_API unsigned sst_udp_rx_batch(const struct sst_udp *u)
+{
+    return u->rx_batch;
+}
+
 SST_API int sst_udp_recv_errors(struct sst_udp *u, sst_udp_error_fn fn, void *ctx)
 {
     int n = 0;

@@ -81,8 +81,9 @@ SST_API void sst_udp_config_default(struct sst_udp_config *c);
 SST_API SST_MUST_CHECK int sst_udp_open(struct sst_udp **out, const struct sst_addr *bind,
                                         const struct sst_udp_config *cfg);
 /* Drains the socket's error queue (IP_RECVERR / IPV6_RECVERR are on), calling fn per ICMP
- * error; returns how many.  Call it when a readable event found no datagram: a queued error
- * keeps the socket readable (POLLERR) until it is read. */
+ * error; returns how many.  Call it when a readable event found no datagram (sst_udp_recv
+ * returned 0 or failed): a queued error keeps the socket readable (POLLERR) until it is read,
+ * so a wake-up that did find datagrams can leave it to the next one. */
 SST_API int sst_udp_recv_errors(struct sst_udp *u, sst_udp_error_fn fn, void *ctx);
 /* Closes the socket and frees everything; queued datagrams are discarded.  NULL is a no-op. */
 SST_API void sst_udp_close(struct sst_udp *u);
@@ -91,8 +92,11 @@ SST_API int sst_udp_fd(const struct sst_udp *u);
 SST_API int sst_udp_local_addr(const struct sst_udp *u, struct sst_addr *out);
 
 /* Reads one recvmmsg batch and calls fn for each datagram.  Returns the number of kernel buffers
- * read (0: nothing waiting), or SST_ERR_IO on an unexpected socket error. */
+ * read (0: nothing waiting), or SST_ERR_IO on an unexpected socket error.  Fewer than
+ * sst_udp_rx_batch() buffers: the socket was empty when the call returned. */
 SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx);
+/* The most kernel buffers one sst_udp_recv reads. */
+SST_API unsigned sst_udp_rx_batch(const struct sst_udp *u);
 
 /* Queues one datagram (copied).  If the queue is full and the socket is not known to be full,
  * flushes first.  Returns 0, SST_ERR_INVAL (len 0, or an address this socket cannot reach, e.g.
