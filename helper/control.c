@@ -76,7 +76,7 @@ static void client_free(struct sstd_client *c)
     if (c->out)
         evbuffer_free(c->out);
     if (c->passed_fd >= 0)
-        close(c->passed_fd);
+        sstd_handoff_close(c->passed_fd);
     close(c->fd);
     free(c);
 }
@@ -394,14 +394,14 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     int fd = c->passed_fd;
     c->passed_fd = -1;
     if (sstd_caps_get(d->caps, key, sstd_now(d), NULL, NULL) == SSTD_CAP_NO_SST) {
-        close(fd);
+        sstd_handoff_close(fd);
         c->op = OP_CONNECT; /* connect_answer resets it */
         connect_answer(c, NULL, SST_ERR_TIMEOUT);
         return;
     }
     struct sstd_peer *p = sstd_peer_get(d, &a);
     if (!p) {
-        close(fd);
+        sstd_handoff_close(fd);
         sstd_client_reply_error(c, "nomem", "out of memory");
         return;
     }
@@ -410,7 +410,7 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     c->op = OP_CONNECT;
     struct sstd_pump *pump = sstd_pump_connect(d, p, (uint16_t)pn, fd, c->pid, connect_answer, c);
     if (!pump) {
-        close(fd);
+        sstd_handoff_close(fd);
         c->op = OP_NONE;
         sstd_client_reply_error(c, "nomem", "cannot open a stream");
         return;
@@ -464,7 +464,9 @@ static bool send_reset(struct sstd_client *c, int fd, int app_fd, unsigned long 
     if (n == len)
         return true;
     if (n > 0) {
+        /* The shim drops a descriptor whose line never ends: an end of stream, as before. */
         SSTD_WARN("event connection of pid %d: short write; closing it", (int)c->pid);
+        shutdown(fd, SHUT_RDWR);
         client_free(c);
         return true;
     }
@@ -503,10 +505,14 @@ struct sstd_held_reset {
     sst_time_t until;
 };
 
-static void held_free(struct sstd *d, struct sstd_held_reset **pp)
+/* delivered: the end went to the shim, which arms the reset; else it ends as EOF, except at
+ * exit (the shim's duplicate makes sstd's death a reset). */
+static void held_free(struct sstd *d, struct sstd_held_reset **pp, bool delivered, bool exiting)
 {
     struct sstd_held_reset *h = *pp;
     *pp = h->next;
+    if (!delivered && !exiting)
+        shutdown(h->fd, SHUT_RDWR);
     close(h->fd);
     free(h);
     d->nheld--;
@@ -523,11 +529,11 @@ static void held_poll(evutil_socket_t fd, short what, void *arg)
         bool busy = false;
         struct sstd_client *c = events_client(d, h->pid, &busy);
         if (c && !busy) {
-            send_reset(c, h->fd, h->app_fd, h->dev, h->ino, h->err);
-            held_free(d, pp);
+            bool sent = send_reset(c, h->fd, h->app_fd, h->dev, h->ino, h->err);
+            held_free(d, pp, sent, false);
         } else if (now >= h->until) {
             SSTD_DEBUG("pid %d has no event connection: its client reads EOF", (int)h->pid);
-            held_free(d, pp);
+            held_free(d, pp, false, false);
         } else {
             pp = &h->next;
         }
@@ -610,7 +616,9 @@ static void dispatch(struct sstd_client *c, char *line)
         struct evbuffer *b = evbuffer_new();
         if (!b)
             return;
-        evbuffer_add_printf(b, "{\"ok\":true,\"events\":true,\"pid\":%d}", (int)c->pid);
+        /* holds: every end of a hand-off that is not passed back is shut down before it is
+         * closed, so the shim may keep a duplicate (docs/helper.md "sstd's death"). */
+        evbuffer_add_printf(b, "{\"ok\":true,\"events\":true,\"pid\":%d,\"holds\":true}", (int)c->pid);
         sstd_client_reply(c, b);
         evbuffer_free(b);
     } else {
@@ -676,7 +684,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
             if (c->passed_fd < 0)
                 c->passed_fd = pfd;
             else
-                close(pfd); /* one descriptor per request */
+                sstd_handoff_close(pfd); /* one descriptor per request */
         }
     }
     if (n <= 0) {
@@ -848,7 +856,7 @@ int sstd_control_open(struct sstd *d)
 void sstd_control_close(struct sstd *d)
 {
     while (d->held)
-        held_free(d, &d->held);
+        held_free(d, &d->held, false, true);
     if (d->held_ev) {
         event_free(d->held_ev);
         d->held_ev = NULL;

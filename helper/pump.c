@@ -69,6 +69,8 @@ static void pump_finish(struct sstd_pump *p, bool reset, int err)
         sstd_control_pass_reset(d, p->owner_pid, p->fd, p->notify_fd, p->notify_dev, p->notify_ino, err))
         SSTD_DEBUG("pump %s: stream failed (%s); end passed back to pid %d for a reset", p->dest,
                    sst_strerror(err), (int)p->owner_pid);
+    else if (p->kind == SSTD_PUMP_HANDOFF && p->fd >= 0)
+        shutdown(p->fd, SHUT_RDWR);   /* EOF for the app although its shim holds a copy */
     if (reset && p->fd >= 0 && p->kind == SSTD_PUMP_GATEWAY) {
         /* Abortive close: the local server sees RST, as it would from a TCP client. */
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };

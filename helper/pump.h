@@ -3,6 +3,9 @@
 #ifndef SSTD_PUMP_H
 #define SSTD_PUMP_H
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "sstd.h"
 
 #define SSTD_PUMP_BUF 65536      /* per direction: the most a pump holds outside kernel and stream */
@@ -80,5 +83,15 @@ void sstd_pump_cancel_answer(struct sstd *d, void *arg);
 void sstd_pumps_free(struct sstd *d);
 /* After API calls made outside engine callbacks: run deferred callbacks, flush, re-arm. */
 void sstd_kick(struct sstd *d);
+
+/* Closes sstd's end of a hand-off (or a descriptor a client passed) for good, as an end of
+ * stream for the app: shut down first, because the client's shim holds a duplicate of it
+ * (docs/helper.md "sstd's death"), so the close alone would not end the app's connection.
+ * Not at sstd's exit, and not for an end passed back for a reset: those must not read as EOF. */
+static inline void sstd_handoff_close(int fd)
+{
+    shutdown(fd, SHUT_RDWR);
+    close(fd);
+}
 
 #endif

@@ -284,6 +284,32 @@ int shim_ev_call(void (*fn)(void *arg), void *arg)
     return err;
 }
 
+int shim_ev_call_if_running(void (*fn)(void *arg), void *arg)
+{
+    struct call_cmd *k = calloc(1, sizeof(*k));
+    if (!k)
+        return ENOMEM;
+    k->fn = fn;
+    k->arg = arg;
+    int err = 0;
+    pthread_mutex_lock(&ev_lock);
+    if (!ev_running) {
+        err = ESRCH;
+    } else {
+        if (call_tail)
+            call_tail->next = k;
+        else
+            call_head = k;
+        call_tail = k;
+        ssize_t w = write(wake_wr, "c", 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&ev_lock);
+    if (err != 0)
+        free(k);
+    return err;
+}
+
 struct event_base *shim_ev_base(void)
 {
     return ev_base;

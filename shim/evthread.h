@@ -14,6 +14,9 @@ void shim_ev_set_option(struct shim_conn *c, int level, int name, int value);
 /* Runs fn(arg) on the event thread, starting it if needed (the server side's work: listeners
  * are opened and closed there).  Returns 0 or a positive errno (fn then never runs). */
 int shim_ev_call(void (*fn)(void *arg), void *arg);
+/* The same only if the thread runs already (ESRCH otherwise: fn does not run): for work that
+ * must not start a thread on the app's thread. */
+int shim_ev_call_if_running(void (*fn)(void *arg), void *arg);
 /* A detached thread of the shim's running fn(arg), with every signal blocked (the app's
  * signals belong to the app's threads).  0 or pthread_create's error. */
 int shim_thread_spawn(void *(*fn)(void *), void *arg);

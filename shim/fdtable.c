@@ -207,6 +207,23 @@ int shim_fd_hide(int fd, uintptr_t tag)
     return nfd;
 }
 
+int shim_fd_hide_high(int fd, uintptr_t tag)
+{
+    shim_fd_room_enter();
+    int nfd = room_top != 0 ? move_up(fd, (int)room_app.rlim_cur) : fd;
+    if (room_top == 0 || nfd < (int)room_app.rlim_cur)
+        nfd = move_up(nfd, fd_floor);
+    bool high = nfd >= fd_floor || (room_top != 0 && nfd >= (int)room_app.rlim_cur);
+    shim_fd_room_leave();
+    if (!high) {
+        shim_real_close(nfd);
+        return -1;
+    }
+    shim_real_fcntl(nfd, F_SETFD, FD_CLOEXEC);
+    shim_fd_set(nfd, tag);
+    return nfd;
+}
+
 void shim_fd_close_own(int fd)
 {
     shim_fd_set(fd, 0);

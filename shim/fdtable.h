@@ -85,6 +85,9 @@ void shim_fd_fresh(int fd);
  * quarter below it.  Returns the new fd (the old number is closed), or fd itself tagged if no
  * high slot is free. */
 int shim_fd_hide(int fd, uintptr_t tag);
+/* The same, but -1 (fd closed) when no high slot is free, for a descriptor the shim may do
+ * without rather than take one of the numbers the app uses first. */
+int shim_fd_hide_high(int fd, uintptr_t tag);
 /* RLIMIT_NOFILE bounds descriptor NUMBERS as they are handed out, not how many a process holds.
  * Between these two calls (nestable per thread; one thread at a time) the soft limit is raised
  * to the hard one, so descriptors the shim creates meanwhile, and shim_fd_hide's moves, may take

@@ -37,6 +37,7 @@
 #include "fdtable.h"
 #include "helper_client.h"
 #include "helper_events.h"
+#include "helper_hold.h"
 #include "io/helper_path.h"
 #include "log.h"
 #include "pump.h"
@@ -158,12 +159,17 @@ static void hc_send_direct(struct hconn *h)
     h->up = true;
     /* The stream's failure comes back over the event connection, for the app's fd. */
     shim_helper_events_want(true);
-    shim_helper_events_words(c->app_fd, -1, c->dev, c->ino, words, sizeof(words));
+    dev_t dev = c->dev;
+    ino_t ino = c->ino;
+    shim_helper_events_words(c->app_fd, -1, &dev, &ino, words, sizeof(words));
     snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
     bool ok = send_line(h->ctl, line, c->pump_fd);
-    /* Our copy goes either way: sstd has its own, or the connection ends (the app reads EOF,
-     * as when the helper dies after the hand-off). */
-    shim_fd_close_own(c->pump_fd);
+    /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c), or goes
+     * if sstd did not take it: the connection ends (the app reads EOF). */
+    if (ok)
+        shim_helper_hold(c->pump_fd, c->app_fd, dev, ino, shim_helper_peer_pid(h->ctl), true);
+    else
+        shim_fd_close_own(c->pump_fd);
     shim_conn_done(c, ok ? 0 : ECONNRESET);
     h->c = NULL;   /* the app's fd holds the last reference now */
     if (!ok) {
@@ -192,10 +198,16 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
     /* The stream's failure comes back as a reset on our relay end, which the relay pump
      * passes on to the app (shim_conn_reset_app). */
     shim_helper_events_want(true);
-    shim_helper_events_words(h->near, h->near, 0, 0, words, sizeof(words));
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool named = shim_helper_events_words(h->near, h->near, &dev, &ino, words, sizeof(words));
     snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
     bool ok = send_line(h->ctl, line, sv[1]);
-    close(sv[1]);   /* sstd has its copy */
+    /* sstd has its copy; ours stays as the hold (helper_hold.c) */
+    if (ok && named)
+        shim_helper_hold(sv[1], h->near, dev, ino, shim_helper_peer_pid(h->ctl), true);
+    else
+        close(sv[1]);
     if (!ok) {
         hc_abandon(h, "did not take the request");
         return;
@@ -576,10 +588,18 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
      * (once per process, served by the event thread) as a reset for fd.  It is set up after
      * the CONNECT and off this thread: the request goes first. */
     char words[80];
-    shim_helper_events_words(fd, sv[0], 0, 0, words, sizeof(words));
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool named = shim_helper_events_words(fd, sv[0], &dev, &ino, words, sizeof(words));
     snprintf(line, sizeof(line), "CONNECT %s %u%s\n", host, port, words);
     if (!send_line(ctl, line, sv[1]))
         goto out;
+    /* sstd has its copy of sv[1]; ours stays as the hold (sstd's death then reads as a reset,
+     * helper_hold.c), taken over by the event thread. */
+    if (named) {
+        shim_helper_hold(sv[1], fd, dev, ino, shim_helper_peer_pid(ctl), false);
+        sv[1] = -1;
+    }
     shim_helper_events_want_soon();
     /* sstd has the request and its end; it reads both before it sees this connection close,
      * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer

@@ -25,6 +25,7 @@
 #include "evthread.h"
 #include "fdtable.h"
 #include "helper_client.h"
+#include "helper_hold.h"
 #include "log.h"
 #include "real.h"
 #include "shim.h"
@@ -39,6 +40,7 @@ static _Atomic pid_t wanted_by;
 /* Event thread only. */
 static int evc = -1;
 static pid_t evc_pid;
+static pid_t evc_sstd;           /* sstd's pid (SO_PEERCRED) */
 static struct event *evc_ev;
 static char line[EVENTS_LINE_MAX];
 static size_t line_len;
@@ -82,6 +84,7 @@ static void on_reset(const char *text, int end)
         return;
     }
     bool armed = shim_reset_arm(fd, (dev_t)dev, (ino_t)ino, end);
+    shim_helper_hold_release((dev_t)dev, (ino_t)ino);   /* end, closed next, is then the last */
     SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s", fd, strerror(err),
                armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
 }
@@ -98,6 +101,8 @@ static void on_line(const char *text)
         on_reset(text, end);
     else if (strstr(text, "\"ok\":false"))
         SHIM_DEBUG("helper has no event connection (older sstd?): resets of its connections read as EOF");
+    if (strncmp(text, "RESET ", 6) != 0)
+        shim_helper_hold_sstd_answered(evc_sstd, strstr(text, "\"holds\":true") != NULL);
     if (end >= 0)
         shim_fd_close_own(end);
 }
@@ -174,6 +179,8 @@ static void events_take(int fd)
     }
     evc = fd;
     evc_pid = self();
+    evc_sstd = shim_helper_peer_pid(fd);
+    shim_helper_hold_drain();
     evc_ev = event_new(shim_ev_base(), fd, EV_READ | EV_PERSIST, on_events, NULL);
     if (!evc_ev || event_add(evc_ev, NULL) < 0)
         events_close(false);
@@ -202,11 +209,19 @@ static int events_dial(void)
 /* The process for which a setup thread was started (shim_helper_events_want_soon). */
 static _Atomic pid_t soon_by;
 
+static void hold_drain_cb(void *arg)
+{
+    (void)arg;
+    shim_helper_hold_drain();
+}
+
 static void *events_setup_main(void *arg)
 {
     (void)arg;
     shim_tls_guard = 1;   /* the shim's own thread: its calls pass through the hooks */
     shim_helper_events_want(false);
+    /* Holds queued before the event thread ran (helper_hold.c), even if the dial failed. */
+    shim_ev_call(hold_drain_cb, NULL);
     atomic_store(&soon_by, 0);   /* a failed dial is tried again at the next hand-off */
     return NULL;
 }
@@ -242,16 +257,17 @@ void shim_helper_events_want(bool on_event_thread)
     errno = saved;
 }
 
-void shim_helper_events_words(int fd, int sock, dev_t dev, ino_t ino, char *out, size_t len)
+bool shim_helper_events_words(int fd, int sock, dev_t *dev, ino_t *ino, char *out, size_t len)
 {
     struct stat st;
     if (sock >= 0) {
         if (fstat(sock, &st) != 0) {
             out[0] = '\0';
-            return;
+            return false;
         }
-        dev = st.st_dev;
-        ino = st.st_ino;
+        *dev = st.st_dev;
+        *ino = st.st_ino;
     }
-    snprintf(out, len, " RESET %d %llu %llu", fd, (unsigned long long)dev, (unsigned long long)ino);
+    snprintf(out, len, " RESET %d %llu %llu", fd, (unsigned long long)*dev, (unsigned long long)*ino);
+    return true;
 }

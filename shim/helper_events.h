@@ -20,8 +20,8 @@ void shim_helper_events_want(bool on_event_thread);
 void shim_helper_events_want_soon(void);
 /* The words CONNECT carries so that sstd can report the stream's failure: " RESET FD DEV INO",
  * FD the number the app (or the relay) reads, DEV/INO the socket behind it (the reset is
- * armed only while FD names that socket).  With sock >= 0, dev and ino are sock's (fstat); ""
- * if it cannot be examined (sstd then closes as before: EOF). */
-void shim_helper_events_words(int fd, int sock, dev_t dev, ino_t ino, char *out, size_t len);
+ * armed only while FD names that socket).  With sock >= 0, *dev and *ino are set to sock's
+ * (fstat); "" and false if it cannot be examined (sstd then closes as before: EOF). */
+bool shim_helper_events_words(int fd, int sock, dev_t *dev, ino_t *ino, char *out, size_t len);
 
 #endif
