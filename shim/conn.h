@@ -108,4 +108,8 @@ void shim_conn_done(struct shim_conn *c, int err);
  * side, its fd number no longer names the socket) the app reads EOF and SO_ERROR says err. */
 void shim_conn_reset_app(void *arg, int pump_end, int err);
 
+/* A write (write, send, sendto) on replaced fd v, the app's flags (hook_write.c): a reset
+ * still pending on the socket is the answer of the first one that fails, as with TCP. */
+ssize_t shim_write_conn(int fd, uintptr_t v, const void *buf, size_t n, int flags, bool is_write);
+
 #endif

@@ -1,4 +1,5 @@
-/* Hooks connect() and sendto(MSG_FASTOPEN): the only places a connection is routed. */
+/* Hooks connect() and sendto(MSG_FASTOPEN): the only places a connection is routed.  A plain
+ * sendto() on a replaced fd is a write (hook_write.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
@@ -147,8 +148,12 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
                            socklen_t len)
 {
-    if (!(flags & MSG_FASTOPEN) || !sa || !shim_engaged() || !shim_config_match(&shim_cfg, sa, len))
+    if (!(flags & MSG_FASTOPEN) || !sa || !shim_engaged() || !shim_config_match(&shim_cfg, sa, len)) {
+        uintptr_t v = shim_fd_get(fd);
+        if (SHIM_FD_IS_CONN(v))
+            return shim_write_conn(fd, v, buf, n, flags & ~MSG_FASTOPEN, false);   /* hook_write.c */
         return shim_real_sendto(fd, buf, n, flags, sa, len);
+    }
     if (connect(fd, sa, len) < 0)
         return -1;
     return shim_real_sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);

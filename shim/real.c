@@ -85,6 +85,13 @@ static ssize_t fb_sendto(int fd, const void *buf, size_t n, int flags, const str
     return syscall(SYS_sendto, fd, buf, n, flags, sa, len);
 }
 
+static ssize_t fb_write(int fd, const void *buf, size_t n) { return syscall(SYS_write, fd, buf, n); }
+static ssize_t fb_writev(int fd, const struct iovec *iov, int cnt) { return syscall(SYS_writev, fd, iov, cnt); }
+static ssize_t fb_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return syscall(SYS_sendmsg, fd, msg, flags);
+}
+
 int (*shim_p_socket)(int, int, int) = fb_socket;
 int (*shim_p_socketpair)(int, int, int, int *) = fb_socketpair;
 int (*shim_p_connect)(int, const struct sockaddr *, socklen_t) = fb_connect;
@@ -110,6 +117,9 @@ int (*shim_p_epoll_create)(int) = fb_epoll_create;
 int (*shim_p_eventfd)(unsigned, int) = fb_eventfd;
 int (*shim_p_epoll_ctl)(int, int, int, struct epoll_event *) = fb_epoll_ctl;
 ssize_t (*shim_p_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t) = fb_sendto;
+ssize_t (*shim_p_write)(int, const void *, size_t) = fb_write;
+ssize_t (*shim_p_writev)(int, const struct iovec *, int) = fb_writev;
+ssize_t (*shim_p_sendmsg)(int, const struct msghdr *, int) = fb_sendmsg;
 
 /* dlsym(RTLD_NEXT) returns the next definition after this library: libc's.  A NULL means a
  * symbol this libc lacks (closefrom, close_range on old glibc): the syscall fallback stays. */
@@ -161,5 +171,8 @@ int shim_real_init(void)
     RESOLVE(eventfd);
     RESOLVE(epoll_ctl);
     RESOLVE(sendto);
+    RESOLVE(write);
+    RESOLVE(writev);
+    RESOLVE(sendmsg);
     return missing ? -1 : 0;
 }

@@ -48,6 +48,10 @@ extern int (*shim_p_epoll_create)(int);
 extern int (*shim_p_eventfd)(unsigned, int);
 extern int (*shim_p_epoll_ctl)(int, int, int, struct epoll_event *);
 extern ssize_t (*shim_p_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+struct iovec;
+extern ssize_t (*shim_p_write)(int, const void *, size_t);
+extern ssize_t (*shim_p_writev)(int, const struct iovec *, int);
+extern ssize_t (*shim_p_sendmsg)(int, const struct msghdr *, int);
 #pragma GCC visibility pop
 
 static inline int shim_real_socket(int domain, int type, int proto)
@@ -169,6 +173,21 @@ static inline ssize_t shim_real_sendto(int fd, const void *buf, size_t n, int fl
                                        const struct sockaddr *sa, socklen_t len)
 {
     return shim_p_sendto(fd, buf, n, flags, sa, len);
+}
+
+static inline ssize_t shim_real_write(int fd, const void *buf, size_t n)
+{
+    return shim_p_write(fd, buf, n);
+}
+
+static inline ssize_t shim_real_writev(int fd, const struct iovec *iov, int cnt)
+{
+    return shim_p_writev(fd, iov, cnt);
+}
+
+static inline ssize_t shim_real_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return shim_p_sendmsg(fd, msg, flags);
 }
 
 static inline int shim_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)

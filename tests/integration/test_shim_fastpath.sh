@@ -36,7 +36,7 @@ per_conn() {
 
 # The hooks' own symbols: what a pass-through may execute (inlined helpers are attributed to
 # the header they come from, under the hook's name).
-ALLOWED="^(socket|connect|close|accept|accept4|epoll_ctl|setsockopt|getsockopt|fcntl|fcntl64)$"
+ALLOWED="^(socket|connect|close|accept|accept4|epoll_ctl|setsockopt|getsockopt|fcntl|fcntl64|write|writev|send|sendto|sendmsg)$"
 
 per_conn >"$TMP/fast"
 for h in socket connect close accept4 epoll_ctl setsockopt getsockopt fcntl; do

@@ -1,0 +1,126 @@
+/* Hooks write(), writev(), send(), sendmsg() (and sendto(), hook_connect.c) for replaced fds:
+ * the first write after a peer's reset fails with the reset's error, as kernel TCP's does.
+ *
+ * A reset reaches the app's socketpair end as the kernel's ECONNRESET on a Unix socket whose
+ * peer closed with unread bytes (docs/shim.md §2 "A peer's reset"), which also shuts the end
+ * for writing: a write then fails with EPIPE and raises SIGPIPE at once, with the ECONNRESET
+ * still pending for a read or SO_ERROR.  TCP answers the first failing call after a RST with
+ * the error itself -- a write included, without SIGPIPE -- and EPIPE (with SIGPIPE) only
+ * after that.  A program that does not ignore SIGPIPE died where TCP would have given it
+ * ECONNRESET.  So a write on a replaced fd goes out with MSG_NOSIGNAL; on EPIPE the socket's
+ * pending error, if any, is taken (getsockopt SO_ERROR: read-and-clear, as the write of TCP
+ * takes it) and returned; else EPIPE, with the SIGPIPE the app did not ask to be spared.
+ * Every other fd: one table load, a compare and libc as a tail call (no system call added). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "fdtable.h"
+#include "real.h"
+#include "shim.h"
+
+/* The kernel said EPIPE for a write on replaced fd (with flags, the app's). */
+static ssize_t after_epipe(int fd, uintptr_t v, int flags)
+{
+    struct shim_conn *c = (struct shim_conn *)v;
+    int kerr = 0;
+    socklen_t l = sizeof(kerr);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &kerr, &l) == 0 && kerr != 0) {
+        /* The transport's own error where this process armed the reset (ETIMEDOUT for a dead
+         * channel, as TCP's write says), as SO_ERROR answers it (hook_sockopt.c). */
+        int err = atomic_load(&c->reset_armed) && atomic_load(&c->err) ? atomic_load(&c->err) : kerr;
+        errno = err;
+        return -1;
+    }
+    if (!(flags & MSG_NOSIGNAL))
+        raise(SIGPIPE);
+    errno = EPIPE;
+    return -1;
+}
+
+/* A replaced fd's number may have been closed behind the shim's back and reused by something
+ * that is not a socket (the entry is stale): that gets the call the app made. */
+static bool not_socket(ssize_t r)
+{
+    return r < 0 && errno == ENOTSOCK;
+}
+
+SHIM_SLOW ssize_t shim_write_conn(int fd, uintptr_t v, const void *buf, size_t n, int flags, bool is_write)
+{
+    if (shim_tls_guard)
+        return is_write ? shim_real_write(fd, buf, n) : shim_real_sendto(fd, buf, n, flags, NULL, 0);
+    /* A connected socket: the address a sendto() gives is ignored, as TCP does. */
+    ssize_t r = shim_real_sendto(fd, buf, n, flags | MSG_NOSIGNAL, NULL, 0);
+    if (r >= 0 || errno != EPIPE) {
+        if (is_write && not_socket(r)) {
+            shim_conn_check(fd, v);
+            return shim_real_write(fd, buf, n);
+        }
+        return r;
+    }
+    return after_epipe(fd, v, flags);
+}
+
+static SHIM_SLOW ssize_t sendmsg_conn(int fd, uintptr_t v, const struct msghdr *msg, int flags, bool is_writev)
+{
+    if (shim_tls_guard)
+        return is_writev ? shim_real_writev(fd, msg->msg_iov, (int)msg->msg_iovlen) : shim_real_sendmsg(fd, msg, flags);
+    ssize_t r = shim_real_sendmsg(fd, msg, flags | MSG_NOSIGNAL);
+    if (r >= 0 || errno != EPIPE) {
+        if (is_writev && not_socket(r)) {
+            shim_conn_check(fd, v);
+            return shim_real_writev(fd, msg->msg_iov, (int)msg->msg_iovlen);
+        }
+        return r;
+    }
+    return after_epipe(fd, v, flags);
+}
+
+SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (!SHIM_FD_IS_CONN(v))
+        return shim_real_write(fd, buf, n);
+    return shim_write_conn(fd, v, buf, n, 0, true);
+}
+
+SHIM_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (!SHIM_FD_IS_CONN(v))
+        return shim_real_sendto(fd, buf, n, flags, NULL, 0);
+    return shim_write_conn(fd, v, buf, n, flags, false);
+}
+
+SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (!SHIM_FD_IS_CONN(v))
+        return shim_real_writev(fd, iov, cnt);
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(cnt < 0 ? 0 : cnt) };
+    if (cnt < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return sendmsg_conn(fd, v, &msg, 0, true);
+}
+
+SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    uintptr_t v = shim_fd_get(fd);
+    if (!SHIM_FD_IS_CONN(v) || !msg)
+        return shim_real_sendmsg(fd, msg, flags);
+    if (msg->msg_name || msg->msg_namelen) {
+        /* A connected socket ignores the address, as TCP does. */
+        struct msghdr m = *msg;
+        m.msg_name = NULL;
+        m.msg_namelen = 0;
+        return sendmsg_conn(fd, v, &m, flags, false);
+    }
+    return sendmsg_conn(fd, v, msg, flags, false);
+}
