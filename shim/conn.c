@@ -243,6 +243,7 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     atomic_init(&c->err_pending, false);
     atomic_init(&c->unconnected, false);
     atomic_init(&c->reset_armed, false);
+    atomic_init(&c->helper_err, 0);
     atomic_init(&c->pumped_by, 0);
     atomic_init(&c->rsv.on, false);
     atomic_init(&c->rsv.reading, false);
@@ -466,8 +467,10 @@ void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_ss
 void shim_conn_reset_app(void *arg, int pump_end, int err)
 {
     struct shim_conn *c = arg;
-    /* Before the byte: the app's SO_ERROR may ask as soon as its read fails. */
-    atomic_store(&c->err, err);
+    /* Before the byte: the app's SO_ERROR may ask as soon as its read fails.  A relay to sstd
+     * reads only ECONNRESET; sstd said what it was (helper_hold.c). */
+    int helper = atomic_load(&c->helper_err);
+    atomic_store(&c->err, helper ? helper : err);
     if (shim_reset_arm(c->app_fd, c->dev, c->ino, pump_end)) {
         atomic_store(&c->reset_armed, true);
         SHIM_DEBUG("connection over %s reset (%s): the app reads ECONNRESET", c->tr->name, strerror(err));

@@ -40,6 +40,8 @@ struct shim_conn {
                                    that the pump leaves unread (shim_fd_reserve_readable) */
     atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's
                                    ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel */
+    atomic_int helper_err;      /* the errno sstd reported for a relayed hand-off's stream (its
+                                   RESET): the relay pump's reset gives it, not its own read's */
     bool external;              /* pumped by another process (sstd, shim_conn_adopt): the exit
                                    and exec drains leave it to that process */
     ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */

@@ -166,8 +166,10 @@ static void hc_send_direct(struct hconn *h)
     bool ok = send_line(h->ctl, line, c->pump_fd);
     /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c), or goes
      * if sstd did not take it: the connection ends (the app reads EOF). */
-    if (ok)
-        shim_helper_hold(c->pump_fd, c->app_fd, dev, ino, shim_helper_peer_pid(h->ctl), true);
+    if (ok) {
+        shim_conn_ref(c);   /* the hold's: SO_ERROR gives the errno sstd reports */
+        shim_helper_hold(c->pump_fd, c->app_fd, dev, ino, shim_helper_peer_pid(h->ctl), c, true);
+    }
     else
         shim_fd_close_own(c->pump_fd);
     shim_conn_done(c, ok ? 0 : ECONNRESET);
@@ -204,8 +206,10 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
     snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
     bool ok = send_line(h->ctl, line, sv[1]);
     /* sstd has its copy; ours stays as the hold (helper_hold.c) */
-    if (ok && named)
-        shim_helper_hold(sv[1], h->near, dev, ino, shim_helper_peer_pid(h->ctl), true);
+    if (ok && named) {
+        shim_conn_ref(h->c);
+        shim_helper_hold(sv[1], h->near, dev, ino, shim_helper_peer_pid(h->ctl), h->c, true);
+    }
     else
         close(sv[1]);
     if (!ok) {
@@ -594,12 +598,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     snprintf(line, sizeof(line), "CONNECT %s %u%s\n", host, port, words);
     if (!send_line(ctl, line, sv[1]))
         goto out;
-    /* sstd has its copy of sv[1]; ours stays as the hold (sstd's death then reads as a reset,
-     * helper_hold.c), taken over by the event thread. */
-    if (named) {
-        shim_helper_hold(sv[1], fd, dev, ino, shim_helper_peer_pid(ctl), false);
-        sv[1] = -1;
-    }
+    pid_t sstd = named ? shim_helper_peer_pid(ctl) : 0;
     shim_helper_events_want_soon();
     /* sstd has the request and its end; it reads both before it sees this connection close,
      * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer
@@ -608,6 +607,18 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
      * waits for the answer. */
     r = shim_conn_adopt(fd, sa, len, sv[0], &shim_transport_sst, "SST_PEERS match, warm helper");
     SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s answered before", fd, pkey);
+    if (sstd > 0) {
+        /* sstd has its copy of sv[1]; ours stays as the hold (sstd's death then reads as a
+         * reset, helper_hold.c), taken over by the event thread, with the app's connection. */
+        int saved_errno = errno;
+        uintptr_t v = shim_fd_get(fd);
+        struct shim_conn *c = SHIM_FD_IS_CONN(v) ? (struct shim_conn *)v : NULL;
+        if (c)
+            shim_conn_ref(c);
+        shim_helper_hold(sv[1], fd, dev, ino, sstd, c, false);
+        sv[1] = -1;
+        errno = saved_errno;
+    }
 out:;
     int saved = errno;   /* connect()'s answer (EINPROGRESS) survives the closes */
     if (sv[0] >= 0)

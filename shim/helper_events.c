@@ -83,10 +83,7 @@ static void on_reset(const char *text, int end)
         SHIM_DEBUG("helper event not understood: '%s'", text);
         return;
     }
-    bool armed = shim_reset_arm(fd, (dev_t)dev, (ino_t)ino, end);
-    shim_helper_hold_release((dev_t)dev, (ino_t)ino);   /* end, closed next, is then the last */
-    SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s", fd, strerror(err),
-               armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
+    shim_helper_hold_reset(fd, (dev_t)dev, (ino_t)ino, err, end);
 }
 
 static void on_line(const char *text)

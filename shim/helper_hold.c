@@ -31,10 +31,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "evthread.h"
 #include "fdtable.h"
 #include "log.h"
@@ -51,6 +53,7 @@ struct hold {
     dev_t dev;
     ino_t ino;
     pid_t sstd;
+    struct shim_conn *c;        /* the app's connection (a reference), or NULL */
     struct event *ev;           /* POLLHUP: the connection is over, the hold goes */
 };
 
@@ -128,12 +131,32 @@ static void hold_free(struct hold *h)
     if (h->ev)
         event_free(h->ev);
     shim_fd_close_own(h->end);
+    if (h->c)
+        shim_conn_unref(h->c);
     struct watch *w = watch_find(h->sstd);
     free(h);
     if (w) {
         w->holds--;
         watch_put(w);
     }
+}
+
+/* The reset of h's socket, with end (h's own, or the one sstd passed back) closed by the caller
+ * last.  Where fd is the app's own (not the relay's), the app's SO_ERROR and first failing
+ * write give err, as for the in-process engine's resets (shim_conn_reset_app); a relay's pump
+ * passes it on itself (helper_err). */
+static bool hold_arm(struct hold *h, int err, int end)
+{
+    struct shim_conn *c = h->c;
+    bool own = c && h->fd == c->app_fd && h->dev == c->dev && h->ino == c->ino;
+    if (c && own)
+        atomic_store(&c->err, err);   /* before the byte: SO_ERROR may ask at once */
+    else if (c)
+        atomic_store(&c->helper_err, err);
+    bool armed = shim_reset_arm(h->fd, h->dev, h->ino, end);
+    if (armed && own)
+        atomic_store(&c->reset_armed, true);
+    return armed;
 }
 
 /* sstd pid has exited: every connection it carried for us is reset. */
@@ -148,7 +171,7 @@ static void on_sstd_gone(evutil_socket_t fd, short what, void *arg)
         if (h->sstd != w->pid)
             continue;
         n++;
-        armed += shim_reset_arm(h->fd, h->dev, h->ino, h->end);
+        armed += hold_arm(h, ECONNRESET, h->end);
         hold_free(h);
     }
     if (n > 0)
@@ -205,6 +228,8 @@ static void hold_take(struct hold *h)
     if (!w || w->state == WATCH_REFUSED) {
         if (h->end >= 0)
             shim_fd_close_own(h->end);
+        if (h->c)
+            shim_conn_unref(h->c);
         free(h);
         return;
     }
@@ -216,6 +241,8 @@ static void hold_take(struct hold *h)
         if (h->ev)
             event_free(h->ev);
         shim_fd_close_own(h->end);
+        if (h->c)
+            shim_conn_unref(h->c);
         free(h);
         watch_put(w);
         return;
@@ -244,13 +271,17 @@ static void drain_cb(void *arg)
     shim_helper_hold_drain();
 }
 
-void shim_helper_hold(int end, int fd, dev_t dev, ino_t ino, pid_t sstd, bool on_event_thread)
+void shim_helper_hold(int end, int fd, dev_t dev, ino_t ino, pid_t sstd, struct shim_conn *c,
+                      bool on_event_thread)
 {
     struct hold *h = sstd > 0 ? calloc(1, sizeof(*h)) : NULL;
     if (!h) {
         shim_real_close(end);
+        if (c)
+            shim_conn_unref(c);
         return;
     }
+    h->c = c;
     h->end = end;
     h->fd = fd;
     h->dev = dev;
@@ -276,15 +307,21 @@ void shim_helper_hold(int end, int fd, dev_t dev, ino_t ino, pid_t sstd, bool on
         shim_ev_call_if_running(drain_cb, NULL);
 }
 
-void shim_helper_hold_release(dev_t dev, ino_t ino)
+void shim_helper_hold_reset(int fd, dev_t dev, ino_t ino, int err, int end)
 {
     shim_helper_hold_drain();
     for (struct hold *h = holds; h; h = h->next) {
         if (h->dev == dev && h->ino == ino) {
-            hold_free(h);
+            bool armed = hold_arm(h, err, end);
+            hold_free(h);   /* end, closed next, is then the last */
+            SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s", fd, strerror(err),
+                       armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
             return;
         }
     }
+    bool armed = shim_reset_arm(fd, dev, ino, end);
+    SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s (no hold)", fd, strerror(err),
+               armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
 }
 
 void shim_helper_hold_sstd_answered(pid_t sstd, bool holds_ok)

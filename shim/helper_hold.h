@@ -12,10 +12,16 @@
  * CONNECT.  end becomes the shim's (it is closed if it cannot be kept).  While the shim holds
  * it, sstd's close of its copy does not end the app's connection; when sstd is gone the shim
  * makes the close a reset (shim_reset_arm).  Any thread; on_event_thread: the caller is it. */
-void shim_helper_hold(int end, int fd, dev_t dev, ino_t ino, pid_t sstd, bool on_event_thread);
-/* Event thread: sstd passed back the end of dev/ino for a reset (RESET): the hold of that
- * socket, if any, is released; call after the reset was armed. */
-void shim_helper_hold_release(dev_t dev, ino_t ino);
+struct shim_conn;
+/* c: the app's connection (a reference the hold takes over, or NULL): its SO_ERROR then gives
+ * the errno sstd reports for the stream, not just the kernel's ECONNRESET. */
+void shim_helper_hold(int end, int fd, dev_t dev, ino_t ino, pid_t sstd, struct shim_conn *c,
+                      bool on_event_thread);
+/* Event thread: sstd passed back end, its end of the socket fd/dev/ino, for a reset with errno
+ * err (RESET): arms the reset (shim_reset_arm), records err for the app's SO_ERROR and write
+ * (as the in-process engine's reset does), and releases the hold of that socket.  The caller
+ * closes end afterwards. */
+void shim_helper_hold_reset(int fd, dev_t dev, ino_t ino, int err, int end);
 /* Event thread: the EVENTS answer of sstd pid said whether it shuts a hand-off's end down
  * before closing it whenever it does not pass it back (holds:true); an sstd that does not
  * would leave a held connection open forever, so its holds are dropped (EOF as before). */

@@ -51,7 +51,7 @@ static int sol_socket_get(int fd, struct shim_conn *c, int name, void *val, sock
             /* A reset (docs/shim.md §2) is the kernel's ECONNRESET on the socketpair end until
              * a read or SO_ERROR takes it: ask the kernel, so that a read that already reported
              * it leaves 0 here, as TCP.  A pending one is answered with the transport's own
-             * error when this process armed it (sstd's, for a hand-off, says ECONNRESET). */
+             * error when this process armed it (for a hand-off, the errno sstd's RESET reported). */
             int kerr = 0;
             socklen_t l = sizeof(kerr);
             if (shim_real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &kerr, &l) < 0)
