@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -22,6 +23,8 @@
 _Atomic(uintptr_t) *shim_fdtab;
 int shim_fdtab_size;
 static int fd_floor;
+#define FD_FLOOR_MAX 3072        /* highest fd_floor (see shim_fd_init) */
+#define FD_GROW_HEADROOM 64      /* numbers of the shim's the early-grown table covers */
 static pid_t owner_pid;   /* the process this table describes */
 
 /* The room above the app's soft RLIMIT_NOFILE (see fdtable.h).  One window at a time in the
@@ -60,6 +63,38 @@ void shim_fd_after_fork(void)
     pthread_mutex_init(&room_lock, NULL);
 }
 
+/* The kernel grows a process's descriptor table when a number past its end is handed out, and
+ * a multithreaded process then waits for an RCU grace period before the old table may go
+ * (expand_fdtable: synchronize_rcu).  The shim's numbers are high (fd_floor, or above the app's
+ * limit: shim_fd_hide), so its first one grew the table -- typically on a shim thread, after the
+ * process had become multithreaded: 8-10 ms measured there, and the process's exit waited for
+ * that thread (a shimmed curl took 33 ms of wall time against 16 over kernel TCP).  Grown here,
+ * while the constructor runs single-threaded, it costs microseconds. */
+static void grow_kernel_table(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    long top = fd_floor;
+    long limit = rl.rlim_cur < (rlim_t)shim_fdtab_size ? (long)rl.rlim_cur : shim_fdtab_size;
+    if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < (rlim_t)shim_fdtab_size) {
+        top = (long)rl.rlim_cur;   /* the room above the app's limit (shim_fd_room_enter) */
+        limit = rl.rlim_max < (rlim_t)shim_fdtab_size ? (long)rl.rlim_max : shim_fdtab_size;
+    }
+    top += FD_GROW_HEADROOM;
+    if (top >= limit)
+        top = limit - 1;
+    int fd = eventfd(0, EFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    shim_fd_room_enter();
+    int hi = top > fd ? shim_real_fcntl(fd, F_DUPFD_CLOEXEC, top) : -1;
+    shim_fd_room_leave();
+    if (hi >= 0)
+        shim_real_close(hi);
+    shim_real_close(fd);
+}
+
 int shim_fd_init(void)
 {
     struct rlimit rl;
@@ -72,15 +107,17 @@ int shim_fd_init(void)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -1;
-    /* Own fds go in the top quarter of the soft limit (at most 1024 slots below it), far from
-     * the small numbers programs dup2 onto, yet inside the limit. */
+    /* Own fds go in the top quarter of the soft limit, far from the small numbers programs
+     * dup2 onto, yet inside the limit; no higher than FD_FLOOR_MAX, since the kernel's table
+     * must reach them (8 bytes a number: 512 KiB at 64 K, for every process under the shim). */
     rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
     if (cur > n)
         cur = n;
-    fd_floor = cur > 4096 ? (int)(cur - 1024) : (int)(cur * 3 / 4);
+    fd_floor = cur * 3 / 4 < FD_FLOOR_MAX ? (int)(cur * 3 / 4) : FD_FLOOR_MAX;
     owner_pid = (pid_t)syscall(SYS_getpid);
     shim_fdtab = p;
     shim_fdtab_size = (int)n;   /* after the table: shim_fd_get checks only the size */
+    grow_kernel_table();
     return 0;
 }
 

@@ -85,3 +85,45 @@ shim "${E[@]}" SST_MODE=strict -- "$PY" "$TMP/atlimit.py" "$ECHO_PORT" 1 1 soft 
   { cat "$TMP/strict" "$TMP/strict.err"; fail "strict run without room crashed"; }
 expect_line "$TMP/strict" "connect-error 24"
 pass "no room: auto falls back to kernel TCP, strict says EMFILE"
+
+# The shim's numbers are high (above the soft limit, or in the top quarter of it), and the
+# kernel grows a process's descriptor table to reach them.  In a multithreaded process growing
+# waits for an RCU grace period (expand_fdtable: synchronize_rcu, 8-10 ms here), and the first
+# such number used to come from a shim thread: a shimmed curl's exit waited for it.  The shim
+# grows the table in its constructor instead, while the process is single-threaded; a carried
+# connection made later from a multithreaded program must find it large enough.  Read from
+# /proc/self/status (FDSize: the table's size), not timed.
+cat >"$TMP/fdsize.py" <<'PYEOF'
+import socket, sys, threading
+def fdsize():
+    for line in open("/proc/self/status"):
+        if line.startswith("FDSize:"):
+            return int(line.split()[1])
+start = fdsize()
+threading.Thread(target=lambda: None).start()   # a multithreaded program
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+c.sendall(b"ping")
+assert c.recv(100) == b"ping"
+print("fdsize", start, fdsize())
+PYEOF
+fdsizes() {   # SOFT HARD: prints "START AFTER" of a carried connection under these limits
+  prlimit --nofile="$1:$2" env LD_PRELOAD="$SHIM" "${E[@]}" SST_MODE=strict "$PY" "$TMP/fdsize.py" "$ECHO_PORT" \
+    >"$TMP/fdsize" 2>"$TMP/fdsize.err" || { cat "$TMP/fdsize" "$TMP/fdsize.err"; fail "fdsize.py $1:$2 failed"; }
+  awk '/^fdsize/ { print $2, $3 }' "$TMP/fdsize"
+}
+big=$(ulimit -Hn)
+[ "$big" = unlimited ] || [ "$big" -ge 16384 ] || fail "hard RLIMIT_NOFILE $big: this check needs 16384"
+big=16384
+for lim in "1024 4096" "1024 1024" "$big $big"; do
+  read -r soft hard <<<"$lim"
+  read -r start after <<<"$(fdsizes "$soft" "$hard")"
+  echo "limits $soft/$hard: FDSize $start at start, $after after a carried connection"
+  [ "$after" = "$start" ] || fail "limits $soft/$hard: the table grew from $start to $after after start"
+  # Room above the soft limit (hard > soft): numbers from the soft limit up; else the top
+  # quarter of it, at most from 3072 (a 16 K limit must not cost a 128 KiB table).
+  if [ "$hard" -gt "$soft" ]; then min=$((soft + 1)); else min=$((soft * 3 / 4)); fi
+  [ "$min" -le 3072 ] || min=3072
+  [ "$start" -gt "$min" ] || fail "limits $soft/$hard: FDSize $start at start, not above $min"
+  [ "$start" -le 4096 ] || fail "limits $soft/$hard: FDSize $start: the shim's numbers sit too high"
+done
+pass "the descriptor table is grown once at start, not by a shim thread later"
