@@ -185,7 +185,7 @@ if want txn; then
     record "txn$size" "SST cold channel" 1 "$(sst_client --rr "$TXN_N" --size "$size" --cold)"
     record "txn$size" "SST warm channel" 1 "$(sst_client --rr "$TXN_N" --size "$size")"
     # curl, an unmodified client: kernel TCP, and through the shim with sstd in A keeping the
-    # channel warm (python http.server behind sstd --forward 8080 in B).
+    # channel warm (nginx behind sstd --forward 8080 in B).
     record "txn$size" "curl, kernel TCP" 1 "$(curl_rr "$TXN_N" "$size")"
     record "txn$size" "curl via shim, warm sstd" 1 "$(curl_rr "$TXN_N" "$size" shim)"
   done

@@ -394,7 +394,7 @@ if txn_scens:
     if any(k[1] == "curl via shim, warm sstd" for k in rows):
         w("### curl through the shim (warm channel held by sstd) vs curl over kernel TCP")
         w("")
-        w("An unmodified curl fetching one file from python http.server per transaction, run "
+        w("An unmodified curl fetching one file from nginx in B (one process, sendfile) per transaction, run "
           "one after another; curl's time_total (connect, request, last byte).  Kernel TCP: a new connection each "
           "time (2 RTT before the first byte).  Shim: `SST_HELPER` names sstd in A, which hands "
           "each connection a new stream on its warm channel to B's `sstd --forward 8080` (1 RTT).  "
