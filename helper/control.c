@@ -372,7 +372,7 @@ static bool parse_notify(char *const w[4], int *fd, unsigned long long *dev, uns
     return true;
 }
 
-static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[4])
+static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[5])
 {
     struct sstd *d = c->d;
     struct sst_addr a;
@@ -416,6 +416,8 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
         return;
     }
     pump->notify = parse_notify(notify, &pump->notify_fd, &pump->notify_dev, &pump->notify_ino);
+    /* "... RESET FD DEV INO LINGER0": the app set SO_LINGER {1, 0} before the hand-off. */
+    pump->linger0 = pump->notify && notify[4] && strcmp(notify[4], "LINGER0") == 0;
     sstd_kick(d);
 }
 
@@ -589,8 +591,8 @@ static void dispatch(struct sstd_client *c, char *line)
     char *cmd = strtok_r(line, " \t\r", &save);
     char *a1 = strtok_r(NULL, " \t\r", &save);
     char *a2 = strtok_r(NULL, " \t\r", &save);
-    char *more[4];
-    for (int i = 0; i < 4; i++)
+    char *more[5];
+    for (int i = 0; i < 5; i++)
         more[i] = strtok_r(NULL, " \t\r", &save);
     if (!cmd) {
         sstd_client_reply_error(c, "empty", "empty request");
@@ -611,6 +613,23 @@ static void dispatch(struct sstd_client *c, char *line)
         do_forget(c, a1);
     } else if (strcmp(cmd, "CONNECT") == 0) {
         do_connect(c, a1, a2, more);
+    } else if (strcmp(cmd, "MARK") == 0) {
+        /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
+        char *e1 = NULL, *e2 = NULL;
+        errno = 0;
+        unsigned long long dev = a1 ? strtoull(a1, &e1, 10) : 0, ino = a2 ? strtoull(a2, &e2, 10) : 0;
+        if (!a1 || !a2 || !more[0] || errno || *e1 || *e2) {
+            sstd_client_reply_error(c, "bad-mark", "MARK DEV INO SHUTWR|LINGER0|LINGER");
+        } else if (!sstd_pump_mark(c->d, dev, ino, more[0])) {
+            sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER");
+        } else {
+            struct evbuffer *b = evbuffer_new();
+            if (!b)
+                return;
+            evbuffer_add_printf(b, "{\"ok\":true}");
+            sstd_client_reply(c, b);
+            evbuffer_free(b);
+        }
     } else if (strcmp(cmd, "EVENTS") == 0) {
         c->events = true;
         struct evbuffer *b = evbuffer_new();
@@ -622,7 +641,7 @@ static void dispatch(struct sstd_client *c, char *line)
         sstd_client_reply(c, b);
         evbuffer_free(b);
     } else {
-        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET, CONNECT, EVENTS)", cmd);
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET, CONNECT, EVENTS, MARK)", cmd);
     }
 }
 

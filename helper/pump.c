@@ -180,6 +180,11 @@ static void pump_move(struct sstd_pump *p)
             ssize_t n = read(p->fd, p->to_st + p->to_st_off + p->to_st_len, room);
             if (n >= 0 && (size_t)n < room)
                 p->fd_readable = false;
+            if (p->shut_on_empty && ((n >= 0 && (size_t)n < room) || (n < 0 && errno == EAGAIN))) {
+                /* MARK SHUTWR: read empty, the client's writing is over (its FIN). */
+                p->fd_eof = true;
+                progress = true;
+            }
             if (n > 0) {
                 p->to_st_len += (size_t)n;
                 progress = true;
@@ -196,6 +201,13 @@ static void pump_move(struct sstd_pump *p)
                      * ours is delivered with a reset, as TCP answers a closed socket. */
                     p->fd_gone = true;
                     p->to_fd_len = 0;
+                    if (p->linger0) {
+                        /* SO_LINGER {1, 0}, then the close: an abortive close, as TCP's RST
+                         * (what is unsent is dropped; the peer's read fails). */
+                        SSTD_DEBUG("pump %s: the client closed with SO_LINGER {1, 0}: reset", p->dest);
+                        pump_end(p, true, SST_ERR_RESET);
+                        return;
+                    }
                 }
             } else if (n < 0 && errno == EAGAIN) {
                 p->fd_readable = false;
@@ -514,6 +526,28 @@ void sstd_pump_cancel_answer(struct sstd *d, void *arg)
     for (struct sstd_pump *p = d->pumps; p; p = p->next)
         if (p->answer_arg == arg)
             p->answer = NULL;
+}
+
+bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long ino, const char *what)
+{
+    for (struct sstd_pump *p = d->pumps; p; p = p->next) {
+        if (p->kind != SSTD_PUMP_HANDOFF || !p->notify || p->notify_dev != dev || p->notify_ino != ino)
+            continue;
+        if (strcmp(what, "SHUTWR") == 0) {
+            p->shut_on_empty = true;
+            p->fd_readable = true;   /* read what is left, then the end */
+            pump_step(p);
+            sstd_kick(d);
+        } else if (strcmp(what, "LINGER0") == 0) {
+            p->linger0 = true;
+        } else if (strcmp(what, "LINGER") == 0) {
+            p->linger0 = false;
+        } else {
+            return false;
+        }
+        return true;
+    }
+    return false;
 }
 
 void sstd_pumps_free(struct sstd *d)

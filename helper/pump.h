@@ -39,6 +39,9 @@ struct sstd_pump {
     /* Hand-off: a stream error is reported to the owner's shim (CONNECT ... RESET FD DEV INO:
      * the app's fd number and its socket, echoed back with our end, sstd_control_pass_reset). */
     bool notify;
+    bool shut_on_empty;           /* MARK SHUTWR: the client's writing is over once the socket
+                                     is read empty (its shim keeps the end open for a reset) */
+    bool linger0;                 /* MARK LINGER0: the client's close resets the stream */
     int notify_fd;
     unsigned long long notify_dev, notify_ino;
     bool st_failed;               /* the stream failed: the end is reported to the client */
@@ -83,6 +86,11 @@ void sstd_pump_cancel_answer(struct sstd *d, void *arg);
 void sstd_pumps_free(struct sstd *d);
 /* After API calls made outside engine callbacks: run deferred callbacks, flush, re-arm. */
 void sstd_kick(struct sstd *d);
+
+/* MARK DEV INO WHAT (control.c): the client's shim tells sstd about the app's use of the
+ * hand-off whose RESET words named DEV/INO: "SHUTWR", "LINGER0", "LINGER".  False if no such
+ * pump or WHAT is unknown. */
+bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long ino, const char *what);
 
 /* Closes sstd's end of a hand-off (or a descriptor a client passed) for good, as an end of
  * stream for the app: shut down first, because the client's shim holds a duplicate of it

@@ -40,6 +40,10 @@ struct shim_conn {
                                    that the pump leaves unread (shim_fd_reserve_readable) */
     atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's
                                    ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel */
+    dev_t helper_dev;           /* the socket sstd knows this hand-off by (CONNECT's RESET words: */
+    ino_t helper_ino;           /* the app's, or the relay's end), 0 if not handed to sstd */
+    atomic_bool wr_shut;        /* the app's shutdown(SHUT_WR) told to sstd instead of done on its
+                                   end (hook_sockopt.c): its writes fail as after SHUT_WR */
     atomic_int helper_err;      /* the errno sstd reported for a relayed hand-off's stream (its
                                    RESET): the relay pump's reset gives it, not its own read's */
     bool external;              /* pumped by another process (sstd, shim_conn_adopt): the exit

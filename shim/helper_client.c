@@ -155,6 +155,10 @@ static void hc_send_direct(struct hconn *h)
     struct shim_conn *c = h->c;
     char line[192], words[80];
 
+    /* What sstd knows the connection by, before the app can see it up (shutdown and
+     * SO_LINGER are told to sstd: shim_helper_mark). */
+    c->helper_dev = c->dev;
+    c->helper_ino = c->ino;
     shim_conn_up(c, NULL, 0);
     h->up = true;
     /* The stream's failure comes back over the event connection, for the app's fd. */
@@ -162,7 +166,8 @@ static void hc_send_direct(struct hconn *h)
     dev_t dev = c->dev;
     ino_t ino = c->ino;
     shim_helper_events_words(c->app_fd, -1, &dev, &ino, words, sizeof(words));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
+    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", h->host, h->port, words,
+             words[0] && atomic_load(&c->linger0) ? " LINGER0" : "");
     bool ok = send_line(h->ctl, line, c->pump_fd);
     /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c), or goes
      * if sstd did not take it: the connection ends (the app reads EOF). */
@@ -203,9 +208,14 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
     dev_t dev = 0;
     ino_t ino = 0;
     bool named = shim_helper_events_words(h->near, h->near, &dev, &ino, words, sizeof(words));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s\n", h->host, h->port, words);
+    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", h->host, h->port, words,
+             named && atomic_load(&h->c->linger0) ? " LINGER0" : "");
     bool ok = send_line(h->ctl, line, sv[1]);
     /* sstd has its copy; ours stays as the hold (helper_hold.c) */
+    if (named) {
+        h->c->helper_dev = dev;   /* SO_LINGER is told to sstd for the relay's end */
+        h->c->helper_ino = ino;
+    }
     if (ok && named) {
         shim_conn_ref(h->c);
         shim_helper_hold(sv[1], h->near, dev, ino, shim_helper_peer_pid(h->ctl), h->c, true);
@@ -518,6 +528,40 @@ static bool caps_now(int ctl, const char *key, unsigned port)
     return strstr(buf, "\"sst\":\"sst\"") && strstr(buf, "\"port_answered\":true");
 }
 
+bool shim_helper_mark(dev_t dev, ino_t ino, const char *what)
+{
+    char line[128], buf[REPLY_MAX];
+    size_t len = 0;
+    const char *path = shim_helper_path();
+    int saved = errno;
+    int ctl = path ? shim_helper_dial(path) : -1;
+    bool ok = false;
+    snprintf(line, sizeof(line), "MARK %llu %llu %s\n", (unsigned long long)dev, (unsigned long long)ino, what);
+    if (ctl < 0 || !send_line(ctl, line, -1))
+        goto out;
+    for (;;) {
+        struct pollfd p = { .fd = ctl, .events = POLLIN };
+        if (poll(&p, 1, CAPS_WAIT_MS) <= 0)
+            goto out;   /* a slow or older daemon: the caller does without */
+        ssize_t n = recv(ctl, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+        if (n <= 0)
+            goto out;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (strchr(buf, '\n'))
+            break;
+        if (len >= sizeof(buf) - 1)
+            goto out;
+    }
+    ok = strstr(buf, "\"ok\":true") != NULL;
+out:
+    if (ctl >= 0)
+        shim_fd_close_own(ctl);
+    SHIM_DEBUG("helper: MARK %s: %s", what, ok ? "done" : "not done");
+    errno = saved;
+    return ok;
+}
+
 /* Whether sstd touched its capability file lately (from its keepalive: docs/helper.md).  A
  * stale file means an idle daemon -- or a frozen one, which would hold a connection handed to
  * it for as long as it is frozen: then CONNECT goes only after a CAPS answer. */
@@ -595,7 +639,12 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     dev_t dev = 0;
     ino_t ino = 0;
     bool named = shim_helper_events_words(fd, sv[0], &dev, &ino, words, sizeof(words));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s\n", host, port, words);
+    /* SO_LINGER {1, 0} set before connect(): sstd resets the stream at the app's close. */
+    struct linger lg = { 0, 0 };
+    socklen_t lgl = sizeof(lg);
+    bool linger0 = named && shim_real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &lgl) == 0 &&
+                   lg.l_onoff && lg.l_linger == 0;
+    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", host, port, words, linger0 ? " LINGER0" : "");
     if (!send_line(ctl, line, sv[1]))
         goto out;
     pid_t sstd = named ? shim_helper_peer_pid(ctl) : 0;
@@ -613,8 +662,11 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
         int saved_errno = errno;
         uintptr_t v = shim_fd_get(fd);
         struct shim_conn *c = SHIM_FD_IS_CONN(v) ? (struct shim_conn *)v : NULL;
-        if (c)
+        if (c) {
+            c->helper_dev = dev;
+            c->helper_ino = ino;
             shim_conn_ref(c);
+        }
         shim_helper_hold(sv[1], fd, dev, ino, sstd, c, false);
         sv[1] = -1;
         errno = saved_errno;

@@ -25,4 +25,11 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len);
 /* The in-process engine's start (transport_sst.c), for when the helper goes away. */
 int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base);
 
+/* Tells sstd about the app's own use of a connection it pumps, named by the socket CONNECT's
+ * RESET words gave (dev/ino): "SHUTWR" (the app shut its writing: sstd ends the stream's write
+ * side once it has read what the socket holds), "LINGER0" / "LINGER" (an abortive close asked
+ * for, or no longer: the app's close then resets the stream).  On the caller's thread, waiting at
+ * most 100 ms for the answer; false if sstd did not do it (an older or slow daemon). */
+bool shim_helper_mark(dev_t dev, ino_t ino, const char *what);
+
 #endif

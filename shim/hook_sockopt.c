@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "helper_client.h"
 #include "evthread.h"
 #include "real.h"
 #include "server.h"
@@ -160,8 +161,13 @@ static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *va
         struct linger lg;
         memcpy(&lg, val, sizeof(lg));
         int rc = shim_real_setsockopt(fd, level, name, val, len);
-        if (rc == 0)
-            atomic_store(&c->linger0, lg.l_onoff && lg.l_linger == 0);
+        bool abort = lg.l_onoff && lg.l_linger == 0;
+        if (rc == 0 && atomic_exchange(&c->linger0, abort) != abort && c->helper_ino) {
+            /* Handed to sstd: it sees the app's close, so it is the one to reset the stream. */
+            int saved = errno;
+            shim_helper_mark(c->helper_dev, c->helper_ino, abort ? "LINGER0" : "LINGER");
+            errno = saved;
+        }
         return rc;
     }
     /* Buffer sizes and timeouts act on the fd the app uses: the socketpair end. */
@@ -216,6 +222,20 @@ SHIM_EXPORT int shutdown(int fd, int how)
      * only where a pump of this process reads the app's end (sstd would take it for data). */
     /* Not in a forked child that inherited the fd: the parent's pump, which reads it, would
      * not see the flag (another copy of our memory) and send the byte to the peer. */
+    /* sstd pumps the app's end itself (a hand-off inside connect() or direct): the end stays
+     * open for writing, so that a later reset can still be armed from it, and sstd is told
+     * instead: it ends the stream's write side once it has read what the socket holds, and the
+     * write hooks fail the app's writes as the kernel would after the shutdown (EPIPE).
+     * Before, such a reset read as EOF.  Any process sharing the socket may do it (sstd
+     * reads it, not a pump of ours). */
+    if ((how == SHUT_WR || how == SHUT_RDWR) && c->helper_ino && atomic_load(&c->pumped_by) == 0) {
+        if (atomic_load(&c->wr_shut))
+            return how == SHUT_RDWR ? shim_real_shutdown(fd, SHUT_RD) : 0;
+        if (shim_helper_mark(c->helper_dev, c->helper_ino, "SHUTWR")) {
+            atomic_store(&c->wr_shut, true);
+            return how == SHUT_RDWR ? shim_real_shutdown(fd, SHUT_RD) : 0;
+        }
+    }
     if ((how == SHUT_WR || how == SHUT_RDWR) && atomic_load(&c->pumped_by) == (int)getpid() &&
         !atomic_exchange(&c->rsv.on, true)) {
         int saved = errno;

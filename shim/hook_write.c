@@ -54,6 +54,8 @@ SHIM_SLOW ssize_t shim_write_conn(int fd, uintptr_t v, const void *buf, size_t n
 {
     if (shim_tls_guard)
         return is_write ? shim_real_write(fd, buf, n) : shim_real_sendto(fd, buf, n, flags, NULL, 0);
+    if (atomic_load(&((struct shim_conn *)v)->wr_shut))
+        return after_epipe(fd, v, flags);   /* the app shut its writing (hook_sockopt.c) */
     /* A connected socket: the address a sendto() gives is ignored, as TCP does. */
     ssize_t r = shim_real_sendto(fd, buf, n, flags | MSG_NOSIGNAL, NULL, 0);
     if (r >= 0 || errno != EPIPE) {
@@ -70,6 +72,8 @@ static SHIM_SLOW ssize_t sendmsg_conn(int fd, uintptr_t v, const struct msghdr *
 {
     if (shim_tls_guard)
         return is_writev ? shim_real_writev(fd, msg->msg_iov, (int)msg->msg_iovlen) : shim_real_sendmsg(fd, msg, flags);
+    if (atomic_load(&((struct shim_conn *)v)->wr_shut))
+        return after_epipe(fd, v, flags);   /* the app shut its writing (hook_sockopt.c) */
     ssize_t r = shim_real_sendmsg(fd, msg, flags | MSG_NOSIGNAL);
     if (r >= 0 || errno != EPIPE) {
         if (is_writev && not_socket(r)) {

@@ -284,6 +284,12 @@ check "sstd hand-off inside connect()" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPE
   SST_LOG=debug SST_LOG_FILE="$LIB_TMP/now.log"
 grep -q "handed to the helper inside connect()" "$LIB_TMP/now.log" ||
   fail "no connection was handed over inside connect(): $(tail -5 "$LIB_TMP/now.log")"
+# After the app's own shutdown(SHUT_WR) sstd is told (MARK SHUTWR) instead of the app's end
+# being shut, so that a reset can still be armed from it (before: EOF).
+: >"$LIB_TMP/now.log"
+check_shutwr "sstd hand-off inside connect()" "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
+  SST_LOG=debug SST_LOG_FILE="$LIB_TMP/now.log"
+grep -q "MARK SHUTWR: done" "$LIB_TMP/now.log" || fail "the shutdown was not told to sstd: $(tail -5 "$LIB_TMP/now.log")"
 grep -q "passed back to pid" "$LIB_TMP/sstd-a.log" || fail "sstd did not pass a failed stream back"
 # A hand-off inside connect() now starts the event thread (for the event connection), whose
 # exec drain must still leave sstd's connections alone: a connection that survives an exec is

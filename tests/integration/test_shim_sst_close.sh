@@ -182,4 +182,54 @@ s.close()"
 got=$(srv_line 7)
 [ "${got% *}" = "EOF 200000" ] || fail "failed execvp: server saw '$got', want EOF 200000"
 log "ok: after a failed execvp the connection goes on"
-log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it, close ends it, a server's exit delivers, exec too"
+
+# The same abortive close through sstd in A (docs/helper.md "MARK"): sstd pumps the app's
+# socket and sees its close, so the shim tells it about SO_LINGER {1, 0} (set after connect:
+# MARK LINGER0; before: CONNECT's LINGER0 word) and sstd resets the stream.  Before, sstd closed
+# it gracefully: the server read EOF.
+log "SO_LINGER 0 then close through sstd: the server must see a reset"
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/kas" --log debug \
+  2>"$LIB_TMP/sstd-a.log"
+poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+via_sstd() {
+  in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
+    SST_KEYDIR="$LIB_TMP/ka" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/via.log" /usr/bin/python3 -c "$1"
+}
+base=$(wc -l <"$LIB_TMP/srv.out")
+via_sstd "
+import socket
+s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'w'); s.close()" || fail "warm-up through sstd failed"
+[ "$(srv_line $((base + 1)))" != "" ] || fail "warm-up: the server saw nothing"
+base=$((base + 1))
+: >"$LIB_TMP/via.log"
+for when in after before; do
+  via_sstd "
+import socket, struct, time
+s = socket.socket()
+lg = struct.pack('ii', 1, 0)
+if '$when' == 'before':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
+s.connect(('$IP_B', 9000))
+s.sendall(b'x' * 100000)
+time.sleep(0.3)
+if '$when' == 'after':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8) == lg
+s.close()
+time.sleep(0.3)" || fail "linger client through sstd ($when) failed"
+done
+grep -q "handed to the helper inside connect()" "$LIB_TMP/via.log" || fail "not handed to sstd inside connect()"
+got="$(srv_line $((base + 1))) / $(srv_line $((base + 2)))"
+[ "$got" = "ConnectionResetError 100000 / ConnectionResetError 100000" ] ||
+  fail "SO_LINGER 0 through sstd: server saw '$got', want ConnectionResetError after 100000 bytes, twice"
+log "ok: $got"
+via_sstd "
+import socket, time
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'x' * 100000)
+time.sleep(0.3)
+s.close()"
+got=$(srv_line $((base + 3)))
+[ "${got% *}" = "EOF 100000" ] || fail "plain close through sstd: server saw '$got'"
+log "ok: a plain close through sstd still ends with EOF"
+log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it (in-process and through sstd), close ends it, a server's exit delivers, exec too"
