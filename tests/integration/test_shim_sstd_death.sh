@@ -3,7 +3,9 @@
 # kernel TCP's lost connection does: its reads return the bytes it had received, then fail with
 # ECONNRESET -- never a clean EOF, which made a close-delimited download cut short look complete
 # (docs/helper.md "sstd's death").  A reader blocked in recv, one waiting in epoll, one blocked
-# in send; the hand-off inside connect(), the relayed one and the event thread's direct one.
+# in send, one whose sends go through (its first failing send must say ECONNRESET, not EPIPE:
+# shim/hook_write.c); the hand-off inside connect(), the relayed one and the event thread's
+# direct one.
 #
 #   $NS_A 10.77.0.1 ======= veth (TCP dropped) ======= 10.77.0.2 $NS_B
 #   python under the shim, SST_HELPER=a.sock             sstd --forward 9000
@@ -43,10 +45,10 @@ EOF
 
 # client.py HOST MODE N READY: one line "N END", END ECONNRESET, EOF, EPIPE or what was raised.
 cat >"$LIB_TMP/client.py" <<'EOF'
-import os, select, socket, sys
+import os, select, socket, sys, time
 host, mode, n, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 s = socket.create_connection((host, 9000))
-s.sendall((b"STALL %d\n" if mode == "write" else b"HOLD %d\n") % n)
+s.sendall((b"STALL %d\n" if mode == "blocked" else b"HOLD %d\n") % n)
 got = 0
 while got < n:
     b = s.recv(65536)
@@ -73,9 +75,11 @@ try:
             if not b:
                 break
             got += len(b)
-    else:
+    else:                                  # a writer: blocked (STALL) or sending freely (HOLD)
         while True:
             s.send(b"w" * 1000)
+            if mode == "write":
+                time.sleep(0.001)
 except ConnectionResetError:
     end = "ECONNRESET"
 except BrokenPipeError:
@@ -151,6 +155,7 @@ case_() {
 
 case_ now read KILL "200000 ECONNRESET"
 case_ now epoll KILL "200000 ECONNRESET"
+case_ now blocked KILL "200000 ECONNRESET"
 case_ now write KILL "200000 ECONNRESET"
 case_ now read TERM "200000 ECONNRESET"
 case_ relay read KILL "200000 ECONNRESET"
