@@ -303,12 +303,16 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
 /* Rebuilds cfg->v4 and cfg->v4_exact from peers[] (see config.h). */
 static void compile_v4(struct shim_config *cfg)
 {
+    /* Off while the words change: a connect() of another thread (the names are resolved
+     * lazily, shim_peers_resolve) takes the general path meanwhile; on again last, with
+     * release order, so that a reader that sees it on sees the words. */
+    __atomic_store_n(&cfg->v4_exact, false, __ATOMIC_RELEASE);
+    bool exact = cfg->peers_set && cfg->mode != SHIM_MODE_OFF;
     cfg->n_v4 = 0;
-    cfg->v4_exact = cfg->peers_set && cfg->mode != SHIM_MODE_OFF;
     for (size_t i = 0; i < cfg->n_peers; i++) {
         const struct shim_peer *p = &cfg->peers[i];
         if (p->kind != SHIM_PEER_NET) {
-            cfg->v4_exact = false;
+            exact = false;
             continue;
         }
         if (p->family != AF_INET)
@@ -330,6 +334,15 @@ static void compile_v4(struct shim_config *cfg)
         cfg->v4_qmask = q;
         cfg->v4_qnet = cfg->v4[0].net & q;
     }
+    __atomic_store_n(&cfg->v4_exact, exact, __ATOMIC_RELEASE);
+}
+
+bool shim_config_has_names(const struct shim_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_peers; i++)
+        if (cfg->peers[i].kind == SHIM_PEER_HOST)
+            return true;
+    return false;
 }
 
 int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen)

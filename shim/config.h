@@ -85,6 +85,8 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
 /* Resolves one hostname into up to max addresses (family + 16 bytes); returns the count or -1. */
 typedef int (*shim_resolve_fn)(void *ctx, const char *host, uint8_t *families, uint8_t (*ips)[16], int max);
 
+/* Whether SST_PEERS names a host (an entry shim_config_resolve must turn into addresses). */
+bool shim_config_has_names(const struct shim_config *cfg);
 /* Replaces every SHIM_PEER_HOST entry by one NET entry per address (full-length prefix, same
  * port).  Unresolvable names are dropped and reported in err; returns the number dropped. */
 int shim_config_resolve(struct shim_config *cfg, shim_resolve_fn resolve, void *ctx, char *err, size_t errlen);
@@ -112,7 +114,8 @@ static inline bool shim_config_match4(const struct shim_config *cfg, const struc
 static inline bool shim_config_v4_fast(const struct shim_config *cfg, const struct sockaddr *sa,
                                        socklen_t len)
 {
-    return cfg->v4_exact && sa && sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in);
+    return __atomic_load_n(&cfg->v4_exact, __ATOMIC_ACQUIRE) && sa && sa->sa_family == AF_INET &&
+           len >= (socklen_t)sizeof(struct sockaddr_in);
 }
 
 static inline bool shim_config_match(const struct shim_config *cfg, const struct sockaddr *sa,

@@ -117,6 +117,7 @@ static __attribute__((noinline)) int connect_general(int fd, const struct sockad
         if (r <= 0)
             return r;
     }
+    shim_peers_resolve();
     if (!shim_config_match(&shim_cfg, sa, len))
         return plain(fd, sa, len);
     return route(fd, sa, len);
@@ -148,6 +149,8 @@ SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
                            socklen_t len)
 {
+    if (flags & MSG_FASTOPEN && sa && shim_engaged())
+        shim_peers_resolve();
     if (!(flags & MSG_FASTOPEN) || !sa || !shim_engaged() || !shim_config_match(&shim_cfg, sa, len)) {
         uintptr_t v = shim_fd_get(fd);
         if (SHIM_FD_IS_CONN(v))

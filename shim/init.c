@@ -103,12 +103,36 @@ static void fork_after(void)
     pthread_mutex_unlock(&nc_lock);
 }
 
+bool shim_peers_unresolved;
+static pthread_once_t peers_once = PTHREAD_ONCE_INIT;
+
+static int resolve_host(void *ctx, const char *host, uint8_t *families, uint8_t (*ips)[16], int max);
+
+static void peers_resolve_once(void)
+{
+    char err[256];
+    int saved = errno;
+    shim_tls_guard++;
+    if (shim_config_resolve(&shim_cfg, resolve_host, NULL, err, sizeof(err)) > 0)
+        SHIM_WARN("%s", err);
+    shim_tls_guard--;
+    errno = saved;
+    __atomic_store_n(&shim_peers_unresolved, false, __ATOMIC_RELEASE);
+}
+
+/* pthread_once: threads that connect meanwhile wait for the answer; glibc's once also
+ * recovers in a child forked while another thread was resolving. */
+void shim_peers_resolve_slow(void)
+{
+    pthread_once(&peers_once, peers_resolve_once);
+}
+
 static const char *env_get(void *ctx, const char *name)
 {
     return getenv(name);
 }
 
-/* getaddrinfo's own sockets pass through the hooks untouched: init holds shim_tls_guard. */
+/* getaddrinfo's own sockets pass through the hooks untouched: the caller holds shim_tls_guard. */
 static int resolve_host(void *ctx, const char *host, uint8_t *families, uint8_t (*ips)[16], int max)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
@@ -185,8 +209,9 @@ __attribute__((constructor)) static void shim_init(void)
     }
     if (log_fd >= 0)
         shim_log_setup(shim_cfg.log, shim_fd_hide(log_fd, SHIM_FD_LOG));
-    if (shim_config_resolve(&shim_cfg, resolve_host, NULL, err, sizeof(err)) > 0)
-        SHIM_WARN("%s", err);
+    /* Names are resolved at the first connect() that needs them, not here: under `sstshim
+     * bash` every ls and grep would otherwise ask DNS (or wait for it) at start. */
+    shim_peers_unresolved = shim_config_has_names(&shim_cfg);
     negcache = shim_negcache_new();
     pthread_atfork(fork_prepare, fork_after, fork_after);
     shim_ev_install_atfork();

@@ -31,6 +31,17 @@ uint64_t shim_now_ns(void);
 bool shim_nosst_has(const struct sockaddr *sa, socklen_t len);
 void shim_nosst_put(const struct sockaddr *sa, socklen_t len);
 
+/* Resolves the hostnames of SST_PEERS, once per process, at the first connect() that needs
+ * the full match (docs/shim.md §1): a process that connects nowhere never asks the resolver.
+ * Callers that read shim_cfg.peers call it first; other threads wait for it. */
+void shim_peers_resolve_slow(void);
+extern bool shim_peers_unresolved;
+static inline void shim_peers_resolve(void)
+{
+    if (__atomic_load_n(&shim_peers_unresolved, __ATOMIC_ACQUIRE))
+        shim_peers_resolve_slow();
+}
+
 /* A hook runs its shim logic only when this is true. */
 static inline bool shim_engaged(void)
 {

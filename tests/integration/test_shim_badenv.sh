@@ -40,3 +40,16 @@ shim SST_PEERS=localhost:"$ECHO_PORT" -- "$PROBE" probe 127.0.0.1 "$ECHO_PORT" b
 expect_line "$TMP/p" raw_domain=unix
 expect_line "$TMP/p" echo=ping-half-close
 pass "hostnames in SST_PEERS"
+
+# Names are resolved at the first connect() that needs them, not at start: a process that
+# connects nowhere never asks the resolver (under `sstshim bash` every ls and grep did, and
+# waited for a slow DNS server) and says nothing about a name it never needed.
+command -v strace >/dev/null || fail "needs strace (scripts/deps.sh install)"
+strace -f -qq -E LD_PRELOAD="$SHIM" -E SST_PEERS=localhost,no-such-host.invalid -e trace=openat,connect \
+  -o "$TMP/st" /bin/true 2>"$TMP/err" || fail "/bin/true under the shim failed"
+if grep -E '/etc/(hosts|resolv.conf|nsswitch.conf|host.conf)|nscd|sin_port=htons\(53\)' "$TMP/st"; then
+  fail "a process that made no connection asked the resolver"
+fi
+[ ! -s "$TMP/err" ] || { cat "$TMP/err"; fail "a process that made no connection printed: $(cat "$TMP/err")"; }
+grep -q 'openat(.*libsstshim' "$TMP/st" || fail "the shim was not loaded (strace -E)"
+pass "no resolver at start: names wait for the first connect()"
