@@ -5,7 +5,9 @@
  * machine) was the largest part of the hand-off's latency (docs/helper.md, "capability file").
  *
  * Only positive answers are listed, with the same expiry CAPS reports, in CLOCK_MONOTONIC
- * nanoseconds (the clock sstd's engine runs on, shared by every process of the machine).  The
+ * nanoseconds (the clock sstd's engine runs on, shared by every process of the machine); and
+ * ports served by TCP only (refused over SST, then reached by a shim's TCP fallback) as
+ * "!PEER/PORT EXPIRES", a key no reader of positive answers can mistake for one.  The
  * file is rewritten whole (temporary file + rename) when an answer changes, so a reader sees
  * either the old or the new list, never half of one.  Anything not listed is asked with CAPS
  * as before: the file is an accelerator, never the only source of truth. */
@@ -29,9 +31,11 @@ static void add_line(void *arg, const char *host, enum sstd_cap cap, const char 
 {
     struct render *r = arg;
     (void)reason;
-    if (cap != SSTD_CAP_SST || r->overflow)
+    bool tcp_only = cap == SSTD_CAP_NO_SST && strchr(host, '/') != NULL;
+    if ((cap != SSTD_CAP_SST && !tcp_only) || r->overflow)
         return;
-    int n = snprintf(r->buf + r->len, r->cap - r->len, "%s %llu\n", host, (unsigned long long)expires);
+    int n = snprintf(r->buf + r->len, r->cap - r->len, "%s%s %llu\n", tcp_only ? "!" : "", host,
+                     (unsigned long long)expires);
     if (n < 0 || (size_t)n >= r->cap - r->len) {
         r->overflow = true; /* a host left out is merely asked with CAPS */
         r->buf[r->len] = '\0';
@@ -104,8 +108,22 @@ void sstd_port_answered(struct sstd *d, const char *dest, sst_time_t now)
 
 void sstd_port_refused(struct sstd *d, const char *dest, sst_time_t now)
 {
-    if (sstd_caps_get(d->caps, dest, now, NULL, NULL) == SSTD_CAP_UNKNOWN)
+    /* A port already known as served by TCP only keeps that entry: a refusal is what made it. */
+    if (sstd_caps_get(d->caps, dest, now, NULL, NULL) != SSTD_CAP_SST)
         return;
     sstd_caps_del(d->caps, dest);
+    sstd_capsfile_publish(d, now);
+}
+
+void sstd_port_tcp_only(struct sstd *d, const char *dest, sst_time_t now, sst_time_t ttl)
+{
+    sst_time_t expires;
+    enum sstd_cap cap = sstd_caps_get(d->caps, dest, now, &expires, NULL);
+    /* The port answered over SST since that refusal: the newer answer stands. */
+    if (cap == SSTD_CAP_SST)
+        return;
+    if (cap == SSTD_CAP_NO_SST && expires - now > ttl / 2)
+        return;
+    sstd_caps_set(d->caps, dest, SSTD_CAP_NO_SST, "refused over SST, TCP answered", now, ttl);
     sstd_capsfile_publish(d, now);
 }

@@ -295,11 +295,45 @@ static void do_caps(struct sstd_client *c, const char *host, const char *port)
     if (port && !*end && pn >= 1 && pn <= 65535) {
         char dest[SST_ADDR_STRLEN + 8];
         snprintf(dest, sizeof dest, "%s/%ld", name, pn);
-        bool ok = cap == SSTD_CAP_SST && sstd_caps_get(c->d->caps, dest, now, &expires, NULL) == SSTD_CAP_SST;
-        evbuffer_add_printf(b, ",\"port\":%ld,\"port_answered\":%s,\"port_expires_in_s\":%.3f", pn,
-                            ok ? "true" : "false", ok ? (double)(expires - now) / 1e9 : 0.0);
+        enum sstd_cap pcap = sstd_caps_get(c->d->caps, dest, now, &expires, NULL);
+        bool ok = cap == SSTD_CAP_SST && pcap == SSTD_CAP_SST;
+        bool tcp = pcap == SSTD_CAP_NO_SST;
+        evbuffer_add_printf(b, ",\"port\":%ld,\"port_answered\":%s,\"port_tcp_only\":%s,\"port_expires_in_s\":%.3f",
+                            pn, ok ? "true" : "false", tcp ? "true" : "false",
+                            ok || tcp ? (double)(expires - now) / 1e9 : 0.0);
     }
     evbuffer_add(b, "}", 1);
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
+/* TCPONLY HOST PORT SECONDS: a shim in auto mode saw PORT refused over SST and then reached by
+ * its kernel TCP fallback; other processes' connections to it skip SST for SECONDS (at most
+ * SSTD_PORT_TCP_MAX_SEC) unless it answers over SST first (docs/helper.md "Refused ports"). */
+static void do_tcp_only(struct sstd_client *c, const char *host, const char *port, const char *secs)
+{
+    struct sst_addr a;
+    char name[SST_ADDR_STRLEN], dest[SST_ADDR_STRLEN + 8];
+    if (parse_peer(c, host, &a) < 0)
+        return;
+    char *end1 = NULL, *end2 = NULL;
+    long pn = port ? strtol(port, &end1, 10) : 0;
+    long sec = secs ? strtol(secs, &end2, 10) : 0;
+    if (!port || *end1 || pn < 1 || pn > 65535 || !secs || *end2 || sec < 1 || sec > SSTD_PORT_TCP_MAX_SEC) {
+        sstd_client_reply_error(c, "bad-args", "TCPONLY HOST PORT SECONDS: port 1..65535, seconds 1..%d",
+                                SSTD_PORT_TCP_MAX_SEC);
+        return;
+    }
+    sst_addr_str(&a, name, sizeof name);
+    snprintf(dest, sizeof dest, "%s/%ld", name, pn);
+    sstd_port_tcp_only(c->d, dest, sstd_now(c->d), SST_SEC(sec));
+    SSTD_INFO("%s: refused over SST, served by TCP: kernel TCP for %ld s", dest, sec);
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "{\"ok\":true,\"dest\":");
+    sstd_json_str(b, dest);
+    evbuffer_add_printf(b, ",\"seconds\":%ld}", sec);
     sstd_client_reply(c, b);
     evbuffer_free(b);
 }
@@ -611,6 +645,8 @@ static void dispatch(struct sstd_client *c, char *line)
         do_caps(c, a1, a2);
     } else if (strcmp(cmd, "FORGET") == 0) {
         do_forget(c, a1);
+    } else if (strcmp(cmd, "TCPONLY") == 0) {
+        do_tcp_only(c, a1, a2, more[0]);
     } else if (strcmp(cmd, "CONNECT") == 0) {
         do_connect(c, a1, a2, more);
     } else if (strcmp(cmd, "MARK") == 0) {
@@ -641,7 +677,7 @@ static void dispatch(struct sstd_client *c, char *line)
         sstd_client_reply(c, b);
         evbuffer_free(b);
     } else {
-        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, FORGET, CONNECT, EVENTS, MARK)", cmd);
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, TCPONLY, FORGET, CONNECT, EVENTS, MARK)", cmd);
     }
 }
 

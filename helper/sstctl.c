@@ -143,6 +143,9 @@ static void print_reply(const char *cmd, const struct jv *r)
         const struct jv *pa = jv_get(r, "port_answered");
         if (pa && jv_bool(r, "port_answered"))
             printf("; port %.0f answered (0-RTT for %.0f s)", jv_num(r, "port", 0), jv_num(r, "port_expires_in_s", 0));
+        else if (pa && jv_bool(r, "port_tcp_only"))
+            printf("; port %.0f refused over SST, served by TCP (auto mode: kernel TCP for %.0f s)",
+                   jv_num(r, "port", 0), jv_num(r, "port_expires_in_s", 0));
         else if (pa)
             printf("; port %.0f has not answered lately (connections wait for the answer)", jv_num(r, "port", 0));
         printf("\n");

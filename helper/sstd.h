@@ -26,6 +26,7 @@
 #define SSTD_CAPS_NO_SEC 600        /* how long "no SST there" is believed */
 #define SSTD_GATEWAY_CONNECT_SEC 10 /* gateway: a local connect not done by then is refused */
 #define SSTD_PORT_OK_SEC 600        /* how long "HOST/PORT answered" is believed (0-RTT hand-offs) */
+#define SSTD_PORT_TCP_MAX_SEC 3600  /* TCPONLY: longest time a port is kept as served by TCP only */
 
 enum sstd_loglevel { SSTD_LOG_ERROR = 0, SSTD_LOG_WARN, SSTD_LOG_INFO, SSTD_LOG_DEBUG };
 
@@ -102,6 +103,11 @@ void sstd_capsfile_touch(struct sstd *d);
  * forgotten.  Both publish the capability file when the listed set changes. */
 void sstd_port_answered(struct sstd *d, const char *dest, sst_time_t now);
 void sstd_port_refused(struct sstd *d, const char *dest, sst_time_t now);
+/* A shim's TCP fallback connected after dest refused over SST: dest is listed as served by TCP
+ * only ("!PEER/PORT EXPIRES" in the file, "port_tcp_only" in CAPS) for ttl, so auto-mode
+ * connections to it go straight to kernel TCP -- unless the port answers over SST meanwhile
+ * (sstd_port_answered replaces the entry). */
+void sstd_port_tcp_only(struct sstd *d, const char *dest, sst_time_t now, sst_time_t ttl);
 
 /* json.c: appends a JSON string literal (quoted, escaped) to an evbuffer. */
 struct evbuffer;

@@ -218,6 +218,7 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
     memset(cfg, 0, sizeof(*cfg));
     cfg->port = SHIM_DEFAULT_PORT;
     cfg->log = SHIM_LOG_WARN;
+    cfg->refusal_ttl = SHIM_REFUSAL_TTL_DEFAULT;
     err[0] = '\0';
 
     /* Logging first so a later error can go to the requested file. */
@@ -287,6 +288,12 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
                         (unsigned)SHIM_LIVENESS_MAX);
         cfg->liveness_set = true;
         cfg->liveness = (unsigned)num;
+    }
+    if ((v = get(ctx, "SST_REFUSAL_CACHE"))) {
+        if (!parse_uint(v, strlen(v), 0, SHIM_REFUSAL_TTL_MAX, &num))
+            return fail(err, errlen, "SST_REFUSAL_CACHE: '%s' is not a number of seconds (0-%u)", v,
+                        (unsigned)SHIM_REFUSAL_TTL_MAX);
+        cfg->refusal_ttl = (unsigned)num;
     }
     if ((v = get(ctx, "SST_KEYDIR")) && copy_path(cfg->keydir, "SST_KEYDIR", v, err, errlen) < 0)
         return -1;
@@ -490,6 +497,8 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
         ADD(" SST_CC=%s", shim_cc_name(cfg->cc));
     if (cfg->liveness_set)
         ADD(" SST_LIVENESS=%u", cfg->liveness);
+    if (cfg->refusal_ttl != SHIM_REFUSAL_TTL_DEFAULT)
+        ADD(" SST_REFUSAL_CACHE=%u", cfg->refusal_ttl);
     if (cfg->keydir[0])
         ADD(" SST_KEYDIR=%s", cfg->keydir);
     if (cfg->log != SHIM_LOG_WARN)

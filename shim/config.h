@@ -15,6 +15,9 @@
 #define SHIM_HOST_MAX 256
 #define SHIM_PATH_MAX 512
 #define SHIM_LIVENESS_MAX 86400     /* SST_LIVENESS at most a day */
+#define SHIM_REFUSAL_TTL_DEFAULT 60 /* SST_REFUSAL_CACHE: seconds a port refused over SST but
+                                       served by TCP goes straight to kernel TCP (auto mode) */
+#define SHIM_REFUSAL_TTL_MAX 3600
 
 enum shim_mode { SHIM_MODE_AUTO = 0, SHIM_MODE_STRICT, SHIM_MODE_OFF };
 enum shim_helper { SHIM_HELPER_AUTO = 0, SHIM_HELPER_OFF, SHIM_HELPER_PATH };
@@ -53,6 +56,7 @@ struct shim_config {
     enum shim_cc cc;                 /* SST_CC */
     bool liveness_set;               /* SST_LIVENESS given */
     unsigned liveness;               /* SST_LIVENESS seconds: 0 = no probe (docs/shim.md §9) */
+    unsigned refusal_ttl;            /* SST_REFUSAL_CACHE seconds: 0 = no refusal cache (§6d) */
     char keydir[SHIM_PATH_MAX];      /* "" = default */
     enum shim_loglevel log;
     char log_file[SHIM_PATH_MAX];    /* "" = stderr */

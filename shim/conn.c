@@ -17,6 +17,7 @@
 #include "epollrec.h"
 #include "evthread.h"
 #include "fdtable.h"
+#include "helper_client.h"
 #include "log.h"
 #include "real.h"
 #include "shim.h"
@@ -433,6 +434,21 @@ void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t l
         c->filler -= (size_t)n;
     }
     SHIM_DEBUG("connection up over %s", c->tr->name);
+    if (c->sst_refused && c->tr == &shim_transport_tcp && shim_cfg.refusal_ttl > 0)
+        shim_conn_note_tcp_only(c);
+}
+
+/* The port refused over SST and kernel TCP reached it: later connections to it skip SST (one
+ * round trip each) for SST_REFUSAL_CACHE seconds, in this process and, through sstd, in others.
+ * Only after TCP connected: a port closed for both must keep asking SST, or a wait-for-port
+ * loop would miss a service that opens behind the peer's sstd only (docs/shim.md §6d). */
+void shim_conn_note_tcp_only(struct shim_conn *c)
+{
+    uint64_t ttl = (uint64_t)shim_cfg.refusal_ttl * 1000000000ull;
+    shim_tcponly_put((const struct sockaddr *)&c->peer, c->peer_len, ttl);
+    if (c->refused_via_helper)
+        shim_helper_note_tcp_only((const struct sockaddr *)&c->peer, shim_cfg.refusal_ttl);
+    SHIM_INFO("port refused over SST and served by TCP: kernel TCP for %u s", shim_cfg.refusal_ttl);
 }
 
 void shim_conn_fail(struct shim_conn *c, int err)

@@ -48,6 +48,9 @@ struct shim_conn {
                                    RESET): the relay pump's reset gives it, not its own read's */
     bool external;              /* pumped by another process (sstd, shim_conn_adopt): the exit
                                    and exec drains leave it to that process */
+    bool sst_refused;           /* the peer refused the port over SST before the TCP fallback
+                                   (event thread): once TCP connects, the port is cached (§6d) */
+    bool refused_via_helper;    /* ... and the refusal came through sstd: tell it (TCPONLY) */
     ino_t ino;                  /* inode of the app's socketpair end: detects stale entries */
     dev_t dev;                  /* and its device (sockfs): both name the socket for certain */
     int family;                 /* AF_INET or AF_INET6, as the app's socket */
@@ -105,6 +108,9 @@ int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out);
 void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t len);
 void shim_conn_fail(struct shim_conn *c, int err);
 void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_sst);
+/* Event thread: c's port refused over SST and its TCP fallback connected: caches the port as
+ * served by TCP only (shim_conn_up calls it when c->sst_refused). */
+void shim_conn_note_tcp_only(struct shim_conn *c);
 void shim_conn_done(struct shim_conn *c, int err);
 
 /* The transport ended with err (the peer reset the stream, the channel died): called by the

@@ -239,6 +239,15 @@ static void hc_on_reply(struct hconn *h, const char *line)
             shim_conn_fallback(c, "helper: host known not to speak SST", true);
             return;
         }
+        /* Refused over SST lately and served by TCP (another process's fallback told sstd):
+         * auto mode skips the round trip of a refusal.  Strict mode asks anyway (no TCP). */
+        if (shim_cfg.mode == SHIM_MODE_AUTO && shim_cfg.refusal_ttl > 0 &&
+            strstr(line, "\"port_tcp_only\":true")) {
+            hc_free(h);
+            c->sst_refused = true;   /* cached here too once TCP connects */
+            shim_conn_fallback(c, "helper: port refused over SST lately, served by TCP", false);
+            return;
+        }
         /* Up at once only for a port that answered before (TFO-like): any other port waits
          * for the peer's answer, so a closed one is refused at connect() as with TCP. */
         hc_send_connect(h, strstr(line, "\"sst\":\"sst\"") != NULL &&
@@ -261,8 +270,11 @@ static void hc_on_reply(struct hconn *h, const char *line)
         SHIM_WARN("helper: %s after the connection was reported up", refused ? "refused" : "unreachable");
         return;
     }
-    if (refused)
+    if (refused) {
+        c->sst_refused = true;   /* TCP reaching it then caches the port, here and in sstd */
+        c->refused_via_helper = true;
         shim_conn_fallback(c, "SST peer has no service on this port", false);
+    }
     else
         shim_conn_fallback(c, "helper: host unreachable over SST", true);
 }
@@ -325,6 +337,25 @@ int shim_helper_dial(const char *path)
         return -1;
     }
     return fd;
+}
+
+void shim_helper_note_tcp_only(const struct sockaddr *dest, unsigned secs)
+{
+    char host[64], line[160];
+    unsigned port;
+    const char *path = shim_helper_path();
+    if (!path || !ip_text(dest, host, sizeof(host), &port))
+        return;
+    int fd = shim_helper_dial(path);
+    if (fd < 0)
+        return;
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(line, sizeof(line), "TCPONLY %s%s%s:%u %u %u\n", v6 ? "[" : "", host, v6 ? "]" : "",
+             (unsigned)shim_cfg.port, port, secs);
+    if (!send_line(fd, line, -1))
+        SHIM_DEBUG("helper did not take TCPONLY");
+    /* sstd reads the line before it sees the close; its answer is not needed. */
+    shim_fd_close_own(fd);
 }
 
 /* The sstd binary that belongs to this library: next to it (build/ or an install's lib dir with
@@ -562,44 +593,30 @@ out:
     return ok;
 }
 
-/* Whether sstd touched its capability file lately (from its keepalive: docs/helper.md).  A
- * stale file means an idle daemon -- or a frozen one, which would hold a connection handed to
- * it for as long as it is frozen: then CONNECT goes only after a CAPS answer. */
-static bool capsfile_fresh(const char *sock_path)
+/* Loads sstd's capability file next to its socket (docs/helper.md) into text: false if it is
+ * missing, unreadable, or not our own user's (or root's: in a shared directory anyone else's
+ * could claim any host).  *fresh: sstd touched it lately (from its keepalive).  A stale file
+ * means an idle daemon -- or a frozen one, which would hold a connection handed to it for as
+ * long as it is frozen: then CONNECT goes only after a CAPS answer. */
+static bool capsfile_load(const char *sock_path, char path[PATH_MAX], char *text, size_t cap, bool *fresh)
 {
-    char path[PATH_MAX];
     struct stat st;
     struct timespec now;
-    if (sst_helper_caps_path(path, sizeof(path), sock_path) < 0 || stat(path, &st) < 0 ||
-        clock_gettime(CLOCK_REALTIME, &now) < 0)
-        return false;
-    return now.tv_sec - st.st_mtim.tv_sec <= SST_HELPER_CAPS_FRESH_SEC;
-}
-
-/* Are the host (key) and its port (pkey, "key/PORT") listed in sstd's capability file next to
- * its socket (docs/helper.md)?  Then connect() needs no CAPS round trip to sstd.  Only a file
- * of our own user (or root's) counts: in a shared directory anyone else's could claim any host. */
-static bool capsfile_has(const char *sock_path, const char *key, const char *pkey)
-{
-    char path[PATH_MAX], text[16384];
-    struct stat st;
-    uint64_t expires, now;
-    if (sst_helper_caps_path(path, sizeof(path), sock_path) < 0)
+    *fresh = false;
+    if (sst_helper_caps_path(path, PATH_MAX, sock_path) < 0)
         return false;
     int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (f < 0)
         return false;
     ssize_t n = -1;
     if (fstat(f, &st) == 0 && S_ISREG(st.st_mode) && (st.st_uid == geteuid() || st.st_uid == 0))
-        n = read(f, text, sizeof(text) - 1);
+        n = read(f, text, cap - 1);
     shim_real_close(f);
     if (n <= 0)
         return false;
     text[n] = '\0';
-    now = shim_now_ns();
-    if (!sst_helper_caps_lookup(text, key, now, &expires) || !sst_helper_caps_lookup(text, pkey, now, &expires))
-        return false;
-    SHIM_DEBUG("%s is known to speak SST (sstd's capability file %s): no CAPS", pkey, path);
+    *fresh = clock_gettime(CLOCK_REALTIME, &now) == 0 &&
+             now.tv_sec - st.st_mtim.tv_sec <= SST_HELPER_CAPS_FRESH_SEC;
     return true;
 }
 
@@ -617,6 +634,23 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     snprintf(pkey, sizeof(pkey), "%s/%u", key, port);
     strcpy(un.sun_path, path);
 
+    /* The file answers for the host and the port (no CAPS round trip to sstd): a new process
+     * such as each curl pays none. */
+    char text[16384], tkey[96], cpath[PATH_MAX];
+    bool fresh = false;
+    bool have = capsfile_load(path, cpath, text, sizeof(text), &fresh) && fresh;
+    uint64_t expires, now = shim_now_ns();
+    snprintf(tkey, sizeof(tkey), "!%s", pkey);
+    if (have && shim_cfg.mode == SHIM_MODE_AUTO && shim_cfg.refusal_ttl > 0 &&
+        sst_helper_caps_lookup(text, tkey, now, &expires)) {
+        SHIM_DEBUG("fd %d: %s refused over SST lately and is served by TCP (sstd's capability file): kernel TCP",
+                   fd, pkey);
+        return SHIM_HELPER_TCP;
+    }
+    bool listed = have && sst_helper_caps_lookup(text, key, now, &expires) &&
+                  sst_helper_caps_lookup(text, pkey, now, &expires);
+    if (listed)
+        SHIM_DEBUG("%s is known to speak SST (sstd's capability file %s): no CAPS", pkey, cpath);
     int ctl = shim_fd_own_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (ctl < 0)
         return SHIM_HELPER_LATER;
@@ -624,8 +658,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     int r = SHIM_HELPER_LATER;
     if (shim_real_connect(ctl, (struct sockaddr *)&un, sizeof(un)) < 0)
         goto out;   /* no daemon (or its backlog is full): the asynchronous path decides */
-    bool fresh = capsfile_fresh(path);
-    if (!(fresh && capsfile_has(path, key, pkey)) && !caps_now(ctl, key, port)) {
+    if (!listed && !caps_now(ctl, key, port)) {
         if (!fresh)
             SHIM_DEBUG("%s: sstd's capability file is stale or missing and CAPS got no answer in time", pkey);
         goto out;

@@ -20,8 +20,14 @@ const char *shim_helper_path(void);
  * over at once and returns connect()'s answer (0, or -1 with errno: EINPROGRESS for a
  * non-blocking socket).  SHIM_HELPER_LATER: not done, nothing changed; take the regular path. */
 #define SHIM_HELPER_LATER 1
+/* ... SHIM_HELPER_TCP: nothing changed; sstd lists the port as served by TCP only (refused
+ * over SST lately, reached by a shim's TCP fallback): auto mode connects with kernel TCP. */
+#define SHIM_HELPER_TCP 2
 struct sockaddr;
 int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len);
+/* Tells sstd (TCPONLY, fire and forget) that dest refused over SST and TCP served it, so other
+ * processes' connections to it skip SST for secs seconds. */
+void shim_helper_note_tcp_only(const struct sockaddr *dest, unsigned secs);
 /* The in-process engine's start (transport_sst.c), for when the helper goes away. */
 int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base);
 

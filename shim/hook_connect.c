@@ -93,6 +93,8 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
     }
     if (shim_transport_sst.usable(sa, len, why, sizeof(why))) {
         int r = shim_helper_connect_now(fd, sa, len);
+        if (r == SHIM_HELPER_TCP)
+            return plain(fd, sa, len);
         if (r != SHIM_HELPER_LATER)
             return r;
         return carry(fd, sa, len, &shim_transport_sst, "SST_PEERS match");

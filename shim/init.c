@@ -90,6 +90,20 @@ void shim_nosst_put(const struct sockaddr *sa, socklen_t len)
     pthread_mutex_unlock(&nc_lock);
 }
 
+void shim_tcponly_put(const struct sockaddr *sa, socklen_t len, uint64_t ttl_ns)
+{
+    int family;
+    uint8_t ip[16];
+    uint16_t port;
+    if (!negcache || ttl_ns == 0 || !dest_key(sa, len, &family, ip, &port) || port == 0)
+        return;
+    pthread_mutex_lock(&nc_lock);
+    uint64_t now = shim_now_ns();
+    if (!shim_negcache_has(negcache, family, ip, port, now))
+        shim_negcache_put(negcache, family, ip, port, now, ttl_ns);
+    pthread_mutex_unlock(&nc_lock);
+}
+
 /* The shim's other locks are held across fork so a child never inherits one mid-update. */
 static void fork_prepare(void)
 {

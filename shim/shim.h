@@ -30,6 +30,9 @@ uint64_t shim_now_ns(void);
 /* Negative cache, locked: does dest lack SST? / record that it does. */
 bool shim_nosst_has(const struct sockaddr *sa, socklen_t len);
 void shim_nosst_put(const struct sockaddr *sa, socklen_t len);
+/* Records dest (host and port) as served by TCP only for ttl_ns: refused over SST, reached by
+ * kernel TCP.  Kept in the negative cache (bounded, oldest evicted); a longer entry stays. */
+void shim_tcponly_put(const struct sockaddr *sa, socklen_t len, uint64_t ttl_ns);
 
 /* Resolves the hostnames of SST_PEERS, once per process, at the first connect() that needs
  * the full match (docs/shim.md §1): a process that connects nowhere never asks the resolver.

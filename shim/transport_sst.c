@@ -182,6 +182,7 @@ static void sconn_sst_failed(struct sconn *sc, int err)
 {
     struct shim_conn *c = sc->c;
     bool lacks_sst = err == SST_ERR_TIMEOUT || err == SST_ERR_NO_SST;
+    c->sst_refused = err == SST_ERR_REFUSED;   /* TCP reaching it then caches the port (§6d) */
     drop_stream(sc, false);
     if (sc->tcp_sock >= 0) {
         SHIM_DEBUG("SST attempt failed (%s); the racing TCP connect continues", sst_strerror(err));

@@ -248,6 +248,28 @@ START_TEST(test_capsfile_ports)
     unlink(d.opts.caps_file);
     sstd_port_refused(&d, "10.0.0.2:8661/8081", SST_SEC(500));
     ck_assert(!file_text(d.opts.caps_file, text, sizeof text));
+    /* Refused and then served by a shim's TCP fallback (TCPONLY): a "!" line for the given
+     * time, never mistaken for an answering port; a new refusal keeps it, renewal with more
+     * than half left does not rewrite, and an SST answer replaces it. */
+    sstd_port_tcp_only(&d, "10.0.0.2:8661/8081", SST_SEC(600), SST_SEC(60));
+    ck_assert(file_text(d.opts.caps_file, text, sizeof text));
+    ck_assert(sst_helper_caps_lookup(text, "!10.0.0.2:8661/8081", SST_SEC(601), &exp));
+    ck_assert_uint_eq(exp, SST_SEC(660));
+    ck_assert(!sst_helper_caps_lookup(text, "10.0.0.2:8661/8081", SST_SEC(601), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "!10.0.0.2:8661/8081", SST_SEC(660), &exp));
+    unlink(d.opts.caps_file);
+    sstd_port_refused(&d, "10.0.0.2:8661/8081", SST_SEC(610));
+    sstd_port_tcp_only(&d, "10.0.0.2:8661/8081", SST_SEC(620), SST_SEC(60));
+    ck_assert(!file_text(d.opts.caps_file, text, sizeof text));
+    ck_assert_int_eq(sstd_caps_get(d.caps, "10.0.0.2:8661/8081", SST_SEC(621), NULL, NULL), SSTD_CAP_NO_SST);
+    sstd_port_answered(&d, "10.0.0.2:8661/8081", SST_SEC(630));
+    ck_assert(file_text(d.opts.caps_file, text, sizeof text));
+    ck_assert(sst_helper_caps_lookup(text, "10.0.0.2:8661/8081", SST_SEC(631), &exp));
+    ck_assert(!sst_helper_caps_lookup(text, "!10.0.0.2:8661/8081", SST_SEC(631), &exp));
+    /* ... and a TCPONLY that comes after the answer does not undo it. */
+    sstd_port_tcp_only(&d, "10.0.0.2:8661/8081", SST_SEC(640), SST_SEC(60));
+    ck_assert_int_eq(sstd_caps_get(d.caps, "10.0.0.2:8661/8081", SST_SEC(641), NULL, NULL), SSTD_CAP_SST);
+    unlink(d.opts.caps_file);
     sstd_caps_free(d.caps);
 }
 END_TEST

@@ -129,6 +129,18 @@ START_TEST(test_shim_config_all_values)
     ck_assert_uint_eq(cfg.liveness, 0);
     ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_LIVENESS", "86400", NULL } }), 0);
     ck_assert_uint_eq(cfg.liveness, 86400);
+    /* The refusal cache: 60 s unless set (not in the banner then), 0 turns it off, an hour at
+     * most. */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { NULL } }), 0);
+    ck_assert_uint_eq(cfg.refusal_ttl, 60);
+    shim_config_banner(&cfg, banner, sizeof(banner));
+    ck_assert_ptr_null(strstr(banner, "SST_REFUSAL_CACHE"));
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_REFUSAL_CACHE", "0", NULL } }), 0);
+    ck_assert_uint_eq(cfg.refusal_ttl, 0);
+    shim_config_banner(&cfg, banner, sizeof(banner));
+    ck_assert_ptr_nonnull(strstr(banner, "SST_REFUSAL_CACHE=0"));
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_REFUSAL_CACHE", "3600", NULL } }), 0);
+    ck_assert_uint_eq(cfg.refusal_ttl, 3600);
 
     /* Each algorithm name maps to its own value and back. */
     static const struct {
@@ -160,6 +172,8 @@ static const struct {
     { "SST_PEERS", "," },         { "SST_PEERS", "300.1.1.1" },
     { "SST_LIVENESS", "" },       { "SST_LIVENESS", "-1" },     { "SST_LIVENESS", "86401" },
     { "SST_LIVENESS", "10s" },    { "SST_LIVENESS", " 5" },
+    { "SST_REFUSAL_CACHE", "" },  { "SST_REFUSAL_CACHE", "3601" }, { "SST_REFUSAL_CACHE", "1m" },
+    { "SST_REFUSAL_CACHE", "-1" },
 };
 
 START_TEST(test_shim_config_rejects_bad_values)
