@@ -1,5 +1,9 @@
 /* The capability cache: which hosts answered SST and which did not, with an expiry, so that only
- * the first connection to a new host has to race SST against TCP (issue [helper], "auto"). */
+ * the first connection to a new host has to race SST against TCP (issue [helper], "auto").
+ * Bounded in size as well as time: a crawler under SST_PEERS=* adds an entry (~200 B) per host
+ * it visits, and "no SST" answers live 10 minutes, so at SSTD_CAPS_MAX entries the least
+ * recently used one (set or looked up) gives way -- uthash keeps insertion order, and a use
+ * moves an entry to the back, so that is always the first one. */
 #include "sstd.h"
 
 #include <stdlib.h>
@@ -15,7 +19,15 @@ struct cap_entry {
 
 struct sstd_caps {
     struct cap_entry *tab;
+    uint64_t evicted;   /* entries dropped for room before they expired */
 };
+
+/* A use: to the back of the eviction order. */
+static void touch(struct sstd_caps *c, struct cap_entry *e)
+{
+    HASH_DEL(c->tab, e);
+    HASH_ADD_STR(c->tab, host, e);
+}
 
 struct sstd_caps *sstd_caps_new(void)
 {
@@ -41,7 +53,15 @@ void sstd_caps_set(struct sstd_caps *c, const char *host, enum sstd_cap cap, con
     if (strlen(host) >= sizeof e->host)
         return;
     HASH_FIND_STR(c->tab, host, e);
-    if (!e) {
+    if (e) {
+        touch(c, e);
+    } else {
+        if (HASH_COUNT(c->tab) >= SSTD_CAPS_MAX) {
+            struct cap_entry *lru = c->tab;   /* the front: least recently used */
+            HASH_DEL(c->tab, lru);
+            free(lru);
+            c->evicted++;
+        }
         e = calloc(1, sizeof *e);
         if (!e)
             return; /* a cache miss later is harmless */
@@ -73,6 +93,8 @@ enum sstd_cap sstd_caps_get(struct sstd_caps *c, const char *host, sst_time_t no
         free(e);
         e = NULL;
     }
+    if (e)
+        touch(c, e);
     if (expires)
         *expires = e ? e->expires : 0;
     if (reason)
@@ -94,6 +116,13 @@ void sstd_caps_foreach(struct sstd_caps *c, sst_time_t now,
         }
         fn(arg, e->host, e->cap, e->reason, e->expires);
     }
+}
+
+size_t sstd_caps_count(const struct sstd_caps *c, uint64_t *evicted)
+{
+    if (evicted)
+        *evicted = c->evicted;
+    return HASH_COUNT(c->tab);
 }
 
 const char *sstd_cap_name(enum sstd_cap cap)

@@ -24,6 +24,8 @@
 #define SSTD_RETRY_MAX_MS 30000
 #define SSTD_CAPS_YES_SEC 3600      /* how long "answered SST" is believed */
 #define SSTD_CAPS_NO_SEC 600        /* how long "no SST there" is believed */
+#define SSTD_CAPS_MAX 4096          /* capability cache entries (hosts and HOST/PORT), ~200 B
+                                       each; the least recently used gives way beyond */
 #define SSTD_GATEWAY_CONNECT_SEC 10 /* gateway: a local connect not done by then is refused */
 #define SSTD_PORT_OK_SEC 600        /* how long "HOST/PORT answered" is believed (0-RTT hand-offs) */
 #define SSTD_PORT_TCP_MAX_SEC 3600  /* TCPONLY: longest time a port is kept as served by TCP only */
@@ -76,7 +78,8 @@ struct sstd_caps *sstd_caps_new(void);
 void sstd_caps_free(struct sstd_caps *c);
 void sstd_caps_set(struct sstd_caps *c, const char *host, enum sstd_cap cap, const char *reason,
                    sst_time_t now, sst_time_t ttl);
-/* The cached answer (UNKNOWN when absent or expired; expired entries are dropped). */
+/* The cached answer (UNKNOWN when absent or expired; expired entries are dropped).  A hit (like
+ * a set) counts as a use: at SSTD_CAPS_MAX entries the least recently used is evicted. */
 enum sstd_cap sstd_caps_get(struct sstd_caps *c, const char *host, sst_time_t now, sst_time_t *expires,
                             const char **reason);
 /* Calls fn for every live entry. */
@@ -86,6 +89,8 @@ void sstd_caps_foreach(struct sstd_caps *c, sst_time_t now,
                                   sst_time_t expires),
                        void *arg);
 const char *sstd_cap_name(enum sstd_cap cap);
+/* Entries held (expired ones not yet dropped included) and, in *evicted, those evicted for room. */
+size_t sstd_caps_count(const struct sstd_caps *c, uint64_t *evicted);
 
 /* capsfile.c: the hosts known to speak SST, published for the shim next to the control socket.
  * Format: the line SSTD_CAPSFILE_MAGIC, then "HOST:PORT EXPIRES" per host, EXPIRES in

@@ -292,6 +292,44 @@ START_TEST(test_caps_foreach_skips_expired)
 }
 END_TEST
 
+/* A crawler (SST_PEERS=*) visiting many hosts: the cache stays at SSTD_CAPS_MAX entries, the
+ * least recently used giving way; a host looked up (or set) lately survives the flood. */
+START_TEST(test_caps_bounded_lru)
+{
+    struct sstd_caps *c = sstd_caps_new();
+    char host[64];
+    uint64_t evicted = 1;
+    ck_assert_ptr_nonnull(c);
+    sstd_caps_set(c, "10.0.0.1:8661", SSTD_CAP_SST, "handshake completed", 0, SST_SEC(3600));
+    sstd_caps_set(c, "10.0.0.2:8661", SSTD_CAP_SST, "handshake completed", 0, SST_SEC(3600));
+    sstd_caps_set(c, "10.0.0.3:8661", SSTD_CAP_SST, "handshake completed", 0, SST_SEC(3600));
+    ck_assert_uint_eq(sstd_caps_count(c, &evicted), 3);
+    ck_assert_uint_eq(evicted, 0);
+    for (unsigned i = 0; i < 3 * SSTD_CAPS_MAX; i++) {
+        snprintf(host, sizeof host, "10.%u.%u.%u:8661", 1 + i / 65536, (i / 256) % 256, i % 256);
+        sstd_caps_set(c, host, SSTD_CAP_NO_SST, "timeout", SST_SEC(1), SST_SEC(600));
+        /* In use all along: looked up now and then, set again once. */
+        if (i % 64 == 0)
+            ck_assert_int_eq(sstd_caps_get(c, "10.0.0.1:8661", SST_SEC(1), NULL, NULL), SSTD_CAP_SST);
+        if (i == SSTD_CAPS_MAX / 2)
+            sstd_caps_set(c, "10.0.0.3:8661", SSTD_CAP_SST, "handshake completed", SST_SEC(1), SST_SEC(3600));
+        ck_assert_uint_le(sstd_caps_count(c, NULL), SSTD_CAPS_MAX);
+    }
+    ck_assert_uint_eq(sstd_caps_count(c, &evicted), SSTD_CAPS_MAX);
+    ck_assert_uint_eq(evicted, 3 + 3 * SSTD_CAPS_MAX - SSTD_CAPS_MAX);
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.1:8661", SST_SEC(2), NULL, NULL), SSTD_CAP_SST);
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.2:8661", SST_SEC(2), NULL, NULL), SSTD_CAP_UNKNOWN);
+    /* Set at SSTD_CAPS_MAX / 2, untouched since: a full cache's worth of newer hosts evicted it. */
+    ck_assert_int_eq(sstd_caps_get(c, "10.0.0.3:8661", SST_SEC(2), NULL, NULL), SSTD_CAP_UNKNOWN);
+    /* The newest hosts are all there, the oldest of the flood are gone. */
+    snprintf(host, sizeof host, "10.%u.%u.%u:8661", 1 + (3 * SSTD_CAPS_MAX - 1) / 65536,
+             ((3 * SSTD_CAPS_MAX - 1) / 256) % 256, (3 * SSTD_CAPS_MAX - 1) % 256);
+    ck_assert_int_eq(sstd_caps_get(c, host, SST_SEC(2), NULL, NULL), SSTD_CAP_NO_SST);
+    ck_assert_int_eq(sstd_caps_get(c, "10.1.0.0:8661", SST_SEC(2), NULL, NULL), SSTD_CAP_UNKNOWN);
+    sstd_caps_free(c);
+}
+END_TEST
+
 START_TEST(test_proxy_v2_ipv4)
 {
     uint8_t out[SSTD_PROXY_V2_MAX];
@@ -370,6 +408,7 @@ int main(void)
     tcase_add_test(tc, test_default_socket_path);
     tcase_add_test(tc, test_caps_expiry);
     tcase_add_test(tc, test_caps_foreach_skips_expired);
+    tcase_add_test(tc, test_caps_bounded_lru);
     tcase_add_test(tc, test_capsfile_roundtrip);
     tcase_add_test(tc, test_capsfile_ports);
     tcase_add_test(tc, test_proxy_v2_ipv4);
