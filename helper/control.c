@@ -36,6 +36,8 @@ struct sstd_client {
     struct event *rev, *wev;
     struct evbuffer *in, *out;
     int passed_fd;                /* received with SCM_RIGHTS, -1 if none */
+    bool fd_dropped;              /* a descriptor was passed but the kernel could not install it
+                                     (MSG_CTRUNC: we are at RLIMIT_NOFILE) */
     enum client_op op;            /* the request in progress; later lines wait */
     struct sstd_peer *peer;
     bool close_after_write;
@@ -417,10 +419,20 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
         sstd_client_reply_error(c, "bad-port", "CONNECT ADDR PORT: port must be 1..65535");
         return;
     }
+    if (c->passed_fd < 0 && c->fd_dropped) {
+        /* The client still holds its copy of that socket: told so at once, it carries the
+         * connection itself (docs/helper.md "Out of descriptors"). */
+        c->fd_dropped = false;
+        SSTD_WARN("CONNECT %s %s: out of descriptors, the client's socket was dropped (raise the "
+                  "daemon's RLIMIT_NOFILE); the client carries the connection itself", addr ? addr : "?", port);
+        sstd_client_reply_error(c, "fd-limit", "sstd is at its descriptor limit: the socket passed with CONNECT was dropped");
+        return;
+    }
     if (c->passed_fd < 0) {
         sstd_client_reply_error(c, "no-fd", "CONNECT needs a socket passed with SCM_RIGHTS");
         return;
     }
+    c->fd_dropped = false;
     if (parse_peer(c, addr, &a) < 0)
         return;
     a.port = d->opts.port ? d->opts.port : SSTD_DEFAULT_PORT; /* the destination's sstd */
@@ -729,10 +741,12 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
      * a successful recvmsg fills msg_control: after a failure (ECONNRESET when the client closed
      * with our answer unread) it is the stack's stale bytes, which once held another client's
      * SCM_RIGHTS header -- taking that "fd" closed a live hand-off's socket. */
+    bool got_fd = false;
     for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; h; h = CMSG_NXTHDR(&msg, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
             continue;
         size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        got_fd = got_fd || nfd > 0;
         for (size_t i = 0; i < nfd; i++) {
             int pfd;
             memcpy(&pfd, CMSG_DATA(h) + i * sizeof(int), sizeof pfd);
@@ -746,6 +760,10 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
         client_free(c);
         return;
     }
+    /* At RLIMIT_NOFILE the kernel drops a passed descriptor it cannot install and says so with
+     * MSG_CTRUNC: the CONNECT it came with is answered "fd-limit", not "no-fd". */
+    if ((msg.msg_flags & MSG_CTRUNC) && !got_fd)
+        c->fd_dropped = true;
     evbuffer_add(c->in, buf, (size_t)n);
     client_process(c);
 }

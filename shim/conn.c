@@ -340,7 +340,7 @@ fail:
 }
 
 int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_end,
-                    const struct shim_transport *tr, const char *why)
+                    const struct shim_transport *tr, const char *why, struct shim_conn **out)
 {
     struct shim_conn *c = calloc(1, sizeof(*c));
     int fl = shim_real_fcntl(fd, F_GETFL, 0);
@@ -371,6 +371,10 @@ int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_en
     shim_epollrec_replay(fd);
     shim_fd_set(fd, (uintptr_t)c);
     SHIM_INFO("fd %d: carrying connection over %s (%s)", fd, tr->name, why);
+    if (out) {
+        shim_conn_ref(c);
+        *out = c;
+    }
     if (fl & O_NONBLOCK) {
         errno = EINPROGRESS;
         return -1;

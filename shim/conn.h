@@ -83,9 +83,10 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
 /* The connect() path when the connection already exists behind app_end (one end of a Unix
  * stream socketpair whose other end some other party pumps, e.g. sstd): swaps app_end onto fd
  * (the caller still closes app_end), records the connection as connected, and answers as
- * connect() would: 0, or -1/EINPROGRESS for a non-blocking socket (writable at once). */
+ * connect() would: 0, or -1/EINPROGRESS for a non-blocking socket (writable at once).  With
+ * out, *out gets the connection with a reference of the caller's (only when adopted). */
 int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_end,
-                    const struct shim_transport *tr, const char *why);
+                    const struct shim_transport *tr, const char *why, struct shim_conn **out);
 /* connect() again on a replaced fd: EALREADY / EISCONN / the pending error, as TCP does.
  * Returns 1 when the fd was restored to a fresh TCP socket and connect should proceed. */
 int shim_conn_reconnect(int fd, struct shim_conn *c);

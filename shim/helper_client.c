@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "evthread.h"
 #include "fdtable.h"
 #include "helper_client.h"
 #include "helper_events.h"
@@ -57,6 +58,14 @@ struct hconn {
     int near;                   /* our end of the hand-off socketpair, or -1 */
     enum phase phase;
     bool up;
+    /* The app's socket end went to sstd with CONNECT (the direct hand-off, or one inside
+     * connect(): adopted), and the shim's duplicate of it is the hold (helper_hold.c) of the
+     * app's socket dev/ino.  c stays referenced until sstd's first answer: at its descriptor
+     * limit sstd never gets the end (the kernel drops it; it answers fd-limit at once), and the
+     * in-process engine then carries the connection on the hold's end. */
+    bool direct, adopted;
+    dev_t dev;
+    ino_t ino;
     struct event *ev;
     size_t len;
     char buf[REPLY_MAX];
@@ -106,15 +115,61 @@ static void hc_up(struct hconn *h)
     shim_pump_reserve(p, &c->rsv);
 }
 
+/* sstd answered (or is gone): it has its end of the app's socket (or the connection ends with
+ * it, as every hand-off when the daemon dies); our reference to c goes. */
+static void hc_direct_release(struct hconn *h)
+{
+    struct shim_conn *c = h->c;
+    if (!h->direct || !c)
+        return;
+    h->c = NULL;
+    if (h->adopted)
+        shim_conn_unref(c);
+    else
+        shim_conn_done(c, 0);   /* the event thread's reference */
+}
+
+/* sstd could not take the app's socket end it was sent (fd-limit): the in-process engine
+ * carries the connection on the hold's duplicate.  The app already saw it up; what it wrote
+ * waits in the socketpair, so nothing is lost. */
+static void hc_direct_takeover(struct hconn *h, const char *why)
+{
+    struct shim_conn *c = h->c;
+    struct event_base *base = h->base;
+    bool adopted = h->adopted;
+    int end = shim_helper_hold_reclaim(h->dev, h->ino);
+    h->c = NULL;
+    hc_free(h);
+    if (end < 0) {
+        SHIM_WARN("helper %s, and no duplicate of the app's socket was kept: the connection ends", why);
+        if (adopted)
+            shim_conn_unref(c);
+        else
+            shim_conn_done(c, ECONNRESET);
+        return;
+    }
+    SHIM_WARN("helper %s: using the in-process SST engine for a connection already up", why);
+    c->pump_fd = end;
+    c->external = false;   /* pumped here from now on: the exit drain waits for it */
+    c->helper_dev = 0;     /* sstd does not know it: shutdown and SO_LINGER stay here */
+    c->helper_ino = 0;
+    int err = shim_sst_start_inproc(c, base);   /* our reference is the transport's now */
+    if (err)
+        shim_conn_fail(c, err);
+}
+
 /* The daemon is gone or broken before it carried anything: the in-process engine takes over. */
 static void hc_abandon(struct hconn *h, const char *why)
 {
     struct shim_conn *c = h->c;
     struct event_base *base = h->base;
     bool up = h->up;
+    hc_direct_release(h);
     hc_free(h);
     if (up) {
-        SHIM_WARN("helper %s after the hand-off: the connection ends with it", why);
+        /* sstd pumps the app's socket (it would have said so at once if it could not), or it
+         * is gone and the connection ends with it, as every hand-off when the daemon dies. */
+        SHIM_INFO("helper %s after the hand-off: the connection is the daemon's", why);
         return;
     }
     SHIM_WARN("helper %s: using the in-process SST engine", why);
@@ -169,20 +224,22 @@ static void hc_send_direct(struct hconn *h)
     snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", h->host, h->port, words,
              words[0] && atomic_load(&c->linger0) ? " LINGER0" : "");
     bool ok = send_line(h->ctl, line, c->pump_fd);
-    /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c), or goes
-     * if sstd did not take it: the connection ends (the app reads EOF). */
-    if (ok) {
-        shim_conn_ref(c);   /* the hold's: SO_ERROR gives the errno sstd reports */
-        shim_helper_hold(c->pump_fd, c->app_fd, dev, ino, shim_helper_peer_pid(h->ctl), c, true);
-    }
-    else
-        shim_fd_close_own(c->pump_fd);
-    shim_conn_done(c, ok ? 0 : ECONNRESET);
-    h->c = NULL;   /* the app's fd holds the last reference now */
+    /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c; sstd's
+     * fd-limit answer hands it back), or goes if sstd did not take it: the connection ends
+     * (the app reads EOF). */
     if (!ok) {
+        shim_fd_close_own(c->pump_fd);
+        shim_conn_done(c, ECONNRESET);
+        h->c = NULL;   /* the app's fd holds the last reference now */
         hc_abandon(h, "did not take the request");
         return;
     }
+    shim_conn_ref(c);   /* the hold's: SO_ERROR gives the errno sstd reports */
+    shim_helper_hold(c->pump_fd, c->app_fd, dev, ino, shim_helper_peer_pid(h->ctl), c, true);
+    c->pump_fd = -1;
+    h->direct = true;   /* c and the event thread's reference stay until sstd's first answer */
+    h->dev = dev;
+    h->ino = ino;
     SHIM_DEBUG("host known to speak SST: connection up, the helper pumps the app's socket itself");
     h->phase = PH_CONNECT;
     h->len = 0;
@@ -255,6 +312,21 @@ static void hc_on_reply(struct hconn *h, const char *line)
         return;
     }
     bool up = h->up;
+    if (!strstr(line, "\"result\":")) {
+        /* A request-level error, before any stream: sstd carries nothing.  "fd-limit": it is at
+         * its descriptor limit and the kernel dropped the socket we passed (docs/helper.md
+         * "Out of descriptors"). */
+        char why[120];
+        const char *e = strstr(line, "\"error\":\"");
+        e = e ? e + 9 : "?";
+        snprintf(why, sizeof(why), "could not take the connection (%.*s)", (int)strcspn(e, "\""), e);
+        if (h->direct && h->c)
+            hc_direct_takeover(h, why);
+        else
+            hc_abandon(h, why);
+        return;
+    }
+    hc_direct_release(h);
     if (strstr(line, "\"result\":\"CONNECTED\"")) {
         SHIM_DEBUG("helper carries the connection: %s", line);
         if (!up)
@@ -266,8 +338,9 @@ static void hc_on_reply(struct hconn *h, const char *line)
     bool refused = strstr(line, "\"result\":\"REFUSED\"") != NULL;
     hc_free(h);
     if (up) {
-        /* An optimistic hand-off the peer turned down: sstd closes its end, the app reads EOF. */
-        SHIM_WARN("helper: %s after the connection was reported up", refused ? "refused" : "unreachable");
+        /* An optimistic hand-off the peer turned down: sstd passes the reset back over the
+         * event connection (the app's read fails with ECONNRESET), or shuts its end (EOF). */
+        SHIM_INFO("helper: %s after the connection was reported up", refused ? "refused" : "unreachable");
         return;
     }
     if (refused) {
@@ -593,6 +666,28 @@ out:
     return ok;
 }
 
+/* Event thread: waits for sstd's first answer to a CONNECT sent inside connect() (the reading
+ * and the outcomes are the event-thread hand-off's: hc_on_event, hc_on_reply). */
+static void watch_start(void *arg)
+{
+    struct hconn *h = arg;
+    h->base = shim_ev_base();
+    struct timeval tv = { REPLY_TIMEOUT_SEC, 0 };
+    h->ev = event_new(h->base, h->ctl, EV_READ | EV_PERSIST, hc_on_event, h);
+    if (!h->ev || event_add(h->ev, &tv) < 0) {
+        hc_direct_release(h);
+        hc_free(h);
+    }
+}
+
+/* The event thread could not be reached: the answer cannot be waited for. */
+static void watch_cancel(void *arg)
+{
+    struct hconn *h = arg;
+    hc_direct_release(h);
+    hc_free(h);
+}
+
 /* Loads sstd's capability file next to its socket (docs/helper.md) into text: false if it is
  * missing, unreadable, or not our own user's (or root's: in a shared directory anyone else's
  * could claim any host).  *fresh: sstd touched it lately (from its keepalive).  A stale file
@@ -681,20 +776,18 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     if (!send_line(ctl, line, sv[1]))
         goto out;
     pid_t sstd = named ? shim_helper_peer_pid(ctl) : 0;
-    shim_helper_events_want_soon();
-    /* sstd has the request and its end; it reads both before it sees this connection close,
-     * and the pump does not depend on the control connection.  The CONNECTED/REFUSED answer
-     * is not awaited: that port answered before; if it refuses now (closed since), the app
-     * gets a reset (ECONNRESET on its read), and sstd drops the port so the next connect
-     * waits for the answer. */
-    r = shim_conn_adopt(fd, sa, len, sv[0], &shim_transport_sst, "SST_PEERS match, warm helper");
-    SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s answered before", fd, pkey);
+    /* The CONNECTED/REFUSED answer is not awaited here: that port answered before; if it
+     * refuses now (closed since), the app gets a reset (ECONNRESET on its read), and sstd drops
+     * the port so the next connect waits for the answer.  But sstd at its descriptor limit
+     * never gets sv[1] (the kernel drops it, sstd answers fd-limit at once): so the control
+     * connection goes to the event thread, which waits for sstd's first answer and on
+     * fd-limit carries the connection on the hold's end (hc_direct_takeover). */
+    struct shim_conn *c = NULL;
+    r = shim_conn_adopt(fd, sa, len, sv[0], &shim_transport_sst, "SST_PEERS match, warm helper", &c);
+    int saved_r = errno;
     if (sstd > 0) {
         /* sstd has its copy of sv[1]; ours stays as the hold (sstd's death then reads as a
          * reset, helper_hold.c), taken over by the event thread, with the app's connection. */
-        int saved_errno = errno;
-        uintptr_t v = shim_fd_get(fd);
-        struct shim_conn *c = SHIM_FD_IS_CONN(v) ? (struct shim_conn *)v : NULL;
         if (c) {
             c->helper_dev = dev;
             c->helper_ino = ino;
@@ -702,15 +795,35 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
         }
         shim_helper_hold(sv[1], fd, dev, ino, sstd, c, false);
         sv[1] = -1;
-        errno = saved_errno;
     }
+    struct hconn *h = c && sstd > 0 ? calloc(1, sizeof(*h)) : NULL;
+    if (h) {
+        h->c = c;
+        h->ctl = shim_fd_hide(ctl, SHIM_FD_ENGINE);
+        h->near = -1;
+        h->phase = PH_CONNECT;
+        h->up = true;
+        h->direct = true;
+        h->adopted = true;
+        h->dev = dev;
+        h->ino = ino;
+        ctl = -1;   /* the watch's now */
+        shim_helper_events_want_soon(watch_start, watch_cancel, h);
+    } else {
+        if (c)
+            shim_conn_unref(c);
+        shim_helper_events_want_soon(NULL, NULL, NULL);
+    }
+    errno = saved_r;
+    SHIM_DEBUG("fd %d: handed to the helper inside connect(): %s answered before", fd, pkey);
 out:;
     int saved = errno;   /* connect()'s answer (EINPROGRESS) survives the closes */
     if (sv[0] >= 0)
         shim_real_close(sv[0]);
     if (sv[1] >= 0)
         shim_real_close(sv[1]);
-    shim_real_close(ctl);
+    if (ctl >= 0)
+        shim_real_close(ctl);
     errno = saved;
     return r;
 }

@@ -212,26 +212,50 @@ static void hold_drain_cb(void *arg)
     shim_helper_hold_drain();
 }
 
+struct soon_call {
+    void (*then)(void *);
+    void (*cancel)(void *);
+    void *arg;
+};
+
+static void soon_call_run(const struct soon_call *k)
+{
+    if (k->then && shim_ev_call(k->then, k->arg) != 0)
+        k->cancel(k->arg);
+}
+
 static void *events_setup_main(void *arg)
 {
-    (void)arg;
+    struct soon_call k = *(struct soon_call *)arg;
+    free(arg);
     shim_tls_guard = 1;   /* the shim's own thread: its calls pass through the hooks */
     shim_helper_events_want(false);
     /* Holds queued before the event thread ran (helper_hold.c), even if the dial failed. */
     shim_ev_call(hold_drain_cb, NULL);
     atomic_store(&soon_by, 0);   /* a failed dial is tried again at the next hand-off */
+    soon_call_run(&k);
     return NULL;
 }
 
-void shim_helper_events_want_soon(void)
+void shim_helper_events_want_soon(void (*then)(void *), void (*cancel)(void *), void *arg)
 {
     pid_t me = self();
+    struct soon_call k = { then, cancel, arg };
+    /* Already wanted: the event thread runs (or is being started by the thread that wanted it);
+     * a call to it costs the caller a lock and a write. */
     if (atomic_load_explicit(&wanted_by, memory_order_relaxed) == me ||
-        atomic_exchange(&soon_by, me) == me)
+        atomic_exchange(&soon_by, me) == me) {
+        soon_call_run(&k);
         return;
-    if (shim_thread_spawn(events_setup_main, NULL) != 0) {
+    }
+    struct soon_call *heap = malloc(sizeof(*heap));
+    if (heap)
+        *heap = k;
+    if (!heap || shim_thread_spawn(events_setup_main, heap) != 0) {
+        free(heap);
         atomic_store(&soon_by, 0);
         shim_helper_events_want(false);
+        soon_call_run(&k);
     }
 }
 

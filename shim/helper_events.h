@@ -16,8 +16,10 @@ void shim_helper_events_want(bool on_event_thread);
 /* The same off the calling thread (a short-lived thread of its own does it), for a hand-off
  * inside the app's connect(): the first connection of a process (a curl) would otherwise wait
  * for the dial and the event thread's start before its request could go.  sstd holds a failed
- * stream's report up to 1 s for the process's event connection (docs/helper.md "Resets"). */
-void shim_helper_events_want_soon(void);
+ * stream's report up to 1 s for the process's event connection (docs/helper.md "Resets").
+ * then(arg), if not NULL, runs on the event thread afterwards (started by that short-lived
+ * thread, not by the caller); cancel(arg) runs instead, on some thread, if it cannot. */
+void shim_helper_events_want_soon(void (*then)(void *), void (*cancel)(void *), void *arg);
 /* The words CONNECT carries so that sstd can report the stream's failure: " RESET FD DEV INO",
  * FD the number the app (or the relay) reads, DEV/INO the socket behind it (the reset is
  * armed only while FD names that socket).  With sock >= 0, *dev and *ino are set to sock's

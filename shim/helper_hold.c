@@ -130,7 +130,8 @@ static void hold_free(struct hold *h)
     }
     if (h->ev)
         event_free(h->ev);
-    shim_fd_close_own(h->end);
+    if (h->end >= 0)
+        shim_fd_close_own(h->end);
     if (h->c)
         shim_conn_unref(h->c);
     struct watch *w = watch_find(h->sstd);
@@ -322,6 +323,20 @@ void shim_helper_hold_reset(int fd, dev_t dev, ino_t ino, int err, int end)
     bool armed = shim_reset_arm(fd, dev, ino, end);
     SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s (no hold)", fd, strerror(err),
                armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
+}
+
+int shim_helper_hold_reclaim(dev_t dev, ino_t ino)
+{
+    shim_helper_hold_drain();
+    for (struct hold *h = holds; h; h = h->next) {
+        if (h->dev == dev && h->ino == ino) {
+            int end = h->end;
+            h->end = -1;   /* not closed: the caller's now */
+            hold_free(h);
+            return end;
+        }
+    }
+    return -1;
 }
 
 void shim_helper_hold_sstd_answered(pid_t sstd, bool holds_ok)

@@ -22,6 +22,10 @@ void shim_helper_hold(int end, int fd, dev_t dev, ino_t ino, pid_t sstd, struct 
  * (as the in-process engine's reset does), and releases the hold of that socket.  The caller
  * closes end afterwards. */
 void shim_helper_hold_reset(int fd, dev_t dev, ino_t ino, int err, int end);
+/* Event thread: sstd never got its copy of the end held for dev/ino (it answered fd-limit: the
+ * kernel dropped the descriptor): the hold's end is handed back (still hidden, the shim's own)
+ * so the in-process engine can carry the connection on it; -1 if there is no such hold. */
+int shim_helper_hold_reclaim(dev_t dev, ino_t ino);
 /* Event thread: the EVENTS answer of sstd pid said whether it shuts a hand-off's end down
  * before closing it whenever it does not pass it back (holds:true); an sstd that does not
  * would leave a held connection open forever, so its holds are dropped (EOF as before). */
