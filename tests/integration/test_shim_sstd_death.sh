@@ -161,4 +161,45 @@ case_ now read TERM "200000 ECONNRESET"
 case_ relay read KILL "200000 ECONNRESET"
 case_ relay epoll TERM "200000 ECONNRESET"
 case_ direct read KILL "200000 ECONNRESET"
+# Many connections at once (more than the 64 reports sstd holds for a client without an event
+# connection): SIGTERM closes the control connections first, then the channels, whose streams
+# fail; every one must still read ECONNRESET once sstd has exited, none EOF.
+cat >"$LIB_TMP/many.py" <<'PY'
+import socket, sys
+host, n, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ss = []
+for i in range(n):
+    s = socket.create_connection((host, 9000))
+    s.sendall(b"HOLD 1000\n")
+    got = 0
+    while got < 1000:
+        got += len(s.recv(65536))
+    ss.append(s)
+open(ready, "w").close()
+res = {}
+for s in ss:
+    s.settimeout(20)
+    try:
+        while s.recv(65536):
+            pass
+        r = "EOF"
+    except ConnectionResetError:
+        r = "ECONNRESET"
+    except Exception as e:
+        r = type(e).__name__
+    res[r] = res.get(r, 0) + 1
+print(" ".join(f"{k}={v}" for k, v in sorted(res.items())))
+PY
+start_sstd_a
+warm
+rm -f "$LIB_TMP/ready"
+run /usr/bin/python3 "$LIB_TMP/many.py" "$IP_B" 100 "$LIB_TMP/ready" >"$LIB_TMP/out" 2>&1 &
+CLI=$!
+poll_until 15 test -e "$LIB_TMP/ready" || fail "100 connections: not ready: $(cat "$LIB_TMP/out")"
+kill -TERM "$SSTD_A"
+wait "$CLI"
+wait "$SSTD_A" 2>/dev/null
+got=$(cat "$LIB_TMP/out")
+[ "$got" = "ECONNRESET=100" ] || fail "sstd TERM with 100 connections: got '$got', want 'ECONNRESET=100'"
+log "ok: sstd TERM with 100 connections: $got"
 log "ok: sstd's death reads as ECONNRESET after every byte received, never as EOF"
