@@ -190,6 +190,7 @@ log "ok: after a failed execvp the connection goes on"
 log "SO_LINGER 0 then close through sstd: the server must see a reset"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/kas" --log debug \
   2>"$LIB_TMP/sstd-a.log"
+SSTD_AS=$LIB_BG_PID
 poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 via_sstd() {
   in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
@@ -232,4 +233,25 @@ s.close()"
 got=$(srv_line $((base + 3)))
 [ "${got% *}" = "EOF 100000" ] || fail "plain close through sstd: server saw '$got'"
 log "ok: a plain close through sstd still ends with EOF"
+# The relayed hand-off (a fresh sstd does not know the host yet: the shim pumps the app's end to
+# a pair whose other end sstd pumps): SO_LINGER is told for the relay's end, and sstd resets the
+# stream when the relay pump closes it after the app's close.
+kill "$SSTD_AS"
+wait "$SSTD_AS" 2>/dev/null
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/kas" --log debug \
+  2>>"$LIB_TMP/sstd-a.log"
+poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not restart"
+: >"$LIB_TMP/via.log"
+via_sstd "
+import socket, struct, time
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'x' * 100000)
+time.sleep(0.3)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+s.close()
+time.sleep(0.3)" || fail "linger client through sstd (relayed) failed"
+grep -q "handing the connection to the helper" "$LIB_TMP/via.log" || fail "not relayed: $(tail -3 "$LIB_TMP/via.log")"
+got=$(srv_line $((base + 4)))
+[ "$got" = "ConnectionResetError 100000" ] || fail "SO_LINGER 0 through sstd, relayed: server saw '$got'"
+log "ok: relayed: $got"
 log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it (in-process and through sstd), close ends it, a server's exit delivers, exec too"
