@@ -36,6 +36,7 @@ struct shim_pump {
     shim_pump_done_fn done;
     shim_pump_error_fn on_error;
     struct shim_reserve *reserve; /* on: the last byte of the app end's queue is not data */
+    const atomic_bool *linger0;   /* the app's SO_LINGER {1, 0} (shim_pump_linger) */
     bool failed;                  /* the network side failed: on_error armed a reset */
     void *arg;
 };
@@ -59,6 +60,12 @@ static void net_failed(struct shim_pump *p, int err)
     finish(p, err);
 }
 
+/* The app end is fully closed (every copy of its fd) when our end reports POLLHUP. */
+static bool app_gone(struct shim_pump *p)
+{
+    return shim_fd_poll_now(p->app_fd, 0) & POLLHUP;
+}
+
 static void finish(struct shim_pump *p, int err)
 {
     for (int i = 0; i < 2; i++) {
@@ -71,7 +78,12 @@ static void finish(struct shim_pump *p, int err)
         ssize_t r = recv(p->app_fd, &b, 1, MSG_DONTWAIT);   /* a clean end: no reset for the app */
         (void)r;
     }
-    /* A plain close of the network socket: the kernel still sends what is queued, then FIN. */
+    /* A plain close of the network socket: the kernel still sends what is queued, then FIN --
+     * unless the app closed after SO_LINGER {1, 0}: then RST, as its own TCP socket would. */
+    if (!p->failed && p->linger0 && atomic_load(p->linger0) && app_gone(p)) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(p->net_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     shim_fd_close_own(p->net_fd);
     shim_fd_close_own(p->app_fd);
     p->done(p->arg, err);
@@ -79,11 +91,6 @@ static void finish(struct shim_pump *p, int err)
     atomic_fetch_sub(&shim_pump_live, 1);
 }
 
-/* The app end is fully closed (every copy of its fd) when our end reports POLLHUP. */
-static bool app_gone(struct shim_pump *p)
-{
-    return shim_fd_poll_now(p->app_fd, 0) & POLLHUP;
-}
 
 static void dir_ended(struct shim_pump *p, int which)
 {
@@ -201,6 +208,11 @@ static void on_hup_timer(evutil_socket_t fd, short what, void *arg)
         finish(p, 0);
     else
         event_add(p->hup_timer, &tv);
+}
+
+void shim_pump_linger(struct shim_pump *p, const atomic_bool *linger0)
+{
+    p->linger0 = linger0;
 }
 
 void shim_pump_reserve(struct shim_pump *p, struct shim_reserve *flag)

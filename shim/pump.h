@@ -28,5 +28,8 @@ void shim_pump_on_error(struct shim_pump *p, shim_pump_error_fn fn);
 /* As shim_spump_reserve: after the app's shutdown(SHUT_WR) the last queued byte is not data. */
 struct shim_reserve;
 void shim_pump_reserve(struct shim_pump *p, struct shim_reserve *flag);
+/* linger0 (the connection's SO_LINGER {1, 0}, shim_conn): when the app's close ends the pump, the
+ * network socket is closed abortively too, so its peer sees TCP's RST, not FIN. */
+void shim_pump_linger(struct shim_pump *p, const atomic_bool *linger0);
 
 #endif

@@ -61,6 +61,7 @@ void shim_tcp_adopt(struct shim_conn *c, struct event_base *base, int sock)
     }
     shim_pump_on_error(p, shim_conn_reset_app);   /* the peer's RST: ECONNRESET for the app */
     shim_pump_reserve(p, &c->rsv);
+    shim_pump_linger(p, &c->linger0);   /* an abortive close reaches the peer as RST */
 }
 
 int shim_tcp_connect_result(int sock)

@@ -254,4 +254,32 @@ grep -q "handing the connection to the helper" "$LIB_TMP/via.log" || fail "not r
 got=$(srv_line $((base + 4)))
 [ "$got" = "ConnectionResetError 100000" ] || fail "SO_LINGER 0 through sstd, relayed: server saw '$got'"
 log "ok: relayed: $got"
-log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it (in-process and through sstd), close ends it, a server's exit delivers, exec too"
+# The TCP fallback (kernel TCP to the server on loopback in B): the pump closes its TCP socket
+# with SO_LINGER {1, 0} too, so the server sees TCP's own RST.  Before, a FIN: EOF.
+log "SO_LINGER 0 then close over the TCP fallback: the server must see a reset"
+fallback() {
+  in_b timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS=127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off \
+    SST_KEYDIR="$LIB_TMP/kb2" SST_LOG=info SST_LOG_FILE="$LIB_TMP/fb.log" /usr/bin/python3 -c "$1"
+}
+base=$(wc -l <"$LIB_TMP/srv.out")
+for how in after before close; do
+  fallback "
+import socket, struct, time
+s = socket.socket()
+lg = struct.pack('ii', 1, 0)
+if '$how' == 'before':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
+s.connect(('127.0.0.1', 9000))
+s.sendall(b'x' * 100000)
+time.sleep(0.3)
+if '$how' == 'after':
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
+s.close()
+time.sleep(0.3)" || fail "linger client over the TCP fallback ($how) failed"
+done
+grep -q "carrying connection over tcp" "$LIB_TMP/fb.log" || fail "not the TCP fallback: $(tail -3 "$LIB_TMP/fb.log")"
+got="$(srv_line $((base + 1))) / $(srv_line $((base + 2))) / $(srv_line $((base + 3)))"
+[ "${got% *}" = "ConnectionResetError 100000 / ConnectionResetError 100000 / EOF 100000" ] ||
+  fail "SO_LINGER 0 over the TCP fallback: server saw '$got', want ConnectionResetError after 100000 bytes twice, then EOF 100000"
+log "ok: ${got% *}"
+log "ok: SHUT_RD keeps the connection, SO_LINGER 0 resets it (in-process, through sstd, TCP fallback), close ends it, a server's exit delivers, exec too"
