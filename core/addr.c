@@ -101,6 +101,15 @@ SST_API int sst_addr_parse(struct sst_addr *out, const char *text, uint16_t defa
     }
     if (inet_pton(AF_INET6, host, out->ip) == 1) {
         out->family = SST_AF_INET6;
+        /* "::ffff:a.b.c.d" is the IPv4 host, as sst_addr_from_sockaddr folds it: sstd gets
+         * such names from dual-stack sockets (Java's), and an IPv6 packet to a mapped
+         * address reaches nobody. */
+        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (memcmp(out->ip, mapped, sizeof mapped) == 0) {
+            memmove(out->ip, out->ip + 12, 4);
+            memset(out->ip + 4, 0, 12);
+            out->family = SST_AF_INET4;
+        }
         return 0;
     }
     return SST_ERR_INVAL;

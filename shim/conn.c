@@ -246,6 +246,7 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     atomic_init(&c->reset_armed, false);
     atomic_init(&c->helper_err, 0);
     atomic_init(&c->wr_shut, false);
+    atomic_init(&c->local_fill, 0);
     atomic_init(&c->pumped_by, 0);
     atomic_init(&c->rsv.on, false);
     atomic_init(&c->rsv.reading, false);

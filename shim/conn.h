@@ -59,6 +59,7 @@ struct shim_conn {
     socklen_t peer_len;
     struct sockaddr_storage local;   /* written by the event thread before state = CONNECTED */
     socklen_t local_len;
+    atomic_int local_fill;      /* 0, 1 while getsockname fills local from the route, 2 after */
     int pump_fd;                /* our socketpair end (event thread) */
     size_t filler;              /* bytes queued from the app end to hold back POLLOUT */
     int app_fd;                 /* the app's fd number at connect() (SO_SNDBUF restore) */

@@ -378,20 +378,29 @@ static void hc_on_event(evutil_socket_t fd, short what, void *arg)
     hc_on_reply(h, h->buf);
 }
 
-/* The numeric address and TCP port of a destination, as sstd's requests want them. */
+/* The numeric address and TCP port of a destination, as sstd's requests want them.  An
+ * IPv4-mapped IPv6 destination (a dual-stack socket's connect to an IPv4 host: every Java
+ * socket) is the IPv4 host: sstd's channel, capability cache and file know it by that name,
+ * and a mapped name would send sstd dialling an IPv6 address that reaches nobody. */
 static bool ip_text(const struct sockaddr *sa, char *out, size_t len, unsigned *port)
 {
     const void *ip;
-    if (sa->sa_family == AF_INET) {
+    int family = sa->sa_family;
+    if (family == AF_INET) {
         ip = &((const struct sockaddr_in *)sa)->sin_addr;
         *port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        ip = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        *port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    } else if (family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        ip = &s6->sin6_addr;
+        *port = ntohs(s6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            family = AF_INET;
+            ip = &s6->sin6_addr.s6_addr[12];
+        }
     } else {
         return false;
     }
-    return inet_ntop(sa->sa_family, ip, out, (socklen_t)len) != NULL;
+    return inet_ntop(family, ip, out, (socklen_t)len) != NULL;
 }
 
 int shim_helper_dial(const char *path)

@@ -14,6 +14,7 @@
 #include "helper_client.h"
 #include "evthread.h"
 #include "real.h"
+#include "route.h"
 #include "server.h"
 #include "shim.h"
 
@@ -196,13 +197,54 @@ SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
     return put_addr(sa, len, &c->peer, c->peer_len);
 }
 
+static unsigned local_port(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)a)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+/* A connection carried over SST (or handed to sstd) has no kernel socket with a local address,
+ * and the wildcard with port 0 reads as "not bound" to the programs that print or pass on
+ * their local end: Java's getLocalAddress/getLocalPort, node's localAddress/localPort, perl's
+ * sockhost, FTP's PORT, SIP's Via.  So once connected, the first getsockname asks the routing
+ * table for the source address toward the peer -- what kernel TCP would have bound -- with the
+ * ephemeral port the kernel gave that lookup (no TCP port exists to report; route.h), and the
+ * connection keeps that answer.  The tcp transport's real local address stays as it is. */
+static void local_fill(struct shim_conn *c)
+{
+    int st = 0;
+    if (atomic_load_explicit(&c->local_fill, memory_order_acquire) == 2)
+        return;
+    if (!atomic_compare_exchange_strong(&c->local_fill, &st, 1)) {
+        while (atomic_load_explicit(&c->local_fill, memory_order_acquire) != 2)
+            sched_yield();   /* another thread's lookup: a few system calls */
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int saved = errno;
+    if (local_port(&c->local) == 0 &&
+        shim_route_local((const struct sockaddr *)&c->peer, c->peer_len, 0, &ss, &sl) &&
+        sl <= sizeof(c->local)) {
+        c->local = ss;
+        c->local_len = sl;
+    }
+    errno = saved;
+    atomic_store_explicit(&c->local_fill, 2, memory_order_release);
+}
+
 SHIM_EXPORT int getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
     struct shim_conn *c;
+    int ret;
+    if (shim_server_engaged() && shim_server_getsockname(fd, sa, len, &ret))
+        return ret;   /* accepted from an SST stream over the loopback bridge (server.h) */
     if (!is_replaced(fd) || !(c = shim_conn_lookup(fd)))
         return shim_real_getsockname(fd, sa, len);
     /* The event thread writes local before publishing CONNECTED (release); this load pairs. */
-    (void)atomic_load_explicit(&c->state, memory_order_acquire);
+    if (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTED)
+        local_fill(c);
     return put_addr(sa, len, &c->local, c->local_len);
 }
 

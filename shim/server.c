@@ -23,6 +23,7 @@
 #include "io/udp.h"
 #include "log.h"
 #include "real.h"
+#include "route.h"
 #include "spump.h"
 
 /* How long the loopback connect to the app's listener may take (its accept queue may be full:
@@ -688,12 +689,11 @@ void shim_server_close_at_exit(bool at_exec)
     pthread_mutex_unlock(&srv_lock);
 }
 
-bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret)
+/* The SST peer recorded for an accepted fd (inode-checked: a stale record is dropped). */
+static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
 {
     struct stat st;
     struct afd *a;
-    struct sockaddr_storage peer;
-    socklen_t peer_len = 0;
     int saved = errno;
     pthread_mutex_lock(&srv_lock);
     HASH_FIND_INT(afds, &fd, a);
@@ -712,12 +712,19 @@ bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *r
         a = NULL;
     }
     if (a) {
-        peer = a->peer;
-        peer_len = a->peer_len;
+        *peer = a->peer;
+        *peer_len = a->peer_len;
     }
     pthread_mutex_unlock(&srv_lock);
     errno = saved;
-    if (!a)
+    return a != NULL;
+}
+
+bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret)
+{
+    struct sockaddr_storage peer;
+    socklen_t peer_len = 0;
+    if (!accepted_peer(fd, &peer, &peer_len))
         return false;
     if (!sa || !len) {
         errno = EFAULT;
@@ -725,6 +732,47 @@ bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *r
         return true;
     }
     put_addr(sa, len, *len, &peer, peer_len);
+    *ret = 0;
+    return true;
+}
+
+static bool is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const uint8_t *)&((const struct sockaddr_in *)a)->sin_addr)[0] == 127;
+    const struct in6_addr *ip = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(ip) || (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+}
+
+static unsigned addr_port(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)a)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+bool shim_server_getsockname(int fd, struct sockaddr *sa, socklen_t *len, int *ret)
+{
+    struct sockaddr_storage peer, local, route;
+    socklen_t peer_len = 0, local_len = sizeof(local), route_len;
+    if (!accepted_peer(fd, &peer, &peer_len))
+        return false;
+    /* The bridge connected to the loopback address of a wildcard listener (§6c): TCP from the
+     * peer would have arrived on the address this host uses toward it, at the same port. */
+    int saved = errno;
+    if (shim_real_getsockname(fd, (struct sockaddr *)&local, &local_len) != 0 || !is_loopback(&local) ||
+        is_loopback(&peer) ||
+        !shim_route_local((struct sockaddr *)&peer, peer_len, addr_port(&local), &route, &route_len)) {
+        errno = saved;
+        return false;   /* the kernel's answer (the hook asks it) */
+    }
+    errno = saved;
+    if (!sa || !len) {
+        errno = EFAULT;
+        *ret = -1;
+        return true;
+    }
+    put_addr(sa, len, *len, &route, route_len);
     *ret = 0;
     return true;
 }

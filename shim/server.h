@@ -38,6 +38,10 @@ void shim_server_close_at_exit(bool at_exec);
 /* getpeername on an accepted SST connection: writes the SST peer, sets *ret (0) and returns
  * true; false for every other fd. */
 bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret);
+/* getsockname on an accepted SST connection that the bridge delivered over loopback (a
+ * wildcard listener): this host's address toward the SST peer with the connection's port, as
+ * TCP from that peer would have; sets *ret and returns true.  False for every other fd. */
+bool shim_server_getsockname(int fd, struct sockaddr *sa, socklen_t *len, int *ret);
 
 static inline bool shim_server_engaged(void)
 {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shim's server side (SST_LISTEN): unmodified servers run under the shim in B accept SST
 # streams on their ordinary listening sockets, with TCP between the hosts blocked; accept() and
-# getpeername() report A's real address.
+# getpeername() report A's real address, getsockname() B's (not the loopback bridge).
 #
 #   $NS_A  sst0 10.77.0.1 ===== veth (TCP dropped) ===== sst0 10.77.0.2  $NS_B
 #          fd77::1                                          fd77::2
@@ -54,7 +54,8 @@ def serve(c, addr):
         b = c.recv(65536)
         if not b: break
         data += b
-    c.sendall(b"accept=%s peer=%s got %d bytes then EOF\n" % (addr[0].encode(), c.getpeername()[0].encode(), len(data)))
+    c.sendall(b"accept=%s peer=%s sock=%s got %d bytes then EOF\n" % (addr[0].encode(), c.getpeername()[0].encode(),
+              c.getsockname()[0].encode(), len(data)))
     c.sendall(data); c.close()
 def loop(s, once=False):
     while True:
@@ -134,23 +135,23 @@ def echo(host, payload):
         buf += b
     return buf
 got = echo(b4, b"hello" * 1000)
-want = b"accept=::ffff:%s peer=::ffff:%s got 5000 bytes then EOF\n" % (a4.encode(), a4.encode())
+want = b"accept=::ffff:%s peer=::ffff:%s sock=::ffff:%s got 5000 bytes then EOF\n" % (a4.encode(), a4.encode(), b4.encode())
 assert got == want + b"hello" * 1000, got[:120]
 got = echo(b6, b"x" * 300000)
-want = b"accept=%s peer=%s got 300000 bytes then EOF\n" % (a6.encode(), a6.encode())
+want = b"accept=%s peer=%s sock=%s got 300000 bytes then EOF\n" % (a6.encode(), a6.encode(), b6.encode())
 assert got == want + b"x" * 300000, got[:120]
 print("python-ok")
 PY
 
 log "nc with half-close"
 printf 'abc' | shimmed SST_PORT=8662 nc -N "$IP_B" 9000 >"$LIB_TMP/nc.out" || fail "nc failed"
-grep -q "accept=::ffff:$IP_A peer=::ffff:$IP_A got 3 bytes then EOF" "$LIB_TMP/nc.out" || fail "nc: $(cat "$LIB_TMP/nc.out")"
+grep -q "accept=::ffff:$IP_A peer=::ffff:$IP_A sock=::ffff:$IP_B got 3 bytes then EOF" "$LIB_TMP/nc.out" || fail "nc: $(cat "$LIB_TMP/nc.out")"
 
 log "an asyncio (epoll) server, and accept(fd, NULL, NULL) answered by getpeername"
 printf 'abcd' | shimmed SST_PORT=8662 nc -N "$IP_B" 9003 >"$LIB_TMP/nc4.out" || fail "nc to asyncio failed"
 grep -q "asyncio peer=$IP_A got 4 bytes then EOF" "$LIB_TMP/nc4.out" || fail "asyncio: $(cat "$LIB_TMP/nc4.out") $(srvlog)"
 printf 'ab' | shimmed SST_PORT=8662 nc -N "$IP_B" 9004 >"$LIB_TMP/nc5.out" || fail "nc to :9004 failed"
-grep -q "accept=null peer=$IP_A got 2 bytes then EOF" "$LIB_TMP/nc5.out" || fail "NULL accept: $(cat "$LIB_TMP/nc5.out") $(srvlog)"
+grep -q "accept=null peer=$IP_A sock=$IP_B got 2 bytes then EOF" "$LIB_TMP/nc5.out" || fail "NULL accept: $(cat "$LIB_TMP/nc5.out") $(srvlog)"
 
 log "a port SST_LISTEN does not select stays TCP only: refused over SST"
 shimmed SST_PORT=8662 /usr/bin/python3 -c "
@@ -182,7 +183,7 @@ cmp "$LIB_TMP/www/f1k" "$LIB_TMP/local2.curl" || fail "local curl body differs"
 n=$(grep -c "^127\.0\.0\.1 - .*\"GET /f1k" "$LIB_TMP/http.log" || true)
 assert_eq 1 "$n" "access log lines for the local client at 127.0.0.1"
 printf 'zz' | in_b nc -N 127.0.0.1 9000 >"$LIB_TMP/nc3.out" || fail "local nc failed"
-grep -q "accept=::ffff:127.0.0.1 peer=::ffff:127.0.0.1 got 2 bytes then EOF" "$LIB_TMP/nc3.out" ||
+grep -q "accept=::ffff:127.0.0.1 peer=::ffff:127.0.0.1 sock=::ffff:127.0.0.1 got 2 bytes then EOF" "$LIB_TMP/nc3.out" ||
   fail "local nc: $(cat "$LIB_TMP/nc3.out")"
 
 log "both directions, one process: a client first (engine on an ephemeral port), then a server"

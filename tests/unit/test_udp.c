@@ -147,6 +147,24 @@ START_TEST(test_udp_addr_v4mapped_and_errors)
     ck_assert_int_eq(ss.ss_family, AF_INET);
     ck_assert_mem_eq(&((struct sockaddr_in *)&ss)->sin_addr, mapped + 12, 4);
 
+    /* Text names the same host as the sockaddr: "[::ffff:192.0.2.7]:9" is IPv4 192.0.2.7
+     * (sstd gets such names from shims of dual-stack sockets), and equals "192.0.2.7:9". */
+    struct sst_addr pm, p4;
+    ck_assert_int_eq(sst_addr_parse(&pm, "[::ffff:192.0.2.7]:9", 0), 0);
+    ck_assert_int_eq(pm.family, SST_AF_INET4);
+    ck_assert_uint_eq(pm.port, 9);
+    ck_assert_mem_eq(pm.ip, mapped + 12, 4);
+    ck_assert_int_eq(sst_addr_parse(&p4, "192.0.2.7:9", 0), 0);
+    ck_assert(sst_addr_eq(&pm, &p4));
+    ck_assert_int_eq(sst_addr_parse(&pm, "::ffff:192.0.2.7", 8661), 0);
+    ck_assert_int_eq(pm.family, SST_AF_INET4);
+    ck_assert_uint_eq(pm.port, 8661);
+    /* ::192.0.2.7 (IPv4-compatible, deprecated) and ::ffff:0:a.b.c.d are not mapped. */
+    ck_assert_int_eq(sst_addr_parse(&pm, "[::192.0.2.7]:9", 0), 0);
+    ck_assert_int_eq(pm.family, SST_AF_INET6);
+    ck_assert_int_eq(sst_addr_parse(&pm, "[::ffff:0:192.0.2.7]:9", 0), 0);
+    ck_assert_int_eq(pm.family, SST_AF_INET6);
+
     /* A real IPv6 address cannot go onto an IPv4 socket; no family is rejected. */
     struct sst_addr v6;
     ck_assert_int_eq(sst_addr_parse(&v6, "[2001:db8::1]:5", 0), 0);
