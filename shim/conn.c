@@ -253,8 +253,18 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     c->family = sa->sa_family;
     memcpy(&c->peer, sa, len < sizeof(c->peer) ? len : sizeof(c->peer));
     c->peer_len = len;
-    c->local.ss_family = (sa_family_t)c->family;
-    c->local_len = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    /* The source address the app bound its socket to without a port (IP_BIND_ADDRESS_NO_PORT,
+     * as curl --interface does: a port would have kept it on kernel TCP), which getsockname
+     * keeps reporting (hook_sockopt.c: the route lookup then supplies only the port); the
+     * family's wildcard when it bound nothing. */
+    socklen_t ll = sizeof(c->local);
+    if (shim_real_getsockname(fd, (struct sockaddr *)&c->local, &ll) != 0 || c->local.ss_family != c->family ||
+        ll > sizeof(c->local)) {
+        memset(&c->local, 0, sizeof(c->local));
+        c->local.ss_family = (sa_family_t)c->family;
+        ll = c->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    }
+    c->local_len = ll;
     c->app_fd = fd;
     c->net_fd = -1;
     c->tr = tr;

@@ -204,13 +204,21 @@ static unsigned local_port(const struct sockaddr_storage *a)
     return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
 }
 
+static bool local_wildcard(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
 /* A connection carried over SST (or handed to sstd) has no kernel socket with a local address,
  * and the wildcard with port 0 reads as "not bound" to the programs that print or pass on
  * their local end: Java's getLocalAddress/getLocalPort, node's localAddress/localPort, perl's
  * sockhost, FTP's PORT, SIP's Via.  So once connected, the first getsockname asks the routing
  * table for the source address toward the peer -- what kernel TCP would have bound -- with the
  * ephemeral port the kernel gave that lookup (no TCP port exists to report; route.h), and the
- * connection keeps that answer.  The tcp transport's real local address stays as it is. */
+ * connection keeps that answer.  A source address the app bound without a port
+ * (IP_BIND_ADDRESS_NO_PORT) stays, with that port.  The tcp transport's real local address stays as it is. */
 static void local_fill(struct shim_conn *c)
 {
     int st = 0;
@@ -227,8 +235,14 @@ static void local_fill(struct shim_conn *c)
     if (local_port(&c->local) == 0 &&
         shim_route_local((const struct sockaddr *)&c->peer, c->peer_len, 0, &ss, &sl) &&
         sl <= sizeof(c->local)) {
-        c->local = ss;
-        c->local_len = sl;
+        if (local_wildcard(&c->local)) {
+            c->local = ss;
+            c->local_len = sl;
+        } else if (c->local.ss_family == AF_INET) {   /* bound by the app: its address stays */
+            ((struct sockaddr_in *)&c->local)->sin_port = htons((uint16_t)local_port(&ss));
+        } else {
+            ((struct sockaddr_in6 *)&c->local)->sin6_port = htons((uint16_t)local_port(&ss));
+        }
     }
     errno = saved;
     atomic_store_explicit(&c->local_fill, 2, memory_order_release);

@@ -26,7 +26,7 @@ bool shim_log_enabled(enum shim_loglevel level)
 void shim_log(enum shim_loglevel level, const char *fmt, ...)
 {
     static const char *const names[] = { "error", "warn", "info", "debug" };
-    char line[512];
+    char line[1024];   /* as sstd's: the changed-host-key message alone is ~550 bytes */
     int saved = errno;   /* logging must never change the errno a hook returns */
     int n;
     va_list ap;

@@ -103,4 +103,28 @@ grep -q "ffff" "$LIB_TMP/status" && fail "sstd knows a mapped host: $(grep ffff 
 grep -q "10.77.0.2:8661/7000 *sst" "$LIB_TMP/status" || fail "sstd's cache lacks 7000: $(cat "$LIB_TMP/status")"
 [ -e "${SA%.sock}.caps" ] || fail "sstd wrote no capability file"
 grep -q ffff "${SA%.sock}.caps" && fail "the capability file lists a mapped host"
+# IP_BIND_ADDRESS_NO_PORT (24) as curl --interface sets it: without it bind() takes a port and
+# the socket stays on kernel TCP (§2).
+log "getsockname keeps a source address the program bound before connect (IP_BIND_ADDRESS_NO_PORT)"
+in_a ip addr add 10.77.0.11/24 dev sst0 || fail "cannot add a second address in A"
+BOUND='import socket, sys
+s = socket.socket(); s.setsockopt(socket.IPPROTO_IP, 24, 1)
+s.bind(("10.77.0.11", 0)); s.connect((sys.argv[1], 7000))
+print(s.getsockname()[0], s.getsockname()[1] > 0); s.sendall(b"b"); print(s.recv(1))'
+for helper in off "$SA"; do
+  got=$(in_a env "${SHIMENV[@]}" SST_HELPER="$helper" SST_KEYDIR="$LIB_TMP/k-bound" timeout 20 \
+        /usr/bin/python3 -c "$BOUND" "$IP_B" 2>"$LIB_TMP/bound.err") ||
+    fail "bound client (SST_HELPER=$helper) failed: $(tail -3 "$LIB_TMP/bound.err")"
+  assert_eq "10.77.0.11 True b'b'" "$(echo $got)" "bound client's getsockname and echo (SST_HELPER=$helper)"
+done
+
+log "a changed host key: the shim's message reaches the log whole"
+mkdir -p "$LIB_TMP/k-changed"
+printf '%s %s\n' "$IP_B" "$(printf '%064d' 7)" >"$LIB_TMP/k-changed/known_hosts"
+in_a env "${SHIMENV[@]}" SST_HELPER=off SST_KEYDIR="$LIB_TMP/k-changed" SST_LOG_FILE="$LIB_TMP/changed.log" \
+  timeout 20 /usr/bin/python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], 7000))' "$IP_B" \
+  2>/dev/null && fail "connected despite a changed host key"
+grep -q "HOST KEY FOR $IP_B HAS CHANGED" "$LIB_TMP/changed.log" || fail "no changed-key message: $(cat "$LIB_TMP/changed.log")"
+grep -q "set SST_ACCEPT_CHANGED_HOSTKEY=$IP_B for one run to re-pin it, then reconnect\.$" "$LIB_TMP/changed.log" ||
+  fail "the changed-key message is cut: $(tail -2 "$LIB_TMP/changed.log")"
 log "PASS"
