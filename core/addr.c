@@ -47,6 +47,11 @@ SST_API char *sst_addr_str(const struct sst_addr *a, char *buf, size_t len)
     if (a->family == SST_AF_INET4) {
         inet_ntop(AF_INET, a->ip, ip, sizeof ip);
         snprintf(buf, len, "%s:%u", ip, a->port);
+    } else if (a->family == SST_AF_INET6 && a->scope_id != 0) {
+        /* A link-local address names a host only with its interface: the numeric zone, which
+         * sst_addr_parse reads back. */
+        inet_ntop(AF_INET6, a->ip, ip, sizeof ip);
+        snprintf(buf, len, "[%s%%%u]:%u", ip, (unsigned)a->scope_id, a->port);
     } else if (a->family == SST_AF_INET6) {
         inet_ntop(AF_INET6, a->ip, ip, sizeof ip);
         snprintf(buf, len, "[%s]:%u", ip, a->port);
@@ -95,17 +100,32 @@ SST_API int sst_addr_parse(struct sst_addr *out, const char *text, uint16_t defa
                 return SST_ERR_INVAL;
         }
     }
-    if (inet_pton(AF_INET, host, out->ip) == 1) {
+    /* An IPv6 zone: "fe80::1%3" (numeric only -- an interface name needs a system call,
+     * which this sans-I/O file does not make; callers such as the shim pass the index). */
+    uint32_t scope = 0;
+    char *pct = strchr(host, '%');
+    if (pct) {
+        char *end;
+        *pct = '\0';
+        if (pct[1] < '0' || pct[1] > '9')
+            return SST_ERR_INVAL;
+        unsigned long v = strtoul(pct + 1, &end, 10);
+        if (*end != '\0' || v == 0 || v > UINT32_MAX || inet_pton(AF_INET6, host, out->ip) != 1)
+            return SST_ERR_INVAL;
+        scope = (uint32_t)v;
+    }
+    if (!pct && inet_pton(AF_INET, host, out->ip) == 1) {
         out->family = SST_AF_INET4;
         return 0;
     }
     if (inet_pton(AF_INET6, host, out->ip) == 1) {
+        out->scope_id = scope;
         out->family = SST_AF_INET6;
         /* "::ffff:a.b.c.d" is the IPv4 host, as sst_addr_from_sockaddr folds it: sstd gets
          * such names from dual-stack sockets (Java's), and an IPv6 packet to a mapped
          * address reaches nobody. */
         static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (memcmp(out->ip, mapped, sizeof mapped) == 0) {
+        if (!pct && memcmp(out->ip, mapped, sizeof mapped) == 0) {
             memmove(out->ip, out->ip + 12, 4);
             memset(out->ip + 4, 0, 12);
             out->family = SST_AF_INET4;

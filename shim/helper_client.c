@@ -400,7 +400,17 @@ static bool ip_text(const struct sockaddr *sa, char *out, size_t len, unsigned *
     } else {
         return false;
     }
-    return inet_ntop(family, ip, out, (socklen_t)len) != NULL;
+    if (!inet_ntop(family, ip, out, (socklen_t)len))
+        return false;
+    /* A link-local destination names its interface (the numeric zone sst_addr_parse reads):
+     * without it sstd cannot send to the host at all. */
+    uint32_t scope = family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_scope_id : 0;
+    if (scope != 0) {
+        size_t n = strlen(out);
+        if ((size_t)snprintf(out + n, len - n, "%%%u", (unsigned)scope) >= len - n)
+            return false;
+    }
+    return true;
 }
 
 int shim_helper_dial(const char *path)

@@ -127,4 +127,17 @@ in_a env "${SHIMENV[@]}" SST_HELPER=off SST_KEYDIR="$LIB_TMP/k-changed" SST_LOG_
 grep -q "HOST KEY FOR $IP_B HAS CHANGED" "$LIB_TMP/changed.log" || fail "no changed-key message: $(cat "$LIB_TMP/changed.log")"
 grep -q "set SST_ACCEPT_CHANGED_HOSTKEY=$IP_B for one run to re-pin it, then reconnect\.$" "$LIB_TMP/changed.log" ||
   fail "the changed-key message is cut: $(tail -2 "$LIB_TMP/changed.log")"
+log "a link-local IPv6 peer (fe80::%sst0): sstd is told the zone"
+LL_B=$(in_b ip -6 -br addr show dev sst0 | grep -o 'fe80::[0-9a-f:]*') || fail "B has no link-local address"
+LL='import socket, sys
+s = socket.create_connection((sys.argv[1], 7000), timeout=20); s.sendall(b"zone"); s.shutdown(socket.SHUT_WR)
+print(s.recv(10).decode(), s.getpeername()[0] == sys.argv[1].split("%")[0], s.getpeername()[3] > 0)'
+for helper in off "$SA"; do
+  got=$(in_a env "${SHIMENV[@]}" SST_PEERS=fe80::/10 SST_HELPER="$helper" SST_KEYDIR="$LIB_TMP/k-ll" timeout 20 \
+        /usr/bin/python3 -c "$LL" "$LL_B%sst0" 2>"$LIB_TMP/ll.err") ||
+    fail "link-local client (SST_HELPER=$helper) failed: $(tail -3 "$LIB_TMP/ll.err")"
+  assert_eq "zone True True" "$(echo $got)" "link-local echo over SST (SST_HELPER=$helper)"
+done
+"$BUILD/sstctl" --socket "$SA" status >"$LIB_TMP/status2" || fail "sstctl status failed"
+grep -q "\[$LL_B%[0-9]*\]:8661/7000 *sst" "$LIB_TMP/status2" || fail "sstd's cache lacks the zoned host: $(cat "$LIB_TMP/status2")"
 log "PASS"

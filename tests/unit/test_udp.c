@@ -165,6 +165,26 @@ START_TEST(test_udp_addr_v4mapped_and_errors)
     ck_assert_int_eq(sst_addr_parse(&pm, "[::ffff:0:192.0.2.7]:9", 0), 0);
     ck_assert_int_eq(pm.family, SST_AF_INET6);
 
+    /* A numeric IPv6 zone is the scope id, and sst_addr_str writes it back (sstd's names for
+     * link-local hosts); names, zero, and zones on IPv4 are rejected. */
+    struct sst_addr z;
+    char zs[SST_ADDR_STRLEN];
+    ck_assert_int_eq(sst_addr_parse(&z, "[fe80::1%3]:9", 0), 0);
+    ck_assert_int_eq(z.family, SST_AF_INET6);
+    ck_assert_uint_eq(z.scope_id, 3);
+    ck_assert_uint_eq(z.port, 9);
+    ck_assert_str_eq(sst_addr_str(&z, zs, sizeof zs), "[fe80::1%3]:9");
+    ck_assert_int_eq(sst_addr_parse(&z, "fe80::1%4294967295", 8661), 0);
+    ck_assert_uint_eq(z.scope_id, 4294967295u);
+    ck_assert_str_eq(sst_addr_str(&z, zs, sizeof zs), "[fe80::1%4294967295]:8661");
+    ck_assert_int_eq(sst_addr_parse(&z, "[fe80::1]:9", 0), 0);
+    ck_assert_uint_eq(z.scope_id, 0);
+    ck_assert_str_eq(sst_addr_str(&z, zs, sizeof zs), "[fe80::1]:9");
+    static const char *const bad_zones[] = {"[fe80::1%eth0]:9", "[fe80::1%0]:9", "[fe80::1%]:9", "10.0.0.1%3",
+                                            "[fe80::1%3x]:9", "[fe80::1%4294967296]:9", "[fe80::1%-1]:9"};
+    for (size_t i = 0; i < SST_ARRAY_LEN(bad_zones); i++)
+        ck_assert_msg(sst_addr_parse(&z, bad_zones[i], 0) == SST_ERR_INVAL, "accepted %s", bad_zones[i]);
+
     /* A real IPv6 address cannot go onto an IPv4 socket; no family is rejected. */
     struct sst_addr v6;
     ck_assert_int_eq(sst_addr_parse(&v6, "[2001:db8::1]:5", 0), 0);
