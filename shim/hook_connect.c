@@ -155,7 +155,10 @@ SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const s
         shim_peers_resolve();
     if (!(flags & MSG_FASTOPEN) || !sa || !shim_engaged() || !shim_config_match(&shim_cfg, sa, len)) {
         uintptr_t v = shim_fd_get(fd);
-        if (SHIM_FD_IS_CONN(v))
+        /* With an address, only an entry that still names fd's socket: a stale one (a close
+         * the shim never saw; libuv closes with a raw syscall) on a number now held by a UDP
+         * socket would lose the datagram's address. */
+        if (SHIM_FD_IS_CONN(v) && (!sa || shim_conn_check(fd, v)))
             return shim_write_conn(fd, v, buf, n, flags & ~MSG_FASTOPEN, false);   /* hook_write.c */
         return shim_real_sendto(fd, buf, n, flags, sa, len);
     }

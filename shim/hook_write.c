@@ -50,12 +50,33 @@ static bool not_socket(ssize_t r)
     return r < 0 && errno == ENOTSOCK;
 }
 
+/* The app shut the writing of the connection on fd, and the entry still names fd's socket.
+ * A close the shim never saw leaves the entry behind with its flag: libuv (node) closes with a
+ * raw syscall, so every socket node shut and closed did, and the next socket to get the
+ * number -- the app's next connection, or the shim's own control socket to sstd -- had its
+ * writes failed with EPIPE without a system call (node's keep-alive agent through sstd: 95 of
+ * 100 requests EPIPE, test_shim_apps.sh).  The inode check runs only once the flag is set. */
+enum shut { SHUT_NOT, SHUT_YES, SHUT_STALE };
+
+static enum shut shut_state(int fd, uintptr_t v)
+{
+    if (!atomic_load(&((struct shim_conn *)v)->wr_shut))
+        return SHUT_NOT;
+    int saved = errno;
+    bool current = shim_conn_check(fd, v) != NULL;   /* drops a stale entry */
+    errno = saved;
+    return current ? SHUT_YES : SHUT_STALE;   /* stale: the fd is not ours, the app's call */
+}
+
 SHIM_SLOW ssize_t shim_write_conn(int fd, uintptr_t v, const void *buf, size_t n, int flags, bool is_write)
 {
     if (shim_tls_guard)
         return is_write ? shim_real_write(fd, buf, n) : shim_real_sendto(fd, buf, n, flags, NULL, 0);
-    if (atomic_load(&((struct shim_conn *)v)->wr_shut))
+    enum shut st = shut_state(fd, v);
+    if (st == SHUT_YES)
         return after_epipe(fd, v, flags);   /* the app shut its writing (hook_sockopt.c) */
+    if (st == SHUT_STALE)
+        return is_write ? shim_real_write(fd, buf, n) : shim_real_sendto(fd, buf, n, flags, NULL, 0);
     /* A connected socket: the address a sendto() gives is ignored, as TCP does. */
     ssize_t r = shim_real_sendto(fd, buf, n, flags | MSG_NOSIGNAL, NULL, 0);
     if (r >= 0 || errno != EPIPE) {
@@ -72,8 +93,11 @@ static SHIM_SLOW ssize_t sendmsg_conn(int fd, uintptr_t v, const struct msghdr *
 {
     if (shim_tls_guard)
         return is_writev ? shim_real_writev(fd, msg->msg_iov, (int)msg->msg_iovlen) : shim_real_sendmsg(fd, msg, flags);
-    if (atomic_load(&((struct shim_conn *)v)->wr_shut))
+    enum shut st = shut_state(fd, v);
+    if (st == SHUT_YES)
         return after_epipe(fd, v, flags);   /* the app shut its writing (hook_sockopt.c) */
+    if (st == SHUT_STALE)
+        return is_writev ? shim_real_writev(fd, msg->msg_iov, (int)msg->msg_iovlen) : shim_real_sendmsg(fd, msg, flags);
     ssize_t r = shim_real_sendmsg(fd, msg, flags | MSG_NOSIGNAL);
     if (r >= 0 || errno != EPIPE) {
         if (is_writev && not_socket(r)) {
@@ -120,6 +144,8 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (!SHIM_FD_IS_CONN(v) || !msg)
         return shim_real_sendmsg(fd, msg, flags);
     if (msg->msg_name || msg->msg_namelen) {
+        if (!shim_conn_check(fd, v))
+            return shim_real_sendmsg(fd, msg, flags);   /* stale: a UDP socket keeps its address */
         /* A connected socket ignores the address, as TCP does. */
         struct msghdr m = *msg;
         m.msg_name = NULL;
