@@ -258,7 +258,9 @@ int shim_ev_submit(struct shim_conn *c)
     return err;
 }
 
-int shim_ev_call(void (*fn)(void *arg), void *arg)
+/* Queues fn(arg) for the event thread; start: start the thread if it is not running (else
+ * ESRCH). */
+static int call_queue(void (*fn)(void *arg), void *arg, bool start)
 {
     struct call_cmd *k = calloc(1, sizeof(*k));
     if (!k)
@@ -268,7 +270,7 @@ int shim_ev_call(void (*fn)(void *arg), void *arg)
     int err = 0;
     pthread_mutex_lock(&ev_lock);
     if (!ev_running)
-        err = ev_start();
+        err = start ? ev_start() : ESRCH;
     if (err == 0) {
         if (call_tail)
             call_tail->next = k;
@@ -284,30 +286,14 @@ int shim_ev_call(void (*fn)(void *arg), void *arg)
     return err;
 }
 
+int shim_ev_call(void (*fn)(void *arg), void *arg)
+{
+    return call_queue(fn, arg, true);
+}
+
 int shim_ev_call_if_running(void (*fn)(void *arg), void *arg)
 {
-    struct call_cmd *k = calloc(1, sizeof(*k));
-    if (!k)
-        return ENOMEM;
-    k->fn = fn;
-    k->arg = arg;
-    int err = 0;
-    pthread_mutex_lock(&ev_lock);
-    if (!ev_running) {
-        err = ESRCH;
-    } else {
-        if (call_tail)
-            call_tail->next = k;
-        else
-            call_head = k;
-        call_tail = k;
-        ssize_t w = write(wake_wr, "c", 1);
-        (void)w;
-    }
-    pthread_mutex_unlock(&ev_lock);
-    if (err != 0)
-        free(k);
-    return err;
+    return call_queue(fn, arg, false);
 }
 
 struct event_base *shim_ev_base(void)
