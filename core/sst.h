@@ -116,8 +116,10 @@ SST_API void sst_ctx_dispatch(struct sst_ctx *c);
 /* Opens a stream to `service` (1..255 bytes; the shim uses the decimal TCP port) at peer,
  * creating a channel if none exists.  Writable at once: bytes are sent as soon as the channel
  * is up, before the peer's answer (paper §4.3.4).  CONNECTED follows when the peer accepts;
- * if no one listens there, ERROR with sst_stream_error() == SST_ERR_REFUSED.  NULL on bad
- * arguments or resource exhaustion. */
+ * if no one listens there, ERROR with sst_stream_error() == SST_ERR_REFUSED; a peer that has
+ * no LSID left for it resets it (SST_ERR_RESET).  NULL on bad arguments or resource exhaustion
+ * (memory, or no LSID of ours left on that channel: more than 16 384 of its streams live in a
+ * row, docs/protocol-streams.md §3). */
 SST_API struct sst_stream *sst_connect(struct sst_ctx *c, const struct sst_addr *peer,
                                        const char *service, sst_stream_cb cb, void *arg);
 /* Accepts top-level streams for `service`.  NULL if already listened on or out of memory. */
