@@ -334,8 +334,12 @@ static void on_waiting_stream(struct sst_stream *s, unsigned ev, void *arg)
 }
 
 /* Chooses the app socket for a stream from peer: the peer's family first, so its address can
- * be reported as it is (an IPv4 peer also fits a dual-stack IPv6 socket, as ::ffff:a.b.c.d). */
-static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock *out)
+ * be reported as it is (an IPv4 peer also fits a dual-stack IPv6 socket, as ::ffff:a.b.c.d).
+ * A socket of the other family only does not fit, as the kernel's TCP would not connect an
+ * IPv6 client to an IPv4-only listener (nor an IPv4 one to an IPV6_V6ONLY listener): *fits
+ * false, the stream is refused -- until 2026-11-22 it was bridged, and an IPv6 SST client
+ * reached e.g. nginx's `listen 80;` or socat's TCP-LISTEN where TCP would have been refused. */
+static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock *out, bool *fits)
 {
     struct lsock *best = NULL;
     int best_score = -1;
@@ -357,6 +361,7 @@ static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock
     }
     if (best)
         *out = *best;
+    *fits = best_score > 0;
     pthread_mutex_unlock(&srv_lock);
     return best != NULL;
 }
@@ -378,9 +383,15 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     b->sock = -1;
     b->port = port;
     sst_stream_set_callback(s, on_waiting_stream, b);
-    if (!pick_target(port, peer, &ls)) {
+    bool fits;
+    if (!pick_target(port, peer, &ls, &fits)) {
         bridge_abort(b);
         lport_close(port);
+        return;
+    }
+    if (!fits) {
+        SHIM_DEBUG("SST_LISTEN: port %u has no socket of the peer's family: refused", port);
+        bridge_abort(b);
         return;
     }
     if (sst_addr_to_sockaddr(peer, ls.family, &b->pend.peer, &b->pend.peer_len) != 0)

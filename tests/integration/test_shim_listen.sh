@@ -45,7 +45,7 @@ lib_bg in_b env "${SRV_ENVS[@]}" SST_LISTEN=1 SST_KEYDIR="$LIB_TMP/kb" SST_LOG_F
 # received before the client's half-close.  :9002 closes its listening socket after one client;
 # :9003 is an asyncio (epoll) server; :9004 accepts with accept(fd, NULL, NULL) through ctypes.
 # No SST_PEERS here: SST_LISTEN alone activates the shim.
-lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LOG=debug SST_LISTEN=9000,9002,9003,9004 SST_PORT=8662 \
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LOG=debug SST_LISTEN=9000,9002,9003,9004,9005 SST_PORT=8662 \
   SST_KEYDIR="$LIB_TMP/kb" SST_LOG_FILE="$LIB_TMP/b-echo.log" /usr/bin/python3 -c '
 import asyncio, ctypes, socket, threading
 def serve(c, addr):
@@ -79,7 +79,9 @@ s6 = socket.create_server(("::", 9000), family=socket.AF_INET6, dualstack_ipv6=T
 s1 = socket.create_server(("0.0.0.0", 9001))
 s2 = socket.create_server(("0.0.0.0", 9002))
 s4 = socket.create_server(("0.0.0.0", 9004))
+s5 = socket.create_server(("::", 9005), family=socket.AF_INET6)   # IPV6_V6ONLY
 threading.Thread(target=loop, args=(s1,), daemon=True).start()
+threading.Thread(target=loop, args=(s5,), daemon=True).start()
 threading.Thread(target=loop, args=(s2, True), daemon=True).start()
 threading.Thread(target=loop_null, args=(s4,), daemon=True).start()
 threading.Thread(target=asyncio.run, args=(amain(),), daemon=True).start()
@@ -93,6 +95,7 @@ wait_for_port "$NS_B" 9000
 wait_for_port "$NS_B" 9002
 wait_for_port "$NS_B" 9003
 wait_for_port "$NS_B" 9004
+wait_for_port "$NS_B" 9005
 wait_for_port "$NS_B" 8081
 wait_for_port "$NS_B" 8661 udp
 wait_for_port "$NS_B" 8662 udp
@@ -161,6 +164,24 @@ try:
 except ConnectionRefusedError:
     sys.exit(0)
 sys.exit('connected to a port SST_LISTEN does not select')" || fail "unselected port check"
+
+log "a port listening in one family only refuses SST clients of the other, as TCP does"
+# :9004 is IPv4 only (0.0.0.0), :9005 IPv6 only (IPV6_V6ONLY): kernel TCP refuses an IPv6
+# client of the first and an IPv4 client of the second.  Before, both were bridged.
+for dst in "[$IP6_B]:9004" "$IP_B:9005"; do
+  shimmed SST_PORT=8662 /usr/bin/python3 -c "
+import socket, sys
+h, p = sys.argv[1].rsplit(':', 1)
+try:
+    socket.create_connection((h.strip('[]'), int(p)), timeout=10)
+except ConnectionRefusedError:
+    sys.exit(0)
+sys.exit('connected to %s, which listens in the other family only' % sys.argv[1])" "$dst" || fail "family check $dst"
+done
+printf 'v6' | shimmed SST_PORT=8662 nc -N "$IP6_B" 9005 >"$LIB_TMP/nc6.out" || fail "nc to [$IP6_B]:9005 failed"
+grep -q "accept=$IP6_A peer=$IP6_A sock=$IP6_B got 2 bytes then EOF" "$LIB_TMP/nc6.out" || fail "9005: $(cat "$LIB_TMP/nc6.out")"
+printf 'v4' | shimmed SST_PORT=8662 nc -N "$IP_B" 9004 >"$LIB_TMP/nc7.out" || fail "nc to $IP_B:9004 failed"
+grep -q "accept=null peer=$IP_A sock=$IP_B got 2 bytes then EOF" "$LIB_TMP/nc7.out" || fail "9004: $(cat "$LIB_TMP/nc7.out")"
 
 log "close() of the listening socket stops its SST listener"
 printf 'one' | shimmed SST_PORT=8662 nc -N "$IP_B" 9002 >"$LIB_TMP/nc2.out" || fail "first client of :9002 failed"
