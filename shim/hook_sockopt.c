@@ -90,6 +90,27 @@ static inline bool is_replaced(int fd)
     return SHIM_FD_IS_CONN(shim_fd_get(fd)) && !shim_tls_guard;
 }
 
+/* A TCP/IP option the app never set on this connection: what kernel TCP answers for it, asked
+ * of a fresh TCP socket of the family (the defaults: IP_TTL 64, TCP_SYNCNT 6, TCP_QUICKACK 1,
+ * TCP_CONGESTION's name, TCP_MAXSEG's 536 before a route is known) -- and the path MTU
+ * (IP_MTU, IPV6_MTU) of a UDP socket connected to the peer, as a connected TCP socket knows
+ * it.  Until 2026-11-22 every such option answered the int 0 (TTL 0, an empty congestion
+ * name).  A socket and a close per call, only for options nobody set: rare calls. */
+static int kernel_default(const struct shim_conn *c, int level, int name, void *val, socklen_t *len)
+{
+    bool mtu = (level == IPPROTO_IP && name == IP_MTU) || (level == IPPROTO_IPV6 && name == IPV6_MTU);
+    int s = shim_real_socket(c->family, (mtu ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return put_int(val, len, 0);   /* no descriptor to ask with: the old answer */
+    int rc = -1;
+    if (!mtu || shim_real_connect(s, (const struct sockaddr *)&c->peer, c->peer_len) == 0)
+        rc = shim_real_getsockopt(s, level, name, val, len);
+    int saved = errno;
+    shim_real_close(s);
+    errno = saved;
+    return rc;
+}
+
 /* The hooks' work on a replaced fd lives in SHIM_SLOW functions, so that the pass-through for
  * every other fd is a table load and a tail call, without a stack frame. */
 static SHIM_SLOW int conn_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -114,8 +135,11 @@ static SHIM_SLOW int conn_getsockopt(int fd, int level, int name, void *val, soc
         *len = n;
         return 0;
     }
-    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6)
-        return put_int(val, len, shim_conn_opt_get(c, level, name, &v) ? v : 0);
+    if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
+        if (shim_conn_opt_get(c, level, name, &v))
+            return put_int(val, len, v);
+        return kernel_default(c, level, name, val, len);
+    }
     return shim_real_getsockopt(fd, level, name, val, len);
 }
 

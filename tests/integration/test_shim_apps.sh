@@ -74,6 +74,8 @@ run() {
     fail "$label: perl exited $?: $(tail -3 "$LIB_TMP/$label.err")"
   in_a env "$@" timeout 60 /usr/bin/python3 "$HERE/apps_stale.py" "$IP_B" >>"$LIB_TMP/$label.out" 2>>"$LIB_TMP/$label.err" ||
     fail "$label: apps_stale.py exited $?: $(tail -3 "$LIB_TMP/$label.err")"
+  in_a env "$@" timeout 60 /usr/bin/python3 "$HERE/apps_sockopt.py" "$IP_B" "$IP6_B" >>"$LIB_TMP/$label.out" 2>>"$LIB_TMP/$label.err" ||
+    fail "$label: apps_sockopt.py exited $?: $(tail -3 "$LIB_TMP/$label.err")"
 }
 
 log "kernel TCP: node, java, perl"
