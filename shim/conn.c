@@ -496,6 +496,19 @@ void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_ss
         shim_conn_fail(c, err);
 }
 
+void shim_conn_port_refused(struct shim_conn *c, const char *why)
+{
+    if (shim_cfg.mode == SHIM_MODE_STRICT) {
+        /* What TCP answers a closed port with: the program reports it (curl's "Connection
+         * refused", nc's exit status), so the shim only says it at info level -- a warning on
+         * stderr for every refused connection was noise kernel TCP does not make. */
+        SHIM_INFO("SST_MODE=strict: %s: connection refused", why);
+        shim_conn_fail(c, ECONNREFUSED);
+        return;
+    }
+    shim_conn_fallback(c, why, false);
+}
+
 void shim_conn_reset_app(void *arg, int pump_end, int err)
 {
     struct shim_conn *c = arg;

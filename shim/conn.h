@@ -110,6 +110,10 @@ int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out);
 void shim_conn_up(struct shim_conn *c, const struct sockaddr *local, socklen_t len);
 void shim_conn_fail(struct shim_conn *c, int err);
 void shim_conn_fallback(struct shim_conn *c, const char *why, bool peer_lacks_sst);
+/* The SST peer refused the port (it speaks SST; nothing takes that port): ECONNREFUSED in
+ * strict mode, said at info level only (kernel TCP's own answer); auto mode tries TCP, as
+ * shim_conn_fallback. */
+void shim_conn_port_refused(struct shim_conn *c, const char *why);
 /* Event thread: c's port refused over SST and its TCP fallback connected: caches the port as
  * served by TCP only (shim_conn_up calls it when c->sst_refused). */
 void shim_conn_note_tcp_only(struct shim_conn *c);

@@ -346,7 +346,7 @@ static void hc_on_reply(struct hconn *h, const char *line)
     if (refused) {
         c->sst_refused = true;   /* TCP reaching it then caches the port, here and in sstd */
         c->refused_via_helper = true;
-        shim_conn_fallback(c, "SST peer has no service on this port", false);
+        shim_conn_port_refused(c, "SST peer has no service on this port");
     }
     else
         shim_conn_fallback(c, "helper: host unreachable over SST", true);

@@ -195,9 +195,12 @@ static void sconn_sst_failed(struct sconn *sc, int err)
         shim_conn_fail(c, EACCES);
         return;
     }
+    if (err == SST_ERR_REFUSED) {
+        shim_conn_port_refused(c, "SST peer has no service on this port");
+        return;
+    }
     char why[120];
-    snprintf(why, sizeof(why), "SST %s", err == SST_ERR_REFUSED ? "peer has no service on this port"
-                                                                : sst_strerror(err));
+    snprintf(why, sizeof(why), "SST %s", sst_strerror(err));
     shim_conn_fallback(c, why, lacks_sst);
 }
 

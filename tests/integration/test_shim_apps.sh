@@ -148,4 +148,16 @@ for helper in off "$SA"; do
 done
 "$BUILD/sstctl" --socket "$SA" status >"$LIB_TMP/status2" || fail "sstctl status failed"
 grep -q "\[$LL_B%[0-9]*\]:8661/7000 *sst" "$LIB_TMP/status2" || fail "sstd's cache lacks the zoned host: $(cat "$LIB_TMP/status2")"
+log "a refused port in strict mode: ECONNREFUSED, and nothing from the shim on stderr (as TCP)"
+REFUSED='import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 7999), timeout=10)
+except ConnectionRefusedError:
+    print("refused")'
+for helper in off "$SA"; do
+  got=$(in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER="$helper" SST_KEYDIR="$LIB_TMP/k-ref" \
+        timeout 20 /usr/bin/python3 -c "$REFUSED" "$IP_B" 2>"$LIB_TMP/ref.err") || fail "refused-port client failed"
+  assert_eq refused "$got" "a refused port (SST_HELPER=$helper)"
+  [ -s "$LIB_TMP/ref.err" ] && fail "stderr on a refused port (SST_HELPER=$helper): $(cat "$LIB_TMP/ref.err")"
+done
 log "PASS"
