@@ -144,7 +144,7 @@ static ssize_t fill(int fd, int *restore)
     /* 1 byte: the kernel clamps it up to its minimum (SOCK_MIN_SNDBUF, ≈ 4.5 KiB). */
     shim_real_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny));
     for (;;) {
-        ssize_t n = send(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = shim_real_sendto(fd, zeros, sizeof(zeros), MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
         if (n > 0) {
             total += (size_t)n;
             continue;

@@ -149,7 +149,7 @@ void shim_ev_set_option(struct shim_conn *c, int level, int name, int value)
         else
             opt_head = o;
         opt_tail = o;
-        ssize_t w = write(wake_wr, "o", 1);
+        ssize_t w = shim_real_write(wake_wr, "o", 1);
         (void)w;
     }
     pthread_mutex_unlock(&ev_lock);
@@ -250,7 +250,7 @@ int shim_ev_submit(struct shim_conn *c)
             queue_head = c;
         queue_tail = c;
         if (wake) {
-            ssize_t w = write(wake_wr, "x", 1);
+            ssize_t w = shim_real_write(wake_wr, "x", 1);
             (void)w;   /* a full pipe already means "wake up" */
         }
     }
@@ -277,7 +277,7 @@ static int call_queue(void (*fn)(void *arg), void *arg, bool start)
         else
             call_head = k;
         call_tail = k;
-        ssize_t w = write(wake_wr, "c", 1);
+        ssize_t w = shim_real_write(wake_wr, "c", 1);
         (void)w;
     }
     pthread_mutex_unlock(&ev_lock);
@@ -367,7 +367,7 @@ static void flush_at_end(bool at_exec)
      * engine -- dying with this process -- must then deliver: the event thread reports when
      * every such stream is acknowledged (on_exit_check). */
     atomic_store(&exit_phase, EXIT_ASKED);
-    ssize_t w = write(wake_wr, "e", 1);
+    ssize_t w = shim_real_write(wake_wr, "e", 1);
     (void)w;
     /* As long as the peers keep acknowledging, a big last write may take its time; the wait
      * ends SHIM_EXIT_FLUSH_MS after the last progress (a dead peer, a reader that stopped). */

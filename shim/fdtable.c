@@ -84,7 +84,7 @@ static void grow_kernel_table(void)
     top += FD_GROW_HEADROOM;
     if (top >= limit)
         top = limit - 1;
-    int fd = eventfd(0, EFD_CLOEXEC);
+    int fd = shim_real_eventfd(0, EFD_CLOEXEC);
     if (fd < 0)
         return;
     shim_fd_room_enter();
@@ -307,7 +307,7 @@ bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end)
     int d = shim_fd_pin(app_fd, dev, ino);
     if (d < 0)
         return false;
-    bool ok = send(d, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    bool ok = shim_real_sendto(d, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) == 1;
     shim_real_close(d);
     return ok;
 }

@@ -197,7 +197,7 @@ static bool send_line(int fd, const char *line, int pass_fd)
         memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
     }
     /* A local stream socket with an empty buffer takes a short line whole. */
-    return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
+    return shim_real_sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
 }
 
 /* The host is known to speak SST: the connection is up at once (the app's first bytes then

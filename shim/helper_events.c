@@ -194,7 +194,7 @@ static int events_dial(void)
     static const char req[] = "EVENTS\n";
     const char *path = shim_helper_path();
     int fd = path ? shim_helper_dial(path) : -1;
-    if (fd >= 0 && send(fd, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
+    if (fd >= 0 && shim_real_sendto(fd, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) != (ssize_t)sizeof(req) - 1) {
         shim_fd_close_own(fd);
         fd = -1;
     }

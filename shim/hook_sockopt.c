@@ -321,7 +321,7 @@ SHIM_EXPORT int shutdown(int fd, int how)
         int saved = errno;
         while (atomic_load(&c->rsv.reading))
             sched_yield();   /* a recv of the pump that looked before `on`: a few us */
-        if (send(fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+        if (shim_real_sendto(fd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) != 1)
             atomic_store(&c->rsv.on, false);   /* full or already shut: a plain EOF */
         errno = saved;
     }
