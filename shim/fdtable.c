@@ -121,10 +121,14 @@ int shim_fd_init(void)
     return 0;
 }
 
+atomic_bool shim_fd_conns_seen;
+
 void shim_fd_set(int fd, uintptr_t v)
 {
     if (!shim_fdtab || fd < 0 || fd >= shim_fdtab_size || foreign_process())
         return;
+    if (SHIM_FD_IS_CONN(v))
+        atomic_store_explicit(&shim_fd_conns_seen, true, memory_order_relaxed);
     uintptr_t old = atomic_exchange_explicit(&shim_fdtab[fd], v, memory_order_acq_rel);
     if (SHIM_FD_IS_CONN(old))
         shim_conn_unref((struct shim_conn *)old);

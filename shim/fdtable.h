@@ -27,6 +27,9 @@
 #pragma GCC visibility push(hidden)
 extern _Atomic(uintptr_t) *shim_fdtab;
 extern int shim_fdtab_size;
+/* Set (never cleared) before the first connection record is stored: until then no fd can be a
+ * carried connection, and the write hooks skip the table (hook_write.c). */
+extern atomic_bool shim_fd_conns_seen;
 #pragma GCC visibility pop
 
 /* Allocates the table (sized from RLIMIT_NOFILE, lazily backed by mmap).  0 or -1. */
