@@ -93,8 +93,11 @@ got=$(srv_line 1)
 log "ok: $got"
 
 log "SO_LINGER 0 then close: the server must see a reset"
-for when in after before; do
-  shimmed "
+# linger_client WHEN: a client that sets SO_LINGER {1, 0} before or after connect, writes
+# 100000 bytes and closes (the same program through the in-process engine and through sstd).
+linger_client() {
+  local when=$1
+  echo "
 import socket, struct, time
 s = socket.socket()
 lg = struct.pack('ii', 1, 0)
@@ -107,7 +110,10 @@ if '$when' == 'after':
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8) == lg
 s.close()
-time.sleep(0.3)" || fail "linger client ($when) failed"
+time.sleep(0.3)"
+}
+for when in after before; do
+  shimmed "$(linger_client $when)" || fail "linger client ($when) failed"
 done
 got="$(srv_line 2) / $(srv_line 3)"
 [ "$got" = "ConnectionResetError 100000 / ConnectionResetError 100000" ] ||
@@ -204,20 +210,7 @@ s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'w'); s.close()" || fa
 base=$((base + 1))
 : >"$LIB_TMP/via.log"
 for when in after before; do
-  via_sstd "
-import socket, struct, time
-s = socket.socket()
-lg = struct.pack('ii', 1, 0)
-if '$when' == 'before':
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
-s.connect(('$IP_B', 9000))
-s.sendall(b'x' * 100000)
-time.sleep(0.3)
-if '$when' == 'after':
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
-assert s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8) == lg
-s.close()
-time.sleep(0.3)" || fail "linger client through sstd ($when) failed"
+  via_sstd "$(linger_client $when)" || fail "linger client through sstd ($when) failed"
 done
 grep -q "handed to the helper inside connect()" "$LIB_TMP/via.log" || fail "not handed to sstd inside connect()"
 got="$(srv_line $((base + 1))) / $(srv_line $((base + 2)))"
