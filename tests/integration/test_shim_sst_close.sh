@@ -93,22 +93,24 @@ got=$(srv_line 1)
 log "ok: $got"
 
 log "SO_LINGER 0 then close: the server must see a reset"
-# linger_client WHEN: a client that sets SO_LINGER {1, 0} before or after connect, writes
-# 100000 bytes and closes (the same program through the in-process engine and through sstd).
+# linger_client WHEN [HOST]: a client that sets SO_LINGER {1, 0} before or after connect (or not
+# at all: close), writes 100000 bytes and closes; the same program through the in-process engine,
+# through sstd and over the TCP fallback.
 linger_client() {
-  local when=$1
+  local when=$1 host=${2:-$IP_B}
   echo "
 import socket, struct, time
 s = socket.socket()
 lg = struct.pack('ii', 1, 0)
 if '$when' == 'before':
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
-s.connect(('$IP_B', 9000))
+s.connect(('$host', 9000))
 s.sendall(b'x' * 100000)
 time.sleep(0.3)
 if '$when' == 'after':
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
-assert s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8) == lg
+if '$when' != 'close':
+    assert s.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8) == lg
 s.close()
 time.sleep(0.3)"
 }
@@ -256,19 +258,7 @@ fallback() {
 }
 base=$(wc -l <"$LIB_TMP/srv.out")
 for how in after before close; do
-  fallback "
-import socket, struct, time
-s = socket.socket()
-lg = struct.pack('ii', 1, 0)
-if '$how' == 'before':
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
-s.connect(('127.0.0.1', 9000))
-s.sendall(b'x' * 100000)
-time.sleep(0.3)
-if '$how' == 'after':
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
-s.close()
-time.sleep(0.3)" || fail "linger client over the TCP fallback ($how) failed"
+  fallback "$(linger_client $how 127.0.0.1)" || fail "linger client over the TCP fallback ($how) failed"
 done
 grep -q "carrying connection over tcp" "$LIB_TMP/fb.log" || fail "not the TCP fallback: $(tail -3 "$LIB_TMP/fb.log")"
 got="$(srv_line $((base + 1))) / $(srv_line $((base + 2))) / $(srv_line $((base + 3)))"
