@@ -101,10 +101,17 @@ bool shim_config_match_slow(const struct shim_config *cfg, const struct sockaddr
 
 /* An IPv4 destination when cfg->v4_exact: a few masked word compares, inline (connect()
  * runs it for every connection the shim does not carry). */
+/* False when no entry can match: the bits every entry fixes differ (connect() tests this
+ * alone inline and leaves the entries to its out-of-line path). */
+static inline bool shim_config_v4_maybe(const struct shim_config *cfg, const struct sockaddr_in *s4)
+{
+    return (s4->sin_addr.s_addr & cfg->v4_qmask) == cfg->v4_qnet;
+}
+
 static inline bool shim_config_match4(const struct shim_config *cfg, const struct sockaddr_in *s4)
 {
     uint32_t a = s4->sin_addr.s_addr;
-    if ((a & cfg->v4_qmask) != cfg->v4_qnet)
+    if (!shim_config_v4_maybe(cfg, s4))
         return false;
     for (size_t i = 0; i < cfg->n_v4; i++) {
         const struct shim_match4 *m = &cfg->v4[i];

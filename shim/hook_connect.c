@@ -127,15 +127,17 @@ static __attribute__((noinline)) int connect_general(int fd, const struct sockad
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    /* An uncarried IPv4 connect: one table load, the SST_PEERS words compared with the address
-     * in place, the TCPNEW tag dropped with one compare-and-swap, and libc as a tail call --
-     * every other case is a tail call too, so this path needs no stack frame.  An inert shim
-     * (v4_exact false) and the shim's own threads (shim_tls_guard: their sockets are never
-     * tagged, and a destination that matches goes to connect_general, which checks) need no
-     * test here. */
+    /* An uncarried IPv4 connect: one table load, the bits every SST_PEERS entry fixes compared
+     * with the address (most destinations differ there), the TCPNEW tag dropped with one
+     * compare-and-swap, and libc as a tail call -- every other case is a tail call too, so
+     * this path needs no stack frame.  An address that passes that compare goes to
+     * connect_general, which walks the entries (no loop here: it would cost this path saved
+     * registers).  An inert shim (v4_exact false) and the shim's own threads (shim_tls_guard:
+     * their sockets are never tagged, and a destination that matches goes to connect_general,
+     * which checks) need no test here. */
     uintptr_t v = shim_fd_get(fd);
     if (SHIM_FD_IS_CONN(v) || !shim_config_v4_fast(&shim_cfg, sa, len) ||
-        shim_config_match4(&shim_cfg, (const struct sockaddr_in *)sa))
+        shim_config_v4_maybe(&shim_cfg, (const struct sockaddr_in *)sa))
         return connect_general(fd, sa, len);
     uintptr_t tag = SHIM_FD_TCPNEW;
     if (v == 0 || (v == SHIM_FD_TCPNEW &&
