@@ -4,7 +4,9 @@
 #include "sstd.h"
 #include "jsonv.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,9 +23,56 @@ static void usage(FILE *f)
           "  warm HOST           open a channel now and keep it warm for the idle period\n"
           "  caps HOST [PORT]    what the capability cache knows about HOST (and whether PORT answered)\n"
           "  forget HOST         remove HOST's pinned key from known_hosts\n"
-          "HOST is a numeric address, optionally with :port (default: the daemon's UDP port).\n"
+          "HOST is an address or a host name, optionally with :port (default: the daemon's UDP\n"
+          "port); a name is resolved here, and its first address is asked about.\n"
           "Add --json to any command for the daemon's JSON reply.\n",
           f);
+}
+
+/* The daemon takes numeric addresses only (its event loop must not block on a resolver), so a
+ * host name is resolved here, where waiting is the user's: NAME or NAME:PORT becomes the first
+ * address getaddrinfo gives (the system's preference order, RFC 6724), in the daemon's syntax.
+ * Numeric text is passed through as it is.  Exits with a clear error if the name does not
+ * resolve. */
+static const char *host_arg(const char *text, char *out, size_t len)
+{
+    struct sst_addr probe;
+    if (sst_addr_parse(&probe, text, 1) == 0 || text[0] == '[')
+        return text;   /* numeric (bracketed text is never a name: the daemon reports it) */
+    char name[256];
+    const char *port = NULL;
+    const char *colon = strrchr(text, ':');
+    size_t n = colon && strchr(text, ':') == colon ? (size_t)(colon - text) : strlen(text);
+    if (n >= sizeof name || n == 0) {
+        fprintf(stderr, "sstctl: bad host '%s'\n", text);
+        exit(2);
+    }
+    memcpy(name, text, n);
+    name[n] = '\0';
+    if (n < strlen(text))
+        port = colon + 1;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM }, *res = NULL;
+    int rc = getaddrinfo(name, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        fprintf(stderr, "sstctl: cannot resolve '%s': %s\n", name, rc ? gai_strerror(rc) : "no address");
+        exit(2);
+    }
+    char ip[INET6_ADDRSTRLEN + 16];
+    bool v6 = res->ai_family == AF_INET6;
+    if (v6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)res->ai_addr;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+        if (s6->sin6_scope_id)
+            snprintf(ip + strlen(ip), sizeof ip - strlen(ip), "%%%u", (unsigned)s6->sin6_scope_id);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
+    }
+    freeaddrinfo(res);
+    if (port)
+        snprintf(out, len, v6 ? "[%s]:%s" : "%s:%s", ip, port);
+    else
+        snprintf(out, len, "%s", ip);
+    return out;
 }
 
 /* Sends one request line and returns the reply line (malloc'ed) or exits with a clear error. */
@@ -212,6 +261,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* Every command's first argument, when there is one, is a HOST. */
+    static char host_buf[SSTD_LINE_MAX / 2];
+    if (nargs > 0)
+        args[0] = host_arg(args[0], host_buf, sizeof host_buf);
     if (!socket_path) {
         if (sstd_default_socket_path(default_path, sizeof default_path, geteuid(), getenv("XDG_RUNTIME_DIR")) < 0) {
             fprintf(stderr, "sstctl: default socket path too long; use --socket\n");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sstd basics: sstctl without a daemon, daemonizing, WARM + STATUS, CAPS for a host without sstd,
-# SO_PEERCRED refusal of a disallowed uid, FORGET, and a clean SIGTERM shutdown.
+# HOST given by name, SO_PEERCRED refusal of a disallowed uid, FORGET, and a clean SIGTERM shutdown.
 #
 #   $NS_A  sst0 10.77.0.1 ===== veth ===== sst0 10.77.0.2  $NS_B
 #          sstd (daemonized)                     sstd --foreground
@@ -73,6 +73,22 @@ assert_eq no-sst "$(json "$LIB_TMP/caps.json" 'd["sst"]')" "capability of $IP_B:
 assert_range 500 600 "$(json "$LIB_TMP/caps.json" 'd["expires_in_s"]')" "no-SST entry expiry (s)"
 "$CTL" --socket "$SA" caps --json "$IP_B" >"$LIB_TMP/caps2.json" || fail "caps failed"
 assert_eq sst "$(json "$LIB_TMP/caps2.json" 'd["sst"]')" "capability of $IP_B (default port)"
+
+log "HOST by name: sstctl resolves it (here through a private /etc/hosts: a mount namespace)"
+printf '%s peer-b.sst.test\n' "$IP_B" >"$LIB_TMP/hosts"
+by_name() { unshare -m sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' sh "$LIB_TMP/hosts" "$@"; }
+by_name "$CTL" --socket "$SA" caps --json peer-b.sst.test >"$LIB_TMP/caps3.json" ||
+  fail "caps by name failed: $(cat "$LIB_TMP/caps3.json")"
+assert_eq "$IP_B:8661" "$(json "$LIB_TMP/caps3.json" 'd["host"]')" "host asked about for peer-b.sst.test"
+assert_eq sst "$(json "$LIB_TMP/caps3.json" 'd["sst"]')" "capability of peer-b.sst.test"
+by_name "$CTL" --socket "$SA" caps --json peer-b.sst.test:9999 >"$LIB_TMP/caps4.json" ||
+  fail "caps by name:port failed"
+assert_eq "$IP_B:9999" "$(json "$LIB_TMP/caps4.json" 'd["host"]')" "host asked about for peer-b.sst.test:9999"
+if out=$(by_name "$CTL" --socket "$SA" ping no-such-host.sst.test 2>&1); then
+  fail "ping of an unresolvable name succeeded: $out"
+fi
+grep -q "cannot resolve 'no-such-host.sst.test'" <<<"$out" || fail "unresolvable name: unclear error: $out"
+log "ok: names resolve in sstctl; $out"
 
 log "SO_PEERCRED: nobody is refused, and cannot even open the 0660 socket"
 if out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$CTL" --socket "$SA" status 2>&1); then
