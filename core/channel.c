@@ -849,5 +849,6 @@ SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats
         out->pmtu_blackholes = ch->pmtu.blackholes;
         out->congestion_events = ch->rec.cc.stat_congestion_events;
         out->hystart_exit_cwnd = ch->rec.cc.hystart.stat_exit_cwnd;
+        out->pacing_rate = ch->rec.cc.pacing_rate;
     }
 }

@@ -77,6 +77,8 @@ struct sst_chan_stats {
     /* congestion control: window reductions (one per recovery period), and the cwnd at which
      * HyStart++ (RFC 9406) ended the first slow start without loss (0: it did not) */
     uint64_t congestion_events, hystart_exit_cwnd;
+    /* the pacing rate a model-based algorithm set (BBR, bytes/s); 0: paced from cwnd / srtt */
+    uint64_t pacing_rate;
 };
 SST_API void sst_chan_get_stats(const struct sst_chan *ch, struct sst_chan_stats *out);
 /* Gives back per-packet state while nothing is in flight (loss recovery's ring) and the

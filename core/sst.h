@@ -216,6 +216,9 @@ struct sst_stream_stats {
     bool attached;                        /* on a live channel */
     bool redundant;                       /* sst_stream_set_redundant */
     uint64_t bytes_redundant;             /* bytes sent as redundant copies */
+    uint64_t bytes_sent;                  /* of bytes_written: sent at least once */
+    uint64_t bytes_acked;                 /* of bytes_written: acknowledged in order from the
+                                           * start (what TCP's snd_una has passed) */
 };
 SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_stats *out);
 SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s);

@@ -291,6 +291,9 @@ SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_
     out->attached = s->conn != NULL && s->conn->up && s->has_local;
     out->redundant = s->tx.redundant;
     out->bytes_redundant = s->tx.dup_bytes;
+    /* The send window's offsets count the end of stream too (tracked like a byte): clamped. */
+    out->bytes_sent = s->tx.sent < s->bytes_written ? s->tx.sent : s->bytes_written;
+    out->bytes_acked = s->tx.base < s->bytes_written ? s->tx.base : s->bytes_written;
 }
 
 SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s)

@@ -678,6 +678,23 @@ static void dispatch(struct sstd_client *c, char *line)
             sstd_client_reply(c, b);
             evbuffer_free(b);
         }
+    } else if (strcmp(cmd, "INFO") == 0) {
+        /* INFO DEV INO: a hand-off's stream and channel numbers, for the shim's TCP_INFO. */
+        char *e1 = NULL, *e2 = NULL;
+        errno = 0;
+        unsigned long long dev = a1 ? strtoull(a1, &e1, 10) : 0, ino = a2 ? strtoull(a2, &e2, 10) : 0;
+        struct evbuffer *b = evbuffer_new();
+        if (!b)
+            return;
+        if (!a1 || !a2 || errno || *e1 || *e2)
+            sstd_client_reply_error(c, "bad-info", "INFO DEV INO");
+        else if (!sstd_pump_info(c->d, dev, ino, b))
+            sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket");
+        else {
+            SSTD_DEBUG("INFO %llu %llu answered for pid %d", dev, ino, (int)c->pid);
+            sstd_client_reply(c, b);
+        }
+        evbuffer_free(b);
     } else if (strcmp(cmd, "EVENTS") == 0) {
         c->events = true;
         struct evbuffer *b = evbuffer_new();
@@ -689,7 +706,7 @@ static void dispatch(struct sstd_client *c, char *line)
         sstd_client_reply(c, b);
         evbuffer_free(b);
     } else {
-        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, TCPONLY, FORGET, CONNECT, EVENTS, MARK)", cmd);
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, TCPONLY, FORGET, CONNECT, EVENTS, MARK, INFO)", cmd);
     }
 }
 

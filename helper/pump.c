@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "err.h"
@@ -545,6 +546,55 @@ bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long i
         } else {
             return false;
         }
+        return true;
+    }
+    return false;
+}
+
+bool sstd_pump_info(struct sstd *d, unsigned long long dev, unsigned long long ino, struct evbuffer *out)
+{
+    for (struct sstd_pump *p = d->pumps; p; p = p->next) {
+        if (p->kind != SSTD_PUMP_HANDOFF || !p->notify || p->notify_dev != dev || p->notify_ino != ino)
+            continue;
+        /* app_done: the client's end of writing (its FIN or close), peer_done: the stream's */
+        evbuffer_add_printf(out, "{\"ok\":true,\"app_done\":%s,\"peer_done\":%s",
+                            p->fd_eof ? "true" : "false", p->st_eof ? "true" : "false");
+        if (!p->s) {
+            evbuffer_add_printf(out, "}");
+            return true;
+        }
+        struct sst_stream_stats ss;
+        sst_stream_get_stats(p->s, &ss);
+        evbuffer_add_printf(out,
+                            ",\"bytes_written\":%llu,\"bytes_read\":%llu,\"rx_buffered\":%llu,"
+                            "\"bytes_sent\":%llu,\"bytes_acked\":%llu,\"bytes_retransmitted\":%llu,"
+                            "\"tx_credit\":%llu",
+                            (unsigned long long)ss.bytes_written, (unsigned long long)ss.bytes_read,
+                            (unsigned long long)ss.rx_buffered, (unsigned long long)ss.bytes_sent,
+                            (unsigned long long)ss.bytes_acked, (unsigned long long)ss.bytes_retransmitted,
+                            (unsigned long long)ss.tx_credit);
+        const struct sst_addr *peer = sst_stream_peer(p->s);
+        struct sst_chan *ch = sst_host_find(sst_ctx_host(sstd_ctx(d)), peer);
+        if (ch) {
+            struct sst_chan_stats cs;
+            sst_chan_get_stats(ch, &cs);
+            evbuffer_add_printf(out,
+                                ",\"cwnd\":%llu,\"ssthresh\":%llu,\"bytes_in_flight\":%llu,"
+                                "\"lost_packets\":%llu,\"tx_packets\":%llu,\"rx_packets\":%llu,"
+                                "\"pacing_rate\":%llu,\"plpmtu\":%u,\"max_payload\":%zu,\"v6\":%s",
+                                (unsigned long long)cs.cwnd, (unsigned long long)cs.ssthresh,
+                                (unsigned long long)cs.bytes_in_flight, (unsigned long long)cs.lost_packets,
+                                (unsigned long long)cs.tx_packets, (unsigned long long)cs.rx_packets,
+                                (unsigned long long)cs.pacing_rate, (unsigned)cs.plpmtu,
+                                sst_chan_max_payload(ch), peer->family == AF_INET6 ? "true" : "false");
+            /* The RTT only once sampled (before, srtt is RFC 9002's initial 333 ms) */
+            if ((cs.state == SST_CHAN_ESTABLISHED || cs.state == SST_CHAN_CLOSING) && cs.min_rtt != 0 &&
+                cs.min_rtt != SST_TIME_NEVER)
+                evbuffer_add_printf(out, ",\"srtt_ns\":%llu,\"rttvar_ns\":%llu,\"min_rtt_ns\":%llu",
+                                    (unsigned long long)cs.srtt, (unsigned long long)cs.rttvar,
+                                    (unsigned long long)cs.min_rtt);
+        }
+        evbuffer_add_printf(out, "}");
         return true;
     }
     return false;

@@ -92,6 +92,12 @@ void sstd_kick(struct sstd *d);
  * pump or WHAT is unknown. */
 bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long ino, const char *what);
 
+/* INFO DEV INO (control.c): the numbers of the hand-off whose RESET words named DEV/INO -- its
+ * stream's and its channel's, as one JSON object appended to out (docs/helper.md "INFO"), for
+ * the shim's getsockopt(TCP_INFO).  False if no such pump. */
+struct evbuffer;
+bool sstd_pump_info(struct sstd *d, unsigned long long dev, unsigned long long ino, struct evbuffer *out);
+
 /* Closes sstd's end of a hand-off (or a descriptor a client passed) for good, as an end of
  * stream for the app: shut down first, because the client's shim holds a duplicate of it
  * (docs/helper.md "sstd's death"), so the close alone would not end the app's connection.

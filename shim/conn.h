@@ -13,6 +13,8 @@
 #include "fdtable.h"
 #include "transport.h"
 
+struct shim_spump;
+
 enum shim_conn_state {
     SHIM_CONN_CONNECTING = 1,
     SHIM_CONN_CONNECTED,
@@ -67,6 +69,8 @@ struct shim_conn {
     const struct shim_transport *tr;
     void *tr_state;             /* the transport's own */
     int net_fd;                 /* tcp transport's socket while it lives, else -1 (event thread) */
+    struct shim_spump *spump;   /* the sst transport's pump while it runs, else NULL (event
+                                   thread; getsockopt(TCP_INFO) reads the stream through it) */
     int n_opts;
     struct shim_opt opts[SHIM_CONN_MAX_OPTS];
     char why[120];              /* why this transport (logged; smcss-style reason) */

@@ -651,36 +651,57 @@ static bool caps_now(int ctl, const char *key, unsigned port)
     return strstr(buf, "\"sst\":\"sst\"") && strstr(buf, "\"port_answered\":true");
 }
 
-bool shim_helper_mark(dev_t dev, ino_t ino, const char *what)
+/* One request line to sstd on a fresh control connection, its answer line in buf (the
+ * caller's thread, at most CAPS_WAIT_MS per read).  False if sstd is not there or silent. */
+static bool helper_ask(const char *line, char *buf, size_t cap)
 {
-    char line[128], buf[REPLY_MAX];
     size_t len = 0;
     const char *path = shim_helper_path();
-    int saved = errno;
     int ctl = path ? shim_helper_dial(path) : -1;
     bool ok = false;
-    snprintf(line, sizeof(line), "MARK %llu %llu %s\n", (unsigned long long)dev, (unsigned long long)ino, what);
+    buf[0] = '\0';
     if (ctl < 0 || !send_line(ctl, line, -1))
         goto out;
     for (;;) {
         struct pollfd p = { .fd = ctl, .events = POLLIN };
         if (poll(&p, 1, CAPS_WAIT_MS) <= 0)
             goto out;   /* a slow or older daemon: the caller does without */
-        ssize_t n = recv(ctl, buf + len, sizeof(buf) - 1 - len, MSG_DONTWAIT);
+        ssize_t n = recv(ctl, buf + len, cap - 1 - len, MSG_DONTWAIT);
         if (n <= 0)
             goto out;
         len += (size_t)n;
         buf[len] = '\0';
         if (strchr(buf, '\n'))
             break;
-        if (len >= sizeof(buf) - 1)
+        if (len >= cap - 1)
             goto out;
     }
-    ok = strstr(buf, "\"ok\":true") != NULL;
+    ok = true;
 out:
     if (ctl >= 0)
         shim_fd_close_own(ctl);
+    return ok;
+}
+
+bool shim_helper_mark(dev_t dev, ino_t ino, const char *what)
+{
+    char line[128], buf[REPLY_MAX];
+    int saved = errno;
+    snprintf(line, sizeof(line), "MARK %llu %llu %s\n", (unsigned long long)dev, (unsigned long long)ino, what);
+    bool ok = helper_ask(line, buf, sizeof(buf)) && strstr(buf, "\"ok\":true") != NULL;
     SHIM_DEBUG("helper: MARK %s: %s", what, ok ? "done" : "not done");
+    errno = saved;
+    return ok;
+}
+
+bool shim_helper_info(dev_t dev, ino_t ino, char *buf, size_t cap)
+{
+    char line[128];
+    int saved = errno;
+    snprintf(line, sizeof(line), "INFO %llu %llu\n", (unsigned long long)dev, (unsigned long long)ino);
+    bool ok = helper_ask(line, buf, cap) && strstr(buf, "\"ok\":true") != NULL;
+    if (!ok)
+        SHIM_DEBUG("helper: INFO not answered: %s", buf);
     errno = saved;
     return ok;
 }

@@ -37,5 +37,9 @@ int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base);
  * for, or no longer: the app's close then resets the stream).  On the caller's thread, waiting at
  * most 100 ms for the answer; false if sstd did not do it (an older or slow daemon). */
 bool shim_helper_mark(dev_t dev, ino_t ino, const char *what);
+/* Asks sstd for the stream and channel numbers of the hand-off named dev/ino (INFO, for
+ * getsockopt(TCP_INFO)): its answer line in buf.  The caller's thread, at most 100 ms; false if
+ * sstd did not answer (an older daemon answers "unknown"). */
+bool shim_helper_info(dev_t dev, ino_t ino, char *buf, size_t cap);
 
 #endif

@@ -17,6 +17,7 @@
 #include "route.h"
 #include "server.h"
 #include "shim.h"
+#include "tcpinfo.h"
 
 static int put_int(void *val, socklen_t *len, int v)
 {
@@ -121,20 +122,8 @@ static SHIM_SLOW int conn_getsockopt(int fd, int level, int name, void *val, soc
         return shim_real_getsockopt(fd, level, name, val, len);
     if (level == SOL_SOCKET)
         return sol_socket_get(fd, c, name, val, len);
-    if (level == IPPROTO_TCP && name == TCP_INFO) {
-        /* Only the state is meaningful here; the counters belong to the transport. */
-        struct tcp_info ti;
-        memset(&ti, 0, sizeof(ti));
-        ti.tcpi_state = atomic_load(&c->state) == SHIM_CONN_CONNECTED ? TCP_ESTABLISHED : TCP_CLOSE;
-        if (!val || !len) {
-            errno = EFAULT;
-            return -1;
-        }
-        socklen_t n = *len < (socklen_t)sizeof(ti) ? *len : (socklen_t)sizeof(ti);
-        memcpy(val, &ti, n);
-        *len = n;
-        return 0;
-    }
+    if (level == IPPROTO_TCP && name == TCP_INFO)
+        return shim_tcpinfo_get(c, val, len);   /* the carrying stream's and channel's numbers */
     if (level == IPPROTO_TCP || level == IPPROTO_IP || level == IPPROTO_IPV6) {
         if (shim_conn_opt_get(c, level, name, &v))
             return put_int(val, len, v);

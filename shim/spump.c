@@ -324,6 +324,13 @@ void shim_spump_wait_at_exit(struct shim_spump *p, bool (*accepted)(void *arg))
     p->exit_wait = accepted;
 }
 
+struct sst_stream *shim_spump_stream(const struct shim_spump *p, bool *app_done, bool *peer_done)
+{
+    *app_done = p->fd_eof;
+    *peer_done = p->net_eof;
+    return p->s;
+}
+
 /* Whether the app's end of the pump is closed (or shut for writing): what it wrote up to that
  * end is still to be handed over. */
 static bool app_end_finished(const struct shim_spump *p)

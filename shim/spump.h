@@ -44,6 +44,11 @@ void shim_spump_reserve(struct shim_spump *p, struct shim_reserve *flag);
  * data it still holds).  Without it only an app end already closed is waited for. */
 void shim_spump_wait_at_exit(struct shim_spump *p, bool (*accepted)(void *arg));
 
+/* The stream p pumps (event thread; valid until the pump's done callback), and which ends
+ * arrived: app_done, the app end's EOF (its shutdown(SHUT_WR) or close); peer_done, the
+ * stream's end.  For getsockopt(TCP_INFO) (tcpinfo.c). */
+struct sst_stream *shim_spump_stream(const struct shim_spump *p, bool *app_done, bool *peer_done);
+
 /* The exit drain (event thread, polled by evthread.c after exit() closed the app's fds): pumps
  * whose app end has ended and whose bytes are all in their stream give the stream back
  * (sst_stream_close: it still delivers them); true while some pump is still reading an ended

@@ -135,6 +135,7 @@ static void pump_done(void *arg, int err)
     struct shim_conn *c = arg;
     struct sst_addr peer;
     c->pump_fd = -1;   /* closed by the pump */
+    c->spump = NULL;   /* freed by it */
     /* A connection reported up at once (warm) that the peer then refused: the port closed
      * since it last answered.  Forget it, so the next connect gets the refusal at connect()
      * (ECONNREFUSED) instead of a connection that ends at once. */
@@ -170,6 +171,7 @@ static void sconn_up(struct sconn *sc)
         shim_conn_done(c, ENOBUFS);
         return;
     }
+    c->spump = p;
     shim_spump_abort_on_close(p, &c->linger0);
     shim_spump_on_error(p, shim_conn_reset_app);
     shim_spump_reserve(p, &c->rsv);
