@@ -59,6 +59,10 @@ struct sst_chan {
 
     const struct sst_chan_upper *up;
     void *up_ctx;
+    /* The payload's last bytes as the upper layer left them where they were (sst_chan_fill_tail):
+     * set only between its fill() and the packet's sealing. */
+    uint8_t *fill_tail;
+    size_t fill_tail_len;
 
     uint64_t tx_packets, rx_packets, tx_bytes, rx_bytes, acks_sent;
 };
@@ -71,6 +75,11 @@ SST_API void sst_chan_set_upper(struct sst_chan *ch, const struct sst_chan_upper
     ch->up_ctx = ctx;
 }
 SST_API void *sst_chan_upper_ctx(const struct sst_chan *ch) { return ch->up_ctx; }
+void sst_chan_fill_tail(struct sst_chan *ch, uint8_t *src, size_t len)
+{
+    ch->fill_tail = len > 0 ? src : NULL;
+    ch->fill_tail_len = len;
+}
 SST_API enum sst_chan_state sst_chan_state(const struct sst_chan *ch) { return ch->state; }
 SST_API const struct sst_addr *sst_chan_peer(const struct sst_chan *ch) { return &ch->peer; }
 SST_API struct sst_host *sst_chan_host(const struct sst_chan *ch) { return ch->host; }
@@ -262,7 +271,8 @@ static void put_prefix(uint8_t *p, unsigned type, unsigned flags)
 }
 
 /* Seals and emits the packet in buf (header space at buf[0..8) is filled here).  payload_len
- * bytes of payload follow the header.  probe: a PMTU probe, which the path may drop for its size,
+ * bytes of payload follow the header; when the upper layer's fill() left its last
+ * ch->fill_tail_len bytes at ch->fill_tail, buf holds only the ones before them.  probe: a PMTU probe, which the path may drop for its size,
  * so the ack its header carries does not count as sent (the acks due still go in an ordinary
  * packet; otherwise the only report of the range below a gap could vanish with the probe, and the
  * peer would declare packets lost that arrived).  Returns 0 or SST_ERR_LIMIT if the sequence
@@ -270,6 +280,9 @@ static void put_prefix(uint8_t *p, unsigned type, unsigned flags)
 static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size_t payload_len,
                          bool eliciting, bool upper, bool probe)
 {
+    uint8_t *tail = ch->fill_tail;
+    size_t tail_len = tail != NULL ? ch->fill_tail_len : 0;
+    ch->fill_tail = NULL;
     uint64_t seq = sst_recovery_next_seq(&ch->rec);
     uint64_t asn;
     uint8_t ack_ct;
@@ -293,10 +306,17 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
     uint8_t *slot = finish_pending(ch) ? NULL : sst_host_tx_slot(ch->host, len + overhead(ch) + SST_PROTECT_TAILROOM);
     sst_protect_ready(&ch->tx_prot);
     if (slot != NULL) {
-        len = sst_protect_seal_to(&ch->tx_prot, seq, buf, len, slot);
+        /* A tail is sealed from where it lies (the stream's send ring): the payload is read
+         * once, by the cipher, instead of being copied into buf first. */
+        if (tail_len > 0)
+            len = sst_protect_seal_gather(&ch->tx_prot, seq, buf, len - tail_len, tail, tail_len, slot);
+        else
+            len = sst_protect_seal_to(&ch->tx_prot, seq, buf, len, slot);
         sst_host_emit(ch->host, &ch->peer, slot, len);
         goto sent;
     }
+    if (tail_len > 0)
+        memcpy(buf + len - tail_len, tail, tail_len);
     len = sst_protect_seal(&ch->tx_prot, seq, buf, len);
 
     /* Until the responder proves it has our FINISH, the FINISH rides ahead of our packets
@@ -408,11 +428,20 @@ static bool chan_send_upper(struct sst_chan *ch, sst_time_t now)
             cap -= fin;
     }
     uint64_t seq = sst_recovery_next_seq(&ch->rec);
+    ch->fill_tail = NULL;
     size_t n = ch->up->fill(ch->up_ctx, ch, seq, buf + SST_CHAN_HDR_LEN, cap);
-    if (n == 0)
+    size_t head = n - (ch->fill_tail != NULL ? ch->fill_tail_len : 0);
+    if (n == 0) {
+        ch->fill_tail = NULL;
         return false;
-    if (n < SST_STREAM_HDR_LEN || n > cap)
+    }
+    if (n < SST_STREAM_HDR_LEN || n > cap || head < SST_STREAM_HDR_LEN)
         abort(); /* the upper layer broke the fill() contract: a bug, not bad input */
+    if (ch->fill_tail != NULL && head > SST_PROTECT_GATHER_HEAD) {
+        /* More than a header before the tail: the tail cannot be sealed where it lies. */
+        memcpy(buf + SST_CHAN_HDR_LEN + head, ch->fill_tail, ch->fill_tail_len);
+        ch->fill_tail = NULL;
+    }
     bool eliciting = sst_pkt_ack_eliciting(sst_pkt_type(buf + SST_CHAN_HDR_LEN));
     return chan_transmit(ch, now, buf, n, eliciting, true, false) == 0;
 }

@@ -21,6 +21,7 @@ struct sst_chan_upper {
     /* Writes one payload for packet `seq` into buf (at most cap bytes).  The payload starts with
      * the 4-byte stream header (packet.h).  Returns its length, or 0 if nothing is waiting. */
     size_t (*fill)(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap);
+    /* (fill may leave the payload's last bytes where they are: see sst_chan_fill_tail.) */
     void (*acked)(void *ctx, struct sst_chan *ch, uint64_t seq);
     void (*lost)(void *ctx, struct sst_chan *ch, uint64_t seq);
     /* An authenticated, new payload of a stream-layer type.  Return true to acknowledge it,
@@ -29,6 +30,14 @@ struct sst_chan_upper {
 };
 
 SST_API void sst_chan_set_upper(struct sst_chan *ch, const struct sst_chan_upper *up, void *ctx);
+/* Called from inside fill(): the payload's last len bytes are not in buf but at src (a stream's
+ * send ring), and fill's return value counts them; buf holds the bytes before them (the stream
+ * header, at most SST_PROTECT_GATHER_HEAD).  The packet is then sealed from src straight into
+ * the datagram (sst_protect_seal_gather), one copy of the payload fewer.  The
+ * SST_PROTECT_GATHER_HEAD bytes before src must be the caller's memory too: sealing borrows
+ * them and puts them back.  src must stay valid and unchanged until fill() has returned and the
+ * channel has sealed the packet (it does so before any other callback). */
+void sst_chan_fill_tail(struct sst_chan *ch, uint8_t *src, size_t len);
 SST_API void *sst_chan_upper_ctx(const struct sst_chan *ch);
 /* The upper layer has something to send: transmit what cwnd and pacing allow now. */
 SST_API void sst_chan_wake(struct sst_chan *ch, sst_time_t now);

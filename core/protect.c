@@ -139,6 +139,25 @@ size_t sst_protect_seal(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,
     return len + AEAD_TAG_LEN;
 }
 
+/* The AEAD of a packet whose body's plaintext is at body (hdr: the channel header, associated
+ * data): ciphertext and tag go to out after the header, in one pass (libsodium allows c != m). */
+static void aead_seal_body(const struct sst_protect *p, uint64_t seq, const uint8_t *hdr,
+                           const uint8_t *body, unsigned long long body_len, uint8_t *out)
+{
+    uint8_t nonce[12];
+    make_nonce(nonce, seq);
+    uint8_t *c = out + SST_CHAN_HDR_LEN, *tag = c + body_len;
+    if (p->aead == SST_AEAD_AES256GCM && p->aes)
+        crypto_aead_aes256gcm_encrypt_detached_afternm(c, tag, NULL, body, body_len, hdr,
+                                                       SST_CHAN_HDR_LEN, NULL, nonce, p->aes);
+    else if (p->aead == SST_AEAD_AES256GCM)
+        crypto_aead_aes256gcm_encrypt_detached(c, tag, NULL, body, body_len, hdr, SST_CHAN_HDR_LEN,
+                                               NULL, nonce, p->key);
+    else
+        crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, tag, NULL, body, body_len, hdr,
+                                                           SST_CHAN_HDR_LEN, NULL, nonce, p->key);
+}
+
 size_t sst_protect_seal_to(const struct sst_protect *p, uint64_t seq, uint8_t *pkt, size_t len,
                            uint8_t *out)
 {
@@ -147,24 +166,33 @@ size_t sst_protect_seal_to(const struct sst_protect *p, uint64_t seq, uint8_t *p
         memcpy(out, pkt, len);
         return sst_protect_seal(p, seq, out, len);
     }
-    /* The AEADs read the plaintext from pkt and write the ciphertext to out in one pass (libsodium
-     * allows c != m), so the payload is touched once instead of sealed in place and copied. */
-    uint8_t nonce[12];
-    make_nonce(nonce, seq);
+    /* The AEADs read the plaintext from pkt and write the ciphertext to out in one pass, so the
+     * payload is touched once instead of sealed in place and copied. */
     memcpy(out, pkt, SST_CHAN_HDR_LEN);
-    unsigned long long body_len = len - SST_CHAN_HDR_LEN;
-    if (p->aead == SST_AEAD_AES256GCM && p->aes)
-        crypto_aead_aes256gcm_encrypt_detached_afternm(out + SST_CHAN_HDR_LEN, out + len, NULL,
-                                                       pkt + SST_CHAN_HDR_LEN, body_len, pkt,
-                                                       SST_CHAN_HDR_LEN, NULL, nonce, p->aes);
-    else if (p->aead == SST_AEAD_AES256GCM)
-        crypto_aead_aes256gcm_encrypt_detached(out + SST_CHAN_HDR_LEN, out + len, NULL,
-                                               pkt + SST_CHAN_HDR_LEN, body_len, pkt,
-                                               SST_CHAN_HDR_LEN, NULL, nonce, p->key);
-    else
-        crypto_aead_chacha20poly1305_ietf_encrypt_detached(out + SST_CHAN_HDR_LEN, out + len, NULL,
-                                                           pkt + SST_CHAN_HDR_LEN, body_len, pkt,
-                                                           SST_CHAN_HDR_LEN, NULL, nonce, p->key);
+    aead_seal_body(p, seq, pkt, pkt + SST_CHAN_HDR_LEN, len - SST_CHAN_HDR_LEN, out);
+    return len + AEAD_TAG_LEN;
+}
+
+size_t sst_protect_seal_gather(const struct sst_protect *p, uint64_t seq, const uint8_t *pkt,
+                               size_t head_len, uint8_t *tail, size_t tail_len, uint8_t *out)
+{
+    size_t len = head_len + tail_len;
+    if (p->security == SST_SEC_LIGHT) {
+        /* Nothing is encrypted: the packet is put together in out and tagged there. */
+        memcpy(out, pkt, head_len);
+        memcpy(out + head_len, tail, tail_len);
+        return sst_protect_seal(p, seq, out, len);
+    }
+    /* The head goes just before the tail so that the body is one piece, read once by the AEAD
+     * where the tail lies; the bytes it covered there are put back.  All SST_PROTECT_GATHER_HEAD
+     * bytes are saved (a fixed-size copy is a register move, not a call). */
+    size_t head = head_len - SST_CHAN_HDR_LEN;
+    uint8_t saved[SST_PROTECT_GATHER_HEAD];
+    memcpy(saved, tail - SST_PROTECT_GATHER_HEAD, SST_PROTECT_GATHER_HEAD);
+    memcpy(tail - head, pkt + SST_CHAN_HDR_LEN, head);
+    memcpy(out, pkt, SST_CHAN_HDR_LEN);
+    aead_seal_body(p, seq, pkt, tail - head, len - SST_CHAN_HDR_LEN, out);
+    memcpy(tail - SST_PROTECT_GATHER_HEAD, saved, SST_PROTECT_GATHER_HEAD);
     return len + AEAD_TAG_LEN;
 }
 

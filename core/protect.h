@@ -55,6 +55,19 @@ size_t sst_protect_seal(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,
  * Returns the new length. */
 size_t sst_protect_seal_to(const struct sst_protect *p, uint64_t seq, uint8_t *pkt, size_t len,
                            uint8_t *out);
+/* Bytes of the payload's head (the part of the encrypted body before `tail`) that
+ * sst_protect_seal_gather may lay down just before tail: the longest stream header. */
+#define SST_PROTECT_GATHER_HEAD 8
+/* sst_protect_seal_to for a packet in two pieces: pkt[0..head_len) (the channel header and the
+ * payload's head, at most SST_PROTECT_GATHER_HEAD bytes after the header) and tail[0..tail_len)
+ * (the payload's bytes where they already are: a stream's send ring).  out receives the same
+ * bytes sst_protect_seal_to would write for the two pieces joined, and must have
+ * SST_PROTECT_TAILROOM bytes after them.  The AEADs need their plaintext in one piece, so the
+ * SST_PROTECT_GATHER_HEAD bytes just before tail must be the caller's memory: they are
+ * borrowed for the call (the head is written there, the bytes are put back before it returns),
+ * which spares copying the tail into pkt first.  Returns the new length. */
+size_t sst_protect_seal_gather(const struct sst_protect *p, uint64_t seq, const uint8_t *pkt,
+                               size_t head_len, uint8_t *tail, size_t tail_len, uint8_t *out);
 /* Verifies (and decrypts) in place; on success stores the plaintext length (header included)
  * in *out_len.  SST_ERR_AUTH or SST_ERR_MALFORMED; the buffer needs SST_PROTECT_TAILROOM too. */
 SST_MUST_CHECK int sst_protect_open(const struct sst_protect *p, uint64_t seq, uint8_t *pkt,

@@ -236,6 +236,10 @@ struct sst_ctx_stats {
     uint64_t lsids_in_use;                /* our LSIDs attached now, over all channels */
     uint64_t fill_calls;                  /* payloads the channels asked the stream layer for */
     uint64_t fill_scanned;                /* ready-list entries examined by those calls */
+    /* Data segments whose payload stayed in the send ring, sealed from there into the datagram
+     * (one copy fewer), and those copied into the packet because their bytes wrap around the
+     * ring's end or begin within 8 bytes of its start (docs/protocol-streams.md). */
+    uint64_t payload_in_ring, payload_copied;
     /* Idle connections (docs/protocol-streams.md §2b): channels closed under live streams that
      * left them dormant, dormant conns woken by a stream with something to send, and dormant
      * conns whose streams moved to a new channel (either side's), and those dormant now. */

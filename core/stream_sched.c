@@ -5,7 +5,10 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "protect.h"
 #include "stream_int.h"
+
+_Static_assert(SST_STREAM_MAX_HDR <= SST_PROTECT_GATHER_HEAD, "a stream header fits before a ring tail");
 
 /* ---- sending: one stream-layer packet per channel packet (paper §4.3.4) ------------------ */
 
@@ -156,8 +159,8 @@ static uint8_t window_to_advertise(const struct sst_stream *s, bool *held)
     return *held ? s->adv_win : now;
 }
 
-static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
-                           const struct sst_seg *seg, bool has_seg)
+static size_t emit_segment(struct sst_stream *s, struct sst_chan *ch, uint64_t seq, uint8_t *buf,
+                           size_t cap, const struct sst_seg *seg, bool has_seg)
 {
     struct conn *cn = s->conn;
     unsigned type = sst_sched_seg_type(s);
@@ -199,7 +202,17 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     r->charged = (uint32_t)units;
     r->borrowed = type == SST_PT_INIT;
     if (has_seg) {
-        sst_tx_copy(&s->tx, g->off, buf + hl, g->len);
+        /* The payload stays in the ring when it lies there in one piece: the channel seals it
+         * from there into the datagram (sst_chan_fill_tail); else it is copied here. */
+        uint8_t *src = hl <= SST_PROTECT_GATHER_HEAD ?
+                       sst_tx_ref(&s->tx, g->off, g->len, SST_PROTECT_GATHER_HEAD) : NULL;
+        if (src != NULL) {
+            sst_chan_fill_tail(ch, src, g->len);
+            cn->ctx->stats.payload_in_ring++;
+        } else {
+            sst_tx_copy(&s->tx, g->off, buf + hl, g->len);
+            cn->ctx->stats.payload_copied += g->len > 0;
+        }
         sst_tx_commit(&s->tx, g);
         sst_fc_tx_charge(seg_fc(s, type), units);
     }
@@ -217,7 +230,7 @@ static size_t emit_segment(struct sst_stream *s, uint64_t seq, uint8_t *buf, siz
     return hl + g->len;
 }
 
-static size_t emit(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
+static size_t emit(struct sst_stream *s, struct sst_chan *ch, uint64_t seq, uint8_t *buf, size_t cap,
                    const struct sst_seg *seg, bool has_seg)
 {
     if (s->has_local && s->att == ATT_PENDING)
@@ -228,7 +241,7 @@ static size_t emit(struct sst_stream *s, uint64_t seq, uint8_t *buf, size_t cap,
         return emit_reset(s, seq, buf, cap);
     if (s->dgq != NULL && !s->is_root && sst_sched_seg_type(s) == SST_PT_DATA)
         return sst_dgram_emit(s, buf, cap);
-    return emit_segment(s, seq, buf, cap, seg, has_seg);
+    return emit_segment(s, ch, seq, buf, cap, seg, has_seg);
 }
 
 
@@ -278,7 +291,7 @@ size_t sst_sched_fill(void *ctx, struct sst_chan *ch, uint64_t seq, uint8_t *buf
     if (best == NULL)
         return 0;
     cn->in_fill = true;
-    size_t n = emit(best, seq, buf, cap, &best_seg, best_has);
+    size_t n = emit(best, ch, seq, buf, cap, &best_seg, best_has);
     cn->in_fill = false;
     if (n > 0 && !best->freed)
         sst_mig_touch(best);

@@ -296,6 +296,16 @@ void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len
     memcpy(dst + first, tx->st->buf, len - first);
 }
 
+uint8_t *sst_tx_ref(const struct sst_tx *tx, uint64_t off, size_t len, size_t before)
+{
+    if (len == 0)
+        return NULL;
+    size_t pos = (size_t)(off % tx->st->cap);
+    if (pos < before || len > tx->st->cap - pos)
+        return NULL;
+    return tx->st->buf + pos;
+}
+
 /* base moved: forget ranges and marks below it. */
 static void advance_base(struct sst_tx *tx)
 {

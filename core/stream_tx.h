@@ -81,6 +81,11 @@ bool sst_tx_next(const struct sst_tx *tx, size_t max_len, uint64_t limit, struct
 void sst_tx_commit(struct sst_tx *tx, const struct sst_seg *seg);
 /* Copies the payload bytes [off, off+len) out of the ring. */
 void sst_tx_copy(const struct sst_tx *tx, uint64_t off, uint8_t *dst, size_t len);
+/* Where the bytes [off, off+len) lie in the ring when they are in one piece with at least
+ * `before` ring bytes ahead of them (memory a caller may borrow, sst_chan_fill_tail); NULL when
+ * the range wraps around the ring's end or starts within `before` bytes of its start (the
+ * caller copies those with sst_tx_copy: a packet or so per ring turn). */
+uint8_t *sst_tx_ref(const struct sst_tx *tx, uint64_t off, size_t len, size_t before);
 /* Outcome of a segment (sequence-space length: len + mark + fin). */
 void sst_tx_acked(struct sst_tx *tx, uint64_t off, uint64_t span);
 void sst_tx_lost(struct sst_tx *tx, uint64_t off, uint64_t span);

@@ -23,6 +23,12 @@ static void node_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, 
     (void)sim_send(n->sim, &n->addr, to, pkt, len);
 }
 
+static uint8_t *node_tx_slot(void *ctx, size_t len)
+{
+    struct simctx_node *n = ctx;
+    return len <= sizeof n->slot ? n->slot : NULL;
+}
+
 static void node_random(void *ctx, void *buf, size_t len)
 {
     struct simctx_node *n = ctx;
@@ -72,7 +78,7 @@ void simctx_node_init(struct simctx_node *n, struct sim *s, const struct sst_add
     else
         sst_ctx_config_default(&cfg);
     sst_identity_generate(&cfg.host.identity, node_random, n);
-    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random };
+    struct sst_host_io io = { .ctx = n, .send = node_send, .random = node_random, .tx_slot = node_tx_slot };
     n->c = sst_ctx_new(&cfg, &io);
     simctx_require(n->c != NULL, "sst_ctx_new");
     simctx_require(sim_node_add(s, &n->addr, &node_ops, n) == 0, "sim_node_add");

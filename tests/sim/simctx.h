@@ -23,6 +23,10 @@ struct simctx_node {
      * the engine every datagram that arrived since with one timestamp (the start of the quantum)
      * and runs its timers at the next boundary.  Set after simctx_node_init. */
     sst_time_t quantum;
+    /* The datagram buffer offered to the engine as its send slot (sst_host_io.tx_slot), as the
+     * UDP driver offers its queue: packets are sealed straight into it, the path that runs in
+     * production (sst_protect_seal_to / seal_gather).  1500 bytes plus the seal's tailroom. */
+    uint8_t slot[1600];
 };
 
 /* Creates the context and adds node `addr` to simulator s.  The node's random stream is

@@ -95,6 +95,45 @@ START_TEST(test_protect_seal_to_matches_in_place)
 }
 END_TEST
 
+START_TEST(test_protect_seal_gather_matches_in_place)
+{
+    /* Sealing a packet in two pieces (header + stream header, then the payload where it lies
+     * in a send ring) gives exactly the bytes in-place sealing of the joined packet gives; the
+     * ring bytes borrowed before the payload are put back, and neither piece is changed. */
+    static const size_t sizes[] = {1, 16, 100, 1200, 1440};
+    static const size_t heads[] = {SST_STREAM_HDR_LEN, 5, SST_PROTECT_GATHER_HEAD};
+    for (size_t s = 0; s < SST_ARRAY_LEN(sizes); s++) {
+        for (size_t h = 0; h < SST_ARRAY_LEN(heads); h++) {
+            struct sst_protect p;
+            if (!setup(&p, _i, key_a))
+                return;
+            uint8_t a[1500 + SST_PROTECT_TAILROOM], orig[1500], out[1500 + SST_PROTECT_TAILROOM];
+            uint8_t ring[1600], ring_orig[1600];
+            size_t len = make_pkt(a, heads[h] + sizes[s]);
+            memcpy(orig, a, len);
+            size_t head_len = SST_CHAN_HDR_LEN + heads[h];
+            /* The payload sits 64 bytes into the "ring", after bytes of earlier data. */
+            for (size_t i = 0; i < sizeof ring; i++)
+                ring[i] = (uint8_t)(i * 13 + 5);
+            uint8_t *tail = ring + 64;
+            memcpy(tail, a + head_len, sizes[s]);
+            memcpy(ring_orig, ring, sizeof ring);
+            memset(out, 0xAA, sizeof out);
+            size_t n1 = sst_protect_seal(&p, 9 + s, a, len);
+            size_t n2 = sst_protect_seal_gather(&p, 9 + s, orig, head_len, tail, sizes[s], out);
+            ck_assert_uint_eq(n1, n2);
+            ck_assert_mem_eq(out, a, n1);
+            ck_assert_mem_eq(ring, ring_orig, sizeof ring);
+            size_t plain = 0;
+            ck_assert_int_eq(sst_protect_open(&p, 9 + s, out, n2, &plain), 0);
+            ck_assert_uint_eq(plain, len);
+            ck_assert_mem_eq(out, orig, len);
+            sst_protect_wipe(&p);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_protect_idle_and_wake)
 {
     /* An idle direction gives its precomputed AES-GCM state back (sst_protect_idle) and still
@@ -295,6 +334,7 @@ static Suite *protect_suite(void)
     int n = (int)SST_ARRAY_LEN(modes);
     tcase_add_loop_test(tc, test_protect_round_trip, 0, n);
     tcase_add_loop_test(tc, test_protect_seal_to_matches_in_place, 0, n);
+    tcase_add_loop_test(tc, test_protect_seal_gather_matches_in_place, 0, n);
     tcase_add_loop_test(tc, test_protect_idle_and_wake, 0, n);
     tcase_add_loop_test(tc, test_protect_overhead_values, 0, n);
     tcase_add_loop_test(tc, test_protect_tamper_every_byte_rejected, 0, n);
