@@ -203,12 +203,13 @@ static void copy_timeouts(struct shim_conn *c, int from, int to)
 /* Blocking connect: wait for the filler to go (POLLOUT) or the far end to close.  As TCP,
  * SO_SNDTIMEO bounds the wait (then EINPROGRESS) and a signal interrupts it (EINTR); either way
  * the connection goes on in the background. */
-static int wait_connected(int fd, struct shim_conn *c)
+static int wait_connected(int fd, struct shim_conn *c, bool opts)
 {
     struct timeval tv = { 0, 0 };
     socklen_t tl = sizeof(tv);
     int timeout = -1;
-    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0 && (tv.tv_sec || tv.tv_usec))
+    /* Without opts the app set no SO_SNDTIMEO (the app end has none either). */
+    if (opts && shim_real_getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0 && (tv.tv_sec || tv.tv_usec))
         timeout = (int)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
     while (atomic_load_explicit(&c->state, memory_order_acquire) == SHIM_CONN_CONNECTING) {
         struct pollfd p = { .fd = fd, .events = POLLOUT };
@@ -236,9 +237,10 @@ static int wait_connected(int fd, struct shim_conn *c)
 
 /* What a carried connection records about itself however it was set up (shim_conn_open or
  * shim_conn_adopt): its peer, its local address family, its transport, and the app's socket
- * options, replayed on the transport socket.  c is not shared yet: the lock is uncontended. */
+ * options (when opts says the app may have set any), replayed on the transport socket.  c is
+ * not shared yet: the lock is uncontended. */
 static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, socklen_t len,
-                      const struct shim_transport *tr, const char *why)
+                      const struct shim_transport *tr, const char *why, bool opts)
 {
     atomic_init(&c->err, 0);
     atomic_init(&c->err_pending, false);
@@ -269,7 +271,11 @@ static void conn_init(struct shim_conn *c, int fd, const struct sockaddr *sa, so
     c->net_fd = -1;
     c->tr = tr;
     snprintf(c->why, sizeof(c->why), "%s", why);
-    copy_options(c, fd);
+    /* A socket the app set nothing on holds the kernel's defaults, which is what the hooks
+     * answer for an option the connection has no copy of (hook_sockopt.c kernel_default), and
+     * what the transport's fresh socket has: a dozen getsockopt calls per connection saved. */
+    if (opts)
+        copy_options(c, fd);
 }
 
 int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struct shim_transport *tr,
@@ -287,7 +293,10 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     fdfl = shim_real_fcntl(fd, F_GETFD, 0);
     if (fl < 0 || fdfl < 0)
         goto fail;
-    if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    /* A non-blocking app (most event loops) gets both ends non-blocking from the start; the
+     * pump's end is non-blocking either way. */
+    bool nonblock = (fl & O_NONBLOCK) != 0;
+    if (shim_fd_own_socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0, sv) < 0)
         goto fail;
     int sndbuf = 0;
     ssize_t filler = fill(sv[0], &sndbuf);
@@ -297,14 +306,15 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     atomic_init(&c->refs, 2);   /* the fd table's and the event thread's */
     atomic_init(&c->state, SHIM_CONN_CONNECTING);
     atomic_init(&c->conn_reported, false);
-    conn_init(c, fd, sa, len, tr, why);
+    bool opts = shim_fd_opts_take(fd);
+    conn_init(c, fd, sa, len, tr, why, opts);
     c->filler = (size_t)filler;
     atomic_init(&c->sndbuf, sndbuf);
-    copy_timeouts(c, fd, sv[0]);
+    if (opts)
+        copy_timeouts(c, fd, sv[0]);
 
-    if (fl & O_NONBLOCK)
-        shim_real_fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    shim_real_fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    if (!nonblock)
+        shim_real_fcntl(sv[1], F_SETFL, O_NONBLOCK);
     c->pump_fd = shim_fd_hide(sv[1], SHIM_FD_ENGINE);
     sv[1] = -1;
 
@@ -333,7 +343,7 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
         errno = EINPROGRESS;
         return -1;
     }
-    return wait_connected(fd, c);
+    return wait_connected(fd, c, opts);
 
 fail_hidden:
     saved = errno;
@@ -367,9 +377,11 @@ int shim_conn_adopt(int fd, const struct sockaddr *sa, socklen_t len, int app_en
     atomic_init(&c->state, SHIM_CONN_CONNECTED);
     /* A non-blocking connect answers EINPROGRESS, as TCP: the next connect() says 0. */
     atomic_init(&c->conn_reported, !(fl & O_NONBLOCK));
-    conn_init(c, fd, sa, len, tr, why);
+    bool opts = shim_fd_opts_take(fd);
+    conn_init(c, fd, sa, len, tr, why, opts);
     c->pump_fd = -1;
-    copy_timeouts(c, fd, app_end);
+    if (opts)
+        copy_timeouts(c, fd, app_end);
     if (fl & O_NONBLOCK)
         shim_real_fcntl(app_end, F_SETFL, O_NONBLOCK);
     if (shim_real_dup3(app_end, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {

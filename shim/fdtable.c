@@ -21,6 +21,7 @@
 #include "real.h"
 
 _Atomic(uintptr_t) *shim_fdtab;
+_Atomic(uint8_t) *shim_fd_optset;
 int shim_fdtab_size;
 static int fd_floor;
 #define FD_FLOOR_MAX 3072        /* highest fd_floor (see shim_fd_init) */
@@ -107,6 +108,12 @@ int shim_fd_init(void)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -1;
+    void *o = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (o == MAP_FAILED) {
+        munmap(p, n * sizeof(uintptr_t));
+        return -1;
+    }
+    shim_fd_optset = o;
     /* Own fds go in the top quarter of the soft limit, far from the small numbers programs
      * dup2 onto, yet inside the limit; no higher than FD_FLOOR_MAX, since the kernel's table
      * must reach them (8 bytes a number: 512 KiB at 64 K, for every process under the shim). */
@@ -122,6 +129,13 @@ int shim_fd_init(void)
 }
 
 atomic_bool shim_fd_conns_seen;
+
+bool shim_fd_opts_take(int fd)
+{
+    if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)))
+        return true;
+    return atomic_exchange_explicit(&shim_fd_optset[fd], 0, memory_order_relaxed) != 0;
+}
 
 void shim_fd_set(int fd, uintptr_t v)
 {
@@ -243,7 +257,8 @@ int shim_fd_hide(int fd, uintptr_t tag)
     if (room_top == 0 || nfd < (int)room_app.rlim_cur)
         nfd = move_up(nfd, fd_floor);
     shim_fd_room_leave();
-    shim_real_fcntl(nfd, F_SETFD, FD_CLOEXEC);
+    if (nfd == fd)   /* a moved one has it already (F_DUPFD_CLOEXEC) */
+        shim_real_fcntl(nfd, F_SETFD, FD_CLOEXEC);
     shim_fd_set(nfd, tag);
     return nfd;
 }
@@ -260,7 +275,8 @@ int shim_fd_hide_high(int fd, uintptr_t tag)
         shim_real_close(nfd);
         return -1;
     }
-    shim_real_fcntl(nfd, F_SETFD, FD_CLOEXEC);
+    if (nfd == fd)   /* a moved one has it already (F_DUPFD_CLOEXEC) */
+        shim_real_fcntl(nfd, F_SETFD, FD_CLOEXEC);
     shim_fd_set(nfd, tag);
     return nfd;
 }

@@ -30,6 +30,12 @@ extern int shim_fdtab_size;
 /* Set (never cleared) before the first connection record is stored: until then no fd can be a
  * carried connection, and the write hooks skip the table (hook_write.c). */
 extern atomic_bool shim_fd_conns_seen;
+/* One byte per fd number, beside the table: 1 once the app may have set a socket option on the
+ * not-yet-connected TCP socket there (its setsockopt, or a dup that could set one unseen).  A
+ * carried connect of a socket still 0 skips reading a dozen options back from the kernel (they
+ * are the defaults, which the hooks answer without a copy): conn.c.  A stale 1 left by an
+ * earlier socket of the number only costs that read. */
+extern _Atomic(uint8_t) *shim_fd_optset;
 #pragma GCC visibility pop
 
 /* Allocates the table (sized from RLIMIT_NOFILE, lazily backed by mmap).  0 or -1. */
@@ -43,6 +49,17 @@ static inline uintptr_t shim_fd_get(int fd)
         return 0;
     return atomic_load_explicit(&shim_fdtab[fd], memory_order_acquire);
 }
+
+/* Marks fd's socket as possibly carrying options the app set (see shim_fd_optset); fd is a
+ * TCPNEW or TCPREC entry, so inside the table. */
+static inline void shim_fd_opts_mark(int fd)
+{
+    atomic_store_explicit(&shim_fd_optset[fd], 1, memory_order_relaxed);
+}
+
+/* Whether the app may have set options on fd's not-yet-connected TCP socket, clearing the mark:
+ * true for any fd the socket() hook did not tag (it could not watch it). */
+bool shim_fd_opts_take(int fd);
 
 /* Stores v for fd, dropping whatever was there (a conn loses the table's reference). */
 void shim_fd_set(int fd, uintptr_t v);

@@ -62,19 +62,18 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
 
     if (fd >= shim_fdtab_size)
         return plain(fd, sa, len);
+    /* SO_TYPE too: a raw socket made with IPPROTO_TCP answers SO_PROTOCOL 6.  getsockname's
+     * family is the socket's domain (no SO_DOMAIN call). */
     if (shim_real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0 || v != SOCK_STREAM)
         return plain(fd, sa, len);
     l = sizeof(v);
     if (shim_real_getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) < 0 || v != IPPROTO_TCP)
         return plain(fd, sa, len);
-    l = sizeof(v);
-    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) < 0 || v != sa->sa_family)
-        return plain(fd, sa, len);
-
     struct sockaddr_storage self;
     socklen_t sl = sizeof(self);
-    if (shim_real_getsockname(fd, (struct sockaddr *)&self, &sl) == 0 &&
-        ((self.ss_family == AF_INET && ((struct sockaddr_in *)&self)->sin_port != 0) ||
+    if (shim_real_getsockname(fd, (struct sockaddr *)&self, &sl) < 0 || self.ss_family != sa->sa_family)
+        return plain(fd, sa, len);
+    if (((self.ss_family == AF_INET && ((struct sockaddr_in *)&self)->sin_port != 0) ||
          (self.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&self)->sin6_port != 0))) {
         SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
         return plain(fd, sa, len);

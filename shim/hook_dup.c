@@ -20,6 +20,10 @@ static void copied(int fd, int fd2)
         shim_conn_ref((struct shim_conn *)v);
         shim_fd_set(fd2, v);
     } else {
+        /* Options set through fd2 on a socket not yet connected pass unseen (fd2 is not
+         * tagged): fd's connect must read them back. */
+        if (SHIM_FD_IS_TCPNEW(v))
+            shim_fd_opts_mark(fd);
         shim_fd_fresh(fd2);
     }
 }

@@ -190,7 +190,13 @@ static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *va
 
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-    if (!is_replaced(fd))
+    /* An fd without an entry: the load and a tail call.  A TCP socket not yet connected (the
+     * shim's own threads never tag theirs): marked, so that a carried connect reads its options
+     * back (shim_fd_optset), then libc. */
+    uintptr_t v = shim_fd_get(fd);
+    if (SHIM_FD_IS_TCPNEW(v))
+        shim_fd_opts_mark(fd);
+    if (!SHIM_FD_IS_CONN(v) || shim_tls_guard)
         return shim_real_setsockopt(fd, level, name, val, len);
     return conn_setsockopt(fd, level, name, val, len);
 }

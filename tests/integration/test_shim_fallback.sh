@@ -109,6 +109,69 @@ shim "${E[@]}" -- "$PY" "$TMP/aio.py" >"$TMP/out" || fail "asyncio/raw socket cl
 expect_line "$TMP/out" python-ok
 pass "python asyncio, raw sockets, epoll registered before connect"
 
+# Options set before connect() are read back from the app's socket only when it may have any
+# (docs/shim.md §2, shim_fd_optset): set directly, set through a dup (which the hooks cannot
+# watch), or none at all, whose answers are the kernel's defaults.
+cat >"$TMP/opts.py" <<PYEOF
+import os, socket, subprocess, time
+def keepalive_shown(port_filter, want):
+    for _ in range(100):
+        out = subprocess.run(["ss", "-tnoH", "state", "established", "dst", port_filter],
+                             capture_output=True, text=True).stdout
+        if want in out:
+            return True
+        time.sleep(0.02)
+    return False
+# Set on the socket itself, before connect: the carrying kernel socket has them.
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 4343)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, b"\x07" + b"\x00" * 15)   # 7 s
+s.connect(("127.0.0.1", $ECHO_PORT))
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 4343
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)[0] == 7
+assert keepalive_shown("127.0.0.1:$ECHO_PORT", "keepalive,72min"), "direct: no keepalive on the carrying socket"
+s.close()
+# Set through a duplicate (os.dup: the copy is not watched), then connect the original.
+s = socket.socket()
+d = socket.socket(fileno=os.dup(s.fileno()))
+d.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+d.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 4444)
+d.detach()
+s.connect(("127.0.0.1", $ECHO_PORT))
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 4444
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+assert keepalive_shown("127.0.0.1:$ECHO_PORT", "keepalive,74min"), "dup: no keepalive on the carrying socket"
+s.close()
+# Nothing set: the kernel's defaults.
+idle = int(open("/proc/sys/net/ipv4/tcp_keepalive_time").read())
+s = socket.socket()
+s.connect(("127.0.0.1", $ECHO_PORT))
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == idle
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == b"\x00" * 16
+s.close()
+print("opts-ok")
+PYEOF
+shim "${E[@]}" -- "$PY" "$TMP/opts.py" >"$TMP/out" || fail "socket options before connect"
+expect_line "$TMP/out" opts-ok
+# And a socket nothing was set on costs no read-back: two getsockopt calls per carried connect
+# in the connecting thread (SO_TYPE, SO_PROTOCOL), where there were fifteen (strace without -f:
+# the shim's event thread and its transport sockets are not counted; 5 more allowed for start-up).
+cat >"$TMP/plain.py" <<PYEOF
+import socket
+for _ in range(20):
+    s = socket.socket()
+    s.connect(("127.0.0.1", $ECHO_PORT))
+    s.close()
+PYEOF
+shim "${E[@]}" -- strace -qq -e trace=getsockopt -o "$TMP/gso" "$PY" "$TMP/plain.py" || fail "plain connects failed"
+n=$(grep -c 'getsockopt(' "$TMP/gso" || true)
+[ "$n" -le 45 ] || { awk -F'[(,]' '{print $2, $4}' "$TMP/gso" | sort | uniq -c | sort -rn | head; fail "$n getsockopt calls for 20 carried connects"; }
+pass "options set before connect (directly, through a dup) carried; none set: defaults, $n getsockopt for 20 connects"
+
 # nc with half-close (and it really went through the shim: one more logged connection).
 before=$(grep -c "carrying connection" "$TMP/log")
 printf 'hello-nc' | shim "${E[@]}" -- nc -N 127.0.0.1 "$ECHO_PORT" >"$TMP/out"
