@@ -433,9 +433,12 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
         return;
     }
     c->fd_dropped = false;
+    /* HOST as in every request: a port names the peer's SST endpoint (a shim's SST_PORT), a
+     * bare address means ours.  Until 2026-11-22 the port was always ours, so a shim whose
+     * SST_PORT differed from --port asked CAPS about one endpoint and had its connection
+     * dialled to another (test_shim_helper_port.sh). */
     if (parse_peer(c, addr, &a) < 0)
         return;
-    a.port = d->opts.port ? d->opts.port : SSTD_DEFAULT_PORT; /* the destination's sstd */
     sst_addr_str(&a, key, sizeof key);
     int fd = c->passed_fd;
     c->passed_fd = -1;

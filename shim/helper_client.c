@@ -73,6 +73,8 @@ struct hconn {
     unsigned port;              /* TCP destination port */
 };
 
+static void peer_key(const char *host, char *out, size_t len);
+
 static void hc_free(struct hconn *h)
 {
     if (h->ev)
@@ -221,7 +223,9 @@ static void hc_send_direct(struct hconn *h)
     dev_t dev = c->dev;
     ino_t ino = c->ino;
     shim_helper_events_words(c->app_fd, -1, &dev, &ino, words, sizeof(words));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", h->host, h->port, words,
+    char key[80];
+    peer_key(h->host, key, sizeof(key));
+    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", key, h->port, words,
              words[0] && atomic_load(&c->linger0) ? " LINGER0" : "");
     bool ok = send_line(h->ctl, line, c->pump_fd);
     /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c; sstd's
@@ -265,7 +269,9 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
     dev_t dev = 0;
     ino_t ino = 0;
     bool named = shim_helper_events_words(h->near, h->near, &dev, &ino, words, sizeof(words));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", h->host, h->port, words,
+    char key[80];
+    peer_key(h->host, key, sizeof(key));
+    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", key, h->port, words,
              named && atomic_load(&h->c->linger0) ? " LINGER0" : "");
     bool ok = send_line(h->ctl, line, sv[1]);
     /* sstd has its copy; ours stays as the hold (helper_hold.c) */
@@ -376,6 +382,14 @@ static void hc_on_event(evutil_socket_t fd, short what, void *arg)
     }
     *nl = '\0';
     hc_on_reply(h, h->buf);
+}
+
+/* HOST:SST_PORT (bracketed for IPv6), as sstd's requests name the peer's SST endpoint: sstd's
+ * own --port is only its default, and the shim's SST_PORT says where the peer listens. */
+static void peer_key(const char *host, char *out, size_t len)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
 }
 
 /* The numeric address and TCP port of a destination, as sstd's requests want them.  An
@@ -764,8 +778,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
 
     if (!path || strlen(path) >= sizeof(un.sun_path) || !ip_text(sa, host, sizeof(host), &port))
         return SHIM_HELPER_LATER;
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(key, sizeof(key), "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
+    peer_key(host, key, sizeof(key));
     snprintf(pkey, sizeof(pkey), "%s/%u", key, port);
     strcpy(un.sun_path, path);
 
@@ -812,7 +825,7 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     socklen_t lgl = sizeof(lg);
     bool linger0 = named && shim_real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &lgl) == 0 &&
                    lg.l_onoff && lg.l_linger == 0;
-    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", host, port, words, linger0 ? " LINGER0" : "");
+    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", key, port, words, linger0 ? " LINGER0" : "");
     if (!send_line(ctl, line, sv[1]))
         goto out;
     pid_t sstd = named ? shim_helper_peer_pid(ctl) : 0;
