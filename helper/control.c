@@ -478,27 +478,13 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
  * the holder of the app's end can do this).  One non-blocking sendmsg, nothing queued: a frozen
  * or gone client costs nothing but the fallback to a plain close (EOF). */
 
-static int sst_err_errno(int err)
-{
-    switch (err) {
-    case SST_ERR_REFUSED:
-        return ECONNREFUSED;
-    case SST_ERR_TIMEOUT:
-        return ETIMEDOUT;
-    case SST_ERR_RESET:
-        return ECONNRESET;
-    default:
-        return ECONNABORTED;
-    }
-}
-
 /* Sends one report; false if the connection does not take it now.  A partial write closes
  * the connection (half a line would garble every later one; the shim opens another). */
 static bool send_reset(struct sstd_client *c, int fd, int app_fd, unsigned long long dev,
-                       unsigned long long ino, int err)
+                       unsigned long long ino, int eno)
 {
     char line[128];
-    int len = snprintf(line, sizeof line, "RESET %d %llu %llu %d\n", app_fd, dev, ino, sst_err_errno(err));
+    int len = snprintf(line, sizeof line, "RESET %d %llu %llu %d\n", app_fd, dev, ino, eno);
     struct iovec iov = { .iov_base = line, .iov_len = (size_t)len };
     union {
         struct cmsghdr h;
@@ -551,7 +537,7 @@ static struct sstd_client *events_client(struct sstd *d, pid_t pid, bool *busy)
 struct sstd_held_reset {
     struct sstd_held_reset *next;
     pid_t pid;
-    int fd, app_fd, err;
+    int fd, app_fd, eno;   /* eno: what the app's SO_ERROR and write say (RESET) */
     unsigned long long dev, ino;
     sst_time_t until;
 };
@@ -580,7 +566,7 @@ static void held_poll(evutil_socket_t fd, short what, void *arg)
         bool busy = false;
         struct sstd_client *c = events_client(d, h->pid, &busy);
         if (c && !busy) {
-            bool sent = send_reset(c, h->fd, h->app_fd, h->dev, h->ino, h->err);
+            bool sent = send_reset(c, h->fd, h->app_fd, h->dev, h->ino, h->eno);
             held_free(d, pp, sent, false);
         } else if (now >= h->until) {
             SSTD_DEBUG("pid %d has no event connection: its client reads EOF", (int)h->pid);
@@ -596,7 +582,7 @@ static void held_poll(evutil_socket_t fd, short what, void *arg)
 }
 
 static bool held_add(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
-                     unsigned long long ino, int err)
+                     unsigned long long ino, int eno)
 {
     if (d->nheld >= HELD_MAX || (!d->held_ev && !(d->held_ev = evtimer_new(d->base, held_poll, d))))
         return false;
@@ -612,7 +598,7 @@ static bool held_add(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned lon
     h->app_fd = app_fd;
     h->dev = dev;
     h->ino = ino;
-    h->err = err;
+    h->eno = eno;
     h->until = sstd_now(d) + HELD_WAIT;
     h->next = d->held;
     d->held = h;
@@ -623,13 +609,13 @@ static bool held_add(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned lon
 }
 
 bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
-                             unsigned long long ino, int err)
+                             unsigned long long ino, int eno)
 {
     bool busy = false;
     struct sstd_client *c = events_client(d, pid, &busy);
     if (!c || busy)
-        return held_add(d, pid, fd, app_fd, dev, ino, err);   /* delivered when it can go */
-    return send_reset(c, fd, app_fd, dev, ino, err);
+        return held_add(d, pid, fd, app_fd, dev, ino, eno);   /* delivered when it can go */
+    return send_reset(c, fd, app_fd, dev, ino, eno);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */

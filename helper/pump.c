@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/buffer.h>
@@ -39,8 +40,50 @@ static void pump_unlink(struct sstd_pump *p)
     }
 }
 
+/* ---- the error watch ---------------------------------------------------------------------
+ * A gateway stops reading its local socket once the server's FIN came (EOF stays readable: a
+ * level-triggered read event would fire forever), but the server's kernel answers what the
+ * peer writes after that with RST, and kernel TCP fails the client's next write at once
+ * (EPIPE).  Without a watch the pump learnt of the RST only from its own next write, one client
+ * write late.  libevent cannot wait for EPOLLERR/EPOLLHUP alone, and an edge-triggered read
+ * event may not share the fd with the level-triggered write event, so such sockets go into a
+ * private epoll set with no event bits (epoll reports only an error or a hang-up there), whose
+ * fd is in the loop. */
+static void errwatch_cb(evutil_socket_t fd, short what, void *arg);
+
+static void errwatch_del(struct sstd_pump *p)
+{
+    if (!p->fd_watched)
+        return;
+    epoll_ctl(event_get_fd(p->d->errwatch_ev), EPOLL_CTL_DEL, p->fd, NULL);
+    p->fd_watched = false;
+}
+
+static void errwatch_add(struct sstd_pump *p)
+{
+    struct sstd *d = p->d;
+    if (p->fd_watched)
+        return;
+    if (!d->errwatch_ev) {
+        int fd = epoll_create1(EPOLL_CLOEXEC);
+        if (fd < 0)
+            return;   /* then the RST is seen at the next write, as before */
+        d->errwatch_ev = event_new(d->base, fd, EV_READ | EV_PERSIST, errwatch_cb, d);
+        if (!d->errwatch_ev || event_add(d->errwatch_ev, NULL) < 0) {
+            if (d->errwatch_ev)
+                event_free(d->errwatch_ev);
+            d->errwatch_ev = NULL;
+            close(fd);
+            return;
+        }
+    }
+    struct epoll_event e = { .events = 0, .data.ptr = p };
+    p->fd_watched = epoll_ctl(event_get_fd(d->errwatch_ev), EPOLL_CTL_ADD, p->fd, &e) == 0;
+}
+
 static void pump_release(struct sstd_pump *p)
 {
+    errwatch_del(p);
     if (p->rev)
         event_free(p->rev);
     if (p->wev)
@@ -48,6 +91,37 @@ static void pump_release(struct sstd_pump *p)
     if (p->fd >= 0)
         close(p->fd);
     free(p);
+}
+
+/* The errno a failed hand-off stream (err) reaches its client with (RESET, docs/helper.md
+ * "Resets").  After the stream's end of stream reached the client (its FIN, then the reset) TCP
+ * says EPIPE, not ECONNRESET: tcp_reset in CLOSE_WAIT; the client's reads then end with EOF. */
+static int reset_errno(const struct sstd_pump *p, int err)
+{
+    if (p->fd_wr_shut)
+        return EPIPE;
+    switch (err) {
+    case SST_ERR_REFUSED:
+        return ECONNREFUSED;
+    case SST_ERR_TIMEOUT:
+        return ETIMEDOUT;
+    case SST_ERR_RESET:
+        return ECONNRESET;
+    default:
+        return ECONNABORTED;
+    }
+}
+
+/* Shuts the client's end of a hand-off down both ways and empties it, so that its close reads
+ * as EOF to the client (unread bytes would make it a reset: af_unix's unix_release_sock). */
+static void handoff_shut(struct sstd_pump *p)
+{
+    shutdown(p->fd, SHUT_RDWR);   /* EOF for the app although its shim holds a copy */
+    if (!p->fd_wr_shut)
+        return;   /* only after the FIN is that EOF the whole answer (see reset_errno) */
+    char b[4096];
+    while (recv(p->fd, b, sizeof b, MSG_DONTWAIT) > 0)
+        ;
 }
 
 /* Ends the pump.  reset: abort the stream toward the peer instead of closing it gracefully. */
@@ -67,11 +141,12 @@ static void pump_finish(struct sstd_pump *p, bool reset, int err)
         p->s = NULL;
     }
     if (p->st_failed && p->notify && p->kind == SSTD_PUMP_HANDOFF && p->fd >= 0 && !p->fd_gone &&
-        sstd_control_pass_reset(d, p->owner_pid, p->fd, p->notify_fd, p->notify_dev, p->notify_ino, err))
+        sstd_control_pass_reset(d, p->owner_pid, p->fd, p->notify_fd, p->notify_dev, p->notify_ino,
+                                reset_errno(p, err)))
         SSTD_DEBUG("pump %s: stream failed (%s); end passed back to pid %d for a reset", p->dest,
                    sst_strerror(err), (int)p->owner_pid);
     else if (p->kind == SSTD_PUMP_HANDOFF && p->fd >= 0)
-        shutdown(p->fd, SHUT_RDWR);   /* EOF for the app although its shim holds a copy */
+        handoff_shut(p);
     if (reset && p->fd >= 0 && p->kind == SSTD_PUMP_GATEWAY) {
         /* Abortive close: the local server sees RST, as it would from a TCP client. */
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -241,6 +316,8 @@ static void pump_move(struct sstd_pump *p)
         if (p->s && p->fd_eof && p->to_st_len == p->to_st_held && !p->st_wr_shut) {
             sst_stream_shutdown(p->s, SST_SHUT_WRITE); /* the client's FIN */
             p->st_wr_shut = true;
+            if (p->kind == SSTD_PUMP_GATEWAY && !p->fd_wr_shut)
+                errwatch_add(p);   /* the server's RST for what the peer still writes */
         }
         /* stream -> buffer */
         if (p->s && !p->fd_gone && !p->st_eof && p->to_fd_off + p->to_fd_len < SSTD_PUMP_BUF) {
@@ -274,6 +351,7 @@ static void pump_move(struct sstd_pump *p)
             }
         }
         if (!p->fd_connecting && p->st_eof && p->to_fd_len == 0 && !p->fd_wr_shut) {
+            errwatch_del(p);          /* a socket shut both ways hangs up: no error */
             shutdown(p->fd, SHUT_WR); /* the peer's FIN */
             p->fd_wr_shut = true;
         }
@@ -609,5 +687,30 @@ void sstd_pumps_free(struct sstd *d)
         if (p->s)
             sst_stream_close(p->s);
         pump_release(p);
+    }
+    if (d->errwatch_ev) {
+        close(event_get_fd(d->errwatch_ev));
+        event_free(d->errwatch_ev);
+        d->errwatch_ev = NULL;
+    }
+}
+
+/* A watched local socket failed: the server's RST for what the peer wrote after its FIN. */
+static void errwatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what, (void)arg;
+    struct epoll_event e;
+    /* One at a time: ending a pump frees it, and nothing else. */
+    while (epoll_wait(fd, &e, 1, 0) == 1) {
+        struct sstd_pump *p = e.data.ptr;
+        errwatch_del(p);
+        if (p->busy || p->fin)
+            continue;   /* cannot be: the watch fires from the loop */
+        int err = 0;
+        socklen_t l = sizeof err;
+        (void)getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        SSTD_DEBUG("pump %s: local socket after its FIN: %s", p->dest, err ? strerror(err) : "hung up");
+        pump_end(p, true, SST_ERR_RESET);
+        pump_step(p);
     }
 }

@@ -30,6 +30,8 @@ struct sstd_pump {
     bool fd_gone;                 /* hand-off: the client closed its end entirely (or died) */
     bool fd_readable;             /* the local socket may hold bytes: set by its read event,
                                      cleared by a read that came back short (see pump_move) */
+    bool fd_watched;              /* gateway: after the local server's FIN, its socket is in
+                                     the error watch: its RST resets the stream (errwatch) */
     size_t to_fd_off, to_fd_len;
     size_t to_st_off, to_st_len;
     size_t to_st_held;            /* of to_st_len: written to a stream not answered yet (kept for a retry) */

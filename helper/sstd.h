@@ -189,6 +189,8 @@ struct sstd {
     struct sstd_held_reset *held;   /* control.c: resets waiting for their event connection */
     unsigned nheld;
     struct event *held_ev;
+    struct event *errwatch_ev;      /* pump.c: a private epoll set of local sockets watched for
+                                       their RST only, after their FIN (sstd_pump fd_watched) */
     struct event *sig_term, *sig_int, *stop_timer;
     bool stopping;
     int exit_code;
@@ -228,12 +230,14 @@ void sstd_control_close(struct sstd *d);
 /* Appends a reply line to a client's output (text must be one JSON object without newline). */
 /* A hand-off stream failed (the peer reset it, refused it, the channel died): passes the
  * pump's end of the client's socketpair, fd, to the event connection of process pid (EVENTS),
- * with "RESET app_fd dev ino errno", so that its shim makes the app's read fail with
- * ECONNRESET (docs/helper.md "Resets").  Never blocks: false (the app reads EOF) when pid's
- * event connection does not take the message now.  When pid has none yet, a duplicate of fd
- * waits for it a moment (bounded).  The caller closes its fd either way. */
+ * with "RESET app_fd dev ino eno", so that its shim makes the app's read fail with
+ * ECONNRESET, and its SO_ERROR and first failing write with eno (docs/helper.md "Resets"; eno
+ * EPIPE: the stream failed after its end reached the app, whose writes then fail with EPIPE and
+ * reads end with EOF, as TCP's after a RST in CLOSE_WAIT).  Never blocks: false (the app reads
+ * EOF) when pid's event connection does not take the message now.  When pid has none yet, a
+ * duplicate of fd waits for it a moment (bounded).  The caller closes its fd either way. */
 bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
-                             unsigned long long ino, int err);
+                             unsigned long long ino, int eno);
 void sstd_client_reply(struct sstd_client *c, struct evbuffer *json);
 void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

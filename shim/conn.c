@@ -528,6 +528,11 @@ void shim_conn_reset_app(void *arg, int pump_end, int err)
      * reads only ECONNRESET; sstd said what it was (helper_hold.c). */
     int helper = atomic_load(&c->helper_err);
     atomic_store(&c->err, helper ? helper : err);
+    if ((helper ? helper : err) == EPIPE) {
+        shim_reset_after_fin(pump_end);   /* after the peer's FIN: EPIPE and EOF, as TCP */
+        SHIM_DEBUG("connection over %s reset after the peer's end: the app's writes fail with EPIPE", c->tr->name);
+        return;
+    }
     if (shim_reset_arm(c->app_fd, c->dev, c->ino, pump_end)) {
         atomic_store(&c->reset_armed, true);
         SHIM_DEBUG("connection over %s reset (%s): the app reads ECONNRESET", c->tr->name, strerror(err));

@@ -15,6 +15,7 @@
 
 #include "conn.h"
 #include "engine.h"
+#include "errwatch.h"
 #include "fdtable.h"
 #include "log.h"
 #include "pump.h"
@@ -333,6 +334,7 @@ static void at_child(void)
     call_head = call_tail = NULL;
     atomic_store(&shim_pump_live, 0);   /* the parent's pumps, not ours */
     shim_spump_after_fork();
+    shim_errwatch_after_fork();
     atomic_store(&exit_phase, EXIT_NONE);
     exit_ev = NULL;
     exit_acked = 0;

@@ -332,6 +332,18 @@ bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end)
     return ok;
 }
 
+void shim_reset_after_fin(int pump_end)
+{
+    if (pump_end < 0)
+        return;
+    /* Shut first: nothing the app writes after the shutdown can land in the queue, so the
+     * queue, once read empty, stays empty until the close. */
+    shutdown(pump_end, SHUT_RD);
+    char b[4096];
+    while (recv(pump_end, b, sizeof b, MSG_DONTWAIT) > 0)
+        ;
+}
+
 int shim_fd_pin(int fd, dev_t dev, ino_t ino)
 {
     if (fd < 0)

@@ -147,6 +147,14 @@ static inline short shim_fd_poll_now(int fd, short events)
  * written).  False when it cannot be done (the app shut its write side, the number is closed
  * or reused): the close is then a clean EOF.  The caller closes pump_end afterwards. */
 bool shim_reset_arm(int app_fd, dev_t dev, ino_t ino, int pump_end);
+/* The transport failed after the peer's end of stream reached the app (its FIN, then a reset:
+ * kernel TCP's RST in CLOSE_WAIT).  TCP's answer there is not ECONNRESET: tcp_reset sets EPIPE
+ * for that state, and reads keep returning 0 (tcp_recvmsg looks at SOCK_DONE before sk_err), so
+ * the app's writes fail with EPIPE (and SIGPIPE) and its reads end with EOF.  A reset armed on
+ * the socketpair would fail the next read with ECONNRESET instead; so pump_end, the app end's
+ * peer, is shut for reading (the app's writes fail with EPIPE from now on) and emptied of what
+ * the app wrote (unread bytes would make the close a reset), and the caller then closes it. */
+void shim_reset_after_fin(int pump_end);
 /* A private duplicate of fd if fd still names the socket dev/ino (the app may have closed the
  * number and reused it meanwhile), for acting on the app's socket from another thread; -1
  * otherwise.  The caller closes it. */

@@ -154,6 +154,13 @@ static bool hold_arm(struct hold *h, int err, int end)
         atomic_store(&c->err, err);   /* before the byte: SO_ERROR may ask at once */
     else if (c)
         atomic_store(&c->helper_err, err);
+    if (err == EPIPE) {
+        /* The stream failed after sstd passed its end on to the app (shim_reset_after_fin). */
+        if (c && own)
+            atomic_store(&c->err_pending, true);
+        shim_reset_after_fin(end);
+        return false;
+    }
     bool armed = shim_reset_arm(h->fd, h->dev, h->ino, end);
     if (armed && own)
         atomic_store(&c->reset_armed, true);
@@ -319,6 +326,11 @@ void shim_helper_hold_reset(int fd, dev_t dev, ino_t ino, int err, int end)
                        armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
             return;
         }
+    }
+    if (err == EPIPE) {
+        shim_reset_after_fin(end);
+        SHIM_DEBUG("helper: the stream of fd %d failed after its end: EPIPE (no hold)", fd);
+        return;
     }
     bool armed = shim_reset_arm(fd, dev, ino, end);
     SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s (no hold)", fd, strerror(err),

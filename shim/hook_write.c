@@ -37,6 +37,10 @@ static ssize_t after_epipe(int fd, uintptr_t v, int flags)
         errno = err;
         return -1;
     }
+    /* A reset after the peer's FIN is TCP's EPIPE (shim_reset_after_fin): this write takes it
+     * from SO_ERROR, as sk_stream_error does. */
+    if (atomic_load(&c->err) == EPIPE)
+        atomic_store(&c->err_pending, false);
     if (!(flags & MSG_NOSIGNAL))
         raise(SIGPIPE);
     errno = EPIPE;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "errwatch.h"
 #include "fdtable.h"
 
 #define PUMP_BUF 65536
@@ -38,6 +39,7 @@ struct shim_pump {
     struct shim_reserve *reserve; /* on: the last byte of the app end's queue is not data */
     const atomic_bool *linger0;   /* the app's SO_LINGER {1, 0} (shim_pump_linger) */
     bool failed;                  /* the network side failed: on_error armed a reset */
+    struct shim_errwatch net_watch; /* after the peer's FIN: its RST (errwatch.h) */
     void *arg;
 };
 
@@ -48,6 +50,8 @@ static void finish(struct shim_pump *p, int err);
 static void net_failed(struct shim_pump *p, int err)
 {
     struct dir *d = &p->d[DOWN];
+    if (d->done)
+        err = EPIPE;   /* after the peer's FIN reached the app: TCP's RST in CLOSE_WAIT */
     while (!d->discard && d->off < d->len) {
         ssize_t n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n <= 0)
@@ -68,6 +72,7 @@ static bool app_gone(struct shim_pump *p)
 
 static void finish(struct shim_pump *p, int err)
 {
+    shim_errwatch_del(&p->net_watch);
     for (int i = 0; i < 2; i++) {
         event_free(p->d[i].rev);
         event_free(p->d[i].wev);
@@ -108,6 +113,10 @@ static void dir_ended(struct shim_pump *p, int which)
         event_add(p->hup_timer, &tv);
     } else {
         shutdown(p->app_fd, SHUT_WR);   /* the peer's FIN: the app reads EOF */
+        /* The network socket is not read any more, but the peer may still answer what the
+         * app writes with RST: the app's next write must fail (EPIPE), not the one after. */
+        if (!p->d[UP].done)
+            shim_errwatch_add(event_get_base(d->rev), &p->net_watch, p->net_fd);
     }
     if (p->d[UP].done && p->d[DOWN].done)
         finish(p, 0);
@@ -200,6 +209,17 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     flush(p, which);
 }
 
+/* The network socket failed or hung up after the peer's FIN (errwatch.h). */
+static void on_net_watch(void *arg)
+{
+    struct shim_pump *p = arg;
+    int err = 0;
+    socklen_t l = sizeof(err);
+    if (getsockopt(p->net_fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err == 0)
+        err = EPIPE;
+    net_failed(p, err);
+}
+
 static void on_hup_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct shim_pump *p = arg;
@@ -244,6 +264,9 @@ struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_f
         p->d[i].wev = event_new(base, p->d[i].dst, EV_WRITE | EV_PERSIST, on_write, p);
     }
     p->hup_timer = evtimer_new(base, on_hup_timer, p);
+    p->net_watch.fn = on_net_watch;
+    p->net_watch.arg = p;
+    p->net_watch.fd = -1;
     if (!p->d[0].rev || !p->d[0].wev || !p->d[1].rev || !p->d[1].wev || !p->hup_timer) {
         for (int i = 0; i < 2; i++) {
             if (p->d[i].rev)

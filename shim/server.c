@@ -298,6 +298,7 @@ static void bridge_pump(struct bridge *b)
     }
     shim_spump_wait_at_exit(p, bridge_accepted);
     shim_spump_on_error(p, bridge_reset);
+    shim_spump_watch_rst(p);
 }
 
 /* The loopback connect failed: refused means the app's listener went away unseen. */

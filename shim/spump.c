@@ -12,6 +12,7 @@
 #include <utlist.h>
 
 #include "engine.h"
+#include "errwatch.h"
 #include "fdtable.h"
 #include "spump.h"
 
@@ -29,6 +30,8 @@ struct shim_spump {
     struct shim_reserve *reserve;    /* on: the last byte of the app end's queue is not data */
     bool (*exit_wait)(void *arg);    /* true: the exit drain waits for the app end's EOF */
     shim_spump_error_fn on_error;    /* told of a stream error before fd closes */
+    bool watch_rst;                  /* fd is a TCP socket: after its FIN, watch for its RST */
+    struct shim_errwatch rst_watch;
     struct event *ev_rd, *ev_wr;
     size_t to_net_off, to_net_len;   /* fd bytes the stream has not taken yet */
     size_t to_fd_off, to_fd_len;     /* stream bytes the fd has not taken yet */
@@ -52,12 +55,17 @@ static struct shim_spump *live_pumps;
 static void spump_finish(struct shim_spump *p, int err, bool reset)
 {
     p->busy = true;
+    shim_errwatch_del(&p->rst_watch);
     DL_DELETE(live_pumps, p);
     event_free(p->ev_rd);
     event_free(p->ev_wr);
     shim_engine_sync_time();
     if (err || reset)
         sst_stream_shutdown(p->s, SST_SHUT_RESET);
+    /* The stream failed after its end of stream reached the app: TCP's RST in CLOSE_WAIT,
+     * which says EPIPE (shim_reset_after_fin). */
+    if (err && !reset && p->net_eof)
+        err = EPIPE;
     sst_stream_close(p->s);
     shim_engine_kick();
     /* err without reset: the stream failed (the peer's reset, a dead channel), not the app. */
@@ -86,6 +94,7 @@ static void spump_end(struct shim_spump *p, int err, bool reset)
 }
 
 static void on_stream_events(struct shim_spump *p, unsigned ev);
+static void on_rst(void *arg);
 
 static void spump_enter(struct shim_spump *p) { p->busy = true; }
 
@@ -168,6 +177,8 @@ static void fd_readable(struct shim_spump *p, int fd)
         shim_engine_sync_time();
         sst_stream_shutdown(p->s, SST_SHUT_WRITE);
         shim_engine_kick();
+        if (p->watch_rst && !p->net_eof)
+            shim_errwatch_add(event_get_base(p->ev_rd), &p->rst_watch, fd);
         if (both_done(p))
             spump_end(p, 0, false);
         return;
@@ -216,6 +227,7 @@ static void to_fd(struct shim_spump *p)
         }
         if (r == 0) {
             p->net_eof = true;
+            shim_errwatch_del(&p->rst_watch);   /* shut both ways, fd hangs up: no error */
             shutdown(p->fd, SHUT_WR);
             break;
         }
@@ -284,6 +296,9 @@ struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_
     memset(p, 0, offsetof(struct shim_spump, to_net));
     p->fd = fd;
     p->s = s;
+    p->rst_watch.fn = on_rst;
+    p->rst_watch.arg = p;
+    p->rst_watch.fd = -1;
     p->done = done;
     p->arg = arg;
     p->ev_rd = event_new(base, fd, EV_READ | EV_PERSIST, on_fd_readable, p);
@@ -302,6 +317,21 @@ struct shim_spump *shim_spump_start(struct event_base *base, int fd, struct sst_
      * so `done` never runs before this returns. */
     event_active(p->ev_wr, EV_WRITE, 0);
     return p;
+}
+
+/* The TCP socket's RST after its FIN (errwatch.h): what the peer wrote after the local end
+ * closed; the stream is reset, as TCP answers data for a closed socket. */
+static void on_rst(void *arg)
+{
+    struct shim_spump *p = arg;
+    spump_enter(p);
+    spump_end(p, 0, true);
+    spump_leave(p);
+}
+
+void shim_spump_watch_rst(struct shim_spump *p)
+{
+    p->watch_rst = true;
 }
 
 void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag)

@@ -30,6 +30,10 @@ void shim_spump_abort_on_close(struct shim_spump *p, const atomic_bool *flag);
  * channel died), with fd still open, just before the pump closes it: the owner may make the
  * close a reset for the app (shim_conn_reset_app).  Not for an end the app caused (its close
  * with data arriving, SO_LINGER {1, 0}). */
+/* fd is a TCP socket (SST_LISTEN's loopback bridge): once it read EOF, a RST that answers
+ * what the peer still writes resets the stream at once (shim/errwatch.h), not at the pump's
+ * next write. */
+void shim_spump_watch_rst(struct shim_spump *p);
 typedef void (*shim_spump_error_fn)(void *arg, int fd, int err);
 void shim_spump_on_error(struct shim_spump *p, shim_spump_error_fn fn);
 

@@ -25,6 +25,13 @@ void shim_engine_sync_time(void) { simctx_node_enter(&node_a); }
 void shim_engine_kick(void) { simctx_node_leave(&node_a); }
 int shim_sst_errno(int err) { return err == SST_ERR_RESET ? ECONNRESET : ECONNABORTED; }
 void shim_fd_close_own(int fd) { close(fd); }
+/* No pump here watches for a RST (shim_spump_watch_rst is for SST_LISTEN's TCP bridge). */
+bool shim_errwatch_add(struct event_base *b, struct shim_errwatch *w, int fd)
+{
+    (void)b, (void)w, (void)fd;
+    return false;
+}
+void shim_errwatch_del(struct shim_errwatch *w) { (void)w; }
 size_t shim_fd_reserve_readable(int fd, size_t max, bool *eof)
 {
     (void)fd;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Writes and reads after the peer's close answer as kernel TCP's (docs/shim.md §2 "The peer's
+# close, then a write").  Kernel TCP, measured on Linux 6.x: the peer closes (FIN), our read
+# returns 0; our first write succeeds (the peer's kernel answers it with RST); every later write
+# fails with EPIPE and SIGPIPE (none with MSG_NOSIGNAL), and reads still return 0: a RST in
+# CLOSE_WAIT sets EPIPE, not ECONNRESET (tcp_reset), which SO_ERROR reports once, and
+# tcp_recvmsg answers 0 once the FIN was read (SOCK_DONE before sk_err).
+# The reference is measured: the same client against the same server over kernel TCP.
+#
+#   $NS_A 10.77.0.1 ======= veth (TCP dropped) ======= 10.77.0.2 $NS_B
+#   client under the shim: in-process engine,           sstd --forward 9000
+#   and handed to sstd (a.sock)                        python server :9000 ("CLOSE n": n bytes,
+#                                                       then close)
+#                                                       the same server under the shim on :9001
+#                                                       (SST_LISTEN, SST_PORT 8662, sstd's key)
+#                                                       client over kernel TCP and over the
+#                                                       shim's TCP fallback, on loopback
+. "$(dirname "$0")/lib.sh"
+lib_init shim_peer_close
+need_tool /usr/bin/python3
+SHIM=$BUILD/libsstshim.so
+[ -f "$SHIM" ] || env_fail "$SHIM not built"
+[ -x "$BUILD/sstd" ] || env_fail "$BUILD/sstd not built"
+
+lib_net_up
+lib_block_tcp
+
+cat >"$LIB_TMP/server.py" <<'PY'
+import socket, sys, threading
+def serve(c):
+    n = int(c.makefile("rb").readline().split()[1])
+    c.sendall(b"d" * n)
+    c.close()
+s = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+
+# client.py HOST PORT N OPS: asks for N bytes, waits 0.5 s for them and the server's close, then
+# runs OPS (comma list) and prints "OP:RESULT" for each, SIGPIPEs counted after each:
+#   recv (all that is queued, or EOF), send / sendns (one byte, the second with MSG_NOSIGNAL),
+#   write (os.write), soerr (SO_ERROR), wait (0.5 s: the RST of a write arrives).
+cat >"$LIB_TMP/client.py" <<'PY'
+import errno, os, signal, socket, sys, time
+host, port, n, ops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+pipes = [0]
+signal.signal(signal.SIGPIPE, lambda *a: pipes.__setitem__(0, pipes[0] + 1))
+s = socket.create_connection((host, port))
+s.sendall(b"CLOSE %d\n" % n)
+time.sleep(0.5)
+out = []
+for op in ops:
+    if op == "wait":
+        time.sleep(0.5)
+        continue
+    try:
+        if op == "send":
+            r = str(s.send(b"x"))
+        elif op == "sendns":
+            r = str(s.send(b"x", socket.MSG_NOSIGNAL))
+        elif op == "write":
+            r = str(os.write(s.fileno(), b"x"))
+        elif op == "soerr":
+            e = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            r = errno.errorcode[e] if e else "0"
+        else:
+            got = b""
+            while len(got) < n:
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+            r = str(len(got)) if got else "EOF"
+    except OSError as e:
+        r = errno.errorcode[e.errno]
+    time.sleep(0.05)   # a SIGPIPE's handler has run
+    out.append(f"{op}:{r}/{pipes[0]}")
+print(" ".join(out))
+PY
+
+lib_bg in_b /usr/bin/python3 "$LIB_TMP/server.py" 9000 2>"$LIB_TMP/srv.err"
+wait_for_port "$NS_B" 9000
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_LISTEN=9001 SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/kb" \
+  /usr/bin/python3 "$LIB_TMP/server.py" 9001 2>"$LIB_TMP/srv-listen.err"
+wait_for_port "$NS_B" 9001
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 9000 \
+  2>"$LIB_TMP/sstd-b.log"
+poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" 2>"$LIB_TMP/sstd-a.log"
+SSTD_A=$LIB_BG_PID
+poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+
+shimmed() {
+  local ns=$1 peer=$2
+  shift 2
+  ip netns exec "$ns" timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$peer" SST_KEYDIR="$LIB_TMP/k$ns" "$@"
+}
+
+# N OPS WANT: kernel TCP's answers, measured (the runners below check themselves against them).
+CASES=(
+  "1000|recv,recv,send,wait,send,sendns,write,recv,soerr|recv:1000/0 recv:EOF/0 send:1/0 send:EPIPE/1 sendns:EPIPE/1 write:EPIPE/2 recv:EOF/2 soerr:0/2"
+  "1000|recv,recv,soerr,send,wait,soerr,recv,send|recv:1000/0 recv:EOF/0 soerr:0/0 send:1/0 soerr:EPIPE/0 recv:EOF/0 send:EPIPE/1"
+  "1000|send,wait,recv,recv,send|send:1/0 recv:1000/0 recv:EOF/0 send:EPIPE/1"
+)
+# check WHAT RUNNER...: every case against kernel TCP's answers.
+check() {
+  local what=$1 c n ops want got
+  shift
+  for c in "${CASES[@]}"; do
+    IFS='|' read -r n ops want <<<"$c"
+    got=$("$@" /usr/bin/python3 "$LIB_TMP/client.py" "$HOST" "$PORT" "$n" "$ops" 2>&1)
+    [ "$got" = "$want" ] || fail "$what: $ops after the peer's close: got '$got', want '$want' (kernel TCP's)"
+    log "ok: $what: $got"
+  done
+}
+
+HOST=127.0.0.1 PORT=9000
+log "reference: kernel TCP (no shim)"
+check "kernel TCP" in_b
+check "TCP fallback" shimmed "$NS_B" 127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off
+HOST=$IP_B
+check "in-process engine" shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off
+PORT=9001
+check "SST_LISTEN server" shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off SST_PORT=8662
+PORT=9000
+shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" /usr/bin/python3 -c "
+import socket; s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'CLOSE 10\n'); s.recv(10)" ||
+  fail "warm-up through sstd failed"
+check "sstd hand-off" shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
+  SST_LOG=debug SST_LOG_FILE="$LIB_TMP/now.log"
+grep -q "handed to the helper inside connect()" "$LIB_TMP/now.log" || fail "not handed over inside connect()"
+# The relayed hand-off (the host not yet known to sstd): a fresh sstd for every connection
+# (on the same UDP port: the first one goes).
+kill "$SSTD_A"
+wait "$SSTD_A" 2>/dev/null
+relayed() {
+  lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/r.sock" --keydir "$LIB_TMP/ka" 2>>"$LIB_TMP/sstd-r.log"
+  local pid=$LIB_BG_PID
+  poll_until 5 test -S "$LIB_TMP/r.sock" || fail "sstd r did not start"
+  shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/r.sock" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/relay.log" "$@"
+  kill "$pid"
+  wait "$pid" 2>/dev/null
+}
+check "sstd relayed" relayed
+[ "$(grep -c "handing the connection to the helper" "$LIB_TMP/relay.log")" -eq 3 ] || fail "not relayed: $(cat "$LIB_TMP/relay.log")"
+grep -q "inside connect()" "$LIB_TMP/relay.log" && fail "handed over inside connect(), not relayed"
+log "ok: after the peer's close, writes and reads answer as kernel TCP's"
