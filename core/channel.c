@@ -535,6 +535,16 @@ SST_API uint64_t sst_chan_ping(struct sst_chan *ch, sst_time_t now)
     return sst_recovery_next_seq(&ch->rec) > seq ? seq : 0;
 }
 
+uint64_t sst_chan_seq_sent(const struct sst_chan *ch)
+{
+    return sst_recovery_next_seq(&ch->rec) - 1;
+}
+
+uint64_t sst_chan_seq_received(const struct sst_chan *ch)
+{
+    return ch->replay.top;
+}
+
 SST_API bool sst_chan_acked_through(const struct sst_chan *ch, uint64_t seq)
 {
     return seq != 0 && ch->rec.largest_acked >= seq;

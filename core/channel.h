@@ -97,5 +97,11 @@ bool sst_chan_compact(struct sst_chan *ch, sst_time_t now);
 /* Heap bytes the channel holds: its structure, recovery's ring and the AES-GCM states (the
  * negotiation's records belong to the host).  For memory tests and statistics. */
 size_t sst_chan_heap_bytes(const struct sst_chan *ch);
+/* The highest packet sequence number sent on ch, and the highest authenticated one received
+ * from the peer (0: none yet): every packet counts, a bare acknowledgment or a ping included.
+ * The stream layer's LSID quiet period runs on these (paper §4.3.9: the replay window, which
+ * keeps an LSID's old packets from its new use, works on every packet's sequence number). */
+uint64_t sst_chan_seq_sent(const struct sst_chan *ch);
+uint64_t sst_chan_seq_received(const struct sst_chan *ch);
 
 #endif

@@ -127,11 +127,12 @@ bool sst_strm_set_local_lsid(struct sst_stream *s)
 {
     struct conn *cn = s->conn;
     uint64_t counter;
-    if (sst_sid_alloc(&cn->sid, sst_conn_lsid_in_use, cn, cn->tx_seq, cn->rx_seq, &counter) != 0)
+    if (sst_sid_alloc(&cn->sid, sst_conn_lsid_in_use, cn, sst_conn_quiet_tx(cn), sst_conn_quiet_rx(cn),
+                      &counter) != 0)
         return false;
     s->local_lsid = (uint16_t)counter;
     if (!sst_sidx_add(&cn->by_local, s)) {
-        sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
+        sst_sid_release(&cn->sid, s->local_lsid, sst_conn_quiet_tx(cn), sst_conn_quiet_rx(cn));
         return false;
     }
     s->has_local = true;
@@ -158,7 +159,7 @@ void sst_strm_unbind(struct sst_stream *s)
     sst_strm_unready(s);
     if (s->has_local && !s->is_root) {
         sst_sidx_del(&cn->by_local, s);
-        sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
+        sst_sid_release(&cn->sid, s->local_lsid, sst_conn_quiet_tx(cn), sst_conn_quiet_rx(cn));
     }
     if (s->has_remote && !s->is_root) {
         sst_sidx_del(&cn->by_remote, s);

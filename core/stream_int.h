@@ -315,6 +315,20 @@ bool sst_conn_lsid_in_use(void *arg, uint16_t lsid);
 void sst_conn_stateless_reset(struct conn *cn, uint16_t peer_lsid);
 /* The peer's 64-bit LSID counter behind a received LSID (paper §4.3.3), tracking the highest. */
 uint64_t sst_conn_peer_counter(struct conn *cn, uint16_t lsid);
+/* The packet sequence numbers the LSID quiet period runs on (paper §4.3.9): the channel's,
+ * which count every packet -- a peer that only acknowledges moves its numbers on, and the
+ * replay window that keeps an LSID's old packets from its new use works on them.  The stream
+ * layer's own (tx_seq, rx_seq: packets it filled or was given) once the channel is gone.  Until
+ * 2026-11-22 the quiet table counted only those, and a sender whose peer had only acked since
+ * its releases found them all still quiet after the LSIDs wrapped (test_stream_quiet). */
+static inline uint64_t sst_conn_quiet_tx(const struct conn *cn)
+{
+    return cn->ch ? SST_MAX(cn->tx_seq, sst_chan_seq_sent(cn->ch)) : cn->tx_seq;
+}
+static inline uint64_t sst_conn_quiet_rx(const struct conn *cn)
+{
+    return cn->ch ? SST_MAX(cn->rx_seq, sst_chan_seq_received(cn->ch)) : cn->rx_seq;
+}
 struct conn *sst_conn_new(struct sst_ctx *c, struct sst_chan *ch, const struct sst_addr *peer);
 struct conn *sst_conn_find_peer(struct sst_ctx *c, const struct sst_addr *peer);
 struct conn *sst_conn_find_chan(struct sst_ctx *c, const struct sst_chan *ch);

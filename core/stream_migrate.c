@@ -182,7 +182,7 @@ void sst_mig_on_record(struct sst_stream *s, const struct sst_txrec *r, bool ack
     s->det = DET_NONE;
     sst_mig_untrack(s);
     sst_sidx_del(&cn->by_local, s);
-    sst_sid_release(&cn->sid, s->local_lsid, cn->tx_seq, cn->rx_seq);
+    sst_sid_release(&cn->sid, s->local_lsid, sst_conn_quiet_tx(cn), sst_conn_quiet_rx(cn));
     s->has_local = false;
     s->peer_knows = false;
     /* An idle stream keeps only its state, not its buffers' storage (paper §4.3.7: open
@@ -214,7 +214,7 @@ static void stream_move(struct sst_stream *s, struct conn *cn, bool lazy)
         if (s->has_local) {
             sst_sidx_del(&old->by_local, s);
             if (!old->limbo)
-                sst_sid_release(&old->sid, s->local_lsid, old->tx_seq, old->rx_seq);
+                sst_sid_release(&old->sid, s->local_lsid, sst_conn_quiet_tx(old), sst_conn_quiet_rx(old));
         }
         if (s->has_remote)
             sst_sidx_del(&old->by_remote, s);
@@ -754,7 +754,7 @@ void sst_mig_timeout(struct sst_ctx *c)
                 /* An idle channel gives back its send-record pool too. */
                 if (cn->recs.count == 0 && c->now >= cn->last_fill + c->cfg.detach_idle) {
                     sst_txrec_trim(&cn->recs);
-                    sst_sid_compact(&cn->sid, cn->tx_seq, cn->rx_seq);
+                    sst_sid_compact(&cn->sid, sst_conn_quiet_tx(cn), sst_conn_quiet_rx(cn));
                     gone_compact(cn);
                 }
             }
