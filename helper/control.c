@@ -932,6 +932,28 @@ int sstd_control_open(struct sstd *d)
     return 0;
 }
 
+void sstd_control_stop(struct sstd *d)
+{
+    for (struct sstd_client *c = d->clients, *next; c; c = next) {
+        next = c->next;
+        if (!c->events)
+            client_free(c);
+    }
+    if (d->accept_resume) {
+        event_free(d->accept_resume);
+        d->accept_resume = NULL;
+    }
+    if (d->listen_ev) {
+        event_free(d->listen_ev);
+        d->listen_ev = NULL;
+    }
+    if (d->listen_fd >= 0) {
+        close(d->listen_fd);
+        d->listen_fd = -1;
+        unlink(d->opts.socket_path);
+    }
+}
+
 void sstd_control_close(struct sstd *d)
 {
     while (d->held)

@@ -164,6 +164,7 @@ static void pump_finish(struct sstd_pump *p, bool reset, int err)
     }
     pump_unlink(p);
     pump_release(p);
+    sstd_stop_maybe(d);
 }
 
 /* The local side read EOF.  A Unix socketpair reports POLLHUP only when the other end is gone
@@ -180,7 +181,7 @@ static void update_events(struct sstd_pump *p)
 {
     if (p->fd_connecting)
         return;
-    bool want_read = !p->fd_eof && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF;
+    bool want_read = !p->fd_eof && !p->stopping && p->to_st_off + p->to_st_len < SSTD_PUMP_BUF;
     bool want_write = p->to_fd_len > 0;
     if (want_read != (event_pending(p->rev, EV_READ, NULL) != 0))
         (void)(want_read ? event_add(p->rev, NULL) : event_del(p->rev));
@@ -250,7 +251,7 @@ static void pump_move(struct sstd_pump *p)
          * comes back short has emptied its queue, and bytes that arrive later make the
          * (level-triggered) read event fire again.  Reading anyway cost a failed read() per
          * stream event and per step: 2.7 per request of a request/response protocol. */
-        if (!p->fd_connecting && !p->fd_eof && p->fd_readable &&
+        if (!p->fd_connecting && !p->fd_eof && !p->stopping && p->fd_readable &&
             p->to_st_off + p->to_st_len < SSTD_PUMP_BUF) {
             size_t room = SSTD_PUMP_BUF - p->to_st_off - p->to_st_len;
             ssize_t n = read(p->fd, p->to_st + p->to_st_off + p->to_st_len, room);
@@ -360,8 +361,17 @@ static void pump_move(struct sstd_pump *p)
         pump_end(p, false, p->st_err);   /* the failed stream's last bytes are the client's */
         return;
     }
+
     if (p->fd_eof && p->st_wr_shut && p->st_eof && p->fd_wr_shut)
         pump_end(p, false, 0);
+    if (!p->fin && p->stopping && p->s && (p->to_fd_len == 0 || p->fd_gone)) {
+        /* sstd stops: the client has every byte the stream held (the last read found nothing
+         * more); now the stream ends with a reset, which the client reads next (a normal end
+         * just above goes first). */
+        p->st_failed = true;
+        pump_end(p, true, SST_ERR_RESET);
+        return;
+    }
     /* A gone client's bytes are all in the stream (its FIN too): sst_stream_close delivers
      * them on its own.  A pending answer (CONNECTED or the refusal) is still waited for. */
     if (p->fd_gone && p->st_wr_shut && !p->answer)
@@ -693,6 +703,36 @@ void sstd_pumps_free(struct sstd *d)
         event_free(d->errwatch_ev);
         d->errwatch_ev = NULL;
     }
+}
+
+void sstd_stop_maybe(struct sstd *d)
+{
+    if (!d->stopping || d->pumps)
+        return;   /* the clients read their last bytes first, on live channels */
+    if (!d->closing_channels) {
+        d->closing_channels = true;
+        sstd_peers_close_all(d);
+    }
+    if (sstd_peers_open(d) == 0)
+        event_base_loopexit(d->base, NULL);
+}
+
+void sstd_pumps_stop(struct sstd *d)
+{
+    /* One pump at a time, from the head: a step may end (free) other pumps (their stream
+     * callbacks run inside our SST calls). */
+    struct sstd_pump *p;
+    do {
+        for (p = d->pumps; p && p->stopping; p = p->next)
+            ;
+        if (!p)
+            break;
+        p->stopping = true;
+        if (p->kind == SSTD_PUMP_GATEWAY || p->fd_connecting || p->fd_gone) {
+            pump_end(p, true, SST_ERR_RESET);   /* the local server sees RST */
+        }
+        pump_step(p);   /* a hand-off: what the client writes from now on is not read */
+    } while (p);
 }
 
 /* A watched local socket failed: the server's RST for what the peer wrote after its FIN. */

@@ -30,6 +30,8 @@ struct sstd_pump {
     bool fd_gone;                 /* hand-off: the client closed its end entirely (or died) */
     bool fd_readable;             /* the local socket may hold bytes: set by its read event,
                                      cleared by a read that came back short (see pump_move) */
+    bool stopping;                /* sstd is stopping: what the stream has for the client goes,
+                                     then the stream ends (sstd_pumps_stop) */
     bool fd_watched;              /* gateway: after the local server's FIN, its socket is in
                                      the error watch: its RST resets the stream (errwatch) */
     size_t to_fd_off, to_fd_len;
@@ -86,6 +88,12 @@ void sstd_pump_prefix(struct sstd_pump *p, const uint8_t *buf, size_t len);
 void sstd_pump_cancel_answer(struct sstd *d, void *arg);
 /* Frees every pump without notifying anyone (daemon exit). */
 void sstd_pumps_free(struct sstd *d);
+/* sstd is stopping (SIGTERM): every pump ends now.  A hand-off first writes what the stream
+ * already holds for its client (the client reads it), then its stream is reset and the reset
+ * passed back (RESET), so that the program's read fails at once -- not when sstd has exited,
+ * up to the 3 s its channels' close may take -- and after every byte sstd received for it.
+ * A gateway resets its stream and its local connection (RST) at once. */
+void sstd_pumps_stop(struct sstd *d);
 /* After API calls made outside engine callbacks: run deferred callbacks, flush, re-arm. */
 void sstd_kick(struct sstd *d);
 

@@ -51,15 +51,17 @@ static void chan_event(void *ctx, struct sst_chan *ch, enum sst_chan_event ev, i
 {
     struct sstd *d = ctx;
     sstd_peers_chan_event(d, ch, ev, err);
-    if (d->stopping && sstd_peers_open(d) == 0)
-        event_base_loopexit(d->base, NULL);
+    sstd_stop_maybe(d);
 }
 
 static void stop_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct sstd *d = arg;
-    SSTD_WARN("%u channel(s) did not confirm the close within %d s; exiting anyway", sstd_peers_open(d),
-              STOP_GRACE_SEC);
+    unsigned pumps = 0;
+    for (struct sstd_pump *p = d->pumps; p; p = p->next)
+        pumps++;
+    SSTD_WARN("%u channel(s) did not confirm the close and %u client(s) did not read their last bytes "
+              "within %d s; exiting anyway", sstd_peers_open(d), pumps, STOP_GRACE_SEC);
     event_base_loopexit(d->base, NULL);
 }
 
@@ -72,12 +74,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     SSTD_INFO("%s: closing channels and exiting", strsignal((int)sig));
     d->stopping = true;
-    sstd_control_close(d);
+    sstd_control_stop(d);
     sstd_gateway_close(d);
-    if (sstd_peers_close_all(d) == 0) {
-        event_base_loopexit(d->base, NULL);
-        return;
-    }
+    /* Every stream ends now, before its channel: a program learns of it at once, not when sstd
+     * has exited, and reads first what sstd received for it; the channels close once no pump
+     * is left (docs/helper.md "Shutdown"). */
+    sstd_pumps_stop(d);
+    sstd_stop_maybe(d);
     struct timeval tv = { STOP_GRACE_SEC, 0 };
     evtimer_add(d->stop_timer, &tv);
 }

@@ -193,6 +193,7 @@ struct sstd {
                                        their RST only, after their FIN (sstd_pump fd_watched) */
     struct event *sig_term, *sig_int, *stop_timer;
     bool stopping;
+    bool closing_channels;          /* stopping, and the pumps are gone: channels closing */
     int exit_code;
     sst_time_t started;
     uint16_t port;                  /* the UDP port actually bound */
@@ -227,6 +228,13 @@ void sstd_status_json(struct sstd *d, struct evbuffer *out);
 /* control.c */
 int sstd_control_open(struct sstd *d);
 void sstd_control_close(struct sstd *d);
+/* Stopping (SIGTERM): the control socket closes and so does every client connection except
+ * the event connections, which carry the stopping hand-offs' resets until sstd exits
+ * (sstd_control_close then frees them). */
+void sstd_control_stop(struct sstd *d);
+/* pump.c: once stopping and no pump is left, closes the channels, and exits the loop once
+ * none is open either. */
+void sstd_stop_maybe(struct sstd *d);
 /* Appends a reply line to a client's output (text must be one JSON object without newline). */
 /* A hand-off stream failed (the peer reset it, refused it, the channel died): passes the
  * pump's end of the client's socketpair, fd, to the event connection of process pid (EVENTS),
