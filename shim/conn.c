@@ -529,7 +529,11 @@ void shim_conn_reset_app(void *arg, int pump_end, int err)
     int helper = atomic_load(&c->helper_err);
     atomic_store(&c->err, helper ? helper : err);
     if ((helper ? helper : err) == EPIPE) {
-        shim_reset_after_fin(pump_end);   /* after the peer's FIN: EPIPE and EOF, as TCP */
+        /* After the peer's FIN: EPIPE and EOF, as TCP.  SO_ERROR says it once from now on
+         * (before the app can see the hang-up), and the pump's end does not say it again. */
+        atomic_store(&c->err_pending, true);
+        atomic_store(&c->reset_armed, true);
+        shim_reset_after_fin(pump_end);
         SHIM_DEBUG("connection over %s reset after the peer's end: the app's writes fail with EPIPE", c->tr->name);
         return;
     }

@@ -41,7 +41,9 @@ struct shim_conn {
     struct shim_reserve rsv;    /* the app's shutdown(SHUT_WR) queued one byte behind its data
                                    that the pump leaves unread (shim_fd_reserve_readable) */
     atomic_bool reset_armed;    /* the transport's error reaches the app as the kernel's
-                                   ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel */
+                                   ECONNRESET (shim_conn_reset_app): SO_ERROR asks the kernel;
+                                   also after an EPIPE after the FIN (its err_pending is the
+                                   one SO_ERROR answer: shim_reset_after_fin) */
     dev_t helper_dev;           /* the socket sstd knows this hand-off by (CONNECT's RESET words: */
     ino_t helper_ino;           /* the app's, or the relay's end), 0 if not handed to sstd */
     atomic_bool wr_shut;        /* the app's shutdown(SHUT_WR) told to sstd instead of done on its

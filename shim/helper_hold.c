@@ -143,9 +143,10 @@ static void hold_free(struct hold *h)
 }
 
 /* The reset of h's socket, with end (h's own, or the one sstd passed back) closed by the caller
- * last.  Where fd is the app's own (not the relay's), the app's SO_ERROR and first failing
- * write give err, as for the in-process engine's resets (shim_conn_reset_app); a relay's pump
- * passes it on itself (helper_err). */
+ * last; err EPIPE: after the peer's end of stream, TCP's RST in CLOSE_WAIT (EOF, and EPIPE for
+ * writes: shim_reset_after_fin).  True if done.  Where fd is the app's own (not the relay's),
+ * the app's SO_ERROR and first failing write give err, as for the in-process engine's resets
+ * (shim_conn_reset_app); a relay's pump passes it on itself (helper_err). */
 static bool hold_arm(struct hold *h, int err, int end)
 {
     struct shim_conn *c = h->c;
@@ -156,15 +157,30 @@ static bool hold_arm(struct hold *h, int err, int end)
         atomic_store(&c->helper_err, err);
     if (err == EPIPE) {
         /* The stream failed after sstd passed its end on to the app (shim_reset_after_fin). */
-        if (c && own)
-            atomic_store(&c->err_pending, true);
+        if (c && own) {
+            atomic_store(&c->err_pending, true);   /* once, before the app sees the hang-up */
+            atomic_store(&c->reset_armed, true);
+        }
         shim_reset_after_fin(end);
-        return false;
+        return true;
     }
     bool armed = shim_reset_arm(h->fd, h->dev, h->ino, end);
     if (armed && own)
         atomic_store(&c->reset_armed, true);
     return armed;
+}
+
+/* Whether sstd had passed the peer's end of stream on to h's socket (shut its end for
+ * writing: the app's end reads EOF): its death is then a reset after the FIN, which TCP
+ * reports as EPIPE with reads of 0 (shim_reset_after_fin). */
+static bool hold_after_fin(const struct hold *h)
+{
+    int d = shim_fd_pin(h->fd, h->dev, h->ino);
+    if (d < 0)
+        return false;
+    bool fin = shim_fd_poll_now(d, POLLRDHUP) & POLLRDHUP;
+    shim_real_close(d);
+    return fin;
 }
 
 /* sstd pid has exited: every connection it carried for us is reset. */
@@ -179,7 +195,7 @@ static void on_sstd_gone(evutil_socket_t fd, short what, void *arg)
         if (h->sstd != w->pid)
             continue;
         n++;
-        armed += hold_arm(h, ECONNRESET, h->end);
+        armed += hold_arm(h, hold_after_fin(h) ? EPIPE : ECONNRESET, h->end);
         hold_free(h);
     }
     if (n > 0)
@@ -323,7 +339,9 @@ void shim_helper_hold_reset(int fd, dev_t dev, ino_t ino, int err, int end)
             bool armed = hold_arm(h, err, end);
             hold_free(h);   /* end, closed next, is then the last */
             SHIM_DEBUG("helper: the stream of fd %d failed (%s): %s", fd, strerror(err),
-                       armed ? "the app reads ECONNRESET" : "fd no longer the connection's socket, or shut: EOF");
+                       err == EPIPE ? "after its end: EOF, the app's writes fail with EPIPE"
+                       : armed      ? "the app reads ECONNRESET"
+                                    : "fd no longer the connection's socket, or shut: EOF");
             return;
         }
     }

@@ -26,10 +26,18 @@ lib_net_up
 lib_block_tcp
 
 cat >"$LIB_TMP/server.py" <<'PY'
-import socket, sys, threading
+import socket, struct, sys, threading, time
 def serve(c):
-    n = int(c.makefile("rb").readline().split()[1])
-    c.sendall(b"d" * n)
+    cmd, n = c.makefile("rb").readline().split()
+    c.sendall(b"d" * int(n))
+    if cmd != b"CLOSE":                # HALF, FIN: the FIN first, the connection stays open
+        c.shutdown(socket.SHUT_WR)
+    if cmd == b"HALF":                 # ... then RST, without any write of the client
+        time.sleep(0.3)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif cmd == b"FIN":                # ... for as long as the client keeps it
+        while c.recv(65536):
+            pass
     c.close()
 s = socket.create_server(("0.0.0.0", int(sys.argv[1])))
 while True:
@@ -37,22 +45,33 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
 
-# client.py HOST PORT N OPS: asks for N bytes, waits 0.5 s for them and the server's close, then
-# runs OPS (comma list) and prints "OP:RESULT" for each, SIGPIPEs counted after each:
+# client.py HOST PORT CMD N OPS: sends "CMD N", waits 0.3 s for the N bytes and the server's
+# FIN, then runs OPS (comma list) and prints "OP:RESULT" for each, SIGPIPEs counted after each:
 #   recv (all that is queued, or EOF), send / sendns (one byte, the second with MSG_NOSIGNAL),
-#   write (os.write), soerr (SO_ERROR), wait (0.5 s: the RST of a write arrives).
+#   write (os.write), soerr (SO_ERROR), hup (waits, at most 5 s, until
+#   poll says POLLHUP: the RST has arrived), gate (creates
+#   $GATE.ready, then waits for $GATE).
 cat >"$LIB_TMP/client.py" <<'PY'
-import errno, os, signal, socket, sys, time
-host, port, n, ops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+import errno, os, select, signal, socket, sys, time
+host, port, cmd, n, ops = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].split(",")
 pipes = [0]
 signal.signal(signal.SIGPIPE, lambda *a: pipes.__setitem__(0, pipes[0] + 1))
 s = socket.create_connection((host, port))
-s.sendall(b"CLOSE %d\n" % n)
-time.sleep(0.5)
+s.sendall(b"%s %d\n" % (cmd.encode(), n))
+time.sleep(0.3)
 out = []
 for op in ops:
-    if op == "wait":
-        time.sleep(0.5)
+    if op == "hup":
+        p = select.poll()
+        p.register(s.fileno(), 0)
+        t = time.time() + 5
+        while time.time() < t and not any(ev & select.POLLHUP for _, ev in p.poll(50)):
+            pass
+        continue
+    if op == "gate":
+        open(os.environ["GATE"] + ".ready", "w").close()
+        while not os.path.exists(os.environ["GATE"]):
+            time.sleep(0.01)
         continue
     try:
         if op == "send":
@@ -97,19 +116,22 @@ shimmed() {
   ip netns exec "$ns" timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$peer" SST_KEYDIR="$LIB_TMP/k$ns" "$@"
 }
 
-# N OPS WANT: kernel TCP's answers, measured (the runners below check themselves against them).
+# CMD N OPS WANT: kernel TCP's answers, measured (the runners below check themselves against
+# them).  HALF: the server's RST after its FIN comes without a write of the client.
+AFTER_RST="recv:1000/0 recv:EOF/0 soerr:EPIPE/0 send:EPIPE/1 sendns:EPIPE/1 recv:EOF/1 soerr:0/1"
 CASES=(
-  "1000|recv,recv,send,wait,send,sendns,write,recv,soerr|recv:1000/0 recv:EOF/0 send:1/0 send:EPIPE/1 sendns:EPIPE/1 write:EPIPE/2 recv:EOF/2 soerr:0/2"
-  "1000|recv,recv,soerr,send,wait,soerr,recv,send|recv:1000/0 recv:EOF/0 soerr:0/0 send:1/0 soerr:EPIPE/0 recv:EOF/0 send:EPIPE/1"
-  "1000|send,wait,recv,recv,send|send:1/0 recv:1000/0 recv:EOF/0 send:EPIPE/1"
+  "CLOSE|1000|recv,recv,send,hup,send,sendns,write,recv,soerr|recv:1000/0 recv:EOF/0 send:1/0 send:EPIPE/1 sendns:EPIPE/1 write:EPIPE/2 recv:EOF/2 soerr:0/2"
+  "CLOSE|1000|recv,recv,soerr,send,hup,soerr,recv,send|recv:1000/0 recv:EOF/0 soerr:0/0 send:1/0 soerr:EPIPE/0 recv:EOF/0 send:EPIPE/1"
+  "CLOSE|1000|send,hup,recv,recv,send|send:1/0 recv:1000/0 recv:EOF/0 send:EPIPE/1"
+  "HALF|1000|recv,recv,hup,soerr,send,sendns,recv,soerr|$AFTER_RST"
 )
 # check WHAT RUNNER...: every case against kernel TCP's answers.
 check() {
-  local what=$1 c n ops want got
+  local what=$1 c cmd n ops want got
   shift
   for c in "${CASES[@]}"; do
-    IFS='|' read -r n ops want <<<"$c"
-    got=$("$@" /usr/bin/python3 "$LIB_TMP/client.py" "$HOST" "$PORT" "$n" "$ops" 2>&1)
+    IFS='|' read -r cmd n ops want <<<"$c"
+    got=$("$@" /usr/bin/python3 "$LIB_TMP/client.py" "$HOST" "$PORT" "$cmd" "$n" "$ops" 2>&1)
     [ "$got" = "$want" ] || fail "$what: $ops after the peer's close: got '$got', want '$want' (kernel TCP's)"
     log "ok: $what: $got"
   done
@@ -143,6 +165,38 @@ relayed() {
   wait "$pid" 2>/dev/null
 }
 check "sstd relayed" relayed
-[ "$(grep -c "handing the connection to the helper" "$LIB_TMP/relay.log")" -eq 3 ] || fail "not relayed: $(cat "$LIB_TMP/relay.log")"
+[ "$(grep -c "handing the connection to the helper" "$LIB_TMP/relay.log")" -eq "${#CASES[@]}" ] || fail "not relayed: $(cat "$LIB_TMP/relay.log")"
 grep -q "inside connect()" "$LIB_TMP/relay.log" && fail "handed over inside connect(), not relayed"
+
+# sstd killed after the peer's FIN reached the program (the server keeps its end open): the
+# shim's hold (docs/helper.md "sstd's death") makes that the reset after the FIN, whose answers
+# kernel TCP gave in case HALF.  Before: ECONNRESET for SO_ERROR, the first write and the read.
+for path in now relay; do
+  lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/d.sock" --keydir "$LIB_TMP/ka" 2>>"$LIB_TMP/sstd-d.log"
+  pid=$LIB_BG_PID
+  poll_until 5 test -S "$LIB_TMP/d.sock" || fail "sstd d did not start"
+  if [ "$path" = now ]; then
+    shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/d.sock" /usr/bin/python3 -c "
+import socket; s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'CLOSE 10\n'); s.recv(10)" ||
+      fail "warm-up through sstd failed"
+  fi
+  rm -f "$LIB_TMP/gate" "$LIB_TMP/gate.ready"
+  : >"$LIB_TMP/death.log"
+  shimmed "$NS_A" "$IP_B" GATE="$LIB_TMP/gate" SST_MODE=strict SST_HELPER="$LIB_TMP/d.sock" SST_LOG=debug \
+    SST_LOG_FILE="$LIB_TMP/death.log" /usr/bin/python3 "$LIB_TMP/client.py" "$IP_B" 9000 FIN 1000 \
+    recv,recv,gate,hup,soerr,send,sendns,recv,soerr >"$LIB_TMP/out" 2>&1 &
+  cli=$!
+  poll_until 10 test -e "$LIB_TMP/gate.ready" || fail "sstd death ($path): the client did not get its bytes: $(cat "$LIB_TMP/out")"
+  kill -KILL "$pid"
+  wait "$pid" 2>/dev/null
+  touch "$LIB_TMP/gate"
+  wait "$cli"
+  got=$(cat "$LIB_TMP/out")
+  case $path in
+    now) grep -q "handed to the helper inside connect()" "$LIB_TMP/death.log" || fail "not handed over inside connect()" ;;
+    *) grep -q "handing the connection to the helper" "$LIB_TMP/death.log" || fail "not relayed" ;;
+  esac
+  [ "$got" = "$AFTER_RST" ] || fail "sstd killed after the peer's FIN ($path): got '$got', want '$AFTER_RST' (kernel TCP's after a RST that follows the FIN)"
+  log "ok: sstd killed after the peer's FIN ($path): $got"
+done
 log "ok: after the peer's close, writes and reads answer as kernel TCP's"
