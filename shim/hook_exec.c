@@ -18,6 +18,7 @@
 #include "evthread.h"
 #include "fdtable.h"
 #include "real.h"
+#include "server.h"
 #include "shim.h"
 
 typedef int (*exec3_fn)(const char *, char *const[], char *const[]);
@@ -62,6 +63,33 @@ static void before_exec(const char *path, bool search)
     errno = saved;
 }
 
+/* The environment for the new image: envp plus SST_SHIM_ACCEPTED, the SST peers of the
+ * accepted connections that survive the exec (server.c; sshd re-executes itself with the
+ * connection on stdin and logs getpeername's answer).  envp itself when there is nothing to
+ * pass; else a malloc'ed copy in *own (the caller frees it if the exec returns). */
+static char *const *exec_env(char *const envp[], char **own, char *var, size_t cap)
+{
+    *own = NULL;
+    if (!shim_server_engaged() || shim_fd_foreign_process() || !shim_server_exec_env(var, cap))
+        return envp;
+    size_t n = 0, klen = strlen(SHIM_SERVER_ENV);
+    while (envp && envp[n])
+        n++;
+    char **e = malloc((n + 2) * sizeof(*e));
+    if (!e)
+        return envp;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(envp[i], SHIM_SERVER_ENV, klen) != 0 || envp[i][klen] != '=')
+            e[k++] = envp[i];
+    e[k++] = var;
+    e[k] = NULL;
+    *own = (char *)e;
+    return e;
+}
+
+#define ACCEPTED_ENV_MAX 4096
+
 static void *next(const char *name)
 {
     void *p = dlsym(RTLD_NEXT, name);
@@ -76,7 +104,10 @@ SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
     if (!f)
         return -1;
     before_exec(path, false);
-    return f(path, argv, envp);
+    char var[ACCEPTED_ENV_MAX], *own;
+    int rc = f(path, argv, exec_env(envp, &own, var, sizeof(var)));
+    free(own);
+    return rc;
 }
 
 SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
@@ -85,7 +116,10 @@ SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]
     if (!f)
         return -1;
     before_exec(file, true);
-    return f(file, argv, envp);
+    char var[ACCEPTED_ENV_MAX], *own;
+    int rc = f(file, argv, exec_env(envp, &own, var, sizeof(var)));
+    free(own);
+    return rc;
 }
 
 SHIM_EXPORT int execv(const char *path, char *const argv[])
@@ -94,7 +128,14 @@ SHIM_EXPORT int execv(const char *path, char *const argv[])
     if (!f)
         return -1;
     before_exec(path, false);
-    return f(path, argv);
+    char var[ACCEPTED_ENV_MAX], *own;
+    char *const *env = exec_env(environ, &own, var, sizeof(var));
+    if (!own)
+        return f(path, argv);
+    exec3_fn fe = (exec3_fn)next("execve");   /* execv is execve with environ */
+    int rc = fe ? fe(path, argv, env) : f(path, argv);
+    free(own);
+    return rc;
 }
 
 SHIM_EXPORT int execvp(const char *file, char *const argv[])
@@ -103,7 +144,14 @@ SHIM_EXPORT int execvp(const char *file, char *const argv[])
     if (!f)
         return -1;
     before_exec(file, true);
-    return f(file, argv);
+    char var[ACCEPTED_ENV_MAX], *own;
+    char *const *env = exec_env(environ, &own, var, sizeof(var));
+    if (!own)
+        return f(file, argv);
+    exec3_fn fe = (exec3_fn)next("execvpe");   /* execvp is execvpe with environ */
+    int rc = fe ? fe(file, argv, env) : f(file, argv);
+    free(own);
+    return rc;
 }
 
 SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
@@ -112,7 +160,10 @@ SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     if (!f)
         return -1;
     before_exec(NULL, false);
-    return f(fd, argv, envp);
+    char var[ACCEPTED_ENV_MAX], *own;
+    int rc = f(fd, argv, exec_env(envp, &own, var, sizeof(var)));
+    free(own);
+    return rc;
 }
 
 /* execl, execlp, execle: the argument list as an array on the stack, as libc builds it. */

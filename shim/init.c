@@ -19,6 +19,7 @@
 #include "log.h"
 #include "negcache.h"
 #include "real.h"
+#include "server.h"
 #include "shim.h"
 
 struct shim_config shim_cfg;
@@ -230,6 +231,13 @@ __attribute__((constructor)) static void shim_init(void)
     pthread_atfork(fork_prepare, fork_after, fork_after);
     shim_ev_install_atfork();
     shim_active = true;
+    /* Accepted SST connections an exec'ing image passed on (server.c): their peers answer
+     * here too.  Removed from the environment: the next exec passes on what survives it. */
+    const char *acc = getenv(SHIM_SERVER_ENV);
+    if (acc) {
+        shim_server_inherit(acc);
+        unsetenv(SHIM_SERVER_ENV);
+    }
     if (shim_log_enabled(SHIM_LOG_INFO)) {
         char banner[1024];
         shim_config_banner(&shim_cfg, banner, sizeof(banner));

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/event.h>
@@ -43,6 +45,12 @@ struct lsock {
     socklen_t target_len;
 };
 
+/* A socket, for certain: its device and inode (zeroed padding: a hash key). */
+struct sock_id {
+    dev_t dev;
+    ino_t ino;
+};
+
 /* A bridge's loopback connection not yet accepted by the app, keyed by its local address (what
  * the app's accept() sees as the peer).  Owned by its bridge; in the table until accepted. */
 struct pend {
@@ -50,17 +58,26 @@ struct pend {
     struct sockaddr_storage peer;    /* the SST peer, in the listening socket's family */
     socklen_t peer_len;              /* 0: not expressible in that family (IPv6 peer, IPv4 socket) */
     bool in_table;
+    bool accepted;                   /* acc names the app's socket: its record goes with the bridge */
+    struct sock_id acc;
     UT_hash_handle hh;
 };
 
-/* An accepted fd that answers getpeername with its SST peer (locked by srv_lock). */
+/* An accepted connection's socket and its SST peer (locked by srv_lock), by the socket itself
+ * (apeers: every descriptor of it answers -- a dup, sshd's stdin, a forked child's copy, the
+ * same socket after exec through SST_SHIM_ACCEPTED) and, while the number accept() returned
+ * still names it in the process that accepted it, by that number (afds: close and the exit
+ * drain).  The accepting process removes a record when the connection's bridge ends; copies
+ * in forked children and exec'd images (own false) stay until that image ends: their sockets'
+ * inode numbers are not reused while the sockets exist. */
 struct afd {
-    int fd;
-    dev_t dev;
-    ino_t ino;
-    struct sockaddr_storage peer;
+    struct sock_id id;
+    int fd;                          /* the number accept() returned, -1 once closed (afds) */
+    bool own;                        /* accepted in this process: its bridge is here */
+    struct sockaddr_storage peer;    /* the SST peer's address, the bridge's loopback port */
     socklen_t peer_len;
-    UT_hash_handle hh;
+    UT_hash_handle hh;               /* afds, by fd */
+    UT_hash_handle hk;               /* apeers, by id */
 };
 
 /* One SST listener per port (event thread only): a service is listened on once, whichever
@@ -87,7 +104,9 @@ static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t srv_pid;                /* a vfork child (other pid, our memory) leaves tables alone */
 static struct lsock *lsocks;
 static struct pend *pendings;
-static struct afd *afds;
+static struct afd *afds;             /* by fd: those of apeers with fd >= 0 */
+static struct afd *apeers;           /* by socket */
+static unsigned addr_port(const struct sockaddr_storage *a);
 static struct lport *lports;         /* event thread */
 static pthread_once_t srv_once = PTHREAD_ONCE_INIT;
 
@@ -102,9 +121,14 @@ static void at_child(void)
     srv_pid = getpid();
     lsocks = NULL;
     pendings = NULL;
-    afds = NULL;
     lports = NULL;
-    atomic_store(&shim_server_live, 0);
+    /* The accepted sockets are the child's too (a pre-forking or fork-per-connection server,
+     * sshd's child that re-executes itself): their peers still answer there; the bridges stay
+     * the parent's. */
+    struct afd *a, *tmp;
+    HASH_ITER(hk, apeers, a, tmp)
+        a->own = false;
+    atomic_store(&shim_server_live, (int)HASH_CNT(hk, apeers));
     atomic_store(&n_pending, 0);
 }
 
@@ -243,12 +267,31 @@ static void bridge_abort(struct bridge *b)
     free(b);
 }
 
+/* Forgets a record (srv_lock held). */
+static void afd_free(struct afd *a)
+{
+    if (a->fd >= 0)
+        HASH_DELETE(hh, afds, a);
+    HASH_DELETE(hk, apeers, a);
+    free(a);
+    atomic_fetch_sub(&shim_server_live, 1);
+}
+
 static void bridge_done(void *arg, int err)
 {
     struct bridge *b = arg;
     if (err)
         SHIM_DEBUG("SST_LISTEN: connection ended: %s", strerror(err));
     pend_remove(&b->pend);
+    /* Both directions ended: the app's socket has its peer's end and has shut its own (it is
+     * closed, or about to be); its record goes, whichever descriptors still name it. */
+    pthread_mutex_lock(&srv_lock);
+    struct afd *a = NULL;
+    if (b->pend.accepted)
+        HASH_FIND(hk, apeers, &b->pend.acc, sizeof(b->pend.acc), a);
+    if (a && a->own)
+        afd_free(a);
+    pthread_mutex_unlock(&srv_lock);
     free(b);
 }
 
@@ -600,9 +643,10 @@ void shim_server_close(int fd)
         port = -1;
     HASH_FIND_INT(afds, &fd, a);
     if (a) {
-        HASH_DEL(afds, a);
-        free(a);
-        atomic_fetch_sub(&shim_server_live, 1);
+        /* The number goes; the socket may live on in a dup (the record by socket stays until
+         * the bridge ends). */
+        HASH_DELETE(hh, afds, a);
+        a->fd = -1;
     }
     pthread_mutex_unlock(&srv_lock);
     /* The last socket of its port: the SST listener goes too (streams waiting in its backlog
@@ -654,23 +698,41 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
         atomic_fetch_sub(&n_pending, 1);
         peer = p->peer;
         peer_len = p->peer_len;
+        /* The port: the bridge's own loopback port, not the SST peer's UDP port (the same for
+         * every connection from a host, where programs key connections by address and port):
+         * distinct for every live connection, fixed for its life, and what the kernel reports
+         * as the socket's peer port, so a copy of it after exec gives the same answer. */
+        if (peer_len > 0)
+            ((struct sockaddr_in *)&peer)->sin_port = ((struct sockaddr_in *)&from)->sin_port;
     }
     if (p && peer_len > 0 && have_st) {
         struct afd *a;
+        struct sock_id id;
+        memset(&id, 0, sizeof(id));
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
         HASH_FIND_INT(afds, &fd, a);
-        if (!a) {
-            a = calloc(1, sizeof(*a));
-            if (a) {
-                a->fd = fd;
-                HASH_ADD_INT(afds, fd, a);
-                atomic_fetch_add(&shim_server_live, 1);
-            }
+        if (a) {   /* a number reused behind our back (a raw close): not that socket any more */
+            HASH_DELETE(hh, afds, a);
+            a->fd = -1;
+        }
+        HASH_FIND(hk, apeers, &id, sizeof(id), a);
+        if (!a && (a = calloc(1, sizeof(*a))) != NULL) {
+            a->id = id;
+            a->fd = -1;
+            HASH_ADD(hk, apeers, id, sizeof(a->id), a);
+            atomic_fetch_add(&shim_server_live, 1);
         }
         if (a) {
-            a->dev = st.st_dev;
-            a->ino = st.st_ino;
+            if (a->fd < 0) {
+                a->fd = fd;
+                HASH_ADD_INT(afds, fd, a);
+            }
+            a->own = true;
             a->peer = peer;
             a->peer_len = peer_len;
+            p->accepted = true;   /* the bridge removes the record when it ends */
+            p->acc = id;
         }
     }
     pthread_mutex_unlock(&srv_lock);
@@ -688,41 +750,34 @@ void shim_server_close_at_exit(bool at_exec)
     struct afd *a, *tmp;
     HASH_ITER(hh, afds, a, tmp) {
         struct stat st;
-        if (fstat(a->fd, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino) {
+        if (a->own && fstat(a->fd, &st) == 0 && st.st_dev == a->id.dev && st.st_ino == a->id.ino) {
             if (shim_fd_survives_image(a->fd, at_exec))
                 shim_real_shutdown(a->fd, SHUT_WR);   /* survives exec, unpumped: FIN */
             else
                 shim_real_close(a->fd);
         }
-        HASH_DEL(afds, a);
-        free(a);
-        atomic_fetch_sub(&shim_server_live, 1);
+        HASH_DELETE(hh, afds, a);
+        a->fd = -1;
     }
     pthread_mutex_unlock(&srv_lock);
 }
 
-/* The SST peer recorded for an accepted fd (inode-checked: a stale record is dropped). */
+/* The SST peer recorded for the socket fd names, by the socket itself (any descriptor of it). */
 static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
 {
     struct stat st;
     struct afd *a;
+    struct sock_id id;
     int saved = errno;
-    pthread_mutex_lock(&srv_lock);
-    HASH_FIND_INT(afds, &fd, a);
-    pthread_mutex_unlock(&srv_lock);
-    if (!a || fstat(fd, &st) != 0) {
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
         errno = saved;
         return false;
     }
+    memset(&id, 0, sizeof(id));
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
     pthread_mutex_lock(&srv_lock);
-    HASH_FIND_INT(afds, &fd, a);
-    if (a && (a->dev != st.st_dev || a->ino != st.st_ino)) {
-        /* The number now names another file (closed behind our back): the record is stale. */
-        HASH_DEL(afds, a);
-        free(a);
-        atomic_fetch_sub(&shim_server_live, 1);
-        a = NULL;
-    }
+    HASH_FIND(hk, apeers, &id, sizeof(id), a);
     if (a) {
         *peer = a->peer;
         *peer_len = a->peer_len;
@@ -730,6 +785,104 @@ static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer
     pthread_mutex_unlock(&srv_lock);
     errno = saved;
     return a != NULL;
+}
+
+/* ---- across exec: SST_SHIM_ACCEPTED ----------------------------------------------------------
+ * "DEV:INO=FAMILY,PORT,ADDRESS;..." for the recorded sockets that survive the exec (held by a
+ * descriptor without FD_CLOEXEC), read and removed from the environment by the new image's
+ * constructor (shim_server_inherit). */
+
+/* Whether this process holds the socket id through a descriptor that survives exec. */
+static bool survives_exec(const struct sock_id *id)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return true;   /* cannot tell: passed on (the entry is harmless if the socket is gone) */
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        struct stat st;
+        if (*end || end == e->d_name || fd == dirfd(d) || fstat((int)fd, &st) != 0)
+            continue;
+        int fl = fcntl((int)fd, F_GETFD);
+        found = st.st_dev == id->dev && st.st_ino == id->ino && fl >= 0 && !(fl & FD_CLOEXEC);
+    }
+    closedir(d);
+    return found;
+}
+
+bool shim_server_exec_env(char *buf, size_t cap)
+{
+    size_t n = (size_t)snprintf(buf, cap, "%s=", SHIM_SERVER_ENV);
+    bool any = false;
+    if (getpid() != srv_pid || n >= cap)
+        return false;
+    pthread_mutex_lock(&srv_lock);
+    struct afd *a, *tmp;
+    HASH_ITER(hk, apeers, a, tmp) {
+        char ip[INET6_ADDRSTRLEN];
+        const void *addr = a->peer.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&a->peer)->sin_addr
+                                                        : (const void *)&((struct sockaddr_in6 *)&a->peer)->sin6_addr;
+        if (!inet_ntop(a->peer.ss_family, addr, ip, sizeof(ip)) || !survives_exec(&a->id))
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%llu:%llu=%d,%u,%s", any ? ";" : "",
+                         (unsigned long long)a->id.dev, (unsigned long long)a->id.ino,
+                         a->peer.ss_family == AF_INET ? 4 : 6, addr_port(&a->peer), ip);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;   /* full: the rest report the loopback address after the exec */
+        n += (size_t)w;
+        any = true;
+    }
+    pthread_mutex_unlock(&srv_lock);
+    return any;
+}
+
+void shim_server_inherit(const char *val)
+{
+    pthread_once(&srv_once, srv_setup);
+    for (const char *p = val; p && *p;) {
+        unsigned long long dev, ino;
+        unsigned port;
+        int fam, used = 0;
+        char ip[INET6_ADDRSTRLEN];
+        if (sscanf(p, "%llu:%llu=%d,%u,%45[^;]%n", &dev, &ino, &fam, &port, ip, &used) != 5 || used == 0)
+            break;
+        p += used;
+        if (*p == ';')
+            p++;
+        struct afd *a = calloc(1, sizeof(*a));
+        if (!a)
+            break;
+        a->id.dev = (dev_t)dev;
+        a->id.ino = (ino_t)ino;
+        a->fd = -1;
+        bool ok;
+        if (fam == 4) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&a->peer;
+            in->sin_family = AF_INET;
+            in->sin_port = htons((uint16_t)port);
+            ok = inet_pton(AF_INET, ip, &in->sin_addr) == 1;
+            a->peer_len = sizeof(*in);
+        } else {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->peer;
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons((uint16_t)port);
+            ok = inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1;
+            a->peer_len = sizeof(*in6);
+        }
+        struct afd *old = NULL;
+        pthread_mutex_lock(&srv_lock);
+        HASH_FIND(hk, apeers, &a->id, sizeof(a->id), old);
+        if (ok && port <= 65535 && !old) {
+            HASH_ADD(hk, apeers, id, sizeof(a->id), a);
+            atomic_fetch_add(&shim_server_live, 1);
+            a = NULL;
+        }
+        pthread_mutex_unlock(&srv_lock);
+        free(a);
+    }
 }
 
 bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret)

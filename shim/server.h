@@ -43,6 +43,16 @@ bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *r
  * TCP from that peer would have; sets *ret and returns true.  False for every other fd. */
 bool shim_server_getsockname(int fd, struct sockaddr *sa, socklen_t *len, int *ret);
 
+/* The environment variable that carries the accepted sockets' SST peers across exec. */
+#define SHIM_SERVER_ENV "SST_SHIM_ACCEPTED"
+/* exec (hook_exec.c): writes "SST_SHIM_ACCEPTED=..." into buf for the recorded accepted sockets
+ * that survive the exec (a descriptor without FD_CLOEXEC holds them), so that the new image's
+ * getpeername on them answers the SST peer (sshd re-executes itself with the connection on
+ * stdin).  False if there is none (buf then holds nothing to pass). */
+bool shim_server_exec_env(char *buf, size_t cap);
+/* The constructor: the records an exec'ing image passed in SST_SHIM_ACCEPTED's value. */
+void shim_server_inherit(const char *val);
+
 static inline bool shim_server_engaged(void)
 {
     return atomic_load_explicit(&shim_server_live, memory_order_relaxed) > 0 && !shim_tls_guard;
