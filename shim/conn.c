@@ -170,13 +170,22 @@ static void restore_sndbuf(struct shim_conn *c)
     shim_real_close(d);
 }
 
+#define TCP_MSS_DEFAULT_VALUE 536   /* the kernel's TCP_MSS_DEFAULT (include/net/tcp.h) */
+
 static void copy_options(struct shim_conn *c, int fd)
 {
     for (size_t i = 0; i < sizeof(copied_opts) / sizeof(copied_opts[0]); i++) {
         int v = 0;
         socklen_t l = sizeof(v);
-        if (shim_real_getsockopt(fd, copied_opts[i].level, copied_opts[i].name, &v, &l) == 0)
-            shim_conn_opt_set(c, copied_opts[i].level, copied_opts[i].name, v);
+        if (shim_real_getsockopt(fd, copied_opts[i].level, copied_opts[i].name, &v, &l) != 0)
+            continue;
+        /* An unconnected socket answers TCP_MAXSEG with the kernel's default MSS, 536, when the
+         * app set nothing (an explicit 536 looks the same): applied to the TCP fallback's
+         * socket it clamped every segment to 524 bytes (3x the packets on a 1500-byte path,
+         * 125x on loopback).  Only a value the app chose is carried. */
+        if (copied_opts[i].level == IPPROTO_TCP && copied_opts[i].name == TCP_MAXSEG && v == TCP_MSS_DEFAULT_VALUE)
+            continue;
+        shim_conn_opt_set(c, copied_opts[i].level, copied_opts[i].name, v);
     }
 }
 
