@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +59,7 @@ struct pend {
     struct sockaddr_storage peer;    /* the SST peer, in the listening socket's family */
     socklen_t peer_len;              /* 0: not expressible in that family (IPv6 peer, IPv4 socket) */
     bool in_table;
+    int slot;                        /* its copy in the shared table (forked children), or -1 */
     bool accepted;                   /* acc names the app's socket: its record goes with the bridge */
     struct sock_id acc;
     UT_hash_handle hh;
@@ -74,6 +76,7 @@ struct afd {
     struct sock_id id;
     int fd;                          /* the number accept() returned, -1 once closed (afds) */
     bool own;                        /* accepted in this process: its bridge is here */
+    bool seen;                       /* prune_foreign: a descriptor of ours names it */
     struct sockaddr_storage peer;    /* the SST peer's address, the bridge's loopback port */
     socklen_t peer_len;
     UT_hash_handle hh;               /* afds, by fd */
@@ -104,6 +107,29 @@ static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t srv_pid;                /* a vfork child (other pid, our memory) leaves tables alone */
 static struct lsock *lsocks;
 static struct pend *pendings;
+/* Connections not yet accepted, shared with the listening process's forked children: a
+ * pre-forking server (nginx's workers, gunicorn, apache prefork) accepts in processes that
+ * have no bridge and so no pending table of their own; they find the SST peer here.  An
+ * anonymous MAP_SHARED mapping made at the first listen, before the server forks.  The
+ * listening process's event thread publishes (FREE -> WRITING -> READY), an accept in any
+ * process claims (READY -> CLAIMED, one winner), the bridge frees the slot when it ends. */
+#define SHARED_SLOTS 256
+enum { SLOT_FREE = 0, SLOT_WRITING, SLOT_READY, SLOT_CLAIMED };
+struct sslot {
+    atomic_uint state;
+    uint8_t key[19];
+    socklen_t peer_len;
+    struct sockaddr_storage peer;
+};
+struct srv_shared {
+    atomic_int n_ready;
+    struct sslot slot[SHARED_SLOTS];
+};
+static struct srv_shared *shared;
+/* Forgets the oldest records of connections accepted here but bridged elsewhere, past this. */
+#define FOREIGN_PRUNE_AT 512
+static int n_foreign;                /* records with own false made by accept in this process */
+
 static struct afd *afds;             /* by fd: those of apeers with fd >= 0 */
 static struct afd *apeers;           /* by socket */
 static unsigned addr_port(const struct sockaddr_storage *a);
@@ -128,7 +154,8 @@ static void at_child(void)
     struct afd *a, *tmp;
     HASH_ITER(hk, apeers, a, tmp)
         a->own = false;
-    atomic_store(&shim_server_live, (int)HASH_CNT(hk, apeers));
+    /* The shared table (one count, kept): this child's accept() looks there. */
+    atomic_store(&shim_server_live, (int)HASH_CNT(hk, apeers) + (shared ? 1 : 0));
     atomic_store(&n_pending, 0);
 }
 
@@ -237,6 +264,66 @@ static int lsock_prune(uint16_t port)
     return n;
 }
 
+/* Event thread: offers a pending connection to the forked children; the slot, or -1 (none
+ * made, or full: only this process's accept then knows the peer). */
+static int slot_publish(const uint8_t key[19], const struct sockaddr_storage *peer, socklen_t len)
+{
+    if (!shared || len == 0)
+        return -1;
+    for (int i = 0; i < SHARED_SLOTS; i++) {
+        struct sslot *sl = &shared->slot[i];
+        unsigned exp = SLOT_FREE;
+        if (!atomic_compare_exchange_strong(&sl->state, &exp, SLOT_WRITING))
+            continue;
+        memcpy(sl->key, key, sizeof(sl->key));
+        sl->peer = *peer;
+        sl->peer_len = len;
+        atomic_store(&sl->state, SLOT_READY);
+        atomic_fetch_add(&shared->n_ready, 1);
+        return i;
+    }
+    return -1;
+}
+
+/* Any process's accept: takes the pending connection keyed key if still offered. */
+static bool slot_claim(const uint8_t key[19], struct sockaddr_storage *peer, socklen_t *len)
+{
+    if (!shared || atomic_load(&shared->n_ready) == 0)
+        return false;
+    for (int i = 0; i < SHARED_SLOTS; i++) {
+        struct sslot *sl = &shared->slot[i];
+        if (atomic_load(&sl->state) != SLOT_READY || memcmp(sl->key, key, sizeof(sl->key)) != 0)
+            continue;
+        unsigned exp = SLOT_READY;
+        if (!atomic_compare_exchange_strong(&sl->state, &exp, SLOT_CLAIMED))
+            continue;
+        *peer = sl->peer;
+        *len = sl->peer_len;
+        atomic_fetch_sub(&shared->n_ready, 1);
+        return true;
+    }
+    return false;
+}
+
+/* Gives a slot back: the connection was accepted here, or its bridge ended. */
+static void slot_free(int *slot)
+{
+    if (*slot < 0 || !shared)
+        return;
+    struct sslot *sl = &shared->slot[*slot];
+    unsigned exp = SLOT_READY;
+    if (atomic_compare_exchange_strong(&sl->state, &exp, SLOT_FREE))
+        atomic_fetch_sub(&shared->n_ready, 1);
+    else
+        atomic_store(&sl->state, SLOT_FREE);   /* claimed by a child, which copied it */
+    *slot = -1;
+}
+
+static bool slot_claimed(int slot)
+{
+    return slot >= 0 && shared && atomic_load(&shared->slot[slot].state) == SLOT_CLAIMED;
+}
+
 static void pend_remove(struct pend *p)
 {
     pthread_mutex_lock(&srv_lock);
@@ -245,6 +332,7 @@ static void pend_remove(struct pend *p)
         p->in_table = false;
         atomic_fetch_sub(&n_pending, 1);
     }
+    slot_free(&p->slot);
     pthread_mutex_unlock(&srv_lock);
 }
 
@@ -303,7 +391,7 @@ static bool bridge_accepted(void *arg)
 {
     struct bridge *b = arg;
     pthread_mutex_lock(&srv_lock);
-    bool accepted = !b->pend.in_table;
+    bool accepted = !b->pend.in_table || slot_claimed(b->pend.slot);
     pthread_mutex_unlock(&srv_lock);
     return accepted;
 }
@@ -425,6 +513,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     }
     b->s = s;
     b->sock = -1;
+    b->pend.slot = -1;
     b->port = port;
     sst_stream_set_callback(s, on_waiting_stream, b);
     bool fits;
@@ -469,6 +558,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     HASH_ADD(hh, pendings, key, sizeof(b->pend.key), &b->pend);
     b->pend.in_table = true;
     atomic_fetch_add(&n_pending, 1);
+    b->pend.slot = slot_publish(b->pend.key, &b->pend.peer, b->pend.peer_len);
     pthread_mutex_unlock(&srv_lock);
 
     if (shim_real_connect(b->sock, (struct sockaddr *)&ls.target, ls.target_len) == 0) {
@@ -576,6 +666,11 @@ void shim_server_listen(int fd)
     }
 
     pthread_mutex_lock(&srv_lock);
+    if (!shared) {   /* before the server forks its workers: they inherit the mapping */
+        void *m = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED)
+            shared = m;
+    }
     bool known = false;
     for (struct lsock **pp = &lsocks; *pp;) {
         struct lsock *ls = *pp;
@@ -665,9 +760,47 @@ static void put_addr(struct sockaddr *sa, socklen_t *len, socklen_t cap, const s
     *len = alen;
 }
 
+/* Forgets records made by accept here for connections bridged by another process (a pre-fork
+ * server's worker: the bridge that would drop them is the parent's) whose socket no process
+ * descriptor of ours names any more (srv_lock held).  One scan of /proc/self/fd per
+ * FOREIGN_PRUNE_AT such accepts. */
+static void prune_foreign(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    struct afd *a, *tmp;
+    HASH_ITER(hk, apeers, a, tmp)
+        a->seen = a->own;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        struct stat st;
+        struct sock_id id;
+        if (*end || end == e->d_name || fstat((int)fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        memset(&id, 0, sizeof(id));
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        HASH_FIND(hk, apeers, &id, sizeof(id), a);
+        if (a)
+            a->seen = true;
+    }
+    closedir(d);
+    n_foreign = 0;
+    HASH_ITER(hk, apeers, a, tmp) {
+        if (!a->seen)
+            afd_free(a);
+        else if (!a->own)
+            n_foreign++;
+    }
+}
+
 void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap)
 {
-    if (atomic_load_explicit(&n_pending, memory_order_relaxed) == 0 || getpid() != srv_pid)
+    bool in_shared = shared && atomic_load_explicit(&shared->n_ready, memory_order_relaxed) > 0;
+    if ((atomic_load_explicit(&n_pending, memory_order_relaxed) == 0 && !in_shared) || getpid() != srv_pid)
         return;
     int saved = errno;
     struct sockaddr_storage from;
@@ -690,22 +823,29 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
     struct sockaddr_storage peer;
     socklen_t peer_len = 0;
     struct pend *p;
+    bool found = false;
     pthread_mutex_lock(&srv_lock);
     HASH_FIND(hh, pendings, key, sizeof(key), p);
     if (p) {
+        /* Bridged by this process */
         HASH_DEL(pendings, p);
         p->in_table = false;
         atomic_fetch_sub(&n_pending, 1);
+        slot_free(&p->slot);
         peer = p->peer;
         peer_len = p->peer_len;
-        /* The port: the bridge's own loopback port, not the SST peer's UDP port (the same for
-         * every connection from a host, where programs key connections by address and port):
-         * distinct for every live connection, fixed for its life, and what the kernel reports
-         * as the socket's peer port, so a copy of it after exec gives the same answer. */
-        if (peer_len > 0)
-            ((struct sockaddr_in *)&peer)->sin_port = ((struct sockaddr_in *)&from)->sin_port;
+        found = true;
+    } else {
+        /* By the process this one was forked from (a pre-forking server's worker) */
+        found = slot_claim(key, &peer, &peer_len);
     }
-    if (p && peer_len > 0 && have_st) {
+    /* The port: the bridge's own loopback port, not the SST peer's UDP port (the same for
+     * every connection from a host, where programs key connections by address and port):
+     * distinct for every live connection, fixed for its life, and what the kernel reports as
+     * the socket's peer port, so a copy of it after exec gives the same answer. */
+    if (found && peer_len > 0)
+        ((struct sockaddr_in *)&peer)->sin_port = ((struct sockaddr_in *)&from)->sin_port;
+    if (found && peer_len > 0 && have_st) {
         struct afd *a;
         struct sock_id id;
         memset(&id, 0, sizeof(id));
@@ -722,21 +862,25 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
             a->fd = -1;
             HASH_ADD(hk, apeers, id, sizeof(a->id), a);
             atomic_fetch_add(&shim_server_live, 1);
+            if (!p && ++n_foreign > FOREIGN_PRUNE_AT)
+                prune_foreign();
         }
         if (a) {
             if (a->fd < 0) {
                 a->fd = fd;
                 HASH_ADD_INT(afds, fd, a);
             }
-            a->own = true;
+            a->own = p != NULL;
             a->peer = peer;
             a->peer_len = peer_len;
-            p->accepted = true;   /* the bridge removes the record when it ends */
-            p->acc = id;
+            if (p) {
+                p->accepted = true;   /* the bridge removes the record when it ends */
+                p->acc = id;
+            }
         }
     }
     pthread_mutex_unlock(&srv_lock);
-    if (p && peer_len > 0 && sa && len)
+    if (found && peer_len > 0 && sa && len)
         put_addr(sa, len, cap, &peer, peer_len);
 out:
     errno = saved;

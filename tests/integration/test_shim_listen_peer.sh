@@ -14,11 +14,14 @@
 #    python that reports getpeername/getsockname of fd 0: three concurrent clients each get
 #    A's address, the port accept() reported, three distinct ports, and the server's
 #    address toward A (not loopback).
-# 2. OpenSSH's sshd: `echo $SSH_CONNECTION` over two ssh logins names 10.77.0.1 and two
+# 2. nginx with two worker processes (the master listens, the workers accept): $remote_addr
+#    and $remote_port of four requests are A's address and four distinct ports (the workers
+#    had no pending table of their own: 127.0.0.1 before).
+# 3. OpenSSH's sshd: `echo $SSH_CONNECTION` over two ssh logins names 10.77.0.1 and two
 #    different ports, and sshd logs "from 10.77.0.1".
 . "$(dirname "$0")/lib.sh"
 lib_init shim_listen_peer
-need_tool /usr/bin/python3 ssh ssh-keygen
+need_tool /usr/bin/python3 ssh ssh-keygen curl nginx
 SHIM=$BUILD/libsstshim.so
 [ -f "$SHIM" ] || env_fail "$SHIM not built"
 [ -x /usr/sbin/sshd ] || env_fail "needs /usr/sbin/sshd (openssh-server)"
@@ -80,6 +83,47 @@ if len(ports) != 3:
     sys.exit("three connections, ports %r: not distinct" % sorted(ports))
 ' 2>&1) || fail "python: $out"
 log "ok: $(echo "$out" | tr '\n' ' ')"
+
+log "nginx: the master listens, two workers accept"
+mkdir -p "$LIB_TMP/ntmp"
+cat >"$LIB_TMP/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+master_process on;
+user root;
+pid $LIB_TMP/nginx.pid;
+error_log $LIB_TMP/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $LIB_TMP/ntmp/body;
+  proxy_temp_path $LIB_TMP/ntmp/proxy;
+  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
+  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
+  scgi_temp_path $LIB_TMP/ntmp/scgi;
+  server {
+    listen 8090;
+    keepalive_timeout 0;
+    location / { return 200 "\$remote_addr \$remote_port \$pid\n"; }
+  }
+}
+EOF
+lib_bg in_b env "${SRV[@]}" SST_LISTEN=8090 SST_PORT=8675 SST_LOG_FILE="$LIB_TMP/b-nginx.log" \
+  nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log"
+wait_for_port "$NS_B" 8090
+pids=()
+for i in 1 2 3 4; do
+  shimmed 8675 curl -sS --max-time 10 "http://$IP_B:8090/" >"$LIB_TMP/nginx.$i" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+cat "$LIB_TMP"/nginx.? >"$LIB_TMP/nginx.all"
+log "nginx saw: $(tr '\n' ';' <"$LIB_TMP/nginx.all")"
+[ "$(grep -c "^$IP_A [0-9]* [0-9]*\$" "$LIB_TMP/nginx.all")" = 4 ] || fail "nginx \$remote_addr is not A's for every request"
+[ "$(cut -d' ' -f2 "$LIB_TMP/nginx.all" | sort -u | wc -l)" = 4 ] || fail "four connections, not four ports"
+master=$(cat "$LIB_TMP/nginx.pid")
+grep -q " $master\$" "$LIB_TMP/nginx.all" && fail "the master answered: the test would not prove the workers' case"
+log "ok: nginx workers report $IP_A and a port per connection"
 
 log "sshd under SST_LISTEN: \$SSH_CONNECTION and its log"
 ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/hostkey" || env_fail "ssh-keygen failed"
