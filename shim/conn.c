@@ -209,6 +209,48 @@ static void copy_timeouts(struct shim_conn *c, int from, int to)
     }
 }
 
+/* Buffer sizes the app set on its TCP socket before connect() (told apart from the kernel's
+ * defaults, read once per process from a fresh TCP socket; a value set equal to the default
+ * looks unset and changes nothing).  SO_SNDBUF becomes the app end's send buffer once the
+ * connection is up (restore_sndbuf), as one set while connecting does.  SO_RCVBUF goes to the
+ * app end (getsockopt answers it) and, as the send buffer of the pump's end, bounds what waits
+ * for the app in the socketpair -- a unix stream socket's queue is limited by its sender's
+ * buffer, not the receiver's: a program that reads slowly with a small receive buffer gets
+ * back-pressure after that much, not after net.core.wmem_default (≈ 200 KiB).  The pump's
+ * 64 KiB buffer and the transport's own window still come on top. */
+static void copy_buffers(struct shim_conn *c, int from, int app_end, int pump_end)
+{
+    static _Atomic int def_snd, def_rcv;   /* a fresh TCP socket's, as getsockopt reports */
+    if (atomic_load_explicit(&def_rcv, memory_order_relaxed) <= 0) {
+        int s = shim_real_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int snd = 0, rcv = 0;
+        socklen_t l = sizeof(int);
+        if (s < 0)
+            return;
+        if (shim_real_getsockopt(s, SOL_SOCKET, SO_SNDBUF, &snd, &l) == 0 &&
+            (l = sizeof(int), shim_real_getsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcv, &l) == 0)) {
+            atomic_store_explicit(&def_snd, snd, memory_order_relaxed);
+            atomic_store_explicit(&def_rcv, rcv, memory_order_relaxed);
+        }
+        shim_real_close(s);
+        if (rcv <= 0)
+            return;
+    }
+    int v = 0;
+    socklen_t l = sizeof(v);
+    /* getsockopt reports twice what setsockopt took: half of it is set again */
+    if (shim_real_getsockopt(from, SOL_SOCKET, SO_SNDBUF, &v, &l) == 0 && v > 0 &&
+        v != atomic_load_explicit(&def_snd, memory_order_relaxed))
+        atomic_store(&c->sndbuf, v / 2);
+    l = sizeof(v);
+    if (shim_real_getsockopt(from, SOL_SOCKET, SO_RCVBUF, &v, &l) == 0 && v > 0 &&
+        v != atomic_load_explicit(&def_rcv, memory_order_relaxed)) {
+        int half = v / 2;
+        shim_real_setsockopt(app_end, SOL_SOCKET, SO_RCVBUF, &half, sizeof(half));
+        shim_real_setsockopt(pump_end, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half));
+    }
+}
+
 /* Blocking connect: wait for the filler to go (POLLOUT) or the far end to close.  As TCP,
  * SO_SNDTIMEO bounds the wait (then EINPROGRESS) and a signal interrupts it (EINTR); either way
  * the connection goes on in the background. */
@@ -319,8 +361,10 @@ int shim_conn_open(int fd, const struct sockaddr *sa, socklen_t len, const struc
     conn_init(c, fd, sa, len, tr, why, opts);
     c->filler = (size_t)filler;
     atomic_init(&c->sndbuf, sndbuf);
-    if (opts)
+    if (opts) {
         copy_timeouts(c, fd, sv[0]);
+        copy_buffers(c, fd, sv[0], sv[1]);
+    }
 
     if (!nonblock)
         shim_real_fcntl(sv[1], F_SETFL, O_NONBLOCK);
