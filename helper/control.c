@@ -247,9 +247,8 @@ static void do_ping(struct sstd_client *c, const char *host, const char *count, 
         return;
     c->ping_count = 3;
     if (count) {
-        char *end;
-        long n = strtol(count, &end, 10);
-        if (*end || n < 1 || n > PING_MAX) {
+        long n;
+        if (!sstd_request_long(count, 1, PING_MAX, &n)) {
             sstd_client_reply_error(c, "bad-count", "count must be 1..%d", PING_MAX);
             return;
         }
@@ -292,9 +291,8 @@ static void do_caps(struct sstd_client *c, const char *host, const char *port)
     evbuffer_add_printf(b, ",\"sst\":\"%s\",\"reason\":", sstd_cap_name(cap));
     sstd_json_str(b, reason);
     evbuffer_add_printf(b, ",\"expires_in_s\":%.3f", cap ? (double)(expires - now) / 1e9 : 0.0);
-    char *end;
-    long pn = port ? strtol(port, &end, 10) : 0;
-    if (port && !*end && pn >= 1 && pn <= 65535) {
+    long pn;
+    if (sstd_request_long(port, 1, 65535, &pn)) {
         char dest[SST_ADDR_STRLEN + 8];
         snprintf(dest, sizeof dest, "%s/%ld", name, pn);
         enum sstd_cap pcap = sstd_caps_get(c->d->caps, dest, now, &expires, NULL);
@@ -318,10 +316,8 @@ static void do_tcp_only(struct sstd_client *c, const char *host, const char *por
     char name[SST_ADDR_STRLEN], dest[SST_ADDR_STRLEN + 8];
     if (parse_peer(c, host, &a) < 0)
         return;
-    char *end1 = NULL, *end2 = NULL;
-    long pn = port ? strtol(port, &end1, 10) : 0;
-    long sec = secs ? strtol(secs, &end2, 10) : 0;
-    if (!port || *end1 || pn < 1 || pn > 65535 || !secs || *end2 || sec < 1 || sec > SSTD_PORT_TCP_MAX_SEC) {
+    long pn, sec;
+    if (!sstd_request_long(port, 1, 65535, &pn) || !sstd_request_long(secs, 1, SSTD_PORT_TCP_MAX_SEC, &sec)) {
         sstd_client_reply_error(c, "bad-args", "TCPONLY HOST PORT SECONDS: port 1..65535, seconds 1..%d",
                                 SSTD_PORT_TCP_MAX_SEC);
         return;
@@ -391,31 +387,13 @@ static void connect_answer(void *arg, struct sstd_pump *p, int err)
     evbuffer_free(b);
 }
 
-/* "RESET FD DEV INO" after CONNECT ADDR PORT: the app's fd number and its socket, for
- * sstd_control_pass_reset.  False (and nothing recorded) for anything else. */
-static bool parse_notify(char *const w[4], int *fd, unsigned long long *dev, unsigned long long *ino)
-{
-    char *e1, *e2, *e3;
-    if (!w[0] || strcmp(w[0], "RESET") != 0 || !w[1] || !w[2] || !w[3])
-        return false;
-    errno = 0;
-    long f = strtol(w[1], &e1, 10);
-    *dev = strtoull(w[2], &e2, 10);
-    *ino = strtoull(w[3], &e3, 10);
-    if (errno || *e1 || *e2 || *e3 || f < 0 || f > INT_MAX)
-        return false;
-    *fd = (int)f;
-    return true;
-}
-
 static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[5])
 {
     struct sstd *d = c->d;
     struct sst_addr a;
     char key[SST_ADDR_STRLEN];
-    char *end;
-    long pn = port ? strtol(port, &end, 10) : 0;
-    if (!port || *end || pn < 1 || pn > 65535) {
+    long pn;
+    if (!sstd_request_long(port, 1, 65535, &pn)) {
         sstd_client_reply_error(c, "bad-port", "CONNECT ADDR PORT: port must be 1..65535");
         return;
     }
@@ -464,7 +442,9 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
         sstd_client_reply_error(c, "nomem", "cannot open a stream");
         return;
     }
-    pump->notify = parse_notify(notify, &pump->notify_fd, &pump->notify_dev, &pump->notify_ino);
+    /* "RESET FD DEV INO" after CONNECT ADDR PORT: the app's fd number and its socket, for
+     * sstd_control_pass_reset. */
+    pump->notify = sstd_request_notify(notify, &pump->notify_fd, &pump->notify_dev, &pump->notify_ino);
     /* "... RESET FD DEV INO LINGER0": the app set SO_LINGER {1, 0} before the hand-off. */
     pump->linger0 = pump->notify && notify[4] && strcmp(notify[4], "LINGER0") == 0;
     sstd_kick(d);
@@ -622,13 +602,9 @@ bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsi
 
 static void dispatch(struct sstd_client *c, char *line)
 {
-    char *save = NULL;
-    char *cmd = strtok_r(line, " \t\r", &save);
-    char *a1 = strtok_r(NULL, " \t\r", &save);
-    char *a2 = strtok_r(NULL, " \t\r", &save);
-    char *more[5];
-    for (int i = 0; i < 5; i++)
-        more[i] = strtok_r(NULL, " \t\r", &save);
+    char *w[SSTD_REQ_WORDS];
+    sstd_request_split(line, w);
+    char *cmd = w[0], *a1 = w[1], *a2 = w[2], **more = w + 3;
     if (!cmd) {
         sstd_client_reply_error(c, "empty", "empty request");
     } else if (strcmp(cmd, "STATUS") == 0) {
@@ -652,10 +628,8 @@ static void dispatch(struct sstd_client *c, char *line)
         do_connect(c, a1, a2, more);
     } else if (strcmp(cmd, "MARK") == 0) {
         /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
-        char *e1 = NULL, *e2 = NULL;
-        errno = 0;
-        unsigned long long dev = a1 ? strtoull(a1, &e1, 10) : 0, ino = a2 ? strtoull(a2, &e2, 10) : 0;
-        if (!a1 || !a2 || !more[0] || errno || *e1 || *e2) {
+        unsigned long long dev, ino;
+        if (!sstd_request_devino(a1, a2, &dev, &ino) || !more[0]) {
             sstd_client_reply_error(c, "bad-mark", "MARK DEV INO SHUTWR|LINGER0|LINGER");
         } else if (!sstd_pump_mark(c->d, dev, ino, more[0])) {
             sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER");
@@ -669,13 +643,11 @@ static void dispatch(struct sstd_client *c, char *line)
         }
     } else if (strcmp(cmd, "INFO") == 0) {
         /* INFO DEV INO: a hand-off's stream and channel numbers, for the shim's TCP_INFO. */
-        char *e1 = NULL, *e2 = NULL;
-        errno = 0;
-        unsigned long long dev = a1 ? strtoull(a1, &e1, 10) : 0, ino = a2 ? strtoull(a2, &e2, 10) : 0;
+        unsigned long long dev, ino;
         struct evbuffer *b = evbuffer_new();
         if (!b)
             return;
-        if (!a1 || !a2 || errno || *e1 || *e2)
+        if (!sstd_request_devino(a1, a2, &dev, &ino))
             sstd_client_reply_error(c, "bad-info", "INFO DEV INO");
         else if (!sstd_pump_info(c->d, dev, ino, b))
             sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket");

@@ -120,6 +120,16 @@ void sstd_json_str(struct evbuffer *out, const char *s);
 /* Formats a time span in milliseconds with 3 decimals. */
 double sstd_ms(sst_time_t t);
 
+/* request.c: the words of a control request line.  split: up to SSTD_REQ_WORDS words separated
+ * by spaces, tabs and CRs (in place; missing words are NULL), returns how many.  long: a whole
+ * decimal word in min..max (false for NULL).  devino: two whole decimal words (MARK, INFO).
+ * notify: CONNECT's "RESET FD DEV INO" tail (false, nothing meant, for anything else). */
+#define SSTD_REQ_WORDS 8
+unsigned sstd_request_split(char *line, char *w[SSTD_REQ_WORDS]);
+bool sstd_request_long(const char *s, long min, long max, long *out);
+bool sstd_request_devino(const char *a, const char *b, unsigned long long *dev, unsigned long long *ino);
+bool sstd_request_notify(char *const w[4], int *fd, unsigned long long *dev, unsigned long long *ino);
+
 /* The host text of an address without port (keystore / caps key). */
 void sstd_addr_host(const struct sst_addr *a, char *buf, size_t len);
 

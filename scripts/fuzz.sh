@@ -2,7 +2,7 @@
 # make fuzz: the fuzz targets of tests/fuzz under libFuzzer (clang, coverage-guided) with
 # AddressSanitizer + UndefinedBehaviorSanitizer.  docs/fuzzing.md explains the targets.
 #   FUZZ_SECONDS=N   seconds per target (default 300)
-#   FUZZ_TARGETS="host stream"   which targets
+#   FUZZ_TARGETS="host stream control shimread"   which targets
 # The corpus grows in build-fuzz/corpus/TARGET (kept between runs; seeded from real traffic);
 # a crash leaves build-fuzz/crash-TARGET-* and fails the run; libFuzzer's output is in
 # build-fuzz/fuzz-TARGET.log.
@@ -10,17 +10,20 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SECONDS_PER=${FUZZ_SECONDS:-300}
-TARGETS=${FUZZ_TARGETS:-host stream}
+TARGETS=${FUZZ_TARGETS:-host stream control shimread}
 OUT=build-fuzz
 command -v clang >/dev/null || { echo "fuzz: needs clang (scripts/deps.sh install)" >&2; exit 1; }
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-# The engine and the simulator, instrumented for coverage (fuzzer-no-link) and the sanitizers.
+# The engine, the simulator, sstd's library and the shim's pure parts, instrumented for coverage
+# (fuzzer-no-link) and the sanitizers.  Every target links them all (only what it uses is pulled in).
+SHIM_PURE=($OUT/obj/shim/config.o $OUT/obj/shim/tcpinfo_parse.o)
 make --no-print-directory BUILD=$OUT CC=clang OPT="-O1 -gline-tables-only" \
-  SAN="$SAN -fsanitize=fuzzer-no-link" $OUT/libsst.a $OUT/libsstsim.a >/dev/null
+  SAN="$SAN -fsanitize=fuzzer-no-link" $OUT/libsst.a $OUT/libsstsim.a $OUT/libsstd.a \
+  "${SHIM_PURE[@]}" >/dev/null
 CFLAGS=(-std=gnu11 -Wall -Wextra -Werror -O1 -g $SAN -Icore -Itests/sim -Itests/fuzz
         $(pkg-config --cflags libevent libsodium))
-LIBS=($OUT/libsstsim.a $OUT/libsst.a $(pkg-config --libs libevent libsodium) -lpthread -lm)
+LIBS=("${SHIM_PURE[@]}" $OUT/libsstd.a $OUT/libsstsim.a $OUT/libsst.a $(pkg-config --libs libevent libsodium) -lpthread -lm)
 rc=0
 for t in $TARGETS; do
   [ -f "tests/fuzz/fuzz_$t.c" ] || { echo "fuzz: no target '$t'" >&2; exit 1; }

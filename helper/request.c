@@ -1,0 +1,58 @@
+/* The words of a control request line (docs/helper.md, "Control protocol"): splitting a line and
+ * reading its numeric arguments.  Pure functions, apart from the daemon's state, so the fuzz
+ * target tests/fuzz/fuzz_control.c reaches exactly what sstd runs on a client's bytes. */
+#include "sstd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+unsigned sstd_request_split(char *line, char *w[SSTD_REQ_WORDS])
+{
+    char *save = NULL;
+    unsigned n = 0;
+    for (unsigned i = 0; i < SSTD_REQ_WORDS; i++) {
+        w[i] = strtok_r(i == 0 ? line : NULL, " \t\r", &save);
+        n += w[i] != NULL;
+    }
+    return n;
+}
+
+bool sstd_request_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    if (!s)
+        return false;
+    long v = strtol(s, &end, 10);
+    if (*end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool sstd_request_devino(const char *a, const char *b, unsigned long long *dev, unsigned long long *ino)
+{
+    char *e1, *e2;
+    if (!a || !b)
+        return false;
+    errno = 0;
+    *dev = strtoull(a, &e1, 10);
+    *ino = strtoull(b, &e2, 10);
+    return !errno && !*e1 && !*e2;
+}
+
+bool sstd_request_notify(char *const w[4], int *fd, unsigned long long *dev, unsigned long long *ino)
+{
+    char *e1, *e2, *e3;
+    if (!w[0] || strcmp(w[0], "RESET") != 0 || !w[1] || !w[2] || !w[3])
+        return false;
+    errno = 0;
+    long f = strtol(w[1], &e1, 10);
+    *dev = strtoull(w[2], &e2, 10);
+    *ino = strtoull(w[3], &e3, 10);
+    if (errno || *e1 || *e2 || *e3 || f < 0 || f > INT_MAX)
+        return false;
+    *fd = (int)f;
+    return true;
+}

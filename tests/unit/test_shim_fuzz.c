@@ -1,0 +1,38 @@
+/* The shim's fuzz targets as a regression test, as test_fuzz runs the engine's: their seeds, then
+ * deterministic mutations (tests/fuzz/mutate.h).  shimread: the capability file and the INFO
+ * answer, as the shim reads what sstd writes (tests/fuzz/fuzz_shimread.c).  A crash, an abort of a target's own checks or (under
+ * `make asan`) a sanitizer report fails it. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../fuzz/fuzz_shimread.c"
+#include "../fuzz/mutate.h"
+
+/* The seeds reach the parsers: hosts listed, INFO answers read with their channel's numbers. */
+static void shimread_reached(void)
+{
+    ck_assert_uint_ge(shimread_listed, 3);
+    ck_assert_uint_ge(shimread_info_ok, 2);
+    ck_assert_uint_ge(shimread_info_chan, 1);
+}
+
+START_TEST(test_fuzz_shimread_seeds_and_mutations)
+{
+    run_target(fuzz_shimread_one, fuzz_shimread_seeds, shimread_reached, 0x5eed0004, 5000);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("shim_fuzz");
+    TCase *tc = tcase_create("targets");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_fuzz_shimread_seeds_and_mutations);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
