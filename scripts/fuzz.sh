@@ -2,7 +2,7 @@
 # make fuzz: the fuzz targets of tests/fuzz under libFuzzer (clang, coverage-guided) with
 # AddressSanitizer + UndefinedBehaviorSanitizer.  docs/fuzzing.md explains the targets.
 #   FUZZ_SECONDS=N   seconds per target (default 300)
-#   FUZZ_TARGETS="host stream control shimread"   which targets
+#   FUZZ_TARGETS="host stream control shimread config"   which targets
 # The corpus grows in build-fuzz/corpus/TARGET (kept between runs; seeded from real traffic);
 # a crash leaves build-fuzz/crash-TARGET-* and fails the run; libFuzzer's output is in
 # build-fuzz/fuzz-TARGET.log.
@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SECONDS_PER=${FUZZ_SECONDS:-300}
-TARGETS=${FUZZ_TARGETS:-host stream control shimread}
+TARGETS=${FUZZ_TARGETS:-host stream control shimread config}
 OUT=build-fuzz
 command -v clang >/dev/null || { echo "fuzz: needs clang (scripts/deps.sh install)" >&2; exit 1; }
 

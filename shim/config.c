@@ -11,12 +11,40 @@
 
 static void compile_v4(struct shim_config *cfg);
 
+/* Copies text into out (len bytes, cut short if need be) as one printable line: control bytes
+ * become \n, \r, \t or \xHH.  Error messages and the banner quote values of any bytes but NUL;
+ * the shim logs each as one line, which a value's newline or terminal escape must not break
+ * into forged others, and the escape shows what the value really was. */
+static void one_line(char *out, size_t len, const char *text)
+{
+    size_t o = 0;
+    if (len == 0)
+        return;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        char esc[5];
+        int n = 1;
+        if (*p >= 0x20 && *p != 0x7f)
+            esc[0] = (char)*p;
+        else if (*p == '\n' || *p == '\r' || *p == '\t')
+            n = snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+        else
+            n = snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        if (o + (size_t)n >= len)
+            break;
+        memcpy(out + o, esc, (size_t)n);
+        o += (size_t)n;
+    }
+    out[o] = '\0';
+}
+
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    one_line(err, errlen, msg);
     return -1;
 }
 
@@ -471,13 +499,14 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
 {
     static const char *const sec[] = { "strong", "light" };
     static const char *const lvl[] = { "error", "warn", "info", "debug" };
+    char text[4 * SHIM_PATH_MAX + 256];
     size_t off = 0;
-#define ADD(...)                                                           \
-    do {                                                                   \
-        if (off < len)                                                     \
-            off += (size_t)snprintf(out + off, len - off, __VA_ARGS__);    \
+#define ADD(...)                                                                   \
+    do {                                                                           \
+        if (off < sizeof(text))                                                    \
+            off += (size_t)snprintf(text + off, sizeof(text) - off, __VA_ARGS__);  \
     } while (0)
-    out[0] = '\0';
+    text[0] = '\0';
     ADD("SST_PEERS=%s", cfg->peers_text);
     if (cfg->mode != SHIM_MODE_AUTO)
         ADD(" SST_MODE=%s", shim_mode_name(cfg->mode));
@@ -506,4 +535,5 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
     if (cfg->log_file[0])
         ADD(" SST_LOG_FILE=%s", cfg->log_file);
 #undef ADD
+    one_line(out, len, text);   /* paths and SST_PEERS as given: any bytes */
 }

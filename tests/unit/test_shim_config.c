@@ -188,6 +188,31 @@ START_TEST(test_shim_config_rejects_bad_values)
 }
 END_TEST
 
+/* A bad value's control bytes are escaped in the message, and paths' in the banner: the shim
+ * logs each as one line (found by the config fuzz target, tests/fuzz/fuzz_config.c: a newline
+ * in SST_LISTEN wrote a second line under the shim's name). */
+START_TEST(test_shim_config_messages_one_line)
+{
+    struct shim_config cfg;
+    char err[256];
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PORT", "5000\nshim: forged", NULL } }), -1);
+    ck_assert_str_eq(err, "SST_PORT: '5000\\nshim: forged' is not a port number (1-65535)");
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_LISTEN", "1\x03\x1b[2J\t", NULL } }), -1);
+    ck_assert_str_eq(err, "SST_LISTEN: '1\\x03\\x1b[2J\\t' is not 1, 0 or a comma list of ports");
+    /* Escaping never overruns err: a long value is cut, still one terminated line. */
+    char longv[600];
+    memset(longv, '\r', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_MODE", longv, NULL } }), -1);
+    ck_assert_uint_le(strlen(err), 255);
+    ck_assert_ptr_null(strchr(err, '\r'));
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_PEERS", "*", "SST_HELPER", "/tmp/a\nb.sock", NULL } }), 0);
+    char banner[512];
+    shim_config_banner(&cfg, banner, sizeof(banner));
+    ck_assert_str_eq(banner, "SST_PEERS=* SST_HELPER=/tmp/a\\nb.sock");
+}
+END_TEST
+
 START_TEST(test_shim_config_peers_match)
 {
     struct shim_config cfg;
@@ -404,6 +429,7 @@ int main(void)
     tcase_add_test(tc, test_shim_config_defaults);
     tcase_add_test(tc, test_shim_config_all_values);
     tcase_add_loop_test(tc, test_shim_config_rejects_bad_values, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, test_shim_config_messages_one_line);
     tcase_add_test(tc, test_shim_config_peers_match);
     tcase_add_test(tc, test_shim_config_prefix_edges);
     tcase_add_test(tc, test_shim_config_star_and_mode_off);

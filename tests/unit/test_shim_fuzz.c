@@ -1,11 +1,13 @@
 /* The shim's fuzz targets as a regression test, as test_fuzz runs the engine's: their seeds, then
  * deterministic mutations (tests/fuzz/mutate.h).  shimread: the capability file and the INFO
- * answer, as the shim reads what sstd writes (tests/fuzz/fuzz_shimread.c).  A crash, an abort of a target's own checks or (under
+ * answer, as the shim reads what sstd writes (tests/fuzz/fuzz_shimread.c); config: the shim's
+ * environment (tests/fuzz/fuzz_config.c).  A crash, an abort of a target's own checks or (under
  * `make asan`) a sanitizer report fails it. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fuzz/fuzz_config.c"
 #include "../fuzz/fuzz_shimread.c"
 #include "../fuzz/mutate.h"
 
@@ -17,9 +19,24 @@ static void shimread_reached(void)
     ck_assert_uint_ge(shimread_info_chan, 1);
 }
 
+/* The seeds configure the shim, match destinations and resolve names; one is refused. */
+static void config_reached(void)
+{
+    ck_assert_uint_ge(config_ok, 3);
+    ck_assert_uint_ge(config_failed, 1);
+    ck_assert_uint_ge(config_matched, 3);
+    ck_assert_uint_ge(config_resolved, 1);
+}
+
 START_TEST(test_fuzz_shimread_seeds_and_mutations)
 {
     run_target(fuzz_shimread_one, fuzz_shimread_seeds, shimread_reached, 0x5eed0004, 5000);
+}
+END_TEST
+
+START_TEST(test_fuzz_config_seeds_and_mutations)
+{
+    run_target(fuzz_config_one, fuzz_config_seeds, config_reached, 0x5eed0005, 5000);
 }
 END_TEST
 
@@ -29,6 +46,7 @@ int main(void)
     TCase *tc = tcase_create("targets");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_fuzz_shimread_seeds_and_mutations);
+    tcase_add_test(tc, test_fuzz_config_seeds_and_mutations);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
