@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -174,4 +176,63 @@ SHIM_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
         return sendmsg_conn(fd, v, &m, flags, false);
     }
     return sendmsg_conn(fd, v, msg, flags, false);
+}
+
+/* sendfile, splice and sendmmsg into a replaced fd (nginx sends files with sendfile): the first
+ * two cannot take MSG_NOSIGNAL, so the reset's error is not left to the kernel's EPIPE (and its
+ * SIGPIPE, which kills a program that does not ignore it) but taken first, where this process
+ * armed a reset that is still pending on the socket: the call fails with it, without SIGPIPE, as
+ * TCP's first call after a RST does; the next call gets the kernel's EPIPE and SIGPIPE, as
+ * TCP's.  After the app's shutdown(SHUT_WR) told to sstd (its end is not shut, hook_sockopt.c)
+ * they fail as write does.  One SO_ERROR per call while a reset is armed, nothing before.
+ * -1 (errno set) when the call must not reach the kernel, else 0. */
+static int write_precheck(int fd, int flags)
+{
+    if (!shim_conns_maybe())
+        return 0;
+    uintptr_t v = shim_fd_get(fd);
+    if (!SHIM_FD_IS_CONN(v) || shim_tls_guard)
+        return 0;
+    if (shut_state(fd, v) == SHUT_YES)
+        return (int)after_epipe(fd, v, flags);
+    struct shim_conn *c = (struct shim_conn *)v;
+    if (!atomic_load(&c->reset_armed) || !shim_conn_check(fd, v))
+        return 0;
+    int kerr = 0;
+    socklen_t l = sizeof(kerr);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_ERROR, &kerr, &l) < 0 || kerr == 0) {
+        if (atomic_load(&c->err) == EPIPE)
+            atomic_store(&c->err_pending, false);   /* the call's EPIPE takes it (after_epipe) */
+        return 0;
+    }
+    errno = atomic_load(&c->err) ? atomic_load(&c->err) : kerr;
+    return -1;
+}
+
+SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+    if (write_precheck(out, 0) < 0)
+        return -1;
+    return shim_real_sendfile(out, in, off, n);
+}
+
+SHIM_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t n)
+{
+    if (write_precheck(out, 0) < 0)
+        return -1;
+    return shim_real_sendfile64(out, in, off, n);
+}
+
+SHIM_EXPORT ssize_t splice(int in, off64_t *off_in, int out, off64_t *off_out, size_t n, unsigned int fl)
+{
+    if (write_precheck(out, 0) < 0)
+        return -1;
+    return shim_real_splice(in, off_in, out, off_out, n, fl);
+}
+
+SHIM_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    if (write_precheck(fd, flags) < 0)
+        return -1;
+    return shim_real_sendmmsg(fd, v, n, flags);
 }

@@ -92,6 +92,24 @@ static ssize_t fb_sendmsg(int fd, const struct msghdr *msg, int flags)
     return syscall(SYS_sendmsg, fd, msg, flags);
 }
 
+static ssize_t fb_sendfile(int out, int in, off_t *off, size_t n) { return syscall(SYS_sendfile, out, in, off, n); }
+static ssize_t fb_sendfile64(int out, int in, off64_t *off, size_t n)
+{
+#ifdef SYS_sendfile64
+    return syscall(SYS_sendfile64, out, in, off, n);
+#else
+    return syscall(SYS_sendfile, out, in, off, n);
+#endif
+}
+static ssize_t fb_splice(int in, off64_t *off_in, int out, off64_t *off_out, size_t n, unsigned fl)
+{
+    return syscall(SYS_splice, in, off_in, out, off_out, n, fl);
+}
+static int fb_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+    return (int)syscall(SYS_sendmmsg, fd, v, n, flags);
+}
+
 int (*shim_p_socket)(int, int, int) = fb_socket;
 int (*shim_p_socketpair)(int, int, int, int *) = fb_socketpair;
 int (*shim_p_connect)(int, const struct sockaddr *, socklen_t) = fb_connect;
@@ -120,6 +138,10 @@ ssize_t (*shim_p_sendto)(int, const void *, size_t, int, const struct sockaddr *
 ssize_t (*shim_p_write)(int, const void *, size_t) = fb_write;
 ssize_t (*shim_p_writev)(int, const struct iovec *, int) = fb_writev;
 ssize_t (*shim_p_sendmsg)(int, const struct msghdr *, int) = fb_sendmsg;
+ssize_t (*shim_p_sendfile)(int, int, off_t *, size_t) = fb_sendfile;
+ssize_t (*shim_p_sendfile64)(int, int, off64_t *, size_t) = fb_sendfile64;
+ssize_t (*shim_p_splice)(int, off64_t *, int, off64_t *, size_t, unsigned) = fb_splice;
+int (*shim_p_sendmmsg)(int, struct mmsghdr *, unsigned, int) = fb_sendmmsg;
 
 /* dlsym(RTLD_NEXT) returns the next definition after this library: libc's.  A NULL means a
  * symbol this libc lacks (closefrom, close_range on old glibc): the syscall fallback stays. */
@@ -174,5 +196,9 @@ int shim_real_init(void)
     RESOLVE(write);
     RESOLVE(writev);
     RESOLVE(sendmsg);
+    RESOLVE(sendfile);
+    RESOLVE(sendfile64);
+    RESOLVE(splice);
+    RESOLVE(sendmmsg);
     return missing ? -1 : 0;
 }

@@ -52,6 +52,11 @@ struct iovec;
 extern ssize_t (*shim_p_write)(int, const void *, size_t);
 extern ssize_t (*shim_p_writev)(int, const struct iovec *, int);
 extern ssize_t (*shim_p_sendmsg)(int, const struct msghdr *, int);
+struct mmsghdr;
+extern ssize_t (*shim_p_sendfile)(int, int, off_t *, size_t);
+extern ssize_t (*shim_p_sendfile64)(int, int, off64_t *, size_t);
+extern ssize_t (*shim_p_splice)(int, off64_t *, int, off64_t *, size_t, unsigned);
+extern int (*shim_p_sendmmsg)(int, struct mmsghdr *, unsigned, int);
 #pragma GCC visibility pop
 
 static inline int shim_real_socket(int domain, int type, int proto)
@@ -188,6 +193,26 @@ static inline ssize_t shim_real_writev(int fd, const struct iovec *iov, int cnt)
 static inline ssize_t shim_real_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     return shim_p_sendmsg(fd, msg, flags);
+}
+
+static inline ssize_t shim_real_sendfile(int out, int in, off_t *off, size_t n)
+{
+    return shim_p_sendfile(out, in, off, n);
+}
+
+static inline ssize_t shim_real_sendfile64(int out, int in, off64_t *off, size_t n)
+{
+    return shim_p_sendfile64(out, in, off, n);
+}
+
+static inline ssize_t shim_real_splice(int in, off64_t *off_in, int out, off64_t *off_out, size_t n, unsigned fl)
+{
+    return shim_p_splice(in, off_in, out, off_out, n, fl);
+}
+
+static inline int shim_real_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+    return shim_p_sendmmsg(fd, v, n, flags);
 }
 
 static inline int shim_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)

@@ -2,7 +2,8 @@
 # A write after a peer's reset answers as kernel TCP's: the first failing call after the RST
 # fails with ECONNRESET and raises no SIGPIPE, the next with EPIPE and SIGPIPE; a read that took
 # the reset first leaves EPIPE (and SIGPIPE) to the write (docs/shim.md §2 "A peer's reset",
-# shim/hook_write.c).  Before, under the shim, the first write already failed with EPIPE and
+# shim/hook_write.c); sendfile, splice and sendmmsg too (since 2026-11-22: before, EPIPE and
+# SIGPIPE at once).  Before, under the shim, the first write already failed with EPIPE and
 # SIGPIPE -- which kills a program that does not ignore it, where TCP gave it ECONNRESET.
 # The reference is measured: the same client against the same server over kernel TCP.
 #
@@ -37,10 +38,32 @@ while True:
 PY
 
 # client.py HOST OPS: reads the 1000 bytes, waits for the reset, then runs OPS (comma list of
-# send, write, sendmsg, recv) and prints "OP:RESULT sigpipe=N" for each.
+# send, write, sendmsg, recv, sendfile, splice, sendmmsg -- the last three not in the shim's
+# write hooks until 2026-11-22; sendmmsg through ctypes, libc's as the program would call it)
+# and prints "OP:RESULT sigpipe=N" for each.
 cat >"$LIB_TMP/client.py" <<'PY'
-import errno, os, signal, socket, sys, time
+import ctypes, errno, os, signal, socket, sys, tempfile, time
 host, ops = sys.argv[1], sys.argv[2].split(",")
+libc = ctypes.CDLL(None, use_errno=True)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+def sendmmsg(fd):
+    buf = ctypes.create_string_buffer(b"x")
+    iov = iovec(ctypes.cast(buf, ctypes.c_void_p), 1)
+    m = mmsghdr()
+    m.hdr.iov = ctypes.pointer(iov)
+    m.hdr.iovlen = 1
+    if libc.sendmmsg(fd, ctypes.byref(m), 1, 0) < 0:
+        raise OSError(ctypes.get_errno(), "sendmmsg")
+src = tempfile.TemporaryFile()
+src.write(b"x" * 16)
+src.flush()
 pipes = [0]
 signal.signal(signal.SIGPIPE, lambda *a: pipes.__setitem__(0, pipes[0] + 1))
 s = socket.create_connection((host, 9000))
@@ -58,6 +81,14 @@ for op in ops:
             os.write(s.fileno(), b"x")
         elif op == "sendmsg":
             s.sendmsg([b"x"])
+        elif op == "sendfile":
+            os.sendfile(s.fileno(), src.fileno(), 0, 1)
+        elif op == "splice":
+            r, w = os.pipe()
+            os.write(w, b"x")
+            os.splice(r, s.fileno(), 1)
+        elif op == "sendmmsg":
+            sendmmsg(s.fileno())
         else:
             if s.recv(10) == b"":
                 raise EOFError
@@ -88,12 +119,18 @@ shimmed() {
 W1="send:ECONNRESET sigpipe=0 send:EPIPE sigpipe=1"
 W2="write:ECONNRESET sigpipe=0 sendmsg:EPIPE sigpipe=1"
 W3="recv:ECONNRESET sigpipe=0 send:EPIPE sigpipe=1 recv:EOF sigpipe=1"
-# check WHAT RUNNER...: the three sequences, each against what kernel TCP answered.
+W4="sendfile:ECONNRESET sigpipe=0 sendfile:EPIPE sigpipe=1"
+W5="splice:ECONNRESET sigpipe=0 sendmmsg:EPIPE sigpipe=1"
+W6="sendmmsg:ECONNRESET sigpipe=0 splice:EPIPE sigpipe=1 recv:EOF sigpipe=1"
+# check WHAT RUNNER...: the sequences, each against what kernel TCP answered.
 check() {
   local what=$1 ops want got
   shift
-  for ops in send,send write,sendmsg recv,send,recv; do
-    case $ops in send,send) want=$W1 ;; write,sendmsg) want=$W2 ;; *) want=$W3 ;; esac
+  for ops in send,send write,sendmsg recv,send,recv sendfile,sendfile splice,sendmmsg sendmmsg,splice,recv; do
+    case $ops in
+      send,send) want=$W1 ;; write,sendmsg) want=$W2 ;; recv,send,recv) want=$W3 ;;
+      sendfile,sendfile) want=$W4 ;; splice,sendmmsg) want=$W5 ;; *) want=$W6 ;;
+    esac
     got=$("$@" /usr/bin/python3 "$LIB_TMP/client.py" "$HOST" "$ops" 2>&1)
     [ "$got" = "$want" ] || fail "$what: $ops after a reset: got '$got', want '$want' (kernel TCP's)"
     log "ok: $what: $got"
