@@ -24,7 +24,7 @@ static void on_set(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static bool set_open(struct event_base *base)
+bool shim_errwatch_open(struct event_base *base)
 {
     if (set_ev)
         return true;
@@ -49,7 +49,7 @@ static bool set_open(struct event_base *base)
 bool shim_errwatch_add(struct event_base *base, struct shim_errwatch *w, int fd)
 {
     w->fd = -1;
-    if (!set_open(base))
+    if (!shim_errwatch_open(base))
         return false;
     /* No event bits: epoll still reports EPOLLERR and EPOLLHUP. */
     struct epoll_event e = { .events = 0, .data.ptr = w };

@@ -21,6 +21,10 @@ struct shim_errwatch {
     int fd;                          /* watched, or -1 */
 };
 
+/* Creates the set (once per process, with the event loop: a descriptor that comes and goes
+ * with the first connection to need it would look like a leak to a program counting its fds).
+ * False if it cannot; shim_errwatch_add tries again. */
+bool shim_errwatch_open(struct event_base *base);
 /* Starts watching fd (w->fn and w->arg set by the caller).  False when it cannot (the watch
  * then simply does not fire: the pump learns of the error at its next write, as before). */
 bool shim_errwatch_add(struct event_base *base, struct shim_errwatch *w, int fd);

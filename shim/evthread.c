@@ -185,6 +185,8 @@ static int ev_build_loop(void)
         event_config_free(ecfg);
     shim_tls_guard--;
     shim_tls_hide_new = 0;
+    if (ev_base)
+        (void)shim_errwatch_open(ev_base);   /* with the loop's own fds, not at a later connection */
     return ev_base ? 0 : -1;
 }
 
