@@ -157,10 +157,14 @@ if want fair; then
     ns_cc "$NS_B" cubic
     for rep in $(seq 1 "$REPS"); do
       for cc in cubic bbr; do
-        sst_server strong "$cc"
         scen=fair; [ "$cc" = cubic ] || scen=fair-$cc
         [ "$loss" = 0 ] || scen=$scen-loss$loss
-        fair_pair "$rep" "$FAIR_S" "$cc" "$scen"
+        # Both start orders in every repetition, alternating which goes first (common.sh).
+        if [ $((rep % 2)) = 1 ]; then orders="sst tcp"; else orders="tcp sst"; fi
+        for first in $orders; do
+          sst_server strong "$cc"
+          fair_pair "$rep" "$FAIR_S" "$cc" "$scen" "$first"
+        done
       done
       scen=fair-tcpbbr; [ "$loss" = 0 ] || scen=$scen-loss$loss
       tcp_fair_pair "$rep" "$FAIR_S" "$scen"

@@ -169,22 +169,52 @@ stop_servers() {
 
 ns_cc() { lib_set_cc "$1" "$2" >/dev/null; }
 
-# fair_pair REP SECONDS [CC] [SCENARIO]: an SST upload (congestion control CC, default cubic) and
-# an iperf3 cubic upload start together and share the bottleneck; each one's goodput is recorded.
+# fair_pair REP SECONDS CC SCENARIO FIRST: an SST upload (congestion control CC) and an iperf3
+# cubic upload share the bottleneck; each one's goodput is recorded, with "first" (sst|tcp) added
+# to both records.  The flow whose data starts first keeps the larger share for a run of this
+# length (scripts/bench/bottlenecks.md, "Fairness": a lead of 1-3 round trips decides it, either
+# way, for either controller), and launched together SST's data would always lead by 60-150 ms
+# (iperf3 exchanges parameters over a control connection first).  So every repetition runs both
+# orders, the second flow launched FAIR_LAG seconds after the first: SST first, its data leads by
+# about FAIR_LAG plus iperf3's set-up; TCP first, iperf3's data leads by about FAIR_LAG minus
+# iperf3's set-up plus SST's one-round-trip handshake.
+FAIR_LAG=${FAIR_LAG:-0.3}
 fair_pair() {
-  local rep=$1 secs=$2 cc=${3:-cubic} scen=${4:-fair} f1 f2 p1 p2
+  local rep=$1 secs=$2 cc=$3 scen=$4 first=$5 f1 f2 p1 p2
   iperf_server
   f1=$(mktemp "$OUT/fair.XXXXXX")
   f2=$(mktemp "$OUT/fair.XXXXXX")
-  sst_client --time "$secs" --security strong --cc "$cc" >"$f1" &
-  p1=$!
-  ip netns exec "$NS_A" timeout $((secs + 30)) iperf3 -c "$IP_B" -p 5202 -t "$secs" -C cubic -J 2>>"$OUT/stderr.log" |
-    /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" >"$f2" &
-  p2=$!
+  if [ "$first" = tcp ]; then
+    ip netns exec "$NS_A" timeout $((secs + 30)) iperf3 -c "$IP_B" -p 5202 -t "$secs" -C cubic -J 2>>"$OUT/stderr.log" |
+      /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" >"$f2" &
+    p2=$!
+    sleep "$FAIR_LAG"
+    sst_client --time "$secs" --security strong --cc "$cc" >"$f1" &
+    p1=$!
+  else
+    sst_client --time "$secs" --security strong --cc "$cc" >"$f1" &
+    p1=$!
+    sleep "$FAIR_LAG"
+    ip netns exec "$NS_A" timeout $((secs + 30)) iperf3 -c "$IP_B" -p 5202 -t "$secs" -C cubic -J 2>>"$OUT/stderr.log" |
+      /usr/bin/python3 "$ROOT/scripts/bench/iperf_summary.py" >"$f2" &
+    p2=$!
+  fi
   wait "$p1" "$p2"
-  record "$scen" "SST strong $cc" "$rep" "$(cat "$f1")"
-  record "$scen" "TCP cubic" "$rep" "$(cat "$f2")"
+  record "$scen" "SST strong $cc" "$rep" "$(with_first "$first" <"$f1")"
+  record "$scen" "TCP cubic" "$rep" "$(with_first "$first" <"$f2")"
   rm -f "$f1" "$f2"
+}
+
+# with_first sst|tcp: the JSON on stdin with "first" added (unparsable input passes unchanged).
+with_first() {
+  /usr/bin/python3 -c 'import json, sys
+t = sys.stdin.read()
+try:
+    j = json.loads(t)
+    j["first"] = sys.argv[1]
+    print(json.dumps(j))
+except Exception:
+    print(t.strip())' "$1"
 }
 
 # tcp_fair_pair REP SECONDS SCENARIO: the kernel reference for fair_pair -- an iperf3 bbr upload
