@@ -1,6 +1,7 @@
 /* Fuzz target: what the shim reads of sstd's writing -- the capability file next to sstd's
  * socket (sst_helper_caps_lookup, read by shim_helper_connect_now inside the app's connect())
- * and the INFO answer behind getsockopt(TCP_INFO) (shim_tcpinfo_parse).  Any process of the
+ * and the INFO answer behind getsockopt(TCP_INFO) (shim_tcpinfo_parse, then shim_tcpinfo_fill
+ * into the app's struct tcp_info).  Any process of the
  * user can write that file and a dying or foreign sstd can answer anything: neither may crash
  * or hang the app.  Each input is a script of records (fuzz.h):
  *   op % 3 == 0: the capability file's bytes, as capsfile_load hands them over (at most
@@ -10,7 +11,8 @@
  *                connection to 10.0.0.2:5201 and [::1]:80 are looked up after each file too;
  *   op % 3 == 2: an INFO answer line (at most REPLY_MAX - 1 = 1023 bytes, as helper_ask reads).
  * Checked: a listed key's expiry lies after "now"; an answer the parser takes says "ok":true and
- * its state is one of the TCP states it can give; a capability path ends in ".caps". */
+ * its state is one of the TCP states it can give; the struct filled from it is no longer than
+ * the app asked for and carries that state; a capability path ends in ".caps". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,15 @@ static void shimread_info(const char *json)
         abort();
     shimread_info_ok++;
     shimread_info_chan += src.have_chan && src.have_stream;
+    /* The app's getsockopt: a whole struct tcp_info (the kernel's is under 256 bytes), then one
+     * cut short as an old program's smaller struct would ask. */
+    static uint8_t ti[512];
+    socklen_t len = sizeof ti;
+    if (shim_tcpinfo_fill(&src, ti, &len) != 0 || len == 0 || len > sizeof ti || ti[0] != src.state)
+        abort();
+    len = 7;
+    if (shim_tcpinfo_fill(&src, ti, &len) != 0 || len != 7)
+        abort();
 }
 
 int fuzz_shimread_one(const uint8_t *in, size_t size)
