@@ -47,7 +47,9 @@ int shim_tcpinfo_fill(const struct shim_tcpinfo_src *src, void *val, socklen_t *
         const struct sst_chan_stats *cs = &src->chan;
         /* One segment is one packet's payload; the window is counted in those, as the kernel
          * counts snd_cwnd in segments of snd_mss (iperf3 prints snd_cwnd * snd_mss). */
-        uint32_t mss = src->max_payload ? (uint32_t)src->max_payload : 1200;
+        /* A payload beyond 64 KiB is no datagram's: a garbled answer (one of 2^32 was cut to
+         * a zero divisor below -- SIGFPE in the app's getsockopt). */
+        uint32_t mss = src->max_payload && src->max_payload <= UINT16_MAX ? (uint32_t)src->max_payload : 1200;
         ti.tcpi_snd_mss = ti.tcpi_rcv_mss = ti.tcpi_advmss = mss;
         if (cs->plpmtu)   /* the datagram size in use, plus the UDP and IP headers: the path MTU */
             ti.tcpi_pmtu = cs->plpmtu + 8u + (src->v6 ? 40u : 20u);
@@ -62,8 +64,11 @@ int shim_tcpinfo_fill(const struct shim_tcpinfo_src *src, void *val, socklen_t *
             /* RFC 6298's timeout, floored at Linux's TCP_RTO_MIN (200 ms) */
             uint64_t rto = cs->srtt + (4 * cs->rttvar > 1000000 ? 4 * cs->rttvar : 1000000);
             ti.tcpi_rto = usec(rto < 200000000 ? 200000000 : rto);
-            if (!cs->pacing_rate && cs->srtt)
-                ti.tcpi_pacing_rate = (uint64_t)((double)cs->cwnd * 1e9 / (double)cs->srtt);
+            if (!cs->pacing_rate && cs->srtt) {
+                /* Saturated as the kernel's u64: a double beyond it has no uint64_t value. */
+                double rate = (double)cs->cwnd * 1e9 / (double)cs->srtt;
+                ti.tcpi_pacing_rate = rate >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)rate;
+            }
         }
         if (cs->pacing_rate)
             ti.tcpi_pacing_rate = cs->pacing_rate;
@@ -111,6 +116,9 @@ static bool json_u64(const char *json, const char *key, uint64_t *out)
         *out = 0;
         return true;
     }
+    /* sstd writes digits: strtoull would also take "-46" (as 2^64 - 46) and leading spaces. */
+    if (*p < '0' || *p > '9')
+        return false;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(p, &end, 10);

@@ -134,4 +134,16 @@ void fuzz_shimread_seeds(fuzz_emit_fn emit, void *arg)
     fuzz_put(buf, sizeof buf, &len, 2, dormant, sizeof dormant - 1);
     fuzz_put(buf, sizeof buf, &len, 2, refused, sizeof refused - 1);
     emit(arg, buf, len);
+    /* Found by this target: a payload size of 2^32 became a zero divisor (SIGFPE in the app's
+     * getsockopt); a huge window over a tiny RTT a pacing rate beyond uint64_t (undefined
+     * conversion); "-46" was read as 2^64 - 46 (shim/tcpinfo_map.c). */
+    static const char *const hostile[] = {
+        "{\"ok\":true,\"cwnd\":14600,\"max_payload\":4294967296}",
+        "{\"ok\":true,\"cwnd\":18446744073709551615,\"srtt_ns\":1,\"min_rtt_ns\":1}",
+        "{\"ok\":true,\"cwnd\":-46,\"srtt_ns\":20000040,\"min_rtt_ns\":19000000}",
+    };
+    len = 0;
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++)
+        fuzz_put(buf, sizeof buf, &len, 2, hostile[i], strlen(hostile[i]));
+    emit(arg, buf, len);
 }
