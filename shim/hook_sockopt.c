@@ -132,10 +132,22 @@ static SHIM_SLOW int conn_getsockopt(int fd, int level, int name, void *val, soc
     return shim_real_getsockopt(fd, level, name, val, len);
 }
 
+/* TCP_INFO on a socket the app accepted from an SST stream (SST_LISTEN): the stream's and
+ * channel's numbers, not the loopback bridge's. */
+static SHIM_SLOW int accepted_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    bool answered;
+    int rc = shim_tcpinfo_get_accepted(fd, val, len, &answered);
+    return answered ? rc : shim_real_getsockopt(fd, level, name, val, len);
+}
+
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-    if (!is_replaced(fd))
+    if (!is_replaced(fd)) {
+        if (__builtin_expect(name == TCP_INFO && level == IPPROTO_TCP, 0) && shim_server_engaged())
+            return accepted_getsockopt(fd, level, name, val, len);
         return shim_real_getsockopt(fd, level, name, val, len);
+    }
     return conn_getsockopt(fd, level, name, val, len);
 }
 

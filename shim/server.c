@@ -77,6 +77,8 @@ struct afd {
     int fd;                          /* the number accept() returned, -1 once closed (afds) */
     bool own;                        /* accepted in this process: its bridge is here */
     bool seen;                       /* prune_foreign: a descriptor of ours names it */
+    struct bridge *bridge;           /* own: the bridge, alive while the record is (event thread
+                                        only: bridge_done drops the record before freeing it) */
     struct sockaddr_storage peer;    /* the SST peer's address, the bridge's loopback port */
     socklen_t peer_len;
     UT_hash_handle hh;               /* afds, by fd */
@@ -99,6 +101,7 @@ struct bridge {
     struct event *ev;                /* loopback connect completion */
     uint16_t port;                   /* the app's TCP port (the SST service) */
     bool answered;                   /* the stream was answered OK (bridge_pump) */
+    struct shim_spump *pump;         /* once answered: the pump (getsockopt(TCP_INFO)) */
 };
 
 atomic_int shim_server_live;
@@ -340,6 +343,8 @@ static void pend_remove(struct pend *p)
  * giving it back unanswered refuses it, so the peer's connect fails with ECONNREFUSED as a TCP
  * client's does when nothing accepts; one that was answered (the pump could not start) or
  * failed already is reset. */
+static void bridge_forget(struct bridge *b);
+
 static void bridge_abort(struct bridge *b)
 {
     if (b->ev)
@@ -352,6 +357,7 @@ static void bridge_abort(struct bridge *b)
         sst_stream_shutdown(b->s, SST_SHUT_RESET);
     sst_stream_close(b->s);   /* unanswered: refused (docs/api.md, answer later) */
     shim_engine_kick();
+    bridge_forget(b);
     free(b);
 }
 
@@ -365,6 +371,18 @@ static void afd_free(struct afd *a)
     atomic_fetch_sub(&shim_server_live, 1);
 }
 
+/* The bridge ends: the record of the socket the app accepted from it goes (it points to b). */
+static void bridge_forget(struct bridge *b)
+{
+    pthread_mutex_lock(&srv_lock);
+    struct afd *a = NULL;
+    if (b->pend.accepted)
+        HASH_FIND(hk, apeers, &b->pend.acc, sizeof(b->pend.acc), a);
+    if (a && a->own)
+        afd_free(a);
+    pthread_mutex_unlock(&srv_lock);
+}
+
 static void bridge_done(void *arg, int err)
 {
     struct bridge *b = arg;
@@ -373,13 +391,7 @@ static void bridge_done(void *arg, int err)
     pend_remove(&b->pend);
     /* Both directions ended: the app's socket has its peer's end and has shut its own (it is
      * closed, or about to be); its record goes, whichever descriptors still name it. */
-    pthread_mutex_lock(&srv_lock);
-    struct afd *a = NULL;
-    if (b->pend.accepted)
-        HASH_FIND(hk, apeers, &b->pend.acc, sizeof(b->pend.acc), a);
-    if (a && a->own)
-        afd_free(a);
-    pthread_mutex_unlock(&srv_lock);
+    bridge_forget(b);
     free(b);
 }
 
@@ -427,6 +439,7 @@ static void bridge_pump(struct bridge *b)
         bridge_abort(b);
         return;
     }
+    b->pump = p;
     shim_spump_wait_at_exit(p, bridge_accepted);
     shim_spump_on_error(p, bridge_reset);
     shim_spump_watch_rst(p);
@@ -876,6 +889,9 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
             if (p) {
                 p->accepted = true;   /* the bridge removes the record when it ends */
                 p->acc = id;
+                a->bridge = (struct bridge *)p;   /* pend is the bridge's first member */
+            } else {
+                a->bridge = NULL;
             }
         }
     }
@@ -929,6 +945,43 @@ static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer
     pthread_mutex_unlock(&srv_lock);
     errno = saved;
     return a != NULL;
+}
+
+bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+    struct afd *a;
+    struct sock_id id;
+    int saved = errno;
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        errno = saved;
+        return false;
+    }
+    memset(&id, 0, sizeof(id));
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+    pthread_mutex_lock(&srv_lock);
+    HASH_FIND(hk, apeers, &id, sizeof(id), a);
+    bool here = a && a->own && getpid() == srv_pid;
+    pthread_mutex_unlock(&srv_lock);
+    *dev = id.dev;
+    *ino = id.ino;
+    errno = saved;
+    return here;
+}
+
+struct shim_spump *shim_server_pump(dev_t dev, ino_t ino)
+{
+    struct afd *a;
+    struct sock_id id;
+    memset(&id, 0, sizeof(id));
+    id.dev = dev;
+    id.ino = ino;
+    pthread_mutex_lock(&srv_lock);
+    HASH_FIND(hk, apeers, &id, sizeof(id), a);
+    struct shim_spump *p = a && a->own && a->bridge ? a->bridge->pump : NULL;
+    pthread_mutex_unlock(&srv_lock);
+    return p;
 }
 
 /* ---- across exec: SST_SHIM_ACCEPTED ----------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "shim.h"
 
@@ -42,6 +43,14 @@ bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *r
  * wildcard listener): this host's address toward the SST peer with the connection's port, as
  * TCP from that peer would have; sets *ret and returns true.  False for every other fd. */
 bool shim_server_getsockname(int fd, struct sockaddr *sa, socklen_t *len, int *ret);
+
+/* getsockopt(TCP_INFO) on an accepted socket: true if fd is one this process accepted from
+ * an SST stream and bridges itself (dev/ino name it for shim_server_pump). */
+bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino);
+/* Event thread: the pump of the bridge of accepted socket dev/ino, or NULL (ended, or not
+ * bridged here).  Valid until the event thread returns to its loop. */
+struct shim_spump;
+struct shim_spump *shim_server_pump(dev_t dev, ino_t ino);
 
 /* The environment variable that carries the accepted sockets' SST peers across exec. */
 #define SHIM_SERVER_ENV "SST_SHIM_ACCEPTED"

@@ -18,6 +18,7 @@
 #include "helper_client.h"
 #include "log.h"
 #include "real.h"
+#include "server.h"
 #include "spump.h"
 #include "tcpinfo.h"
 
@@ -35,7 +36,10 @@ struct tcpinfo_job {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
-    struct shim_conn *c;        /* holds a reference */
+    struct shim_conn *c;        /* holds a reference; NULL for an accepted socket: */
+    dev_t dev;                  /* ... the socket, for shim_server_pump */
+    ino_t ino;
+    bool found;                 /* the event thread had its stream */
     struct shim_tcpinfo_src src;
     bool kernel;                /* TCP fallback: the kernel socket's own answer, in kti */
     socklen_t kti_len;
@@ -46,14 +50,15 @@ static void job_unref(struct tcpinfo_job *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) != 1)
         return;
-    shim_conn_unref(j->c);
+    if (j->c)
+        shim_conn_unref(j->c);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
 
 /* Event thread: the stream's and its channel's numbers, and the state from the pump's ends. */
-static void read_sst(struct shim_spump *p, struct shim_tcpinfo_src *src)
+void shim_tcpinfo_read_pump(struct shim_spump *p, struct shim_tcpinfo_src *src)
 {
     bool app_done, peer_done;
     struct sst_stream *s = shim_spump_stream(p, &app_done, &peer_done);
@@ -77,11 +82,17 @@ static void job_run(void *arg)
 {
     struct tcpinfo_job *j = arg;
     struct shim_conn *c = j->c;
-    if (c->net_fd >= 0) {
+    struct shim_spump *p;
+    if (!c) {
+        if ((p = shim_server_pump(j->dev, j->ino)) != NULL) {
+            shim_tcpinfo_read_pump(p, &j->src);
+            j->found = true;
+        }
+    } else if (c->net_fd >= 0) {
         j->kti_len = sizeof(j->kti);
         j->kernel = shim_real_getsockopt(c->net_fd, IPPROTO_TCP, TCP_INFO, &j->kti, &j->kti_len) == 0;
     } else if (c->spump) {
-        read_sst(c->spump, &j->src);
+        shim_tcpinfo_read_pump(c->spump, &j->src);
     }
     pthread_mutex_lock(&j->mu);
     j->done = true;
@@ -91,8 +102,8 @@ static void job_run(void *arg)
 }
 
 /* Asks the event thread; false (src untouched) if it does not run or does not answer in time. */
-static bool ask_event_thread(struct shim_conn *c, struct shim_tcpinfo_src *src, void *val, socklen_t *len,
-                             int *rc)
+static bool ask_event_thread(struct shim_conn *c, dev_t dev, ino_t ino, struct shim_tcpinfo_src *src,
+                             void *val, socklen_t *len, int *rc)
 {
     struct tcpinfo_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -100,8 +111,11 @@ static bool ask_event_thread(struct shim_conn *c, struct shim_tcpinfo_src *src, 
     atomic_init(&j->refs, 2);
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
-    shim_conn_ref(c);
+    if (c)
+        shim_conn_ref(c);
     j->c = c;
+    j->dev = dev;
+    j->ino = ino;
     j->src = *src;
     if (shim_ev_call_if_running(job_run, j) != 0) {
         atomic_store(&j->refs, 1);   /* job_run never runs */
@@ -116,7 +130,7 @@ static bool ask_event_thread(struct shim_conn *c, struct shim_tcpinfo_src *src, 
     pthread_mutex_lock(&j->mu);
     while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &until) == 0)
         ;
-    bool done = j->done;
+    bool done = j->done && (c || j->found);
     pthread_mutex_unlock(&j->mu);
     if (done && j->kernel) {
         /* The TCP fallback's kernel socket: its own answer, truncated as the kernel does. */
@@ -156,11 +170,27 @@ int shim_tcpinfo_get(struct shim_conn *c, void *val, socklen_t *len)
                            shim_tcpinfo_parse(buf, &h);
         if (from_helper) {
             src = h;
-        } else if (ask_event_thread(c, &src, val, len, &rc)) {
+        } else if (ask_event_thread(c, 0, 0, &src, val, len, &rc)) {
             errno = saved;
             return rc;
         }
         errno = saved;
     }
     return shim_tcpinfo_fill(&src, val, len);
+}
+
+int shim_tcpinfo_get_accepted(int fd, void *val, socklen_t *len, bool *answered)
+{
+    dev_t dev;
+    ino_t ino;
+    int rc = 0, saved = errno;
+    struct shim_tcpinfo_src src;
+    *answered = false;
+    if (!val || !len || !shim_server_accepted_here(fd, &dev, &ino))
+        return 0;
+    memset(&src, 0, sizeof(src));
+    src.state = SHIM_TCPS_ESTABLISHED;
+    *answered = ask_event_thread(NULL, dev, ino, &src, val, len, &rc);
+    errno = saved;
+    return rc;
 }

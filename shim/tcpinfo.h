@@ -49,6 +49,16 @@ int shim_tcpinfo_fill(const struct shim_tcpinfo_src *src, void *val, socklen_t *
 /* Parses sstd's INFO answer (docs/helper.md "INFO") into src.  False if it is not one. */
 bool shim_tcpinfo_parse(const char *json, struct shim_tcpinfo_src *src);
 
+/* Event thread: src from the stream pump p carries and its channel. */
+struct shim_spump;
+void shim_tcpinfo_read_pump(struct shim_spump *p, struct shim_tcpinfo_src *src);
+
+/* getsockopt(TCP_INFO) on a socket accepted from an SST stream (SST_LISTEN) that this process
+ * bridges: *answered, and the answer (0 or -1); not answered (another process's bridge: a
+ * pre-forking server's worker, an exec'd image; or no event thread), the caller asks the
+ * kernel, which knows the loopback bridge. */
+int shim_tcpinfo_get_accepted(int fd, void *val, socklen_t *len, bool *answered);
+
 /* The getsockopt(TCP_INFO) answer for replaced connection c (app thread). */
 int shim_tcpinfo_get(struct shim_conn *c, void *val, socklen_t *len);
 

@@ -23,13 +23,30 @@ SHIM=$BUILD/libsstshim.so
 lib_net_up --link emu --rate 50mbit --delay 10ms
 lib_block_tcp
 
-SRV=(LD_PRELOAD="$SHIM" SST_HELPER=off SST_LISTEN=5201,9100 SST_KEYDIR="$LIB_TMP/kb")
+SRV=(LD_PRELOAD="$SHIM" SST_HELPER=off SST_LISTEN=5201,9100,9101 SST_KEYDIR="$LIB_TMP/kb")
 # One UDP port per process: iperf3 on 8671, python on 8672.
 lib_bg in_b env "${SRV[@]}" SST_PORT=8671 SST_LOG_FILE="$LIB_TMP/b-shim.log" iperf3 -s -p 5201 >"$LIB_TMP/iperf-s.log" 2>&1
 wait_for_port "$NS_B" 5201
 # :9100 reads 500000 bytes, answers 200000, closes: the client is then in CLOSE_WAIT.
+# :9101 reads 100000 bytes and answers the TCP_INFO of the socket it accepted (server side).
 lib_bg in_b env "${SRV[@]}" SST_PORT=8672 /usr/bin/python3 -c '
-import socket, threading
+import socket, struct, threading
+def report():
+    ls = socket.create_server(("0.0.0.0", 9101))
+    while True:
+        c, _ = ls.accept()
+        n = 0
+        while n < 100000:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+        b = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        u32 = lambda off: struct.unpack_from("I", b, off)[0]
+        c.sendall(("%d %d %d %d %d %d\n" % (b[0], u32(68), u32(148), u32(16), struct.unpack_from("Q", b, 128)[0],
+                                             u32(80))).encode())
+        c.close()
+threading.Thread(target=report, daemon=True).start()
 ls = socket.create_server(("0.0.0.0", 9100))
 def serve(c):
     n = 0
@@ -178,6 +195,21 @@ if st != 1 or mss < 16000 or rtt == 0 or cwnd < 10 or acked not in (100000, 1000
     sys.exit("not the kernel socket'"'"'s numbers")
 ' 2>&1) || fail "TCP fallback: $out"
 log "ok: TCP fallback: $out"
+
+# The server side: a socket accepted under SST_LISTEN answers its SST stream'"'"'s numbers, not
+# the loopback bridge'"'"'s (rtt of microseconds, MSS of 65483).
+log "server side: TCP_INFO of an accepted SST connection"
+out=$(shimmed off 8672 /usr/bin/python3 -c '
+import socket, sys
+s = socket.create_connection(("'"$IP_B"'", 9101))
+s.sendall(b"z" * 100000)
+st, rtt, min_rtt, mss, received, cwnd = map(int, s.makefile().readline().split())
+print("server: state", st, "rtt", rtt, "min_rtt", min_rtt, "snd_mss", mss, "bytes_received", received, "snd_cwnd", cwnd)
+if st != 1 or not 19000 <= rtt <= 300000 or not 19000 <= min_rtt <= 100000 or not 500 <= mss <= 1500 \
+        or received != 100000 or cwnd <= 0:
+    sys.exit("not the SST stream'"'"'s numbers")
+' 2>&1) || fail "server side: $out"
+log "ok: $out"
 
 # The sstd runs really went through sstd: each answered INFO for its hand-offs.
 for port in 8671 8672; do
