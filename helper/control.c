@@ -904,13 +904,10 @@ int sstd_control_open(struct sstd *d)
     return 0;
 }
 
-void sstd_control_stop(struct sstd *d)
+/* Stops taking control connections: the listening socket and its events go, the socket file
+ * is unlinked. */
+static void listener_close(struct sstd *d)
 {
-    for (struct sstd_client *c = d->clients, *next; c; c = next) {
-        next = c->next;
-        if (!c->events)
-            client_free(c);
-    }
     if (d->accept_resume) {
         event_free(d->accept_resume);
         d->accept_resume = NULL;
@@ -926,6 +923,16 @@ void sstd_control_stop(struct sstd *d)
     }
 }
 
+void sstd_control_stop(struct sstd *d)
+{
+    for (struct sstd_client *c = d->clients, *next; c; c = next) {
+        next = c->next;
+        if (!c->events)
+            client_free(c);
+    }
+    listener_close(d);
+}
+
 void sstd_control_close(struct sstd *d)
 {
     while (d->held)
@@ -936,17 +943,5 @@ void sstd_control_close(struct sstd *d)
     }
     while (d->clients)
         client_free(d->clients);
-    if (d->accept_resume) {
-        event_free(d->accept_resume);
-        d->accept_resume = NULL;
-    }
-    if (d->listen_ev) {
-        event_free(d->listen_ev);
-        d->listen_ev = NULL;
-    }
-    if (d->listen_fd >= 0) {
-        close(d->listen_fd);
-        d->listen_fd = -1;
-        unlink(d->opts.socket_path);
-    }
+    listener_close(d);
 }

@@ -922,20 +922,30 @@ void shim_server_close_at_exit(bool at_exec)
     pthread_mutex_unlock(&srv_lock);
 }
 
-/* The SST peer recorded for the socket fd names, by the socket itself (any descriptor of it). */
-static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
+/* The identity of the socket fd names (device + inode: the same for any descriptor of it), or
+ * false with errno kept when fd is not a socket. */
+static bool sock_id_of(int fd, struct sock_id *id)
 {
     struct stat st;
-    struct afd *a;
-    struct sock_id id;
     int saved = errno;
     if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
         errno = saved;
         return false;
     }
-    memset(&id, 0, sizeof(id));
-    id.dev = st.st_dev;
-    id.ino = st.st_ino;
+    memset(id, 0, sizeof(*id));
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    return true;
+}
+
+/* The SST peer recorded for the socket fd names, by the socket itself (any descriptor of it). */
+static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
+{
+    struct afd *a;
+    struct sock_id id;
+    if (!sock_id_of(fd, &id))
+        return false;
+    int saved = errno;
     pthread_mutex_lock(&srv_lock);
     HASH_FIND(hk, apeers, &id, sizeof(id), a);
     if (a) {
@@ -949,17 +959,11 @@ static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer
 
 bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino)
 {
-    struct stat st;
     struct afd *a;
     struct sock_id id;
-    int saved = errno;
-    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        errno = saved;
+    if (!sock_id_of(fd, &id))
         return false;
-    }
-    memset(&id, 0, sizeof(id));
-    id.dev = st.st_dev;
-    id.ino = st.st_ino;
+    int saved = errno;
     pthread_mutex_lock(&srv_lock);
     HASH_FIND(hk, apeers, &id, sizeof(id), a);
     bool here = a && a->own && getpid() == srv_pid;
