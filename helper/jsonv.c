@@ -1,5 +1,5 @@
-/* A minimal JSON reader for sstctl: parses one control reply (RFC 8259 subset: no \u escapes
- * beyond ASCII) into a tree of values it can print for humans. */
+/* A minimal JSON reader for sstctl: parses one control reply (RFC 8259 subset: a \u escape is
+ * decoded on its own, a surrogate as U+FFFD) into a tree of values it can print for humans. */
 #include "jsonv.h"
 
 #include <stdlib.h>
@@ -18,6 +18,35 @@ static void skip_ws(struct parser *ps)
 
 static struct jv *parse_value(struct parser *ps);
 
+/* \uXXXX's four hex digits at h as UTF-8 at o; returns the end.  A surrogate (half of a pair
+ * sstd never writes) or non-hex digits give U+FFFD. */
+static char *put_utf8(char *o, const char *h)
+{
+    unsigned long c = 0;
+    for (int i = 0; i < 4; i++) {
+        char d = h[i];
+        unsigned v = d >= '0' && d <= '9' ? (unsigned)(d - '0')
+                   : d >= 'a' && d <= 'f' ? (unsigned)(d - 'a' + 10)
+                   : d >= 'A' && d <= 'F' ? (unsigned)(d - 'A' + 10) : 16;
+        c = v == 16 ? 0xfffd : c * 16 + v;
+        if (v == 16)
+            break;
+    }
+    if (c >= 0xd800 && c <= 0xdfff)
+        c = 0xfffd;
+    if (c < 0x80) {
+        *o++ = (char)c;
+    } else if (c < 0x800) {
+        *o++ = (char)(0xc0 | c >> 6);
+        *o++ = (char)(0x80 | (c & 0x3f));
+    } else {
+        *o++ = (char)(0xe0 | c >> 12);
+        *o++ = (char)(0x80 | (c >> 6 & 0x3f));
+        *o++ = (char)(0x80 | (c & 0x3f));
+    }
+    return o;
+}
+
 static char *parse_string(struct parser *ps)
 {
     /* Phase 1: find the closing quote and the decoded length; phase 2: decode. */
@@ -27,11 +56,12 @@ static char *parse_string(struct parser *ps)
         if (*q == '\\') {
             if (q + 1 >= ps->end)
                 return NULL;
+            n += q[1] == 'u' ? 3 : 1;   /* a \u escape is at most 3 bytes of UTF-8 */
             q += q[1] == 'u' ? 6 : 2;
         } else {
             q++;
+            n++;
         }
-        n++;
     }
     if (q >= ps->end)
         return NULL;
@@ -47,7 +77,7 @@ static char *parse_string(struct parser *ps)
         case 'n': *o++ = '\n'; break;
         case 't': *o++ = '\t'; break;
         case 'r': *o++ = '\r'; break;
-        case 'u': *o++ = (char)strtol((char[]){ r[4], r[5], 0 }, NULL, 16); break;
+        case 'u': o = put_utf8(o, r + 2); break;
         default: *o++ = r[1]; break;
         }
         r += r[1] == 'u' ? 6 : 2;

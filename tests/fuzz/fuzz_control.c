@@ -25,10 +25,31 @@
 /* What the seeds reach, over all runs (test_helper_fuzz checks the seeds reach it). */
 static unsigned long control_hosts_ok, control_requests_ok, control_replies_ok;
 
+/* The UTF-8 sequence at p decoded by its code point (written apart from helper/json.c's
+ * check, by the value's ranges): its length, 0 if ill-formed (RFC 3629). */
+static size_t control_utf8(const unsigned char *p, size_t avail)
+{
+    size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || n > avail)
+        return 0;
+    unsigned long cp = n == 1 ? p[0] : p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const unsigned long min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 /* sstd's reply {"ok":false,"error":CODE,"message":TEXT} for text, read back by sstctl's
- * reader: the message must be text, byte for byte. */
+ * reader: the reply is UTF-8 throughout (JSON text is, RFC 8259 §8.1), and the message is
+ * text byte for byte, each byte of an ill-formed sequence read as U+FFFD. */
 static void control_check_echo(const char *text)
 {
+    static char want[4 * 4096];
     struct evbuffer *b = evbuffer_new();
     if (!b)
         abort();
@@ -36,10 +57,20 @@ static void control_check_echo(const char *text)
     sstd_json_str(b, text);
     evbuffer_add(b, "}", 1);
     size_t len = evbuffer_get_length(b);
-    const char *json = (const char *)evbuffer_pullup(b, -1);
-    struct jv *v = jv_parse(json, len);
+    const unsigned char *json = evbuffer_pullup(b, -1);
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = control_utf8(json + i, len - i)) == 0)
+            abort();
+    size_t w = 0, tlen = strlen(text);
+    for (size_t i = 0, n; i < tlen && w + 4 < sizeof want; i += n ? n : 1) {
+        n = control_utf8((const unsigned char *)text + i, tlen - i);
+        memcpy(want + w, n ? text + i : "\xef\xbf\xbd", n ? n : 3);
+        w += n ? n : 3;
+    }
+    want[w] = '\0';
+    struct jv *v = jv_parse((const char *)json, len);
     if (!v || jv_bool(v, "ok") || strcmp(jv_str(v, "error", ""), "unknown") != 0 ||
-        !jv_str(v, "message", NULL) || strcmp(jv_str(v, "message", ""), text) != 0)
+        !jv_str(v, "message", NULL) || strcmp(jv_str(v, "message", ""), want) != 0)
         abort();
     jv_free(v);
     evbuffer_free(b);
@@ -177,6 +208,9 @@ void fuzz_control_seeds(fuzz_emit_fn emit, void *arg)
         "CONNECT 10.0.0.2 5201 RESET 7 2049 123456 LINGER0\nCONNECT ::ffff:10.0.0.2 80\n",
         "MARK 2049 123456 SHUTWR\nINFO 2049 123456\nEVENTS\n",
         "BOGUS words\t\there\r\n\n",
+        /* A client's ill-formed UTF-8 came back raw (until 2026-11-22), invalid JSON for
+         * strict readers (helper/json.c). */
+        "FORGET \xff\n\xc3\x28\nPING 1.2.3.4\xfe\nFORGET caf\xc3\xa9\xed\xa0\x80\xf4\x90\x80\x80\n",
     };
     static const char *const replies[] = {
         "{\"ok\":true,\"pid\":12,\"uptime_s\":3.5,\"port\":8661,\"socket\":\"/tmp/sst-1/sstd.sock\","
@@ -188,6 +222,7 @@ void fuzz_control_seeds(fuzz_emit_fn emit, void *arg)
         "{\"ok\":false,\"result\":\"REFUSED\",\"error\":\"refused\",\"errno\":111,\"message\":null}",
         "{\"ok\":true,\"app_done\":false,\"peer_done\":true,\"bytes_written\":100,\"cwnd\":14600,"
         "\"v6\":false,\"srtt_ns\":20000000}",
+        "{\"ok\":true,\"host\":\"caf\\u00e9 \\ufffd \\ud800 \\u00zz\",\"removed\":0}",
     };
     uint8_t buf[1024];
     for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {

@@ -387,6 +387,30 @@ START_TEST(test_json_escape_roundtrip)
 }
 END_TEST
 
+/* Replies are UTF-8 throughout: a client's ill-formed bytes echo back as U+FFFD (python's json
+ * refused them raw), well-formed text as it is; sstctl decodes \u escapes to UTF-8. */
+START_TEST(test_json_utf8)
+{
+    struct evbuffer *b = evbuffer_new();
+    sstd_json_str(b, "caf\xc3\xa9 \xff\xc3\x28 \xed\xa0\x80 \xf0\x9f\x98\x80");
+    size_t len = evbuffer_get_length(b);
+    char *text = (char *)evbuffer_pullup(b, -1);
+    const char want[] = "\"caf\xc3\xa9 \\ufffd\\ufffd( \\ufffd\\ufffd\\ufffd \xf0\x9f\x98\x80\"";
+    ck_assert_uint_eq(len, sizeof want - 1);
+    ck_assert_mem_eq(text, want, len);
+    struct jv *v = jv_parse(text, len);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(v->str, "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xf0\x9f\x98\x80");
+    jv_free(v);
+    const char esc[] = "\"\\u00e9\\u0041\\ud800\\u00zz\"";
+    v = jv_parse(esc, sizeof esc - 1);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_str_eq(v->str, "\xc3\xa9" "A\xef\xbf\xbd\xef\xbf\xbd");
+    jv_free(v);
+    evbuffer_free(b);
+}
+END_TEST
+
 START_TEST(test_json_rejects_malformed)
 {
     static const char *const bad[] = { "", "{", "{\"a\":}", "{\"a\" 1}", "[1,]", "{\"a\":1} x", "\"abc", "tru" };
@@ -414,6 +438,7 @@ int main(void)
     tcase_add_test(tc, test_proxy_v2_ipv4);
     tcase_add_test(tc, test_proxy_v2_mixed_is_ipv6);
     tcase_add_test(tc, test_json_escape_roundtrip);
+    tcase_add_test(tc, test_json_utf8);
     tcase_add_test(tc, test_json_rejects_malformed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
