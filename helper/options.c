@@ -42,7 +42,11 @@ void sstd_options_usage(FILE *f)
           "  --handshake-timeout SECONDS  give up on a host that does not answer (default 10)\n"
           "  --cc NAME           congestion control: cubic|newreno|bbr (default: the engine's, bbr)\n"
           "  --security LEVEL    strong|light (default strong); a channel is light only when\n"
-          "                      both ends ask for light\n",
+          "                      both ends ask for light\n"
+          "  --migrate-timeout SECONDS  how long connections wait for a lost channel to come\n"
+          "                      back before failing with ETIMEDOUT (default 30; 0: at once)\n"
+          "  --liveness SECONDS  probe the peer of a connection idle this long, so that one whose\n"
+          "                      process died is found (default 60; 0: never)\n",
           f);
 }
 
@@ -134,7 +138,7 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *what, ch
 int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, size_t errlen)
 {
     enum { O_SOCKET = 256, O_PORT, O_BIND, O_FORWARD, O_PROXY, O_FG, O_KEYDIR, O_LOG, O_LOGFILE,
-           O_PIDFILE, O_IDLE, O_ALLOW, O_HSTO, O_CC, O_SECURITY, O_HELP };
+           O_PIDFILE, O_IDLE, O_ALLOW, O_HSTO, O_CC, O_SECURITY, O_MIGRATE, O_LIVENESS, O_HELP };
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "port", required_argument, NULL, O_PORT },
@@ -151,6 +155,8 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
         { "handshake-timeout", required_argument, NULL, O_HSTO },
         { "cc", required_argument, NULL, O_CC },
         { "security", required_argument, NULL, O_SECURITY },
+        { "migrate-timeout", required_argument, NULL, O_MIGRATE },
+        { "liveness", required_argument, NULL, O_LIVENESS },
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -230,6 +236,18 @@ int sstd_options_parse(struct sstd_opts *o, int argc, char **argv, char *err, si
             if (strcmp(optarg, "reno") == 0 || sst_cc_algo_parse(optarg, &o->cc) != SST_OK)
                 return fail(err, errlen, "--cc: '%s' is not one of cubic|newreno|bbr", optarg);
             o->cc_set = true;
+            break;
+        case O_MIGRATE:
+            if (parse_uint(optarg, 3600, &v) < 0)
+                return fail(err, errlen, "--migrate-timeout: '%s' is not 0..3600 seconds", optarg);
+            o->migrate_sec = (unsigned)v;
+            o->migrate_set = true;
+            break;
+        case O_LIVENESS:
+            if (parse_uint(optarg, 86400, &v) < 0)
+                return fail(err, errlen, "--liveness: '%s' is not 0..86400 seconds", optarg);
+            o->liveness_sec = (unsigned)v;
+            o->liveness_set = true;
             break;
         case O_SECURITY:
             if (sst_security_parse(optarg, &o->security) != SST_OK)

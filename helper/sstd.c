@@ -103,6 +103,10 @@ static int open_engine(struct sstd *d)
         return -1;
     }
     cfg.host.handshake_timeout = SST_SEC(d->opts.handshake_timeout_sec);
+    if (d->opts.migrate_set)
+        cfg.migrate_timeout = SST_SEC(d->opts.migrate_sec);
+    if (d->opts.liveness_set)
+        cfg.liveness_probe = SST_SEC(d->opts.liveness_sec);
     if (d->opts.cc_set)
         cfg.host.cc = d->opts.cc;
     if (d->opts.security_set)

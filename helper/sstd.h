@@ -47,6 +47,12 @@ struct sstd_opts {
     enum sstd_loglevel log_level;
     unsigned idle_sec;              /* warm channels stay up this long after their last use */
     unsigned handshake_timeout_sec; /* give up on a host that does not answer (default 10) */
+    /* Engine settings left at the engine's default unless given (core/sst.h sst_ctx_config):
+     * how long streams wait for a lost channel to come back, and the dormant-stream probe. */
+    bool migrate_set;
+    unsigned migrate_sec;
+    bool liveness_set;
+    unsigned liveness_sec;
     bool cc_set;                    /* --cc given; else the engine default (sst_host_config_default) */
     enum sst_cc_algo cc;
     bool security_set;              /* --security given; else the engine default (strong) */

@@ -42,7 +42,7 @@ START_TEST(test_options_defaults)
     ck_assert_uint_eq(o.nforward, 0);
     ck_assert_str_eq(o.pid_file, "/tmp/x/sstd.pid");
     /* Unset: the engine's own defaults stay in charge. */
-    ck_assert(!o.cc_set && !o.security_set);
+    ck_assert(!o.cc_set && !o.security_set && !o.migrate_set && !o.liveness_set);
 }
 END_TEST
 
@@ -102,6 +102,8 @@ START_TEST(test_options_values)
     ck_assert(o.security_set && o.cc_set);
     ck_assert_int_eq(o.security, SST_SEC_STRONG);
     ck_assert_int_eq(o.cc, SST_CC_BBR);
+    ck_assert_int_eq(parse(&o, err, sizeof err, "--socket", "/s", "--migrate-timeout", "0", "--liveness", "86400", NULL), 0);
+    ck_assert(o.migrate_set && o.migrate_sec == 0 && o.liveness_set && o.liveness_sec == 86400);
 }
 END_TEST
 
@@ -112,6 +114,8 @@ START_TEST(test_options_errors)
         { "--forward", "x" },  { "--log", "loud" },       { "--idle", "abc" },      { "--allow-uid", "no-such-user-xyz" },
         { "--handshake-timeout", "0" }, { "--bogus", "1" }, { "--cc", "vegas" }, { "--cc", "reno" },
         { "--cc", "BBR" }, { "--cc", "" }, { "--security", "weak" }, { "--security", "" },
+        { "--migrate-timeout", "3601" }, { "--migrate-timeout", "-1" }, { "--migrate-timeout", "1s" },
+        { "--liveness", "86401" }, { "--liveness", "" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sstd_opts o;
