@@ -44,14 +44,9 @@ bool sstd_request_devino(const char *a, const char *b, unsigned long long *dev, 
 
 bool sstd_request_notify(char *const w[4], int *fd, unsigned long long *dev, unsigned long long *ino)
 {
-    char *e1, *e2, *e3;
-    if (!w[0] || strcmp(w[0], "RESET") != 0 || !w[1] || !w[2] || !w[3])
-        return false;
-    errno = 0;
-    long f = strtol(w[1], &e1, 10);
-    *dev = strtoull(w[2], &e2, 10);
-    *ino = strtoull(w[3], &e3, 10);
-    if (errno || *e1 || *e2 || *e3 || f < 0 || f > INT_MAX)
+    long f;
+    if (!w[0] || strcmp(w[0], "RESET") != 0 || !sstd_request_long(w[1], 0, INT_MAX, &f) ||
+        !sstd_request_devino(w[2], w[3], dev, ino))
         return false;
     *fd = (int)f;
     return true;

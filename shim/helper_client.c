@@ -73,7 +73,14 @@ struct hconn {
     unsigned port;              /* TCP destination port */
 };
 
-static void peer_key(const char *host, char *out, size_t len);
+
+/* HOST:SST_PORT (bracketed for IPv6), as sstd's requests name the peer's SST endpoint: sstd's
+ * own --port is only its default, and the shim's SST_PORT says where the peer listens. */
+static void peer_key(const char *host, char *out, size_t len)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
+}
 
 static void hc_free(struct hconn *h)
 {
@@ -384,14 +391,6 @@ static void hc_on_event(evutil_socket_t fd, short what, void *arg)
     hc_on_reply(h, h->buf);
 }
 
-/* HOST:SST_PORT (bracketed for IPv6), as sstd's requests name the peer's SST endpoint: sstd's
- * own --port is only its default, and the shim's SST_PORT says where the peer listens. */
-static void peer_key(const char *host, char *out, size_t len)
-{
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(out, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)shim_cfg.port);
-}
-
 /* The numeric address and TCP port of a destination, as sstd's requests want them.  An
  * IPv4-mapped IPv6 destination (a dual-stack socket's connect to an IPv4 host: every Java
  * socket) is the IPv4 host: sstd's channel, capability cache and file know it by that name,
@@ -455,9 +454,9 @@ void shim_helper_note_tcp_only(const struct sockaddr *dest, unsigned secs)
     int fd = shim_helper_dial(path);
     if (fd < 0)
         return;
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(line, sizeof(line), "TCPONLY %s%s%s:%u %u %u\n", v6 ? "[" : "", host, v6 ? "]" : "",
-             (unsigned)shim_cfg.port, port, secs);
+    char key[80];
+    peer_key(host, key, sizeof(key));
+    snprintf(line, sizeof(line), "TCPONLY %s %u %u\n", key, port, secs);
     if (!send_line(fd, line, -1))
         SHIM_DEBUG("helper did not take TCPONLY");
     /* sstd reads the line before it sees the close; its answer is not needed. */
@@ -593,9 +592,9 @@ bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char 
         hc_free(h);
         return false;
     }
-    char line[128];
-    snprintf(line, sizeof(line), "CAPS %s%s%s:%u %u\n", strchr(h->host, ':') ? "[" : "", h->host,
-             strchr(h->host, ':') ? "]" : "", (unsigned)shim_cfg.port, h->port);
+    char line[128], key[80];
+    peer_key(h->host, key, sizeof(key));
+    snprintf(line, sizeof(line), "CAPS %s %u\n", key, h->port);
     struct timeval tv = { REPLY_TIMEOUT_SEC, 0 };
     h->ev = event_new(base, fd, EV_READ | EV_PERSIST, hc_on_event, h);
     if (!h->ev || event_add(h->ev, &tv) < 0 || !send_line(fd, line, -1)) {
