@@ -82,11 +82,22 @@ SST_API struct sst_stream *sst_stream_accept(struct sst_stream *s, sst_stream_cb
 
 /* ---- streams: data ----------------------------------------------------------------------- */
 
+/* A failed stream still gives what arrived before it failed, then its error.  A reset or a lost
+ * channel that came after the peer's end of stream leaves that end readable: TCP reads a FIN's
+ * end before a later RST's error (the peer closed, then reset what we still sent, or freed the
+ * stream: paper §4.3.8).  A refusal or a malformed answer has no such end. */
+static bool read_fails(const struct sst_stream *s)
+{
+    if (s->err == 0 || sst_rx_available(&s->rx) > 0)
+        return false;
+    return !sst_rx_eof(&s->rx) || (s->err != SST_ERR_RESET && s->err != SST_ERR_TIMEOUT);
+}
+
 SST_API sst_ssize_t sst_stream_read(struct sst_stream *s, void *buf, size_t len)
 {
     if (s->svc == SVC_WAIT_REPLY)
         return s->err != 0 ? s->err : SST_ERR_AGAIN;
-    if (s->err != 0 && sst_rx_available(&s->rx) == 0)
+    if (read_fails(s))
         return s->err;
     if (s->rd_shut)
         return 0;
@@ -188,7 +199,7 @@ SST_API sst_ssize_t sst_stream_read_msg(struct sst_stream *s, void *buf, size_t 
         return SST_ERR_INVAL;
     if (s->svc == SVC_WAIT_REPLY)
         return s->err != 0 ? s->err : SST_ERR_AGAIN;
-    if (s->err != 0 && sst_rx_available(&s->rx) == 0)
+    if (read_fails(s))
         return s->err;
     if (s->rd_shut)
         return 0;

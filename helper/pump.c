@@ -295,7 +295,7 @@ static void pump_move(struct sstd_pump *p)
             }
         }
         /* buffer -> stream */
-        if (p->s && p->to_st_len > p->to_st_held) {
+        if (p->s && !p->st_err && p->to_st_len > p->to_st_held) {
             sst_ssize_t n = sst_stream_write(p->s, p->to_st + p->to_st_off + p->to_st_held,
                                              p->to_st_len - p->to_st_held);
             if (n > 0) {
@@ -314,7 +314,7 @@ static void pump_move(struct sstd_pump *p)
                 return;
             }
         }
-        if (p->s && p->fd_eof && p->to_st_len == p->to_st_held && !p->st_wr_shut) {
+        if (p->s && !p->st_err && p->fd_eof && p->to_st_len == p->to_st_held && !p->st_wr_shut) {
             sst_stream_shutdown(p->s, SST_SHUT_WRITE); /* the client's FIN */
             p->st_wr_shut = true;
             if (p->kind == SSTD_PUMP_GATEWAY && !p->fd_wr_shut)
@@ -357,7 +357,7 @@ static void pump_move(struct sstd_pump *p)
             p->fd_wr_shut = true;
         }
     }
-    if (p->st_err && (p->to_fd_len == 0 || p->fd_gone)) {
+    if (p->st_err && (p->fd_gone || (p->to_fd_len == 0 && (!p->s || p->st_eof)))) {
         pump_end(p, false, p->st_err);   /* the failed stream's last bytes are the client's */
         return;
     }
@@ -394,9 +394,19 @@ static bool take_events(struct sstd_pump *p)
             fn(p->answer_arg, p, 0);
         }
     }
-    if ((events & SST_EV_ERROR) && p->s) {
+    if ((events & SST_EV_ERROR) && p->s && !p->st_err) {
         int err = sst_stream_error(p->s);
         SSTD_DEBUG("stream %s: %s", p->dest, sst_strerror(err));
+        if (p->kind == SSTD_PUMP_HANDOFF && p->connected && !p->fd_gone) {
+            /* The stream still gives what it received before it failed: read out first (then
+             * its error, or the peer's end and pump_move ends the pump after it), as a TCP
+             * client reads what arrived before an RST.  A server that wrote its answer and
+             * closed frees the stream once we acknowledged it all, and answers our window
+             * update with a reset (paper §4.3.8): closing here lost what we had not read. */
+            p->st_failed = true;
+            p->st_err = err;
+            return true;
+        }
         /* The peer reset or refused: the stream is dead, nothing to reset back. */
         struct sst_stream *s = p->s;
         p->s = NULL;

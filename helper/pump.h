@@ -49,8 +49,9 @@ struct sstd_pump {
     int notify_fd;
     unsigned long long notify_dev, notify_ino;
     bool st_failed;               /* the stream failed: the end is reported to the client */
-    int st_err;                   /* hand-off: the stream failed with bytes still for the client;
-                                     they go first, then the end (0: none) */
+    int st_err;                   /* hand-off: the stream failed with bytes still for the client
+                                     (in the buffer or the stream): they go first, then the end
+                                     (0: none) */
     char dest[SST_ADDR_STRLEN + 8];
     sst_time_t started;
     sstd_pump_answer_fn answer;

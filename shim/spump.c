@@ -236,6 +236,8 @@ static void to_fd(struct shim_spump *p)
     }
     if (both_done(p))
         spump_end(p, 0, false);
+    else if (p->net_eof && p->to_fd_len == 0 && sst_stream_error(p->s) != 0)
+        spump_end(p, shim_sst_errno(sst_stream_error(p->s)), false);   /* EPIPE: spump_finish */
 }
 
 static void on_fd_readable(evutil_socket_t fd, short what, void *arg)
@@ -259,11 +261,10 @@ static void on_fd_writable(evutil_socket_t fd, short what, void *arg)
 
 static void on_stream_events(struct shim_spump *p, unsigned ev)
 {
-    if ((ev & SST_EV_ERROR) && p->to_fd_len == 0) {
-        spump_end(p, shim_sst_errno(sst_stream_error(p->s)), false);
-        return;
-    }
-    if ((ev & SST_EV_WRITABLE) && !to_net(p))
+    /* A failed stream is read out first: the bytes that arrived before the failure, then its
+     * error (to_fd ends the pump) or, had the peer's end arrived, EOF -- the write side then
+     * fails with EPIPE at the app's next write, as TCP's RST in CLOSE_WAIT. */
+    if ((ev & SST_EV_WRITABLE) && !(ev & SST_EV_ERROR) && !to_net(p))
         return;
     if (ev & (SST_EV_READABLE | SST_EV_EOF | SST_EV_ERROR))
         to_fd(p);

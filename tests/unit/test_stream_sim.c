@@ -1450,6 +1450,81 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
 }
 END_TEST
 
+/* The server writes its answer and gives the stream back (sst_stream_close): once the client's
+ * channel acknowledged every byte and the end, the server frees the stream, and a later packet
+ * of the client for it (here a write; a late window update does the same) draws a stateless
+ * Reset (paper §4.3.8).  The client has read none of the answer: every byte stays readable and
+ * the read after them returns 0 -- the end of stream arrived before the reset, as TCP reads a
+ * FIN's data before a later RST -- while writes fail with the reset.  Before, the read after
+ * the last byte returned SST_ERR_RESET, so the answer looked cut (the shim's pump, which acts on
+ * the error event, ended the connection with ECONNRESET and lost what it had not read). */
+static void answer_and_close_accept(struct sst_listener *l, void *arg)
+{
+    struct ep *e = arg;
+    e->s = sst_accept(l, ep_cb, e);
+    if (e->s == NULL)
+        return;
+    ep_start_tx(e, 77, 300000);
+    ck_assert_uint_eq(e->tx_done, e->tx_len);    /* all in the send buffer, and its end */
+    sst_stream_close(e->s);
+}
+
+static bool server_stream_held(void *arg)
+{
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(arg, &st);
+    return st.streams_live > 0;
+}
+
+START_TEST(test_sim_reset_after_end_keeps_received_bytes)
+{
+    struct sim *s = new_sim(41);
+    struct sim_link_params lp = { .rate_bps = 50000000, .delay = SST_MS(5), .queue_bytes = 500000 };
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, NULL, NULL), 0);
+    static struct ep srv;
+    memset(&srv, 0, sizeof srv);
+    ck_assert_ptr_nonnull(sst_listen(b.c, "80", answer_and_close_accept, &srv));
+
+    struct ep e = { 0 };
+    e.stall = true;                              /* reads nothing yet */
+    simctx_node_enter(&a);
+    e.s = sst_connect(a.c, &b.addr, "80", ep_cb, &e);
+    ck_assert_ptr_nonnull(e.s);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_connected, &e, SST_SEC(5)), 0);
+    ck_assert_int_eq(sim_run_while(s, server_stream_held, b.c, SST_SEC(10)), 0);
+    ck_assert(!e.errored);
+
+    simctx_node_enter(&a);
+    ck_assert_int_eq(sst_stream_write(e.s, "x", 1), 1);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, ep_not_errored, &e, SST_SEC(5)), 0);
+    ck_assert_int_eq(e.err, SST_ERR_RESET);
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(b.c, &st);
+    ck_assert_uint_ge(st.resets_sent, 1);
+
+    simctx_node_enter(&a);
+    ep_read(&e);
+    ck_assert(e.rx_eof);
+    ck_assert(!e.bad);
+    ck_assert_uint_eq(e.rx_done, 300000);
+    ck_assert_int_eq(sst_stream_read(e.s, (uint8_t[4]){ 0 }, 4), 0);
+    ck_assert_int_eq(sst_stream_write(e.s, "x", 1), SST_ERR_RESET);
+    sst_stream_close(e.s);
+    simctx_node_leave(&a);
+    sim_run_until(s, sim_now(s) + SST_SEC(1));
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.streams_live, 0);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* Substreams opened at the instant the peer resets their parent, with half of the peer's
  * packets lost: every child must fail with SST_ERR_RESET, never wait for a Reply forever.
  * Before, a child whose Init was lost and whose parent then received the peer's Reset could
@@ -2034,6 +2109,7 @@ int main(void)
     tcase_add_loop_test(tc, test_sim_payload_sealed_from_ring, 0, 2);
     tcase_add_test(tc, test_sim_redundant_streams_hostile_link);
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
+    tcase_add_test(tc, test_sim_reset_after_end_keeps_received_bytes);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
     tcase_add_test(tc, test_sim_refused_child_init_lossy_reset);
     tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);
