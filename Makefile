@@ -49,7 +49,8 @@ LIBSIM_A   := $(BUILD)/libsstsim.a
 # The LD_PRELOAD shim: every shim/*.c; its hook-free parts also link into test_shim_* tests.
 SHIM_SRC   := $(wildcard shim/*.c)
 SHIM_OBJ   := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
-SHIM_PURE_OBJ := $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/negcache.o $(BUILD)/obj/shim/tcpinfo_map.o
+SHIM_PURE_OBJ := $(BUILD)/obj/shim/config.o $(BUILD)/obj/shim/log.o $(BUILD)/obj/shim/negcache.o \
+                 $(BUILD)/obj/shim/tcpinfo_map.o
 LIBSHIM_SO := $(BUILD)/libsstshim.so
 
 .PHONY: all lib tests test unit integration asan deps demo bench clean check-engine fuzz

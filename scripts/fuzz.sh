@@ -17,7 +17,7 @@ command -v clang >/dev/null || { echo "fuzz: needs clang (scripts/deps.sh instal
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # The engine, the simulator, sstd's library and the shim's pure parts, instrumented for coverage
 # (fuzzer-no-link) and the sanitizers.  Every target links them all (only what it uses is pulled in).
-SHIM_PURE=($OUT/obj/shim/config.o $OUT/obj/shim/tcpinfo_map.o)
+SHIM_PURE=($OUT/obj/shim/config.o $OUT/obj/shim/log.o $OUT/obj/shim/tcpinfo_map.o)
 make --no-print-directory BUILD=$OUT CC=clang OPT="-O1 -gline-tables-only" \
   SAN="$SAN -fsanitize=fuzzer-no-link" $OUT/libsst.a $OUT/libsstsim.a $OUT/libsstd.a \
   "${SHIM_PURE[@]}" >/dev/null

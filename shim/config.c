@@ -1,5 +1,6 @@
 /* Parses the SST_* environment variables and matches destinations against SST_PEERS. */
 #include "config.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -11,32 +12,6 @@
 
 static void compile_v4(struct shim_config *cfg);
 
-/* Copies text into out (len bytes, cut short if need be) as one printable line: control bytes
- * become \n, \r, \t or \xHH.  Error messages and the banner quote values of any bytes but NUL;
- * the shim logs each as one line, which a value's newline or terminal escape must not break
- * into forged others, and the escape shows what the value really was. */
-static void one_line(char *out, size_t len, const char *text)
-{
-    size_t o = 0;
-    if (len == 0)
-        return;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        char esc[5];
-        int n = 1;
-        if (*p >= 0x20 && *p != 0x7f)
-            esc[0] = (char)*p;
-        else if (*p == '\n' || *p == '\r' || *p == '\t')
-            n = snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
-        else
-            n = snprintf(esc, sizeof(esc), "\\x%02x", *p);
-        if (o + (size_t)n >= len)
-            break;
-        memcpy(out + o, esc, (size_t)n);
-        o += (size_t)n;
-    }
-    out[o] = '\0';
-}
-
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     char msg[1024];
@@ -44,7 +19,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    one_line(err, errlen, msg);
+    shim_log_one_line(err, errlen, msg);
     return -1;
 }
 
@@ -535,5 +510,5 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
     if (cfg->log_file[0])
         ADD(" SST_LOG_FILE=%s", cfg->log_file);
 #undef ADD
-    one_line(out, len, text);   /* paths and SST_PEERS as given: any bytes */
+    shim_log_one_line(out, len, text);   /* paths and SST_PEERS as given: any bytes */
 }

@@ -1,11 +1,14 @@
 /* Shim logging: formats into a stack buffer and emits it with one write(2), so lines from
- * several threads never interleave and no stdio lock is taken inside a hook. */
+ * several threads never interleave and no stdio lock is taken inside a hook.  Every message is
+ * made one printable line: it may quote what the shim does not control (environment values,
+ * sstd's replies, a peer's strings), whose newline or terminal escape must not forge lines. */
 #define _GNU_SOURCE
 #include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,22 +26,47 @@ bool shim_log_enabled(enum shim_loglevel level)
     return level <= threshold;
 }
 
+/* Copies text into out (len bytes, cut short if need be) as one printable line: control bytes
+ * become \n, \r, \t or \xHH, so the escape also shows what the text really was. */
+void shim_log_one_line(char *out, size_t len, const char *text)
+{
+    size_t o = 0;
+    if (len == 0)
+        return;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        char esc[5];
+        int n = 1;
+        if (*p >= 0x20 && *p != 0x7f)
+            esc[0] = (char)*p;
+        else if (*p == '\n' || *p == '\r' || *p == '\t')
+            n = snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+        else
+            n = snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        if (o + (size_t)n >= len)
+            break;
+        memcpy(out + o, esc, (size_t)n);
+        o += (size_t)n;
+    }
+    out[o] = '\0';
+}
+
 void shim_log(enum shim_loglevel level, const char *fmt, ...)
 {
     static const char *const names[] = { "error", "warn", "info", "debug" };
     char line[1024];   /* as sstd's: the changed-host-key message alone is ~550 bytes */
+    char msg[1024];
     int saved = errno;   /* logging must never change the errno a hook returns */
     int n;
     va_list ap;
 
     if (level > threshold)
         return;
-    n = snprintf(line, sizeof(line), "sstshim[%d] %s: ", (int)getpid(), names[level]);
     va_start(ap, fmt);
-    n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n > (int)sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
+    n = snprintf(line, sizeof(line), "sstshim[%d] %s: ", (int)getpid(), names[level]);
+    shim_log_one_line(line + n, sizeof(line) - 1 - (size_t)n, msg);
+    n += (int)strlen(line + n);
     line[n++] = '\n';
     /* Raw syscall: write() itself is not hooked, but this also keeps us off any other preload. */
     if (syscall(SYS_write, log_fd >= 0 ? log_fd : 2, line, (size_t)n) < 0) {

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../shim/config.h"
+#include "../../shim/log.h"
 #include "../../shim/negcache.h"
 
 /* A fake environment: NULL-terminated name/value pairs. */
@@ -210,6 +212,37 @@ START_TEST(test_shim_config_messages_one_line)
     char banner[512];
     shim_config_banner(&cfg, banner, sizeof(banner));
     ck_assert_str_eq(banner, "SST_PEERS=* SST_HELPER=/tmp/a\\nb.sock");
+}
+END_TEST
+
+/* Every log line is one printable line, whatever a message quotes: sstd's reply (its "error"
+ * code went into the log as sstd wrote it), a peer's or the environment's strings.  A long
+ * message is cut, still one line ending in its newline. */
+START_TEST(test_shim_log_lines_printable)
+{
+    int p[2];
+    char got[2048], want[128];
+    ck_assert_int_eq(pipe(p), 0);
+    shim_log_setup(SHIM_LOG_DEBUG, p[1]);
+    shim_log(SHIM_LOG_INFO, "helper: could not take the connection (%s)", "x\nsstshim[1] error: forged\x1b[2J");
+    ssize_t n = read(p[0], got, sizeof got - 1);
+    ck_assert_int_gt(n, 0);
+    got[n] = '\0';
+    snprintf(want, sizeof want, "sstshim[%d] info: helper: could not take the connection "
+             "(x\\nsstshim[1] error: forged\\x1b[2J)\n", (int)getpid());
+    ck_assert_str_eq(got, want);
+    char longv[1500];
+    memset(longv, '\n', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    SHIM_DEBUG("%s", longv);
+    n = read(p[0], got, sizeof got - 1);
+    ck_assert_int_gt(n, 100);
+    ck_assert_int_le(n, 1024);
+    got[n] = '\0';
+    ck_assert_ptr_eq(strchr(got, '\n'), got + n - 1);
+    shim_log_setup(SHIM_LOG_WARN, -1);
+    close(p[0]);
+    close(p[1]);
 }
 END_TEST
 
@@ -430,6 +463,7 @@ int main(void)
     tcase_add_test(tc, test_shim_config_all_values);
     tcase_add_loop_test(tc, test_shim_config_rejects_bad_values, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, test_shim_config_messages_one_line);
+    tcase_add_test(tc, test_shim_log_lines_printable);
     tcase_add_test(tc, test_shim_config_peers_match);
     tcase_add_test(tc, test_shim_config_prefix_edges);
     tcase_add_test(tc, test_shim_config_star_and_mode_off);
