@@ -358,7 +358,12 @@ static void pump_move(struct sstd_pump *p)
         }
     }
     if (p->st_err && (p->fd_gone || (p->to_fd_len == 0 && (!p->s || p->st_eof)))) {
-        pump_end(p, false, p->st_err);   /* the failed stream's last bytes are the client's */
+        /* The failed stream's last bytes are the local end's; now the end: a hand-off's client
+         * is told of it (pump_finish), a gateway's server gets RST -- unless the peer's end of
+         * stream came first: then our FIN is out and a plain close keeps what the socket still
+         * queues for the server (an abortive one would drop it); what the server writes after
+         * it draws the kernel's RST, as from a TCP client that closed. */
+        pump_end(p, p->kind == SSTD_PUMP_GATEWAY && !p->st_eof, p->st_err);
         return;
     }
 
@@ -397,12 +402,14 @@ static bool take_events(struct sstd_pump *p)
     if ((events & SST_EV_ERROR) && p->s && !p->st_err) {
         int err = sst_stream_error(p->s);
         SSTD_DEBUG("stream %s: %s", p->dest, sst_strerror(err));
-        if (p->kind == SSTD_PUMP_HANDOFF && p->connected && !p->fd_gone) {
+        bool up = p->kind == SSTD_PUMP_HANDOFF ? p->connected : !p->fd_connecting;
+        if (up && !p->fd_gone) {
             /* The stream still gives what it received before it failed: read out first (then
-             * its error, or the peer's end and pump_move ends the pump after it), as a TCP
-             * client reads what arrived before an RST.  A server that wrote its answer and
-             * closed frees the stream once we acknowledged it all, and answers our window
-             * update with a reset (paper §4.3.8): closing here lost what we had not read. */
+             * its error, or the peer's end and pump_move ends the pump after it), as TCP reads
+             * what arrived before an RST.  A peer that wrote its last bytes and closed frees
+             * the stream once we acknowledged it all, and answers what we send next with a
+             * reset (paper §4.3.8): ending here lost what the local end had not read yet (a
+             * client's answer; a server's request, when it answered before reading it all). */
             p->st_failed = true;
             p->st_err = err;
             return true;

@@ -28,7 +28,25 @@ lib_block_tcp
 cat >"$LIB_TMP/server.py" <<'PY'
 import socket, struct, sys, threading, time
 def serve(c):
-    cmd, n = c.makefile("rb").readline().split()
+    f = c.makefile("rb")
+    cmd, n = f.readline().split()
+    if cmd == b"EARLY":                # answer first, read the request (n bytes) afterwards
+        time.sleep(0.5)
+        c.sendall(b"early answer\n")
+        time.sleep(0.5)
+        got, end = 0, "EOF"
+        try:
+            while True:
+                b = f.read1(65536)
+                if not b:
+                    break
+                got += len(b)
+        except OSError as e:
+            end = type(e).__name__
+        with open(sys.argv[2], "a") as out:
+            out.write(f"{got} {end}\n")
+        c.close()
+        return
     c.sendall(b"d" * int(n))
     if cmd != b"CLOSE":                # HALF, FIN: the FIN first, the connection stays open
         c.shutdown(socket.SHUT_WR)
@@ -98,10 +116,10 @@ for op in ops:
 print(" ".join(out))
 PY
 
-lib_bg in_b /usr/bin/python3 "$LIB_TMP/server.py" 9000 2>"$LIB_TMP/srv.err"
+lib_bg in_b /usr/bin/python3 "$LIB_TMP/server.py" 9000 "$LIB_TMP/early.out" 2>"$LIB_TMP/srv.err"
 wait_for_port "$NS_B" 9000
 lib_bg in_b env LD_PRELOAD="$SHIM" SST_LISTEN=9001 SST_PORT=8662 SST_HELPER=off SST_KEYDIR="$LIB_TMP/kb" \
-  /usr/bin/python3 "$LIB_TMP/server.py" 9001 2>"$LIB_TMP/srv-listen.err"
+  /usr/bin/python3 "$LIB_TMP/server.py" 9001 "$LIB_TMP/early.out" 2>"$LIB_TMP/srv-listen.err"
 wait_for_port "$NS_B" 9001
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 9000 \
   2>"$LIB_TMP/sstd-b.log"
@@ -209,5 +227,30 @@ import socket; s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'CLOSE 
   esac
   [ "$got" = "$AFTER_RST" ] || fail "sstd killed after the peer's FIN ($path): got '$got', want '$AFTER_RST' (kernel TCP's after a RST that follows the FIN)"
   log "ok: sstd killed after the peer's FIN ($path): $got"
+done
+
+# The other way round: a client sends its request (1 MB) and closes its socket, while its
+# process (and engine) lives on; the server answers before it reads the request.  The client's
+# engine freed the stream once the server's end acknowledged all of it, and answers the answer
+# with a reset.  The server must still read the whole request, then EOF (the client's FIN came
+# before the reset), as a TCP server reads what its socket had received before an RST.  Before,
+# sstd's gateway reset the server's socket at once (ConnectionResetError after what the loopback
+# held) -- the request's tail was lost.  Through sstd --forward (9000) and a server under the
+# shim with SST_LISTEN (9001).
+for PORT in 9000 9001; do
+  : >"$LIB_TMP/early.out"
+  udp=8661                 # sstd's
+  [ "$PORT" = 9001 ] && udp=8662
+  shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER=off SST_PORT=$udp \
+    /usr/bin/python3 -c "
+import socket, time
+s = socket.create_connection(('$IP_B', $PORT))
+s.sendall(b'EARLY 1000000\n' + b'r' * 1000000)
+s.close()
+time.sleep(2.5)" || fail "early answer ($PORT): the client failed"
+  poll_until 5 test -s "$LIB_TMP/early.out" || fail "early answer ($PORT): the server printed nothing"
+  got=$(cat "$LIB_TMP/early.out")
+  [ "$got" = "1000000 EOF" ] || fail "early answer ($PORT): the server read '$got', want '1000000 EOF'"
+  log "ok: a request the server read after its answer, port $PORT: $got"
 done
 log "ok: after the peer's close, writes and reads answer as kernel TCP's"
