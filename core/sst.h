@@ -203,6 +203,12 @@ SST_API void sst_stream_set_priority(struct sst_stream *s, int priority);
  * copy whose original is acknowledged first is not sent.  For short request/response streams,
  * not bulk. */
 SST_API void sst_stream_set_redundant(struct sst_stream *s, bool on);
+/* TCP_USER_TIMEOUT (RFC 5482) for s: once bytes (or the Close) written to it have gone without
+ * any acknowledgment for limit, it fails with SST_ERR_TIMEOUT (the peer is sent a Reset), as a
+ * stream of a channel given up after migrate_timeout does -- usually much earlier.  Measured
+ * between limit and 1.25 x limit; 0 turns it off.  0, SST_ERR_INVAL (the root, a datagram),
+ * SST_ERR_NOMEM, or the stream's error. */
+SST_API int sst_stream_set_user_timeout(struct sst_stream *s, sst_time_t limit);
 
 /* ---- introspection ---------------------------------------------------------------------- */
 
@@ -227,6 +233,7 @@ struct sst_ctx_stats {
     uint64_t streams_opened, streams_accepted, streams_freed;
     uint64_t streams_live;
     uint64_t resets_sent, resets_received, refused;
+    uint64_t user_timeouts;               /* streams failed by sst_stream_set_user_timeout */
     uint64_t dgrams_sent_stateless, dgrams_sent_substream, dgrams_received, dgrams_dropped;
     uint64_t rx_not_buffered;             /* segments left unacknowledged for lack of room */
     uint64_t malformed;                   /* stream-layer payloads rejected by the codec */

@@ -235,6 +235,8 @@ void sst_strm_maybe_free(struct sst_stream *s)
 void sst_strm_free(struct sst_stream *s)
 {
     struct sst_ctx *c = s->ctx;
+    if (c->utimers != NULL)
+        sst_ut_forget(s);
     while (s->waiters != NULL)
         sst_strm_unwait(s->waiters);
     sst_mig_forget_usid(s);

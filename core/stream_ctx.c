@@ -252,8 +252,8 @@ SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_ad
 
 SST_API sst_time_t sst_ctx_deadline(struct sst_ctx *c)
 {
-    sst_time_t t = sst_host_deadline(c->host);
-    return SST_MIN(t, sst_mig_deadline(c));
+    sst_time_t t = SST_MIN(sst_host_deadline(c->host), sst_mig_deadline(c));
+    return SST_MIN(t, sst_ut_deadline(c));
 }
 
 SST_API void sst_ctx_timeout(struct sst_ctx *c, sst_time_t now)
@@ -261,6 +261,7 @@ SST_API void sst_ctx_timeout(struct sst_ctx *c, sst_time_t now)
     sst_ctx_set_time(c, now);
     sst_host_timeout(c->host, now);
     sst_mig_timeout(c);
+    sst_ut_timeout(c);
     sst_strm_api_done(c);
 }
 

@@ -387,7 +387,7 @@ static void connect_answer(void *arg, struct sstd_pump *p, int err)
     evbuffer_free(b);
 }
 
-static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[5])
+static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[6])
 {
     struct sstd *d = c->d;
     struct sst_addr a;
@@ -445,8 +445,14 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     /* "RESET FD DEV INO" after CONNECT ADDR PORT: the app's fd number and its socket, for
      * sstd_control_pass_reset. */
     pump->notify = sstd_request_notify(notify, &pump->notify_fd, &pump->notify_dev, &pump->notify_ino);
-    /* "... RESET FD DEV INO LINGER0": the app set SO_LINGER {1, 0} before the hand-off. */
-    pump->linger0 = pump->notify && notify[4] && strcmp(notify[4], "LINGER0") == 0;
+    /* "... RESET FD DEV INO [LINGER0] [UTIMEOUT=MS]": the app set SO_LINGER {1, 0}, or
+     * TCP_USER_TIMEOUT, before the hand-off. */
+    for (int i = 4; pump->notify && i < 6 && notify[i]; i++) {
+        if (strcmp(notify[i], "LINGER0") == 0)
+            pump->linger0 = true;
+        else if (sstd_request_utimeout(notify[i]) > 0)
+            sstd_pump_set_user_timeout(pump, sstd_request_utimeout(notify[i]));
+    }
     sstd_kick(d);
 }
 
@@ -630,9 +636,9 @@ static void dispatch(struct sstd_client *c, char *line)
         /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
         unsigned long long dev, ino;
         if (!sstd_request_devino(a1, a2, &dev, &ino) || !more[0]) {
-            sstd_client_reply_error(c, "bad-mark", "MARK DEV INO SHUTWR|LINGER0|LINGER");
+            sstd_client_reply_error(c, "bad-mark", "MARK DEV INO SHUTWR|LINGER0|LINGER|UTIMEOUT=MS");
         } else if (!sstd_pump_mark(c->d, dev, ino, more[0])) {
-            sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER");
+            sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER|UTIMEOUT=MS");
         } else {
             struct evbuffer *b = evbuffer_new();
             if (!b)

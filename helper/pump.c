@@ -233,6 +233,8 @@ static bool reconnect(struct sstd_pump *p, int err)
     p->st_wr_shut = false;
     SSTD_INFO("stream %s: reset with its channel before the peer answered; opening it again", p->dest);
     p->s = sst_connect(sstd_ctx(p->d), &p->peer->addr, service, stream_cb, p);
+    if (p->s && p->utimeout_ms > 0)
+        sstd_pump_set_user_timeout(p, p->utimeout_ms);
     return p->s != NULL;
 }
 
@@ -648,12 +650,22 @@ bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long i
             p->linger0 = true;
         } else if (strcmp(what, "LINGER") == 0) {
             p->linger0 = false;
+        } else if (sstd_request_utimeout(what) >= 0) {
+            sstd_pump_set_user_timeout(p, sstd_request_utimeout(what));
+            sstd_kick(d);
         } else {
             return false;
         }
         return true;
     }
     return false;
+}
+
+void sstd_pump_set_user_timeout(struct sstd_pump *p, int ms)
+{
+    p->utimeout_ms = ms;
+    if (p->s)
+        (void)sst_stream_set_user_timeout(p->s, SST_MS((sst_time_t)ms));
 }
 
 bool sstd_pump_info(struct sstd *d, unsigned long long dev, unsigned long long ino, struct evbuffer *out)

@@ -46,6 +46,7 @@ struct sstd_pump {
     bool shut_on_empty;           /* MARK SHUTWR: the client's writing is over once the socket
                                      is read empty (its shim keeps the end open for a reset) */
     bool linger0;                 /* MARK LINGER0: the client's close resets the stream */
+    int utimeout_ms;              /* the app's TCP_USER_TIMEOUT (0: none), for every stream */
     int notify_fd;
     unsigned long long notify_dev, notify_ino;
     bool st_failed;               /* the stream failed: the end is reported to the client */
@@ -99,9 +100,12 @@ void sstd_pumps_stop(struct sstd *d);
 void sstd_kick(struct sstd *d);
 
 /* MARK DEV INO WHAT (control.c): the client's shim tells sstd about the app's use of the
- * hand-off whose RESET words named DEV/INO: "SHUTWR", "LINGER0", "LINGER".  False if no such
- * pump or WHAT is unknown. */
+ * hand-off whose RESET words named DEV/INO: "SHUTWR", "LINGER0", "LINGER", "UTIMEOUT=MS".
+ * False if no such pump or WHAT is unknown. */
 bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long ino, const char *what);
+/* The app's TCP_USER_TIMEOUT for a hand-off (0: off): its stream's user timeout
+ * (sst_stream_set_user_timeout), now and for a stream opened again (reconnect). */
+void sstd_pump_set_user_timeout(struct sstd_pump *p, int ms);
 
 /* INFO DEV INO (control.c): the numbers of the hand-off whose RESET words named DEV/INO -- its
  * stream's and its channel's, as one JSON object appended to out (docs/helper.md "INFO"), for

@@ -25,10 +25,18 @@ bool sstd_request_long(const char *s, long min, long max, long *out)
     if (!s)
         return false;
     long v = strtol(s, &end, 10);
-    if (*end || v < min || v > max)
+    if (end == s || *end || v < min || v > max)   /* "": no number (a word's empty tail) */
         return false;
     *out = v;
     return true;
+}
+
+int sstd_request_utimeout(const char *w)
+{
+    long ms;
+    if (strncmp(w, "UTIMEOUT=", 9) != 0 || !sstd_request_long(w + 9, 0, INT_MAX, &ms))
+        return -1;
+    return (int)ms;
 }
 
 bool sstd_request_devino(const char *a, const char *b, unsigned long long *dev, unsigned long long *ino)

@@ -130,6 +130,13 @@ int shim_fd_init(void)
 
 atomic_bool shim_fd_conns_seen;
 
+bool shim_fd_opts_peek(int fd)
+{
+    if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)))
+        return true;
+    return atomic_load_explicit(&shim_fd_optset[fd], memory_order_relaxed) != 0;
+}
+
 bool shim_fd_opts_take(int fd)
 {
     if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)))

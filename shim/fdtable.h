@@ -60,6 +60,8 @@ static inline void shim_fd_opts_mark(int fd)
 /* Whether the app may have set options on fd's not-yet-connected TCP socket, clearing the mark:
  * true for any fd the socket() hook did not tag (it could not watch it). */
 bool shim_fd_opts_take(int fd);
+/* The same without clearing the mark (what a hand-off inside connect() tells sstd). */
+bool shim_fd_opts_peek(int fd);
 
 /* Stores v for fd, dropping whatever was there (a conn loses the table's reference). */
 void shim_fd_set(int fd, uintptr_t v);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -209,6 +210,25 @@ static bool send_line(int fd, const char *line, int pass_fd)
     return shim_real_sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
 }
 
+/* CONNECT's line: "CONNECT HOST PORT" and the RESET words (words, empty without them); after
+ * these, what the app set on its socket before the hand-off that sstd acts on: SO_LINGER
+ * {1, 0} (LINGER0) and TCP_USER_TIMEOUT (UTIMEOUT=MS, docs/helper.md "MARK"). */
+static void connect_line(char *line, size_t len, const char *key, unsigned port, const char *words,
+                         bool linger0, int utimeout_ms)
+{
+    char ut[24] = "";
+    if (words[0] && utimeout_ms > 0)
+        snprintf(ut, sizeof(ut), " UTIMEOUT=%d", utimeout_ms);
+    snprintf(line, len, "CONNECT %s %u%s%s%s\n", key, port, words, words[0] && linger0 ? " LINGER0" : "", ut);
+}
+
+/* The app's TCP_USER_TIMEOUT on c (0: none). */
+static int conn_utimeout(const struct shim_conn *c)
+{
+    int ms = 0;
+    return shim_conn_opt_get(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms) && ms > 0 ? ms : 0;
+}
+
 /* The host is known to speak SST: the connection is up at once (the app's first bytes then
  * ride in the stream's Init), and sstd gets the shim's own end of the app's socketpair, so it
  * pumps straight to the app and the shim leaves the data path: one relay hop less in each
@@ -232,8 +252,7 @@ static void hc_send_direct(struct hconn *h)
     shim_helper_events_words(c->app_fd, -1, &dev, &ino, words, sizeof(words));
     char key[80];
     peer_key(h->host, key, sizeof(key));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", key, h->port, words,
-             words[0] && atomic_load(&c->linger0) ? " LINGER0" : "");
+    connect_line(line, sizeof(line), key, h->port, words, atomic_load(&c->linger0), conn_utimeout(c));
     bool ok = send_line(h->ctl, line, c->pump_fd);
     /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c; sstd's
      * fd-limit answer hands it back), or goes if sstd did not take it: the connection ends
@@ -278,8 +297,8 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
     bool named = shim_helper_events_words(h->near, h->near, &dev, &ino, words, sizeof(words));
     char key[80];
     peer_key(h->host, key, sizeof(key));
-    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", key, h->port, words,
-             named && atomic_load(&h->c->linger0) ? " LINGER0" : "");
+    connect_line(line, sizeof(line), key, h->port, named ? words : "", atomic_load(&h->c->linger0),
+                 conn_utimeout(h->c));
     bool ok = send_line(h->ctl, line, sv[1]);
     /* sstd has its copy; ours stays as the hold (helper_hold.c) */
     if (named) {
@@ -819,12 +838,19 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     dev_t dev = 0;
     ino_t ino = 0;
     bool named = shim_helper_events_words(fd, sv[0], &dev, &ino, words, sizeof(words));
-    /* SO_LINGER {1, 0} set before connect(): sstd resets the stream at the app's close. */
+    /* What the app set before connect() that sstd acts on: SO_LINGER {1, 0} (sstd resets the
+     * stream at the app's close) and TCP_USER_TIMEOUT -- read back only if it may have set
+     * anything (the option mark; unmarked, they are the kernel's defaults). */
+    bool opts = named && shim_fd_opts_peek(fd);
     struct linger lg = { 0, 0 };
-    socklen_t lgl = sizeof(lg);
-    bool linger0 = named && shim_real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &lgl) == 0 &&
+    socklen_t optl = sizeof(lg);
+    bool linger0 = opts && shim_real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &optl) == 0 &&
                    lg.l_onoff && lg.l_linger == 0;
-    snprintf(line, sizeof(line), "CONNECT %s %u%s%s\n", key, port, words, linger0 ? " LINGER0" : "");
+    int utimeout = 0;
+    optl = sizeof(utimeout);
+    if (!opts || shim_real_getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, &optl) != 0)
+        utimeout = 0;
+    connect_line(line, sizeof(line), key, port, named ? words : "", linger0, utimeout);
     if (!send_line(ctl, line, sv[1]))
         goto out;
     pid_t sstd = named ? shim_helper_peer_pid(ctl) : 0;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -165,6 +166,14 @@ static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *va
              * to the live transport. */
             shim_conn_opt_set(c, level, name, v);
             shim_ev_set_option(c, level, name, v);
+            if (level == IPPROTO_TCP && name == TCP_USER_TIMEOUT && v >= 0 && c->helper_ino) {
+                /* Handed to sstd: its stream is the one to time (docs/helper.md "MARK"). */
+                char what[24];
+                int saved = errno;
+                snprintf(what, sizeof(what), "UTIMEOUT=%d", v);
+                shim_helper_mark(c->helper_dev, c->helper_ino, what);
+                errno = saved;
+            }
             return 0;
         }
     }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <event2/event.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,25 @@ static void tcp_race_start(struct sconn *sc)
         tcp_race_stop(sc);
 }
 
+/* TCP_USER_TIMEOUT (ms, 0 = off) is the stream's user timeout: bytes unacknowledged that long
+ * fail it with ETIMEDOUT (sst_stream_set_user_timeout), as TCP's give up on the connection.
+ * The other options have no SST counterpart: remembered and answered by getsockopt only. */
+static void sst_set_option(struct shim_conn *c, int level, int name, int value)
+{
+    if (level != IPPROTO_TCP || name != TCP_USER_TIMEOUT || value < 0)
+        return;
+    /* The stream: the sconn's while connecting, the pump's once up; neither once handed to
+     * sstd or fallen back to TCP. */
+    struct sconn *sc = c->tr_state;
+    bool app_done, peer_done;
+    struct sst_stream *s = sc ? sc->s : c->spump ? shim_spump_stream(c->spump, &app_done, &peer_done) : NULL;
+    if (!s)
+        return;
+    shim_engine_sync_time();
+    (void)sst_stream_set_user_timeout(s, SST_MS((sst_time_t)value));
+    shim_engine_kick();   /* the engine's next deadline may be earlier now */
+}
+
 int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base)
 {
     struct sst_ctx *ctx = shim_engine_get(base);
@@ -323,6 +343,9 @@ int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base)
         shim_conn_fallback(c, "SST stream could not be opened", false);
         return 0;
     }
+    int ut;
+    if (shim_conn_opt_get(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut) && ut > 0)
+        sst_set_option(c, IPPROTO_TCP, TCP_USER_TIMEOUT, ut);   /* set before connect() */
     if (warm) {
         /* Zero round trips: the app's first bytes go in the stream's Init packet.  A refusal
          * (the port stopped being served) reaches the app as an error on the connection. */
@@ -349,4 +372,5 @@ const struct shim_transport shim_transport_sst = {
     .name = "sst",
     .usable = sst_usable,
     .start = sst_start,
+    .set_option = sst_set_option,
 };

@@ -26,12 +26,22 @@ END_TEST
 /* The parsers' edges, as sstd answers them. */
 START_TEST(test_request_words)
 {
-    char line[] = "CONNECT\t10.0.0.2  80\rRESET 7 1 2 LINGER0 extra";
+    char line[] = "CONNECT\t10.0.0.2  80\rRESET 7 1 2 LINGER0 UTIMEOUT=5000 extra";
     char *w[SSTD_REQ_WORDS];
-    ck_assert_uint_eq(sstd_request_split(line, w), 8);
+    ck_assert_uint_eq(sstd_request_split(line, w), 9);
     ck_assert_str_eq(w[0], "CONNECT");
     ck_assert_str_eq(w[2], "80");
     ck_assert_str_eq(w[7], "LINGER0");
+    ck_assert_str_eq(w[8], "UTIMEOUT=5000");
+    /* TCP_USER_TIMEOUT's word (CONNECT's tail, MARK): whole milliseconds 0..INT_MAX only. */
+    ck_assert_int_eq(sstd_request_utimeout(w[8]), 5000);
+    ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=0"), 0);
+    ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=2147483647"), 2147483647);
+    ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=2147483648"), -1);
+    ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=-1"), -1);
+    ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT="), -1);
+    ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=5s"), -1);
+    ck_assert_int_eq(sstd_request_utimeout("LINGER0"), -1);
     long n;
     ck_assert(sstd_request_long("65535", 1, 65535, &n) && n == 65535);
     ck_assert(!sstd_request_long("65536", 1, 65535, &n));

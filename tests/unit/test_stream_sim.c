@@ -1525,6 +1525,75 @@ START_TEST(test_sim_reset_after_end_keeps_received_bytes)
 }
 END_TEST
 
+/* sst_stream_set_user_timeout (TCP_USER_TIMEOUT): a stream whose bytes go unacknowledged for its
+ * limit fails with SST_ERR_TIMEOUT -- between the limit and 1.25 times it -- while a stream of
+ * the same channel without one goes on waiting for the channel (migrate_timeout).  A transfer
+ * longer than the limit that keeps being acknowledged, and a stream idle for longer than it
+ * with nothing outstanding, do not fail. */
+START_TEST(test_sim_user_timeout)
+{
+    struct sim *s = new_sim(43);
+    struct sim_link_params lp = { .rate_bps = 2000000, .delay = SST_MS(10), .queue_bytes = 60000 };
+    struct sim_link *ab, *ba;
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "80", server_accept, &sv);
+    struct ep bulk = { 0 }, timed = { 0 }, plain = { 0 };
+    simctx_node_enter(&a);
+    bulk.s = sst_connect(a.c, &b.addr, "80", ep_cb, &bulk);
+    timed.s = sst_connect(a.c, &b.addr, "80", ep_cb, &timed);
+    plain.s = sst_connect(a.c, &b.addr, "80", ep_cb, &plain);
+    ck_assert_int_eq(sst_stream_set_user_timeout(bulk.s, SST_SEC(2)), 0);
+    ck_assert_int_eq(sst_stream_set_user_timeout(timed.s, SST_SEC(2)), 0);
+    ep_start_tx(&bulk, 5, 1000000);              /* 4 s at 2 Mbit/s: twice the limit */
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_connected, &plain, SST_SEC(5)), 0);
+    ck_assert_uint_eq(sv.n, 3);
+    ck_assert_int_eq(sim_run_while(s, server_not_eof, &sv, SST_SEC(20)), 0);
+    struct ep *got = NULL;
+    for (unsigned i = 0; i < sv.n; i++)
+        if (sv.eps[i].rx_eof)
+            got = &sv.eps[i];
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(got->rx_done, 1000000);
+    ck_assert_uint_ge(sim_now(s), SST_SEC(4));
+    sim_run_until(s, sim_now(s) + SST_SEC(5));   /* idle, nothing outstanding */
+    ck_assert(!bulk.errored && !timed.errored && !plain.errored);
+
+    struct sim_link_params dead = lp;
+    dead.loss = 1.0;
+    sim_link_set_params(ab, &dead);
+    sim_link_set_params(ba, &dead);
+    simctx_node_enter(&a);
+    ck_assert_int_eq(sst_stream_write(timed.s, "request", 7), 7);
+    ck_assert_int_eq(sst_stream_write(plain.s, "request", 7), 7);
+    simctx_node_leave(&a);
+    sst_time_t t0 = sim_now(s);
+    ck_assert_int_eq(sim_run_while(s, ep_not_errored, &timed, SST_SEC(20)), 0);
+    sst_time_t took = sim_now(s) - t0;
+    ck_assert_int_eq(timed.err, SST_ERR_TIMEOUT);
+    ck_assert_uint_ge(took, SST_SEC(2));
+    ck_assert_uint_le(took, SST_MS(2500));
+    ck_assert(!plain.errored);                   /* the channel's own wait is much longer */
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.user_timeouts, 1);
+    simctx_node_enter(&a);
+    ck_assert_int_eq(sst_stream_write(timed.s, "x", 1), SST_ERR_TIMEOUT);
+    ck_assert_int_eq(sst_stream_set_user_timeout(plain.s, 0), 0);
+    sst_stream_close(timed.s);
+    simctx_node_leave(&a);
+    printf("user timeout 2 s: the stream failed %.3f s after its unacknowledged write\n", (double)took / 1e9);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* Substreams opened at the instant the peer resets their parent, with half of the peer's
  * packets lost: every child must fail with SST_ERR_RESET, never wait for a Reply forever.
  * Before, a child whose Init was lost and whose parent then received the peer's Reset could
@@ -2110,6 +2179,7 @@ int main(void)
     tcase_add_test(tc, test_sim_redundant_streams_hostile_link);
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
     tcase_add_test(tc, test_sim_reset_after_end_keeps_received_bytes);
+    tcase_add_test(tc, test_sim_user_timeout);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
     tcase_add_test(tc, test_sim_refused_child_init_lossy_reset);
     tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);
