@@ -209,6 +209,12 @@ SST_API void sst_stream_set_redundant(struct sst_stream *s, bool on);
  * between limit and 1.25 x limit; 0 turns it off.  0, SST_ERR_INVAL (the root, a datagram),
  * SST_ERR_NOMEM, or the stream's error. */
 SST_API int sst_stream_set_user_timeout(struct sst_stream *s, sst_time_t limit);
+/* TCP keepalive (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT) for s: once its channel has heard
+ * nothing from the peer for idle, it pings every intvl; cnt pings unanswered (intvl after the
+ * last) fail s with SST_ERR_TIMEOUT.  Only while s has a live channel (a dormant one is the
+ * liveness probe's).  idle 0 turns it off.  0, SST_ERR_INVAL (the root, a datagram, intvl or
+ * cnt 0), SST_ERR_NOMEM, or the stream's error. */
+SST_API int sst_stream_set_keepalive(struct sst_stream *s, sst_time_t idle, sst_time_t intvl, unsigned cnt);
 
 /* ---- introspection ---------------------------------------------------------------------- */
 
@@ -234,6 +240,7 @@ struct sst_ctx_stats {
     uint64_t streams_live;
     uint64_t resets_sent, resets_received, refused;
     uint64_t user_timeouts;               /* streams failed by sst_stream_set_user_timeout */
+    uint64_t keepalive_timeouts;          /* streams failed by sst_stream_set_keepalive */
     uint64_t dgrams_sent_stateless, dgrams_sent_substream, dgrams_received, dgrams_dropped;
     uint64_t rx_not_buffered;             /* segments left unacknowledged for lack of room */
     uint64_t malformed;                   /* stream-layer payloads rejected by the codec */

@@ -299,14 +299,15 @@ void sst_strm_maybe_free(struct sst_stream *s);
 void sst_strm_free(struct sst_stream *s);
 void sst_strm_abort(struct sst_stream *s, int err, bool tell_peer);
 
-/* ---- stream_utimeout.c: sst_stream_set_user_timeout ------------------------------------------ */
+/* ---- stream_utimeout.c: sst_stream_set_user_timeout, sst_stream_set_keepalive ---------------- */
 
 struct sst_utimer;
-/* Drops s's user timeout, if it has one: the stream is freed. */
+/* Drops s's user timeout and keepalive, if it has any: the stream is freed. */
 void sst_ut_forget(struct sst_stream *s);
 /* When the earliest record wants a look (SST_TIME_NEVER: none). */
 sst_time_t sst_ut_deadline(const struct sst_ctx *c);
-/* Looks at the records due at c->now; a stream past its limit fails with SST_ERR_TIMEOUT. */
+/* Looks at the records due at c->now (pings for keepalive); a stream past a limit fails with
+ * SST_ERR_TIMEOUT. */
 void sst_ut_timeout(struct sst_ctx *c);
 struct sst_stream *sst_strm_open_child(struct conn *cn, struct sst_stream *parent);
 void sst_strm_adopt(struct sst_stream *s, sst_stream_cb cb, void *arg);

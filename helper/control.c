@@ -387,7 +387,7 @@ static void connect_answer(void *arg, struct sstd_pump *p, int err)
     evbuffer_free(b);
 }
 
-static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[6])
+static void do_connect(struct sstd_client *c, const char *addr, const char *port, char *const notify[7])
 {
     struct sstd *d = c->d;
     struct sst_addr a;
@@ -445,13 +445,16 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     /* "RESET FD DEV INO" after CONNECT ADDR PORT: the app's fd number and its socket, for
      * sstd_control_pass_reset. */
     pump->notify = sstd_request_notify(notify, &pump->notify_fd, &pump->notify_dev, &pump->notify_ino);
-    /* "... RESET FD DEV INO [LINGER0] [UTIMEOUT=MS]": the app set SO_LINGER {1, 0}, or
-     * TCP_USER_TIMEOUT, before the hand-off. */
-    for (int i = 4; pump->notify && i < 6 && notify[i]; i++) {
+    /* "... RESET FD DEV INO [LINGER0] [UTIMEOUT=MS] [KEEPALIVE=IDLE,INTVL,CNT]": what the app
+     * set before the hand-off (SO_LINGER {1, 0}, TCP_USER_TIMEOUT, keepalive). */
+    for (int i = 4; pump->notify && i < 7 && notify[i]; i++) {
+        int ka[3];
         if (strcmp(notify[i], "LINGER0") == 0)
             pump->linger0 = true;
         else if (sstd_request_utimeout(notify[i]) > 0)
             sstd_pump_set_user_timeout(pump, sstd_request_utimeout(notify[i]));
+        else if (sstd_request_keepalive(notify[i], ka) && ka[0] > 0)
+            sstd_pump_set_keepalive(pump, ka);
     }
     sstd_kick(d);
 }
@@ -636,9 +639,9 @@ static void dispatch(struct sstd_client *c, char *line)
         /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
         unsigned long long dev, ino;
         if (!sstd_request_devino(a1, a2, &dev, &ino) || !more[0]) {
-            sstd_client_reply_error(c, "bad-mark", "MARK DEV INO SHUTWR|LINGER0|LINGER|UTIMEOUT=MS");
+            sstd_client_reply_error(c, "bad-mark", "MARK DEV INO SHUTWR|LINGER0|LINGER|UTIMEOUT=MS|KEEPALIVE=IDLE,INTVL,CNT");
         } else if (!sstd_pump_mark(c->d, dev, ino, more[0])) {
-            sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER|UTIMEOUT=MS");
+            sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER|UTIMEOUT=MS|KEEPALIVE=IDLE,INTVL,CNT");
         } else {
             struct evbuffer *b = evbuffer_new();
             if (!b)

@@ -235,6 +235,8 @@ static bool reconnect(struct sstd_pump *p, int err)
     p->s = sst_connect(sstd_ctx(p->d), &p->peer->addr, service, stream_cb, p);
     if (p->s && p->utimeout_ms > 0)
         sstd_pump_set_user_timeout(p, p->utimeout_ms);
+    if (p->s && p->keepalive[0] > 0)
+        sstd_pump_set_keepalive(p, p->keepalive);
     return p->s != NULL;
 }
 
@@ -638,6 +640,7 @@ void sstd_pump_cancel_answer(struct sstd *d, void *arg)
 
 bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long ino, const char *what)
 {
+    int ka[3];
     for (struct sstd_pump *p = d->pumps; p; p = p->next) {
         if (p->kind != SSTD_PUMP_HANDOFF || !p->notify || p->notify_dev != dev || p->notify_ino != ino)
             continue;
@@ -653,6 +656,9 @@ bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long i
         } else if (sstd_request_utimeout(what) >= 0) {
             sstd_pump_set_user_timeout(p, sstd_request_utimeout(what));
             sstd_kick(d);
+        } else if (sstd_request_keepalive(what, ka)) {
+            sstd_pump_set_keepalive(p, ka);
+            sstd_kick(d);
         } else {
             return false;
         }
@@ -666,6 +672,13 @@ void sstd_pump_set_user_timeout(struct sstd_pump *p, int ms)
     p->utimeout_ms = ms;
     if (p->s)
         (void)sst_stream_set_user_timeout(p->s, SST_MS((sst_time_t)ms));
+}
+
+void sstd_pump_set_keepalive(struct sstd_pump *p, const int ka[3])
+{
+    memcpy(p->keepalive, ka, sizeof p->keepalive);
+    if (p->s)
+        (void)sst_stream_set_keepalive(p->s, SST_SEC(ka[0]), SST_SEC(ka[1]), (unsigned)ka[2]);
 }
 
 bool sstd_pump_info(struct sstd *d, unsigned long long dev, unsigned long long ino, struct evbuffer *out)

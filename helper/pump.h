@@ -47,6 +47,7 @@ struct sstd_pump {
                                      is read empty (its shim keeps the end open for a reset) */
     bool linger0;                 /* MARK LINGER0: the client's close resets the stream */
     int utimeout_ms;              /* the app's TCP_USER_TIMEOUT (0: none), for every stream */
+    int keepalive[3];             /* the app's keepalive: idle, intvl (s), cnt (idle 0: off) */
     int notify_fd;
     unsigned long long notify_dev, notify_ino;
     bool st_failed;               /* the stream failed: the end is reported to the client */
@@ -100,12 +101,16 @@ void sstd_pumps_stop(struct sstd *d);
 void sstd_kick(struct sstd *d);
 
 /* MARK DEV INO WHAT (control.c): the client's shim tells sstd about the app's use of the
- * hand-off whose RESET words named DEV/INO: "SHUTWR", "LINGER0", "LINGER", "UTIMEOUT=MS".
+ * hand-off whose RESET words named DEV/INO: "SHUTWR", "LINGER0", "LINGER", "UTIMEOUT=MS",
+ * "KEEPALIVE=IDLE,INTVL,CNT".
  * False if no such pump or WHAT is unknown. */
 bool sstd_pump_mark(struct sstd *d, unsigned long long dev, unsigned long long ino, const char *what);
 /* The app's TCP_USER_TIMEOUT for a hand-off (0: off): its stream's user timeout
  * (sst_stream_set_user_timeout), now and for a stream opened again (reconnect). */
 void sstd_pump_set_user_timeout(struct sstd_pump *p, int ms);
+/* The app's keepalive for a hand-off (ka: idle and intvl in seconds, cnt; idle 0: off): its
+ * stream's (sst_stream_set_keepalive), now and for a stream opened again. */
+void sstd_pump_set_keepalive(struct sstd_pump *p, const int ka[3]);
 
 /* INFO DEV INO (control.c): the numbers of the hand-off whose RESET words named DEV/INO -- its
  * stream's and its channel's, as one JSON object appended to out (docs/helper.md "INFO"), for

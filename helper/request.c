@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,26 @@ int sstd_request_utimeout(const char *w)
     if (strncmp(w, "UTIMEOUT=", 9) != 0 || !sstd_request_long(w + 9, 0, INT_MAX, &ms))
         return -1;
     return (int)ms;
+}
+
+bool sstd_request_keepalive(const char *w, int ka[3])
+{
+    if (strncmp(w, "KEEPALIVE=", 10) != 0)
+        return false;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", w + 10);
+    char *save = NULL, *p = buf;
+    long v[3];
+    for (int i = 0; i < 3; i++, p = NULL) {
+        char *t = strtok_r(p, ",", &save);
+        if (!sstd_request_long(t, 0, INT_MAX, &v[i]))
+            return false;
+    }
+    if (strtok_r(NULL, ",", &save) != NULL || (v[0] != 0 && (v[1] == 0 || v[2] == 0)))
+        return false;
+    for (int i = 0; i < 3; i++)
+        ka[i] = (int)v[i];
+    return true;
 }
 
 bool sstd_request_devino(const char *a, const char *b, unsigned long long *dev, unsigned long long *ino)

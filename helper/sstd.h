@@ -130,7 +130,7 @@ double sstd_ms(sst_time_t t);
  * by spaces, tabs and CRs (in place; missing words are NULL), returns how many.  long: a whole
  * decimal word in min..max (false for NULL).  devino: two whole decimal words (MARK, INFO).
  * notify: CONNECT's "RESET FD DEV INO" tail (false, nothing meant, for anything else). */
-#define SSTD_REQ_WORDS 9
+#define SSTD_REQ_WORDS 10
 unsigned sstd_request_split(char *line, char *w[SSTD_REQ_WORDS]);
 bool sstd_request_long(const char *s, long min, long max, long *out);
 bool sstd_request_devino(const char *a, const char *b, unsigned long long *dev, unsigned long long *ino);
@@ -138,6 +138,9 @@ bool sstd_request_notify(char *const w[4], int *fd, unsigned long long *dev, uns
 /* The MS of a "UTIMEOUT=MS" word (the app's TCP_USER_TIMEOUT: CONNECT's tail, MARK), whole
  * milliseconds 0..INT_MAX; -1 for any other word. */
 int sstd_request_utimeout(const char *w);
+/* "KEEPALIVE=IDLE,INTVL,CNT" (the app's SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT, seconds; all
+ * 0: off): true with the three in ka, each 0..INT_MAX, IDLE 0 or all three positive. */
+bool sstd_request_keepalive(const char *w, int ka[3]);
 
 /* The host text of an address without port (keystore / caps key). */
 void sstd_addr_host(const struct sst_addr *a, char *buf, size_t len);

@@ -75,6 +75,37 @@ bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *valu
     return found;
 }
 
+/* The kernel's keepalive defaults (net.ipv4.tcp_keepalive_time, _intvl, _probes; Linux's own
+ * if unreadable), read once: what TCP uses for a parameter the app left unset. */
+static int ka_defaults[3] = { 7200, 75, 9 };
+static pthread_once_t ka_once = PTHREAD_ONCE_INIT;
+
+static void ka_read_defaults(void)
+{
+    static const char *const files[3] = { "/proc/sys/net/ipv4/tcp_keepalive_time",
+                                          "/proc/sys/net/ipv4/tcp_keepalive_intvl",
+                                          "/proc/sys/net/ipv4/tcp_keepalive_probes" };
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(files[i], "re");
+        int v;
+        if (f && fscanf(f, "%d", &v) == 1 && v > 0)
+            ka_defaults[i] = v;
+        if (f)
+            fclose(f);
+    }
+}
+
+bool shim_keepalive_params(const struct shim_conn *c, int p[3])
+{
+    static const int names[3] = { TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT };
+    int on = 0;
+    pthread_once(&ka_once, ka_read_defaults);
+    for (int i = 0; i < 3; i++)
+        if (!shim_conn_opt_get(c, IPPROTO_TCP, names[i], &p[i]) || p[i] <= 0)
+            p[i] = ka_defaults[i];
+    return shim_conn_opt_get(c, SOL_SOCKET, SO_KEEPALIVE, &on) && on;
+}
+
 int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out)
 {
     pthread_mutex_lock(&opts_lock);

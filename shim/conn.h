@@ -109,6 +109,9 @@ static inline struct shim_conn *shim_conn_lookup(int fd)
 /* Remembers an int option for getsockopt and the transport (any thread; locked). */
 void shim_conn_opt_set(struct shim_conn *c, int level, int name, int value);
 bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *value);
+/* Whether the app turned SO_KEEPALIVE on for c, and its TCP_KEEPIDLE, TCP_KEEPINTVL (seconds)
+ * and TCP_KEEPCNT in p -- the kernel's defaults for those it did not set. */
+bool shim_keepalive_params(const struct shim_conn *c, int p[3]);
 /* Copies the remembered options into out (SHIM_CONN_MAX_OPTS entries); returns the count. */
 int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out);
 

@@ -210,23 +210,63 @@ static bool send_line(int fd, const char *line, int pass_fd)
     return shim_real_sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
 }
 
+/* What the app set on its socket that sstd acts on (docs/helper.md "MARK"): SO_LINGER {1, 0},
+ * TCP_USER_TIMEOUT (ms, 0: none), keepalive (idle, intvl, cnt; idle 0: off). */
+struct handoff_opts {
+    bool linger0;
+    int utimeout_ms;
+    int keepalive[3];
+};
+
 /* CONNECT's line: "CONNECT HOST PORT" and the RESET words (words, empty without them); after
- * these, what the app set on its socket before the hand-off that sstd acts on: SO_LINGER
- * {1, 0} (LINGER0) and TCP_USER_TIMEOUT (UTIMEOUT=MS, docs/helper.md "MARK"). */
+ * these, the options set before the hand-off: LINGER0, UTIMEOUT=MS, KEEPALIVE=IDLE,INTVL,CNT. */
 static void connect_line(char *line, size_t len, const char *key, unsigned port, const char *words,
-                         bool linger0, int utimeout_ms)
+                         const struct handoff_opts *o)
 {
-    char ut[24] = "";
-    if (words[0] && utimeout_ms > 0)
-        snprintf(ut, sizeof(ut), " UTIMEOUT=%d", utimeout_ms);
-    snprintf(line, len, "CONNECT %s %u%s%s%s\n", key, port, words, words[0] && linger0 ? " LINGER0" : "", ut);
+    char ut[24] = "", ka[48] = "";
+    if (words[0] && o->utimeout_ms > 0)
+        snprintf(ut, sizeof(ut), " UTIMEOUT=%d", o->utimeout_ms);
+    if (words[0] && o->keepalive[0] > 0)
+        snprintf(ka, sizeof(ka), " KEEPALIVE=%d,%d,%d", o->keepalive[0], o->keepalive[1], o->keepalive[2]);
+    snprintf(line, len, "CONNECT %s %u%s%s%s%s\n", key, port, words, words[0] && o->linger0 ? " LINGER0" : "",
+             ut, ka);
 }
 
-/* The app's TCP_USER_TIMEOUT on c (0: none). */
-static int conn_utimeout(const struct shim_conn *c)
+/* The options c's app set (copied at the swap, or set since). */
+static void conn_handoff_opts(const struct shim_conn *c, struct handoff_opts *o)
 {
-    int ms = 0;
-    return shim_conn_opt_get(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms) && ms > 0 ? ms : 0;
+    o->linger0 = atomic_load(&c->linger0);
+    if (!shim_conn_opt_get(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &o->utimeout_ms) || o->utimeout_ms < 0)
+        o->utimeout_ms = 0;
+    if (!shim_keepalive_params(c, o->keepalive))
+        o->keepalive[0] = 0;
+}
+
+/* The same read back from the app's socket fd before the swap (inside connect()): only if it
+ * may have set any (the option mark; unmarked, they are the kernel's defaults). */
+static void fd_handoff_opts(int fd, struct handoff_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    if (!shim_fd_opts_peek(fd))
+        return;
+    struct linger lg = { 0, 0 };
+    socklen_t l = sizeof(lg);
+    o->linger0 = shim_real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && lg.l_onoff && lg.l_linger == 0;
+    l = sizeof(int);
+    if (shim_real_getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &o->utimeout_ms, &l) != 0 || o->utimeout_ms < 0)
+        o->utimeout_ms = 0;
+    int on = 0;
+    l = sizeof(on);
+    if (shim_real_getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &l) != 0 || !on)
+        return;
+    static const int names[3] = { TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT };
+    for (int i = 0; i < 3; i++) {
+        l = sizeof(int);
+        if (shim_real_getsockopt(fd, IPPROTO_TCP, names[i], &o->keepalive[i], &l) != 0 || o->keepalive[i] <= 0) {
+            o->keepalive[0] = 0;   /* cannot tell: none */
+            return;
+        }
+    }
 }
 
 /* The host is known to speak SST: the connection is up at once (the app's first bytes then
@@ -252,7 +292,9 @@ static void hc_send_direct(struct hconn *h)
     shim_helper_events_words(c->app_fd, -1, &dev, &ino, words, sizeof(words));
     char key[80];
     peer_key(h->host, key, sizeof(key));
-    connect_line(line, sizeof(line), key, h->port, words, atomic_load(&c->linger0), conn_utimeout(c));
+    struct handoff_opts o;
+    conn_handoff_opts(c, &o);
+    connect_line(line, sizeof(line), key, h->port, words, &o);
     bool ok = send_line(h->ctl, line, c->pump_fd);
     /* Our copy stays as the hold (sstd's death then reads as a reset, helper_hold.c; sstd's
      * fd-limit answer hands it back), or goes if sstd did not take it: the connection ends
@@ -297,8 +339,9 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
     bool named = shim_helper_events_words(h->near, h->near, &dev, &ino, words, sizeof(words));
     char key[80];
     peer_key(h->host, key, sizeof(key));
-    connect_line(line, sizeof(line), key, h->port, named ? words : "", atomic_load(&h->c->linger0),
-                 conn_utimeout(h->c));
+    struct handoff_opts o;
+    conn_handoff_opts(h->c, &o);
+    connect_line(line, sizeof(line), key, h->port, named ? words : "", &o);
     bool ok = send_line(h->ctl, line, sv[1]);
     /* sstd has its copy; ours stays as the hold (helper_hold.c) */
     if (named) {
@@ -838,19 +881,12 @@ int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
     dev_t dev = 0;
     ino_t ino = 0;
     bool named = shim_helper_events_words(fd, sv[0], &dev, &ino, words, sizeof(words));
-    /* What the app set before connect() that sstd acts on: SO_LINGER {1, 0} (sstd resets the
-     * stream at the app's close) and TCP_USER_TIMEOUT -- read back only if it may have set
-     * anything (the option mark; unmarked, they are the kernel's defaults). */
-    bool opts = named && shim_fd_opts_peek(fd);
-    struct linger lg = { 0, 0 };
-    socklen_t optl = sizeof(lg);
-    bool linger0 = opts && shim_real_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &optl) == 0 &&
-                   lg.l_onoff && lg.l_linger == 0;
-    int utimeout = 0;
-    optl = sizeof(utimeout);
-    if (!opts || shim_real_getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, &optl) != 0)
-        utimeout = 0;
-    connect_line(line, sizeof(line), key, port, named ? words : "", linger0, utimeout);
+    /* What the app set before connect() that sstd acts on (SO_LINGER {1, 0}: sstd resets the
+     * stream at the app's close; TCP_USER_TIMEOUT; keepalive). */
+    struct handoff_opts o = { 0 };
+    if (named)
+        fd_handoff_opts(fd, &o);
+    connect_line(line, sizeof(line), key, port, named ? words : "", &o);
     if (!send_line(ctl, line, sv[1]))
         goto out;
     pid_t sstd = named ? shim_helper_peer_pid(ctl) : 0;

@@ -152,6 +152,28 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *le
     return conn_getsockopt(fd, level, name, val, len);
 }
 
+/* Handed to sstd: the options its stream acts on go there (docs/helper.md "MARK"):
+ * TCP_USER_TIMEOUT, and keepalive as the whole set (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT). */
+static void tell_helper(struct shim_conn *c, int level, int name, int v)
+{
+    char what[48];
+    int ka[3];
+    bool keepalive = (level == SOL_SOCKET && name == SO_KEEPALIVE) ||
+                     (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT));
+    if (level == IPPROTO_TCP && name == TCP_USER_TIMEOUT && v >= 0) {
+        snprintf(what, sizeof(what), "UTIMEOUT=%d", v);
+    } else if (keepalive) {
+        if (!shim_keepalive_params(c, ka))
+            ka[0] = ka[1] = ka[2] = 0;   /* off */
+        snprintf(what, sizeof(what), "KEEPALIVE=%d,%d,%d", ka[0], ka[1], ka[2]);
+    } else {
+        return;
+    }
+    int saved = errno;
+    shim_helper_mark(c->helper_dev, c->helper_ino, what);
+    errno = saved;
+}
+
 static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     int v;
@@ -166,14 +188,8 @@ static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *va
              * to the live transport. */
             shim_conn_opt_set(c, level, name, v);
             shim_ev_set_option(c, level, name, v);
-            if (level == IPPROTO_TCP && name == TCP_USER_TIMEOUT && v >= 0 && c->helper_ino) {
-                /* Handed to sstd: its stream is the one to time (docs/helper.md "MARK"). */
-                char what[24];
-                int saved = errno;
-                snprintf(what, sizeof(what), "UTIMEOUT=%d", v);
-                shim_helper_mark(c->helper_dev, c->helper_ino, what);
-                errno = saved;
-            }
+            if (c->helper_ino)
+                tell_helper(c, level, name, v);
             return 0;
         }
     }

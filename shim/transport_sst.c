@@ -287,10 +287,15 @@ static void tcp_race_start(struct sconn *sc)
 
 /* TCP_USER_TIMEOUT (ms, 0 = off) is the stream's user timeout: bytes unacknowledged that long
  * fail it with ETIMEDOUT (sst_stream_set_user_timeout), as TCP's give up on the connection.
- * The other options have no SST counterpart: remembered and answered by getsockopt only. */
+ * SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT is its keepalive (sst_stream_set_keepalive): a
+ * silent peer is pinged and given up as TCP's keepalive does (shim_keepalive_params).  The
+ * other options have no SST counterpart: remembered and answered by getsockopt only. */
 static void sst_set_option(struct shim_conn *c, int level, int name, int value)
 {
-    if (level != IPPROTO_TCP || name != TCP_USER_TIMEOUT || value < 0)
+    bool ut = level == IPPROTO_TCP && name == TCP_USER_TIMEOUT;
+    bool ka = (level == SOL_SOCKET && name == SO_KEEPALIVE) ||
+              (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT));
+    if ((!ut && !ka) || value < 0)
         return;
     /* The stream: the sconn's while connecting, the pump's once up; neither once handed to
      * sstd or fallen back to TCP. */
@@ -300,7 +305,13 @@ static void sst_set_option(struct shim_conn *c, int level, int name, int value)
     if (!s)
         return;
     shim_engine_sync_time();
-    (void)sst_stream_set_user_timeout(s, SST_MS((sst_time_t)value));
+    if (ut) {
+        (void)sst_stream_set_user_timeout(s, SST_MS((sst_time_t)value));
+    } else {
+        int p[3];
+        bool on = shim_keepalive_params(c, p);
+        (void)sst_stream_set_keepalive(s, on ? SST_SEC(p[0]) : 0, SST_SEC(p[1]), (unsigned)p[2]);
+    }
     shim_engine_kick();   /* the engine's next deadline may be earlier now */
 }
 
@@ -343,9 +354,12 @@ int shim_sst_start_inproc(struct shim_conn *c, struct event_base *base)
         shim_conn_fallback(c, "SST stream could not be opened", false);
         return 0;
     }
-    int ut;
-    if (shim_conn_opt_get(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut) && ut > 0)
-        sst_set_option(c, IPPROTO_TCP, TCP_USER_TIMEOUT, ut);   /* set before connect() */
+    /* Set before connect(): copied from the socket at the swap. */
+    int v;
+    if (shim_conn_opt_get(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &v) && v > 0)
+        sst_set_option(c, IPPROTO_TCP, TCP_USER_TIMEOUT, v);
+    if (shim_conn_opt_get(c, SOL_SOCKET, SO_KEEPALIVE, &v) && v)
+        sst_set_option(c, SOL_SOCKET, SO_KEEPALIVE, v);
     if (warm) {
         /* Zero round trips: the app's first bytes go in the stream's Init packet.  A refusal
          * (the port stopped being served) reaches the app as an error on the connection. */

@@ -26,13 +26,25 @@ END_TEST
 /* The parsers' edges, as sstd answers them. */
 START_TEST(test_request_words)
 {
-    char line[] = "CONNECT\t10.0.0.2  80\rRESET 7 1 2 LINGER0 UTIMEOUT=5000 extra";
+    char line[] = "CONNECT\t10.0.0.2  80\rRESET 7 1 2 LINGER0 UTIMEOUT=5000 KEEPALIVE=10,2,3 extra";
     char *w[SSTD_REQ_WORDS];
-    ck_assert_uint_eq(sstd_request_split(line, w), 9);
+    ck_assert_uint_eq(sstd_request_split(line, w), 10);
     ck_assert_str_eq(w[0], "CONNECT");
     ck_assert_str_eq(w[2], "80");
     ck_assert_str_eq(w[7], "LINGER0");
     ck_assert_str_eq(w[8], "UTIMEOUT=5000");
+    /* Keepalive's word: three whole numbers, all 0 (off) or a positive interval and count. */
+    int ka[3];
+    ck_assert(sstd_request_keepalive(w[9], ka) && ka[0] == 10 && ka[1] == 2 && ka[2] == 3);
+    ck_assert(sstd_request_keepalive("KEEPALIVE=0,0,0", ka) && ka[0] == 0);
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,0,3", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2,0", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2,3,4", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,,3", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=-1,2,3", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2,3x", ka));
+    ck_assert(!sstd_request_keepalive("UTIMEOUT=5", ka));
     /* TCP_USER_TIMEOUT's word (CONNECT's tail, MARK): whole milliseconds 0..INT_MAX only. */
     ck_assert_int_eq(sstd_request_utimeout(w[8]), 5000);
     ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=0"), 0);

@@ -1594,6 +1594,63 @@ START_TEST(test_sim_user_timeout)
 }
 END_TEST
 
+/* sst_stream_set_keepalive (SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT): an idle stream whose
+ * channel hears nothing from the peer for idle pings it; answered pings keep it (10 s idle on a
+ * live link, where unanswered ones would have failed it after 2.5 s); on a dead link it fails
+ * with SST_ERR_TIMEOUT idle + cnt x intvl after the peer was last heard, while a stream of the
+ * same channel without keepalive goes on waiting. */
+START_TEST(test_sim_keepalive)
+{
+    struct sim *s = new_sim(44);
+    struct sim_link_params lp = { .rate_bps = 10000000, .delay = SST_MS(10), .queue_bytes = 100000 };
+    struct sim_link *ab, *ba;
+    struct simctx_node a, b;
+    node_init(&a, s, 1, NULL);
+    node_init(&b, s, 2, NULL);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b.addr, &lp, NULL, &ab, &ba), 0);
+    static struct server sv;
+    memset(&sv, 0, sizeof sv);
+    sv.l = sst_listen(b.c, "80", server_accept, &sv);
+    struct ep kept = { 0 }, plain = { 0 };
+    simctx_node_enter(&a);
+    kept.s = sst_connect(a.c, &b.addr, "80", ep_cb, &kept);
+    plain.s = sst_connect(a.c, &b.addr, "80", ep_cb, &plain);
+    ck_assert_int_eq(sst_stream_set_keepalive(kept.s, SST_SEC(1), 0, 3), SST_ERR_INVAL);
+    ck_assert_int_eq(sst_stream_set_keepalive(kept.s, SST_SEC(1), SST_MS(500), 3), 0);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, not_connected, &plain, SST_SEC(5)), 0);
+    ck_assert(kept.connected);
+    sim_run_until(s, sim_now(s) + SST_SEC(10));
+    ck_assert(!kept.errored && !plain.errored);
+    struct sst_ctx_stats st;
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.keepalive_timeouts, 0);
+
+    struct sim_link_params dead = lp;
+    dead.loss = 1.0;
+    sim_link_set_params(ab, &dead);
+    sim_link_set_params(ba, &dead);
+    sst_time_t t0 = sim_now(s);
+    ck_assert_int_eq(sim_run_while(s, ep_not_errored, &kept, SST_SEC(20)), 0);
+    sst_time_t took = sim_now(s) - t0;
+    ck_assert_int_eq(kept.err, SST_ERR_TIMEOUT);
+    /* The peer was last heard at most idle (+ a round trip) before the link died. */
+    ck_assert_uint_ge(took, SST_MS(1500));
+    ck_assert_uint_le(took, SST_MS(2600));
+    ck_assert(!plain.errored);
+    sst_ctx_get_stats(a.c, &st);
+    ck_assert_uint_eq(st.keepalive_timeouts, 1);
+    simctx_node_enter(&a);
+    ck_assert_int_eq(sst_stream_set_keepalive(plain.s, 0, 0, 0), 0);
+    sst_stream_close(kept.s);
+    simctx_node_leave(&a);
+    printf("keepalive 1 s + 3 x 0.5 s: the stream failed %.3f s after the link died\n", (double)took / 1e9);
+    simctx_node_free(&a);
+    simctx_node_free(&b);
+    sim_free(s);
+}
+END_TEST
+
 /* Substreams opened at the instant the peer resets their parent, with half of the peer's
  * packets lost: every child must fail with SST_ERR_RESET, never wait for a Reply forever.
  * Before, a child whose Init was lost and whose parent then received the peer's Reset could
@@ -2180,6 +2237,7 @@ int main(void)
     tcase_add_test(tc, test_sim_reset_shutdown_and_link_loss);
     tcase_add_test(tc, test_sim_reset_after_end_keeps_received_bytes);
     tcase_add_test(tc, test_sim_user_timeout);
+    tcase_add_test(tc, test_sim_keepalive);
     tcase_add_test(tc, test_sim_backlog_and_pending_bounds);
     tcase_add_test(tc, test_sim_refused_child_init_lossy_reset);
     tcase_add_test(tc, test_sim_refusal_burst_reaches_every_initiator);

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# TCP_USER_TIMEOUT on a carried connection (docs/shim.md §3): bytes the peer does not
-# acknowledge for the option's time fail the connection with ETIMEDOUT, as kernel TCP gives up
-# on it (RFC 5482) -- a client that must fail over fast (libpq's tcp_user_timeout, gRPC, Redis
-# clients) sets it.  Over SST the stream's user timeout (sst_stream_set_user_timeout) does it;
-# before, the option was only remembered and the connection waited for the channel's own
-# timeout and the migration period (30 s more).
+# How fast a carried connection gives up on a silent peer, as the program asked with TCP's
+# options (docs/shim.md §3): a client that must fail over fast (libpq's tcp_user_timeout and
+# keepalives_*, gRPC, Redis clients) sets them.  Before, both were only remembered: the
+# connection waited for the channel's own timeout and the migration period (30 s more), or for
+# the liveness probe (minutes) when idle.
+# - TCP_USER_TIMEOUT: bytes the peer does not acknowledge for the option's time fail the
+#   connection with ETIMEDOUT, as kernel TCP gives up on it (RFC 5482): the stream's user
+#   timeout (sst_stream_set_user_timeout).
+# - SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT: an idle connection whose peer stays silent is
+#   probed and given up with ETIMEDOUT (RFC 1122 4.2.3.6): the stream's keepalive
+#   (sst_stream_set_keepalive), the channel's pings.
 #
 #   $NS_A 10.77.0.1 ======= veth (TCP dropped) ======= 10.77.0.2 $NS_B
 #   python client under the shim (in-process          python echo server under the shim
 #   engine; then handed to sstd in A)                 (SST_LISTEN 9000, UDP 8662), frozen
 #                                                      with SIGSTOP after the first echo
 #
-# The option set before connect() (copied at the swap) and after it, 2 s: SO_ERROR says
+# TCP_USER_TIMEOUT 2 s set before connect() (copied at the swap) and after it: SO_ERROR says
 # ETIMEDOUT 2.0-5.0 s after the write the frozen peer never acknowledges (the engine looks
-# every eighth of the limit: 2.0-2.5 s; the rest is slack for a loaded machine).  Without the
-# option the connection is still waiting 6 s later (no error).
+# every eighth of the limit: 2.0-2.5 s; the rest is slack for a loaded machine).  Keepalive
+# 1 s idle, 2 probes 1 s apart, the client idle: ETIMEDOUT 1.5-6.0 s after the freeze (3 s
+# after the peer was last heard).  Without the options the connection is still waiting 6 s
+# later (no error).
 . "$(dirname "$0")/lib.sh"
-lib_init shim_user_timeout
+lib_init shim_peer_timeouts
 need_tool /usr/bin/python3
 SHIM=$BUILD/libsstshim.so
 [ -f "$SHIM" ] || env_fail "$SHIM not built"
@@ -45,20 +52,33 @@ wait_for_port "$NS_B" 9000
 cat >"$LIB_TMP/client.py" <<'PY'
 import errno, os, select, socket, sys, time
 mode, gate, wait_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+keepalive = mode.startswith("ka-")
+def set_options():
+    if keepalive:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
+    elif mode != "none":
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 2000)
 s = socket.socket()
-if mode == "before":
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 2000)
+if mode.endswith("before"):
+    set_options()
 s.connect(("10.77.0.2", 9000))
-if mode == "after":
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 2000)
+if mode.endswith("after"):
+    set_options()
 s.sendall(b"ping")
 assert s.recv(4) == b"ping"
-assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == (0 if mode == "none" else 2000)
+if keepalive:
+    assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 1
+else:
+    assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == (0 if mode == "none" else 2000)
 open(gate + ".ready", "w").close()
 while not os.path.exists(gate):
     time.sleep(0.01)
 t0 = time.time()
-s.sendall(b"x" * 1000)
+if not keepalive:
+    s.sendall(b"x" * 1000)
 p = select.poll()
 p.register(s, select.POLLIN)
 p.poll(wait_ms)
@@ -92,6 +112,16 @@ for mode in before after; do
     fail "option set $mode connect: ETIMEDOUT after $secs s, want 2.0-5.0 s"
   log "ok: TCP_USER_TIMEOUT 2000 set $mode connect: ETIMEDOUT after $secs s"
 done
+# check_ka WHAT: the keepalive verdict of the last run.
+check_ka() {
+  [ "$verdict" = ETIMEDOUT ] || fail "$1: SO_ERROR '$verdict' after $secs s, want ETIMEDOUT"
+  awk -v t="$secs" 'BEGIN { exit !(t >= 1.5 && t <= 6.0) }' || fail "$1: ETIMEDOUT after $secs s, want 1.5-6.0 s"
+  log "ok: $1: ETIMEDOUT after $secs s"
+}
+for mode in before after; do
+  run "in-process, keepalive set $mode connect" "ka-$mode" 10000 SST_HELPER=off
+  check_ka "in-process, keepalive 1 s / 1 s x 2 set $mode connect"
+done
 run "in-process, no option" none 6000 SST_HELPER=off
 [ "$verdict" = none ] || fail "without the option: SO_ERROR '$verdict' after $secs s, want none within 6 s"
 log "ok: without the option the connection still waits after $secs s"
@@ -118,3 +148,11 @@ for mode in before after; do
   log "ok: through sstd, TCP_USER_TIMEOUT 2000 set $mode connect: ETIMEDOUT after $secs s"
 done
 grep -q "MARK UTIMEOUT=2000: done" "$LIB_TMP/via.log" || fail "the option set after connect was not told to sstd"
+for mode in before after; do
+  : >"$LIB_TMP/via.log"
+  run "through sstd, keepalive set $mode connect" "ka-$mode" 10000 SST_HELPER="$LIB_TMP/a.sock" SST_LOG=debug \
+    SST_LOG_FILE="$LIB_TMP/via.log"
+  grep -q "handed to the helper inside connect()" "$LIB_TMP/via.log" || fail "ka-$mode: not handed to sstd inside connect()"
+  check_ka "through sstd, keepalive set $mode connect"
+done
+grep -q "MARK KEEPALIVE=1,1,2: done" "$LIB_TMP/via.log" || fail "keepalive set after connect was not told to sstd"
