@@ -7,7 +7,8 @@
  *                over SSTD_LINE_MAX is refused whole (never parsed), as sstd refuses it.  Each
  *                line is split into words, and every word goes through the parser its place
  *                in the request has: HOST through sst_addr_parse (default port 8661), PORT/COUNT/SECONDS through sstd_request_long, MARK's and INFO's
- *                DEV INO through sstd_request_devino, CONNECT's tail through sstd_request_notify.
+ *                DEV INO through sstd_request_devino, CONNECT's tail through sstd_request_notify,
+ *                its option words and MARK's through sstd_request_utimeout/_keepalive.
  *   op % 2 == 1: a reply line for sstctl's reader: jv_parse and the getters it uses.
  * Checked beyond "no crash, no sanitizer report": every text sstd echoes into a reply (the
  * unknown command, a host as it prints it, FORGET's name, TCPONLY's destination, the error
@@ -103,6 +104,19 @@ static bool control_host(const char *text, char name[SST_ADDR_STRLEN])
     return true;
 }
 
+/* An option word of CONNECT or MARK (UTIMEOUT=MS, KEEPALIVE=IDLE,INTVL,CNT): what sstd takes
+ * must be in range -- a negative time or a keepalive with idle but no probes never reaches the
+ * engine. */
+static void control_option_word(const char *w)
+{
+    int ka[3];
+    if (sstd_request_utimeout(w) < -1)
+        abort();
+    if (sstd_request_keepalive(w, ka) &&
+        (ka[0] < 0 || ka[1] < 0 || ka[2] < 0 || (ka[0] > 0 && (ka[1] == 0 || ka[2] == 0))))
+        abort();
+}
+
 static void control_line(char *line)
 {
     char *w[SSTD_REQ_WORDS], name[SST_ADDR_STRLEN];
@@ -136,11 +150,16 @@ static void control_line(char *line)
         if (sstd_request_long(w[2], 1, 65535, &n) && control_host(w[1], name)) {
             if (sstd_request_notify(w + 3, &fd, &dev, &ino) && fd < 0)
                 abort();
+            for (int i = 7; i < SSTD_REQ_WORDS && w[i]; i++)   /* the option words */
+                control_option_word(w[i]);
             control_requests_ok++;
         }
     } else if (strcmp(w[0], "MARK") == 0 || strcmp(w[0], "INFO") == 0) {
-        if (sstd_request_devino(w[1], w[2], &dev, &ino))
+        if (sstd_request_devino(w[1], w[2], &dev, &ino)) {
+            if (w[3])
+                control_option_word(w[3]);
             control_requests_ok++;
+        }
     } else if (strcmp(w[0], "STATUS") != 0 && strcmp(w[0], "EVENTS") != 0) {
         control_check_error("unknown request '%s' (STATUS, PING, WARM, CAPS, TCPONLY, FORGET, "
                             "CONNECT, EVENTS, MARK, INFO)", w[0]);
@@ -207,6 +226,8 @@ void fuzz_control_seeds(fuzz_emit_fn emit, void *arg)
         "TCPONLY 10.0.0.2 5201 30\nFORGET peer.example\n",
         "CONNECT 10.0.0.2 5201 RESET 7 2049 123456 LINGER0\nCONNECT ::ffff:10.0.0.2 80\n",
         "MARK 2049 123456 SHUTWR\nINFO 2049 123456\nEVENTS\n",
+        "CONNECT 10.0.0.2 80 RESET 7 2049 123456 LINGER0 UTIMEOUT=5000 KEEPALIVE=10,2,3\n"
+        "MARK 2049 123456 UTIMEOUT=0\nMARK 2049 123456 KEEPALIVE=0,0,0\nMARK 1 2 KEEPALIVE=1,,3\n",
         "BOGUS words\t\there\r\n\n",
         /* A client's ill-formed UTF-8 came back raw (until 2026-11-22), invalid JSON for
          * strict readers (helper/json.c). */
