@@ -226,8 +226,8 @@ void fuzz_control_seeds(fuzz_emit_fn emit, void *arg)
         "TCPONLY 10.0.0.2 5201 30\nFORGET peer.example\n",
         "CONNECT 10.0.0.2 5201 RESET 7 2049 123456 LINGER0\nCONNECT ::ffff:10.0.0.2 80\n",
         "MARK 2049 123456 SHUTWR\nINFO 2049 123456\nEVENTS\n",
-        "CONNECT 10.0.0.2 80 RESET 7 2049 123456 LINGER0 UTIMEOUT=5000 KEEPALIVE=10,2,3\n"
-        "MARK 2049 123456 UTIMEOUT=0\nMARK 2049 123456 KEEPALIVE=0,0,0\nMARK 1 2 KEEPALIVE=1,,3\n",
+        ("CONNECT 10.0.0.2 80 RESET 7 2049 123456 LINGER0 UTIMEOUT=5000 KEEPALIVE=10,2,3\n"
+         "MARK 2049 123456 UTIMEOUT=0\nMARK 2049 123456 KEEPALIVE=0,0,0\nMARK 1 2 KEEPALIVE=1,,3\n"),
         "BOGUS words\t\there\r\n\n",
         /* A client's ill-formed UTF-8 came back raw (until 2026-11-22), invalid JSON for
          * strict readers (helper/json.c). */
