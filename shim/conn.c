@@ -95,6 +95,12 @@ static void ka_read_defaults(void)
     }
 }
 
+bool shim_opt_is_keepalive(int level, int name)
+{
+    return (level == SOL_SOCKET && name == SO_KEEPALIVE) ||
+           (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT));
+}
+
 bool shim_keepalive_params(const struct shim_conn *c, int p[3])
 {
     static const int names[3] = { TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT };

@@ -112,6 +112,8 @@ bool shim_conn_opt_get(const struct shim_conn *c, int level, int name, int *valu
 /* Whether the app turned SO_KEEPALIVE on for c, and its TCP_KEEPIDLE, TCP_KEEPINTVL (seconds)
  * and TCP_KEEPCNT in p -- the kernel's defaults for those it did not set. */
 bool shim_keepalive_params(const struct shim_conn *c, int p[3]);
+/* Whether level/name is one of those four options. */
+bool shim_opt_is_keepalive(int level, int name);
 /* Copies the remembered options into out (SHIM_CONN_MAX_OPTS entries); returns the count. */
 int shim_conn_opt_copy(const struct shim_conn *c, struct shim_opt *out);
 

@@ -158,11 +158,9 @@ static void tell_helper(struct shim_conn *c, int level, int name, int v)
 {
     char what[48];
     int ka[3];
-    bool keepalive = (level == SOL_SOCKET && name == SO_KEEPALIVE) ||
-                     (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT));
     if (level == IPPROTO_TCP && name == TCP_USER_TIMEOUT && v >= 0) {
         snprintf(what, sizeof(what), "UTIMEOUT=%d", v);
-    } else if (keepalive) {
+    } else if (shim_opt_is_keepalive(level, name)) {
         if (!shim_keepalive_params(c, ka))
             ka[0] = ka[1] = ka[2] = 0;   /* off */
         snprintf(what, sizeof(what), "KEEPALIVE=%d,%d,%d", ka[0], ka[1], ka[2]);

@@ -293,9 +293,7 @@ static void tcp_race_start(struct sconn *sc)
 static void sst_set_option(struct shim_conn *c, int level, int name, int value)
 {
     bool ut = level == IPPROTO_TCP && name == TCP_USER_TIMEOUT;
-    bool ka = (level == SOL_SOCKET && name == SO_KEEPALIVE) ||
-              (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT));
-    if ((!ut && !ka) || value < 0)
+    if ((!ut && !shim_opt_is_keepalive(level, name)) || value < 0)
         return;
     /* The stream: the sconn's while connecting, the pump's once up; neither once handed to
      * sstd or fallen back to TCP. */
