@@ -219,7 +219,10 @@ struct handoff_opts {
 };
 
 /* CONNECT's line: "CONNECT HOST PORT" and the RESET words (words, empty without them); after
- * these, the options set before the hand-off: LINGER0, UTIMEOUT=MS, KEEPALIVE=IDLE,INTVL,CNT. */
+ * these, the options set before the hand-off: LINGER0, UTIMEOUT=MS, KEEPALIVE=IDLE,INTVL,CNT.
+ * CONNECT_LINE_MAX holds the longest (a key and words of 79 bytes and every option at its
+ * widest: 245), so the line is never cut before its newline. */
+#define CONNECT_LINE_MAX 320
 static void connect_line(char *line, size_t len, const char *key, unsigned port, const char *words,
                          const struct handoff_opts *o)
 {
@@ -277,7 +280,7 @@ static void fd_handoff_opts(int fd, struct handoff_opts *o)
 static void hc_send_direct(struct hconn *h)
 {
     struct shim_conn *c = h->c;
-    char line[192], words[80];
+    char line[CONNECT_LINE_MAX], words[80];
 
     /* What sstd knows the connection by, before the app can see it up (shutdown and
      * SO_LINGER are told to sstd: shim_helper_mark). */
@@ -330,7 +333,7 @@ static void hc_send_connect(struct hconn *h, bool port_answered)
         return;
     }
     h->near = shim_fd_hide(sv[0], SHIM_FD_ENGINE);
-    char line[192], words[80];
+    char line[CONNECT_LINE_MAX], words[80];
     /* The stream's failure comes back as a reset on our relay end, which the relay pump
      * passes on to the app (shim_conn_reset_app). */
     shim_helper_events_want(true);
@@ -832,7 +835,7 @@ static bool capsfile_load(const char *sock_path, char path[PATH_MAX], char *text
 
 int shim_helper_connect_now(int fd, const struct sockaddr *sa, socklen_t len)
 {
-    char host[64], key[80], pkey[88], line[192];
+    char host[64], key[80], pkey[88], line[CONNECT_LINE_MAX];
     unsigned port;
     const char *path = shim_helper_path();
     struct sockaddr_un un = { .sun_family = AF_UNIX };
