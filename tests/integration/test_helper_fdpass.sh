@@ -75,27 +75,36 @@ client() {
     SST_LOG=debug SST_LOG_FILE="$LIB_TMP/$3.log" /usr/bin/python3 "$LIB_TMP/client.py" "$1" "$2"
 }
 
+# Descriptors numbered below the limit (RLIMIT_NOFILE bounds numbers; one sstd may have
+# inherited above it, e.g. from the test harness, takes no slot).
+nfds() { ls "/proc/$APID/fd" | awk -v l=$LIMIT '$1 < l' | wc -l; }
+# sstd at rest: its own descriptors only (socket, UDP, epoll, timer, log...); no client yet.
+rest=$(nfds)
+
 log "warm-up: 8080 answers through sstd and is listed (its next hand-offs happen inside connect())"
 assert_eq "ok:warm" "$(client 8080 warm p0)" "warm-up answer"
 poll_until 5 grep -q "^$IP_B:8661/8080 " "$CAPS" || fail "8080 not learnt: $(cat "$CAPS")"
 
 # Fill A's sstd to one free descriptor with idle control connections: the next client's
 # control connection takes it, and the socket its CONNECT passes finds none.
-# Descriptors numbered below the limit (RLIMIT_NOFILE bounds numbers; one sstd may have
-# inherited above it, e.g. from the test harness, takes no slot).
-nfds() { ls "/proc/$APID/fd" | awk -v l=$LIMIT '$1 < l' | wc -l; }
-# The count once it stopped moving (the warm-up client's connections close a moment after it exits).
+# The warm-up client's connections close a moment after it exits, and sstd accepts the filler's
+# asynchronously (their connect() returns from the backlog): wait for each count, never for a
+# fixed time (a count that merely stopped moving for 0.3 s was read under load before the
+# filler had even started: "expected '63', got '10'").
+# The count, once it has not moved for 0.6 s (nothing left in flight that could still change it).
 steady_nfds() {
-  local a b=-1
+  local a b c=-1
   for _ in $(seq 20); do
-    a=$(nfds); sleep 0.3; b=$(nfds)
-    [ "$a" = "$b" ] && break
+    a=$(nfds); sleep 0.3; b=$(nfds); sleep 0.3; c=$(nfds)
+    [ "$a" = "$b" ] && [ "$b" = "$c" ] && break
   done
-  echo "$b"
+  echo "$c"
 }
+poll_until 10 sh -c "[ \$(ls /proc/$APID/fd | awk -v l=$LIMIT '\$1 < l' | wc -l) -eq $rest ]" ||
+  fail "sstd holds $(nfds) descriptors after the warm-up client exited, $rest before it"
 mkfifo "$LIB_TMP/release"
-fill=$(( LIMIT - $(steady_nfds) - 1 ))
-[ "$fill" -gt 0 ] || fail "sstd already holds $(nfds) descriptors of $LIMIT"
+fill=$(( LIMIT - rest - 1 ))
+[ "$fill" -gt 0 ] || fail "sstd already holds $rest descriptors of $LIMIT"
 lib_bg /usr/bin/python3 -c '
 import socket, sys
 cs = []
@@ -103,7 +112,11 @@ for _ in range(int(sys.argv[2])):
     c = socket.socket(socket.AF_UNIX)
     c.connect(sys.argv[1])
     cs.append(c)
-open(sys.argv[3]).read()' "$SA" "$fill" "$LIB_TMP/release"
+print("connected", flush=True)
+open(sys.argv[3]).read()' "$SA" "$fill" "$LIB_TMP/release" >"$LIB_TMP/filler.out"
+poll_until 10 grep -q connected "$LIB_TMP/filler.out" || fail "the filler did not connect $fill times"
+poll_until 10 sh -c "[ \$(ls /proc/$APID/fd | awk -v l=$LIMIT '\$1 < l' | wc -l) -ge $((LIMIT - 1)) ]" ||
+  fail "sstd accepted only $(( $(nfds) - rest )) of the filler's $fill connections"
 assert_eq $((LIMIT - 1)) "$(steady_nfds)" "descriptors sstd holds (one free)"
 
 log "a hand-off inside connect() (8080 answered before): sstd drops the socket, the shim carries it"
