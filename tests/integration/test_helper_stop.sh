@@ -89,10 +89,19 @@ s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'BIG 10\n'); print(len
   run /usr/bin/python3 "$LIB_TMP/client.py" "$IP_B" 3000000 "$LIB_TMP/ready" "$LIB_TMP/go" >"$LIB_TMP/out" 2>&1 &
   local cli=$!
   poll_until 10 test -e "$LIB_TMP/ready" || fail "the client did not connect: $(cat "$LIB_TMP/out")"
-  sleep 1.5   # the socketpair, sstd's pump buffer and the stream's window fill
-  # What sstd has taken from the stream for the client so far (its pump buffer included).
-  x=$("$BUILD/sstctl" --socket "$LIB_TMP/a.sock" status --json |
-    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["streams"][0]["bytes_down"])')
+  # What sstd has taken from the stream for the client (its pump buffer included), once the
+  # socketpair, sstd's pump buffer and the stream's window are full: it stops growing.  Waited
+  # for, not slept for (1.5 s was not always enough under load).
+  local prev=-1 polls=0
+  while :; do
+    x=$("$BUILD/sstctl" --socket "$LIB_TMP/a.sock" status --json |
+      /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["streams"][0]["bytes_down"])')
+    [ "$x" -gt 100000 ] && [ "$x" = "$prev" ] && break
+    polls=$((polls + 1))
+    [ $polls -le 50 ] || break
+    prev=$x
+    sleep 0.3
+  done
   [ "$x" -gt 100000 ] || fail "sstd took only $x bytes for the client"
   [ "$frozen" = 1 ] && kill -STOP "$SSTD_B"
   kill -TERM "$sstd_a"
