@@ -130,6 +130,8 @@ lib_bg() {
 }
 
 # poll_until SECONDS CMD...: retries CMD every 20 ms until it succeeds; 1 on timeout.
+# A start-up wait (a daemon's socket, a server's port file: `poll_until 20 test -S ...`) gives
+# 20 s: it only bounds a failure, and a loaded 2-core machine took over 5 s to start python.
 poll_until() {
   local limit=$1; shift
   local deadline=$((SECONDS + limit + 1))

@@ -40,7 +40,7 @@ kill -0 "$PID_A" || fail "daemon pid $PID_A not running"
 # Root: 0660 (root group may connect, SO_PEERCRED still decides); other users get 0600.
 assert_eq 660 "$(stat -c %a "$SA")" "control socket mode of a root daemon"
 lib_bg in_b "$SSTD" --foreground --socket "$SB" --keydir "$LIB_TMP/keys-b" --log info 2>"$LIB_TMP/b.log"
-poll_until 5 test -S "$SB" || fail "sstd in B did not create $SB"
+poll_until 20 test -S "$SB" || fail "sstd in B did not create $SB"
 
 log "WARM B, then STATUS --json shows one established channel with an RTT"
 "$CTL" --socket "$SA" warm "$IP_B" >"$LIB_TMP/warm.out" || fail "sstctl warm failed: $(cat "$LIB_TMP/warm.out")"

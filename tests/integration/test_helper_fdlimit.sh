@@ -34,7 +34,7 @@ for lim in 32:32 32:4096; do
   lib_bg prlimit --nofile="$lim" "$BUILD/sstd" --foreground --socket "$S" --port "$UDP" \
     --keydir "$LIB_TMP/k" --log info 2>"$LIB_TMP/sstd.log"
   PID=$LIB_BG_PID
-  poll_until 5 test -S "$S" || fail "sstd did not start: $(cat "$LIB_TMP/sstd.log")"
+  poll_until 20 test -S "$S" || fail "sstd did not start: $(cat "$LIB_TMP/sstd.log")"
   poll_until 5 "$BUILD/sstctl" --socket "$S" status >/dev/null || fail "sstd does not answer"
   soft=$(awk '/^Max open files/ {print $4}' "/proc/$PID/limits")
   t0=$(cpu_ticks "$PID")

@@ -44,8 +44,8 @@ lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB
   --log info 2>"$LIB_TMP/b.log"
 lib_bg in_a prlimit --nofile=$LIMIT:$LIMIT "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" \
   --log info 2>"$LIB_TMP/a.log"
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
 wait_for_port "$NS_B" 8661 udp
 APID=$(in_a ss -Hxlp "src $SA" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 [ -n "$APID" ] || fail "cannot find A's sstd pid"

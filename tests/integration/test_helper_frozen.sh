@@ -26,8 +26,8 @@ wait_for_port "$NS_B" 8080
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080 --log info 2>"$LIB_TMP/b.log"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --idle 4 --log info 2>"$LIB_TMP/a.log"
 APID=$LIB_BG_PID
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
 
 # get NAME: one GET of /blob under the shim through sstd, byte-exact; the shim logs to NAME.log.
 get() {

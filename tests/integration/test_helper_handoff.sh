@@ -46,8 +46,8 @@ log "ok: direct TCP to $IP_B:8080 is blocked"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log ${SSTD_TEST_LOG:-info} 2>"$LIB_TMP/a.log"
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log ${SSTD_TEST_LOG:-info} --forward 8080,8081 \
   2>"$LIB_TMP/b.log"
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$SB" || fail "no socket $SB"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$SB" || fail "no socket $SB"
 
 # fetch NAME OUT: GET /NAME through the hand-off; the body (after the header) goes to OUT.
 fetch() {
@@ -144,8 +144,8 @@ wait_for_port "$NS_B" 7070
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a2.sock" --port 8662 --keydir "$LIB_TMP/ka2" 2>/dev/null
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b2.sock" --port 8662 --keydir "$LIB_TMP/kb2" \
   --forward 7070 --proxy-protocol 2>/dev/null
-poll_until 5 test -S "$LIB_TMP/a2.sock" || fail "no a2 socket"
-poll_until 5 test -S "$LIB_TMP/b2.sock" || fail "no b2 socket"
+poll_until 20 test -S "$LIB_TMP/a2.sock" || fail "no a2 socket"
+poll_until 20 test -S "$LIB_TMP/b2.sock" || fail "no b2 socket"
 out=$(in_a "$HO" "$LIB_TMP/a2.sock" "$IP_B" 7070 </dev/null 2>/dev/null) || fail "PROXY hand-off failed"
 assert_eq "$IP_A 8662 127.0.0.1 7070" "$out" "PROXY v2 source and destination seen by the server"
 log "PASS"

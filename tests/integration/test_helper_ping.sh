@@ -27,8 +27,8 @@ mkdir -p "$LIB_TMP/www"
 head -c 1000 /dev/urandom >"$LIB_TMP/www/tiny"
 lib_bg in_b /usr/bin/python3 -m http.server 8080 --bind 0.0.0.0 --directory "$LIB_TMP/www" 2>/dev/null
 wait_for_port "$NS_B" 8080
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$SB" || fail "no socket $SB"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$SB" || fail "no socket $SB"
 
 log "first ping opens the channel (one handshake), then measures"
 "$CTL" --socket "$SA" ping --json "$IP_B" 5 >"$LIB_TMP/p1.json" || fail "ping failed: $(cat "$LIB_TMP/p1.json")"

@@ -18,7 +18,7 @@ lib_bg in_b redis-server --port 6379 --bind 0.0.0.0 --protected-mode no --save "
 wait_for_port "$NS_B" 6379
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 6379 \
   --log info 2>"$LIB_TMP/sstd.log"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
 
 cli() {
   in_a env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off SST_KEYDIR="$LIB_TMP/ka" \

@@ -24,11 +24,11 @@ wait_for_port "$NS_B" 8080
 start_b() {
   lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --forward 8080 --log info 2>>"$LIB_TMP/b.log"
   BPID=$LIB_BG_PID
-  poll_until 5 test -S "$SB" || fail "no socket in B"
+  poll_until 20 test -S "$SB" || fail "no socket in B"
 }
 start_b
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info 2>"$LIB_TMP/a.log"
-poll_until 5 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
 
 # get NAME: one GET of /blob under the shim through sstd; the body must be byte-exact.
 get() {

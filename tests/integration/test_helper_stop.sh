@@ -66,7 +66,7 @@ wait_for_port "$NS_B" 9000
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 9000 \
   2>"$LIB_TMP/sstd-b.log"
 SSTD_B=$LIB_BG_PID
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
 
 run() {
   ip netns exec "$NS_A" timeout 30 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_KEYDIR="$LIB_TMP/kc" \
@@ -79,7 +79,7 @@ case_() {
   lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" --log debug \
     2>>"$LIB_TMP/sstd-a.log"
   local sstd_a=$LIB_BG_PID
-  poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+  poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
   got=$(run /usr/bin/python3 -c "
 import socket
 s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'BIG 10\n'); print(len(s.recv(100)))")

@@ -36,8 +36,8 @@ lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB
 PID_B=$LIB_BG_PID
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --migrate-timeout 1 \
   --handshake-timeout 2 --log info 2>"$LIB_TMP/a.log"
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
 
 cat >"$LIB_TMP/writer.py" <<'PY'
 import errno, os, select, socket, sys, time

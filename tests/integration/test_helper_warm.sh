@@ -22,8 +22,8 @@ lib_net_up
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info --idle 3 2>"$LIB_TMP/a.log"
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info 2>"$LIB_TMP/b.log"
 PID_B=$LIB_BG_PID
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$SB" || fail "no socket $SB"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$SB" || fail "no socket $SB"
 
 log "an unused warm channel closes after --idle 3 s"
 "$CTL" --socket "$SA" warm "$IP_B" >/dev/null || fail "warm failed"
@@ -63,7 +63,7 @@ idle_closes=$(grep -c "idle for 3s: closing the warm channel" "$LIB_TMP/a.log")
 kill -KILL "$PID_B"
 wait "$PID_B" 2>/dev/null
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info 2>"$LIB_TMP/b2.log"
-poll_until 5 test -S "$SB" || fail "restarted B has no socket"
+poll_until 20 test -S "$SB" || fail "restarted B has no socket"
 "$CTL" --socket "$SA" warm "$IP_B" >/dev/null 2>"$LIB_TMP/warm3.err" ||
   grep -q "went down during ping" "$LIB_TMP/warm3.err" || fail "warm failed: $(cat "$LIB_TMP/warm3.err")"
 # The next keepalive reaches a B that has no such channel; A's channel fails and, still wanted,

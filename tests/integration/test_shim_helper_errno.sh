@@ -21,10 +21,10 @@ lib_block_tcp
 
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 9001 \
   2>"$LIB_TMP/sstd-b.log"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" --log debug \
   2>"$LIB_TMP/sstd-a.log"
-poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 
 shimmed() {
   ip netns exec "$NS_A" timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_KEYDIR="$LIB_TMP/kc" \

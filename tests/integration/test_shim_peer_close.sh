@@ -133,10 +133,10 @@ lib_bg in_b env LD_PRELOAD="$SHIM" SST_LISTEN=9001 SST_PORT=8662 SST_HELPER=off 
 wait_for_port "$NS_B" 9001
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 9000 \
   2>"$LIB_TMP/sstd-b.log"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" 2>"$LIB_TMP/sstd-a.log"
 SSTD_A=$LIB_BG_PID
-poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 
 shimmed() {
   local ns=$1 peer=$2
@@ -205,7 +205,7 @@ wait "$SSTD_A" 2>/dev/null
 relayed() {
   lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/r.sock" --keydir "$LIB_TMP/ka" 2>>"$LIB_TMP/sstd-r.log"
   local pid=$LIB_BG_PID
-  poll_until 5 test -S "$LIB_TMP/r.sock" || fail "sstd r did not start"
+  poll_until 20 test -S "$LIB_TMP/r.sock" || fail "sstd r did not start"
   shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/r.sock" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/relay.log" "$@"
   kill "$pid"
   wait "$pid" 2>/dev/null
@@ -220,7 +220,7 @@ grep -q "inside connect()" "$LIB_TMP/relay.log" && fail "handed over inside conn
 for path in now relay; do
   lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/d.sock" --keydir "$LIB_TMP/ka" 2>>"$LIB_TMP/sstd-d.log"
   pid=$LIB_BG_PID
-  poll_until 5 test -S "$LIB_TMP/d.sock" || fail "sstd d did not start"
+  poll_until 20 test -S "$LIB_TMP/d.sock" || fail "sstd d did not start"
   if [ "$path" = now ]; then
     shimmed "$NS_A" "$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/d.sock" /usr/bin/python3 -c "
 import socket; s = socket.create_connection(('$IP_B', 9000)); s.sendall(b'CLOSE 10\n'); s.recv(10)" ||
@@ -265,7 +265,7 @@ s = socket.create_connection(('$IP_B', $PORT))
 s.sendall(b'EARLY 1000000\n' + b'r' * 1000000)
 s.close()
 time.sleep(2.5)" || fail "early answer ($PORT): the client failed"
-  poll_until 5 test -s "$LIB_TMP/early.out" || fail "early answer ($PORT): the server printed nothing"
+  poll_until 20 test -s "$LIB_TMP/early.out" || fail "early answer ($PORT): the server printed nothing"
   got=$(cat "$LIB_TMP/early.out")
   [ "$got" = "1000000 EOF" ] || fail "early answer ($PORT): the server read '$got', want '1000000 EOF'"
   log "ok: a request the server read after its answer, port $PORT: $got"

@@ -131,7 +131,7 @@ log "ok: without the option the connection still waits after $secs s"
 # sstd's stream then fails the same way, and the app's SO_ERROR says ETIMEDOUT (RESET).
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" --log debug \
   2>"$LIB_TMP/sstd-a.log"
-poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_PORT=8662 SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
   SST_KEYDIR="$LIB_TMP/ka" /usr/bin/python3 -c "
 import socket

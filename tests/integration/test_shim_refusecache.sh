@@ -39,8 +39,8 @@ serve "$IP_B" 8084 tcp
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080,8084 \
   --log info 2>"$LIB_TMP/b.log"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$SA" --keydir "$LIB_TMP/ka" --log info 2>"$LIB_TMP/a.log"
-poll_until 5 test -S "$SA" || fail "no socket $SA"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
+poll_until 20 test -S "$SA" || fail "no socket $SA"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "no socket in B"
 wait_for_port "$NS_B" 8661 udp
 
 # One client: connects to each PORT in turn, prints "PORT CONNECT_MS REPLY" per connection.

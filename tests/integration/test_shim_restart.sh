@@ -27,7 +27,7 @@ start_b() {
   lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
     --forward 8080 --log warn 2>>"$LIB_TMP/sstd.log"
   SSTD_B=$LIB_BG_PID
-  poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
+  poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
 }
 start_b
 

@@ -74,7 +74,7 @@ log "ok: $out"
 
 log "TCP fallback (A's loopback)"
 lib_bg in_a /usr/bin/python3 -c "$SENDER" 127.0.0.1 0 "$LIB_TMP/a.port"
-poll_until 5 test -s "$LIB_TMP/a.port" || fail "the loopback sender did not start"
+poll_until 20 test -s "$LIB_TMP/a.port" || fail "the loopback sender did not start"
 out=$(in_a timeout 30 env LD_PRELOAD="$SHIM" SST_PEERS=127.0.0.1 SST_SHIM_TEST_SST=unavailable SST_HELPER=off \
   /usr/bin/python3 -c "$CLIENT" 127.0.0.1 "$(cat "$LIB_TMP/a.port")" 2>&1) || fail "fallback: $out"
 log "ok: $out"

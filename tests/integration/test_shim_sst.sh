@@ -47,7 +47,7 @@ wait_for_port "$NS_B" 8080
 wait_for_port "$NS_B" 9000
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 8080,9000 \
   --log info 2>"$LIB_TMP/sstd.log"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
 
 ENVS=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B,$IP6_B" SST_HELPER=off SST_KEYDIR="$LIB_TMP/ka"
       SST_LOG=debug SST_LOG_FILE="$LIB_TMP/shim.log")

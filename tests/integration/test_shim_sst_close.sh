@@ -61,7 +61,7 @@ while True:
 wait_for_port "$NS_B" 9000
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
   --forward 9000 2>"$LIB_TMP/sstd.log"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
 
 shimmed() {
   in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off \
@@ -199,7 +199,7 @@ log "SO_LINGER 0 then close through sstd: the server must see a reset"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/kas" --log debug \
   2>"$LIB_TMP/sstd-a.log"
 SSTD_AS=$LIB_BG_PID
-poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 via_sstd() {
   in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER="$LIB_TMP/a.sock" \
     SST_KEYDIR="$LIB_TMP/ka" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/via.log" /usr/bin/python3 -c "$1"
@@ -235,7 +235,7 @@ kill "$SSTD_AS"
 wait "$SSTD_AS" 2>/dev/null
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/kas" --log debug \
   2>>"$LIB_TMP/sstd-a.log"
-poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not restart"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not restart"
 : >"$LIB_TMP/via.log"
 via_sstd "
 import socket, struct, time

@@ -26,14 +26,14 @@ lib_block_tcp
 
 # The sink (tests/tools/shim_servers.py): one line per connection at its end, the byte count.
 lib_bg in_b /usr/bin/python3 "$LIB_ROOT/tests/tools/shim_servers.py" sink "$LIB_TMP/sink.port" "$LIB_TMP/sink.out"
-poll_until 5 test -s "$LIB_TMP/sink.port" || fail "sink did not start"
+poll_until 20 test -s "$LIB_TMP/sink.port" || fail "sink did not start"
 SINK=$(cat "$LIB_TMP/sink.port")
 lib_bg in_b iperf3 -s -p 5201 >"$LIB_TMP/iperf-server.log" 2>&1
 wait_for_port "$NS_B" 5201
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
   --forward "$SINK",5201 --log info 2>"$LIB_TMP/sstd.log"
 SSTD_B=$LIB_BG_PID
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
 
 ENVS=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off SST_KEYDIR="$LIB_TMP/ka")
 shimmed() { in_a timeout 60 env "${ENVS[@]}" "$@"; }

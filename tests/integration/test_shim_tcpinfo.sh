@@ -67,7 +67,7 @@ wait_for_port "$NS_B" 9100
 for port in 8671 8672; do
   lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a$port.sock" --port "$port" \
     --keydir "$LIB_TMP/kh" --log debug 2>"$LIB_TMP/sstd-a$port.log"
-  poll_until 5 test -S "$LIB_TMP/a$port.sock" || fail "sstd in A (:$port) did not start"
+  poll_until 20 test -S "$LIB_TMP/a$port.sock" || fail "sstd in A (:$port) did not start"
 done
 
 # shimmed HELPER PORT CMD...: a client in A under the shim (strict), SST_HELPER=HELPER, SST_PORT=PORT.

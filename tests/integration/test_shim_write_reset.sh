@@ -106,9 +106,9 @@ lib_bg in_b /usr/bin/python3 "$LIB_TMP/server.py" 2>"$LIB_TMP/srv.err"
 wait_for_port "$NS_B" 9000
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" --forward 9000 \
   2>"$LIB_TMP/sstd-b.log"
-poll_until 5 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd in B did not start"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" 2>"$LIB_TMP/sstd-a.log"
-poll_until 5 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
 
 shimmed() {
   local ns=$1 peer=$2
