@@ -37,6 +37,20 @@ int sstd_prepare_socket_dir(const char *socket_path, bool shared, char *err, siz
     return 0;
 }
 
+/* Descriptors 0-2 open (on /dev/null) before sstd opens anything: started with one of them closed
+ * (`sstd <&-`, a supervisor or CI runner without stdin), sstd got its log file or a socket as
+ * descriptor 0, and daemonizing's dup2 of /dev/null over 0-2 silently replaced it -- the log
+ * ended at "UDP port ..." and never said "exited cleanly". */
+void sstd_stdio_open(void)
+{
+    int fd;
+    do {
+        fd = open("/dev/null", O_RDWR);
+    } while (fd >= 0 && fd <= 2);
+    if (fd > 2)
+        close(fd);
+}
+
 /* Forks twice (the daemon is no session leader, so it can never regain a terminal).  The
  * original process stays until the daemon reports readiness through the pipe and exits with the
  * status the daemon sends, so `sstd && sstctl status` never races the socket. */

@@ -152,6 +152,7 @@ int main(int argc, char **argv)
     char err[1024] = "";
     int ready_fd = -1, log_fd = -1;
 
+    sstd_stdio_open();
     int rc = sstd_options_parse(&d->opts, argc, argv, err, sizeof err);
     if (rc == 1) {
         sstd_options_usage(stdout);

@@ -284,6 +284,7 @@ size_t sstd_proxy_v2(uint8_t *out, size_t cap, const struct sst_addr *src, const
 
 /* daemon.c */
 int sstd_prepare_socket_dir(const char *socket_path, bool shared, char *err, size_t errlen);
+void sstd_stdio_open(void);
 int sstd_daemonize(int *ready_fd, char *err, size_t errlen);
 void sstd_daemon_ready(int ready_fd, int status);
 int sstd_pidfile_write(const char *path, char *err, size_t errlen);

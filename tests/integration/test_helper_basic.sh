@@ -115,6 +115,20 @@ setpriv --reuid nobody --regid nogroup --clear-groups "$CTL" --socket "$SD" stat
 log "ok: --allow-uid nobody lets nobody in"
 kill -TERM "$(cat "$RUN/d.pid")"
 
+log "started with stdin and stdout closed, sstd still logs to its --log-file after daemonizing"
+# (A CI runner or supervisor may start it so: its log file took descriptor 0, and daemonizing's
+# dup2 of /dev/null over 0-2 replaced it: the log stopped at start-up, no 'exited cleanly'.)
+SE=$RUN/e.sock
+in_a "$SSTD" --socket "$SE" --port 8664 --keydir "$LIB_TMP/keys-a" --log info --log-file "$LIB_TMP/e.log" <&- >&- ||
+  fail "sstd with stdin and stdout closed did not start"
+"$CTL" --socket "$SE" status >/dev/null || fail "sstd started with stdin closed does not answer"
+PID_E=$(cat "$RUN/e.pid") || fail "no pid file $RUN/e.pid"
+kill -TERM "$PID_E"
+gone_e() { ! kill -0 "$PID_E" 2>/dev/null; }
+poll_until 5 gone_e || fail "sstd e still running 5 s after SIGTERM"
+grep -q "exited cleanly" "$LIB_TMP/e.log" || fail "sstd started with stdin closed lost its log: $(tail -3 "$LIB_TMP/e.log")"
+log "ok: its log goes on after daemonizing ($(wc -l <"$LIB_TMP/e.log") lines, 'exited cleanly' last)"
+
 log "FORGET removes B's pin from A's known_hosts"
 grep -q "^$IP_B " "$LIB_TMP/keys-a/known_hosts" || fail "B was not pinned on first use"
 "$CTL" --socket "$SA" forget --json "$IP_B" >"$LIB_TMP/forget.json" || fail "forget failed"
