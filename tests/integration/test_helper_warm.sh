@@ -49,35 +49,42 @@ assert_eq 1 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_resumed"]')" "of t
 assert_eq 1 "$(json "$LIB_TMP/stb.json" 'd["host"]["handshakes_resumed"]')" "resumed on B too"
 
 log "a wanted channel is re-established after the peer's sstd restarts"
-before=$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')
-idle_closes=$(grep -c "idle for 3s: closing the warm channel" "$LIB_TMP/a.log")
 # WARM keeps the channel wanted for 3 s from the request.  The checks above take seconds under
 # load (a channel wanted since the second WARM was closed as idle before B was killed, and
 # nothing re-established it), so the channel is wanted afresh right before the kill, and again
 # once the new B runs: the next keepalive (every 1.5 s) and the retry 0.5 s after it fall
-# inside the second WARM's 3 s whatever the restart took.  Neither WARM opens a channel: A's
-# is up throughout (asserted below: no idle close, and A saw it fail with an error).  The
-# second WARM's ping may be what meets the new B first: it then fails ("went down during
-# ping") and the channel's failure is the one a keepalive would have met.
+# inside the second WARM's 3 s whatever the restart took.  If the channel had been closed as
+# idle already, the first WARM opens it again (resumed with the old B's ticket): the counts
+# this case compares with are read after it, with the channel up, from one status snapshot
+# (sstctl alone: quick), and parsed once the new B runs.  The second WARM opens nothing: A's
+# channel is up throughout (asserted below: no idle close from here, and A saw it fail with an
+# error); its ping may be what meets the new B first: it then fails ("went down during ping")
+# and the channel's failure is the one a keepalive would have met.
 "$CTL" --socket "$SA" warm "$IP_B" >/dev/null || fail "warm failed"
+"$CTL" --socket "$SA" status --json >"$LIB_TMP/st3.json" 2>/dev/null || fail "status failed"
+idle_closes=$(grep -c "idle for 3s: closing the warm channel" "$LIB_TMP/a.log")
 kill -KILL "$PID_B"
 wait "$PID_B" 2>/dev/null
 lib_bg in_b "$BUILD/sstd" --foreground --socket "$SB" --keydir "$LIB_TMP/kb" --log info 2>"$LIB_TMP/b2.log"
 poll_until 20 test -S "$SB" || fail "restarted B has no socket"
 "$CTL" --socket "$SA" warm "$IP_B" >/dev/null 2>"$LIB_TMP/warm3.err" ||
   grep -q "went down during ping" "$LIB_TMP/warm3.err" || fail "warm failed: $(cat "$LIB_TMP/warm3.err")"
+assert_eq 1 "$(json "$LIB_TMP/st3.json" 'len([c for c in d["channels"] if c["state"]=="established"])')" \
+  "A's channels up as B was killed"
+before=$(json "$LIB_TMP/st3.json" 'd["host"]["handshakes_completed"]')
+resumed=$(json "$LIB_TMP/st3.json" 'd["host"]["handshakes_resumed"]')
 # The next keepalive reaches a B that has no such channel; A's channel fails and, still wanted,
 # is opened again without anyone asking.
+# A new handshake completed (the channel was up then): on a loaded machine a status read and
+# its parse take seconds, and the re-established channel, wanted only until the second WARM's
+# 3 s ran out, may be closed as idle again before a poll sees it up.
 reestablished() {
-  status_a && [ "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')" -gt "$before" ] &&
-    [ "$(json "$LIB_TMP/st.json" 'len([c for c in d["channels"] if c["state"]=="established"])')" = 1 ]
+  status_a && [ "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_completed"]')" -gt "$before" ]
 }
 poll_until 10 reestablished || fail "not re-established: $(cat "$LIB_TMP/st.json"); A log: $(tail -5 "$LIB_TMP/a.log")"
-b_has_channel() {
-  "$CTL" --socket "$SB" status --json >"$LIB_TMP/stb.json" 2>/dev/null &&
-    [ "$(json "$LIB_TMP/stb.json" 'len(d["channels"])')" = 1 ]
-}
-poll_until 3 b_has_channel || fail "restarted B has no channel from A"
+b_has_channel() { grep -q "channel to $IP_A:8661 up (accepted" "$LIB_TMP/b2.log"; }
+poll_until 3 b_has_channel || fail "restarted B accepted no channel from A: $(tail -3 "$LIB_TMP/b2.log")"
+"$CTL" --socket "$SB" status --json >"$LIB_TMP/stb.json" 2>/dev/null || fail "status B failed"
 assert_eq "$idle_closes" "$(grep -c "idle for 3s: closing the warm channel" "$LIB_TMP/a.log")" \
   "A's idle closes (none while B restarted: a WARM did not reopen a closed channel)"
 grep "channel to $IP_B:8661 down: " "$LIB_TMP/a.log" | grep -vq "down: closed$" ||
@@ -85,6 +92,6 @@ grep "channel to $IP_B:8661 down: " "$LIB_TMP/a.log" | grep -vq "down: closed$" 
 # B lost its tickets with the process: A offered one, B answered with a full handshake.
 assert_eq 0 "$(json "$LIB_TMP/stb.json" 'd["host"]["handshakes_resumed"]')" "restarted B resumed nothing"
 status_a || fail "status failed"
-assert_eq 1 "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_resumed"]')" "A: still one resumption"
+assert_eq "$resumed" "$(json "$LIB_TMP/st.json" 'd["host"]["handshakes_resumed"]')" "A: no new resumption"
 log "ok: $(grep -c "channel to $IP_B:8661 up" "$LIB_TMP/a.log") channel-ups in A's log"
 log "PASS"
