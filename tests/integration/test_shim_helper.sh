@@ -45,17 +45,18 @@ get() {
 }
 
 log "kernel TCP baseline (TCP allowed): a small GET needs two round trips"
-# The best of up to 3 GETs: load only adds time (one GET took 683 ms on a busy machine), and two
-# round trips never take under 98 ms whatever the load, which is what the baseline shows.
+# The best of up to 5 GETs: load only adds time (one GET took 683 ms on a busy machine, the best
+# of 3 420 ms), and two round trips never take under 98 ms whatever the load, which is what the
+# baseline shows; the upper bound (1000 ms) only catches a link that is not the 50 ms one.
 tcp_ms=999999
-for _ in 1 2 3; do
+for _ in 1 2 3 4 5; do
   ms=$(in_a curl -sS -m 20 -o "$LIB_TMP/tcp.out" -w '%{time_total}\n' "http://$IP_B:8080/tiny" |
        /usr/bin/python3 -c 'import sys; print(int(float(sys.stdin.read()) * 1000))')
   cmp -s "$LIB_TMP/www/tiny" "$LIB_TMP/tcp.out" || fail "TCP baseline body differs"
   [ "$ms" -lt "$tcp_ms" ] && tcp_ms=$ms
-  [ "$tcp_ms" -le 400 ] && break
+  [ "$tcp_ms" -le 250 ] && break
 done
-assert_range 98 400 "$tcp_ms" "kernel TCP GET ms"
+assert_range 98 1000 "$tcp_ms" "kernel TCP GET ms"
 lib_block_tcp
 if in_a curl -s -m 2 -o /dev/null "http://$IP_B:8080/tiny"; then fail "TCP is not blocked: the test would not prove SST"; fi
 
