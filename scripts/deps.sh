@@ -12,7 +12,7 @@ PKGS=(
   curl wget netcat-openbsd          # real programs run under the shim
   strace                            # test_shim_unset.sh: no extra system call per connection
   redis-server redis-tools          # an unmodified server behind sstd, a shimmed redis-cli
-  nodejs openjdk-17-jdk-headless    # test_shim_apps.sh: node (libuv) and Java (source-file mode needs the JDK)
+  nodejs openjdk-17-jdk-headless    # test_shim_apps.sh: node (libuv) and Java (javac, once per run)
   iperf3 gnuplot-nox linux-perf     # make bench: kernel TCP baseline, plots, profiles; iperf3 also test_shim_sst_exit.sh
   nginx-light wrk valgrind          # make bench (9): cost of the shim on sockets it does not carry
   ngtcp2-server ngtcp2-client kcptun openssl  # make bench (1): other encrypted UDP transports
