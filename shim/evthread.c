@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -209,13 +210,17 @@ int shim_thread_spawn(void *(*fn)(void *), void *arg)
 /* Called with ev_lock held. */
 static int ev_start(void)
 {
+    int saved = errno;
+    errno = 0;   /* what the failure message reports (below): never a stale one */
     /* The loop's descriptors may take numbers above the app's limit (fdtable.h): the first
      * connection of a program at its limit still gets its event thread. */
     shim_fd_room_enter();
     int err = ev_build_loop();
     shim_fd_room_leave();
-    if (err > 0)
+    if (err > 0) {
+        errno = saved;
         return err;
+    }
     if (err < 0)
         goto fail;
     wake_ev = event_new(ev_base, wake_rd, EV_READ | EV_PERSIST, on_wake, NULL);
@@ -229,9 +234,14 @@ static int ev_start(void)
     }
     ev_running = true;
     SHIM_DEBUG("event thread started (%s backend)", event_base_get_method(ev_base));
+    errno = saved;
     return 0;
 fail:
-    SHIM_ERROR("cannot start the event thread: %s", errno ? "system error" : "libevent");
+    /* errno says which call failed when it was a system call (pthread_create's result is put
+     * there too); 0 is a libevent failure of its own.  Before, every failure read "system
+     * error", which told nothing (seen once under load in test_shim_reset.sh's exec case). */
+    SHIM_ERROR("cannot start the event thread: %s", errno ? strerror(errno) : "libevent");
+    errno = saved;
     return EAGAIN;
 }
 
