@@ -269,7 +269,7 @@ struct sst_ctx {
     bool in_recv;                  /* inside sst_ctx_recv: packets' flushes wait for callbacks */
     struct sst_sidx by_usid;       /* every stream with a USID */
     bool mig_kick;                 /* a dormant conn woke: reconnect at the end of this call */
-    struct sst_utimer *utimers;    /* streams with a user timeout (stream_utimeout.c) */
+    struct sst_utimer *utimers;    /* streams with a user timeout or keepalive (stream_utimeout.c) */
     struct sst_ctx_stats stats;
 };
 

@@ -191,6 +191,7 @@ static bool ka_look(struct sst_ctx *c, struct sst_utimer *r)
 void sst_ut_timeout(struct sst_ctx *c)
 {
     struct sst_utimer *r, *tmp;
+again:
     DL_FOREACH_SAFE(c->utimers, r, tmp) {
         struct sst_stream *s = r->s;
         if (s->err != 0) {
@@ -208,11 +209,17 @@ void sst_ut_timeout(struct sst_ctx *c)
             c->stats.keepalive_timeouts++;
             fail = true;
         }
-        if (fail) {
-            ut_drop(c, r);
-            sst_strm_abort(s, SST_ERR_TIMEOUT, true);
-        } else {
+        if (!fail) {
             r->check_at = SST_MIN(r->ut_at, r->ka_at);
+            continue;
         }
+        ut_drop(c, r);
+        sst_strm_abort(s, SST_ERR_TIMEOUT, true);
+        /* A stream the application gave back (sst_stream_close: delivering, the peer silent)
+         * is freed once its Reset is through, as after the peer's reset (on_reset).  That may
+         * free others' records with it: the walk starts over (the ones looked at wait for
+         * their next look). */
+        sst_strm_maybe_free(s);
+        goto again;
     }
 }
