@@ -22,7 +22,6 @@
 #include "shim.h"
 
 typedef int (*exec3_fn)(const char *, char *const[], char *const[]);
-typedef int (*exec2_fn)(const char *, char *const[]);
 typedef int (*fexec_fn)(int, char *const[], char *const[]);
 
 /* Whether exec would find `file` to run: as execvp searches, through PATH (libc's default
@@ -98,60 +97,38 @@ static void *next(const char *name)
     return p;
 }
 
-SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+/* The exit drain, then libc's execve or execvpe (name) with envp and the accepted connections'
+ * variable (exec_env).  execv and execvp are those two with environ, as libc defines them. */
+static int exec_via(const char *name, const char *file, char *const argv[], char *const envp[], bool search)
 {
-    exec3_fn f = (exec3_fn)next("execve");
+    exec3_fn f = (exec3_fn)next(name);
     if (!f)
         return -1;
-    before_exec(path, false);
-    char var[ACCEPTED_ENV_MAX], *own;
-    int rc = f(path, argv, exec_env(envp, &own, var, sizeof(var)));
-    free(own);
-    return rc;
-}
-
-SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
-{
-    exec3_fn f = (exec3_fn)next("execvpe");
-    if (!f)
-        return -1;
-    before_exec(file, true);
+    before_exec(file, search);
     char var[ACCEPTED_ENV_MAX], *own;
     int rc = f(file, argv, exec_env(envp, &own, var, sizeof(var)));
     free(own);
     return rc;
 }
 
+SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    return exec_via("execve", path, argv, envp, false);
+}
+
+SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    return exec_via("execvpe", file, argv, envp, true);
+}
+
 SHIM_EXPORT int execv(const char *path, char *const argv[])
 {
-    exec2_fn f = (exec2_fn)next("execv");
-    if (!f)
-        return -1;
-    before_exec(path, false);
-    char var[ACCEPTED_ENV_MAX], *own;
-    char *const *env = exec_env(environ, &own, var, sizeof(var));
-    if (!own)
-        return f(path, argv);
-    exec3_fn fe = (exec3_fn)next("execve");   /* execv is execve with environ */
-    int rc = fe ? fe(path, argv, env) : f(path, argv);
-    free(own);
-    return rc;
+    return exec_via("execve", path, argv, environ, false);
 }
 
 SHIM_EXPORT int execvp(const char *file, char *const argv[])
 {
-    exec2_fn f = (exec2_fn)next("execvp");
-    if (!f)
-        return -1;
-    before_exec(file, true);
-    char var[ACCEPTED_ENV_MAX], *own;
-    char *const *env = exec_env(environ, &own, var, sizeof(var));
-    if (!own)
-        return f(file, argv);
-    exec3_fn fe = (exec3_fn)next("execvpe");   /* execvp is execvpe with environ */
-    int rc = fe ? fe(file, argv, env) : f(file, argv);
-    free(own);
-    return rc;
+    return exec_via("execvpe", file, argv, environ, true);
 }
 
 SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
