@@ -69,6 +69,15 @@ static struct sim *new_sim(uint64_t seed)
     return s;
 }
 
+/* From now on every packet between the two nodes is lost, both ways. */
+static void path_dies(struct sim_link *ab, struct sim_link *ba, const struct sim_link_params *lp)
+{
+    struct sim_link_params dead = *lp;
+    dead.loss = 1.0;
+    sim_link_set_params(ab, &dead);
+    sim_link_set_params(ba, &dead);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 struct done_ctx {
@@ -1434,10 +1443,7 @@ START_TEST(test_sim_reset_shutdown_and_link_loss)
 
     /* The path dies: the remaining stream fails with the channel's timeout once the migration
      * period (30 s by default) passes without a new channel. */
-    struct sim_link_params dead = lp;
-    dead.loss = 1.0;
-    sim_link_set_params(ab, &dead);
-    sim_link_set_params(ba, &dead);
+    path_dies(ab, ba, &lp);
     simctx_node_enter(&a);
     ck_assert_int_gt(sst_stream_write(alive->s, "ping", 4), 0);
     simctx_node_leave(&a);
@@ -1564,10 +1570,7 @@ START_TEST(test_sim_user_timeout)
     sim_run_until(s, sim_now(s) + SST_SEC(5));   /* idle, nothing outstanding */
     ck_assert(!bulk.errored && !timed.errored && !plain.errored);
 
-    struct sim_link_params dead = lp;
-    dead.loss = 1.0;
-    sim_link_set_params(ab, &dead);
-    sim_link_set_params(ba, &dead);
+    path_dies(ab, ba, &lp);
     simctx_node_enter(&a);
     ck_assert_int_eq(sst_stream_write(timed.s, "request", 7), 7);
     ck_assert_int_eq(sst_stream_write(plain.s, "request", 7), 7);
@@ -1626,10 +1629,7 @@ START_TEST(test_sim_keepalive)
     sst_ctx_get_stats(a.c, &st);
     ck_assert_uint_eq(st.keepalive_timeouts, 0);
 
-    struct sim_link_params dead = lp;
-    dead.loss = 1.0;
-    sim_link_set_params(ab, &dead);
-    sim_link_set_params(ba, &dead);
+    path_dies(ab, ba, &lp);
     sst_time_t t0 = sim_now(s);
     ck_assert_int_eq(sim_run_while(s, ep_not_errored, &kept, SST_SEC(20)), 0);
     sst_time_t took = sim_now(s) - t0;
