@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,16 +43,21 @@ bool sstd_request_keepalive(const char *w, int ka[3])
 {
     if (strncmp(w, "KEEPALIVE=", 10) != 0)
         return false;
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s", w + 10);
-    char *save = NULL, *p = buf;
+    /* Exactly three decimal numbers and two commas, read in place: a copy cut to a buffer, or
+     * a tokenizer that skips empty fields, took ",10,2,3" or a long word with a fourth field. */
+    const char *p = w + 10;
     long v[3];
-    for (int i = 0; i < 3; i++, p = NULL) {
-        char *t = strtok_r(p, ",", &save);
-        if (!sstd_request_long(t, 0, INT_MAX, &v[i]))
+    for (int i = 0; i < 3; i++) {
+        char *end;
+        if (*p < '0' || *p > '9')
             return false;
+        errno = 0;
+        v[i] = strtol(p, &end, 10);
+        if (errno != 0 || v[i] > INT_MAX || *end != (i < 2 ? ',' : '\0'))
+            return false;
+        p = end + 1;
     }
-    if (strtok_r(NULL, ",", &save) != NULL || (v[0] != 0 && (v[1] == 0 || v[2] == 0)))
+    if (v[0] != 0 && (v[1] == 0 || v[2] == 0))
         return false;
     for (int i = 0; i < 3; i++)
         ka[i] = (int)v[i];

@@ -45,6 +45,16 @@ START_TEST(test_request_words)
     ck_assert(!sstd_request_keepalive("KEEPALIVE=-1,2,3", ka));
     ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2,3x", ka));
     ck_assert(!sstd_request_keepalive("UTIMEOUT=5", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=,10,2,3", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2,3,", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=+10,2,3", ka));
+    ck_assert(!sstd_request_keepalive("KEEPALIVE=10,2,2147483648", ka));
+    ck_assert(sstd_request_keepalive("KEEPALIVE=2147483647,1,1", ka) && ka[0] == 2147483647);
+    /* A word longer than any buffer: its fourth field is seen, however far out. */
+    char longw[200] = "KEEPALIVE=1,1,1";
+    memset(longw + 15, ',', 150);
+    strcpy(longw + 165, "5");
+    ck_assert(!sstd_request_keepalive(longw, ka));
     /* TCP_USER_TIMEOUT's word (CONNECT's tail, MARK): whole milliseconds 0..INT_MAX only. */
     ck_assert_int_eq(sstd_request_utimeout(w[8]), 5000);
     ck_assert_int_eq(sstd_request_utimeout("UTIMEOUT=0"), 0);
