@@ -222,6 +222,7 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
     cfg->port = SHIM_DEFAULT_PORT;
     cfg->log = SHIM_LOG_WARN;
     cfg->refusal_ttl = SHIM_REFUSAL_TTL_DEFAULT;
+    cfg->keeper = true;
     err[0] = '\0';
 
     /* Logging first so a later error can go to the requested file. */
@@ -297,6 +298,11 @@ int shim_config_parse(struct shim_config *cfg, shim_getenv_fn get, void *ctx, ch
             return fail(err, errlen, "SST_REFUSAL_CACHE: '%s' is not a number of seconds (0-%u)", v,
                         (unsigned)SHIM_REFUSAL_TTL_MAX);
         cfg->refusal_ttl = (unsigned)num;
+    }
+    if ((v = get(ctx, "SST_KEEPER"))) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+            return fail(err, errlen, "SST_KEEPER: '%s' is not 1 or 0", v);
+        cfg->keeper = v[0] == '1';
     }
     if ((v = get(ctx, "SST_KEYDIR")) && copy_path(cfg->keydir, "SST_KEYDIR", v, err, errlen) < 0)
         return -1;
@@ -501,6 +507,8 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
         ADD(" SST_CC=%s", shim_cc_name(cfg->cc));
     if (cfg->liveness_set)
         ADD(" SST_LIVENESS=%u", cfg->liveness);
+    if (!cfg->keeper)
+        ADD(" SST_KEEPER=0");
     if (cfg->refusal_ttl != SHIM_REFUSAL_TTL_DEFAULT)
         ADD(" SST_REFUSAL_CACHE=%u", cfg->refusal_ttl);
     if (cfg->keydir[0])

@@ -57,6 +57,8 @@ struct shim_config {
     bool liveness_set;               /* SST_LIVENESS given */
     unsigned liveness;               /* SST_LIVENESS seconds: 0 = no probe (docs/shim.md §9) */
     unsigned refusal_ttl;            /* SST_REFUSAL_CACHE seconds: 0 = no refusal cache (§6d) */
+    bool keeper;                     /* SST_KEEPER: a keeper process carries connections still
+                                      * open elsewhere when this image ends (§5) */
     char keydir[SHIM_PATH_MAX];      /* "" = default */
     enum shim_loglevel log;
     char log_file[SHIM_PATH_MAX];    /* "" = stderr */

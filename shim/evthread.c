@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "errwatch.h"
 #include "fdtable.h"
+#include "keeper.h"
 #include "log.h"
 #include "pump.h"
 #include "real.h"
@@ -50,18 +51,61 @@ static struct call_cmd *call_head, *call_tail;
 
 /* The exit drain: exit() asks (EXIT_ASKED, then a wake-up byte, no lock: exit may come from
  * anywhere), the event thread checks every EXIT_CHECK_US until the SST pumps and the streams
- * they gave back are done (EXIT_DRAINED). */
-enum { EXIT_NONE, EXIT_ASKED, EXIT_DRAINED };
+ * they gave back are done (EXIT_DRAINED) -- or, when some connection is still open in another
+ * process, hands everything to a keeper process and stops (EXIT_HANDED; keeper.h). */
+enum { EXIT_NONE, EXIT_ASKED, EXIT_DRAINED, EXIT_HANDED };
 static atomic_int exit_phase;
 static atomic_uint exit_progress;    /* bumped when the peers acknowledge more of our streams */
 static struct event *exit_ev;
 static uint64_t exit_acked;
 #define EXIT_CHECK_US 2000
 
+/* The keeper (event thread only).  In the process that forks it: handing (the loop breaks and
+ * the thread ends), keeper_failed (no second try: the orphans end with this image).  In the
+ * keeper: keeper_mode, and the drain checks until nothing is left -- every KEEPER_IDLE_US while
+ * connections are open elsewhere (the check only decides when the keeper ends: the pumps run on
+ * their own; an ssh -f tunnel may last for days), every KEEPER_DRAIN_US afterwards. */
+static struct event *keeper_ev;
+static bool handing, keeper_failed, keeper_mode;
+static int keeper_check_us;          /* the drain check's interval in the keeper */
+static int keeper_idle_us;           /* how long the keeper's last bytes made no progress */
+#define KEEPER_IDLE_US 1000000
+#define KEEPER_DRAIN_US 50000
+
+static void keeper_interval(int us)
+{
+    if (us == keeper_check_us)
+        return;
+    keeper_check_us = us;
+    struct timeval tv = { us / 1000000, us % 1000000 };
+    event_add(exit_ev, &tv);
+}
+
+static bool keeper_wanted(void)
+{
+    return keeper_mode || (shim_cfg.keeper && !keeper_failed);
+}
+
+/* In the keeper: it ends when no connection is left open elsewhere and what was handed over is
+ * delivered -- or, as the exit drain, after SHIM_EXIT_FLUSH_MS without progress. */
+static void keeper_check(bool pending, int orphans, bool progress)
+{
+    keeper_idle_us = progress || orphans > 0 ? 0 : keeper_idle_us + keeper_check_us;
+    keeper_interval(orphans > 0 ? KEEPER_IDLE_US : KEEPER_DRAIN_US);
+    if (orphans > 0)
+        return;
+    if ((pending || atomic_load(&shim_pump_live) > 0) && keeper_idle_us < SHIM_EXIT_FLUSH_MS * 1000)
+        return;
+    SHIM_DEBUG("keeper: done");
+    _exit(0);
+}
+
 static void on_exit_check(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    bool pending = shim_spump_exit_pending();
+    bool keep = keeper_wanted();
+    bool pending = shim_spump_exit_pending(keep);
+    bool progress = false;
     struct sst_ctx *ctx = shim_engine_current(ev_base);
     if (ctx) {
         struct sst_ctx_stats st;
@@ -71,7 +115,19 @@ static void on_exit_check(evutil_socket_t fd, short what, void *arg)
         if (st.tx_acked != exit_acked) {
             exit_acked = st.tx_acked;
             atomic_fetch_add(&exit_progress, 1);
+            progress = true;
         }
+    }
+    int orphans = keep ? shim_spump_orphans() + shim_pump_orphans() : 0;
+    if (keeper_mode) {
+        keeper_check(pending, orphans, progress);
+        return;
+    }
+    if (orphans > 0) {
+        /* Forked from a callback of its own, never from inside another one (on_wake). */
+        event_del(exit_ev);
+        event_active(keeper_ev, EV_TIMEOUT, 1);
+        return;
     }
     if (!pending) {
         event_del(exit_ev);
@@ -79,11 +135,40 @@ static void on_exit_check(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void exit_drain_start(void);
+
+static void on_keeper(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    int orphans = shim_spump_orphans() + shim_pump_orphans();
+    pid_t k = shim_keeper_fork();
+    if (k == 0) {
+        keeper_mode = true;
+        keeper_interval(KEEPER_DRAIN_US);
+        return;
+    }
+    if (k > 0) {
+        SHIM_INFO("%d connection(s) still open in another process go on in keeper pid %d",
+                  orphans, (int)k);
+        handing = true;
+        event_base_loopbreak(ev_base);
+        return;
+    }
+    SHIM_WARN("cannot start a keeper process (%s): %d connection(s) still open in another "
+              "process end with this one", strerror(errno), orphans);
+    keeper_failed = true;
+    exit_drain_start();
+}
+
 /* Also again after an exec whose drain ran but which then failed (the image went on). */
 static void exit_drain_start(void)
 {
     if (!exit_ev)
         exit_ev = event_new(ev_base, -1, EV_PERSIST, on_exit_check, NULL);
+    if (!keeper_ev)
+        keeper_ev = event_new(ev_base, -1, 0, on_keeper, NULL);
+    if (!keeper_ev)
+        keeper_failed = true;
     if (!exit_ev) {
         atomic_store(&exit_phase, EXIT_DRAINED);   /* cannot watch: exit as before */
         return;
@@ -162,6 +247,11 @@ static void *ev_main(void *arg)
     /* Everything this thread calls passes straight through the hooks. */
     shim_tls_guard = 1;
     event_base_dispatch(ev_base);
+    if (handing) {
+        /* The keeper has the loop now: this thread ends without touching it again. */
+        atomic_store(&exit_phase, EXIT_HANDED);
+        return NULL;
+    }
     SHIM_WARN("event loop exited");
     return NULL;
 }
@@ -326,16 +416,11 @@ static void at_parent(void)
     pthread_mutex_unlock(&ev_lock);
 }
 
-/* The child has no event thread.  Its copies of the loop's fds must go (a pump end held open
- * here would hide the parent's close from the app), but the loop itself is abandoned, not
- * freed: its epoll fd is shared with the parent, and any epoll_ctl from here would remove the
- * parent's registrations.  Replaced connections stay usable in the child: their bytes are
- * still pumped by the parent's thread, like a TCP socket shared across fork. */
-static void at_child(void)
+/* Forgets the loop another process runs now (called with no event thread here): its fds are
+ * closed, the loop itself is abandoned, not freed: its epoll fd is shared with that process,
+ * and any epoll_ctl from here would remove that process's registrations. */
+static void ev_forget(void)
 {
-    pthread_mutex_unlock(&ev_lock);
-    pthread_mutex_init(&ev_lock, NULL);
-    shim_fd_after_fork();
     shim_fd_close_engine_fds();
     ev_running = false;
     ev_base = NULL;
@@ -344,51 +429,57 @@ static void at_child(void)
     queue_head = queue_tail = NULL;
     opt_head = opt_tail = NULL;   /* the parent's; leaked in the child */
     call_head = call_tail = NULL;
-    atomic_store(&shim_pump_live, 0);   /* the parent's pumps, not ours */
+    shim_pump_after_fork();             /* the other process's pumps, not ours */
     shim_spump_after_fork();
     shim_errwatch_after_fork();
     atomic_store(&exit_phase, EXIT_NONE);
     exit_ev = NULL;
     exit_acked = 0;
+    keeper_ev = NULL;
+    handing = keeper_failed = keeper_mode = false;
+    keeper_check_us = keeper_idle_us = 0;
 }
 
-/* The end of this process image, by exit() or by exec (at_exec): the app's replaced fds are
- * closed -- at exec only those exec would close (FD_CLOEXEC); the others survive into the new
- * program but nobody will pump them, so they are shut for writing: what was written is still
- * delivered and the peer sees the end. */
-static void flush_at_end(bool at_exec)
+/* The child has no event thread.  Its copies of the loop's fds must go (a pump end held open
+ * here would hide the parent's close from the app), and the loop is the parent's (ev_forget).
+ * Replaced connections stay usable in the child: their bytes are still pumped by the parent's
+ * thread, like a TCP socket shared across fork.  The keeper is the exception: the copy of the
+ * loop it gets is the one that goes on (keeper.h). */
+static void at_child(void)
 {
-    if (!ev_running)
+    pthread_mutex_unlock(&ev_lock);
+    pthread_mutex_init(&ev_lock, NULL);
+    shim_fd_after_fork();
+    if (shim_keeper_forking)
         return;
+    ev_forget();
+}
+
+/* Shuts for writing the app's replaced fds that survive the exec, when nobody will pump them
+ * in the new program: what was written is still delivered and the peer sees the end. */
+static void shut_survivors(void)
+{
     for (int fd = 0; fd < shim_fdtab_size; fd++) {
         uintptr_t v = shim_fd_get(fd);
-        if (!SHIM_FD_IS_CONN(v))
-            continue;
-        /* sstd pumps it, and goes on after this image (the event thread may run only for the
-         * event connection, helper_events.c): as if the shim were not here. */
-        if (((struct shim_conn *)v)->external)
-            continue;
-        if (shim_fd_survives_image(fd, at_exec)) {
+        if (SHIM_FD_IS_CONN(v) && !((struct shim_conn *)v)->external &&
+                shim_fd_survives_image(fd, true))
             shim_real_shutdown(fd, SHUT_WR);
-            continue;
-        }
-        shim_fd_set(fd, 0);
-        shim_real_close(fd);
     }
-    shim_server_close_at_exit(at_exec);
-    /* A kernel-socket pump ends once its app end is closed and what it held is written (the
-     * kernel sends the rest).  An SST pump hands the app's last bytes to its stream, which the
-     * engine -- dying with this process -- must then deliver: the event thread reports when
-     * every such stream is acknowledged (on_exit_check). */
+}
+
+/* Asks the event thread for the exit drain and waits until it is done or handed to a keeper.
+ * As long as the peers keep acknowledging, a big last write may take its time; the wait ends
+ * SHIM_EXIT_FLUSH_MS after the last progress (a dead peer, a reader that stopped). */
+static void drain_wait(void)
+{
     atomic_store(&exit_phase, EXIT_ASKED);
     ssize_t w = shim_real_write(wake_wr, "e", 1);
     (void)w;
-    /* As long as the peers keep acknowledging, a big last write may take its time; the wait
-     * ends SHIM_EXIT_FLUSH_MS after the last progress (a dead peer, a reader that stopped). */
     unsigned seen = atomic_load(&exit_progress);
     int stalled = 0, quick = 0;
     while (stalled < SHIM_EXIT_FLUSH_MS) {
-        if (atomic_load(&shim_pump_live) == 0 && atomic_load(&exit_phase) == EXIT_DRAINED)
+        int phase = atomic_load(&exit_phase);
+        if (phase == EXIT_HANDED || (atomic_load(&shim_pump_live) == 0 && phase == EXIT_DRAINED))
             break;
         /* Often there is nothing to wait for (sstd carries the connections; the event thread
          * runs for their event connection only): the first looks come every 50 us, so such a
@@ -409,6 +500,49 @@ static void flush_at_end(bool at_exec)
         SHIM_DEBUG("exit: %d connection(s) still open (shared with another process?)%s",
                    atomic_load(&shim_pump_live),
                    atomic_load(&exit_phase) == EXIT_DRAINED ? "" : "; SST data not acknowledged");
+}
+
+/* The end of this process image, by exit() or by exec (at_exec): the app's replaced fds are
+ * closed -- at exec only those exec would close (FD_CLOEXEC).  What is still open then (the
+ * survivors of an exec, copies in forked children) is carried on by a keeper process
+ * (SST_KEEPER, keeper.h); without one, survivors are shut for writing: what was written is
+ * still delivered and the peer sees the end. */
+static void flush_at_end(bool at_exec)
+{
+    if (!ev_running)
+        return;
+    for (int fd = 0; fd < shim_fdtab_size; fd++) {
+        uintptr_t v = shim_fd_get(fd);
+        if (!SHIM_FD_IS_CONN(v))
+            continue;
+        /* sstd pumps it, and goes on after this image (the event thread may run only for the
+         * event connection, helper_events.c): as if the shim were not here. */
+        if (((struct shim_conn *)v)->external)
+            continue;
+        if (shim_fd_survives_image(fd, at_exec)) {
+            if (!shim_cfg.keeper)
+                shim_real_shutdown(fd, SHUT_WR);
+            continue;
+        }
+        shim_fd_set(fd, 0);
+        shim_real_close(fd);
+    }
+    shim_server_close_at_exit(at_exec);
+    /* A kernel-socket pump ends once its app end is closed and what it held is written (the
+     * kernel sends the rest).  An SST pump hands the app's last bytes to its stream, which the
+     * engine -- dying with this process -- must then deliver: the event thread reports when
+     * every such stream is acknowledged (on_exit_check). */
+    drain_wait();
+    if (atomic_load(&exit_phase) == EXIT_HANDED) {
+        pthread_mutex_lock(&ev_lock);
+        ev_forget();                      /* the keeper's now; an exec that fails starts anew */
+        pthread_mutex_unlock(&ev_lock);
+        return;
+    }
+    if (at_exec && shim_cfg.keeper) {
+        shut_survivors();                 /* no keeper could be made: the way without one */
+        drain_wait();
+    }
 }
 
 void shim_ev_flush_at_exit(void)

@@ -294,6 +294,12 @@ void shim_fd_close_own(int fd)
     shim_real_close(fd);
 }
 
+void shim_fd_forget(int fd)
+{
+    if (shim_fdtab && fd >= 0 && fd < shim_fdtab_size)
+        atomic_store_explicit(&shim_fdtab[fd], 0, memory_order_relaxed);
+}
+
 void shim_fd_close_engine_fds(void)
 {
     if (!shim_fdtab)

@@ -130,6 +130,9 @@ void shim_fd_after_fork(void);
  * child's after_fork starts with the lock free). */
 void shim_fd_fork_prepare(void);
 void shim_fd_fork_parent(void);
+/* Clears fd's record without releasing what it refers to (the keeper, keeper.c: a copy of the
+ * app's memory whose connections belong to the app). */
+void shim_fd_forget(int fd);
 /* In a forked child: closes every SHIM_FD_ENGINE fd inherited from the parent. */
 void shim_fd_close_engine_fds(void);
 /* What poll(2) reports for fd right now (0 if nothing): POLLHUP once every copy of a

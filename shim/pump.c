@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include <utlist.h>
+
 #include "errwatch.h"
 #include "fdtable.h"
 
@@ -29,8 +31,10 @@ struct dir {
 };
 
 atomic_int shim_pump_live;
+static struct shim_pump *live_pumps;   /* event thread only */
 
 struct shim_pump {
+    struct shim_pump *prev, *next;  /* live_pumps */
     int app_fd, net_fd;
     struct dir d[2];
     struct event *hup_timer;   /* polls for the app's full close after its half-close */
@@ -91,6 +95,7 @@ static void finish(struct shim_pump *p, int err)
     }
     shim_fd_close_own(p->net_fd);
     shim_fd_close_own(p->app_fd);
+    DL_DELETE(live_pumps, p);
     p->done(p->arg, err);
     free(p);
     atomic_fetch_sub(&shim_pump_live, 1);
@@ -280,7 +285,24 @@ struct shim_pump *shim_pump_start(struct event_base *base, int app_fd, int net_f
         return NULL;
     }
     atomic_fetch_add(&shim_pump_live, 1);
+    DL_APPEND(live_pumps, p);
     event_add(p->d[UP].rev, NULL);
     event_add(p->d[DOWN].rev, NULL);
     return p;
+}
+
+int shim_pump_orphans(void)
+{
+    int n = 0;
+    struct shim_pump *p;
+    DL_FOREACH(live_pumps, p)
+        if (!app_gone(p))
+            n++;
+    return n;
+}
+
+void shim_pump_after_fork(void)
+{
+    live_pumps = NULL;                       /* the parent's; leaked in the child */
+    atomic_store(&shim_pump_live, 0);
 }

@@ -14,6 +14,11 @@ typedef void (*shim_pump_done_fn)(void *arg, int err);
 
 /* Pumps running in this process (read at exit to let them flush). */
 extern atomic_int shim_pump_live;
+/* Pumps whose app end is still open after this image closed its copies (a forked child, the
+ * exec'd program holds it): what the keeper (keeper.h) carries on.  Event thread. */
+int shim_pump_orphans(void);
+/* In a forked child: forgets the parent's pumps. */
+void shim_pump_after_fork(void);
 
 /* Starts pumping between app_fd (our socketpair end) and net_fd.  Both must be non-blocking;
  * the pump owns and eventually closes both.  Returns NULL on allocation failure. */

@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "evthread.h"
 #include "fdtable.h"
+#include "keeper.h"
 #include "io/udp.h"
 #include "log.h"
 #include "real.h"
@@ -148,6 +149,8 @@ static void at_child(void)
 {
     pthread_mutex_init(&srv_lock, NULL);
     srv_pid = getpid();
+    if (shim_keeper_forking)
+        return;                  /* the keeper goes on with the bridges and their tables */
     lsocks = NULL;
     pendings = NULL;
     lports = NULL;

@@ -369,27 +369,46 @@ static bool app_end_finished(const struct shim_spump *p)
     return shim_fd_poll_now(p->fd, POLLRDHUP) & (POLLRDHUP | POLLHUP | POLLERR);
 }
 
-bool shim_spump_exit_pending(void)
+/* A client connection's app end is still open after this image closed its copies: in a forked
+ * child, in the program an exec starts (a descriptor without FD_CLOEXEC), or passed to another
+ * process.  The keeper carries it on (keeper.h); the exit drain does not wait for it. */
+static bool orphaned(const struct shim_spump *p)
+{
+    return !p->exit_wait && !app_gone(p);
+}
+
+bool shim_spump_exit_pending(bool keep_orphans)
 {
     bool pending = false;
     struct shim_spump *p, *tmp;
     DL_FOREACH_SAFE(live_pumps, p, tmp) {
-        if (p->busy)
-            continue;                    /* cannot be: exit checks run from a timer */
+        if (p->busy || (keep_orphans && orphaned(p)))
+            continue;                    /* busy cannot be: exit checks run from a timer */
         if (p->fd_eof && p->to_net_len == 0) {
-            /* Everything the app wrote is in the stream: give it back now (graceful close, the
-             * stream delivers on its own) instead of waiting for the peer's end of stream,
-             * which the exiting app could not read anyway. */
+            /* Everything the app wrote is in the stream, and nobody is left to read: give it
+             * back now (graceful close, the stream delivers on its own) instead of waiting
+             * for the peer's end of stream.  A client end still open elsewhere after a
+             * half-close is an orphan (above): its holder may still read the answer. */
             spump_enter(p);
             spump_end(p, 0, false);
             spump_leave(p);
         } else if (p->fd_eof || app_end_finished(p) || (p->exit_wait && p->exit_wait(p->arg))) {
             pending = true;              /* still reading the app's last bytes */
         }
-        /* else the app end is open in another process (fork), or a server-side connection
-         * the app never accepted: not waited for. */
+        /* else a server-side connection the app never accepted, or (no keeper) a client end
+         * still open elsewhere: not waited for. */
     }
     return pending;
+}
+
+int shim_spump_orphans(void)
+{
+    int n = 0;
+    struct shim_spump *p;
+    DL_FOREACH(live_pumps, p)
+        if (!p->busy && orphaned(p))
+            n++;
+    return n;
 }
 
 void shim_spump_after_fork(void)

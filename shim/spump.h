@@ -56,8 +56,13 @@ struct sst_stream *shim_spump_stream(const struct shim_spump *p, bool *app_done,
 /* The exit drain (event thread, polled by evthread.c after exit() closed the app's fds): pumps
  * whose app end has ended and whose bytes are all in their stream give the stream back
  * (sst_stream_close: it still delivers them); true while some pump is still reading an ended
- * app end.  Pumps whose app end is still open elsewhere are not waited for. */
-bool shim_spump_exit_pending(void);
+ * app end.  Pumps whose app end is still open elsewhere are not waited for; with keep_orphans
+ * they are left alone for the keeper (shim_spump_orphans), else the old way: one whose app end
+ * was shut for writing gives its stream back as the others. */
+bool shim_spump_exit_pending(bool keep_orphans);
+/* Client pumps whose app end is still open after this image closed its copies (a forked child,
+ * the exec'd program holds it): what the keeper (keeper.h) carries on. */
+int shim_spump_orphans(void);
 /* In a forked child: forgets the parent's pumps. */
 void shim_spump_after_fork(void);
 

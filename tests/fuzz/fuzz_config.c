@@ -21,12 +21,12 @@
 #include "../../shim/config.h"
 #include "fuzz.h"
 
-#define CONFIG_VARS 12
+#define CONFIG_VARS 13
 #define CONFIG_PROBES 16
 
 static const char *const config_names[CONFIG_VARS] = {
     "SST_PEERS", "SST_PORT", "SST_LISTEN", "SST_MODE", "SST_HELPER", "SST_LOG", "SST_LOG_FILE",
-    "SST_SECURITY", "SST_CC", "SST_LIVENESS", "SST_REFUSAL_CACHE", "SST_KEYDIR",
+    "SST_SECURITY", "SST_CC", "SST_LIVENESS", "SST_REFUSAL_CACHE", "SST_KEYDIR", "SST_KEEPER",
 };
 
 struct config_env {

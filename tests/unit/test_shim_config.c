@@ -143,6 +143,17 @@ START_TEST(test_shim_config_all_values)
     ck_assert_ptr_nonnull(strstr(banner, "SST_REFUSAL_CACHE=0"));
     ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_REFUSAL_CACHE", "3600", NULL } }), 0);
     ck_assert_uint_eq(cfg.refusal_ttl, 3600);
+    /* The keeper: on unless SST_KEEPER=0 (then named in the banner). */
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { NULL } }), 0);
+    ck_assert(cfg.keeper);
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_KEEPER", "1", NULL } }), 0);
+    ck_assert(cfg.keeper);
+    shim_config_banner(&cfg, banner, sizeof(banner));
+    ck_assert_ptr_null(strstr(banner, "SST_KEEPER"));
+    ck_assert_int_eq(parse(&cfg, err, (struct env){ { "SST_KEEPER", "0", NULL } }), 0);
+    ck_assert(!cfg.keeper);
+    shim_config_banner(&cfg, banner, sizeof(banner));
+    ck_assert_ptr_nonnull(strstr(banner, "SST_KEEPER=0"));
 
     /* Each algorithm name maps to its own value and back. */
     static const struct {
@@ -176,6 +187,7 @@ static const struct {
     { "SST_LIVENESS", "10s" },    { "SST_LIVENESS", " 5" },
     { "SST_REFUSAL_CACHE", "" },  { "SST_REFUSAL_CACHE", "3601" }, { "SST_REFUSAL_CACHE", "1m" },
     { "SST_REFUSAL_CACHE", "-1" },
+    { "SST_KEEPER", "" },         { "SST_KEEPER", "yes" },      { "SST_KEEPER", "01" },
 };
 
 START_TEST(test_shim_config_rejects_bad_values)

@@ -203,17 +203,19 @@ END_TEST
 START_TEST(test_spump_exit_drain_hands_over_then_delivers)
 {
     struct sst_ctx_stats st;
-    ck_assert(!shim_spump_exit_pending());          /* app end open: not waited for */
+    ck_assert(!shim_spump_exit_pending(true));      /* app end open: not waited for */
+    ck_assert_int_eq(shim_spump_orphans(), 1);      /* ... but left for the keeper */
     ck_assert_int_eq(done_calls, 0);
     ck_assert_int_eq(write(peer_fd, "bye", 3), 3);
     close(peer_fd);
     peer_fd = -1;
-    ck_assert(shim_spump_exit_pending());           /* closed, its last bytes not read yet */
+    ck_assert(shim_spump_exit_pending(true));       /* closed, its last bytes not read yet */
+    ck_assert_int_eq(shim_spump_orphans(), 0);
     ck_assert_int_eq(done_calls, 0);
     for (int i = 0; i < 5; i++)
         event_base_loop(base, EVLOOP_NONBLOCK);     /* the pump reads "bye" and the end */
     ck_assert_int_eq(done_calls, 0);                /* on its own it waits for the peer's end */
-    ck_assert(!shim_spump_exit_pending());
+    ck_assert(!shim_spump_exit_pending(true));
     ck_assert_int_eq(done_calls, 1);
     ck_assert_int_eq(done_err, 0);
     sst_ctx_get_stats(node_a.c, &st);
@@ -227,6 +229,46 @@ START_TEST(test_spump_exit_drain_hands_over_then_delivers)
 }
 END_TEST
 
+/* An app end still open elsewhere (a forked child, the exec'd program) after a half-close: its
+ * holder may still read the answer.  With a keeper (keep_orphans) the pump is left alone and
+ * the answer arrives; without one, the old way, the stream is given back at the app's end. */
+static void half_closed_elsewhere(bool keep)
+{
+    ck_assert_int_eq(write(peer_fd, "req", 3), 3);
+    ck_assert_int_eq(shutdown(peer_fd, SHUT_WR), 0);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);     /* the pump reads "req" and the end */
+    ck_assert(!shim_spump_exit_pending(keep));
+    ck_assert_int_eq(shim_spump_orphans(), keep ? 1 : 0);   /* without: given back */
+    ck_assert_int_eq(done_calls, keep ? 0 : 1);
+    simctx_node_enter(&node_b);
+    ck_assert_int_eq(sst_stream_write(cli, "ans", 3), 3);
+    simctx_node_leave(&node_b);
+    settle();
+    char buf[16];
+    ssize_t n = read(peer_fd, buf, sizeof buf);
+    if (keep) {
+        ck_assert_int_eq(n, 3);
+        ck_assert_int_eq(memcmp(buf, "ans", 3), 0);
+    } else {
+        ck_assert_int_eq(n, 0);                     /* the pump is gone: EOF, no answer */
+    }
+    ck_assert_uint_eq(cli_len, 3);
+    ck_assert_int_eq(memcmp(cli_buf, "req", 3), 0);
+}
+
+START_TEST(test_spump_exit_drain_keeps_half_closed_orphan)
+{
+    half_closed_elsewhere(true);
+}
+END_TEST
+
+START_TEST(test_spump_exit_drain_without_keeper_gives_back)
+{
+    half_closed_elsewhere(false);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shim");
@@ -236,6 +278,8 @@ int main(void)
     tcase_add_test(tc, test_spump_reset_while_busy_is_deferred);
     tcase_add_test(tc, test_spump_reset_when_idle_ends_at_once);
     tcase_add_test(tc, test_spump_exit_drain_hands_over_then_delivers);
+    tcase_add_test(tc, test_spump_exit_drain_keeps_half_closed_orphan);
+    tcase_add_test(tc, test_spump_exit_drain_without_keeper_gives_back);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,113 @@
+/* The keeper (keeper.h): a double fork from the event thread.  The copy of the loop, the
+ * engine and the pumps in the keeper is the live one from then on: the process that forked it
+ * stops its event thread and ends (or execs) without touching the shared descriptors again. */
+#define _GNU_SOURCE
+#include "keeper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "real.h"
+
+bool shim_keeper_forking;
+
+/* Closes every descriptor that is not the shim's own (the loop, pump ends, transport sockets,
+ * the log file) or keep: the app's files, pipes, listeners and its ends of the connections
+ * stay with the app (a pipe held here would keep `$(prog)` waiting for the keeper). */
+static void close_app_fds(int keep)
+{
+    unsigned from = 0;
+    for (int fd = 0; fd < shim_fdtab_size; fd++) {
+        uintptr_t v = shim_fd_get(fd);
+        if (SHIM_FD_IS_OWN(v) || fd == keep) {
+            if ((unsigned)fd > from)
+                shim_real_close_range(from, (unsigned)fd - 1, 0);
+            from = (unsigned)fd + 1;
+        } else if (v != 0) {
+            shim_fd_forget(fd);     /* the app's record: its connection lives on in the app */
+        }
+    }
+    shim_real_close_range(from, ~0U, 0);
+}
+
+/* The app's signal handlers are the app's code: not run here.  Default actions (SIGTERM ends
+ * the keeper and the connections it carries), every signal unblocked (the event thread that
+ * became this process had all blocked), SIGPIPE ignored (pumps see EPIPE). */
+static void reset_signals(void)
+{
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &dfl, NULL);   /* glibc's internal signals refuse: fine */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+}
+
+/* The keeper's own set-up; then it tells the forking process its pid through ready. */
+static void settle(int ready)
+{
+    close_app_fds(ready);
+    int null = open("/dev/null", O_RDWR);
+    if (null == 0) {
+        shim_real_dup2(0, 1);
+        shim_real_dup2(0, 2);
+    }
+    if (chdir("/") != 0) {
+        /* stays where it is: only a mount point it pins */
+    }
+    reset_signals();
+    prctl(PR_SET_NAME, "sstshim-keeper", 0, 0, 0);
+    pid_t me = getpid();
+    ssize_t w = shim_real_write(ready, &me, sizeof(me));
+    (void)w;
+    shim_real_close(ready);
+}
+
+pid_t shim_keeper_fork(void)
+{
+    int ready[2];
+    if (shim_real_pipe2(ready, O_CLOEXEC) < 0)
+        return -1;
+    shim_keeper_forking = true;
+    pid_t mid = fork();
+    if (mid == 0) {
+        /* The middle process: a session of its own (no terminal, not in the app's process
+         * group), then the keeper, whose parent is gone at once -- nobody has to reap it. */
+        shim_real_close(ready[0]);
+        if (setsid() < 0)
+            _exit(1);
+        pid_t k = fork();
+        if (k != 0)
+            _exit(k < 0 ? 1 : 0);
+        shim_keeper_forking = false;
+        settle(ready[1]);
+        return 0;
+    }
+    int saved = errno;
+    shim_keeper_forking = false;
+    shim_real_close(ready[1]);
+    pid_t keeper = -1;
+    if (mid > 0) {
+        ssize_t n;
+        do
+            n = read(ready[0], &keeper, sizeof(keeper));
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof(keeper))
+            keeper = -1;
+        /* The middle process exits at once; the app may reap it first (ECHILD). */
+        while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        saved = keeper > 0 ? 0 : ECHILD;
+    }
+    shim_real_close(ready[0]);
+    errno = saved;
+    return keeper;
+}

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The keeper (docs/shim.md §5): connections of the in-process engine go on after the process
+# image that pumps them ends while another process still holds them.
+#
+#   $NS_A 10.77.0.1 ======= veth ======= 10.77.0.2 $NS_B
+#   programs under the shim                sstd --forward 9000,9001,2222:
+#   (SST_HELPER=off, strict, TCP blocked)  9000 echo, 9001 "N\n" -> N bytes, 2222 sshd
+#
+# 1. fork, then the parent exit()s: the child echoes 1 MB over the inherited connection.
+# 2. daemon(3) (libc's ends the parent with an internal _exit no hook sees): the same.
+# 3. exec with a descriptor that survives it: bash `exec 3<>/dev/tcp/...; echo N >&3;
+#    exec wc -c <&3` prints N (kernel TCP does; the shim printed at most what the socketpair
+#    held at the exec: nobody pumped fd 3 afterwards).
+# 4. OpenSSH's `ssh -f -N -L` (daemon() after authentication): the tunnel carries 1 MB.
+# Before the keeper every one of them lost the connection with the first process.  Each time
+# the keeper's pid comes from the shim's log; it must end once the connection has ended.
+# 5. SST_KEEPER=0: the old way (3 prints less than N), and a bad SST_KEEPER value is refused.
+. "$(dirname "$0")/lib.sh"
+lib_init shim_keeper
+need_tool /usr/bin/python3 ssh ssh-keygen
+[ -x /usr/sbin/sshd ] || env_fail "needs /usr/sbin/sshd (openssh-server)"
+SHIM=$BUILD/libsstshim.so
+[ -f "$SHIM" ] || env_fail "$SHIM not built"
+[ -x "$BUILD/sstd" ] || env_fail "$BUILD/sstd not built"
+
+lib_net_up
+lib_block_tcp
+
+lib_bg in_b /usr/bin/python3 -c '
+import socket, threading
+def echo(c):
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        c.sendall(b)
+    c.close()
+def count(c):
+    f = c.makefile("rb")
+    n = int(f.readline())
+    c.sendall(b"x" * n)
+    c.close()
+def serve(port, fn):
+    s = socket.create_server(("127.0.0.1", port))
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=fn, args=(c,), daemon=True).start()
+threading.Thread(target=serve, args=(9001, count), daemon=True).start()
+serve(9000, echo)' 2>"$LIB_TMP/srv.err"
+wait_for_port "$NS_B" 9000
+wait_for_port "$NS_B" 9001
+
+ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/hostkey" || env_fail "ssh-keygen failed"
+ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/userkey" || env_fail "ssh-keygen failed"
+cp "$LIB_TMP/userkey.pub" "$LIB_TMP/authorized_keys"
+cat >"$LIB_TMP/sshd_config" <<CONF
+Port 2222
+ListenAddress 127.0.0.1
+HostKey $LIB_TMP/hostkey
+PidFile $LIB_TMP/sshd.pid
+AuthorizedKeysFile $LIB_TMP/authorized_keys
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+CONF
+mkdir -p /run/sshd
+lib_bg in_b /usr/sbin/sshd -D -e -f "$LIB_TMP/sshd_config" 2>"$LIB_TMP/sshd.log"
+wait_for_port "$NS_B" 2222
+
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$LIB_TMP/b.sock" --keydir "$LIB_TMP/kb" \
+  --forward 9000,9001,2222 2>"$LIB_TMP/sstd.log"
+poll_until 20 test -S "$LIB_TMP/b.sock" || fail "sstd did not start"
+
+SHIMENV=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off
+         SST_KEYDIR="$LIB_TMP/ka" SST_LOG=info)
+
+# keeper_of LOG: the keeper's pid the shim logged (empty if none).
+keeper_of() { sed -n 's/.*go on in keeper pid \([0-9]*\).*/\1/p' "$1" | tail -1; }
+# keeper_ends PID WHAT: the keeper must be gone within 10 s once its connections ended.
+keeper_ends() {
+  poll_until 10 sh -c "! kill -0 $1 2>/dev/null" || fail "$2: keeper $1 still runs after the connection ended"
+}
+
+# The child's part of 1 and 2: 1 MB echoed over the inherited connection once its parent is
+# gone; "ok N" or the error to $OUT.
+CHILD='
+def child_echo(s, parent, out):
+    import hashlib, os, time
+    for _ in range(500):                       # the parent (the engine'"'"'s process) is gone
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    data = os.urandom(1 << 20)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        res = "ok %d" % len(got) if got == data else "bad %d" % len(got)
+    except OSError as e:
+        res = "%s" % e
+    open(out, "w").write(res + "\n")
+'
+
+log "1. fork, then the parent exits: the child goes on"
+rm -f "$LIB_TMP/out1"
+in_a timeout 30 env "${SHIMENV[@]}" /usr/bin/python3 -c "
+import os, socket, sys
+$CHILD
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'p'); assert s.recv(1) == b'p'
+parent = os.getpid()
+if os.fork() == 0:
+    child_echo(s, parent, '$LIB_TMP/out1')
+    os._exit(0)
+sys.exit(0)" 2>"$LIB_TMP/shim1.log" || fail "fork case: $(tail -3 "$LIB_TMP/shim1.log")"
+k1=$(keeper_of "$LIB_TMP/shim1.log")
+[ -n "$k1" ] || fail "fork case: no keeper logged: $(tail -3 "$LIB_TMP/shim1.log")"
+poll_until 20 test -s "$LIB_TMP/out1" || fail "fork case: the child wrote no result"
+[ "$(cat "$LIB_TMP/out1")" = "ok 1048576" ] || fail "fork case: the child got '$(cat "$LIB_TMP/out1")'"
+keeper_ends "$k1" "fork case"
+log "ok: the forked child echoed 1 MB after its parent's exit (keeper $k1, gone afterwards)"
+
+log "2. daemon(): the daemon child goes on"
+rm -f "$LIB_TMP/out2"
+in_a timeout 30 env "${SHIMENV[@]}" /usr/bin/python3 -c "
+import ctypes, os, socket
+$CHILD
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'p'); assert s.recv(1) == b'p'
+parent = os.getpid()
+assert ctypes.CDLL(None, use_errno=True).daemon(1, 1) == 0
+child_echo(s, parent, '$LIB_TMP/out2')" 2>"$LIB_TMP/shim2.log" || fail "daemon case: $(tail -3 "$LIB_TMP/shim2.log")"
+k2=$(keeper_of "$LIB_TMP/shim2.log")
+[ -n "$k2" ] || fail "daemon case: no keeper logged: $(tail -3 "$LIB_TMP/shim2.log")"
+poll_until 20 test -s "$LIB_TMP/out2" || fail "daemon case: the daemon wrote no result"
+[ "$(cat "$LIB_TMP/out2")" = "ok 1048576" ] || fail "daemon case: the daemon got '$(cat "$LIB_TMP/out2")'"
+keeper_ends "$k2" "daemon case"
+log "ok: the daemon echoed 1 MB after daemon() (keeper $k2, gone afterwards)"
+
+log "3. exec with a descriptor that survives it"
+got=$(in_a timeout 30 env "${SHIMENV[@]}" bash -c \
+  "exec 3<>/dev/tcp/$IP_B/9001; echo 1000000 >&3; exec wc -c <&3" 2>"$LIB_TMP/shim3.log")
+[ "$got" = 1000000 ] || fail "exec case: wc read '$got' bytes, want 1000000: $(tail -3 "$LIB_TMP/shim3.log")"
+k3=$(keeper_of "$LIB_TMP/shim3.log")
+[ -n "$k3" ] || fail "exec case: no keeper logged"
+keeper_ends "$k3" "exec case"
+log "ok: the exec'd wc read all 1000000 bytes (keeper $k3, gone afterwards)"
+
+log "4. ssh -f -N -L: the tunnel outlives ssh's daemon()"
+in_a timeout 30 env "${SHIMENV[@]}" ssh -f -N -L 127.0.0.1:7001:127.0.0.1:9000 \
+  -i "$LIB_TMP/userkey" -p 2222 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+  -o BatchMode=yes -o ExitOnForwardFailure=yes -o LogLevel=ERROR root@"$IP_B" 2>"$LIB_TMP/shim4.log" ||
+  fail "ssh -f failed: $(tail -5 "$LIB_TMP/shim4.log")"
+k4=$(keeper_of "$LIB_TMP/shim4.log")
+[ -n "$k4" ] || fail "ssh -f: no keeper logged: $(tail -3 "$LIB_TMP/shim4.log")"
+sshpid=$(pgrep -f -- "-i $LIB_TMP/userkey -p 2222" | head -1)
+[ -n "$sshpid" ] || fail "ssh -f: no ssh left in the background"
+res=$(in_a timeout 20 /usr/bin/python3 -c "
+import os, socket, time
+time.sleep(0.5)
+data = os.urandom(1 << 20)
+s = socket.create_connection(('127.0.0.1', 7001))
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+got = b''
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    got += b
+print('ok' if got == data else 'bad %d' % len(got))" 2>&1)
+[ "$res" = ok ] || fail "ssh -f tunnel: '$res': $(tail -3 "$LIB_TMP/shim4.log")"
+kill "$sshpid"
+keeper_ends "$k4" "ssh -f"
+log "ok: 1 MB through ssh -f's tunnel (keeper $k4, gone after ssh was stopped)"
+
+log "5. SST_KEEPER=0: the old way; a bad value is refused"
+got=$(in_a timeout 30 env "${SHIMENV[@]}" SST_KEEPER=0 bash -c \
+  "exec 3<>/dev/tcp/$IP_B/9001; echo 1000000 >&3; exec wc -c <&3" 2>"$LIB_TMP/shim5.log")
+# What reached the socketpair before the exec is all wc gets (a socket buffer at most).
+[ -n "$got" ] && [ "$got" -lt 1000000 ] || fail "SST_KEEPER=0: wc read '$got' bytes, want fewer than 1000000 (no keeper)"
+grep -q "keeper pid" "$LIB_TMP/shim5.log" && fail "SST_KEEPER=0 started a keeper"
+msg=$(in_a timeout 10 env "${SHIMENV[@]}" SST_KEEPER=yes /bin/true 2>&1)
+case $msg in *"SST_KEEPER: 'yes' is not 1 or 0"*) ;; *) fail "SST_KEEPER=yes: '$msg'" ;; esac
+log "ok: no keeper with SST_KEEPER=0; SST_KEEPER=yes refused"
+log "ok: fork, daemon(), exec and ssh -f keep their connections through the keeper"
