@@ -17,6 +17,7 @@
 #include "real.h"
 #include "route.h"
 #include "server.h"
+#include "server_opts.h"
 #include "shim.h"
 #include "tcpinfo.h"
 
@@ -223,6 +224,18 @@ static SHIM_SLOW int conn_setsockopt(int fd, int level, int name, const void *va
     return shim_real_setsockopt(fd, level, name, val, len);
 }
 
+/* On a socket the app accepted from an SST stream (SST_LISTEN): the kernel socket takes the
+ * option (getsockopt reads it back, the kernel checks it), and a timeout -- TCP_USER_TIMEOUT,
+ * keepalive -- also goes to the stream (server_opts.h): the loopback socket's own never sees
+ * the SST peer go silent. */
+static SHIM_SLOW int accepted_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    int rc = shim_real_setsockopt(fd, level, name, val, len);
+    if (rc == 0)
+        shim_server_sockopt(fd, level, name);
+    return rc;
+}
+
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     /* An fd without an entry: the load and a tail call.  A TCP socket not yet connected (the
@@ -231,8 +244,11 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
     uintptr_t v = shim_fd_get(fd);
     if (SHIM_FD_IS_TCPNEW(v))
         shim_fd_opts_mark(fd);
-    if (!SHIM_FD_IS_CONN(v) || shim_tls_guard)
+    if (!SHIM_FD_IS_CONN(v) || shim_tls_guard) {
+        if (__builtin_expect(shim_server_engaged(), 0) && shim_sopts_is_timeout(level, name))
+            return accepted_setsockopt(fd, level, name, val, len);
         return shim_real_setsockopt(fd, level, name, val, len);
+    }
     return conn_setsockopt(fd, level, name, val, len);
 }
 

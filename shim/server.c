@@ -28,6 +28,7 @@
 #include "log.h"
 #include "real.h"
 #include "route.h"
+#include "server_opts.h"
 #include "spump.h"
 
 /* How long the loopback connect to the app's listener may take (its accept queue may be full:
@@ -103,6 +104,11 @@ struct bridge {
     uint16_t port;                   /* the app's TCP port (the SST service) */
     bool answered;                   /* the stream was answered OK (bridge_pump) */
     struct shim_spump *pump;         /* once answered: the pump (getsockopt(TCP_INFO)) */
+    struct shim_sopts opts;          /* timeouts the app set on its accepted socket before the
+                                        pump started (shim_server_bridge_opts) */
+    int lfd;                         /* the listening socket it goes to (its options are the */
+    dev_t ldev;                      /* accepted socket's: the kernel copies them at the */
+    ino_t lino;                      /* handshake), while that number still names it */
 };
 
 atomic_int shim_server_live;
@@ -427,6 +433,31 @@ static void bridge_reset(void *arg, int fd, int err)
     shim_real_setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+/* The accepted socket's TCP_USER_TIMEOUT and keepalive as the kernel gave them to it -- the
+ * listening socket's (nginx's `listen ... so_keepalive=`, any server that sets them before
+ * listen) -- then what the app set on it since, go to the stream.  Read from the listener in
+ * this process, so a pre-forking server's workers get them too.  Defaults (no timeout, no
+ * keepalive) are nothing to give. */
+static void bridge_inherit_opts(struct bridge *b, struct sst_stream *s)
+{
+    struct shim_sopts o;
+    struct stat st;
+    shim_sopts_none(&o);
+    if (fstat(b->lfd, &st) == 0 && st.st_dev == b->ldev && st.st_ino == b->lino) {
+        shim_sopts_read(b->lfd, true, false, &o);
+        int on = 0;
+        socklen_t l = sizeof(on);
+        if (shim_real_getsockopt(b->lfd, SOL_SOCKET, SO_KEEPALIVE, &on, &l) == 0 && on)
+            shim_sopts_read(b->lfd, false, true, &o);
+        if (o.ut == 0)
+            o.ut = -1;
+        if (fstat(b->lfd, &st) != 0 || st.st_dev != b->ldev || st.st_ino != b->lino)
+            shim_sopts_none(&o);   /* closed and reused meanwhile: not the listener's */
+    }
+    shim_sopts_merge(&o, &b->opts);
+    shim_sopts_apply(s, &o);
+}
+
 static void bridge_pump(struct bridge *b)
 {
     if (b->ev) {
@@ -441,7 +472,8 @@ static void bridge_pump(struct bridge *b)
     b->answered = true;
     int sock = b->sock;
     b->sock = -1;
-    struct shim_spump *p = shim_spump_start(shim_ev_base(), sock, b->s, bridge_done, b);
+    struct sst_stream *s = b->s;
+    struct shim_spump *p = shim_spump_start(shim_ev_base(), sock, s, bridge_done, b);
     if (!p) {
         b->sock = sock;
         bridge_abort(b);
@@ -451,6 +483,7 @@ static void bridge_pump(struct bridge *b)
     shim_spump_wait_at_exit(p, bridge_accepted);
     shim_spump_on_error(p, bridge_reset);
     shim_spump_watch_rst(p);
+    bridge_inherit_opts(b, s);
 }
 
 /* The loopback connect failed: refused means the app's listener went away unseen. */
@@ -536,6 +569,8 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     b->sock = -1;
     b->pend.slot = -1;
     b->port = port;
+    b->lfd = -1;
+    shim_sopts_none(&b->opts);
     sst_stream_set_callback(s, on_waiting_stream, b);
     bool fits;
     if (!pick_target(port, peer, &ls, &fits)) {
@@ -550,6 +585,9 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     }
     if (sst_addr_to_sockaddr(peer, ls.family, &b->pend.peer, &b->pend.peer_len) != 0)
         b->pend.peer_len = 0;
+    b->lfd = ls.fd;
+    b->ldev = ls.dev;
+    b->lino = ls.ino;
 
     int sock = shim_fd_own_socket(ls.target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (sock < 0) {
@@ -965,21 +1003,50 @@ static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer
     return a != NULL;
 }
 
-bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino)
+bool shim_server_accepted_where(int fd, dev_t *dev, ino_t *ino, bool *elsewhere)
 {
     struct afd *a;
     struct sock_id id;
+    *elsewhere = false;
     if (!sock_id_of(fd, &id))
         return false;
     int saved = errno;
     pthread_mutex_lock(&srv_lock);
     HASH_FIND(hk, apeers, &id, sizeof(id), a);
     bool here = a && a->own && getpid() == srv_pid;
+    *elsewhere = a && !here;
     pthread_mutex_unlock(&srv_lock);
     *dev = id.dev;
     *ino = id.ino;
     errno = saved;
     return here;
+}
+
+bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino)
+{
+    bool elsewhere;
+    return shim_server_accepted_where(fd, dev, ino, &elsewhere);
+}
+
+void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o)
+{
+    struct afd *a;
+    struct sock_id id;
+    memset(&id, 0, sizeof(id));
+    id.dev = dev;
+    id.ino = ino;
+    pthread_mutex_lock(&srv_lock);
+    HASH_FIND(hk, apeers, &id, sizeof(id), a);
+    struct bridge *b = a && a->own ? a->bridge : NULL;
+    pthread_mutex_unlock(&srv_lock);
+    if (!b)
+        return;   /* its bridge ended (the record went with it) */
+    /* The record points to the bridge until bridge_done frees both, on this thread. */
+    shim_sopts_merge(&b->opts, o);
+    bool app_done, peer_done;
+    struct sst_stream *s = b->pump ? shim_spump_stream(b->pump, &app_done, &peer_done) : NULL;
+    if (s)
+        shim_sopts_apply(s, o);   /* else bridge_pump gives b->opts */
 }
 
 struct shim_spump *shim_server_pump(dev_t dev, ino_t ino)

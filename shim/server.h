@@ -47,6 +47,14 @@ bool shim_server_getsockname(int fd, struct sockaddr *sa, socklen_t *len, int *r
 /* getsockopt(TCP_INFO) on an accepted socket: true if fd is one this process accepted from
  * an SST stream and bridges itself (dev/ino name it for shim_server_pump). */
 bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino);
+/* The same, told apart from a socket accepted from an SST stream whose bridge is another
+ * process's (a forked worker, an exec'd image: *elsewhere true, false returned). */
+bool shim_server_accepted_where(int fd, dev_t *dev, ino_t *ino, bool *elsewhere);
+/* Event thread: the app set options on accepted socket dev/ino (server_opts.h); they go to
+ * its bridge's stream, now or when the bridge's pump starts.  Nothing if it is not bridged
+ * here (any more). */
+struct shim_sopts;
+void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o);
 /* Event thread: the pump of the bridge of accepted socket dev/ino, or NULL (ended, or not
  * bridged here).  Valid until the event thread returns to its loop. */
 struct shim_spump;
