@@ -1,6 +1,7 @@
 /* Parses the SST_* environment variables and matches destinations against SST_PEERS. */
 #include "config.h"
 #include "log.h"
+#include "io/logline.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -19,7 +20,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    shim_log_one_line(err, errlen, msg);
+    sst_log_one_line(err, errlen, msg);
     return -1;
 }
 
@@ -518,5 +519,5 @@ void shim_config_banner(const struct shim_config *cfg, char *out, size_t len)
     if (cfg->log_file[0])
         ADD(" SST_LOG_FILE=%s", cfg->log_file);
 #undef ADD
-    shim_log_one_line(out, len, text);   /* paths and SST_PEERS as given: any bytes */
+    sst_log_one_line(out, len, text);   /* paths and SST_PEERS as given: any bytes */
 }

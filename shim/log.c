@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "io/logline.h"
+
 static enum shim_loglevel threshold = SHIM_LOG_WARN;
 static int log_fd = -1;
 
@@ -24,30 +26,6 @@ void shim_log_setup(enum shim_loglevel level, int fd)
 bool shim_log_enabled(enum shim_loglevel level)
 {
     return level <= threshold;
-}
-
-/* Copies text into out (len bytes, cut short if need be) as one printable line: control bytes
- * become \n, \r, \t or \xHH, so the escape also shows what the text really was. */
-void shim_log_one_line(char *out, size_t len, const char *text)
-{
-    size_t o = 0;
-    if (len == 0)
-        return;
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        char esc[5];
-        int n = 1;
-        if (*p >= 0x20 && *p != 0x7f)
-            esc[0] = (char)*p;
-        else if (*p == '\n' || *p == '\r' || *p == '\t')
-            n = snprintf(esc, sizeof(esc), "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
-        else
-            n = snprintf(esc, sizeof(esc), "\\x%02x", *p);
-        if (o + (size_t)n >= len)
-            break;
-        memcpy(out + o, esc, (size_t)n);
-        o += (size_t)n;
-    }
-    out[o] = '\0';
 }
 
 void shim_log(enum shim_loglevel level, const char *fmt, ...)
@@ -65,7 +43,7 @@ void shim_log(enum shim_loglevel level, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     n = snprintf(line, sizeof(line), "sstshim[%d] %s: ", (int)getpid(), names[level]);
-    shim_log_one_line(line + n, sizeof(line) - 1 - (size_t)n, msg);
+    sst_log_one_line(line + n, sizeof(line) - 1 - (size_t)n, msg);
     n += (int)strlen(line + n);
     line[n++] = '\n';
     /* Raw syscall: write() itself is not hooked, but this also keeps us off any other preload. */

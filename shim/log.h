@@ -8,8 +8,8 @@
 void shim_log_setup(enum shim_loglevel level, int fd);
 bool shim_log_enabled(enum shim_loglevel level);
 void shim_log(enum shim_loglevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* text as one printable line in out (len bytes): control bytes escaped (\n, \xHH). */
-void shim_log_one_line(char *out, size_t len, const char *text);
+/* Every line is made one printable line by sst_log_one_line (core/io/logline.h), which
+ * config.c also uses for its messages. */
 
 #define SHIM_ERROR(...) shim_log(SHIM_LOG_ERROR, __VA_ARGS__)
 #define SHIM_WARN(...) shim_log(SHIM_LOG_WARN, __VA_ARGS__)

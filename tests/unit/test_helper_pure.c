@@ -26,6 +26,41 @@ static int parse(struct sstd_opts *o, char *err, size_t errlen, ...)
     return sstd_options_parse(o, argc, argv, err, errlen);
 }
 
+/* Every log line is one printable line, whatever the message quotes: a control client's word
+ * (CONNECT's address at the descriptor limit), --bind, --keydir, a peer's string.  Until
+ * 2026-11-22 sstd wrote them raw: a newline forged a line, an escape reached the terminal.  A
+ * long message is cut, still one line ending in its newline. */
+START_TEST(test_log_lines_printable)
+{
+    int p[2];
+    char got[2048], want[160];
+    ck_assert_int_eq(pipe(p), 0);
+    sstd_log_setup(SSTD_LOG_DEBUG, p[1], false);
+    SSTD_WARN("CONNECT %s 80: out of descriptors", "x\nsstd[1] error: forged\x1b[2J\x0b\x7f\t");
+    ssize_t n = read(p[0], got, sizeof got - 1);
+    ck_assert_int_gt(n, 0);
+    got[n] = '\0';
+    snprintf(want, sizeof want, "sstd[%d] warn: CONNECT x\\nsstd[1] error: forged\\x1b[2J\\x0b\\x7f\\t 80: "
+             "out of descriptors\n", (int)getpid());
+    ck_assert_str_eq(got, want);
+    char longv[1500];
+    memset(longv, '\n', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    SSTD_DEBUG("%s", longv);
+    n = read(p[0], got, sizeof got - 1);
+    ck_assert_int_gt(n, 100);
+    ck_assert_int_le(n, 1024);
+    got[n] = '\0';
+    ck_assert_ptr_eq(strchr(got, '\n'), got + n - 1);
+    const char *text = strstr(got, ": ") + 2;   /* only "\\n" escapes, none cut in two */
+    ck_assert_int_eq((got + n - 1 - text) % 2, 0);
+    ck_assert(got[n - 2] == 'n' && got[n - 3] == '\\');
+    sstd_log_setup(SSTD_LOG_WARN, -1, false);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 START_TEST(test_options_defaults)
 {
     struct sstd_opts o;
@@ -444,6 +479,7 @@ int main(void)
     tcase_add_test(tc, test_json_escape_roundtrip);
     tcase_add_test(tc, test_json_utf8);
     tcase_add_test(tc, test_json_rejects_malformed);
+    tcase_add_test(tc, test_log_lines_printable);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
