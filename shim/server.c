@@ -66,6 +66,7 @@ struct pend {
     struct sock_id acc;
     UT_hash_handle hh;
 };
+_Static_assert(sizeof(((struct pend *)0)->key) == SHIM_BRIDGE_KEY_LEN, "a bridge's key is its pend key");
 
 /* An accepted connection's socket and its SST peer (locked by srv_lock), by the socket itself
  * (apeers: every descriptor of it answers -- a dup, sshd's stdin, a forked child's copy, the
@@ -109,6 +110,8 @@ struct bridge {
     int lfd;                         /* the listening socket it goes to (its options are the */
     dev_t ldev;                      /* accepted socket's: the kernel copies them at the */
     ino_t lino;                      /* handshake), while that number still names it */
+    bool keyed;                      /* in bridge_keys (event thread), by pend.key */
+    UT_hash_handle hb;
 };
 
 atomic_int shim_server_live;
@@ -144,6 +147,9 @@ static struct afd *afds;             /* by fd: those of apeers with fd >= 0 */
 static struct afd *apeers;           /* by socket */
 static unsigned addr_port(const struct sockaddr_storage *a);
 static struct lport *lports;         /* event thread */
+/* Every live bridge by its loopback address (event thread): what a forked child's accepted
+ * socket has as its peer, the name its options come to this process with (server_opts.c). */
+static struct bridge *bridge_keys;
 static pthread_once_t srv_once = PTHREAD_ONCE_INIT;
 
 static void at_prepare(void) { pthread_mutex_lock(&srv_lock); }
@@ -160,6 +166,7 @@ static void at_child(void)
     lsocks = NULL;
     pendings = NULL;
     lports = NULL;
+    bridge_keys = NULL;
     /* The accepted sockets are the child's too (a pre-forking or fork-per-connection server,
      * sshd's child that re-executes itself): their peers still answer there; the bridges stay
      * the parent's. */
@@ -383,6 +390,10 @@ static void afd_free(struct afd *a)
 /* The bridge ends: the record of the socket the app accepted from it goes (it points to b). */
 static void bridge_forget(struct bridge *b)
 {
+    if (b->keyed) {
+        HASH_DELETE(hb, bridge_keys, b);
+        b->keyed = false;
+    }
     pthread_mutex_lock(&srv_lock);
     struct afd *a = NULL;
     if (b->pend.accepted)
@@ -613,6 +624,8 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     }
     memset(b->pend.key, 0, sizeof(b->pend.key));
     sst_addr_encode(&la, b->pend.key);
+    HASH_ADD_KEYPTR(hb, bridge_keys, b->pend.key, sizeof(b->pend.key), b);
+    b->keyed = true;
     pthread_mutex_lock(&srv_lock);
     HASH_ADD(hh, pendings, key, sizeof(b->pend.key), &b->pend);
     b->pend.in_table = true;
@@ -654,6 +667,7 @@ static void on_listener(struct sst_listener *l, void *arg)
 static void srv_port_open(void *arg)
 {
     uint16_t port = (uint16_t)(uintptr_t)arg;
+    shim_sopts_box_watch(shim_ev_base());
     if (lport_find(port) || lsock_prune(port) == 0)
         return;
     struct sst_ctx *ctx = shim_engine_listen_port(shim_ev_base());
@@ -757,6 +771,7 @@ void shim_server_listen(int fd)
     }
     pthread_mutex_unlock(&srv_lock);
     if (ls) {
+        shim_sopts_box_open();   /* before the app can fork its workers */
         int err = shim_ev_call(srv_port_open, (void *)(uintptr_t)port);
         if (err != 0)
             SHIM_WARN("SST_LISTEN: port %u stays TCP only: %s", port, strerror(err));
@@ -1028,6 +1043,16 @@ bool shim_server_accepted_here(int fd, dev_t *dev, ino_t *ino)
     return shim_server_accepted_where(fd, dev, ino, &elsewhere);
 }
 
+/* The app's options for bridge b (event thread): to its stream now, or kept for bridge_pump. */
+static void bridge_opts(struct bridge *b, const struct shim_sopts *o)
+{
+    shim_sopts_merge(&b->opts, o);
+    bool app_done, peer_done;
+    struct sst_stream *s = b->pump ? shim_spump_stream(b->pump, &app_done, &peer_done) : NULL;
+    if (s)
+        shim_sopts_apply(s, o);   /* else bridge_pump gives b->opts */
+}
+
 void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o)
 {
     struct afd *a;
@@ -1039,14 +1064,34 @@ void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o)
     HASH_FIND(hk, apeers, &id, sizeof(id), a);
     struct bridge *b = a && a->own ? a->bridge : NULL;
     pthread_mutex_unlock(&srv_lock);
-    if (!b)
-        return;   /* its bridge ended (the record went with it) */
-    /* The record points to the bridge until bridge_done frees both, on this thread. */
-    shim_sopts_merge(&b->opts, o);
-    bool app_done, peer_done;
-    struct sst_stream *s = b->pump ? shim_spump_stream(b->pump, &app_done, &peer_done) : NULL;
-    if (s)
-        shim_sopts_apply(s, o);   /* else bridge_pump gives b->opts */
+    /* The record points to the bridge until bridge_done frees both, on this thread; none: its
+     * bridge ended (the record went with it). */
+    if (b)
+        bridge_opts(b, o);
+}
+
+void shim_server_bridge_opts_key(const uint8_t key[SHIM_BRIDGE_KEY_LEN], const struct shim_sopts *o)
+{
+    struct bridge *b;
+    HASH_FIND(hb, bridge_keys, key, SHIM_BRIDGE_KEY_LEN, b);
+    if (b)
+        bridge_opts(b, o);
+}
+
+bool shim_server_bridge_key(int fd, uint8_t key[SHIM_BRIDGE_KEY_LEN])
+{
+    struct sockaddr_storage from;
+    socklen_t flen = sizeof(from);
+    struct sst_addr fa;
+    int saved = errno;
+    bool ok = shim_real_getpeername(fd, (struct sockaddr *)&from, &flen) == 0 &&
+              sst_addr_from_sockaddr(&fa, (struct sockaddr *)&from, flen) == 0;
+    if (ok) {
+        memset(key, 0, SHIM_BRIDGE_KEY_LEN);
+        sst_addr_encode(&fa, key);
+    }
+    errno = saved;
+    return ok;
 }
 
 struct shim_spump *shim_server_pump(dev_t dev, ino_t ino)

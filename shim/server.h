@@ -12,6 +12,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -55,6 +56,15 @@ bool shim_server_accepted_where(int fd, dev_t *dev, ino_t *ino, bool *elsewhere)
  * here (any more). */
 struct shim_sopts;
 void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o);
+/* A bridge's name in every process: its loopback socket's local address (sst_addr_encode), the
+ * accepted socket's kernel peer. */
+#define SHIM_BRIDGE_KEY_LEN 19
+/* The key of the bridge of accepted socket fd (any process holding it); false if fd has no
+ * peer address. */
+bool shim_server_bridge_key(int fd, uint8_t key[SHIM_BRIDGE_KEY_LEN]);
+/* Event thread: the same as shim_server_bridge_opts for the bridge named key, if it is this
+ * process's (options a forked child set, server_opts.c). */
+void shim_server_bridge_opts_key(const uint8_t key[SHIM_BRIDGE_KEY_LEN], const struct shim_sopts *o);
 /* Event thread: the pump of the bridge of accepted socket dev/ino, or NULL (ended, or not
  * bridged here).  Valid until the event thread returns to its loop. */
 struct shim_spump;

@@ -30,10 +30,16 @@ void shim_sopts_apply(struct sst_stream *s, const struct shim_sopts *o);
 
 /* setsockopt hook, after libc's setsockopt(fd, level, name) succeeded on an fd that is no
  * replaced connection: if fd is a socket accepted from an SST stream and the option is one of
- * the five, the socket's options as they are now go to the stream, in the process that bridges
- * it (server.c); elsewhere (a forked worker, an exec'd image) they stay the kernel socket's, and
- * a line at info level says so once per process. */
+ * the five, the socket's options as they are now go to the stream: through the event thread in
+ * the process that bridges it (server.c), through that process's mailbox from its forked
+ * children; elsewhere (an exec'd image) they stay the kernel socket's, and a line at info level
+ * says so once per process. */
 void shim_server_sockopt(int fd, int level, int name);
+/* The mailbox (the listening process): a unix datagram socket, bound before listen() returns so
+ * that every child forked afterwards knows its name, read by the event thread. */
+void shim_sopts_box_open(void);
+struct event_base;
+void shim_sopts_box_watch(struct event_base *base);
 /* The five options: TCP_USER_TIMEOUT, SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT. */
 bool shim_sopts_is_timeout(int level, int name);
 
