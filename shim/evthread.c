@@ -100,6 +100,13 @@ static void keeper_check(bool pending, int orphans, bool progress)
     _exit(0);
 }
 
+/* What a keeper would carry on: connections still open in another process, and SST
+ * listeners whose listening socket is (server.c). */
+static int open_elsewhere(void)
+{
+    return shim_spump_orphans() + shim_pump_orphans() + shim_server_orphans();
+}
+
 static void on_exit_check(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
@@ -118,7 +125,7 @@ static void on_exit_check(evutil_socket_t fd, short what, void *arg)
             progress = true;
         }
     }
-    int orphans = keep ? shim_spump_orphans() + shim_pump_orphans() : 0;
+    int orphans = keep ? open_elsewhere() : 0;
     if (keeper_mode) {
         keeper_check(pending, orphans, progress);
         return;
@@ -140,22 +147,23 @@ static void exit_drain_start(void);
 static void on_keeper(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    int orphans = shim_spump_orphans() + shim_pump_orphans();
+    int orphans = open_elsewhere();
     pid_t k = shim_keeper_fork();
     if (k == 0) {
         keeper_mode = true;
+        shim_server_in_keeper();
         keeper_interval(KEEPER_DRAIN_US);
         return;
     }
     if (k > 0) {
-        SHIM_INFO("%d connection(s) still open in another process go on in keeper pid %d",
-                  orphans, (int)k);
+        SHIM_INFO("%d connection(s) or listener(s) still open in another process go on in "
+                  "keeper pid %d", orphans, (int)k);
         handing = true;
         event_base_loopbreak(ev_base);
         return;
     }
-    SHIM_WARN("cannot start a keeper process (%s): %d connection(s) still open in another "
-              "process end with this one", strerror(errno), orphans);
+    SHIM_WARN("cannot start a keeper process (%s): %d connection(s) or listener(s) still open "
+              "in another process end with this one", strerror(errno), orphans);
     keeper_failed = true;
     exit_drain_start();
 }
@@ -191,8 +199,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     /* A short read emptied the pipe: no second read to meet EAGAIN. */
     while (read(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
         ;
-    if (atomic_load(&exit_phase) == EXIT_ASKED)
-        exit_drain_start();
     pthread_mutex_lock(&ev_lock);
     struct shim_conn *c = queue_head;
     struct opt_cmd *o = opt_head;
@@ -222,6 +228,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         free(k);
         k = next;
     }
+    /* After the queue: a listen() just before the exit has its SST listener (a server that
+     * listens, then daemonizes), which the drain may hand to a keeper. */
+    if (atomic_load(&exit_phase) == EXIT_ASKED)
+        exit_drain_start();
 }
 
 void shim_ev_set_option(struct shim_conn *c, int level, int name, int value)

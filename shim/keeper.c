@@ -8,6 +8,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,6 +54,40 @@ static void reset_signals(void)
     pthread_sigmask(SIG_SETMASK, &none, NULL);
 }
 
+/* ps and pgrep -f, pidof, init scripts read the command line: the app's, copied into the keeper
+ * (`pidof nginx` listed it, `pkill -f nginx` killed it).  Rewritten in place where the kernel
+ * reads it (arg_start..arg_end, fields 48-49 of /proc/self/stat), as setproctitle does: that
+ * memory is the keeper's own copy. */
+static void rename_cmdline(void)
+{
+    char st[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, st, sizeof(st) - 1);
+    shim_real_close(fd);
+    if (n <= 0)
+        return;
+    st[n] = '\0';
+    char *p = strrchr(st, ')');   /* the name before it may hold anything */
+    unsigned long start = 0, end = 0;
+    int field = 2;
+    for (char *tok = p ? strtok(p + 1, " ") : NULL; tok; tok = strtok(NULL, " ")) {
+        field++;
+        if (field == 48)
+            start = strtoul(tok, NULL, 10);
+        else if (field == 49) {
+            end = strtoul(tok, NULL, 10);
+            break;
+        }
+    }
+    static const char name[] = "sstshim-keeper";
+    if (start == 0 || end < start + sizeof(name) || end - start > 65536)
+        return;
+    memset((void *)(uintptr_t)start, 0, end - start);
+    memcpy((void *)(uintptr_t)start, name, sizeof(name));
+}
+
 /* The keeper's own set-up; then it tells the forking process its pid through ready. */
 static void settle(int ready)
 {
@@ -65,6 +102,7 @@ static void settle(int ready)
     }
     reset_signals();
     prctl(PR_SET_NAME, "sstshim-keeper", 0, 0, 0);
+    rename_cmdline();
     pid_t me = getpid();
     ssize_t w = shim_real_write(ready, &me, sizeof(me));
     (void)w;

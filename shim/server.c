@@ -29,6 +29,7 @@
 #include "real.h"
 #include "route.h"
 #include "server_opts.h"
+#include "sockdiag.h"
 #include "spump.h"
 
 /* How long the loopback connect to the app's listener may take (its accept queue may be full:
@@ -38,7 +39,7 @@
 /* An app socket listening on a selected port (locked by srv_lock). */
 struct lsock {
     struct lsock *next;
-    int fd;
+    int fd;                          /* -1: closed here at exit, maybe open elsewhere (keeper.h) */
     dev_t dev;
     ino_t ino;                       /* identity: the number may be reused after a close we missed */
     int family;                      /* AF_INET or AF_INET6, as the app's socket */
@@ -265,15 +266,24 @@ static void lsock_unlink(struct lsock **pp)
     atomic_fetch_sub(&shim_server_live, 1);
 }
 
+/* Whether ls's socket still listens somewhere: in another process once this one closed its copy
+ * at exit (the keeper's listeners), else through its descriptor here. */
+static bool lsock_alive(const struct lsock *ls)
+{
+    struct stat st;
+    if (ls->fd < 0)
+        return shim_sockdiag_listening(ls->family, ls->port, ls->ino) == 1;
+    return fstat(ls->fd, &st) == 0 && st.st_dev == ls->dev && st.st_ino == ls->ino;
+}
+
 /* Drops records of port's sockets whose fd no longer is that socket (closed behind our back:
  * close_range, dup2 over it, a raw syscall); returns how many remain. */
 static int lsock_prune(uint16_t port)
 {
     pthread_mutex_lock(&srv_lock);
     for (struct lsock **pp = &lsocks; *pp;) {
-        struct stat st;
         struct lsock *ls = *pp;
-        if (ls->port == port && (fstat(ls->fd, &st) != 0 || st.st_dev != ls->dev || st.st_ino != ls->ino))
+        if (ls->port == port && !lsock_alive(ls))
             lsock_unlink(pp);
         else
             pp = &ls->next;
@@ -977,6 +987,48 @@ void shim_server_close_at_exit(bool at_exec)
             else
                 shim_real_close(a->fd);
         }
+        HASH_DELETE(hh, afds, a);
+        a->fd = -1;
+    }
+    /* The listening sockets too (the kernel would a moment later): whether one is still open
+     * elsewhere -- a daemon child, forked workers -- then tells the kernel's own table
+     * (shim_server_orphans), and the keeper goes on listening for it. */
+    for (struct lsock *ls = lsocks; ls; ls = ls->next) {
+        struct stat st;
+        if (ls->fd >= 0 && fstat(ls->fd, &st) == 0 && st.st_dev == ls->dev && st.st_ino == ls->ino &&
+                !shim_fd_survives_image(ls->fd, at_exec)) {
+            shim_real_close(ls->fd);
+            ls->fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&srv_lock);
+}
+
+int shim_server_orphans(void)
+{
+    int alive = 0;
+    for (struct lport *p = lports, *next; p; p = next) {
+        next = p->next;                  /* lport_close frees p */
+        bool open = false;
+        pthread_mutex_lock(&srv_lock);
+        for (struct lsock *ls = lsocks; ls && !open; ls = ls->next)
+            open = ls->port == p->port && shim_sockdiag_listening(ls->family, ls->port, ls->ino) == 1;
+        pthread_mutex_unlock(&srv_lock);
+        if (open)
+            alive++;
+        else
+            lport_close(p->port);
+    }
+    return alive;
+}
+
+void shim_server_in_keeper(void)
+{
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls; ls = ls->next)
+        ls->fd = -1;
+    struct afd *a, *tmp;
+    HASH_ITER(hh, afds, a, tmp) {
         HASH_DELETE(hh, afds, a);
         a->fd = -1;
     }

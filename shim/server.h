@@ -35,8 +35,15 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
 /* exit(): closes the accepted SST connections the app still holds (the kernel would a moment
  * later, but the bridges that must deliver what the app wrote die with this process: the exit
  * drain waits for them once their app end is closed).  at_exec: those without FD_CLOEXEC
- * survive into the new program and are shut for writing instead. */
+ * survive into the new program and are shut for writing instead.  Then the recorded listening
+ * sockets (but the survivors of an exec), for shim_server_orphans. */
 void shim_server_close_at_exit(bool at_exec);
+/* Event thread, at the end of the listening process's image: the ports whose SST listener
+ * still has a listening socket open elsewhere (a daemon child, forked workers; the kernel's
+ * table says, sockdiag.h) -- what the keeper carries on; the others' listeners close. */
+int shim_server_orphans(void);
+/* In the keeper (keeper.h): the app's descriptors are gone here, its sockets are the app's. */
+void shim_server_in_keeper(void);
 /* getpeername on an accepted SST connection: writes the SST peer, sets *ret (0) and returns
  * true; false for every other fd. */
 bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *ret);

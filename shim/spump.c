@@ -369,12 +369,15 @@ static bool app_end_finished(const struct shim_spump *p)
     return shim_fd_poll_now(p->fd, POLLRDHUP) & (POLLRDHUP | POLLHUP | POLLERR);
 }
 
-/* A client connection's app end is still open after this image closed its copies: in a forked
- * child, in the program an exec starts (a descriptor without FD_CLOEXEC), or passed to another
- * process.  The keeper carries it on (keeper.h); the exit drain does not wait for it. */
+/* A connection's app end is still open after this image closed its copies: a client's in a
+ * forked child, in the program an exec starts (a descriptor without FD_CLOEXEC), or passed to
+ * another process; a server's (an SST_LISTEN bridge, exit_wait) accepted or still to be
+ * accepted by another process holding the listening socket -- its loopback peer has not ended
+ * (a listener closed everywhere resets what it never accepted).  The keeper carries it on
+ * (keeper.h); the exit drain does not wait for it. */
 static bool orphaned(const struct shim_spump *p)
 {
-    return !p->exit_wait && !app_gone(p);
+    return p->exit_wait ? !app_end_finished(p) : !app_gone(p);
 }
 
 bool shim_spump_exit_pending(bool keep_orphans)

@@ -12,12 +12,18 @@
 #    exec wc -c <&3` prints N (kernel TCP does; the shim printed at most what the socketpair
 #    held at the exec: nobody pumped fd 3 afterwards).
 # 4. OpenSSH's `ssh -f -N -L` (daemon() after authentication): the tunnel carries 1 MB.
-# Before the keeper every one of them lost the connection with the first process.  Each time
-# the keeper's pid comes from the shim's log; it must end once the connection has ended.
-# 5. SST_KEEPER=0: the old way (3 prints less than N), and a bad SST_KEEPER value is refused.
+# 5. A server under SST_LISTEN that listens, then goes to the background: nginx with its
+#    default `daemon on` (fork, the parent exit()s): the keeper goes on listening for SST
+#    streams and bridges them to the daemon's listening socket; nginx's workers report A's
+#    address; once nginx is stopped (its listening socket gone, the kernel's table says) the
+#    keeper ends.  (sshd without -D calls daemon() before it listens: nothing to keep.)
+# Before the keeper every one of them lost the connection (or the SST listener) with the first
+# process.  Each time the keeper's pid comes from the shim's log; it must be named
+# sstshim-keeper (comm and command line) and end once its connections and listeners have.
+# 6. SST_KEEPER=0: the old way (3 prints less than N), and a bad SST_KEEPER value is refused.
 . "$(dirname "$0")/lib.sh"
 lib_init shim_keeper
-need_tool /usr/bin/python3 ssh ssh-keygen
+need_tool /usr/bin/python3 ssh ssh-keygen curl nginx
 [ -x /usr/sbin/sshd ] || env_fail "needs /usr/sbin/sshd (openssh-server)"
 SHIM=$BUILD/libsstshim.so
 [ -f "$SHIM" ] || env_fail "$SHIM not built"
@@ -79,8 +85,15 @@ SHIMENV=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off
 
 # keeper_of LOG: the keeper's pid the shim logged (empty if none).
 keeper_of() { sed -n 's/.*go on in keeper pid \([0-9]*\).*/\1/p' "$1" | tail -1; }
-# keeper_ends PID WHAT: the keeper must be gone within 10 s once its connections ended.
+# keeper_ends PID WHAT: the keeper must be named so, and gone within 10 s once its connections
+# ended.
 keeper_ends() {
+  [ "$(cat /proc/"$1"/comm 2>/dev/null)" = sstshim-keeper ] || [ ! -d /proc/"$1" ] ||
+    fail "$2: keeper $1 is named '$(cat /proc/"$1"/comm)'"
+  if [ -r /proc/"$1"/cmdline ]; then
+    cmd=$(tr '\0' ' ' </proc/"$1"/cmdline | sed 's/ *$//')
+    [ -z "$cmd" ] || [ "$cmd" = sstshim-keeper ] || fail "$2: keeper $1's command line is '$cmd'"
+  fi
   poll_until 10 sh -c "! kill -0 $1 2>/dev/null" || fail "$2: keeper $1 still runs after the connection ended"
 }
 
@@ -183,7 +196,47 @@ kill "$sshpid"
 keeper_ends "$k4" "ssh -f"
 log "ok: 1 MB through ssh -f's tunnel (keeper $k4, gone after ssh was stopped)"
 
-log "5. SST_KEEPER=0: the old way; a bad value is refused"
+log "5. a server that goes to the background after listen(): nginx (daemon on)"
+mkdir -p "$LIB_TMP/ntmp"
+cat >"$LIB_TMP/nginx.conf" <<CONF
+worker_processes 2;
+daemon on;
+master_process on;
+user root;
+pid $LIB_TMP/nginx.pid;
+error_log $LIB_TMP/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $LIB_TMP/ntmp/body;
+  proxy_temp_path $LIB_TMP/ntmp/proxy;
+  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
+  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
+  scgi_temp_path $LIB_TMP/ntmp/scgi;
+  server {
+    listen 8090;
+    keepalive_timeout 0;
+    location / { return 200 "\$remote_addr\n"; }
+  }
+}
+CONF
+SRV=(LD_PRELOAD="$SHIM" SST_KEYDIR="$LIB_TMP/kb" SST_LOG=info)   # B's host key: sstd's
+in_b env "${SRV[@]}" SST_LISTEN=8090 SST_PORT=8676 SST_LOG_FILE="$LIB_TMP/b-nginx.log" \
+  nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log" || fail "nginx did not start"
+wait_for_port "$NS_B" 8090
+kn=$(keeper_of "$LIB_TMP/b-nginx.log")
+[ -n "$kn" ] || fail "nginx: no keeper logged: $(tail -3 "$LIB_TMP/b-nginx.log")"
+for i in 1 2 3; do
+  got=$(in_a timeout 15 env "${SHIMENV[@]}" SST_PORT=8676 curl -sS --max-time 10 "http://$IP_B:8090/" \
+        2>"$LIB_TMP/curl.err")
+  [ "$got" = "$IP_A" ] || fail "nginx (daemon on) over SST: '$got', want $IP_A: $(tail -3 "$LIB_TMP/curl.err")"
+done
+kill "$(cat "$LIB_TMP/nginx.pid")"
+keeper_ends "$kn" "nginx"
+log "ok: nginx (daemon on) served 3 requests over SST, \$remote_addr $IP_A (keeper $kn, gone after nginx stopped)"
+
+
+log "6. SST_KEEPER=0: the old way; a bad value is refused"
 got=$(in_a timeout 30 env "${SHIMENV[@]}" SST_KEEPER=0 bash -c \
   "exec 3<>/dev/tcp/$IP_B/9001; echo 1000000 >&3; exec wc -c <&3" 2>"$LIB_TMP/shim5.log")
 # What reached the socketpair before the exec is all wc gets (a socket buffer at most).
@@ -192,4 +245,4 @@ grep -q "keeper pid" "$LIB_TMP/shim5.log" && fail "SST_KEEPER=0 started a keeper
 msg=$(in_a timeout 10 env "${SHIMENV[@]}" SST_KEEPER=yes /bin/true 2>&1)
 case $msg in *"SST_KEEPER: 'yes' is not 1 or 0"*) ;; *) fail "SST_KEEPER=yes: '$msg'" ;; esac
 log "ok: no keeper with SST_KEEPER=0; SST_KEEPER=yes refused"
-log "ok: fork, daemon(), exec and ssh -f keep their connections through the keeper"
+log "ok: fork, daemon(), exec, ssh -f and nginx in the background keep their connections and listener through the keeper"
