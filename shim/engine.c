@@ -28,6 +28,8 @@ static struct {
     struct sst_ctx *ctx;
     struct sst_keystore *ks;
     bool fixed_port;            /* bound to [::]:SST_PORT for the server side (SST_LISTEN) */
+    bool port_busy;             /* the last try for SST_PORT found it taken (EADDRINUSE) */
+    bool busy_warned;           /* ... and said so once: tries that follow are quiet */
     bool failed;
     char why[120];
     struct event *flush_ev;     /* shim_engine_kick's deferred flush, one per loop iteration */
@@ -126,9 +128,12 @@ static void engine_build(struct event_base *base, bool want_port)
 
     if (want_port) {
         eng.fixed_port = engine_bind(base, &cfg, &io, shim_cfg.port);
-        if (!eng.fixed_port)
+        eng.port_busy = !eng.fixed_port && errno == EADDRINUSE;
+        if (!eng.fixed_port && !(eng.port_busy && eng.busy_warned))
             SHIM_WARN("SST_LISTEN: cannot bind UDP port %u (%s): SST peers cannot reach this "
-                      "process's listeners", shim_cfg.port, strerror(errno));
+                      "process's listeners%s", shim_cfg.port, strerror(errno),
+                      eng.port_busy ? " until it is free (tried again for a few seconds)" : "");
+        eng.busy_warned |= eng.port_busy;
     }
     if (!eng.drv)
         (void)engine_bind(base, &cfg, &io, 0);
@@ -164,6 +169,7 @@ struct sst_ctx *shim_engine_get(struct event_base *base)
 
 struct sst_ctx *shim_engine_listen_port(struct event_base *base)
 {
+    eng.port_busy = false;                /* set again below by a bind that finds it taken */
     if (eng.base != base) {
         memset(&eng, 0, sizeof(eng));
         eng.base = base;
@@ -196,6 +202,8 @@ struct sst_ctx *shim_engine_listen_port(struct event_base *base)
 }
 
 const char *shim_engine_why(void) { return eng.why; }
+
+bool shim_engine_port_busy(void) { return eng.port_busy; }
 
 void shim_engine_sync_time(void) { sst_ctx_set_time(eng.ctx, sst_driver_now(eng.drv)); }
 

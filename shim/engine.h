@@ -20,6 +20,9 @@ struct sst_ctx *shim_engine_current(struct event_base *base);
  * there, or rebuilt there if it runs on an ephemeral port without live streams.  Client
  * connections use the same engine.  NULL if the port cannot be had (logged). */
 struct sst_ctx *shim_engine_listen_port(struct event_base *base);
+/* Whether shim_engine_listen_port's last NULL was SST_PORT taken by another process (which
+ * may be about to end: a server's previous run, its keeper). */
+bool shim_engine_port_busy(void);
 /* Call before API calls made outside the engine's own callbacks (the engine reads no clock). */
 void shim_engine_sync_time(void);
 /* Call after them: sends what they queued and re-arms the engine's timer, once, after the

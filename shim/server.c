@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
+#include <utlist.h>
 
 #include "engine.h"
 #include "evthread.h"
@@ -151,6 +152,14 @@ static struct lport *lports;         /* event thread */
 /* Every live bridge by its loopback address (event thread): what a forked child's accepted
  * socket has as its peer, the name its options come to this process with (server_opts.c). */
 static struct bridge *bridge_keys;
+/* A listener waiting for SST_PORT (port_open): tried again later (event thread). */
+struct port_retry {
+    struct port_retry *next;
+    uint16_t port;
+    int left;
+    struct event *ev;
+};
+static struct port_retry *retries;   /* a keeper goes on with them */
 static pthread_once_t srv_once = PTHREAD_ONCE_INIT;
 
 static void at_prepare(void) { pthread_mutex_lock(&srv_lock); }
@@ -168,6 +177,7 @@ static void at_child(void)
     pendings = NULL;
     lports = NULL;
     bridge_keys = NULL;
+    retries = NULL;                  /* the parent's events: leaked */
     /* The accepted sockets are the child's too (a pre-forking or fork-per-connection server,
      * sshd's child that re-executes itself): their peers still answer there; the bridges stay
      * the parent's. */
@@ -674,14 +684,64 @@ static void on_listener(struct sst_listener *l, void *arg)
     }
 }
 
+/* SST_PORT taken when a listener opens -- by this server's previous run that is just ending,
+ * or its keeper (keeper.h), which notices within a second that the listening socket it served
+ * is gone: tried again every PORT_RETRY_MS, PORT_RETRIES times, before the port stays TCP only
+ * (a quick restart of nginx found the port taken and served TCP only). */
+#define PORT_RETRY_MS 250
+#define PORT_RETRIES 16
+
+static void port_open(uint16_t port, int retries_left);
+
+static void retry_drop(struct port_retry *r)
+{
+    LL_DELETE(retries, r);
+    event_free(r->ev);
+    free(r);
+}
+
+static void on_port_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct port_retry *r = arg;
+    uint16_t port = r->port;
+    int left = r->left;
+    retry_drop(r);
+    port_open(port, left);
+}
+
+static bool port_retry_later(uint16_t port, int left)
+{
+    struct port_retry *r = calloc(1, sizeof(*r));
+    if (!r)
+        return false;
+    *r = (struct port_retry){ .port = port, .left = left };
+    r->ev = event_new(shim_ev_base(), -1, 0, on_port_retry, r);
+    struct timeval tv = { 0, PORT_RETRY_MS * 1000 };
+    if (!r->ev || event_add(r->ev, &tv) < 0) {
+        if (r->ev)
+            event_free(r->ev);
+        free(r);
+        return false;
+    }
+    LL_PREPEND(retries, r);
+    return true;
+}
+
 static void srv_port_open(void *arg)
 {
-    uint16_t port = (uint16_t)(uintptr_t)arg;
     shim_sopts_box_watch(shim_ev_base());
+    port_open((uint16_t)(uintptr_t)arg, PORT_RETRIES);
+}
+
+static void port_open(uint16_t port, int retries_left)
+{
     if (lport_find(port) || lsock_prune(port) == 0)
         return;
     struct sst_ctx *ctx = shim_engine_listen_port(shim_ev_base());
     if (!ctx) {
+        if (shim_engine_port_busy() && retries_left > 0 && port_retry_later(port, retries_left - 1))
+            return;
         SHIM_WARN("SST_LISTEN: port %u stays TCP only (%s)", port,
                   shim_engine_why()[0] ? shim_engine_why() : "no SST engine on the SST port");
         return;
@@ -1004,17 +1064,32 @@ void shim_server_close_at_exit(bool at_exec)
     pthread_mutex_unlock(&srv_lock);
 }
 
+/* Whether some recorded socket of port still listens (sockdiag.h). */
+static bool port_alive(uint16_t port)
+{
+    bool open = false;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls && !open; ls = ls->next)
+        open = ls->port == port && shim_sockdiag_listening(ls->family, ls->port, ls->ino) == 1;
+    pthread_mutex_unlock(&srv_lock);
+    return open;
+}
+
 int shim_server_orphans(void)
 {
     int alive = 0;
+    /* A listener still trying for SST_PORT is one too (nginx's first process listens and
+     * exits within milliseconds: the keeper gets the port once it is free). */
+    for (struct port_retry *r = retries, *next; r; r = next) {
+        next = r->next;
+        if (port_alive(r->port))
+            alive++;
+        else
+            retry_drop(r);
+    }
     for (struct lport *p = lports, *next; p; p = next) {
         next = p->next;                  /* lport_close frees p */
-        bool open = false;
-        pthread_mutex_lock(&srv_lock);
-        for (struct lsock *ls = lsocks; ls && !open; ls = ls->next)
-            open = ls->port == p->port && shim_sockdiag_listening(ls->family, ls->port, ls->ino) == 1;
-        pthread_mutex_unlock(&srv_lock);
-        if (open)
+        if (port_alive(p->port))
             alive++;
         else
             lport_close(p->port);

@@ -16,7 +16,10 @@
 #    default `daemon on` (fork, the parent exit()s): the keeper goes on listening for SST
 #    streams and bridges them to the daemon's listening socket; nginx's workers report A's
 #    address; once nginx is stopped (its listening socket gone, the kernel's table says) the
-#    keeper ends.  (sshd without -D calls daemon() before it listens: nothing to keep.)
+#    keeper ends.  nginx started again while its UDP port is still held for a moment (as the
+#    previous run's keeper may, for up to a second) gets its SST listener once the port is
+#    free: SST_PORT taken is tried again for a few seconds (before: TCP only).
+#    (sshd without -D calls daemon() before it listens: nothing to keep.)
 # Before the keeper every one of them lost the connection (or the SST listener) with the first
 # process.  Each time the keeper's pid comes from the shim's log; it must be named
 # sstshim-keeper (comm and command line) and end once its connections and listeners have.
@@ -94,8 +97,10 @@ keeper_ends() {
     cmd=$(tr '\0' ' ' </proc/"$1"/cmdline | sed 's/ *$//')
     [ -z "$cmd" ] || [ "$cmd" = sstshim-keeper ] || fail "$2: keeper $1's command line is '$cmd'"
   fi
-  poll_until 10 sh -c "! kill -0 $1 2>/dev/null" || fail "$2: keeper $1 still runs after the connection ended"
+  poll_until 10 keeper_gone "$1" || fail "$2: keeper $1 still runs after the connection ended"
 }
+# Gone, or a zombie waiting for init to reap it (it was reparented at once).
+keeper_gone() { ! grep -q '^State:[[:space:]]*[^Z]' /proc/"$1"/status 2>/dev/null; }
 
 # The child's part of 1 and 2: 1 MB echoed over the inherited connection once its parent is
 # gone; "ok N" or the error to $OUT.
@@ -231,9 +236,38 @@ for i in 1 2 3; do
         2>"$LIB_TMP/curl.err")
   [ "$got" = "$IP_A" ] || fail "nginx (daemon on) over SST: '$got', want $IP_A: $(tail -3 "$LIB_TMP/curl.err")"
 done
-kill "$(cat "$LIB_TMP/nginx.pid")"
+master=$(cat "$LIB_TMP/nginx.pid")
+kill "$master"
+poll_until 10 sh -c "! kill -0 $master 2>/dev/null" || fail "nginx did not stop"
+log "ok: nginx (daemon on) served 3 requests over SST, \$remote_addr $IP_A (keeper $kn)"
 keeper_ends "$kn" "nginx"
-log "ok: nginx (daemon on) served 3 requests over SST, \$remote_addr $IP_A (keeper $kn, gone after nginx stopped)"
+# Started again while UDP 8676 is still held for a moment (the previous run's keeper notices
+# its listening socket is gone within a second; here a process holds the port for 1.5 s):
+# the listener tries the port again, in the keeper once nginx's first process has exited.
+in_b /usr/bin/python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 8676))
+open("'"$LIB_TMP/held"'", "w").close()
+time.sleep(1.5)' &
+holder=$!
+poll_until 10 test -e "$LIB_TMP/held" || fail "could not hold UDP 8676"
+in_b env "${SRV[@]}" SST_LISTEN=8090 SST_PORT=8676 SST_LOG_FILE="$LIB_TMP/b-nginx2.log" \
+  nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log" || fail "nginx did not start again"
+wait "$holder"
+wait_for_port "$NS_B" 8090
+grep -q "cannot bind UDP port 8676 (Address already in use)" "$LIB_TMP/b-nginx2.log" ||
+  fail "nginx again: the UDP port was not found taken: $(tail -3 "$LIB_TMP/b-nginx2.log")"
+kn2=$(keeper_of "$LIB_TMP/b-nginx2.log")
+[ -n "$kn2" ] || fail "nginx again: no keeper logged: $(tail -3 "$LIB_TMP/b-nginx2.log")"
+poll_until 10 grep -q "port 8090 also accepts SST streams" "$LIB_TMP/b-nginx2.log" ||
+  fail "nginx again: no SST listener: $(tail -3 "$LIB_TMP/b-nginx2.log")"
+got=$(in_a timeout 15 env "${SHIMENV[@]}" SST_PORT=8676 curl -sS --max-time 10 "http://$IP_B:8090/" \
+      2>"$LIB_TMP/curl.err")
+[ "$got" = "$IP_A" ] || fail "nginx started again, over SST: '$got', want $IP_A: $(tail -3 "$LIB_TMP/curl.err")"
+kill "$(cat "$LIB_TMP/nginx.pid")"
+keeper_ends "$kn2" "nginx again"
+log "ok: nginx started while its UDP port was held is reached over SST once it is free (keepers $kn and $kn2 gone after nginx stopped)"
 
 
 log "6. SST_KEEPER=0: the old way; a bad value is refused"
