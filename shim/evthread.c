@@ -148,6 +148,10 @@ static void on_keeper(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     int orphans = open_elsewhere();
+    if (orphans == 0) {
+        exit_drain_start();   /* ended meanwhile (a loopback FIN that was still on its way) */
+        return;
+    }
     pid_t k = shim_keeper_fork();
     if (k == 0) {
         keeper_mode = true;
