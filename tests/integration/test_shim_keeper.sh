@@ -11,7 +11,10 @@
 # 3. exec with a descriptor that survives it: bash `exec 3<>/dev/tcp/...; echo N >&3;
 #    exec wc -c <&3` prints N (kernel TCP does; the shim printed at most what the socketpair
 #    held at the exec: nobody pumped fd 3 afterwards).
-# 4. OpenSSH's `ssh -f -N -L` (daemon() after authentication): the tunnel carries 1 MB.
+# 4. OpenSSH's `ssh -f -N -L` (daemon() after authentication): the tunnel carries 1 MB; and
+#    `ControlPersist` (the first ssh forks the master and exits when its session ends): three
+#    runs share one connection (before: the master died with the first ssh, and every run
+#    opened its own).
 # 5. A server under SST_LISTEN that listens, then goes to the background: nginx with its
 #    default `daemon on` (fork, the parent exit()s): the keeper goes on listening for SST
 #    streams and bridges them to the daemon's listening socket; nginx's workers report A's
@@ -200,6 +203,24 @@ print('ok' if got == data else 'bad %d' % len(got))" 2>&1)
 kill "$sshpid"
 keeper_ends "$k4" "ssh -f"
 log "ok: 1 MB through ssh -f's tunnel (keeper $k4, gone after ssh was stopped)"
+
+log "4b. ssh ControlPersist: the master forked by the first ssh outlives it"
+CP=(-i "$LIB_TMP/userkey" -p 2222 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+    -o BatchMode=yes -o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60
+    -o "ControlPath=$LIB_TMP/cm-%C")
+ports=()
+for i in 1 2 3; do
+  got=$(in_a timeout 20 env "${SHIMENV[@]}" ssh "${CP[@]}" root@"$IP_B" 'echo $SSH_CONNECTION' \
+        2>>"$LIB_TMP/shim4b.log") || fail "ssh ControlPersist run $i: $(tail -3 "$LIB_TMP/shim4b.log")"
+  ports+=("$(echo "$got" | cut -d' ' -f2)")
+done
+[ "${ports[0]}" = "${ports[1]}" ] && [ "${ports[1]}" = "${ports[2]}" ] ||
+  fail "ssh ControlPersist: three runs, connections from ports ${ports[*]} (the master died with the first ssh)"
+k4b=$(keeper_of "$LIB_TMP/shim4b.log")
+[ -n "$k4b" ] || fail "ssh ControlPersist: no keeper logged"
+in_a ssh "${CP[@]}" -O exit root@"$IP_B" 2>/dev/null
+keeper_ends "$k4b" "ssh ControlPersist"
+log "ok: three ssh runs over one persisted master connection (keeper $k4b, gone after -O exit)"
 
 log "5. a server that goes to the background after listen(): nginx (daemon on)"
 mkdir -p "$LIB_TMP/ntmp"
