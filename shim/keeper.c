@@ -60,7 +60,7 @@ static void reset_signals(void)
  * memory is the keeper's own copy. */
 static void rename_cmdline(void)
 {
-    char st[1024];
+    char st[4096];                 /* 52 numbers: well under this */
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
