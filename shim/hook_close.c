@@ -25,11 +25,12 @@ static SHIM_SLOW int close_recorded(int fd, uintptr_t v)
 
 static SHIM_SLOW int close_checked(int fd)
 {
-    shim_server_on_close(fd);   /* an SST_LISTEN socket: its SST listener stops with it */
+    int port = shim_server_on_close(fd);   /* an SST_LISTEN socket: looked at again after */
     uintptr_t v = shim_fd_get(fd);
-    if (v == 0 || shim_tls_guard)
-        return shim_real_close(fd);
-    return close_recorded(fd, v);
+    int rc = v == 0 || shim_tls_guard ? shim_real_close(fd) : close_recorded(fd, v);
+    if (port >= 0)
+        shim_server_closed(port);          /* its SST listener stops if it was the last */
+    return rc;
 }
 
 SHIM_EXPORT int close(int fd)

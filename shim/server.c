@@ -770,10 +770,7 @@ static void port_open(uint16_t port, int retries_left)
 static void srv_port_close(void *arg)
 {
     uint16_t port = (uint16_t)(uintptr_t)arg;
-    pthread_mutex_lock(&srv_lock);
-    int n = lsock_count(port);
-    pthread_mutex_unlock(&srv_lock);
-    if (n == 0)
+    if (lsock_prune(port) == 0)
         lport_close(port);
 }
 
@@ -850,7 +847,7 @@ out:
     errno = saved;
 }
 
-void shim_server_close(int fd)
+int shim_server_close(int fd)
 {
     int saved = errno;
     int port = -1;
@@ -872,14 +869,14 @@ void shim_server_close(int fd)
     if ((!found && !a) || getpid() != srv_pid)
         goto out;
     pthread_mutex_lock(&srv_lock);
-    for (struct lsock **pp = &lsocks; *pp; pp = &(*pp)->next) {
-        if ((*pp)->fd == fd) {
-            lsock_unlink(pp);
+    /* Kept, closed here: the socket may listen on in a forked child or a dup, which the SST
+     * listener goes on serving (shim_server_closed asks the kernel once this close is done). */
+    for (struct lsock *ls = lsocks; ls; ls = ls->next) {
+        if (ls->fd == fd) {
+            ls->fd = -1;
             break;
         }
     }
-    if (port >= 0 && lsock_count((uint16_t)port) > 0)
-        port = -1;
     HASH_FIND_INT(afds, &fd, a);
     if (a) {
         /* The number goes; the socket may live on in a dup (the record by socket stays until
@@ -888,11 +885,17 @@ void shim_server_close(int fd)
         a->fd = -1;
     }
     pthread_mutex_unlock(&srv_lock);
-    /* The last socket of its port: the SST listener goes too (streams waiting in its backlog
-     * are reset, as the kernel resets a closed listener's queue). */
-    if (port >= 0)
-        (void)shim_ev_call(srv_port_close, (void *)(uintptr_t)port);
 out:
+    errno = saved;
+    return found && getpid() == srv_pid ? port : -1;
+}
+
+void shim_server_closed(int port)
+{
+    /* The last socket of its port gone: the SST listener goes too (streams waiting in its
+     * backlog are reset, as the kernel resets a closed listener's queue). */
+    int saved = errno;
+    (void)shim_ev_call_if_running(srv_port_close, (void *)(uintptr_t)port);
     errno = saved;
 }
 

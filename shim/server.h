@@ -26,9 +26,14 @@ extern atomic_int shim_server_live;
 /* listen(fd) succeeded: if fd is a TCP socket on a port SST_LISTEN selects, records it and
  * has the event thread listen for SST streams to that port (on UDP SST_PORT). */
 void shim_server_listen(int fd);
-/* Before close(fd): a recorded listening socket stops (the port's SST listener with its last
- * socket); a recorded accepted fd forgets its SST peer. */
-void shim_server_close(int fd);
+/* Before close(fd): a recorded listening socket is marked closed here and its port returned,
+ * for shim_server_closed after the real close; a recorded accepted fd forgets its SST peer.
+ * -1: nothing to look at afterwards. */
+int shim_server_close(int fd);
+/* After the real close of a listening socket of port: the port's SST listener stops once no
+ * socket of it listens any more -- here or in another process (a forked child, a worker: the
+ * kernel's table says, sockdiag.h). */
+void shim_server_closed(int port);
 /* accept()/accept4() returned fd (sa/len as the app passed them; cap = *len before the call):
  * a connection made by the event thread gets the SST peer's address in sa and for getpeername. */
 void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap);
@@ -92,10 +97,9 @@ static inline bool shim_server_engaged(void)
     return atomic_load_explicit(&shim_server_live, memory_order_relaxed) > 0 && !shim_tls_guard;
 }
 
-static inline void shim_server_on_close(int fd)
+static inline int shim_server_on_close(int fd)
 {
-    if (shim_server_engaged())
-        shim_server_close(fd);
+    return shim_server_engaged() ? shim_server_close(fd) : -1;
 }
 
 static inline int shim_server_on_accept(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap)

@@ -26,6 +26,10 @@
 # Before the keeper every one of them lost the connection (or the SST listener) with the first
 # process.  Each time the keeper's pid comes from the shim's log; it must be named
 # sstshim-keeper (comm and command line) and end once its connections and listeners have.
+# 5b. A python server that listens, forks and exits (python closes its copy of the listener as
+#    it exits: before, that close ended the SST listener although the child still listens); the
+#    child sets TCP_USER_TIMEOUT on the connection it accepts, which reaches the keeper's bridge
+#    through the mailbox (server_opts.c): the frozen client's connection ends 1.5-6 s later.
 # 6. SST_KEEPER=0: the old way (3 prints less than N), and a bad SST_KEEPER value is refused.
 . "$(dirname "$0")/lib.sh"
 lib_init shim_keeper
@@ -290,6 +294,51 @@ kill "$(cat "$LIB_TMP/nginx.pid")"
 keeper_ends "$kn2" "nginx again"
 log "ok: nginx started while its UDP port was held is reached over SST once it is free (keepers $kn and $kn2 gone after nginx stopped)"
 
+
+log "5b. options a daemon's child sets on an accepted socket reach the keeper's bridge"
+# A python server listens, forks and exits (the keeper takes the listener); the child accepts,
+# sets TCP_USER_TIMEOUT 2000 (its options go to the mailbox, which the keeper holds), and writes
+# to a client frozen with SIGSTOP: its read must fail 1.5-6 s later (without the option, only
+# the liveness probe would end it, after ~150 s).
+in_b env "${SRV[@]}" SST_LISTEN=9300 SST_PORT=8678 SST_LOG_FILE="$LIB_TMP/b-fut.log" /usr/bin/python3 -c '
+import os, socket, sys, time
+s = socket.create_server(("0.0.0.0", 9300))
+if os.fork() != 0:
+    sys.exit(0)
+c, _ = s.accept()
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 2000)
+c.sendall(b"ok\n")
+assert c.recv(3) == b"go\n"
+open("'"$LIB_TMP/fut.ready"'", "w").close()   # the client stops itself now
+time.sleep(0.5)
+t = time.monotonic()
+try:
+    c.sendall(b"x" * 1000)
+    r = c.recv(10)
+    res = "read %r" % r
+except OSError as e:
+    res = "error %d" % e.errno
+open("'"$LIB_TMP/fut.out"'", "w").write("%s %.2f\n" % (res, time.monotonic() - t))' ||
+  fail "the forking server did not start"
+wait_for_port "$NS_B" 9300
+kf=$(keeper_of "$LIB_TMP/b-fut.log")
+[ -n "$kf" ] || fail "forking server: no keeper logged: $(tail -3 "$LIB_TMP/b-fut.log")"
+in_a env "${SHIMENV[@]}" SST_PORT=8678 /usr/bin/python3 -c '
+import os, signal, socket, time
+c = socket.create_connection(("'"$IP_B"'", 9300))
+assert c.recv(3) == b"ok\n"
+c.sendall(b"go\n")
+while not os.path.exists("'"$LIB_TMP/fut.ready"'"):   # its engine must carry "go" first
+    time.sleep(0.01)
+os.kill(os.getpid(), signal.SIGSTOP)' 2>"$LIB_TMP/fut-client.log" &
+client=$!
+poll_until 15 test -s "$LIB_TMP/fut.out" || fail "forking server: no result after 15 s (the option did not reach the keeper's bridge): $(cat "$LIB_TMP/b-fut.log" "$LIB_TMP/fut-client.log" | tail -8)"
+kill -9 "$client" 2>/dev/null
+read -r what err secs <"$LIB_TMP/fut.out"
+[ "$what $err" = "error 104" ] || fail "forking server: '$(cat "$LIB_TMP/fut.out")', want ECONNRESET (104)"
+awk -v t="$secs" 'BEGIN { exit !(t >= 1.5 && t <= 6.0) }' || fail "forking server: failed after $secs s, want 1.5-6"
+keeper_ends "$kf" "forking server"
+log "ok: the child's TCP_USER_TIMEOUT ended the frozen client's connection after $secs s (keeper $kf)"
 
 log "6. SST_KEEPER=0: the old way; a bad value is refused"
 got=$(in_a timeout 30 env "${SHIMENV[@]}" SST_KEEPER=0 bash -c \
