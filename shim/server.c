@@ -1183,7 +1183,8 @@ static void bridge_opts(struct bridge *b, const struct shim_sopts *o)
         shim_sopts_apply(s, o);   /* else bridge_pump gives b->opts */
 }
 
-void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o)
+/* Event thread: the bridge of accepted socket dev/ino if this process bridges it, else NULL. */
+static struct bridge *own_bridge(dev_t dev, ino_t ino)
 {
     struct afd *a;
     struct sock_id id;
@@ -1194,6 +1195,12 @@ void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o)
     HASH_FIND(hk, apeers, &id, sizeof(id), a);
     struct bridge *b = a && a->own ? a->bridge : NULL;
     pthread_mutex_unlock(&srv_lock);
+    return b;
+}
+
+void shim_server_bridge_opts(dev_t dev, ino_t ino, const struct shim_sopts *o)
+{
+    struct bridge *b = own_bridge(dev, ino);
     /* The record points to the bridge until bridge_done frees both, on this thread; none: its
      * bridge ended (the record went with it). */
     if (b)
@@ -1226,16 +1233,8 @@ bool shim_server_bridge_key(int fd, uint8_t key[SHIM_BRIDGE_KEY_LEN])
 
 struct shim_spump *shim_server_pump(dev_t dev, ino_t ino)
 {
-    struct afd *a;
-    struct sock_id id;
-    memset(&id, 0, sizeof(id));
-    id.dev = dev;
-    id.ino = ino;
-    pthread_mutex_lock(&srv_lock);
-    HASH_FIND(hk, apeers, &id, sizeof(id), a);
-    struct shim_spump *p = a && a->own && a->bridge ? a->bridge->pump : NULL;
-    pthread_mutex_unlock(&srv_lock);
-    return p;
+    struct bridge *b = own_bridge(dev, ino);   /* freed on this thread only: safe to read */
+    return b ? b->pump : NULL;
 }
 
 /* ---- across exec: SST_SHIM_ACCEPTED ----------------------------------------------------------
