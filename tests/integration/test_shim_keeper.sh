@@ -227,29 +227,7 @@ keeper_ends "$k4b" "ssh ControlPersist"
 log "ok: three ssh runs over one persisted master connection (keeper $k4b, gone after -O exit)"
 
 log "5. a server that goes to the background after listen(): nginx (daemon on)"
-mkdir -p "$LIB_TMP/ntmp"
-cat >"$LIB_TMP/nginx.conf" <<CONF
-worker_processes 2;
-daemon on;
-master_process on;
-user root;
-pid $LIB_TMP/nginx.pid;
-error_log $LIB_TMP/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $LIB_TMP/ntmp/body;
-  proxy_temp_path $LIB_TMP/ntmp/proxy;
-  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
-  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
-  scgi_temp_path $LIB_TMP/ntmp/scgi;
-  server {
-    listen 8090;
-    keepalive_timeout 0;
-    location / { return 200 "\$remote_addr\n"; }
-  }
-}
-CONF
+lib_nginx_conf on '$remote_addr'
 SRV=(LD_PRELOAD="$SHIM" SST_KEYDIR="$LIB_TMP/kb" SST_LOG=info)   # B's host key: sstd's
 in_b env "${SRV[@]}" SST_LISTEN=8090 SST_PORT=8676 SST_LOG_FILE="$LIB_TMP/b-nginx.log" \
   nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log" || fail "nginx did not start"

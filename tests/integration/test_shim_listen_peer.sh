@@ -85,29 +85,7 @@ if len(ports) != 3:
 log "ok: $(echo "$out" | tr '\n' ' ')"
 
 log "nginx: the master listens, two workers accept"
-mkdir -p "$LIB_TMP/ntmp"
-cat >"$LIB_TMP/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-master_process on;
-user root;
-pid $LIB_TMP/nginx.pid;
-error_log $LIB_TMP/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $LIB_TMP/ntmp/body;
-  proxy_temp_path $LIB_TMP/ntmp/proxy;
-  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
-  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
-  scgi_temp_path $LIB_TMP/ntmp/scgi;
-  server {
-    listen 8090;
-    keepalive_timeout 0;
-    location / { return 200 "\$remote_addr \$remote_port \$pid\n"; }
-  }
-}
-EOF
+lib_nginx_conf off '$remote_addr $remote_port $pid'
 lib_bg in_b env "${SRV[@]}" SST_LISTEN=8090 SST_PORT=8675 SST_LOG_FILE="$LIB_TMP/b-nginx.log" \
   nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log"
 wait_for_port "$NS_B" 8090
