@@ -7,6 +7,8 @@
 #   (SST_HELPER=off, strict, TCP blocked)  9000 echo, 9001 "N\n" -> N bytes, 2222 sshd
 #
 # 1. fork, then the parent exit()s: the child echoes 1 MB over the inherited connection.
+#    1b: the same for a connection relayed through sstd in A (the first to a host sstd does not
+#    know yet: the shim pumps it to sstd's socket, shim/pump.c).
 # 2. daemon(3) (libc's ends the parent with an internal _exit no hook sees): the same.
 # 3. exec with a descriptor that survives it: bash `exec 3<>/dev/tcp/...; echo N >&3;
 #    exec wc -c <&3` prints N (kernel TCP does; the shim printed at most what the socketpair
@@ -154,6 +156,29 @@ poll_until 20 test -s "$LIB_TMP/out1" || fail "fork case: the child wrote no res
 [ "$(cat "$LIB_TMP/out1")" = "ok 1048576" ] || fail "fork case: the child got '$(cat "$LIB_TMP/out1")'"
 keeper_ends "$k1" "fork case"
 log "ok: the forked child echoed 1 MB after its parent's exit (keeper $k1, gone afterwards)"
+
+log "1b. the same for a connection relayed through sstd (the shim's kernel-socket pump)"
+lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" 2>"$LIB_TMP/sstd-a.log"
+poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
+rm -f "$LIB_TMP/out1b"
+in_a timeout 30 env "${SHIMENV[@]}" SST_LOG=debug SST_HELPER="$LIB_TMP/a.sock" /usr/bin/python3 -c "
+import os, socket, sys
+$CHILD
+s = socket.create_connection(('$IP_B', 9000))
+s.sendall(b'p'); assert s.recv(1) == b'p'
+parent = os.getpid()
+if os.fork() == 0:
+    child_echo(s, parent, '$LIB_TMP/out1b')
+    os._exit(0)
+sys.exit(0)" 2>"$LIB_TMP/shim1b.log" || fail "relayed case: $(tail -3 "$LIB_TMP/shim1b.log")"
+grep -q "handing the connection to the helper" "$LIB_TMP/shim1b.log" ||
+  fail "relayed case: not relayed through sstd: $(tail -3 "$LIB_TMP/shim1b.log")"
+k1b=$(keeper_of "$LIB_TMP/shim1b.log")
+[ -n "$k1b" ] || fail "relayed case: no keeper logged: $(tail -3 "$LIB_TMP/shim1b.log")"
+poll_until 20 test -s "$LIB_TMP/out1b" || fail "relayed case: the child wrote no result"
+[ "$(cat "$LIB_TMP/out1b")" = "ok 1048576" ] || fail "relayed case: the child got '$(cat "$LIB_TMP/out1b")'"
+keeper_ends "$k1b" "relayed case"
+log "ok: the forked child's relayed connection echoed 1 MB after its parent's exit (keeper $k1b)"
 
 log "2. daemon(): the daemon child goes on"
 rm -f "$LIB_TMP/out2"
