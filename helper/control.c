@@ -43,6 +43,7 @@ struct sstd_client {
     bool close_after_write;
     bool connect_reused;          /* CONNECT found the channel already up */
     bool events;                  /* EVENTS: the process's event connection (resets go here) */
+    struct sstd_reg *reg;         /* LISTEN: the port registered for the connection's life */
     /* PING */
     struct event *ping_ev;
     unsigned ping_count, ping_done;
@@ -67,6 +68,8 @@ static void client_free(struct sstd_client *c)
     if (c->peer)
         sstd_peer_unwait(c->peer, c);
     sstd_pump_cancel_answer(d, c);
+    if (c->reg)
+        sstd_reg_close(c->reg);
     if (c->ping_ev)
         event_free(c->ping_ev);
     if (c->rev)
@@ -459,6 +462,45 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     sstd_kick(d);
 }
 
+/* LISTEN PORT + the server's listening socket: PORT's SST streams are connected to that
+ * listener for as long as this connection stays open (listen.c, docs/helper.md "LISTEN"). */
+static void do_listen(struct sstd_client *c, const char *port)
+{
+    long pn;
+    const char *code = "bad-port";
+    char msg[160];
+    struct sockaddr_storage dst;
+    socklen_t dstlen = 0;
+    int fd = c->passed_fd;
+    c->passed_fd = -1;
+    if (!sstd_request_long(port, 1, 65535, &pn)) {
+        snprintf(msg, sizeof msg, "LISTEN PORT: port must be 1..65535");
+    } else if (c->reg) {
+        code = "bad-args";
+        snprintf(msg, sizeof msg, "this connection already registered port %u", (unsigned)pn);
+    } else if (fd < 0) {
+        code = c->fd_dropped ? "fd-limit" : "no-fd";
+        snprintf(msg, sizeof msg, "LISTEN needs the listening socket passed with SCM_RIGHTS");
+    } else if (sstd_reg_check_fd(fd, (uint16_t)pn, &dst, &dstlen, &code, msg, sizeof msg)) {
+        c->reg = sstd_reg_open(c->d, (uint16_t)pn, &dst, dstlen, c->pid, &code, msg, sizeof msg);
+    }
+    c->fd_dropped = false;
+    /* Never kept: the server's listener must close when the server closes it. */
+    if (fd >= 0)
+        close(fd);
+    if (!c->reg) {
+        SSTD_INFO("LISTEN %s from pid %d refused: %s", port ? port : "", (int)c->pid, msg);
+        sstd_client_reply_error(c, code, "%s", msg);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "{\"ok\":true,\"listen\":%u,\"udp_port\":%u}", (unsigned)pn, c->d->port);
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
 /* ---- EVENTS: resets reported back to the client's shim ------------------------------------
  * One connection per process (its shim's event thread) says EVENTS and then only listens.  A
  * hand-off stream that fails is not closed here: its end of the client's socketpair goes back
@@ -635,6 +677,8 @@ static void dispatch(struct sstd_client *c, char *line)
         do_tcp_only(c, a1, a2, more[0]);
     } else if (strcmp(cmd, "CONNECT") == 0) {
         do_connect(c, a1, a2, more);
+    } else if (strcmp(cmd, "LISTEN") == 0) {
+        do_listen(c, a1);
     } else if (strcmp(cmd, "MARK") == 0) {
         /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
         unsigned long long dev, ino;
@@ -676,7 +720,7 @@ static void dispatch(struct sstd_client *c, char *line)
         sstd_client_reply(c, b);
         evbuffer_free(b);
     } else {
-        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, TCPONLY, FORGET, CONNECT, EVENTS, MARK, INFO)", cmd);
+        sstd_client_reply_error(c, "unknown", "unknown request '%s' (STATUS, PING, WARM, CAPS, TCPONLY, FORGET, CONNECT, LISTEN, EVENTS, MARK, INFO)", cmd);
     }
 }
 

@@ -17,12 +17,18 @@
 #include <unistd.h>
 
 #include "sst.h"
+#include "io/udp.h"
 
-static void accept_one(struct sstd *d, struct sstd_pump *p, uint16_t port)
+void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, const struct sockaddr *dst,
+                         socklen_t dstlen, bool proxy)
 {
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    char where[SST_ADDR_STRLEN];
+    struct sst_addr da;
+    if (sst_addr_from_sockaddr(&da, dst, dstlen) == 0)
+        sst_addr_str(&da, where, sizeof where);
+    else
+        snprintf(where, sizeof where, "port %u", port);
+    int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     /* No Nagle on the local hop: the stream's bytes are written as they arrive, and a request
      * that comes in two writes (a header, then its body) would otherwise wait for the server's
      * delayed ACK of the first -- 40 ms per request, where the program's own TCP_NODELAY
@@ -31,29 +37,30 @@ static void accept_one(struct sstd *d, struct sstd_pump *p, uint16_t port)
     int one = 1;
     if (fd >= 0)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (fd < 0 || (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0 && errno != EINPROGRESS) ||
+    if (fd < 0 || (connect(fd, dst, dstlen) < 0 && errno != EINPROGRESS) ||
         sstd_pump_attach_fd(p, fd) < 0) {
-        SSTD_INFO("gateway: 127.0.0.1:%u: %s; refusing the stream", port, strerror(errno));
+        SSTD_INFO("gateway: %s: %s; refusing the stream", where, strerror(errno));
         if (fd >= 0 && p->fd != fd)
             close(fd);
         sstd_pump_refuse(p);
         return;
     }
-    if (d->opts.proxy_protocol) {
+    if (proxy) {
         uint8_t hdr[SSTD_PROXY_V2_MAX];
-        struct sst_addr dst = { .family = SST_AF_INET4, .port = port, .ip = { 127, 0, 0, 1 } };
-        size_t n = sstd_proxy_v2(hdr, sizeof hdr, sst_stream_peer(p->s), &dst);
+        size_t n = sstd_proxy_v2(hdr, sizeof hdr, sst_stream_peer(p->s), &da);
         sstd_pump_prefix(p, hdr, n);
     }
-    SSTD_DEBUG("gateway: stream %s", p->dest);
+    SSTD_DEBUG("gateway: stream %s -> %s", p->dest, where);
 }
 
 static void listener_cb(struct sst_listener *l, void *arg)
 {
     struct sstd_fwd *f = arg;
     struct sstd_pump *p;
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(f->port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     while ((p = sstd_pump_accept(f->d, l, f->port)) != NULL)
-        accept_one(f->d, p, f->port);
+        sstd_gateway_accept(f->d, p, f->port, (struct sockaddr *)&sin, sizeof sin, f->d->opts.proxy_protocol);
 }
 
 int sstd_gateway_open(struct sstd *d)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <uthash.h>
@@ -204,6 +205,7 @@ struct sstd {
         uint16_t port;
         struct sst_listener *l;
     } fwd[SSTD_MAX_FORWARD];
+    struct sstd_reg *regs;          /* listen.c: ports registered by LISTEN */
     int listen_fd;
     struct event *listen_ev;
     struct event *accept_resume;    /* control.c: accepting paused for want of descriptors */
@@ -275,6 +277,26 @@ void sstd_client_reply_error(struct sstd_client *c, const char *code, const char
 /* gateway.c: listens for every --forward port; frees the listeners. */
 int sstd_gateway_open(struct sstd *d);
 void sstd_gateway_close(struct sstd *d);
+
+/* gateway.c: connects the accepted stream p (service port) to the local listener at dst and
+ * pumps it (answered once that connect completes; refused when it fails or takes over
+ * SSTD_GATEWAY_CONNECT_SEC); proxy: a PROXY v2 header first. */
+struct sockaddr;
+void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, const struct sockaddr *dst,
+                         socklen_t dstlen, bool proxy);
+
+/* listen.c: a port registered by a shimmed server whose own engine cannot have the SST port
+ * (LISTEN PORT + its listening socket, docs/helper.md "LISTEN").  check_fd verifies the passed
+ * socket (a TCP socket listening on port) and gives the address to connect to (the bound one,
+ * loopback for a wildcard bind); false with an error code and message.  open listens for the
+ * service (NULL with code/message: the port is forwarded or registered already); close ends it. */
+struct sstd_reg;
+bool sstd_reg_check_fd(int fd, uint16_t port, struct sockaddr_storage *dst, socklen_t *dstlen,
+                       const char **code, char *msg, size_t msglen);
+struct sstd_reg *sstd_reg_open(struct sstd *d, uint16_t port, const struct sockaddr_storage *dst,
+                               socklen_t dstlen, pid_t pid, const char **code, char *msg, size_t msglen);
+void sstd_reg_close(struct sstd_reg *r);
+void sstd_reg_json(struct sstd *d, struct evbuffer *out);   /* STATUS's "listeners" array */
 
 /* proxy.c: a PROXY protocol v2 header (haproxy's proxy-protocol.txt §2.2) saying the connection
  * came from src to dst over TCP.  Returns its length (16 + 12 or 16 + 36), 0 if cap is short or

@@ -99,8 +99,10 @@ void sstd_status_json(struct sstd *d, struct evbuffer *out)
                         d->opts.proxy_protocol ? "true" : "false");
     for (unsigned i = 0; i < d->opts.nforward; i++)
         evbuffer_add_printf(out, "%s%u", i ? "," : "", d->opts.forward[i]);
+    evbuffer_add_printf(out, "],\"listeners\":");
+    sstd_reg_json(d, out);
     evbuffer_add_printf(out,
-                        "],\"host\":{\"channels\":%u,\"rx_packets\":%llu,\"tx_packets\":%llu,"
+                        ",\"host\":{\"channels\":%u,\"rx_packets\":%llu,\"tx_packets\":%llu,"
                         "\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"handshakes_initiated\":%llu,"
                         "\"handshakes_completed\":%llu,\"handshakes_resumed\":%llu,\"handshakes_failed\":%llu,"
                         "\"rx_dropped_auth\":%llu,\"rx_dropped_malformed\":%llu},\"channels\":[",

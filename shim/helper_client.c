@@ -210,6 +210,11 @@ static bool send_line(int fd, const char *line, int pass_fd)
     return shim_real_sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len;
 }
 
+bool shim_helper_send(int fd, const char *line, int pass_fd)
+{
+    return send_line(fd, line, pass_fd);
+}
+
 /* What the app set on its socket that sstd acts on (docs/helper.md "MARK"): SO_LINGER {1, 0},
  * TCP_USER_TIMEOUT (ms, 0: none), keepalive (idle, intvl, cnt; idle 0: off). */
 struct handoff_opts {

@@ -13,6 +13,9 @@ struct shim_conn;
 bool shim_helper_start(struct shim_conn *c, struct event_base *base, const char *path);
 /* Opens a control connection to the daemon at path: a hidden engine fd, or -1. */
 int shim_helper_dial(const char *path);
+/* One request line on a control connection, with pass_fd (>= 0) by SCM_RIGHTS; never blocks
+ * (a fresh connection takes a short line whole).  False if it did not go out whole. */
+bool shim_helper_send(int fd, const char *line, int pass_fd);
 /* The helper's socket path this process uses, or NULL (SST_HELPER=off). */
 const char *shim_helper_path(void);
 /* App thread, inside connect() to a selected destination: if the helper daemon knows the host

@@ -24,6 +24,7 @@
 #include "engine.h"
 #include "evthread.h"
 #include "fdtable.h"
+#include "helper_client.h"
 #include "keeper.h"
 #include "io/udp.h"
 #include "log.h"
@@ -48,6 +49,10 @@ struct lsock {
     uint16_t port;
     struct sockaddr_storage target;  /* where bridges connect: the bound address, or loopback */
     socklen_t target_len;
+    int pass_fd;                     /* our duplicate of it (an engine fd), -1 if none: to pass
+                                        with LISTEN to sstd, which may happen after the app's
+                                        image closed its copy (nginx's first process listens and
+                                        exits at once); closed as soon as the port is settled */
 };
 
 /* A socket, for certain: its device and inode (zeroed padding: a hash key). */
@@ -91,11 +96,19 @@ struct afd {
 };
 
 /* One SST listener per port (event thread only): a service is listened on once, whichever
- * families and addresses the app's sockets for that port use. */
+ * families and addresses the app's sockets for that port use.  Either our engine's listener,
+ * or -- SST_PORT held by sstd -- a registration with sstd (LISTEN, docs/helper.md), which
+ * lasts as long as its control connection (an engine fd: a keeper keeps it). */
 struct lport {
     struct lport *next;
     uint16_t port;
-    struct sst_listener *l;
+    struct sst_listener *l;          /* our engine's, or NULL: */
+    int reg_fd;                      /* the registration's control connection, -1 if none */
+    struct event *reg_ev;            /* its answer, then its end */
+    bool reg_ok;                     /* sstd took it */
+    int reg_left;                    /* port_open's tries left, for a refusal worth retrying */
+    size_t reg_len;
+    char reg_buf[256];               /* sstd's answer line */
 };
 
 /* An accepted SST stream on its way to the app: loopback connect, then the pump. */
@@ -157,6 +170,7 @@ struct port_retry {
     struct port_retry *next;
     uint16_t port;
     int left;
+    bool helper_only;                /* sstd only: its registration ended with it */
     struct event *ev;
 };
 static struct port_retry *retries;   /* a keeper goes on with them */
@@ -250,10 +264,17 @@ static void lport_close(uint16_t port)
         if (p->port != port)
             continue;
         *pp = p->next;
-        shim_engine_sync_time();
-        sst_listener_close(p->l);
-        shim_engine_kick();
-        SHIM_INFO("SST_LISTEN: port %u no longer accepts SST streams", port);
+        if (p->l) {
+            shim_engine_sync_time();
+            sst_listener_close(p->l);
+            shim_engine_kick();
+        }
+        if (p->reg_ev)
+            event_free(p->reg_ev);
+        if (p->reg_fd >= 0)
+            shim_fd_close_own(p->reg_fd);   /* sstd ends the registration */
+        if (p->l || p->reg_ok)
+            SHIM_INFO("SST_LISTEN: port %u no longer accepts SST streams", port);
         free(p);
         return;
     }
@@ -272,8 +293,24 @@ static void lsock_unlink(struct lsock **pp)
 {
     struct lsock *ls = *pp;
     *pp = ls->next;
+    if (ls->pass_fd >= 0)
+        shim_fd_close_own(ls->pass_fd);
     free(ls);
     atomic_fetch_sub(&shim_server_live, 1);
+}
+
+/* The port has its SST listener, or will have none: the duplicates kept for LISTEN go (one
+ * held on would keep the app's listener in the kernel's table: a keeper would never end). */
+static void lsock_pass_drop(uint16_t port)
+{
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls; ls = ls->next) {
+        if (ls->port == port && ls->pass_fd >= 0) {
+            shim_fd_close_own(ls->pass_fd);
+            ls->pass_fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&srv_lock);
 }
 
 /* Whether ls's socket still listens somewhere: in another process once this one closed its copy
@@ -690,8 +727,12 @@ static void on_listener(struct sst_listener *l, void *arg)
  * (a quick restart of nginx found the port taken and served TCP only). */
 #define PORT_RETRY_MS 250
 #define PORT_RETRIES 16
+/* A registration with sstd that ended with sstd (a restart): sstd is asked again every
+ * REG_RETRY_SEC, REG_AGAIN_TRIES times. */
+#define REG_RETRY_SEC 1
+#define REG_AGAIN_TRIES 30
 
-static void port_open(uint16_t port, int retries_left);
+static void port_open(uint16_t port, int retries_left, bool helper_only);
 
 static void retry_drop(struct port_retry *r)
 {
@@ -706,18 +747,21 @@ static void on_port_retry(evutil_socket_t fd, short what, void *arg)
     struct port_retry *r = arg;
     uint16_t port = r->port;
     int left = r->left;
+    bool helper_only = r->helper_only;
     retry_drop(r);
-    port_open(port, left);
+    port_open(port, left, helper_only);
 }
 
-static bool port_retry_later(uint16_t port, int left)
+static bool port_retry_later(uint16_t port, int left, bool helper_only)
 {
     struct port_retry *r = calloc(1, sizeof(*r));
     if (!r)
         return false;
-    *r = (struct port_retry){ .port = port, .left = left };
+    *r = (struct port_retry){ .port = port, .left = left, .helper_only = helper_only };
     r->ev = event_new(shim_ev_base(), -1, 0, on_port_retry, r);
     struct timeval tv = { 0, PORT_RETRY_MS * 1000 };
+    if (helper_only)
+        tv = (struct timeval){ REG_RETRY_SEC, 0 };
     if (!r->ev || event_add(r->ev, &tv) < 0) {
         if (r->ev)
             event_free(r->ev);
@@ -731,17 +775,149 @@ static bool port_retry_later(uint16_t port, int left)
 static void srv_port_open(void *arg)
 {
     shim_sopts_box_watch(shim_ev_base());
-    port_open((uint16_t)(uintptr_t)arg, PORT_RETRIES);
+    port_open((uint16_t)(uintptr_t)arg, PORT_RETRIES, false);
 }
 
-static void port_open(uint16_t port, int retries_left)
+/* ---- listeners handed to sstd (LISTEN, docs/helper.md) ---------------------------------------
+ * SST_PORT taken -- on a host that runs sstd, by sstd -- the port is registered with sstd
+ * instead: one control connection per port, "LISTEN PORT" with a listening socket of the port
+ * (SCM_RIGHTS: the proof that we listen there; sstd reads its address and closes its copy).
+ * sstd then accepts the port's SST streams and connects them to that address, as its gateway
+ * does.  Closing the connection (the port's last socket closed, the process's end) ends it. */
+
+static void reg_failed(struct lport *p, const char *why, bool retry)
+{
+    uint16_t port = p->port;
+    int left = p->reg_left;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%s", why);
+    lport_close(port);
+    if (retry && left > 0 && port_retry_later(port, left - 1, false))
+        return;
+    lsock_pass_drop(port);
+    SHIM_WARN("SST_LISTEN: port %u stays TCP only (SST port %u is taken; sstd at %s: %s)", port, shim_cfg.port,
+              shim_helper_path() ? shim_helper_path() : "?", msg);
+}
+
+/* sstd's answer, and later the connection's end (sstd exited: registered again with the next
+ * sstd, for a restart; never by binding SST_PORT ourselves, which the new sstd needs). */
+static void on_reg_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct lport *p = arg;
+    uint16_t port = p->port;
+    char junk[256];
+    char *dst = p->reg_ok ? junk : p->reg_buf + p->reg_len;
+    size_t room = p->reg_ok ? sizeof(junk) : sizeof(p->reg_buf) - 1 - p->reg_len;
+    ssize_t n = room ? recv(fd, dst, room, MSG_DONTWAIT) : 0;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        if (!p->reg_ok) {
+            reg_failed(p, "closed the connection without an answer", true);
+            return;
+        }
+        SHIM_WARN("SST_LISTEN: sstd ended: port %u no longer accepts SST streams; registering it again "
+                  "with the next sstd for %d s", port, REG_AGAIN_TRIES * REG_RETRY_SEC);
+        lport_close(port);
+        (void)port_retry_later(port, REG_AGAIN_TRIES - 1, true);
+        return;
+    }
+    if (p->reg_ok)
+        return;   /* nothing else is said on it */
+    p->reg_len += (size_t)n;
+    p->reg_buf[p->reg_len] = '\0';
+    char *nl = strchr(p->reg_buf, '\n');
+    if (!nl) {
+        if (p->reg_len >= sizeof(p->reg_buf) - 1)
+            reg_failed(p, "answer too long", false);
+        return;
+    }
+    *nl = '\0';
+    if (strncmp(p->reg_buf, "{\"ok\":true", 10) == 0) {
+        p->reg_ok = true;
+        lsock_pass_drop(port);
+        SHIM_INFO("SST_LISTEN: port %u also accepts SST streams, through sstd at %s (SST port %u taken here)",
+                  port, shim_helper_path() ? shim_helper_path() : "?", shim_cfg.port);
+        return;
+    }
+    /* {"ok":false,"error":"CODE","message":"..."}: quoted as it came (one line); "in-use" is
+     * worth another try: the registration of this server's previous run, whose keeper ends
+     * within a second once its listening socket is gone. */
+    bool retry = strstr(p->reg_buf, "\"error\":\"in-use\"") != NULL;
+    reg_failed(p, p->reg_buf, retry);
+}
+
+/* Registers port with sstd (the answer comes to on_reg_read): 1 asked, 0 sstd cannot be
+ * reached now, -1 it cannot be asked from here at all (SST_HELPER=off, no listening socket of
+ * the port in this process: a keeper whose duplicate is gone). */
+static int reg_start(uint16_t port, int retries_left)
+{
+    const char *path = shim_helper_path();
+    if (!path)
+        return -1;
+    int lfd = -1;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls && lfd < 0; ls = ls->next)
+        if (ls->port == port && (ls->pass_fd >= 0 || ls->fd >= 0))
+            lfd = ls->pass_fd >= 0 ? ls->pass_fd : ls->fd;
+    pthread_mutex_unlock(&srv_lock);
+    /* The number may be closed by the app meanwhile (only ls->fd: the duplicate is ours): sstd
+     * checks what it receives, a socket listening on port. */
+    if (lfd < 0) {
+        SHIM_DEBUG("SST_LISTEN: port %u: no listening socket here to register with sstd", port);
+        return -1;   /* a keeper: the listening sockets are the app's, not here */
+    }
+    int fd = shim_helper_dial(path);
+    if (fd < 0)
+        return 0;
+    char line[32];
+    snprintf(line, sizeof(line), "LISTEN %u\n", port);
+    struct lport *p = calloc(1, sizeof(*p));
+    if (!p || !shim_helper_send(fd, line, lfd)) {
+        SHIM_DEBUG("SST_LISTEN: port %u: LISTEN not sent to sstd (%s)", port, strerror(errno));
+        free(p);
+        shim_fd_close_own(fd);
+        return 0;
+    }
+    *p = (struct lport){ .port = port, .reg_fd = fd, .reg_left = retries_left };
+    p->reg_ev = event_new(shim_ev_base(), fd, EV_READ | EV_PERSIST, on_reg_read, p);
+    if (!p->reg_ev || event_add(p->reg_ev, NULL) < 0) {
+        if (p->reg_ev)
+            event_free(p->reg_ev);
+        free(p);
+        shim_fd_close_own(fd);
+        return 0;
+    }
+    p->next = lports;
+    lports = p;
+    return 1;
+}
+
+static void port_open(uint16_t port, int retries_left, bool helper_only)
 {
     if (lport_find(port) || lsock_prune(port) == 0)
         return;
+    if (helper_only) {
+        int r = reg_start(port, 0);
+        if (r == 0 && retries_left > 0 && port_retry_later(port, retries_left - 1, true))
+            return;
+        if (r <= 0) {
+            lsock_pass_drop(port);
+            SHIM_WARN("SST_LISTEN: port %u stays TCP only (%s)", port,
+                      r < 0 ? "its listening socket is not in this process to register it with sstd again"
+                            : "no sstd took it again");
+        }
+        return;
+    }
     struct sst_ctx *ctx = shim_engine_listen_port(shim_ev_base());
     if (!ctx) {
-        if (shim_engine_port_busy() && retries_left > 0 && port_retry_later(port, retries_left - 1))
+        bool busy = shim_engine_port_busy();
+        if (busy && reg_start(port, retries_left) > 0)
             return;
+        if (busy && retries_left > 0 && port_retry_later(port, retries_left - 1, false))
+            return;
+        lsock_pass_drop(port);
         SHIM_WARN("SST_LISTEN: port %u stays TCP only (%s)", port,
                   shim_engine_why()[0] ? shim_engine_why() : "no SST engine on the SST port");
         return;
@@ -752,11 +928,13 @@ static void port_open(uint16_t port, int retries_left)
     char service[8];
     snprintf(service, sizeof(service), "%u", port);
     p->port = port;
+    p->reg_fd = -1;
     shim_engine_sync_time();
     p->l = sst_listen(ctx, service, on_listener, p);
     if (p->l)   /* answered once the loopback connect completed (bridge_pump) */
         sst_listener_set_answer_later(p->l, true);
     shim_engine_kick();
+    lsock_pass_drop(port);
     if (!p->l) {
         SHIM_WARN("SST_LISTEN: cannot listen for SST service %s", service);
         free(p);
@@ -832,6 +1010,12 @@ void shim_server_listen(int fd)
         ls->v6only = v6only != 0;
         ls->port = port;
         listen_target(&bound, &ls->target, &ls->target_len);
+        ls->pass_fd = -1;
+        if (shim_helper_path()) {
+            int d = shim_real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (d >= 0)
+                ls->pass_fd = shim_fd_hide_high(d, SHIM_FD_ENGINE);
+        }
         ls->next = lsocks;
         lsocks = ls;
         atomic_fetch_add(&shim_server_live, 1);

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Listeners handed to sstd (docs/shim.md §6c, docs/helper.md "LISTEN"): on a host where sstd
+# holds the SST port, servers under the shim with SST_LISTEN register their ports with it and
+# are reachable over SST -- two of them at once, one of them nginx with `daemon on` (its first
+# process registers and exits; the keeper keeps the registration).
+#
+#   $NS_A 10.77.0.1 ======= veth (TCP dropped) ======= 10.77.0.2 $NS_B
+#   python / curl under the shim                        sstd (UDP 8661, own socket) --forward 8095
+#   (SST_MODE=strict, SST_HELPER=off)                   python echo :9000 under the shim,
+#                                                         SST_LISTEN=9000, SST_HELPER=that socket
+#                                                       nginx :8090 (daemon on) likewise
+#
+# Before (main up to 2026-11-22): the servers could not bind UDP 8661 (sstd has it), their
+# ports stayed TCP only, and the strict clients' connections failed.
+# Also: sstd refuses a LISTEN with a socket that does not listen (not-listening), a port
+# --forward serves (forwarded; the shim's warning says so), a port registered already
+# (in-use); stopping the server ends its registration (STATUS) and a new connection is refused
+# (ECONNREFUSED); nginx stopped, its keeper ends and so does its registration; sstd restarted,
+# the echo server registers again with the new one.
+. "$(dirname "$0")/lib.sh"
+lib_init shim_listen_sstd
+need_tool /usr/bin/python3 curl nginx
+SHIM=$BUILD/libsstshim.so
+for b in sstd sstctl libsstshim.so; do [ -e "$BUILD/$b" ] || env_fail "$BUILD/$b not built"; done
+
+lib_net_up
+lib_block_tcp
+
+SOCK=$LIB_TMP/b.sock
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$SOCK" --keydir "$LIB_TMP/kb" --forward 8095 \
+  --log info 2>"$LIB_TMP/sstd.log"
+SSTD=$LIB_BG_PID
+poll_until 20 test -S "$SOCK" || fail "sstd did not start: $(tail -3 "$LIB_TMP/sstd.log")"
+
+SRV=(LD_PRELOAD="$SHIM" SST_HELPER="$SOCK" SST_KEYDIR="$LIB_TMP/ks" SST_LOG=${SRV_LOG:-info})
+SHIMENV=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B" SST_MODE=strict SST_HELPER=off
+         SST_KEYDIR="$LIB_TMP/ka" SST_LOG=info)
+
+# listeners: STATUS's registered ports, "PORT:PID ..." sorted.
+listeners() {
+  in_b "$BUILD/sstctl" --socket "$SOCK" status --json | /usr/bin/python3 -c '
+import json, sys
+print(" ".join(sorted("%d:%d" % (l["port"], l["pid"]) for l in json.load(sys.stdin)["listeners"])))'
+}
+registered() { listeners | grep -qw "$1:[0-9]*"; }
+unregistered() { ! listeners | grep -qw "$1:[0-9]*"; }
+
+log "1. a python echo server under SST_LISTEN registers :9000 with sstd"
+lib_bg in_b env "${SRV[@]}" SST_LISTEN=9000 SST_LOG_FILE="$LIB_TMP/b-echo.log" /usr/bin/python3 -c '
+import socket, threading
+def serve(c, addr):
+    data = b""
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        data += b
+    c.sendall(b"peer=%s got %d\n" % (addr[0].encode(), len(data)))
+    c.sendall(data); c.close()
+s = socket.create_server(("0.0.0.0", 9000), backlog=64)
+while True:
+    c, addr = s.accept()
+    threading.Thread(target=serve, args=(c, addr), daemon=True).start()'
+ECHO=$LIB_BG_PID
+wait_for_port "$NS_B" 9000
+poll_until 10 grep -q "port 9000 also accepts SST streams, through sstd" "$LIB_TMP/b-echo.log" ||
+  fail "echo server: not registered with sstd: $(tail -3 "$LIB_TMP/b-echo.log")"
+grep -q "cannot bind UDP port 8661" "$LIB_TMP/b-echo.log" ||
+  fail "echo server: UDP 8661 was not found taken by sstd: $(tail -3 "$LIB_TMP/b-echo.log")"
+registered 9000 || fail "STATUS lists no listener for 9000: $(listeners)"
+
+log "2. nginx (daemon on) under SST_LISTEN registers :8090; its keeper keeps it"
+mkdir -p "$LIB_TMP/ntmp"
+cat >"$LIB_TMP/nginx.conf" <<CONF
+worker_processes 2;
+daemon on;
+master_process on;
+user root;
+pid $LIB_TMP/nginx.pid;
+error_log $LIB_TMP/nginx-error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $LIB_TMP/ntmp/body;
+  proxy_temp_path $LIB_TMP/ntmp/proxy;
+  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
+  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
+  scgi_temp_path $LIB_TMP/ntmp/scgi;
+  server {
+    listen 8090;
+    keepalive_timeout 0;
+    location / { return 200 "nginx \$remote_addr\n"; }
+  }
+}
+CONF
+in_b env "${SRV[@]}" SST_LISTEN=8090 SST_LOG_FILE="$LIB_TMP/b-nginx.log" \
+  nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log" || fail "nginx did not start"
+wait_for_port "$NS_B" 8090
+poll_until 10 grep -q "port 8090 also accepts SST streams, through sstd" "$LIB_TMP/b-nginx.log" ||
+  fail "nginx: not registered with sstd: $(cat "$LIB_TMP/b-nginx.log")"
+kn=$(sed -n 's/.*go on in keeper pid \([0-9]*\).*/\1/p' "$LIB_TMP/b-nginx.log" | tail -1)
+[ -n "$kn" ] || fail "nginx: no keeper logged: $(tail -3 "$LIB_TMP/b-nginx.log")"
+registered 8090 || fail "STATUS lists no listener for 8090: $(listeners)"
+
+log "3. strict SST clients in A reach both (TCP between the hosts is blocked)"
+for i in 1 2 3; do
+  ngot=$(in_a timeout 15 env "${SHIMENV[@]}" curl -sS --max-time 10 "http://$IP_B:8090/" 2>"$LIB_TMP/curl.err")
+  case $ngot in
+    "nginx "*) ;;
+    *) fail "nginx through sstd: '$ngot': $(tail -3 "$LIB_TMP/curl.err")" ;;
+  esac
+done
+head -c 300000 /dev/urandom >"$LIB_TMP/blob"
+CLIENT='
+import hashlib, socket, sys
+data = open(sys.argv[1], "rb").read()
+s = socket.create_connection((sys.argv[2], 9000), timeout=15)
+s.sendall(data); s.shutdown(socket.SHUT_WR)
+f = s.makefile("rb")
+head = f.readline().decode().split()
+back = f.read()
+print(head[0], head[2], "same" if back == data else "DIFFERENT(%d)" % len(back))'
+got=$(in_a timeout 20 env "${SHIMENV[@]}" /usr/bin/python3 -c "$CLIENT" "$LIB_TMP/blob" "$IP_B" 2>"$LIB_TMP/py.err")
+case $got in
+  "peer="*" 300000 same") ;;
+  *) fail "echo through sstd: '$got': $(tail -3 "$LIB_TMP/py.err")" ;;
+esac
+grep -q "listen: SST service 9000 -> 127.0.0.1:9000" "$LIB_TMP/sstd.log" ||
+  fail "sstd did not log the registration of 9000"
+log "ok: nginx ('$ngot') and the echo server ('$got') both answered over SST through sstd"
+
+log "4. refusals: a socket that does not listen, a forwarded port, a port registered already"
+RAW='
+import socket, sys
+port, kind = int(sys.argv[2]), sys.argv[3]
+if kind == "connected":
+    l = socket.create_server(("127.0.0.1", 0)); t = socket.create_connection(l.getsockname()); fd = t.fileno()
+elif kind == "v6":
+    t = socket.socket(socket.AF_INET6); t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    t.bind(("::1", port)); t.listen(); fd = t.fileno()
+else:
+    t = socket.create_server(("127.0.0.1", port)); fd = t.fileno()
+c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])
+socket.send_fds(c, [b"LISTEN %d\n" % port], [fd])
+print(c.makefile().readline().strip())'
+ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9100 connected)
+case $ans in *'"error":"not-listening"'*) ;; *) fail "LISTEN with a connected socket: $ans" ;; esac
+ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 8095 listen)
+case $ans in *'"error":"forwarded"'*) ;; *) fail "LISTEN of a forwarded port: $ans" ;; esac
+ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9000 v6)
+case $ans in *'"error":"in-use"'*) ;; *) fail "LISTEN of a registered port: $ans" ;; esac
+ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9101 listen)
+case $ans in *'"ok":true'*) ;; *) fail "LISTEN of a free port: $ans" ;; esac
+poll_until 5 unregistered 9101 || fail "a registration outlived its connection: $(listeners)"
+# A shimmed server on the forwarded port: the shim says why it stays TCP only.
+in_b timeout 10 env "${SRV[@]}" SST_LISTEN=8095 SST_LOG_FILE="$LIB_TMP/b-fwd.log" /usr/bin/python3 -c '
+import socket, time
+s = socket.create_server(("0.0.0.0", 8095)); time.sleep(1)'
+grep -q 'port 8095 stays TCP only (SST port 8661 is taken; sstd at .*"error":"forwarded"' "$LIB_TMP/b-fwd.log" ||
+  fail "no warning for the forwarded port: $(tail -3 "$LIB_TMP/b-fwd.log")"
+log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go"
+
+log "5. nginx stopped: its keeper ends, and with it the registration of :8090"
+master=$(cat "$LIB_TMP/nginx.pid")
+kill "$master"
+poll_until 10 sh -c "! kill -0 $master 2>/dev/null" || fail "nginx did not stop"
+poll_until 10 unregistered 8090 || fail "8090 still registered after nginx stopped: $(listeners)"
+poll_until 10 sh -c "! grep -q '^State:[[:space:]]*[^Z]' /proc/$kn/status 2>/dev/null" ||
+  fail "nginx's keeper $kn still runs"
+log "ok: nginx stopped, its keeper $kn gone, 8090 no longer registered"
+
+log "6. sstd restarted: the echo server registers :9000 again with the new one"
+kill "$SSTD"
+wait "$SSTD" 2>/dev/null
+lib_bg in_b "$BUILD/sstd" --foreground --socket "$SOCK" --keydir "$LIB_TMP/kb" --forward 8095 \
+  --log info 2>"$LIB_TMP/sstd2.log"
+SSTD=$LIB_BG_PID
+poll_until 20 test -S "$SOCK" || fail "sstd did not start again: $(tail -3 "$LIB_TMP/sstd2.log")"
+grep -q "sstd ended: port 9000 no longer accepts SST streams" "$LIB_TMP/b-echo.log" ||
+  fail "echo server: the end of sstd not logged: $(tail -3 "$LIB_TMP/b-echo.log")"
+poll_until 10 registered 9000 || fail "9000 not registered again with the new sstd: $(listeners)"
+got=$(in_a timeout 20 env "${SHIMENV[@]}" /usr/bin/python3 -c "$CLIENT" "$LIB_TMP/blob" "$IP_B" 2>"$LIB_TMP/py.err")
+case $got in
+  "peer="*" 300000 same") ;;
+  *) fail "echo through the new sstd: '$got': $(tail -3 "$LIB_TMP/py.err")" ;;
+esac
+log "ok: registered again with the restarted sstd and reached over SST"
+
+log "7. the echo server stopped: its registration ends, a new connection is refused"
+kill "$ECHO"
+poll_until 10 unregistered 9000 || fail "9000 still registered after its server stopped: $(listeners)"
+got=$(in_a timeout 15 env "${SHIMENV[@]}" /usr/bin/python3 -c "
+import errno, socket
+try:
+    socket.create_connection(('$IP_B', 9000), timeout=10); print('connected')
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))" 2>"$LIB_TMP/py2.err")
+[ "$got" = ECONNREFUSED ] || fail "a connection to the stopped server: '$got', want ECONNREFUSED"
+log "ok: the registration ended with its server (ECONNREFUSED afterwards)"
