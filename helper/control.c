@@ -114,6 +114,12 @@ void sstd_client_reply(struct sstd_client *c, struct evbuffer *json)
     client_process(c);
 }
 
+void sstd_client_send(struct sstd_client *c, const char *line)
+{
+    evbuffer_add(c->out, line, strlen(line));
+    event_add(c->wev, NULL); /* flushed from the loop */
+}
+
 void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
 {
     char msg[512];
@@ -482,7 +488,7 @@ static void do_listen(struct sstd_client *c, const char *port)
         code = c->fd_dropped ? "fd-limit" : "no-fd";
         snprintf(msg, sizeof msg, "LISTEN needs the listening socket passed with SCM_RIGHTS");
     } else if (sstd_reg_check_fd(fd, (uint16_t)pn, &dst, &dstlen, &code, msg, sizeof msg)) {
-        c->reg = sstd_reg_open(c->d, (uint16_t)pn, &dst, dstlen, c->pid, &code, msg, sizeof msg);
+        c->reg = sstd_reg_open(c->d, c, (uint16_t)pn, &dst, dstlen, c->pid, &code, msg, sizeof msg);
     }
     c->fd_dropped = false;
     /* Never kept: the server's listener must close when the server closes it. */
@@ -679,6 +685,20 @@ static void dispatch(struct sstd_client *c, char *line)
         do_connect(c, a1, a2, more);
     } else if (strcmp(cmd, "LISTEN") == 0) {
         do_listen(c, a1);
+    } else if (strcmp(cmd, "PEERED") == 0) {
+        /* PEERED LOCAL: the registering shim's answer to our "PEER LOCAL REMOTE". */
+        if (!c->reg || !a1)
+            sstd_client_reply_error(c, "bad-args", "PEERED LOCAL: only on a LISTEN connection");
+        else if (!sstd_reg_peered(c->reg, a1))
+            sstd_client_reply_error(c, "unknown-stream", "no connection from %s waits", a1);
+        else {
+            struct evbuffer *b = evbuffer_new();
+            if (!b)
+                return;
+            evbuffer_add_printf(b, "{\"ok\":true}");
+            sstd_client_reply(c, b);
+            evbuffer_free(b);
+        }
     } else if (strcmp(cmd, "MARK") == 0) {
         /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
         unsigned long long dev, ino;

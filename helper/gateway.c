@@ -19,16 +19,9 @@
 #include "sst.h"
 #include "io/udp.h"
 
-void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, const struct sockaddr *dst,
-                         socklen_t dstlen, bool proxy)
+int sstd_gateway_socket(int family)
 {
-    char where[SST_ADDR_STRLEN];
-    struct sst_addr da;
-    if (sst_addr_from_sockaddr(&da, dst, dstlen) == 0)
-        sst_addr_str(&da, where, sizeof where);
-    else
-        snprintf(where, sizeof where, "port %u", port);
-    int fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     /* No Nagle on the local hop: the stream's bytes are written as they arrive, and a request
      * that comes in two writes (a header, then its body) would otherwise wait for the server's
      * delayed ACK of the first -- 40 ms per request, where the program's own TCP_NODELAY
@@ -37,6 +30,19 @@ void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, con
     int one = 1;
     if (fd >= 0)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+void sstd_gateway_connect(struct sstd *d, struct sstd_pump *p, int fd, uint16_t port, const struct sockaddr *dst,
+                          socklen_t dstlen, bool proxy)
+{
+    (void)d;
+    char where[SST_ADDR_STRLEN];
+    struct sst_addr da;
+    if (sst_addr_from_sockaddr(&da, dst, dstlen) == 0)
+        sst_addr_str(&da, where, sizeof where);
+    else
+        snprintf(where, sizeof where, "port %u", port);
     if (fd < 0 || (connect(fd, dst, dstlen) < 0 && errno != EINPROGRESS) ||
         sstd_pump_attach_fd(p, fd) < 0) {
         SSTD_INFO("gateway: %s: %s; refusing the stream", where, strerror(errno));
@@ -51,6 +57,12 @@ void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, con
         sstd_pump_prefix(p, hdr, n);
     }
     SSTD_DEBUG("gateway: stream %s -> %s", p->dest, where);
+}
+
+void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, const struct sockaddr *dst,
+                         socklen_t dstlen, bool proxy)
+{
+    sstd_gateway_connect(d, p, sstd_gateway_socket(dst->sa_family), port, dst, dstlen, proxy);
 }
 
 static void listener_cb(struct sst_listener *l, void *arg)

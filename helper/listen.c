@@ -17,12 +17,29 @@
 #include <string.h>
 #include <unistd.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "sst.h"
 #include "io/udp.h"
 
+/* How long a connection waits for the server's shim to record its SST peer (PEERED) before it
+ * goes ahead anyway (the server's accept() then reports sstd's loopback address). */
+#define SSTD_LISTEN_PEER_WAIT_MS 1000
+
+/* A stream's local socket, bound, waiting for PEERED before its connect. */
+struct sstd_reg_wait {
+    struct sstd_reg *r;
+    struct sstd_pump *p;             /* NULL once the pump is gone (the initiator gave up) */
+    int fd;
+    char local[SST_ADDR_STRLEN];
+    struct event *timer;
+    struct sstd_reg_wait *next;
+};
+
 struct sstd_reg {
     struct sstd *d;
+    struct sstd_client *c;           /* the registration's connection (PEER lines go there) */
+    struct sstd_reg_wait *waits;
     uint16_t port;
     pid_t pid;                       /* the registering process (SO_PEERCRED) */
     struct sockaddr_storage dst;     /* the server's listener: where streams are connected */
@@ -91,16 +108,109 @@ bool sstd_reg_check_fd(int fd, uint16_t port, struct sockaddr_storage *dst, sock
     return true;
 }
 
+/* The wait is over (PEERED, the timer, the registration's end: go false): the connect, or the
+ * refusal; the pump may be gone already. */
+static void wait_end(struct sstd_reg_wait *w, bool go)
+{
+    struct sstd_reg *r = w->r;
+    for (struct sstd_reg_wait **pp = &r->waits; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    event_free(w->timer);
+    struct sstd_pump *p = w->p;
+    if (p) {
+        p->reg_wait = NULL;
+        /* No PROXY header: the server did not ask for one (--proxy-protocol is the gateway's). */
+        if (go) {
+            sstd_gateway_connect(r->d, p, w->fd, r->port, (struct sockaddr *)&r->dst, r->dstlen, false);
+        } else {
+            close(w->fd);
+            sstd_pump_refuse(p);
+        }
+    } else {
+        close(w->fd);
+    }
+    free(w);
+}
+
+static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct sstd_reg_wait *w = arg;
+    struct sstd *d = w->r->d;
+    SSTD_DEBUG("listen: no PEERED for %s within %d ms; connecting anyway", w->local, SSTD_LISTEN_PEER_WAIT_MS);
+    wait_end(w, true);
+    sstd_kick(d);
+}
+
+void sstd_reg_pump_gone(struct sstd_reg_wait *w)
+{
+    w->p = NULL;
+}
+
+bool sstd_reg_peered(struct sstd_reg *r, const char *local)
+{
+    for (struct sstd_reg_wait *w = r->waits; w; w = w->next) {
+        if (strcmp(w->local, local) == 0) {
+            wait_end(w, true);
+            sstd_kick(r->d);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The server's accept() should report the SST peer, as with its own engine (docs/shim.md §6c
+ * step 3): the local socket is bound first (the listener's address, port 0), its address told
+ * to the server's shim with the peer's ("PEER LOCAL REMOTE"), and the connect waits for the
+ * shim's PEERED -- on loopback the handshake completes inside connect(), so the record must
+ * exist first -- at most SSTD_LISTEN_PEER_WAIT_MS. */
+static void reg_accept(struct sstd_reg *r, struct sstd_pump *p)
+{
+    struct sstd *d = r->d;
+    int fd = sstd_gateway_socket(r->dst.ss_family);
+    struct sockaddr_storage la = r->dst;
+    socklen_t ll = r->dstlen;
+    ((struct sockaddr_in *)&la)->sin_port = 0;   /* same offset in v6 */
+    struct sst_addr a;
+    struct sstd_reg_wait *w = NULL;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&la, ll) < 0 || getsockname(fd, (struct sockaddr *)&la, &ll) < 0 ||
+            sst_addr_from_sockaddr(&a, (struct sockaddr *)&la, ll) < 0 || !(w = calloc(1, sizeof *w))) {
+        sstd_gateway_connect(d, p, fd, r->port, (struct sockaddr *)&r->dst, r->dstlen, false);
+        return;
+    }
+    *w = (struct sstd_reg_wait){ .r = r, .p = p, .fd = fd };
+    sst_addr_str(&a, w->local, sizeof w->local);
+    w->timer = evtimer_new(d->base, wait_timeout, w);
+    struct timeval tv = { 0, SSTD_LISTEN_PEER_WAIT_MS * 1000 };
+    if (!w->timer || evtimer_add(w->timer, &tv) < 0) {
+        if (w->timer)
+            event_free(w->timer);
+        free(w);
+        sstd_gateway_connect(d, p, fd, r->port, (struct sockaddr *)&r->dst, r->dstlen, false);
+        return;
+    }
+    p->reg_wait = w;
+    w->next = r->waits;
+    r->waits = w;
+    char peer[SST_ADDR_STRLEN], line[2 * SST_ADDR_STRLEN + 16];
+    sst_addr_str(sst_stream_peer(p->s), peer, sizeof peer);
+    snprintf(line, sizeof line, "PEER %s %s\n", w->local, peer);
+    sstd_client_send(r->c, line);
+}
+
 static void listener_cb(struct sst_listener *l, void *arg)
 {
     struct sstd_reg *r = arg;
     struct sstd_pump *p;
-    /* No PROXY header: the server did not ask for one (--proxy-protocol is the gateway's). */
     while ((p = sstd_pump_accept(r->d, l, r->port)) != NULL)
-        sstd_gateway_accept(r->d, p, r->port, (struct sockaddr *)&r->dst, r->dstlen, false);
+        reg_accept(r, p);
 }
 
-struct sstd_reg *sstd_reg_open(struct sstd *d, uint16_t port, const struct sockaddr_storage *dst,
+struct sstd_reg *sstd_reg_open(struct sstd *d, struct sstd_client *c, uint16_t port, const struct sockaddr_storage *dst,
                                socklen_t dstlen, pid_t pid, const char **code, char *msg, size_t msglen)
 {
     if (sstd_forwarded(&d->opts, port)) {
@@ -123,7 +233,7 @@ struct sstd_reg *sstd_reg_open(struct sstd *d, uint16_t port, const struct socka
     }
     char service[8];
     snprintf(service, sizeof service, "%u", port);
-    *r = (struct sstd_reg){ .d = d, .port = port, .pid = pid, .dstlen = dstlen };
+    *r = (struct sstd_reg){ .d = d, .c = c, .port = port, .pid = pid, .dstlen = dstlen };
     memcpy(&r->dst, dst, dstlen);
     r->l = sst_listen(sstd_ctx(d), service, listener_cb, r);
     if (!r->l) {
@@ -153,10 +263,13 @@ void sstd_reg_close(struct sstd_reg *r)
             break;
         }
     }
-    /* Streams waiting in its backlog are reset, as a closed TCP listener's queue is; streams
-     * already pumped go on (they are the server's accepted connections). */
+    /* Streams waiting in its backlog are reset, as a closed TCP listener's queue is, and so
+     * are those waiting for PEERED; streams already connected go on (they are the server's
+     * accepted connections). */
+    while (r->waits)
+        wait_end(r->waits, false);
     sst_listener_close(r->l);
-    sstd_rearm(d);
+    sstd_kick(d);
     SSTD_INFO("listen: SST service %u of pid %d ended", r->port, (int)r->pid);
     free(r);
 }

@@ -83,6 +83,8 @@ static void errwatch_add(struct sstd_pump *p)
 
 static void pump_release(struct sstd_pump *p)
 {
+    if (p->reg_wait)
+        sstd_reg_pump_gone(p->reg_wait);
     errwatch_del(p);
     if (p->rev)
         event_free(p->rev);

@@ -66,6 +66,7 @@ struct sstd_pump {
     int fin_err;
     unsigned pending_ev;
     unsigned nested;              /* stream callbacks that arrived while busy (tests, debugging) */
+    struct sstd_reg_wait *reg_wait;   /* listen.c: its local connect waits for the server's shim */
     struct sstd_pump *next;
     /* Last: pump_new zeroes only what comes before (128 KiB of calloc per connection was a
      * tenth of sstd's CPU in a connection-rate run). */

@@ -271,6 +271,8 @@ void sstd_stop_maybe(struct sstd *d);
 bool sstd_control_pass_reset(struct sstd *d, pid_t pid, int fd, int app_fd, unsigned long long dev,
                              unsigned long long ino, int eno);
 void sstd_client_reply(struct sstd_client *c, struct evbuffer *json);
+/* Sends line (one line with its newline) on c's connection, outside any request's answer. */
+void sstd_client_send(struct sstd_client *c, const char *line);
 void sstd_client_reply_error(struct sstd_client *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -284,6 +286,11 @@ void sstd_gateway_close(struct sstd *d);
 struct sockaddr;
 void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, const struct sockaddr *dst,
                          socklen_t dstlen, bool proxy);
+/* The same in two steps: the local socket (non-blocking, TCP_NODELAY; -1 with errno), then its
+ * connect (fd < 0: the stream is refused). */
+int sstd_gateway_socket(int family);
+void sstd_gateway_connect(struct sstd *d, struct sstd_pump *p, int fd, uint16_t port, const struct sockaddr *dst,
+                          socklen_t dstlen, bool proxy);
 
 /* listen.c: a port registered by a shimmed server whose own engine cannot have the SST port
  * (LISTEN PORT + its listening socket, docs/helper.md "LISTEN").  check_fd verifies the passed
@@ -291,11 +298,19 @@ void sstd_gateway_accept(struct sstd *d, struct sstd_pump *p, uint16_t port, con
  * loopback for a wildcard bind); false with an error code and message.  open listens for the
  * service (NULL with code/message: the port is forwarded or registered already); close ends it. */
 struct sstd_reg;
+struct sstd_reg_wait;
 bool sstd_reg_check_fd(int fd, uint16_t port, struct sockaddr_storage *dst, socklen_t *dstlen,
                        const char **code, char *msg, size_t msglen);
-struct sstd_reg *sstd_reg_open(struct sstd *d, uint16_t port, const struct sockaddr_storage *dst,
+struct sstd_client;
+struct sstd_reg *sstd_reg_open(struct sstd *d, struct sstd_client *c, uint16_t port, const struct sockaddr_storage *dst,
                                socklen_t dstlen, pid_t pid, const char **code, char *msg, size_t msglen);
 void sstd_reg_close(struct sstd_reg *r);
+/* PEERED LOCAL (the registering shim recorded the peer of the connection from LOCAL, which
+ * sstd announced with "PEER LOCAL REMOTE"): that connection goes ahead now.  False if r has
+ * no connection from LOCAL waiting (it went ahead after its wait, or never was). */
+bool sstd_reg_peered(struct sstd_reg *r, const char *local);
+/* pump.c: the pump a registration's connection waits with is freed. */
+void sstd_reg_pump_gone(struct sstd_reg_wait *w);
 void sstd_reg_json(struct sstd *d, struct evbuffer *out);   /* STATUS's "listeners" array */
 
 /* proxy.c: a PROXY protocol v2 header (haproxy's proxy-protocol.txt §2.2) saying the connection

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uthash.h>
 #include <utlist.h>
@@ -106,6 +107,7 @@ struct lport {
     int reg_fd;                      /* the registration's control connection, -1 if none */
     struct event *reg_ev;            /* its answer, then its end */
     bool reg_ok;                     /* sstd took it */
+    int reg_family;                  /* the passed socket's: SST peers are given in it */
     int reg_left;                    /* port_open's tries left, for a refusal worth retrying */
     size_t reg_len;
     char reg_buf[256];               /* sstd's answer line */
@@ -174,6 +176,16 @@ struct port_retry {
     struct event *ev;
 };
 static struct port_retry *retries;   /* a keeper goes on with them */
+/* Shared slots published for connections sstd makes to a registered port (PEER): given back
+ * once claimed by an accept, or after SPEER_TTL_SEC unclaimed (event thread). */
+struct speer {
+    struct speer *next;
+    int slot;
+    time_t at;
+};
+#define SPEER_TTL_SEC 60
+static struct speer *speers;
+static struct event *speer_ev;
 static pthread_once_t srv_once = PTHREAD_ONCE_INIT;
 
 static void at_prepare(void) { pthread_mutex_lock(&srv_lock); }
@@ -192,6 +204,8 @@ static void at_child(void)
     lports = NULL;
     bridge_keys = NULL;
     retries = NULL;                  /* the parent's events: leaked */
+    speers = NULL;
+    speer_ev = NULL;
     /* The accepted sockets are the child's too (a pre-forking or fork-per-connection server,
      * sshd's child that re-executes itself): their peers still answer there; the bridges stay
      * the parent's. */
@@ -799,17 +813,92 @@ static void reg_failed(struct lport *p, const char *why, bool retry)
               shim_helper_path() ? shim_helper_path() : "?", msg);
 }
 
-/* sstd's answer, and later the connection's end (sstd exited: registered again with the next
- * sstd, for a restart; never by binding SST_PORT ourselves, which the new sstd needs). */
+/* Gives back the slots of sstd's connections once claimed, or unclaimed after SPEER_TTL_SEC
+ * (a connection never accepted; its loopback port may be used again later). */
+static void on_speer_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    time_t now = time(NULL);
+    for (struct speer **pp = &speers; *pp;) {
+        struct speer *e = *pp;
+        if (slot_claimed(e->slot) || now - e->at > SPEER_TTL_SEC) {
+            pthread_mutex_lock(&srv_lock);
+            slot_free(&e->slot);
+            pthread_mutex_unlock(&srv_lock);
+            *pp = e->next;
+            free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+    if (!speers && speer_ev)
+        event_del(speer_ev);
+}
+
+/* "PEER LOCAL REMOTE": sstd's connection from LOCAL carries the SST stream of REMOTE.  Offered
+ * in the shared table (found by the accept() of this process or any forked from the
+ * listening one, as for our own bridges: steps 3-4), then "PEERED LOCAL" lets sstd connect. */
+static void reg_peer(struct lport *p, char *words)
+{
+    char *remote = strchr(words, ' ');
+    struct sst_addr la, ra;
+    if (!remote)
+        return;
+    *remote++ = '\0';
+    if (sst_addr_parse(&la, words, 0) != 0 || sst_addr_parse(&ra, remote, 0) != 0) {
+        SHIM_DEBUG("SST_LISTEN: port %u: sstd said PEER %s %s", p->port, words, remote);
+        return;
+    }
+    struct sockaddr_storage peer;
+    socklen_t peer_len = 0;
+    uint8_t key[19];
+    memset(key, 0, sizeof(key));
+    sst_addr_encode(&la, key);
+    if (sst_addr_to_sockaddr(&ra, p->reg_family, &peer, &peer_len) != 0)
+        peer_len = 0;   /* an IPv6 peer on an IPv4 socket: sstd's address is reported */
+    struct speer *e = peer_len ? calloc(1, sizeof(*e)) : NULL;
+    if (e) {
+        pthread_mutex_lock(&srv_lock);
+        e->slot = slot_publish(key, &peer, peer_len);
+        pthread_mutex_unlock(&srv_lock);
+        e->at = time(NULL);
+        if (e->slot < 0) {
+            free(e);
+        } else {
+            e->next = speers;
+            speers = e;
+            if (!speer_ev)
+                speer_ev = event_new(shim_ev_base(), -1, EV_PERSIST, on_speer_tick, NULL);
+            struct timeval tv = { 1, 0 };
+            if (speer_ev && !event_pending(speer_ev, EV_TIMEOUT, NULL))
+                event_add(speer_ev, &tv);
+        }
+    }
+    char line[SST_ADDR_STRLEN + 16];
+    snprintf(line, sizeof(line), "PEERED %s\n", words);
+    if (!shim_helper_send(p->reg_fd, line, -1))
+        SHIM_DEBUG("SST_LISTEN: port %u: PEERED not sent (%s); sstd connects after its wait", p->port,
+                   strerror(errno));
+}
+
+/* sstd's answer, then its PEER lines, and the connection's end (sstd exited: registered again
+ * with the next sstd, for a restart; never by binding SST_PORT ourselves, which the new sstd
+ * needs). */
 static void on_reg_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct lport *p = arg;
     uint16_t port = p->port;
-    char junk[256];
-    char *dst = p->reg_ok ? junk : p->reg_buf + p->reg_len;
-    size_t room = p->reg_ok ? sizeof(junk) : sizeof(p->reg_buf) - 1 - p->reg_len;
-    ssize_t n = room ? recv(fd, dst, room, MSG_DONTWAIT) : 0;
+    size_t room = sizeof(p->reg_buf) - 1 - p->reg_len;
+    if (room == 0) {   /* no line of sstd's is that long */
+        if (!p->reg_ok) {
+            reg_failed(p, "answer too long", false);
+            return;
+        }
+        p->reg_len = 0;
+        room = sizeof(p->reg_buf) - 1;
+    }
+    ssize_t n = recv(fd, p->reg_buf + p->reg_len, room, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -823,29 +912,32 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
         (void)port_retry_later(port, REG_AGAIN_TRIES - 1, true);
         return;
     }
-    if (p->reg_ok)
-        return;   /* nothing else is said on it */
     p->reg_len += (size_t)n;
     p->reg_buf[p->reg_len] = '\0';
-    char *nl = strchr(p->reg_buf, '\n');
-    if (!nl) {
-        if (p->reg_len >= sizeof(p->reg_buf) - 1)
-            reg_failed(p, "answer too long", false);
-        return;
+    char *line = p->reg_buf, *nl;
+    while ((nl = strchr(line, '\n')) != NULL) {
+        *nl = '\0';
+        if (p->reg_ok) {
+            if (strncmp(line, "PEER ", 5) == 0)
+                reg_peer(p, line + 5);
+            /* else the answers to our PEERED */
+        } else if (strncmp(line, "{\"ok\":true", 10) == 0) {
+            p->reg_ok = true;
+            lsock_pass_drop(port);
+            SHIM_INFO("SST_LISTEN: port %u also accepts SST streams, through sstd at %s (SST port %u taken here)",
+                      port, shim_helper_path() ? shim_helper_path() : "?", shim_cfg.port);
+        } else {
+            /* {"ok":false,"error":"CODE","message":"..."}: quoted as it came (one line); "in-use"
+             * is worth another try: the registration of this server's previous run, whose
+             * keeper ends within a second once its listening socket is gone. */
+            bool retry = strstr(line, "\"error\":\"in-use\"") != NULL;
+            reg_failed(p, line, retry);
+            return;
+        }
+        line = nl + 1;
     }
-    *nl = '\0';
-    if (strncmp(p->reg_buf, "{\"ok\":true", 10) == 0) {
-        p->reg_ok = true;
-        lsock_pass_drop(port);
-        SHIM_INFO("SST_LISTEN: port %u also accepts SST streams, through sstd at %s (SST port %u taken here)",
-                  port, shim_helper_path() ? shim_helper_path() : "?", shim_cfg.port);
-        return;
-    }
-    /* {"ok":false,"error":"CODE","message":"..."}: quoted as it came (one line); "in-use" is
-     * worth another try: the registration of this server's previous run, whose keeper ends
-     * within a second once its listening socket is gone. */
-    bool retry = strstr(p->reg_buf, "\"error\":\"in-use\"") != NULL;
-    reg_failed(p, p->reg_buf, retry);
+    p->reg_len = strlen(line);
+    memmove(p->reg_buf, line, p->reg_len + 1);
 }
 
 /* Registers port with sstd (the answer comes to on_reg_read): 1 asked, 0 sstd cannot be
@@ -856,11 +948,14 @@ static int reg_start(uint16_t port, int retries_left)
     const char *path = shim_helper_path();
     if (!path)
         return -1;
-    int lfd = -1;
+    int lfd = -1, family = AF_INET;
     pthread_mutex_lock(&srv_lock);
-    for (struct lsock *ls = lsocks; ls && lfd < 0; ls = ls->next)
-        if (ls->port == port && (ls->pass_fd >= 0 || ls->fd >= 0))
+    for (struct lsock *ls = lsocks; ls && lfd < 0; ls = ls->next) {
+        if (ls->port == port && (ls->pass_fd >= 0 || ls->fd >= 0)) {
             lfd = ls->pass_fd >= 0 ? ls->pass_fd : ls->fd;
+            family = ls->family;
+        }
+    }
     pthread_mutex_unlock(&srv_lock);
     /* The number may be closed by the app meanwhile (only ls->fd: the duplicate is ours): sstd
      * checks what it receives, a socket listening on port. */
@@ -880,7 +975,7 @@ static int reg_start(uint16_t port, int retries_left)
         shim_fd_close_own(fd);
         return 0;
     }
-    *p = (struct lport){ .port = port, .reg_fd = fd, .reg_left = retries_left };
+    *p = (struct lport){ .port = port, .reg_fd = fd, .reg_left = retries_left, .reg_family = family };
     p->reg_ev = event_new(shim_ev_base(), fd, EV_READ | EV_PERSIST, on_reg_read, p);
     if (!p->reg_ev || event_add(p->reg_ev, NULL) < 0) {
         if (p->reg_ev)

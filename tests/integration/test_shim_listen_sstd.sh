@@ -2,7 +2,9 @@
 # Listeners handed to sstd (docs/shim.md §6c, docs/helper.md "LISTEN"): on a host where sstd
 # holds the SST port, servers under the shim with SST_LISTEN register their ports with it and
 # are reachable over SST -- two of them at once, one of them nginx with `daemon on` (its first
-# process registers and exits; the keeper keeps the registration).
+# process registers and exits; the keeper keeps the registration) -- and both see A's address
+# from accept() (sstd announces each connection's loopback address with its SST peer, PEER,
+# and connects once the shim recorded it, PEERED).
 #
 #   $NS_A 10.77.0.1 ======= veth (TCP dropped) ======= 10.77.0.2 $NS_B
 #   python / curl under the shim                        sstd (UDP 8661, own socket) --forward 8095
@@ -12,7 +14,8 @@
 #
 # Before (main up to 2026-11-22): the servers could not bind UDP 8661 (sstd has it), their
 # ports stayed TCP only, and the strict clients' connections failed.
-# Also: sstd refuses a LISTEN with a socket that does not listen (not-listening), a port
+# Also: a registrant that never answers PEER gets its connection after sstd's 1 s wait; sstd
+# refuses a LISTEN with a socket that does not listen (not-listening), a port
 # --forward serves (forwarded; the shim's warning says so), a port registered already
 # (in-use); stopping the server ends its registration (STATUS) and a new connection is refused
 # (ECONNREFUSED); nginx stopped, its keeper ends and so does its registration; sstd restarted,
@@ -105,7 +108,7 @@ log "3. strict SST clients in A reach both (TCP between the hosts is blocked)"
 for i in 1 2 3; do
   ngot=$(in_a timeout 15 env "${SHIMENV[@]}" curl -sS --max-time 10 "http://$IP_B:8090/" 2>"$LIB_TMP/curl.err")
   case $ngot in
-    "nginx "*) ;;
+    "nginx $IP_A") ;;
     *) fail "nginx through sstd: '$ngot': $(tail -3 "$LIB_TMP/curl.err")" ;;
   esac
 done
@@ -121,7 +124,7 @@ back = f.read()
 print(head[0], head[2], "same" if back == data else "DIFFERENT(%d)" % len(back))'
 got=$(in_a timeout 20 env "${SHIMENV[@]}" /usr/bin/python3 -c "$CLIENT" "$LIB_TMP/blob" "$IP_B" 2>"$LIB_TMP/py.err")
 case $got in
-  "peer="*" 300000 same") ;;
+  "peer=$IP_A 300000 same") ;;
   *) fail "echo through sstd: '$got': $(tail -3 "$LIB_TMP/py.err")" ;;
 esac
 grep -q "listen: SST service 9000 -> 127.0.0.1:9000" "$LIB_TMP/sstd.log" ||
@@ -151,13 +154,43 @@ case $ans in *'"error":"in-use"'*) ;; *) fail "LISTEN of a registered port: $ans
 ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9101 listen)
 case $ans in *'"ok":true'*) ;; *) fail "LISTEN of a free port: $ans" ;; esac
 poll_until 5 unregistered 9101 || fail "a registration outlived its connection: $(listeners)"
+# A registrant that never answers PEER (no shim): sstd connects after its bounded wait (1 s),
+# and the server then sees sstd's loopback address.
+in_b /usr/bin/python3 -c '
+import socket, sys, time
+l = socket.create_server(("127.0.0.1", 9102))
+c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])
+socket.send_fds(c, [b"LISTEN 9102\n"], [l.fileno()])
+f = c.makefile()
+ok = f.readline()
+open(sys.argv[2] + ".reg", "w").write(ok)
+peer = f.readline().split()
+t0 = time.monotonic()
+a, addr = l.accept()
+waited = time.monotonic() - t0
+a.sendall(b"%s %s %.2f\n" % (peer[0].encode(), addr[0].encode(), waited)); a.close()
+open(sys.argv[2], "w").write("%s %s %s:%d %.2f\n" % (peer[1], peer[2], addr[0], addr[1], waited))
+time.sleep(0.5)' "$SOCK" "$LIB_TMP/raw9102" &
+raw=$!
+poll_until 10 test -s "$LIB_TMP/raw9102.reg" || fail "LISTEN 9102: no answer"
+got=$(in_a timeout 15 env "${SHIMENV[@]}" /usr/bin/python3 -c "
+import socket
+s = socket.create_connection(('$IP_B', 9102), timeout=10)
+print(s.makefile().readline().strip())" 2>"$LIB_TMP/py3.err")
+wait "$raw"
+read -r plocal ppeer acc waited <"$LIB_TMP/raw9102"
+[ "${ppeer%:*}" = "$IP_A" ] || fail "sstd's PEER line named '$ppeer', want $IP_A"
+[ "$plocal" = "$acc" ] || fail "sstd's PEER line named $plocal, the server accepted $acc"
+/usr/bin/python3 -c "import sys; sys.exit(not 0.9 <= float('$waited') <= 5)" ||
+  fail "without PEERED sstd connected after ${waited}s, want its 1 s wait"
+[ -n "$got" ] || fail "the client of 9102 got no answer: $(tail -3 "$LIB_TMP/py3.err")"
 # A shimmed server on the forwarded port: the shim says why it stays TCP only.
 in_b timeout 10 env "${SRV[@]}" SST_LISTEN=8095 SST_LOG_FILE="$LIB_TMP/b-fwd.log" /usr/bin/python3 -c '
 import socket, time
 s = socket.create_server(("0.0.0.0", 8095)); time.sleep(1)'
 grep -q 'port 8095 stays TCP only (SST port 8661 is taken; sstd at .*"error":"forwarded"' "$LIB_TMP/b-fwd.log" ||
   fail "no warning for the forwarded port: $(tail -3 "$LIB_TMP/b-fwd.log")"
-log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go"
+log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go; no PEERED: connected after ${waited}s, the server saw $acc"
 
 log "5. nginx stopped: its keeper ends, and with it the registration of :8090"
 master=$(cat "$LIB_TMP/nginx.pid")
@@ -180,7 +213,7 @@ grep -q "sstd ended: port 9000 no longer accepts SST streams" "$LIB_TMP/b-echo.l
 poll_until 10 registered 9000 || fail "9000 not registered again with the new sstd: $(listeners)"
 got=$(in_a timeout 20 env "${SHIMENV[@]}" /usr/bin/python3 -c "$CLIENT" "$LIB_TMP/blob" "$IP_B" 2>"$LIB_TMP/py.err")
 case $got in
-  "peer="*" 300000 same") ;;
+  "peer=$IP_A 300000 same") ;;
   *) fail "echo through the new sstd: '$got': $(tail -3 "$LIB_TMP/py.err")" ;;
 esac
 log "ok: registered again with the restarted sstd and reached over SST"
