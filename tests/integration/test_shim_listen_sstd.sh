@@ -17,7 +17,8 @@
 # Also: a registrant that never answers PEER gets its connection after sstd's 1 s wait; sstd
 # refuses a LISTEN with a socket that does not listen (not-listening), a port
 # --forward serves (forwarded; the shim's warning says so), a port registered already
-# (in-use); stopping the server ends its registration (STATUS) and a new connection is refused
+# (in-use); a server that closes its listening socket and lives on ends its registration;
+# stopping the server ends its registration (STATUS) and a new connection is refused
 # (ECONNREFUSED); nginx stopped, its keeper ends and so does its registration; sstd restarted,
 # the echo server registers again with the new one.
 . "$(dirname "$0")/lib.sh"
@@ -190,7 +191,21 @@ import socket, time
 s = socket.create_server(("0.0.0.0", 8095)); time.sleep(1)'
 grep -q 'port 8095 stays TCP only (SST port 8661 is taken; sstd at .*"error":"forwarded"' "$LIB_TMP/b-fwd.log" ||
   fail "no warning for the forwarded port: $(tail -3 "$LIB_TMP/b-fwd.log")"
-log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go; no PEERED: connected after ${waited}s, the server saw $acc"
+# A shimmed server that closes its listening socket and lives on: the shim's close ends the
+# registration (not only the process's end).
+in_b env "${SRV[@]}" SST_LISTEN=9103 SST_LOG_FILE="$LIB_TMP/b-close.log" /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.create_server(("0.0.0.0", 9103))
+while "through sstd" not in open(sys.argv[1]).read(): time.sleep(0.05)
+s.close()
+open(sys.argv[2], "w").close()
+time.sleep(3)' "$LIB_TMP/b-close.log" "$LIB_TMP/closed9103" &
+closer=$!
+poll_until 10 test -e "$LIB_TMP/closed9103" || fail "the server of 9103 did not register: $(tail -3 "$LIB_TMP/b-close.log")"
+poll_until 2 unregistered 9103 || fail "9103 still registered after its listening socket was closed: $(listeners)"
+kill -0 "$closer" 2>/dev/null || fail "the server of 9103 ended too early for the check"
+wait "$closer"
+log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go, one closed by its server's close(); no PEERED: connected after ${waited}s, the server saw $acc"
 
 log "5. nginx stopped: its keeper ends, and with it the registration of :8090"
 master=$(cat "$LIB_TMP/nginx.pid")
