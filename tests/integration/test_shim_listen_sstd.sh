@@ -73,29 +73,7 @@ grep -q "cannot bind UDP port 8661" "$LIB_TMP/b-echo.log" ||
 registered 9000 || fail "STATUS lists no listener for 9000: $(listeners)"
 
 log "2. nginx (daemon on) under SST_LISTEN registers :8090; its keeper keeps it"
-mkdir -p "$LIB_TMP/ntmp"
-cat >"$LIB_TMP/nginx.conf" <<CONF
-worker_processes 2;
-daemon on;
-master_process on;
-user root;
-pid $LIB_TMP/nginx.pid;
-error_log $LIB_TMP/nginx-error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $LIB_TMP/ntmp/body;
-  proxy_temp_path $LIB_TMP/ntmp/proxy;
-  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
-  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
-  scgi_temp_path $LIB_TMP/ntmp/scgi;
-  server {
-    listen 8090;
-    keepalive_timeout 0;
-    location / { return 200 "nginx \$remote_addr\n"; }
-  }
-}
-CONF
+lib_nginx_conf on 'nginx $remote_addr'
 in_b env "${SRV[@]}" SST_LISTEN=8090 SST_LOG_FILE="$LIB_TMP/b-nginx.log" \
   nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log" || fail "nginx did not start"
 wait_for_port "$NS_B" 8090
