@@ -106,6 +106,7 @@ struct lport {
     struct sst_listener *l;          /* our engine's, or NULL: */
     int reg_fd;                      /* the registration's control connection, -1 if none */
     struct event *reg_ev;            /* its answer, then its end */
+    struct event *reg_slow;          /* no answer yet after REG_SLOW_SEC: said once */
     bool reg_ok;                     /* sstd took it */
     int reg_family;                  /* the passed socket's: SST peers are given in it */
     int reg_left;                    /* port_open's tries left, for a refusal worth retrying */
@@ -285,6 +286,8 @@ static void lport_close(uint16_t port)
         }
         if (p->reg_ev)
             event_free(p->reg_ev);
+        if (p->reg_slow)
+            event_free(p->reg_slow);
         if (p->reg_fd >= 0)
             shim_fd_close_own(p->reg_fd);   /* sstd ends the registration */
         if (p->l || p->reg_ok)
@@ -745,6 +748,8 @@ static void on_listener(struct sst_listener *l, void *arg)
  * REG_RETRY_SEC, REG_AGAIN_TRIES times. */
 #define REG_RETRY_SEC 1
 #define REG_AGAIN_TRIES 30
+/* sstd answers LISTEN at once; no answer by then (sstd frozen, or swamped) is worth a word. */
+#define REG_SLOW_SEC 2
 
 static void port_open(uint16_t port, int retries_left, bool helper_only);
 
@@ -924,6 +929,13 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
         } else if (strncmp(line, "{\"ok\":true", 10) == 0) {
             p->reg_ok = true;
             lsock_pass_drop(port);
+            /* Clients reach it at sstd's UDP port: normally SST_PORT, which sstd holds. */
+            const char *u = strstr(line, "\"udp_port\":");
+            unsigned udp = u ? (unsigned)strtoul(u + 11, NULL, 10) : 0;
+            if (udp != 0 && udp != shim_cfg.port)
+                SHIM_WARN("SST_LISTEN: port %u accepts SST streams through sstd at %s on its UDP port %u, not "
+                          "SST_PORT %u (taken by something else): its clients need SST_PORT=%u", port,
+                          shim_helper_path() ? shim_helper_path() : "?", udp, shim_cfg.port, udp);
             SHIM_INFO("SST_LISTEN: port %u also accepts SST streams, through sstd at %s (SST port %u taken here)",
                       port, shim_helper_path() ? shim_helper_path() : "?", shim_cfg.port);
         } else {
@@ -938,6 +950,16 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
     }
     p->reg_len = strlen(line);
     memmove(p->reg_buf, line, p->reg_len + 1);
+}
+
+static void on_reg_slow(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct lport *p = arg;
+    if (!p->reg_ok)
+        SHIM_WARN("SST_LISTEN: sstd at %s has not answered LISTEN %u for %d s (stopped or swamped?): the "
+                  "port accepts SST streams only once it does", shim_helper_path() ? shim_helper_path() : "?",
+                  p->port, REG_SLOW_SEC);
 }
 
 /* Registers port with sstd (the answer comes to on_reg_read): 1 asked, 0 sstd cannot be
@@ -984,6 +1006,10 @@ static int reg_start(uint16_t port, int retries_left)
         shim_fd_close_own(fd);
         return 0;
     }
+    struct timeval slow = { REG_SLOW_SEC, 0 };
+    p->reg_slow = evtimer_new(shim_ev_base(), on_reg_slow, p);
+    if (p->reg_slow)
+        (void)evtimer_add(p->reg_slow, &slow);
     p->next = lports;
     lports = p;
     return 1;

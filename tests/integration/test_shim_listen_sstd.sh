@@ -17,7 +17,9 @@
 # Also: a registrant that never answers PEER gets its connection after sstd's 1 s wait; sstd
 # refuses a LISTEN with a socket that does not listen (not-listening), a port
 # --forward serves (forwarded; the shim's warning says so), a port registered already
-# (in-use); a server that closes its listening socket and lives on ends its registration;
+# (in-use); a server that closes its listening socket and lives on ends its registration; a
+# stopped sstd (SIGSTOP) is reported after 2 s and registers the port once continued; a server
+# whose SST_PORT is taken by something else than sstd is told sstd's UDP port;
 # stopping the server ends its registration (STATUS) and a new connection is refused
 # (ECONNREFUSED); nginx stopped, its keeper ends and so does its registration; sstd restarted,
 # the echo server registers again with the new one.
@@ -184,6 +186,36 @@ poll_until 2 unregistered 9103 || fail "9103 still registered after its listenin
 kill -0 "$closer" 2>/dev/null || fail "the server of 9103 ended too early for the check"
 wait "$closer"
 log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go, one closed by its server's close(); no PEERED: connected after ${waited}s, the server saw $acc"
+
+log "4b. sstd stopped (SIGSTOP) while a server registers: the shim says so after 2 s; registered once sstd runs again"
+kill -STOP "$SSTD"
+lib_bg in_b env "${SRV[@]}" SST_LISTEN=9104 SST_LOG_FILE="$LIB_TMP/b-slow.log" /usr/bin/python3 -c '
+import socket, time
+s = socket.create_server(("0.0.0.0", 9104)); time.sleep(30)'
+slow=$LIB_BG_PID
+if ! poll_until 6 grep -qs "has not answered LISTEN 9104 for 2 s" "$LIB_TMP/b-slow.log"; then
+  kill -CONT "$SSTD"; fail "no word about the silent sstd: $(tail -3 "$LIB_TMP/b-slow.log")"
+fi
+kill -CONT "$SSTD"
+poll_until 10 grep -qs "port 9104 also accepts SST streams, through sstd" "$LIB_TMP/b-slow.log" ||
+  fail "9104 not registered once sstd ran again: $(tail -3 "$LIB_TMP/b-slow.log")"
+registered 9104 || fail "STATUS lists no listener for 9104: $(listeners)"
+kill "$slow"
+# SST_PORT taken by something else than sstd (which runs on 8661): registered with sstd, and
+# the shim says which UDP port its clients need.
+in_b /usr/bin/python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::", 8670))
+open("'"$LIB_TMP/held"'", "w").close(); time.sleep(4)' &
+holder=$!
+poll_until 10 test -e "$LIB_TMP/held" || fail "could not hold UDP 8670"
+in_b timeout 10 env "${SRV[@]}" SST_LISTEN=9105 SST_PORT=8670 SST_LOG_FILE="$LIB_TMP/b-8670.log" /usr/bin/python3 -c '
+import socket, time
+s = socket.create_server(("0.0.0.0", 9105)); time.sleep(1)'
+grep -q "port 9105 accepts SST streams through sstd at .* on its UDP port 8661, not SST_PORT 8670 .*SST_PORT=8661" \
+  "$LIB_TMP/b-8670.log" || fail "no word about sstd's other UDP port: $(tail -3 "$LIB_TMP/b-8670.log")"
+wait "$holder"
+log "ok: a silent sstd is reported after 2 s and takes the port once it runs; sstd's UDP port named when it is not SST_PORT"
 
 log "5. nginx stopped: its keeper ends, and with it the registration of :8090"
 master=$(cat "$LIB_TMP/nginx.pid")
