@@ -114,6 +114,17 @@ void sstd_client_reply(struct sstd_client *c, struct evbuffer *json)
     client_process(c);
 }
 
+/* {"ok":true}: a request done with nothing to tell (PEERED, MARK). */
+static void reply_ok(struct sstd_client *c)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "{\"ok\":true}");
+    sstd_client_reply(c, b);
+    evbuffer_free(b);
+}
+
 void sstd_client_send(struct sstd_client *c, const char *line)
 {
     evbuffer_add(c->out, line, strlen(line));
@@ -691,14 +702,8 @@ static void dispatch(struct sstd_client *c, char *line)
             sstd_client_reply_error(c, "bad-args", "PEERED LOCAL: only on a LISTEN connection");
         else if (!sstd_reg_peered(c->reg, a1))
             sstd_client_reply_error(c, "unknown-stream", "no connection from %s waits", a1);
-        else {
-            struct evbuffer *b = evbuffer_new();
-            if (!b)
-                return;
-            evbuffer_add_printf(b, "{\"ok\":true}");
-            sstd_client_reply(c, b);
-            evbuffer_free(b);
-        }
+        else
+            reply_ok(c);
     } else if (strcmp(cmd, "MARK") == 0) {
         /* MARK DEV INO WHAT: the app's shutdown or SO_LINGER, from its shim (docs/helper.md). */
         unsigned long long dev, ino;
@@ -707,12 +712,7 @@ static void dispatch(struct sstd_client *c, char *line)
         } else if (!sstd_pump_mark(c->d, dev, ino, more[0])) {
             sstd_client_reply_error(c, "unknown-stream", "no hand-off of that socket, or not SHUTWR|LINGER0|LINGER|UTIMEOUT=MS|KEEPALIVE=IDLE,INTVL,CNT");
         } else {
-            struct evbuffer *b = evbuffer_new();
-            if (!b)
-                return;
-            evbuffer_add_printf(b, "{\"ok\":true}");
-            sstd_client_reply(c, b);
-            evbuffer_free(b);
+            reply_ok(c);
         }
     } else if (strcmp(cmd, "INFO") == 0) {
         /* INFO DEV INO: a hand-off's stream and channel numbers, for the shim's TCP_INFO. */
