@@ -18,7 +18,7 @@ static const char *socket_path;
 static void usage(FILE *f)
 {
     fputs("usage: sstctl [--socket PATH] COMMAND\n"
-          "  status [--json]     channels, their statistics, and the capability cache\n"
+          "  status [--json]     channels, streams, listeners (--forward, LISTEN) and the capability cache\n"
           "  ping HOST [COUNT]   round-trip time over SST (opens the channel if needed)\n"
           "  warm HOST           open a channel now and keep it warm for the idle period\n"
           "  caps HOST [PORT]    what the capability cache knows about HOST (and whether PORT answered)\n"
@@ -159,6 +159,17 @@ static void print_status(const struct jv *r)
         printf("  %-8s pid %-7.0f %-28s %-11s up %.0f B down %.0f B age %.0f s\n", jv_str(c, "kind", "?"),
                jv_num(c, "owner_pid", 0), jv_str(c, "stream", "?"), jv_str(c, "state", "?"),
                jv_num(c, "bytes_up", 0), jv_num(c, "bytes_down", 0), jv_num(c, "age_s", 0));
+    /* Ports served to SST peers: --forward, and servers under SST_LISTEN that registered. */
+    const struct jv *fwd = jv_get(r, "forward");
+    const struct jv *regs = jv_get(r, "listeners");
+    printf("listeners:\n");
+    if ((!fwd || !fwd->child) && (!regs || !regs->child))
+        printf("  (none)\n");
+    for (const struct jv *c = fwd ? fwd->child : NULL; c; c = c->next)
+        printf("  %-5.0f forward -> 127.0.0.1:%.0f\n", c->num, c->num);
+    for (const struct jv *c = regs ? regs->child : NULL; c; c = c->next)
+        printf("  %-5.0f LISTEN  -> %s (pid %.0f)\n", jv_num(c, "port", 0), jv_str(c, "to", "?"),
+               jv_num(c, "pid", 0));
     const struct jv *caps = jv_get(r, "caps");
     printf("capability cache:\n");
     if (!caps || !caps->child)

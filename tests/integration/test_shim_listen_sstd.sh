@@ -73,6 +73,9 @@ poll_until 10 grep -q "port 9000 also accepts SST streams, through sstd" "$LIB_T
 grep -q "cannot bind UDP port 8661" "$LIB_TMP/b-echo.log" ||
   fail "echo server: UDP 8661 was not found taken by sstd: $(tail -3 "$LIB_TMP/b-echo.log")"
 registered 9000 || fail "STATUS lists no listener for 9000: $(listeners)"
+st=$(in_b "$BUILD/sstctl" --socket "$SOCK" status)
+echo "$st" | grep -Eq "^  9000 +LISTEN  -> 127\.0\.0\.1:9000 \(pid [0-9]+\)$" ||
+  fail "sstctl status does not list the registration: $(echo "$st" | sed -n '/^listeners:/,/^capability/p')"
 
 log "2. nginx (daemon on) under SST_LISTEN registers :8090; its keeper keeps it"
 lib_nginx_conf on 'nginx $remote_addr'
