@@ -13,11 +13,13 @@
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <linux/sockios.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "epollrec.h"
+#include "log.h"
 #include "real.h"
 
 _Atomic(uintptr_t) *shim_fdtab;
@@ -294,10 +296,31 @@ void shim_fd_close_own(int fd)
     shim_real_close(fd);
 }
 
-void shim_fd_forget(int fd)
+int shim_fd_close_range_app(unsigned first, unsigned last, int flags)
 {
-    if (shim_fdtab && fd >= 0 && fd < shim_fdtab_size)
-        atomic_store_explicit(&shim_fdtab[fd], 0, memory_order_relaxed);
+    unsigned start = first;
+    unsigned top = (unsigned)shim_fdtab_size - 1;
+    unsigned hi = last < top ? last : top;
+    int rc = 0;
+
+    for (unsigned fd = first; fd <= hi; fd++) {
+        uintptr_t v = shim_fd_get((int)fd);
+        if (v == 0)
+            continue;
+        if (SHIM_FD_IS_OWN(v)) {
+            SHIM_DEBUG("close_range: shim-owned fd %u kept open", fd);
+            if (start < fd && shim_real_close_range(start, fd - 1, flags) < 0)
+                rc = -1;
+            start = fd + 1;
+        } else if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+            /* A replaced connection or a recorded TCP socket: the record goes with the fd. */
+            shim_fd_set((int)fd, 0);
+        }
+    }
+    /* start cannot wrap: it only moves past fds below the table size. */
+    if (start <= last && shim_real_close_range(start, last, flags) < 0)
+        rc = -1;
+    return rc;
 }
 
 void shim_fd_close_engine_fds(void)

@@ -130,9 +130,11 @@ void shim_fd_after_fork(void);
  * child's after_fork starts with the lock free). */
 void shim_fd_fork_prepare(void);
 void shim_fd_fork_parent(void);
-/* Clears fd's record without releasing what it refers to (the keeper, keeper.c: a copy of the
- * app's memory whose connections belong to the app). */
-void shim_fd_forget(int fd);
+/* Closes [first, last] but the shim's own fds (in sub-ranges, close_range(2) with flags), and
+ * drops the records of what it closes (not with CLOSE_RANGE_CLOEXEC: those stay open).  The
+ * close_range/closefrom hooks; the keeper (keeper.c), which keeps nothing of the app's.  0 or
+ * -1 (errno) as close_range. */
+int shim_fd_close_range_app(unsigned first, unsigned last, int flags);
 /* In a forked child: closes every SHIM_FD_ENGINE fd inherited from the parent. */
 void shim_fd_close_engine_fds(void);
 /* What poll(2) reports for fd right now (0 if nothing): POLLHUP once every copy of a

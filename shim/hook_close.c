@@ -3,7 +3,6 @@
  * proxychains broke when ssh closed every fd). */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/close_range.h>
 #include <unistd.h>
 
 #include "fdtable.h"
@@ -42,39 +41,11 @@ SHIM_EXPORT int close(int fd)
     return close_checked(fd);
 }
 
-/* Closes [first, last] except the shim's own fds, in sub-ranges. */
-static int close_range_except(unsigned first, unsigned last, int flags)
-{
-    unsigned start = first;
-    unsigned top = (unsigned)shim_fdtab_size - 1;
-    unsigned hi = last < top ? last : top;
-    int rc = 0;
-
-    for (unsigned fd = first; fd <= hi; fd++) {
-        uintptr_t v = shim_fd_get((int)fd);
-        if (v == 0)
-            continue;
-        if (SHIM_FD_IS_OWN(v)) {
-            SHIM_DEBUG("close_range: shim-owned fd %u kept open", fd);
-            if (start < fd && shim_real_close_range(start, fd - 1, flags) < 0)
-                rc = -1;
-            start = fd + 1;
-        } else if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-            /* A replaced connection or a recorded TCP socket: the record goes with the fd. */
-            shim_fd_set((int)fd, 0);
-        }
-    }
-    /* start cannot wrap: it only moves past fds below the table size. */
-    if (start <= last && shim_real_close_range(start, last, flags) < 0)
-        rc = -1;
-    return rc;
-}
-
 SHIM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
     if (!shim_fdtab || shim_tls_guard || first > last)
         return shim_real_close_range(first, last, flags);
-    return close_range_except(first, last, flags);
+    return shim_fd_close_range_app(first, last, flags);
 }
 
 SHIM_EXPORT void closefrom(int lowfd)
@@ -84,7 +55,7 @@ SHIM_EXPORT void closefrom(int lowfd)
         return;
     }
     int saved = errno;
-    if (close_range_except((unsigned)lowfd, ~0u, 0) < 0) {
+    if (shim_fd_close_range_app((unsigned)lowfd, ~0u, 0) < 0) {
         /* Old kernels without close_range: close one by one, as glibc's fallback does. */
         for (int fd = lowfd; fd < shim_fdtab_size; fd++)
             if (!SHIM_FD_IS_OWN(shim_fd_get(fd)))

@@ -20,25 +20,6 @@
 
 bool shim_keeper_forking;
 
-/* Closes every descriptor that is not the shim's own (the loop, pump ends, transport sockets,
- * the log file) or keep: the app's files, pipes, listeners and its ends of the connections
- * stay with the app (a pipe held here would keep `$(prog)` waiting for the keeper). */
-static void close_app_fds(int keep)
-{
-    unsigned from = 0;
-    for (int fd = 0; fd < shim_fdtab_size; fd++) {
-        uintptr_t v = shim_fd_get(fd);
-        if (SHIM_FD_IS_OWN(v) || fd == keep) {
-            if ((unsigned)fd > from)
-                shim_real_close_range(from, (unsigned)fd - 1, 0);
-            from = (unsigned)fd + 1;
-        } else if (v != 0) {
-            shim_fd_forget(fd);     /* the app's record: its connection lives on in the app */
-        }
-    }
-    shim_real_close_range(from, ~0U, 0);
-}
-
 /* The app's signal handlers are the app's code: not run here.  Default actions (SIGTERM ends
  * the keeper and the connections it carries), every signal unblocked (the event thread that
  * became this process had all blocked), SIGPIPE ignored (pumps see EPIPE). */
@@ -88,10 +69,13 @@ static void rename_cmdline(void)
     memcpy((void *)(uintptr_t)start, name, sizeof(name));
 }
 
-/* The keeper's own set-up; then it tells the forking process its pid through ready. */
+/* The keeper's own set-up; then it tells the forking process its pid through ready (one of
+ * the shim's own fds).  Every fd but the shim's own (the loop, pump ends, transport sockets,
+ * the log file) closes: the app's files, pipes, listeners and its ends of the connections stay
+ * with the app (a pipe held here would keep `$(prog)` waiting for the keeper). */
 static void settle(int ready)
 {
-    close_app_fds(ready);
+    shim_fd_close_range_app(0, ~0U, 0);
     int null = open("/dev/null", O_RDWR);
     if (null == 0) {
         shim_real_dup2(0, 1);
@@ -106,7 +90,7 @@ static void settle(int ready)
     pid_t me = getpid();
     ssize_t w = shim_real_write(ready, &me, sizeof(me));
     (void)w;
-    shim_real_close(ready);
+    shim_fd_close_own(ready);
 }
 
 pid_t shim_keeper_fork(void)
@@ -114,6 +98,7 @@ pid_t shim_keeper_fork(void)
     int ready[2];
     if (shim_real_pipe2(ready, O_CLOEXEC) < 0)
         return -1;
+    shim_fd_set(ready[1], SHIM_FD_ENGINE);   /* the keeper's settle keeps it */
     shim_keeper_forking = true;
     pid_t mid = fork();
     if (mid == 0) {
@@ -131,7 +116,7 @@ pid_t shim_keeper_fork(void)
     }
     int saved = errno;
     shim_keeper_forking = false;
-    shim_real_close(ready[1]);
+    shim_fd_close_own(ready[1]);
     pid_t keeper = -1;
     if (mid > 0) {
         ssize_t n;
