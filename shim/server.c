@@ -1362,9 +1362,7 @@ void shim_server_close_at_exit(bool at_exec)
      * elsewhere -- a daemon child, forked workers -- then tells the kernel's own table
      * (shim_server_orphans), and the keeper goes on listening for it. */
     for (struct lsock *ls = lsocks; ls; ls = ls->next) {
-        struct stat st;
-        if (ls->fd >= 0 && fstat(ls->fd, &st) == 0 && st.st_dev == ls->dev && st.st_ino == ls->ino &&
-                !shim_fd_survives_image(ls->fd, at_exec)) {
+        if (ls->fd >= 0 && lsock_alive(ls) && !shim_fd_survives_image(ls->fd, at_exec)) {
             shim_real_close(ls->fd);
             ls->fd = -1;
         }
@@ -1372,13 +1370,13 @@ void shim_server_close_at_exit(bool at_exec)
     pthread_mutex_unlock(&srv_lock);
 }
 
-/* Whether some recorded socket of port still listens (sockdiag.h). */
+/* Whether some recorded socket of port still listens, here or elsewhere (lsock_alive). */
 static bool port_alive(uint16_t port)
 {
     bool open = false;
     pthread_mutex_lock(&srv_lock);
     for (struct lsock *ls = lsocks; ls && !open; ls = ls->next)
-        open = ls->port == port && shim_sockdiag_listening(ls->family, ls->port, ls->ino) == 1;
+        open = ls->port == port && lsock_alive(ls);
     pthread_mutex_unlock(&srv_lock);
     return open;
 }
