@@ -469,15 +469,27 @@ static void at_child(void)
     ev_forget();
 }
 
-/* Shuts for writing the app's replaced fds that survive the exec, when nobody will pump them
- * in the new program: what was written is still delivered and the peer sees the end. */
-static void shut_survivors(void)
+/* The app's replaced fds at the end of this image: those the image's end closes (all at exit,
+ * FD_CLOEXEC ones at exec) are closed; the survivors of an exec are shut for writing when
+ * shut_survivors (nobody pumps them in the new program: what was written is still delivered
+ * and the peer sees the end), else left to a keeper. */
+static void end_conns(bool at_exec, bool shut_survivors)
 {
     for (int fd = 0; fd < shim_fdtab_size; fd++) {
         uintptr_t v = shim_fd_get(fd);
-        if (SHIM_FD_IS_CONN(v) && !((struct shim_conn *)v)->external &&
-                shim_fd_survives_image(fd, true))
-            shim_real_shutdown(fd, SHUT_WR);
+        if (!SHIM_FD_IS_CONN(v))
+            continue;
+        /* sstd pumps it, and goes on after this image (the event thread may run only for the
+         * event connection, helper_events.c): as if the shim were not here. */
+        if (((struct shim_conn *)v)->external)
+            continue;
+        if (shim_fd_survives_image(fd, at_exec)) {
+            if (shut_survivors)
+                shim_real_shutdown(fd, SHUT_WR);
+            continue;
+        }
+        shim_fd_set(fd, 0);
+        shim_real_close(fd);
     }
 }
 
@@ -525,22 +537,7 @@ static void flush_at_end(bool at_exec)
 {
     if (!ev_running)
         return;
-    for (int fd = 0; fd < shim_fdtab_size; fd++) {
-        uintptr_t v = shim_fd_get(fd);
-        if (!SHIM_FD_IS_CONN(v))
-            continue;
-        /* sstd pumps it, and goes on after this image (the event thread may run only for the
-         * event connection, helper_events.c): as if the shim were not here. */
-        if (((struct shim_conn *)v)->external)
-            continue;
-        if (shim_fd_survives_image(fd, at_exec)) {
-            if (!shim_cfg.keeper)
-                shim_real_shutdown(fd, SHUT_WR);
-            continue;
-        }
-        shim_fd_set(fd, 0);
-        shim_real_close(fd);
-    }
+    end_conns(at_exec, !shim_cfg.keeper);
     shim_server_close_at_exit(at_exec);
     /* A kernel-socket pump ends once its app end is closed and what it held is written (the
      * kernel sends the rest).  An SST pump hands the app's last bytes to its stream, which the
@@ -554,7 +551,7 @@ static void flush_at_end(bool at_exec)
         return;
     }
     if (at_exec && shim_cfg.keeper) {
-        shut_survivors();                 /* no keeper could be made: the way without one */
+        end_conns(true, true);            /* no keeper could be made: the way without one */
         drain_wait();
     }
 }
