@@ -143,6 +143,34 @@ http {
 CONF
 }
 
+# lib_sshd_conf ADDRESS [LINE...]: a host key and a user key ($LIB_TMP/userkey, authorized for
+# root) and $LIB_TMP/sshd_config for an sshd on ADDRESS port 2222 (pid in $LIB_TMP/sshd.pid),
+# public keys only, plus the sshd_config LINEs given.
+lib_sshd_conf() {
+  local addr=$1
+  shift
+  ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/hostkey" || env_fail "ssh-keygen failed"
+  ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/userkey" || env_fail "ssh-keygen failed"
+  cp "$LIB_TMP/userkey.pub" "$LIB_TMP/authorized_keys"
+  cat >"$LIB_TMP/sshd_config" <<CONF
+Port 2222
+ListenAddress $addr
+HostKey $LIB_TMP/hostkey
+PidFile $LIB_TMP/sshd.pid
+AuthorizedKeysFile $LIB_TMP/authorized_keys
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+CONF
+  local line
+  for line in "$@"; do
+    echo "$line" >>"$LIB_TMP/sshd_config"
+  done
+  mkdir -p /run/sshd
+}
+
 in_a() { ip netns exec "$NS_A" "$@"; }
 in_b() { ip netns exec "$NS_B" "$@"; }
 

@@ -68,23 +68,7 @@ serve(9000, echo)' 2>"$LIB_TMP/srv.err"
 wait_for_port "$NS_B" 9000
 wait_for_port "$NS_B" 9001
 
-ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/hostkey" || env_fail "ssh-keygen failed"
-ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/userkey" || env_fail "ssh-keygen failed"
-cp "$LIB_TMP/userkey.pub" "$LIB_TMP/authorized_keys"
-cat >"$LIB_TMP/sshd_config" <<CONF
-Port 2222
-ListenAddress 127.0.0.1
-HostKey $LIB_TMP/hostkey
-PidFile $LIB_TMP/sshd.pid
-AuthorizedKeysFile $LIB_TMP/authorized_keys
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-CONF
-mkdir -p /run/sshd
+lib_sshd_conf 127.0.0.1 "AllowTcpForwarding yes"
 lib_bg in_b /usr/sbin/sshd -D -e -f "$LIB_TMP/sshd_config" 2>"$LIB_TMP/sshd.log"
 wait_for_port "$NS_B" 2222
 
@@ -138,64 +122,52 @@ def child_echo(s, parent, out):
     open(out, "w").write(res + "\n")
 '
 
-log "1. fork, then the parent exits: the child goes on"
-rm -f "$LIB_TMP/out1"
-in_a timeout 30 env "${SHIMENV[@]}" /usr/bin/python3 -c "
-import os, socket, sys
+# detach_case TAG WHAT DETACH [ENV...]: a shimmed python (ENV added) connects to B:9000 and
+# checks the echo, then DETACH (python) hands the connection to another process, which runs
+# child_echo(s, parent, out), and ends this one.  That process must echo 1 MB once this one is
+# gone, through a keeper the shim logged (its pid in $KEEPER, the log in $LIB_TMP/shimTAG.log),
+# which must end afterwards.
+detach_case() {
+  local tag=$1 what=$2 detach=$3 out=$LIB_TMP/out$1 log=$LIB_TMP/shim$1.log
+  shift 3
+  rm -f "$out"
+  in_a timeout 30 env "${SHIMENV[@]}" "$@" /usr/bin/python3 -c "
+import ctypes, os, socket, sys
 $CHILD
+out = '$out'
 s = socket.create_connection(('$IP_B', 9000))
 s.sendall(b'p'); assert s.recv(1) == b'p'
 parent = os.getpid()
+$detach" 2>"$log" || fail "$what: $(tail -3 "$log")"
+  KEEPER=$(keeper_of "$log")
+  [ -n "$KEEPER" ] || fail "$what: no keeper logged: $(tail -3 "$log")"
+  poll_until 20 test -s "$out" || fail "$what: the process holding the connection wrote no result"
+  [ "$(cat "$out")" = "ok 1048576" ] || fail "$what: the process holding the connection got '$(cat "$out")'"
+  keeper_ends "$KEEPER" "$what"
+}
+FORK_EXIT='
 if os.fork() == 0:
-    child_echo(s, parent, '$LIB_TMP/out1')
+    child_echo(s, parent, out)
     os._exit(0)
-sys.exit(0)" 2>"$LIB_TMP/shim1.log" || fail "fork case: $(tail -3 "$LIB_TMP/shim1.log")"
-k1=$(keeper_of "$LIB_TMP/shim1.log")
-[ -n "$k1" ] || fail "fork case: no keeper logged: $(tail -3 "$LIB_TMP/shim1.log")"
-poll_until 20 test -s "$LIB_TMP/out1" || fail "fork case: the child wrote no result"
-[ "$(cat "$LIB_TMP/out1")" = "ok 1048576" ] || fail "fork case: the child got '$(cat "$LIB_TMP/out1")'"
-keeper_ends "$k1" "fork case"
-log "ok: the forked child echoed 1 MB after its parent's exit (keeper $k1, gone afterwards)"
+sys.exit(0)'
+
+log "1. fork, then the parent exits: the child goes on"
+detach_case 1 "fork case" "$FORK_EXIT"
+log "ok: the forked child echoed 1 MB after its parent's exit (keeper $KEEPER, gone afterwards)"
 
 log "1b. the same for a connection relayed through sstd (the shim's kernel-socket pump)"
 lib_bg in_a "$BUILD/sstd" --foreground --socket "$LIB_TMP/a.sock" --keydir "$LIB_TMP/ka" 2>"$LIB_TMP/sstd-a.log"
 poll_until 20 test -S "$LIB_TMP/a.sock" || fail "sstd in A did not start"
-rm -f "$LIB_TMP/out1b"
-in_a timeout 30 env "${SHIMENV[@]}" SST_LOG=debug SST_HELPER="$LIB_TMP/a.sock" /usr/bin/python3 -c "
-import os, socket, sys
-$CHILD
-s = socket.create_connection(('$IP_B', 9000))
-s.sendall(b'p'); assert s.recv(1) == b'p'
-parent = os.getpid()
-if os.fork() == 0:
-    child_echo(s, parent, '$LIB_TMP/out1b')
-    os._exit(0)
-sys.exit(0)" 2>"$LIB_TMP/shim1b.log" || fail "relayed case: $(tail -3 "$LIB_TMP/shim1b.log")"
+detach_case 1b "relayed case" "$FORK_EXIT" SST_LOG=debug SST_HELPER="$LIB_TMP/a.sock"
 grep -q "handing the connection to the helper" "$LIB_TMP/shim1b.log" ||
   fail "relayed case: not relayed through sstd: $(tail -3 "$LIB_TMP/shim1b.log")"
-k1b=$(keeper_of "$LIB_TMP/shim1b.log")
-[ -n "$k1b" ] || fail "relayed case: no keeper logged: $(tail -3 "$LIB_TMP/shim1b.log")"
-poll_until 20 test -s "$LIB_TMP/out1b" || fail "relayed case: the child wrote no result"
-[ "$(cat "$LIB_TMP/out1b")" = "ok 1048576" ] || fail "relayed case: the child got '$(cat "$LIB_TMP/out1b")'"
-keeper_ends "$k1b" "relayed case"
-log "ok: the forked child's relayed connection echoed 1 MB after its parent's exit (keeper $k1b)"
+log "ok: the forked child's relayed connection echoed 1 MB after its parent's exit (keeper $KEEPER)"
 
 log "2. daemon(): the daemon child goes on"
-rm -f "$LIB_TMP/out2"
-in_a timeout 30 env "${SHIMENV[@]}" /usr/bin/python3 -c "
-import ctypes, os, socket
-$CHILD
-s = socket.create_connection(('$IP_B', 9000))
-s.sendall(b'p'); assert s.recv(1) == b'p'
-parent = os.getpid()
+detach_case 2 "daemon case" '
 assert ctypes.CDLL(None, use_errno=True).daemon(1, 1) == 0
-child_echo(s, parent, '$LIB_TMP/out2')" 2>"$LIB_TMP/shim2.log" || fail "daemon case: $(tail -3 "$LIB_TMP/shim2.log")"
-k2=$(keeper_of "$LIB_TMP/shim2.log")
-[ -n "$k2" ] || fail "daemon case: no keeper logged: $(tail -3 "$LIB_TMP/shim2.log")"
-poll_until 20 test -s "$LIB_TMP/out2" || fail "daemon case: the daemon wrote no result"
-[ "$(cat "$LIB_TMP/out2")" = "ok 1048576" ] || fail "daemon case: the daemon got '$(cat "$LIB_TMP/out2")'"
-keeper_ends "$k2" "daemon case"
-log "ok: the daemon echoed 1 MB after daemon() (keeper $k2, gone afterwards)"
+child_echo(s, parent, out)'
+log "ok: the daemon echoed 1 MB after daemon() (keeper $KEEPER, gone afterwards)"
 
 log "3. exec with a descriptor that survives it"
 got=$(in_a timeout 30 env "${SHIMENV[@]}" bash -c \

@@ -104,23 +104,7 @@ grep -q " $master\$" "$LIB_TMP/nginx.all" && fail "the master answered: the test
 log "ok: nginx workers report $IP_A and a port per connection"
 
 log "sshd under SST_LISTEN: \$SSH_CONNECTION and its log"
-ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/hostkey" || env_fail "ssh-keygen failed"
-ssh-keygen -q -t ed25519 -N '' -f "$LIB_TMP/userkey" || env_fail "ssh-keygen failed"
-cp "$LIB_TMP/userkey.pub" "$LIB_TMP/authorized_keys"
-cat >"$LIB_TMP/sshd_config" <<EOF
-Port 2222
-ListenAddress 0.0.0.0
-HostKey $LIB_TMP/hostkey
-PidFile $LIB_TMP/sshd.pid
-AuthorizedKeysFile $LIB_TMP/authorized_keys
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-LogLevel VERBOSE
-EOF
-mkdir -p /run/sshd
+lib_sshd_conf 0.0.0.0 "LogLevel VERBOSE"
 lib_bg in_b env "${SRV[@]}" SST_LISTEN=2222 SST_PORT=8674 SST_LOG_FILE="$LIB_TMP/b-sshd.log" \
   /usr/sbin/sshd -D -e -f "$LIB_TMP/sshd_config" 2>"$LIB_TMP/sshd.log"
 wait_for_port "$NS_B" 2222
