@@ -479,34 +479,49 @@ static void do_connect(struct sstd_client *c, const char *addr, const char *port
     sstd_kick(d);
 }
 
-/* LISTEN PORT + the server's listening socket: PORT's SST streams are connected to that
- * listener for as long as this connection stays open (listen.c, docs/helper.md "LISTEN"). */
-static void do_listen(struct sstd_client *c, const char *port)
+/* LISTEN PORT + one of the server's listening sockets, or LISTEN PORT INODE (a keeper, which
+ * holds no listening socket, names it): PORT's SST streams that TCP would connect to that
+ * socket are connected to it for as long as this connection stays open; a connection
+ * registers one port, with as many of its sockets as it has (listen.c, docs/helper.md
+ * "LISTEN"). */
+static void do_listen(struct sstd_client *c, const char *port, const char *inode)
 {
     long pn;
     const char *code = "bad-port";
-    char msg[160];
-    struct sockaddr_storage dst;
-    socklen_t dstlen = 0;
+    char msg[200];
+    struct sstd_diag ds;
+    bool ok = false;
     int fd = c->passed_fd;
     c->passed_fd = -1;
     if (!sstd_request_long(port, 1, 65535, &pn)) {
         snprintf(msg, sizeof msg, "LISTEN PORT: port must be 1..65535");
-    } else if (c->reg) {
-        code = "bad-args";
-        snprintf(msg, sizeof msg, "this connection already registered port %u", (unsigned)pn);
+    } else if (inode) {
+        unsigned long long ino = 0;
+        char *e = NULL;
+        errno = 0;
+        if (inode[0] >= '0' && inode[0] <= '9')
+            ino = strtoull(inode, &e, 10);
+        if (!e || *e || errno || ino == 0 || fd >= 0) {
+            code = "bad-args";
+            snprintf(msg, sizeof msg, "LISTEN PORT INODE: a socket's inode number, and no socket passed");
+        } else {
+            ok = sstd_reg_check_ino(ino, (uint16_t)pn, c->uid, &ds, &code, msg, sizeof msg);
+        }
     } else if (fd < 0) {
         code = c->fd_dropped ? "fd-limit" : "no-fd";
         snprintf(msg, sizeof msg, "LISTEN needs the listening socket passed with SCM_RIGHTS");
-    } else if (sstd_reg_check_fd(fd, (uint16_t)pn, &dst, &dstlen, &code, msg, sizeof msg)) {
-        c->reg = sstd_reg_open(c->d, c, (uint16_t)pn, &dst, dstlen, c->pid, &code, msg, sizeof msg);
+    } else {
+        ok = sstd_reg_check_fd(fd, (uint16_t)pn, &ds, &code, msg, sizeof msg);
     }
+    if (ok)
+        ok = sstd_reg_add(c->d, c, &c->reg, (uint16_t)pn, &ds, c->pid, &code, msg, sizeof msg);
     c->fd_dropped = false;
     /* Never kept: the server's listener must close when the server closes it. */
     if (fd >= 0)
         close(fd);
-    if (!c->reg) {
-        SSTD_INFO("LISTEN %s from pid %d refused: %s", port ? port : "", (int)c->pid, msg);
+    if (!ok) {
+        SSTD_INFO("LISTEN %s%s%s from pid %d refused: %s", port ? port : "", inode ? " " : "", inode ? inode : "",
+                  (int)c->pid, msg);
         sstd_client_reply_error(c, code, "%s", msg);
         return;
     }
@@ -695,7 +710,7 @@ static void dispatch(struct sstd_client *c, char *line)
     } else if (strcmp(cmd, "CONNECT") == 0) {
         do_connect(c, a1, a2, more);
     } else if (strcmp(cmd, "LISTEN") == 0) {
-        do_listen(c, a1);
+        do_listen(c, a1, a2);
     } else if (strcmp(cmd, "PEERED") == 0) {
         /* PEERED LOCAL: the registering shim's answer to our "PEER LOCAL REMOTE". */
         if (!c->reg || !a1)

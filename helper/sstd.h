@@ -206,6 +206,7 @@ struct sstd {
         struct sst_listener *l;
     } fwd[SSTD_MAX_FORWARD];
     struct sstd_reg *regs;          /* listen.c: ports registered by LISTEN */
+    struct sstd_regport *regports;  /* listen.c: their SST listeners, one per port */
     int listen_fd;
     struct event *listen_ev;
     struct event *accept_resume;    /* control.c: accepting paused for want of descriptors */
@@ -292,18 +293,36 @@ int sstd_gateway_socket(int family);
 void sstd_gateway_connect(struct sstd *d, struct sstd_pump *p, int fd, uint16_t port, const struct sockaddr *dst,
                           socklen_t dstlen, bool proxy);
 
+/* sockdiag.c: a listening TCP socket of sstd's network namespace (its kernel table). */
+struct sstd_diag {
+    int family;                     /* AF_INET or AF_INET6 */
+    bool v6only;                    /* IPV6_V6ONLY */
+    uid_t uid;                      /* its owner */
+    unsigned long long ino;         /* its identity */
+    struct sockaddr_storage bound;  /* its bound address and port */
+    socklen_t boundlen;
+};
+/* The socket listening on port with inode ino: 1 (out filled), 0 none here, -1 (errno) the
+ * table cannot be read. */
+int sstd_sockdiag_find(uint16_t port, unsigned long long ino, struct sstd_diag *out);
+
 /* listen.c: a port registered by a shimmed server whose own engine cannot have the SST port
- * (LISTEN PORT + its listening socket, docs/helper.md "LISTEN").  check_fd verifies the passed
- * socket (a TCP socket listening on port) and gives the address to connect to (the bound one,
- * loopback for a wildcard bind); false with an error code and message.  open listens for the
- * service (NULL with code/message: the port is forwarded or registered already); close ends it. */
+ * (LISTEN PORT + one of its listening sockets, or LISTEN PORT INODE; docs/helper.md "LISTEN").
+ * check_fd verifies a passed socket (a TCP socket of our network namespace listening on
+ * port), check_ino a socket named by its inode (listening on port here, owned by uid unless
+ * uid is 0); both describe it in out, or give an error code and message.  add registers it on
+ * *reg, the connection's registration (created on its first LISTEN: one port per connection,
+ * any number of the port's sockets); false with code/message (forwarded, another
+ * registration's socket at the same place).  close ends a registration. */
 struct sstd_reg;
 struct sstd_reg_wait;
-bool sstd_reg_check_fd(int fd, uint16_t port, struct sockaddr_storage *dst, socklen_t *dstlen,
-                       const char **code, char *msg, size_t msglen);
+struct sstd_regport;
+bool sstd_reg_check_fd(int fd, uint16_t port, struct sstd_diag *out, const char **code, char *msg, size_t msglen);
+bool sstd_reg_check_ino(unsigned long long ino, uint16_t port, uid_t uid, struct sstd_diag *out, const char **code,
+                        char *msg, size_t msglen);
 struct sstd_client;
-struct sstd_reg *sstd_reg_open(struct sstd *d, struct sstd_client *c, uint16_t port, const struct sockaddr_storage *dst,
-                               socklen_t dstlen, pid_t pid, const char **code, char *msg, size_t msglen);
+bool sstd_reg_add(struct sstd *d, struct sstd_client *c, struct sstd_reg **reg, uint16_t port,
+                  const struct sstd_diag *ds, pid_t pid, const char **code, char *msg, size_t msglen);
 void sstd_reg_close(struct sstd_reg *r);
 /* PEERED LOCAL (the registering shim recorded the peer of the connection from LOCAL, which
  * sstd announced with "PEER LOCAL REMOTE"): that connection goes ahead now.  False if r has

@@ -54,6 +54,7 @@ struct lsock {
                                         with LISTEN to sstd, which may happen after the app's
                                         image closed its copy (nginx's first process listens and
                                         exits at once); closed as soon as the port is settled */
+    bool reg_sent;                   /* registered on the port's connection to sstd (event thread) */
 };
 
 /* A socket, for certain: its device and inode (zeroed padding: a hash key). */
@@ -107,8 +108,7 @@ struct lport {
     int reg_fd;                      /* the registration's control connection, -1 if none */
     struct event *reg_ev;            /* its answer, then its end */
     struct event *reg_slow;          /* no answer yet after REG_SLOW_SEC: said once */
-    bool reg_ok;                     /* sstd took it */
-    int reg_family;                  /* the passed socket's: SST peers are given in it */
+    bool reg_ok;                     /* sstd took one of the port's sockets */
     int reg_left;                    /* port_open's tries left, for a refusal worth retrying */
     size_t reg_len;
     char reg_buf[256];               /* sstd's answer line */
@@ -288,8 +288,14 @@ static void lport_close(uint16_t port)
             event_free(p->reg_ev);
         if (p->reg_slow)
             event_free(p->reg_slow);
-        if (p->reg_fd >= 0)
+        if (p->reg_fd >= 0) {
             shim_fd_close_own(p->reg_fd);   /* sstd ends the registration */
+            pthread_mutex_lock(&srv_lock);
+            for (struct lsock *ls = lsocks; ls; ls = ls->next)
+                if (ls->port == port)
+                    ls->reg_sent = false;   /* a new registration sends them all again */
+            pthread_mutex_unlock(&srv_lock);
+        }
         if (p->l || p->reg_ok)
             SHIM_INFO("SST_LISTEN: port %u no longer accepts SST streams", port);
         free(p);
@@ -840,6 +846,29 @@ static void on_speer_tick(evutil_socket_t fd, short what, void *arg)
         event_del(speer_ev);
 }
 
+/* The family of the app's socket that sstd connects to from local: the one whose target
+ * (loopback for a wildcard bind, the bound address else) is local's address -- sstd binds its
+ * end there -- else local's own family.  The SST peer is given in it, as the kernel would give
+ * a TCP client of that socket (IPv4-mapped on a dual-stack IPv6 socket). */
+static int reg_family(uint16_t port, const struct sst_addr *local)
+{
+    int family = local->family == SST_AF_INET4 ? AF_INET : AF_INET6;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls; ls = ls->next) {
+        struct sst_addr t;
+        if (ls->port != port || sst_addr_from_sockaddr(&t, (struct sockaddr *)&ls->target, ls->target_len) != 0)
+            continue;
+        t.port = local->port;
+        t.scope_id = local->scope_id;
+        if (sst_addr_eq(&t, local)) {
+            family = ls->family;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&srv_lock);
+    return family;
+}
+
 /* "PEER LOCAL REMOTE": sstd's connection from LOCAL carries the SST stream of REMOTE.  Offered
  * in the shared table (found by the accept() of this process or any forked from the
  * listening one, as for our own bridges: steps 3-4), then "PEERED LOCAL" lets sstd connect. */
@@ -859,8 +888,8 @@ static void reg_peer(struct lport *p, char *words)
     uint8_t key[19];
     memset(key, 0, sizeof(key));
     sst_addr_encode(&la, key);
-    if (sst_addr_to_sockaddr(&ra, p->reg_family, &peer, &peer_len) != 0)
-        peer_len = 0;   /* an IPv6 peer on an IPv4 socket: sstd's address is reported */
+    if (sst_addr_to_sockaddr(&ra, reg_family(p->port, &la), &peer, &peer_len) != 0)
+        peer_len = 0;   /* an IPv6 peer on an IPv4 socket (sstd refuses that): its address is reported */
     struct speer *e = peer_len ? calloc(1, sizeof(*e)) : NULL;
     if (e) {
         pthread_mutex_lock(&srv_lock);
@@ -923,8 +952,18 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
     while ((nl = strchr(line, '\n')) != NULL) {
         *nl = '\0';
         if (p->reg_ok) {
-            if (strncmp(line, "PEER ", 5) == 0)
+            if (strncmp(line, "PEER ", 5) == 0) {
                 reg_peer(p, line + 5);
+            } else if (strncmp(line, "{\"ok\":true,\"listen\":", 21) == 0) {
+                lsock_pass_drop(port);   /* another socket of the port, registered too */
+                SHIM_DEBUG("SST_LISTEN: port %u: sstd took another listening socket of it", port);
+            } else if (strncmp(line, "{\"ok\":false", 12) == 0 && !strstr(line, "\"error\":\"unknown-stream\"")) {
+                /* A refused LISTEN of another socket of the port (PEERED's only refusal is
+                 * unknown-stream): its peers are refused by sstd, as TCP would not reach it. */
+                lsock_pass_drop(port);
+                SHIM_WARN("SST_LISTEN: port %u: a listening socket of it takes no SST streams (sstd at %s: %s)", port,
+                          shim_helper_path() ? shim_helper_path() : "?", line);
+            }
             /* else the answers to our PEERED */
         } else if (strncmp(line, "{\"ok\":true", 10) == 0) {
             p->reg_ok = true;
@@ -962,48 +1001,78 @@ static void on_reg_slow(evutil_socket_t fd, short what, void *arg)
                   p->port, REG_SLOW_SEC);
 }
 
-/* Registers port with sstd (the answer comes to on_reg_read): 1 asked, 0 sstd cannot be
- * reached now, -1 it cannot be asked from here at all (SST_HELPER=off, no listening socket of
- * the port in this process: a keeper whose duplicate is gone). */
+/* Sends LISTEN for each socket of p's port not registered on its connection yet -- an IPv4
+ * and an IPv6 socket of a port are two (docs/helper.md "LISTEN") -- with the socket as proof
+ * (SCM_RIGHTS), or, where this process holds none of it any more (a keeper: the app's image
+ * closed its copies, and a duplicate held here would keep the listener alive), by its inode,
+ * which sstd finds in the kernel's table.  sstd answers each in order (on_reg_read).  Returns
+ * how many were sent, -1 if the connection failed. */
+#define REG_MAX_SOCKS 16
+static int reg_send(struct lport *p)
+{
+    struct { int fd; unsigned long long ino; } todo[REG_MAX_SOCKS];
+    int n = 0, sent = 0;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls && n < REG_MAX_SOCKS; ls = ls->next) {
+        if (ls->port != p->port || ls->reg_sent)
+            continue;
+        /* The number may be closed by the app meanwhile (only ls->fd: the duplicate is ours):
+         * sstd checks what it receives, a socket listening on port. */
+        todo[n].fd = ls->pass_fd >= 0 ? ls->pass_fd : ls->fd;
+        todo[n].ino = (unsigned long long)ls->ino;
+        ls->reg_sent = true;
+        n++;
+    }
+    pthread_mutex_unlock(&srv_lock);
+    for (int i = 0; i < n; i++) {
+        char line[64];
+        if (todo[i].fd >= 0)
+            snprintf(line, sizeof(line), "LISTEN %u\n", p->port);
+        else
+            snprintf(line, sizeof(line), "LISTEN %u %llu\n", p->port, todo[i].ino);
+        if (!shim_helper_send(p->reg_fd, line, todo[i].fd)) {
+            SHIM_DEBUG("SST_LISTEN: port %u: LISTEN not sent to sstd (%s)", p->port, strerror(errno));
+            return -1;
+        }
+        sent++;
+    }
+    return sent;
+}
+
+/* Registers port with sstd (the answers come to on_reg_read): 1 asked, 0 sstd cannot be
+ * reached now, -1 it cannot be asked from here at all (SST_HELPER=off). */
 static int reg_start(uint16_t port, int retries_left)
 {
     const char *path = shim_helper_path();
     if (!path)
         return -1;
-    int lfd = -1, family = AF_INET;
-    pthread_mutex_lock(&srv_lock);
-    for (struct lsock *ls = lsocks; ls && lfd < 0; ls = ls->next) {
-        if (ls->port == port && (ls->pass_fd >= 0 || ls->fd >= 0)) {
-            lfd = ls->pass_fd >= 0 ? ls->pass_fd : ls->fd;
-            family = ls->family;
-        }
-    }
-    pthread_mutex_unlock(&srv_lock);
-    /* The number may be closed by the app meanwhile (only ls->fd: the duplicate is ours): sstd
-     * checks what it receives, a socket listening on port. */
-    if (lfd < 0) {
-        SHIM_DEBUG("SST_LISTEN: port %u: no listening socket here to register with sstd", port);
-        return -1;   /* a keeper: the listening sockets are the app's, not here */
-    }
     int fd = shim_helper_dial(path);
     if (fd < 0)
         return 0;
-    char line[32];
-    snprintf(line, sizeof(line), "LISTEN %u\n", port);
     struct lport *p = calloc(1, sizeof(*p));
-    if (!p || !shim_helper_send(fd, line, lfd)) {
-        SHIM_DEBUG("SST_LISTEN: port %u: LISTEN not sent to sstd (%s)", port, strerror(errno));
-        free(p);
+    if (!p) {
         shim_fd_close_own(fd);
         return 0;
     }
-    *p = (struct lport){ .port = port, .reg_fd = fd, .reg_left = retries_left, .reg_family = family };
+    *p = (struct lport){ .port = port, .reg_fd = fd, .reg_left = retries_left };
+    if (reg_send(p) <= 0) {
+        free(p);
+        shim_fd_close_own(fd);
+        pthread_mutex_lock(&srv_lock);
+        for (struct lsock *ls = lsocks; ls; ls = ls->next)
+            if (ls->port == port)
+                ls->reg_sent = false;
+        pthread_mutex_unlock(&srv_lock);
+        return 0;
+    }
     p->reg_ev = event_new(shim_ev_base(), fd, EV_READ | EV_PERSIST, on_reg_read, p);
     if (!p->reg_ev || event_add(p->reg_ev, NULL) < 0) {
         if (p->reg_ev)
             event_free(p->reg_ev);
-        free(p);
-        shim_fd_close_own(fd);
+        p->reg_ev = NULL;
+        p->next = lports;
+        lports = p;
+        lport_close(port);
         return 0;
     }
     struct timeval slow = { REG_SLOW_SEC, 0 };
@@ -1017,7 +1086,16 @@ static int reg_start(uint16_t port, int retries_left)
 
 static void port_open(uint16_t port, int retries_left, bool helper_only)
 {
-    if (lport_find(port) || lsock_prune(port) == 0)
+    struct lport *have = lport_find(port);
+    if (have) {
+        /* Another socket of a port handed to sstd (the server's IPv6 socket after its IPv4
+         * one): registered on the same connection, so each family's peers reach their own. */
+        if (have->reg_fd >= 0 && reg_send(have) < 0)
+            SHIM_WARN("SST_LISTEN: port %u: a new listening socket of it could not be registered with sstd (%s)",
+                      port, strerror(errno));
+        return;
+    }
+    if (lsock_prune(port) == 0)
         return;
     if (helper_only) {
         int r = reg_start(port, 0);
@@ -1026,8 +1104,7 @@ static void port_open(uint16_t port, int retries_left, bool helper_only)
         if (r <= 0) {
             lsock_pass_drop(port);
             SHIM_WARN("SST_LISTEN: port %u stays TCP only (%s)", port,
-                      r < 0 ? "its listening socket is not in this process to register it with sstd again"
-                            : "no sstd took it again");
+                      r < 0 ? "SST_HELPER is off" : "no sstd took it again");
         }
         return;
     }

@@ -16,8 +16,8 @@
 # ports stayed TCP only, and the strict clients' connections failed.
 # Also: a registrant that never answers PEER gets its connection after sstd's 1 s wait; sstd
 # refuses a LISTEN with a socket that does not listen (not-listening), a port
-# --forward serves (forwarded; the shim's warning says so), a port registered already
-# (in-use); a server that closes its listening socket and lives on ends its registration; a
+# --forward serves (forwarded; the shim's warning says so); takes an IPv6 socket of a port
+# whose IPv4 one another process registered; a server that closes its listening socket and lives on ends its registration; a
 # stopped sstd (SIGSTOP) is reported after 2 s and registers the port once continued; a server
 # whose SST_PORT is taken by something else than sstd is told sstd's UDP port;
 # stopping the server ends its registration (STATUS) and a new connection is refused
@@ -115,7 +115,7 @@ grep -q "listen: SST service 9000 -> 127.0.0.1:9000" "$LIB_TMP/sstd.log" ||
   fail "sstd did not log the registration of 9000"
 log "ok: nginx ('$ngot') and the echo server ('$got') both answered over SST through sstd"
 
-log "4. refusals: a socket that does not listen, a forwarded port, a port registered already"
+log "4. refusals: a socket that does not listen, a forwarded port; an IPv6 socket beside a port's IPv4 one"
 RAW='
 import socket, sys
 port, kind = int(sys.argv[2]), sys.argv[3]
@@ -133,8 +133,11 @@ ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9100 connected)
 case $ans in *'"error":"not-listening"'*) ;; *) fail "LISTEN with a connected socket: $ans" ;; esac
 ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 8095 listen)
 case $ans in *'"error":"forwarded"'*) ;; *) fail "LISTEN of a forwarded port: $ans" ;; esac
+# Another socket of a registered port, at another place (IPv6 only, where the echo server
+# listens on IPv4): registered beside it, as TCP lets both listen (in-use is for the same
+# place: test_shim_listen_sstd_family.sh).
 ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9000 v6)
-case $ans in *'"error":"in-use"'*) ;; *) fail "LISTEN of a registered port: $ans" ;; esac
+case $ans in *'"ok":true'*) ;; *) fail "LISTEN of an IPv6 socket of a port registered for IPv4: $ans" ;; esac
 ans=$(in_b /usr/bin/python3 -c "$RAW" "$SOCK" 9101 listen)
 case $ans in *'"ok":true'*) ;; *) fail "LISTEN of a free port: $ans" ;; esac
 poll_until 5 unregistered 9101 || fail "a registration outlived its connection: $(listeners)"
@@ -142,7 +145,7 @@ poll_until 5 unregistered 9101 || fail "a registration outlived its connection: 
 # and the server then sees sstd's loopback address.
 in_b /usr/bin/python3 -c '
 import socket, sys, time
-l = socket.create_server(("127.0.0.1", 9102))
+l = socket.create_server(("0.0.0.0", 9102)); l.settimeout(15)
 c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])
 socket.send_fds(c, [b"LISTEN 9102\n"], [l.fileno()])
 f = c.makefile()
@@ -188,7 +191,7 @@ poll_until 10 test -e "$LIB_TMP/closed9103" || fail "the server of 9103 did not 
 poll_until 2 unregistered 9103 || fail "9103 still registered after its listening socket was closed: $(listeners)"
 kill -0 "$closer" 2>/dev/null || fail "the server of 9103 ended too early for the check"
 wait "$closer"
-log "ok: not-listening, forwarded (and the shim's warning), in-use refused; a free port taken and let go, one closed by its server's close(); no PEERED: connected after ${waited}s, the server saw $acc"
+log "ok: not-listening, forwarded (and the shim's warning) refused, an IPv6 socket of 9000 taken; a free port taken and let go, one closed by its server's close(); no PEERED: connected after ${waited}s, the server saw $acc"
 
 log "4b. sstd stopped (SIGSTOP) while a server registers: the shim says so after 2 s; registered once sstd runs again"
 kill -STOP "$SSTD"
