@@ -47,6 +47,7 @@ struct lsock {
     ino_t ino;                       /* identity: the number may be reused after a close we missed */
     int family;                      /* AF_INET or AF_INET6, as the app's socket */
     bool v6only;
+    bool any;                        /* a wildcard bind; else only streams toward target */
     uint16_t port;
     struct sockaddr_storage target;  /* where bridges connect: the bound address, or loopback */
     socklen_t target_len;
@@ -610,27 +611,56 @@ static void on_waiting_stream(struct sst_stream *s, unsigned ev, void *arg)
         bridge_abort(b);
 }
 
-/* Chooses the app socket for a stream from peer: the peer's family first, so its address can
- * be reported as it is (an IPv4 peer also fits a dual-stack IPv6 socket, as ::ffff:a.b.c.d).
- * A socket of the other family only does not fit, as the kernel's TCP would not connect an
- * IPv6 client to an IPv4-only listener (nor an IPv4 one to an IPV6_V6ONLY listener): *fits
- * false, the stream is refused -- until 2026-11-22 it was bridged, and an IPv6 SST client
- * reached e.g. nginx's `listen 80;` or socat's TCP-LISTEN where TCP would have been refused. */
+/* Whether a socket bound to target (not a wildcard) takes a stream of peer: the stream must be
+ * toward that address, which we take to be this host's address toward the peer (src, a route
+ * lookup: the engine's one UDP socket does not learn the address a datagram was sent to). */
+static bool bound_fits(const struct lsock *ls, const struct sockaddr_storage *src, socklen_t src_len)
+{
+    struct sst_addr t, r;
+    if (src_len == 0 || sst_addr_from_sockaddr(&t, (const struct sockaddr *)&ls->target, ls->target_len) != 0 ||
+            sst_addr_from_sockaddr(&r, (const struct sockaddr *)src, src_len) != 0)
+        return false;
+    t.port = r.port = 0;
+    t.scope_id = r.scope_id = 0;
+    return sst_addr_eq(&t, &r);
+}
+
+/* Chooses the app socket for a stream from peer, as kernel TCP would connect the peer: the
+ * peer's family first, so its address can be reported as it is (an IPv4 peer also fits a
+ * dual-stack IPv6 socket, as ::ffff:a.b.c.d), and a socket bound to a specific address only
+ * for a stream toward that address (bound_fits).  A socket of the other family only does not
+ * fit, as the kernel's TCP would not connect an IPv6 client to an IPv4-only listener (nor an
+ * IPv4 one to an IPV6_V6ONLY listener), nor does one bound to another address (127.0.0.1 for
+ * a remote peer): *fits false, the stream is refused -- until 2026-11-22 it was bridged, and an
+ * IPv6 SST client reached e.g. nginx's `listen 80;` or socat's TCP-LISTEN where TCP would have
+ * been refused, and any SST client a server listening on 127.0.0.1 only. */
 static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock *out, bool *fits)
 {
     struct lsock *best = NULL;
     int best_score = -1;
+    bool specific = false;
+    pthread_mutex_lock(&srv_lock);
+    for (struct lsock *ls = lsocks; ls; ls = ls->next)
+        specific |= ls->port == port && !ls->any;
+    pthread_mutex_unlock(&srv_lock);
+    struct sockaddr_storage ps, src;
+    socklen_t ps_len = 0, src_len = 0;
+    if (specific && sst_addr_to_sockaddr(peer, peer->family == SST_AF_INET4 ? AF_INET : AF_INET6, &ps, &ps_len) == 0 &&
+            !shim_route_local((struct sockaddr *)&ps, ps_len, 0, &src, &src_len))
+        src_len = 0;
     pthread_mutex_lock(&srv_lock);
     for (struct lsock *ls = lsocks; ls; ls = ls->next) {
         if (ls->port != port)
             continue;
         int score = 0;
-        if (peer->family == SST_AF_INET4 && ls->family == AF_INET)
-            score = 2;
-        else if (peer->family == SST_AF_INET4 && !ls->v6only)
+        if (peer->family == SST_AF_INET4 && ls->target.ss_family == AF_INET)
+            score = 2;   /* an IPv4 socket, or an IPv4-mapped bind */
+        else if (peer->family == SST_AF_INET4 && ls->family == AF_INET6 && ls->any && !ls->v6only)
             score = 1;
-        else if (peer->family == SST_AF_INET6 && ls->family == AF_INET6)
+        else if (peer->family == SST_AF_INET6 && ls->target.ss_family == AF_INET6)
             score = 2;
+        if (score > 0 && !ls->any && !bound_fits(ls, &src, src_len))
+            score = 0;
         if (score > best_score) {
             best = ls;
             best_score = score;
@@ -670,7 +700,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
         return;
     }
     if (!fits) {
-        SHIM_DEBUG("SST_LISTEN: port %u has no socket of the peer's family: refused", port);
+        SHIM_DEBUG("SST_LISTEN: port %u has no socket that takes the peer (its family, its bound address): refused", port);
         bridge_abort(b);
         return;
     }
@@ -1206,6 +1236,10 @@ void shim_server_listen(int fd)
         ls->ino = st.st_ino;
         ls->family = bound.ss_family;
         ls->v6only = v6only != 0;
+        ls->any = bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_addr.s_addr == htonl(INADDR_ANY)
+                  : IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&bound)->sin6_addr) ||
+                    (IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&bound)->sin6_addr) &&
+                     memcmp(&((struct sockaddr_in6 *)&bound)->sin6_addr.s6_addr[12], "\0\0\0\0", 4) == 0);
         ls->port = port;
         listen_target(&bound, &ls->target, &ls->target_len);
         ls->pass_fd = -1;

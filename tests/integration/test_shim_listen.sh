@@ -45,7 +45,7 @@ lib_bg in_b env "${SRV_ENVS[@]}" SST_LISTEN=1 SST_KEYDIR="$LIB_TMP/kb" SST_LOG_F
 # received before the client's half-close.  :9002 closes its listening socket after one client;
 # :9003 is an asyncio (epoll) server; :9004 accepts with accept(fd, NULL, NULL) through ctypes.
 # No SST_PEERS here: SST_LISTEN alone activates the shim.
-lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LOG=debug SST_LISTEN=9000,9002,9003,9004,9005 SST_PORT=8662 \
+lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LOG=debug SST_LISTEN=9000,9002,9003,9004,9005,9006,9007 SST_PORT=8662 \
   SST_KEYDIR="$LIB_TMP/kb" SST_LOG_FILE="$LIB_TMP/b-echo.log" /usr/bin/python3 -c '
 import asyncio, ctypes, socket, threading
 def serve(c, addr):
@@ -80,6 +80,11 @@ s1 = socket.create_server(("0.0.0.0", 9001))
 s2 = socket.create_server(("0.0.0.0", 9002))
 s4 = socket.create_server(("0.0.0.0", 9004))
 s5 = socket.create_server(("::", 9005), family=socket.AF_INET6)   # IPV6_V6ONLY
+s7 = socket.create_server(("127.0.0.1", 9006))                      # loopback only
+s8 = socket.create_server(("'"$IP_B"'", 9007))                     # the host address, then loopback
+s9 = socket.create_server(("127.0.0.1", 9007))
+for s in (s7, s8, s9):
+    threading.Thread(target=loop, args=(s,), daemon=True).start()
 threading.Thread(target=loop, args=(s1,), daemon=True).start()
 threading.Thread(target=loop, args=(s5,), daemon=True).start()
 threading.Thread(target=loop, args=(s2, True), daemon=True).start()
@@ -96,6 +101,7 @@ wait_for_port "$NS_B" 9002
 wait_for_port "$NS_B" 9003
 wait_for_port "$NS_B" 9004
 wait_for_port "$NS_B" 9005
+wait_for_port "$NS_B" 9007
 wait_for_port "$NS_B" 8081
 wait_for_port "$NS_B" 8661 udp
 wait_for_port "$NS_B" 8662 udp
@@ -182,6 +188,20 @@ printf 'v6' | shimmed SST_PORT=8662 nc -N "$IP6_B" 9005 >"$LIB_TMP/nc6.out" || f
 grep -q "accept=$IP6_A peer=$IP6_A sock=$IP6_B got 2 bytes then EOF" "$LIB_TMP/nc6.out" || fail "9005: $(cat "$LIB_TMP/nc6.out")"
 printf 'v4' | shimmed SST_PORT=8662 nc -N "$IP_B" 9004 >"$LIB_TMP/nc7.out" || fail "nc to $IP_B:9004 failed"
 grep -q "accept=null peer=$IP_A sock=$IP_B got 2 bytes then EOF" "$LIB_TMP/nc7.out" || fail "9004: $(cat "$LIB_TMP/nc7.out")"
+
+log "a port bound to one address takes only streams toward it, as TCP does"
+# :9006 listens on 127.0.0.1 only: no other host reaches it over TCP, so not over SST either;
+# :9007 on B's address and on 127.0.0.1: A's streams go to the first.  Before 2026-11-22 both
+# were bridged to the loopback socket.
+shimmed SST_PORT=8662 /usr/bin/python3 -c "
+import socket, sys
+try:
+    socket.create_connection(('$IP_B', 9006), timeout=10)
+except ConnectionRefusedError:
+    sys.exit(0)
+sys.exit('connected to 127.0.0.1:9006 from another host')" || fail "loopback-only check"
+printf 'b7' | shimmed SST_PORT=8662 nc -N "$IP_B" 9007 >"$LIB_TMP/nc9.out" || fail "nc to $IP_B:9007 failed"
+grep -q "accept=$IP_A peer=$IP_A sock=$IP_B got 2 bytes then EOF" "$LIB_TMP/nc9.out" || fail "9007: $(cat "$LIB_TMP/nc9.out")"
 
 log "close() of the listening socket stops its SST listener"
 printf 'one' | shimmed SST_PORT=8662 nc -N "$IP_B" 9002 >"$LIB_TMP/nc2.out" || fail "first client of :9002 failed"
