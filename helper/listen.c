@@ -6,7 +6,7 @@
  * read its address and close our copy at once, so we never keep the server's listener open
  * (a listener held here would keep accepting into a queue nobody reads once the server ended).
  * A keeper, which holds no listening socket, names it by its inode instead, found in the
- * kernel's table (sockdiag.c).
+ * kernel's table (core/io/sockdiag.c).
  *
  * A port may have several listening sockets (an IPv4 and an IPv6 one, or sockets bound to
  * different addresses), registered on one connection or by different processes: each stream
@@ -30,6 +30,7 @@
 
 #include "sst.h"
 #include "io/udp.h"
+#include "io/sockdiag.h"
 
 /* How long a connection waits for the server's shim to record its SST peer (PEERED) before it
  * goes ahead anyway (the server's accept() then reports sstd's loopback address). */
@@ -147,6 +148,29 @@ static bool rsock_same_place(const struct sstd_rsock *a, const struct sstd_rsock
                                 (a->any || sst_addr_eq(&a->bound, &b->bound)));
 }
 
+/* The socket listening on port with inode ino in sstd's network namespace, of either family:
+ * 1 (out filled), 0 none here, -1 (errno) the table cannot be read. */
+static int find_listener(uint16_t port, unsigned long long ino, struct sstd_diag *out)
+{
+    static const int families[] = { AF_INET, AF_INET6 };
+    struct sst_sockdiag sd;
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        int r = sst_sockdiag_listener(families[i], port, ino, &sd);
+        if (r != 0) {
+            if (r == 1) {
+                out->family = sd.family;
+                out->v6only = sd.v6only;
+                out->uid = sd.uid;
+                out->ino = ino;
+                out->bound = sd.bound;
+                out->boundlen = sd.boundlen;
+            }
+            return r;
+        }
+    }
+    return 0;
+}
+
 bool sstd_reg_check_fd(int fd, uint16_t port, struct sstd_diag *out, const char **code, char *msg, size_t msglen)
 {
     int v = 0;
@@ -187,8 +211,7 @@ bool sstd_reg_check_fd(int fd, uint16_t port, struct sstd_diag *out, const char 
      * path) is not in our kernel table: its address means something else here -- 127.0.0.1:PORT
      * here is not its listener, maybe another program's -- so it is refused.  If the table
      * cannot be read, the socket is taken as before (it still proves the port). */
-    struct sstd_diag here;
-    int found = sstd_sockdiag_find(port, out->ino, &here);
+    int found = sst_sockdiag_listener(out->family, port, out->ino, NULL);
     if (found == 0) {
         *code = "other-netns";
         snprintf(msg, msglen, "the socket passed with LISTEN %u is not in sstd's network namespace", port);
@@ -203,7 +226,7 @@ bool sstd_reg_check_fd(int fd, uint16_t port, struct sstd_diag *out, const char 
 bool sstd_reg_check_ino(unsigned long long ino, uint16_t port, uid_t uid, struct sstd_diag *out, const char **code,
                         char *msg, size_t msglen)
 {
-    int found = sstd_sockdiag_find(port, ino, out);
+    int found = find_listener(port, ino, out);
     if (found < 0) {
         *code = "failed";
         snprintf(msg, msglen, "cannot read the kernel's listening sockets: %s", strerror(errno));

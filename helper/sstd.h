@@ -293,7 +293,8 @@ int sstd_gateway_socket(int family);
 void sstd_gateway_connect(struct sstd *d, struct sstd_pump *p, int fd, uint16_t port, const struct sockaddr *dst,
                           socklen_t dstlen, bool proxy);
 
-/* sockdiag.c: a listening TCP socket of sstd's network namespace (its kernel table). */
+/* A registered listening socket, as listen.c describes it (from the socket, or from the kernel's
+ * table: core/io/sockdiag.h). */
 struct sstd_diag {
     int family;                     /* AF_INET or AF_INET6 */
     bool v6only;                    /* IPV6_V6ONLY */
@@ -302,9 +303,6 @@ struct sstd_diag {
     struct sockaddr_storage bound;  /* its bound address and port */
     socklen_t boundlen;
 };
-/* The socket listening on port with inode ino: 1 (out filled), 0 none here, -1 (errno) the
- * table cannot be read. */
-int sstd_sockdiag_find(uint16_t port, unsigned long long ino, struct sstd_diag *out);
 
 /* listen.c: a port registered by a shimmed server whose own engine cannot have the SST port
  * (LISTEN PORT + one of its listening sockets, or LISTEN PORT INODE; docs/helper.md "LISTEN").

@@ -27,12 +27,12 @@
 #include "fdtable.h"
 #include "helper_client.h"
 #include "keeper.h"
+#include "io/sockdiag.h"
 #include "io/udp.h"
 #include "log.h"
 #include "real.h"
 #include "route.h"
 #include "server_opts.h"
-#include "sockdiag.h"
 #include "spump.h"
 
 /* How long the loopback connect to the app's listener may take (its accept queue may be full:
@@ -343,7 +343,7 @@ static bool lsock_alive(const struct lsock *ls)
 {
     struct stat st;
     if (ls->fd < 0)
-        return shim_sockdiag_listening(ls->family, ls->port, ls->ino) == 1;
+        return sst_sockdiag_listener(ls->family, ls->port, (unsigned long long)ls->ino, NULL) == 1;
     return fstat(ls->fd, &st) == 0 && st.st_dev == ls->dev && st.st_ino == ls->ino;
 }
 

@@ -32,7 +32,7 @@ void shim_server_listen(int fd);
 int shim_server_close(int fd);
 /* After the real close of a listening socket of port: the port's SST listener stops once no
  * socket of it listens any more -- here or in another process (a forked child, a worker: the
- * kernel's table says, sockdiag.h). */
+ * kernel's table says, core/io/sockdiag.h). */
 void shim_server_closed(int port);
 /* accept()/accept4() returned fd (sa/len as the app passed them; cap = *len before the call):
  * a connection made by the event thread gets the SST peer's address in sa and for getpeername. */
@@ -45,7 +45,7 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
 void shim_server_close_at_exit(bool at_exec);
 /* Event thread, at the end of the listening process's image: the ports whose SST listener
  * still has a listening socket open elsewhere (a daemon child, forked workers; the kernel's
- * table says, sockdiag.h) -- what the keeper carries on; the others' listeners close. */
+ * table says, core/io/sockdiag.h) -- what the keeper carries on; the others' listeners close. */
 int shim_server_orphans(void);
 /* In the keeper (keeper.h): the app's descriptors are gone here, its sockets are the app's. */
 void shim_server_in_keeper(void);

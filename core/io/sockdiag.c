@@ -1,11 +1,8 @@
-/* sstd_sockdiag_find (sstd.h): a listening TCP socket of sstd's own network namespace, found by
- * its inode in the kernel's table (NETLINK_SOCK_DIAG: one dump per family of the listeners of
- * one port, filtered by the kernel).  It is how LISTEN knows that a registrant's socket is one
- * of this namespace (a socket passed from another namespace is not in its table), and how a
- * keeper, which holds no listening socket, proves the one it registers again (docs/helper.md
- * "LISTEN"). */
+/* sst_sockdiag_listener (sockdiag.h): one SOCK_DIAG_BY_FAMILY dump of the listening TCP sockets of
+ * one port -- the kernel filters listeners by source port itself -- scanned for the inode (the
+ * socket's identity: a listener closed and another opened on the port differ). */
 #define _GNU_SOURCE
-#include "sstd.h"
+#include "sockdiag.h"
 
 #include <errno.h>
 #include <linux/inet_diag.h>
@@ -15,7 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int ask(int nl, int family, uint16_t port)
@@ -38,7 +35,7 @@ static int ask(int nl, int family, uint16_t port)
 
 /* The socket's description from its dump message (the kernel writes IPV6_V6ONLY of every
  * listening IPv6 socket as INET_DIAG_SKV6ONLY). */
-static void describe(const struct nlmsghdr *h, const struct inet_diag_msg *m, struct sstd_diag *out)
+static void describe(const struct nlmsghdr *h, const struct inet_diag_msg *m, struct sst_sockdiag *out)
 {
     memset(out, 0, sizeof *out);
     out->family = m->idiag_family;
@@ -64,10 +61,10 @@ static void describe(const struct nlmsghdr *h, const struct inet_diag_msg *m, st
     }
 }
 
-/* Reads one dump to its end: 1 if ino was in it (out filled), 0 if not, -1 on an error. */
-static int scan(int nl, unsigned long long ino, struct sstd_diag *out)
+/* Reads one dump to its end: 1 if ino was in it (described in out), 0 if not, -1 on an error. */
+static int scan(int nl, unsigned long long ino, struct sst_sockdiag *out)
 {
-    static _Alignas(struct nlmsghdr) char buf[16384];
+    _Alignas(struct nlmsghdr) char buf[8192];
     int found = 0;
     for (;;) {
         ssize_t n = recv(nl, buf, sizeof buf, 0);
@@ -75,7 +72,7 @@ static int scan(int nl, unsigned long long ino, struct sstd_diag *out)
             continue;
         if (n <= 0)
             return -1;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
             if (h->nlmsg_type == NLMSG_DONE)
                 return found;
             if (h->nlmsg_type == NLMSG_ERROR)
@@ -84,25 +81,24 @@ static int scan(int nl, unsigned long long ino, struct sstd_diag *out)
                 continue;
             const struct inet_diag_msg *m = NLMSG_DATA(h);
             if (m->idiag_inode == ino && !found) {
-                describe(h, m, out);
+                if (out)
+                    describe(h, m, out);
                 found = 1;
             }
         }
     }
 }
 
-int sstd_sockdiag_find(uint16_t port, unsigned long long ino, struct sstd_diag *out)
+int sst_sockdiag_listener(int family, uint16_t port, unsigned long long ino, struct sst_sockdiag *out)
 {
-    int r = 0;
-    static const int families[] = { AF_INET, AF_INET6 };
-    for (size_t i = 0; i < sizeof families / sizeof families[0] && r == 0; i++) {
-        int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-        if (nl < 0)
-            return -1;
-        r = ask(nl, families[i], port) == 0 ? scan(nl, ino, out) : -1;
-        int saved = errno;
-        close(nl);
-        errno = saved;
-    }
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return -1;
+    int r = ask(nl, family, port) == 0 ? scan(nl, ino, out) : -1;
+    int saved = errno;
+    /* The system call itself: in the shim, close() is its own hook, and callers there hold its
+     * locks (the hook would take them again). */
+    syscall(SYS_close, nl);
+    errno = saved;
     return r;
 }
