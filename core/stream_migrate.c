@@ -44,6 +44,19 @@ static bool same_peer(const struct conn *a, const struct conn *b)
     return sst_addr_eq(&a->peer, &b->peer);
 }
 
+/* Whether the streams of limbo conn `from` may move to the live conn `to`: the same peer, and
+ * either at the address they had, or on a channel the peer initiated -- a peer that moved
+ * reconnects from its new address (protocol-streams.md "Peer address change").  A channel we
+ * initiated to another address that shows the same key is another endpoint holding that key
+ * (two processes of one user, each on its own UDP port with the default key directory), not
+ * the peer that moved: a stream taken there would be created by its Attach in the wrong
+ * program (until 2026-11-22: a stream to a restarted server was accepted by its neighbour, or
+ * waited for that neighbour's dead channel to time out). */
+static bool may_adopt(const struct conn *from, const struct conn *to)
+{
+    return same_peer(from, to) && (sst_addr_eq(&from->peer, &to->peer) || !to->chan_initiator);
+}
+
 /* ---- idle tracking ------------------------------------------------------------------------ */
 
 void sst_mig_untrack(struct sst_stream *s)
@@ -485,7 +498,7 @@ void sst_mig_conn_up(struct conn *cn)
     DL_FOREACH_SAFE(c->conns, o, tmp) {
         if (o == cn || !o->limbo)
             continue;
-        if (same_peer(o, cn)) {
+        if (may_adopt(o, cn)) {
             adopt_limbo(o, cn);
         } else if (o->we_reconnect && !o->dormant && sst_addr_eq(&o->peer, &cn->peer)) {
             /* Another host answers at the peer's address: the streams cannot come back. */
@@ -574,7 +587,7 @@ bool sst_mig_conn_down(struct conn *cn, int err)
     /* A channel to the same peer may already be up (the peer moved and reconnected first). */
     struct conn *o;
     DL_FOREACH(c->conns, o) {
-        if (o != cn && o->up && same_peer(o, cn)) {
+        if (o != cn && o->up && may_adopt(cn, o)) {
             adopt_limbo(cn, o);
             return true;
         }

@@ -351,6 +351,70 @@ START_TEST(test_migrate_restarted_peer_stale_channel)
 }
 END_TEST
 
+START_TEST(test_migrate_same_key_other_port)
+{
+    /* Two servers share one host key at two UDP ports of one host -- two processes of one user
+     * with the default key directory, each on its own SST port (docs/shim.md §6c "Limits") --
+     * and the client has a live channel to each.  The first server restarts; the client's next
+     * stream to it goes out on the stale channel, whose reset puts it in limbo.  It must follow
+     * its address to the restarted server, never move to the other server's channel because its
+     * key is the same: there it would be created by its Attach and accepted by the wrong
+     * program (before: the other server got it; were that one gone too, the stream waited
+     * until its dead channel timed out -- 18 s through sstd after nginx and redis restarted). */
+    struct sim *s = new_sim(36);
+    struct sim_link_params lp = { .rate_bps = 20000000, .delay = SST_MS(10), .queue_bytes = 200000 };
+    struct simctx_node a, b1, b2;
+    node_init(&a, s, 1, NULL);
+    node_init(&b1, s, 2, NULL);
+    struct sst_addr b2addr = sim_addr4(2, 4001);
+    simctx_node_init(&b2, s, &b2addr, "stream-node", 2, NULL);   /* b1's key */
+    ck_assert_int_eq(sim_path(s, &a.addr, &b1.addr, &lp, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(sim_path(s, &a.addr, &b2.addr, &lp, NULL, NULL, NULL), 0);
+    static struct server sv1, sv2;
+    memset(&sv1, 0, sizeof sv1);
+    memset(&sv2, 0, sizeof sv2);
+    srv_payload = 100000;
+    sv1.l = sst_listen(b1.c, "bidi", bidi_accept, &sv1);
+    sv2.l = sst_listen(b2.c, "bidi", bidi_accept, &sv2);
+    struct ep c1 = { 0 }, c2 = { 0 }, c3 = { 0 };
+    simctx_node_enter(&a);
+    c1.s = sst_connect(a.c, &b1.addr, "bidi", ep_cb, &c1);
+    ep_start_tx(&c1, 50, 100000);
+    c2.s = sst_connect(a.c, &b2.addr, "bidi", ep_cb, &c2);
+    ep_start_tx(&c2, 51, 100000);
+    simctx_node_leave(&a);
+    ck_assert_int_eq(sim_run_while(s, ep_pending, &c1, sim_now(s) + SST_SEC(10)), 0);
+    ck_assert_int_eq(sim_run_while(s, ep_pending, &c2, sim_now(s) + SST_SEC(10)), 0);
+    ck_assert(!c1.errored && !c2.errored);
+    ck_assert_uint_eq(sv1.n, 1);
+    ck_assert_uint_eq(sv2.n, 1);
+    /* b1 restarts (same address and key); the client's channels to both stay up. */
+    simctx_node_free(&b1);
+    node_init(&b1, s, 2, NULL);
+    memset(&sv1, 0, sizeof sv1);
+    sv1.l = sst_listen(b1.c, "bidi", bidi_accept, &sv1);
+    simctx_node_enter(&a);
+    c3.s = sst_connect(a.c, &b1.addr, "bidi", ep_cb, &c3);
+    ep_start_tx(&c3, 52, 100000);
+    simctx_node_leave(&a);
+    sst_time_t t0 = sim_now(s);
+    ck_assert_int_eq(sim_run_while(s, ep_pending, &c3, t0 + SST_SEC(20)), 0);
+    ck_assert_msg(!c3.errored, "stream to the restarted server failed: %d", c3.err);
+    ck_assert(!c3.bad);
+    ck_assert_uint_eq(sv2.n, 1);   /* the other server got nothing */
+    ck_assert_uint_eq(sv1.n, 1);   /* the restarted one got the stream */
+    ck_assert_uint_eq(sv1.eps[0].rx_done, 100000);
+    ck_assert_uint_eq(c3.rx_done, srv_payload);
+    ck_assert_uint_lt(sim_now(s) - t0, SST_SEC(1));
+    printf("same key, other port: the stream reached the restarted server in %.3f s\n",
+           (double)(sim_now(s) - t0) / 1e9);
+    simctx_node_free(&a);
+    simctx_node_free(&b1);
+    simctx_node_free(&b2);
+    sim_free(s);
+}
+END_TEST
+
 START_TEST(test_migrate_gives_up_after_timeout)
 {
     /* The link never heals: after migrate_timeout the streams fail with SST_ERR_TIMEOUT; with
@@ -625,6 +689,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_migrate_peer_address_change);
     tcase_add_test(tc, test_migrate_peer_restart_resets);
     tcase_add_test(tc, test_migrate_restarted_peer_stale_channel);
+    tcase_add_test(tc, test_migrate_same_key_other_port);
     tcase_add_test(tc, test_migrate_gives_up_after_timeout);
     tcase_add_test(tc, test_migrate_100k_idle_streams_detach);
     tcase_add_test(tc, test_migrate_idle_channel_memory);
