@@ -16,6 +16,7 @@ PKGS=(
   iperf3 gnuplot-nox linux-perf     # make bench: kernel TCP baseline, plots, profiles; iperf3 also test_shim_sst_exit.sh
   nginx-light wrk valgrind          # make bench (9): cost of the shim on sockets it does not carry
   ngtcp2-server ngtcp2-client kcptun openssl  # make bench (1): other encrypted UDP transports
+  postgresql-15 git                 # test_shim_listen_apps.sh: postgres, git daemon under SST_LISTEN
 )
 
 missing=()

@@ -945,6 +945,14 @@ static void reg_peer(struct lport *p, char *words)
                    strerror(errno));
 }
 
+/* Until 2026-11-22 the answers to a port's further sockets were compared one byte too far
+ * (the literal's terminating NUL): never recognised, so their duplicates stayed (iperf3 -s
+ * through sstd exited at its third test, see port_open) and a refusal went unreported. */
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* sstd's answer, then its PEER lines, and the connection's end (sstd exited: registered again
  * with the next sstd, for a restart; never by binding SST_PORT ourselves, which the new sstd
  * needs). */
@@ -984,10 +992,10 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
         if (p->reg_ok) {
             if (strncmp(line, "PEER ", 5) == 0) {
                 reg_peer(p, line + 5);
-            } else if (strncmp(line, "{\"ok\":true,\"listen\":", 21) == 0) {
+            } else if (has_prefix(line, "{\"ok\":true,\"listen\":")) {
                 lsock_pass_drop(port);   /* another socket of the port, registered too */
                 SHIM_DEBUG("SST_LISTEN: port %u: sstd took another listening socket of it", port);
-            } else if (strncmp(line, "{\"ok\":false", 12) == 0 && !strstr(line, "\"error\":\"unknown-stream\"")) {
+            } else if (has_prefix(line, "{\"ok\":false") && !strstr(line, "\"error\":\"unknown-stream\"")) {
                 /* A refused LISTEN of another socket of the port (PEERED's only refusal is
                  * unknown-stream): its peers are refused by sstd, as TCP would not reach it. */
                 lsock_pass_drop(port);
@@ -995,7 +1003,7 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
                           shim_helper_path() ? shim_helper_path() : "?", line);
             }
             /* else the answers to our PEERED */
-        } else if (strncmp(line, "{\"ok\":true", 10) == 0) {
+        } else if (has_prefix(line, "{\"ok\":true")) {
             p->reg_ok = true;
             lsock_pass_drop(port);
             /* Clients reach it at sstd's UDP port: normally SST_PORT, which sstd holds. */
@@ -1118,11 +1126,20 @@ static void port_open(uint16_t port, int retries_left, bool helper_only)
 {
     struct lport *have = lport_find(port);
     if (have) {
-        /* Another socket of a port handed to sstd (the server's IPv6 socket after its IPv4
-         * one): registered on the same connection, so each family's peers reach their own. */
+        /* Another socket of a port that has its SST listener: the app's IPv6 socket after its
+         * IPv4 one, or a listener made anew before the old one's close was seen here (iperf3
+         * -s between two tests).  A registration with sstd gets it on the same connection, so
+         * each family's peers reach their own, and its duplicate goes at sstd's answer
+         * (on_reg_read); with our engine's listener it goes now -- until 2026-11-22 it stayed
+         * (and, with sstd, the answer was never recognised: on_reg_read): the socket
+         * listened on after the app closed it, the app's next bind of the port failed with
+         * EADDRINUSE (iperf3 -s exited at its third test) and a keeper served the dead port
+         * forever. */
         if (have->reg_fd >= 0 && reg_send(have) < 0)
             SHIM_WARN("SST_LISTEN: port %u: a new listening socket of it could not be registered with sstd (%s)",
                       port, strerror(errno));
+        if (have->l)
+            lsock_pass_drop(port);
         return;
     }
     if (lsock_prune(port) == 0)
