@@ -26,6 +26,9 @@ enum { CTRL_PING = 1, CTRL_CLOSE = 2, CTRL_PAD = 3 };
 struct sst_chan {
     struct sst_host *host;
     struct sst_addr peer;
+    /* The local address our packets leave from: the one the peer sends to (see on_packet). */
+    struct sst_addr local;
+    bool has_local;
     enum sst_chan_state state;
     bool initiator;
     bool finish_confirmed;          /* initiator: the responder has sent us an authenticated packet */
@@ -83,6 +86,13 @@ void sst_chan_fill_tail(struct sst_chan *ch, uint8_t *src, size_t len)
 SST_API enum sst_chan_state sst_chan_state(const struct sst_chan *ch) { return ch->state; }
 SST_API const struct sst_addr *sst_chan_peer(const struct sst_chan *ch) { return &ch->peer; }
 SST_API struct sst_host *sst_chan_host(const struct sst_chan *ch) { return ch->host; }
+SST_API const struct sst_addr *sst_chan_local(const struct sst_chan *ch) { return ch->has_local ? &ch->local : NULL; }
+
+/* Every packet of the channel leaves from its local address once it is known. */
+static void chan_emit(struct sst_chan *ch, const uint8_t *pkt, size_t len)
+{
+    sst_host_emit_from(ch->host, &ch->peer, ch->has_local ? &ch->local : NULL, pkt, len);
+}
 uint8_t sst_chan_local_id(const struct sst_chan *ch) { return ch->local_id; }
 uint8_t sst_chan_remote_id(const struct sst_chan *ch) { return ch->remote_id; }
 uint64_t sst_chan_nego_tag(const struct sst_chan *ch) { return ch->tag; }
@@ -145,7 +155,8 @@ static void rec_lost(void *ctx, uint64_t seq)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
-static struct sst_chan *chan_alloc(struct sst_host *h, sst_time_t now, const struct sst_addr *peer)
+static struct sst_chan *chan_alloc(struct sst_host *h, sst_time_t now, const struct sst_addr *peer,
+                                   const struct sst_addr *local)
 {
     struct sst_chan *ch = calloc(1, sizeof *ch);
     if (!ch)
@@ -153,6 +164,10 @@ static struct sst_chan *chan_alloc(struct sst_host *h, sst_time_t now, const str
     const struct sst_host_config *cfg = sst_host_config(h);
     ch->host = h;
     ch->peer = *peer;
+    if (local != NULL) {
+        ch->local = *local;
+        ch->has_local = true;
+    }
     ch->created = now;
     ch->last_rx = now;
     ch->pace_until = 0;
@@ -197,7 +212,9 @@ static int chan_install_keys(struct sst_chan *ch, sst_time_t now, const struct s
 struct sst_chan *sst_chan_new_initiator(struct sst_host *h, sst_time_t now, const struct sst_addr *peer)
 {
     const struct sst_host_config *cfg = sst_host_config(h);
-    struct sst_chan *ch = chan_alloc(h, now, peer);
+    /* Our local address is the kernel's choice until the responder's first authenticated
+     * packet shows which one it sends to. */
+    struct sst_chan *ch = chan_alloc(h, now, peer, NULL);
     if (!ch)
         return NULL;
     ch->initiator = true;
@@ -218,9 +235,9 @@ struct sst_chan *sst_chan_new_initiator(struct sst_host *h, sst_time_t now, cons
 }
 
 struct sst_chan *sst_chan_new_responder(struct sst_host *h, sst_time_t now, const struct sst_addr *peer,
-                                        const struct sst_nego_result *res)
+                                        const struct sst_addr *local, const struct sst_nego_result *res)
 {
-    struct sst_chan *ch = chan_alloc(h, now, peer);
+    struct sst_chan *ch = chan_alloc(h, now, peer, local);
     if (!ch)
         return NULL;
     ch->initiator = false;
@@ -312,7 +329,7 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
             len = sst_protect_seal_gather(&ch->tx_prot, seq, buf, len - tail_len, tail, tail_len, slot);
         else
             len = sst_protect_seal_to(&ch->tx_prot, seq, buf, len, slot);
-        sst_host_emit(ch->host, &ch->peer, slot, len);
+        chan_emit(ch, slot, len);
         goto sent;
     }
     if (tail_len > 0)
@@ -327,17 +344,17 @@ static int chan_transmit(struct sst_chan *ch, sst_time_t now, uint8_t *buf, size
         size_t limit = SST_CHAN_HDR_LEN + sst_chan_max_payload(ch) + overhead(ch);
         if (n && n + len <= limit) {
             memcpy(dgram + n, buf, len);
-            sst_host_emit(ch->host, &ch->peer, dgram, n + len);
+            chan_emit(ch, dgram, n + len);
             ch->finish_resend = false;
             goto sent;
         }
         /* Too big to share one datagram on this path: the FINISH goes first, on its own. */
         if (n) {
-            sst_host_emit(ch->host, &ch->peer, dgram, n);
+            chan_emit(ch, dgram, n);
             ch->finish_resend = false;
         }
     }
-    sst_host_emit(ch->host, &ch->peer, buf, len);
+    chan_emit(ch, buf, len);
 sent:
     if (!probe) {
         sst_ackrx_on_ack_sent(&ch->ackrx);
@@ -629,6 +646,14 @@ void sst_chan_on_packet(struct sst_chan *ch, sst_time_t now, uint8_t *pkt, size_
     ch->cb_now = now;
     /* Authenticated: only now may the packet change state (RFC 4303 §3.4.3). */
     sst_replay_commit(&ch->replay, seq);
+    /* The peer sends to this local address now (its own choice, e.g. after we became reachable
+     * on another one): answer from it.  Only here, after authentication: a forged packet to
+     * another of our addresses must not move our replies. */
+    const struct sst_addr *local = sst_host_rx_local(ch->host);
+    if (local != NULL && (!ch->has_local || !sst_addr_eq(local, &ch->local))) {
+        ch->local = *local;
+        ch->has_local = true;
+    }
     ch->rx_packets++;
     ch->rx_bytes += len;
     ch->last_rx = now;
@@ -699,7 +724,7 @@ void sst_chan_on_nego(struct sst_chan *ch, sst_time_t now, const uint8_t *pkt, s
     if (r == 0) {
         /* COOKIE: the new HELLO goes out now and restarts the retransmission timer. */
         if (out_len)
-            sst_host_emit(ch->host, &ch->peer, out, out_len);
+            chan_emit(ch, out, out_len);
         ch->hello_deadline = now + ch->hello_rto;
         sst_host_deadline_dirty(ch->host);
         return;
@@ -779,7 +804,7 @@ static void chan_connect_timeout(struct sst_chan *ch, sst_time_t now)
     if (now >= ch->hello_deadline) {
         uint8_t *buf = sst_host_txbuf(ch->host);
         size_t n = sst_nego_initiator_hello(ch->nego, buf, SST_TXBUF_LEN);
-        sst_host_emit(ch->host, &ch->peer, buf, n);
+        chan_emit(ch, buf, n);
         ch->hello_rto *= 2;
         ch->hello_deadline = now + ch->hello_rto;
     }

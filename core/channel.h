@@ -57,6 +57,10 @@ SST_API bool sst_chan_acked_through(const struct sst_chan *ch, uint64_t seq);
 
 SST_API enum sst_chan_state sst_chan_state(const struct sst_chan *ch);
 SST_API const struct sst_addr *sst_chan_peer(const struct sst_chan *ch);
+/* This host's address the peer sends to (and our packets leave from), port included; NULL
+ * while unknown: the driver does not report local addresses (sst_host_recv), or an initiator
+ * has not yet received an authenticated packet. */
+SST_API const struct sst_addr *sst_chan_local(const struct sst_chan *ch);
 SST_API struct sst_host *sst_chan_host(const struct sst_chan *ch);
 /* The pseudorandom nonce unique to this channel and one direction of flow that, with a 64-bit
  * LSID counter, forms a stream's USID (paper §4.3.3).  ours: the direction we send in.  Both

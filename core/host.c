@@ -41,6 +41,7 @@ struct sst_host {
     struct sst_chan **dead;             /* closed channels, freed after their DOWN event */
     unsigned ndead, cap_dead;
     sst_time_t now;
+    const struct sst_addr *rx_local;    /* the received datagram's local address, during recv */
     sst_time_t deadline;
     bool deadline_dirty;
     sst_time_t reset_window_start;
@@ -80,6 +81,20 @@ void sst_host_emit(struct sst_host *h, const struct sst_addr *to, const uint8_t 
     h->stats.tx_bytes += len;
     h->io.send(h->io.ctx, to, pkt, len);
 }
+
+void sst_host_emit_from(struct sst_host *h, const struct sst_addr *to, const struct sst_addr *from,
+                        const uint8_t *pkt, size_t len)
+{
+    if (from == NULL || h->io.send_from == NULL) {
+        sst_host_emit(h, to, pkt, len);
+        return;
+    }
+    h->stats.tx_packets++;
+    h->stats.tx_bytes += len;
+    h->io.send_from(h->io.ctx, to, from, pkt, len);
+}
+
+const struct sst_addr *sst_host_rx_local(const struct sst_host *h) { return h->rx_local; }
 
 uint8_t *sst_host_txbuf(struct sst_host *h) { return h->txbuf; }
 
@@ -395,7 +410,7 @@ static void maybe_send_reset(struct sst_host *h, sst_time_t now, const struct ss
     if (n == 0 || n > 3 * len)
         return;
     h->stats.resets_sent++;
-    sst_host_emit(h, from, h->nego_buf, n);
+    sst_host_emit_from(h, from, h->rx_local, h->nego_buf, n);
 }
 
 static void on_channel_packet(struct sst_host *h, sst_time_t now, const struct sst_addr *from,
@@ -426,7 +441,7 @@ static void on_finish(struct sst_host *h, sst_time_t now, const struct sst_addr 
     int r = sst_nego_responder_recv(h->nego, now, from, pkt, len, h->nego_buf, &out_len, &res, &consumed);
     if (out_len) {
         h->stats.nego_tx_bytes_unverified += out_len;
-        sst_host_emit(h, from, h->nego_buf, out_len);
+        sst_host_emit_from(h, from, h->rx_local, h->nego_buf, out_len);
     }
     if (r != 1) {
         if (r < 0)
@@ -435,7 +450,7 @@ static void on_finish(struct sst_host *h, sst_time_t now, const struct sst_addr 
     }
     struct sst_chan *ch = NULL;
     if (h->nchans < h->cfg.max_channels)
-        ch = sst_chan_new_responder(h, now, from, &res);
+        ch = sst_chan_new_responder(h, now, from, h->rx_local, &res);
     sodium_memzero(&res, sizeof res);
     if (!ch || !ptr_push(&h->chans, &h->nchans, &h->cap_chans, ch)) {
         sst_chan_free(ch);
@@ -466,7 +481,7 @@ static void on_negotiation(struct sst_host *h, sst_time_t now, const struct sst_
             h->stats.nego_tx_bytes_unverified += out_len;
             if (sst_nego_peek(h->nego_buf, out_len, NULL) == SST_NEGO_COOKIE)
                 h->stats.cookies_sent++;
-            sst_host_emit(h, from, h->nego_buf, out_len);
+            sst_host_emit_from(h, from, h->rx_local, h->nego_buf, out_len);
         }
         break;
     }
@@ -504,6 +519,12 @@ static void on_negotiation(struct sst_host *h, sst_time_t now, const struct sst_
 SST_API void sst_host_recv(struct sst_host *h, sst_time_t now, const struct sst_addr *from, uint8_t *pkt,
                            size_t len)
 {
+    sst_host_recv_to(h, now, from, NULL, pkt, len);
+}
+
+SST_API void sst_host_recv_to(struct sst_host *h, sst_time_t now, const struct sst_addr *from,
+                              const struct sst_addr *local, uint8_t *pkt, size_t len)
+{
     h->now = now;
     reap_dead(h);
     h->stats.rx_packets++;
@@ -512,10 +533,12 @@ SST_API void sst_host_recv(struct sst_host *h, sst_time_t now, const struct sst_
         h->stats.rx_dropped_malformed++;
         return;
     }
+    h->rx_local = local;
     if (pkt[0] == SST_CHAN_ID_NEGOTIATION)
         on_negotiation(h, now, from, pkt, len);
     else
         on_channel_packet(h, now, from, pkt, len);
+    h->rx_local = NULL;
     reap_dead(h);
 }
 

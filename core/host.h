@@ -24,6 +24,12 @@ struct sst_host_io {
     void *ctx;
     /* Sends one UDP datagram.  The engine may call it many times per input; drivers batch. */
     void (*send)(void *ctx, const struct sst_addr *to, const uint8_t *pkt, size_t len);
+    /* Optional (NULL: send is used): the same, leaving from local address `from` -- the address
+     * the peer sent its packets to (sst_host_recv_to), so that a host with several addresses
+     * bound to a wildcard answers from the one it was reached at.  from is never NULL here:
+     * datagrams with no known local address go through send. */
+    void (*send_from)(void *ctx, const struct sst_addr *to, const struct sst_addr *from, const uint8_t *pkt,
+                      size_t len);
     /* Randomness (NULL: libsodium randombytes_buf).  The simulator injects a seeded one. */
     void (*random)(void *ctx, void *buf, size_t len);
     /* Vets a peer's host key (NULL: accept any).  0 or SST_ERR_IDENTITY. */
@@ -74,6 +80,14 @@ SST_API void sst_host_free(struct sst_host *h);
  * and dropped. */
 SST_API void sst_host_recv(struct sst_host *h, sst_time_t now, const struct sst_addr *from,
                            uint8_t *pkt, size_t len);
+/* The same, with the local address the datagram was sent to (NULL: unknown, as sst_host_recv).
+ * Negotiation answers (RESPONSE, COOKIE, RESET) leave from it; a channel takes the local address
+ * of the FINISH that creates it (responder) or of its first authenticated packet (initiator),
+ * and afterwards moves to another only on an authenticated packet sent to that one, so a forged
+ * datagram to another of our addresses cannot redirect its replies.  Every packet of a channel
+ * leaves from its local address (io.send_from). */
+SST_API void sst_host_recv_to(struct sst_host *h, sst_time_t now, const struct sst_addr *from,
+                              const struct sst_addr *local, uint8_t *pkt, size_t len);
 /* The network reported that `peer` has nothing on its SST port (an ICMP port unreachable for
  * a datagram we sent there, err = SST_ERR_NO_SST).  Channels still negotiating with that peer
  * fail at once with that error, so callers can fall back without waiting for the handshake

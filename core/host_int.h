@@ -13,6 +13,12 @@
 
 /* host.c services used by channels */
 void sst_host_emit(struct sst_host *h, const struct sst_addr *to, const uint8_t *pkt, size_t len);
+/* The same from local address `from` (NULL: the driver's choice, as sst_host_emit). */
+void sst_host_emit_from(struct sst_host *h, const struct sst_addr *to, const struct sst_addr *from,
+                        const uint8_t *pkt, size_t len);
+/* The local address of the datagram being received (sst_host_recv_to), NULL if unknown or
+ * outside a receive. */
+const struct sst_addr *sst_host_rx_local(const struct sst_host *h);
 uint8_t *sst_host_txbuf(struct sst_host *h);
 /* The driver's buffer for the next datagram (sst_host_io.tx_slot), or NULL: seal into it and
  * pass it to sst_host_emit before anything else is emitted. */
@@ -26,7 +32,7 @@ void sst_host_deadline_dirty(struct sst_host *h);
 /* channel.c services used by the host */
 struct sst_chan *sst_chan_new_initiator(struct sst_host *h, sst_time_t now, const struct sst_addr *peer);
 struct sst_chan *sst_chan_new_responder(struct sst_host *h, sst_time_t now, const struct sst_addr *peer,
-                                        const struct sst_nego_result *res);
+                                        const struct sst_addr *local, const struct sst_nego_result *res);
 void sst_chan_free(struct sst_chan *ch);
 /* A protected channel packet addressed to this channel (chan ID already matched). */
 void sst_chan_on_packet(struct sst_chan *ch, sst_time_t now, uint8_t *pkt, size_t len);

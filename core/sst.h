@@ -104,6 +104,9 @@ SST_API struct sst_host *sst_ctx_host(struct sst_ctx *c);
 /* Driver entry points (see host.h); each runs deferred callbacks before returning. */
 SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
                           uint8_t *pkt, size_t len);
+/* With the local address the datagram was sent to (sst_host_recv_to; NULL: unknown). */
+SST_API void sst_ctx_recv_to(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
+                             const struct sst_addr *local, uint8_t *pkt, size_t len);
 SST_API sst_time_t sst_ctx_deadline(struct sst_ctx *c);
 SST_API void sst_ctx_timeout(struct sst_ctx *c, sst_time_t now);
 /* Tells the context the time before application calls made outside its callbacks. */
@@ -234,6 +237,11 @@ struct sst_stream_stats {
 };
 SST_API void sst_stream_get_stats(const struct sst_stream *s, struct sst_stream_stats *out);
 SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s);
+/* This host's address the stream's peer sends to (port: our SST port), as its channel knows it
+ * (sst_chan_local): what a TCP server's getsockname would report, on a host with several
+ * addresses.  NULL when unknown (the stream is not attached to a channel, or the driver does
+ * not report local addresses). */
+SST_API const struct sst_addr *sst_stream_local(const struct sst_stream *s);
 
 struct sst_ctx_stats {
     uint64_t streams_opened, streams_accepted, streams_freed;

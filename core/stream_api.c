@@ -311,3 +311,8 @@ SST_API const struct sst_addr *sst_stream_peer(const struct sst_stream *s)
 {
     return &s->peer;
 }
+
+SST_API const struct sst_addr *sst_stream_local(const struct sst_stream *s)
+{
+    return s->conn != NULL && s->conn->ch != NULL ? sst_chan_local(s->conn->ch) : NULL;
+}

@@ -62,6 +62,13 @@ static void ctx_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, s
     c->app_io.send(c->app_io.ctx, to, pkt, len);
 }
 
+static void ctx_send_from(void *ctx, const struct sst_addr *to, const struct sst_addr *from, const uint8_t *pkt,
+                          size_t len)
+{
+    struct sst_ctx *c = ctx;
+    c->app_io.send_from(c->app_io.ctx, to, from, pkt, len);
+}
+
 static uint8_t *ctx_tx_slot(void *ctx, size_t len)
 {
     struct sst_ctx *c = ctx;
@@ -91,6 +98,7 @@ SST_API struct sst_ctx *sst_ctx_new(const struct sst_ctx_config *cfg, const stru
     struct sst_host_io hio = {
         .ctx = c,
         .send = ctx_send,
+        .send_from = io->send_from != NULL ? ctx_send_from : NULL,
         .random = io->random != NULL ? ctx_random : NULL,
         .verify_peer = io->verify_peer != NULL ? ctx_verify : NULL,
         .chan_event = sst_ctx_chan_event,
@@ -240,9 +248,15 @@ void sst_strm_api_done(struct sst_ctx *c) { flush_and_dispatch(c); }
 SST_API void sst_ctx_recv(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
                           uint8_t *pkt, size_t len)
 {
+    sst_ctx_recv_to(c, now, from, NULL, pkt, len);
+}
+
+SST_API void sst_ctx_recv_to(struct sst_ctx *c, sst_time_t now, const struct sst_addr *from,
+                             const struct sst_addr *local, uint8_t *pkt, size_t len)
+{
     sst_ctx_set_time(c, now);
     c->in_recv = true;
-    sst_host_recv(c->host, now, from, pkt, len);
+    sst_host_recv_to(c->host, now, from, local, pkt, len);
     c->in_recv = false;
     /* The callbacks first, then the flush the packet's channel deferred to them. */
     if (!c->dispatching)

@@ -41,6 +41,15 @@ static void io_send(void *ctx, const struct sst_addr *to, const uint8_t *pkt, si
     (void)sst_udp_send(d->udp, to, pkt, len);
 }
 
+/* A datagram of a channel or a negotiation answer that must leave from the local address its
+ * peer sent to (a multi-homed host bound to a wildcard address). */
+static void io_send_from(void *ctx, const struct sst_addr *to, const struct sst_addr *from, const uint8_t *pkt,
+                         size_t len)
+{
+    struct sst_driver *d = ctx;
+    (void)sst_udp_send_from(d->udp, to, from, pkt, len);
+}
+
 static uint8_t *io_tx_slot(void *ctx, size_t len)
 {
     struct sst_driver *d = ctx;
@@ -80,13 +89,13 @@ static void engine_timeout(struct sst_driver *d, sst_time_t now)
         sst_host_timeout(d->host, now);
 }
 
-static void engine_recv(struct sst_driver *d, sst_time_t now, const struct sst_addr *from, uint8_t *pkt,
-                        size_t len)
+static void engine_recv(struct sst_driver *d, sst_time_t now, const struct sst_addr *from,
+                        const struct sst_addr *local, uint8_t *pkt, size_t len)
 {
     if (d->ctx)
-        sst_ctx_recv(d->ctx, now, from, pkt, len);
+        sst_ctx_recv_to(d->ctx, now, from, local, pkt, len);
     else
-        sst_host_recv(d->host, now, from, pkt, len);
+        sst_host_recv_to(d->host, now, from, local, pkt, len);
 }
 
 /* ---- flushing and the timer ---- */
@@ -130,10 +139,11 @@ static void run_due_timeout(struct sst_driver *d)
 
 /* ---- libevent callbacks ---- */
 
-static void on_datagram(void *ctx, const struct sst_addr *from, uint8_t *pkt, size_t len)
+static void on_datagram(void *ctx, const struct sst_addr *from, const struct sst_addr *local, uint8_t *pkt,
+                        size_t len)
 {
     struct sst_driver *d = ctx;
-    engine_recv(d, d->batch_now, from, pkt, len);
+    engine_recv(d, d->batch_now, from, local, pkt, len);
 }
 
 /* An ICMP error for a datagram we sent: port unreachable means no SST endpoint there. */
@@ -154,7 +164,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < MAX_BATCHES_PER_EVENT; i++) {
         /* One clock read per batch: the datagrams of one recvmmsg arrived together. */
         d->batch_now = sst_clock_now();
-        r = sst_udp_recv(d->udp, on_datagram, d);
+        r = sst_udp_recv_to(d->udp, on_datagram, d);
         /* A short batch emptied the socket: one more recvmmsg would only fail with EAGAIN
          * (with a request/response load, one failed call per wake-up). */
         if (r <= 0 || (unsigned)r < sst_udp_rx_batch(d->udp))
@@ -223,6 +233,7 @@ static struct sst_host_io driver_io(struct sst_driver *d)
     struct sst_host_io io = {
         .ctx = d,
         .send = io_send,
+        .send_from = io_send_from,
         .tx_slot = io_tx_slot,
         .random = d->user.random ? io_random : NULL,
         .verify_peer = d->user.verify_peer ? io_verify_peer : NULL,

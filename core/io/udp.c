@@ -33,10 +33,13 @@
 #define GSO_MAX_SEGS 64u
 #define GSO_MAX_BYTES 65000u
 
-/* Control buffer for one cmsg carrying an int or uint16 (UDP_GRO / UDP_SEGMENT). */
+/* Control buffer of one received or sent message: UDP_GRO / UDP_SEGMENT (an int or uint16) and
+ * the local address (IP_PKTINFO or IPV6_PKTINFO; a dual-stack socket's IPv4 datagrams come with
+ * the latter, v4-mapped, but a kernel may add the former too). */
 union cmsg_buf {
     struct cmsghdr align;
-    uint8_t buf[CMSG_SPACE(sizeof(int))];
+    uint8_t buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+                CMSG_SPACE(sizeof(struct in_pktinfo))];
 };
 
 union sockaddr_any {
@@ -45,17 +48,30 @@ union sockaddr_any {
     struct sockaddr_in6 in6;
 };
 
+/* The local address a datagram leaves from (sst_udp_send_from); family 0: the kernel's choice.
+ * Compared as raw bytes when batching, so always zero-filled first. */
+struct tx_src {
+    uint8_t family;             /* AF_INET, AF_INET6 or 0 */
+    uint8_t ip[16];             /* IPv4 in ip[0..3] */
+    uint32_t ifindex;           /* IPv6 link-local: the scope; else 0 */
+};
+
 /* One queued datagram; its bytes live in tx_slab at the same index. */
 struct tx_slot {
     union sockaddr_any to;
     socklen_t tolen;
     uint16_t len;
+    struct tx_src src;
 };
 
 struct sst_udp {
     int fd;
     int family;                 /* AF_INET or AF_INET6 */
     bool gso, gro, blocked, gso_fell_back;
+    /* Bound to a wildcard address: each datagram's local address comes from IP(V6)_PKTINFO and
+     * replies name their source; a socket bound to one address reports that one (`bound`). */
+    bool wildcard, pktinfo;
+    struct sst_addr bound;
     struct sst_udp_config cfg;
     int (*sendmmsg_fn)(int fd, struct mmsghdr *msgs, unsigned int n, int flags);
 
@@ -308,6 +324,20 @@ SST_API int sst_udp_open(struct sst_udp **out, const struct sst_addr *bind_addr,
     set_buffer(u->fd, SO_SNDBUFFORCE, SO_SNDBUF, c.sndbuf);
     if (bind(u->fd, (struct sockaddr *)&ss, sslen) != 0)
         goto io_fail;
+    if (sst_udp_local_addr(u, &u->bound) != 0)
+        goto io_fail;
+    static const uint8_t zero_ip[16];
+    u->wildcard = memcmp(bind_addr->ip, zero_ip, bind_addr->family == SST_AF_INET4 ? 4 : 16) == 0;
+    if (u->wildcard) {
+        /* The local address of every datagram, so that replies leave from the address the
+         * peer sent to (a multi-homed host: IP aliases, a VIP, several IPv6 addresses); the
+         * kernel would pick its own source toward the peer, and the peer would drop them. */
+        int on = 1;
+        if (u->family == AF_INET6)
+            u->pktinfo = setsockopt(u->fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on) == 0;
+        else
+            u->pktinfo = setsockopt(u->fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) == 0;
+    }
 
     if (!c.no_gro) {
         int on = 1;
@@ -366,10 +396,56 @@ static size_t gro_segment_size(struct msghdr *h)
     return 0;
 }
 
+/* The local address a datagram was sent to, from its IP_PKTINFO / IPV6_PKTINFO cmsg (port: the
+ * socket's).  False if there is none, or it is multicast or broadcast (no source for a reply). */
+static bool pktinfo_local(const struct sst_udp *u, struct msghdr *h, struct sst_addr *out)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
+        if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+            if (IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr))
+                return false;
+            struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(u->bound.port),
+                                         .sin6_addr = pi.ipi6_addr };
+            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+                sin6.sin6_scope_id = (uint32_t)pi.ipi6_ifindex;
+            return sst_addr_from_sockaddr(out, (struct sockaddr *)&sin6, sizeof sin6) == 0;
+        }
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof pi);
+            /* ipi_addr: the header's destination; for a broadcast or multicast one,
+             * ipi_spec_dst is the interface's address the kernel would answer from. */
+            uint32_t a = ntohl(pi.ipi_addr.s_addr);
+            struct in_addr ip = pi.ipi_addr;
+            if (IN_MULTICAST(a) || a == INADDR_BROADCAST)
+                ip = pi.ipi_spec_dst;
+            struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(u->bound.port), .sin_addr = ip };
+            return sst_addr_from_sockaddr(out, (struct sockaddr *)&sin, sizeof sin) == 0;
+        }
+    }
+    return false;
+}
+
+/* Hands one datagram to whichever callback the caller gave. */
+static void deliver(struct sst_udp *u, sst_udp_recv_fn fn, sst_udp_recv_to_fn fn_to, void *ctx,
+                    const struct sst_addr *from, const struct sst_addr *local, uint8_t *pkt, size_t len)
+{
+    u->stats.rx_datagrams++;
+    if (fn_to)
+        fn_to(ctx, from, local, pkt, len);
+    else
+        fn(ctx, from, pkt, len);
+}
+
 /* Hands a coalesced buffer up one segment at a time.  The callback may write into the tailroom
  * after its segment, which is the start of the next one: save those bytes and put them back. */
-static void deliver_split(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx, const struct sst_addr *from,
-                          uint8_t *buf, size_t len, size_t seg)
+static void deliver_split(struct sst_udp *u, sst_udp_recv_fn fn, sst_udp_recv_to_fn fn_to, void *ctx,
+                          const struct sst_addr *from, const struct sst_addr *local, uint8_t *buf,
+                          size_t len, size_t seg)
 {
     u->stats.rx_gro_buffers++;
     for (size_t off = 0; off < len; off += seg) {
@@ -378,14 +454,13 @@ static void deliver_split(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx, cons
         uint8_t saved[SST_UDP_TAILROOM];
         if (!last)
             memcpy(saved, buf + off + n, sizeof saved);
-        u->stats.rx_datagrams++;
-        fn(ctx, from, buf + off, n);
+        deliver(u, fn, fn_to, ctx, from, local, buf + off, n);
         if (!last)
             memcpy(buf + off + n, saved, sizeof saved);
     }
 }
 
-SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx)
+static int recv_batch(struct sst_udp *u, sst_udp_recv_fn fn, sst_udp_recv_to_fn fn_to, void *ctx)
 {
     for (unsigned i = 0; i < u->rx_batch; i++) {
         struct msghdr *h = &u->rx_msgs[i].msg_hdr;
@@ -412,15 +487,29 @@ SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx)
             u->stats.rx_dropped++;
             continue;
         }
+        struct sst_addr local_buf;
+        const struct sst_addr *local = NULL;
+        if (!u->wildcard)
+            local = &u->bound;
+        else if (u->pktinfo && pktinfo_local(u, h, &local_buf))
+            local = &local_buf;
         size_t seg = gro_segment_size(h);
-        if (seg == 0 || seg >= len) {
-            u->stats.rx_datagrams++;
-            fn(ctx, &from, buf, len);
-        } else {
-            deliver_split(u, fn, ctx, &from, buf, len, seg);
-        }
+        if (seg == 0 || seg >= len)
+            deliver(u, fn, fn_to, ctx, &from, local, buf, len);
+        else
+            deliver_split(u, fn, fn_to, ctx, &from, local, buf, len, seg);
     }
     return r;
+}
+
+SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx)
+{
+    return recv_batch(u, fn, NULL, ctx);
+}
+
+SST_API int sst_udp_recv_to(struct sst_udp *u, sst_udp_recv_to_fn fn, void *ctx)
+{
+    return recv_batch(u, NULL, fn, ctx);
 }
 
 SST_API unsigned sst_udp_rx_batch(const struct sst_udp *u)
@@ -478,9 +567,45 @@ static struct tx_slot *tx_slot_at(struct sst_udp *u, unsigned offset, uint8_t **
     return &u->tx_slots[i];
 }
 
+/* One GSO message has one destination and one source. */
 static bool same_dest(const struct tx_slot *a, const struct tx_slot *b)
 {
-    return a->tolen == b->tolen && memcmp(&a->to, &b->to, a->tolen) == 0;
+    return a->tolen == b->tolen && memcmp(&a->to, &b->to, a->tolen) == 0 &&
+           memcmp(&a->src, &b->src, sizeof a->src) == 0;
+}
+
+/* Appends the source-address cmsg for src to m (whose control buffer is cb). */
+static void put_src_cmsg(struct sst_udp *u, struct msghdr *m, union cmsg_buf *cb, const struct tx_src *src)
+{
+    struct cmsghdr *cm = (struct cmsghdr *)(cb->buf + m->msg_controllen);
+    if (u->family == AF_INET6) {
+        /* IPv4 destinations on a dual-stack socket too, v4-mapped (the kernel's ip_cmsg_send
+         * takes IPV6_PKTINFO for them). */
+        struct in6_pktinfo pi;
+        memset(&pi, 0, sizeof pi);
+        if (src->family == AF_INET) {
+            pi.ipi6_addr.s6_addr[10] = 0xff;
+            pi.ipi6_addr.s6_addr[11] = 0xff;
+            memcpy(&pi.ipi6_addr.s6_addr[12], src->ip, 4);
+        } else {
+            memcpy(&pi.ipi6_addr, src->ip, 16);
+            pi.ipi6_ifindex = src->ifindex;
+        }
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+        m->msg_controllen += CMSG_SPACE(sizeof pi);
+    } else {
+        struct in_pktinfo pi;
+        memset(&pi, 0, sizeof pi);
+        memcpy(&pi.ipi_spec_dst, src->ip, 4);
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof pi);
+        memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+        m->msg_controllen += CMSG_SPACE(sizeof pi);
+    }
 }
 
 /* Fills tx_msgs from the head of the queue (the queue itself is not changed): runs of datagrams
@@ -515,18 +640,23 @@ static unsigned build_batch(struct sst_udp *u)
         m->msg_hdr.msg_namelen = first->tolen;
         m->msg_hdr.msg_iov = iov;
         m->msg_hdr.msg_iovlen = segs;
-        if (segs > 1) {
+        if (segs > 1 || first->src.family != 0) {
             union cmsg_buf *cb = &u->tx_ctl[nmsg];
             memset(cb, 0, sizeof *cb);
             m->msg_hdr.msg_control = cb->buf;
-            m->msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-            struct cmsghdr *cm = CMSG_FIRSTHDR(&m->msg_hdr);
+            m->msg_hdr.msg_controllen = 0;
+        }
+        if (segs > 1) {
+            struct cmsghdr *cm = (struct cmsghdr *)u->tx_ctl[nmsg].buf;  /* controllen is still 0 */
             cm->cmsg_level = IPPROTO_UDP;
             cm->cmsg_type = UDP_SEGMENT;
             cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
             uint16_t gso_size = first->len;
             memcpy(CMSG_DATA(cm), &gso_size, sizeof gso_size);
+            m->msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
         }
+        if (first->src.family != 0)
+            put_src_cmsg(u, &m->msg_hdr, &u->tx_ctl[nmsg], &first->src);
         u->tx_msg_segs[nmsg] = segs;
         niov += segs;
         off += segs;
@@ -567,6 +697,19 @@ SST_API int sst_udp_flush(struct sst_udp *u)
             u->stats.tx_eagain++;
             return SST_ERR_AGAIN;
         }
+        uint8_t *unused;
+        struct tx_slot *head = tx_slot_at(u, 0, &unused);
+        if (head->src.family != 0) {
+            /* The kernel refused a message naming a source: the address may be ours no longer
+             * (removed; EINVAL over IPv6, ENETUNREACH over IPv4) or unusable toward this
+             * destination.  Send it again from the kernel's choice rather than lose it; if the
+             * source was not the cause, the retry fails for the real one, handled below (before
+             * GSO is blamed for an EINVAL). */
+            for (unsigned i = 0; i < u->tx_msg_segs[0]; i++)
+                memset(&tx_slot_at(u, i, &unused)->src, 0, sizeof head->src);
+            u->stats.tx_src_dropped += u->tx_msg_segs[0];
+            continue;
+        }
         if ((e == EIO || e == EINVAL) && u->tx_msg_segs[0] > 1) {
             /* EIO: the device cannot checksum-offload the segments; EINVAL: this kernel or path
              * rejects the segment size.  Either way, stop using GSO on this socket for good
@@ -584,6 +727,12 @@ SST_API int sst_udp_flush(struct sst_udp *u)
 }
 
 SST_API int sst_udp_send(struct sst_udp *u, const struct sst_addr *to, const uint8_t *pkt, size_t len)
+{
+    return sst_udp_send_from(u, to, NULL, pkt, len);
+}
+
+SST_API int sst_udp_send_from(struct sst_udp *u, const struct sst_addr *to, const struct sst_addr *from,
+                              const uint8_t *pkt, size_t len)
 {
     if (len == 0)
         return SST_ERR_INVAL;
@@ -609,6 +758,19 @@ SST_API int sst_udp_send(struct sst_udp *u, const struct sst_addr *to, const uin
     memcpy(&s->to, &ss, sslen);
     s->tolen = sslen;
     s->len = (uint16_t)len;
+    memset(&s->src, 0, sizeof s->src);
+    /* A source only where the kernel would choose one: a socket bound to one address always
+     * sends from it.  One of the other family than the destination cannot be used: ignored. */
+    if (from != NULL && u->wildcard && from->family == to->family) {
+        if (from->family == SST_AF_INET4) {
+            s->src.family = AF_INET;
+            memcpy(s->src.ip, from->ip, 4);
+        } else if (u->family == AF_INET6) {
+            s->src.family = AF_INET6;
+            memcpy(s->src.ip, from->ip, 16);
+            s->src.ifindex = from->scope_id;
+        }
+    }
     if (data != pkt)
         memcpy(data, pkt, len);
     else                /* built in place from sst_udp_tx_slot: nothing to copy */

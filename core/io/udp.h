@@ -57,6 +57,8 @@ struct sst_udp_stats {
     uint64_t tx_errors;         /* datagrams the kernel refused (not EAGAIN), or bad addresses */
     uint64_t tx_eagain;         /* flushes stopped by a full socket buffer */
     uint64_t tx_in_place;       /* datagrams built in their queue slot (sst_udp_tx_slot): no copy */
+    uint64_t tx_src_dropped;    /* datagrams naming a source address the kernel refused (no longer
+                                 * ours?): sent again from the kernel's choice */
     unsigned tx_queued;         /* datagrams waiting now */
     unsigned tx_queue_high;     /* high-water mark of tx_queued */
     bool gso;                   /* GSO in use (false after a fallback) */
@@ -68,6 +70,11 @@ struct sst_udp_stats {
 /* Called once per received datagram.  pkt is writable for len + SST_UDP_TAILROOM bytes and valid
  * only during the call. */
 typedef void (*sst_udp_recv_fn)(void *ctx, const struct sst_addr *from, uint8_t *pkt, size_t len);
+/* The same with the datagram's local address: the one it was sent to (IP_PKTINFO /
+ * IPV6_PKTINFO) on a socket bound to a wildcard address, the bound one on any other; its port
+ * is the socket's.  NULL when unknown (no cmsg, or sent to a multicast address). */
+typedef void (*sst_udp_recv_to_fn)(void *ctx, const struct sst_addr *from, const struct sst_addr *local,
+                                   uint8_t *pkt, size_t len);
 
 /* Called once per ICMP error the kernel queued for a datagram we sent: dest is where that
  * datagram went, err the errno the ICMP message means (ECONNREFUSED: port unreachable). */
@@ -95,6 +102,8 @@ SST_API int sst_udp_local_addr(const struct sst_udp *u, struct sst_addr *out);
  * read (0: nothing waiting), or SST_ERR_IO on an unexpected socket error.  Fewer than
  * sst_udp_rx_batch() buffers: the socket was empty when the call returned. */
 SST_API int sst_udp_recv(struct sst_udp *u, sst_udp_recv_fn fn, void *ctx);
+/* The same, handing each datagram's local address too (sst_udp_recv_to_fn). */
+SST_API int sst_udp_recv_to(struct sst_udp *u, sst_udp_recv_to_fn fn, void *ctx);
 /* The most kernel buffers one sst_udp_recv reads. */
 SST_API unsigned sst_udp_rx_batch(const struct sst_udp *u);
 
@@ -103,6 +112,13 @@ SST_API unsigned sst_udp_rx_batch(const struct sst_udp *u);
  * IPv6 on an IPv4 socket), SST_ERR_TOO_BIG (len > max_datagram) or SST_ERR_LIMIT (queue full:
  * dropped and counted). */
 SST_API int sst_udp_send(struct sst_udp *u, const struct sst_addr *to, const uint8_t *pkt, size_t len);
+/* The same, leaving from local address `from` (IP_PKTINFO / IPV6_PKTINFO source) when it is not
+ * NULL and the socket is bound to a wildcard address -- a reply from the address its request
+ * went to (sst_udp_recv_to).  Runs of datagrams batch into one GSO message only with the same
+ * destination and source.  If the kernel refuses the source (the address was removed), the
+ * datagrams go out from its own choice (counted in tx_src_dropped). */
+SST_API int sst_udp_send_from(struct sst_udp *u, const struct sst_addr *to, const struct sst_addr *from,
+                              const uint8_t *pkt, size_t len);
 /* The queue slot the next sst_udp_send will fill, if it has room for len bytes and the queue is
  * not full; NULL otherwise.  A caller may build its datagram there and pass the same pointer to
  * sst_udp_send, which then queues it without copying.  Valid until the next send or flush. */

@@ -1,5 +1,6 @@
 /* Unit tests for the UDP endpoint (core/io/udp.c) on loopback: batching, GSO/GRO, the EAGAIN
- * queue, dual-stack v4-mapped handling and sockaddr conversion. */
+ * queue, dual-stack v4-mapped handling, local addresses (replies from the address the request
+ * went to) and sockaddr conversion. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
@@ -635,6 +636,177 @@ START_TEST(test_udp_dual_stack_v4mapped)
 }
 END_TEST
 
+
+/* ---- local addresses (IP_PKTINFO / IPV6_PKTINFO) ---- */
+
+/* What a wildcard-bound server saw: each datagram's index, source and local address. */
+struct local_log {
+    unsigned count;
+    uint32_t index[64];
+    struct sst_addr from[64], local[64];
+    bool has_local[64];
+};
+
+static void on_rx_local(void *ctx, const struct sst_addr *from, const struct sst_addr *local, uint8_t *pkt,
+                        size_t len)
+{
+    struct local_log *l = ctx;
+    if (l->count >= 64 || len < 4)
+        return;
+    unsigned k = l->count++;
+    l->index[k] = ((uint32_t)pkt[0] << 24) | ((uint32_t)pkt[1] << 16) | ((uint32_t)pkt[2] << 8) | pkt[3];
+    l->from[k] = *from;
+    l->has_local[k] = local != NULL;
+    if (local)
+        l->local[k] = *local;
+}
+
+static void drain_local(struct sst_udp *u, struct local_log *l, unsigned want)
+{
+    sst_time_t deadline = sst_clock_now() + SST_SEC(2);
+    while (l->count < want && sst_clock_now() < deadline) {
+        struct pollfd p = {.fd = sst_udp_fd(u), .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            while (sst_udp_recv_to(u, on_rx_local, l) > 0) {
+            }
+        }
+    }
+}
+
+static struct sst_addr addr_at(const char *ip, uint16_t port)
+{
+    struct sst_addr a;
+    ck_assert_int_eq(sst_addr_parse(&a, ip, port), 0);
+    return a;
+}
+
+/* A server bound to a wildcard address (dual-stack :: in case 0, 0.0.0.0 in case 1) on a host
+ * with several addresses (all of 127/8 is local, and ::1): each datagram reports the address it
+ * was sent to, and a reply sent from it reaches the client from that address, the one the
+ * client's socket expects.  Before IP_PKTINFO the kernel chose the source (127.0.0.1 toward a
+ * 127.0.0.1 client) and the reply to 127.0.0.2 came from the wrong address. */
+START_TEST(test_udp_reply_from_local_addr)
+{
+    bool dual = _i == 0;
+    struct sst_udp *srv = NULL;
+    struct sst_addr any = addr_at(dual ? "::" : "0.0.0.0", 0), sa;
+    ck_assert_int_eq(sst_udp_open(&srv, &any, NULL), 0);
+    ck_assert_int_eq(sst_udp_local_addr(srv, &sa), 0);
+    struct sst_addr cl4a;
+    struct sst_udp *c4 = open_on("127.0.0.1", NULL, &cl4a);
+    struct sst_addr cl6a;
+    struct sst_udp *c6 = dual ? open_on("::1", NULL, &cl6a) : NULL;
+
+    const char *dests[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3", "::1"};
+    unsigned ndest = dual ? 4 : 3;
+    uint8_t buf[200];
+    for (unsigned i = 0; i < ndest; i++) {
+        fill_dgram(buf, i, sizeof buf);
+        struct sst_addr to = addr_at(dests[i], sa.port);
+        ck_assert_int_eq(sst_udp_send(to.family == SST_AF_INET6 ? c6 : c4, &to, buf, sizeof buf), 0);
+    }
+    ck_assert_int_eq(sst_udp_flush(c4), 0);
+    if (c6)
+        ck_assert_int_eq(sst_udp_flush(c6), 0);
+    static struct local_log in;
+    memset(&in, 0, sizeof in);
+    drain_local(srv, &in, ndest);
+    ck_assert_uint_eq(in.count, ndest);
+    for (unsigned k = 0; k < in.count; k++) {
+        struct sst_addr want = addr_at(dests[in.index[k]], sa.port);
+        ck_assert_msg(in.has_local[k], "datagram %u: no local address", in.index[k]);
+        char got_s[SST_ADDR_STRLEN], want_s[SST_ADDR_STRLEN];
+        ck_assert_msg(sst_addr_eq(&in.local[k], &want), "local %s, sent to %s",
+                      sst_addr_str(&in.local[k], got_s, sizeof got_s), sst_addr_str(&want, want_s, sizeof want_s));
+        /* The reply, from the local address the request went to. */
+        fill_dgram(buf, 100 + in.index[k], sizeof buf);
+        ck_assert_int_eq(sst_udp_send_from(srv, &in.from[k], &in.local[k], buf, sizeof buf), 0);
+    }
+    ck_assert_int_eq(sst_udp_flush(srv), 0);
+    static struct local_log back4, back6;
+    memset(&back4, 0, sizeof back4);
+    memset(&back6, 0, sizeof back6);
+    drain_local(c4, &back4, 3);
+    ck_assert_uint_eq(back4.count, 3);
+    if (c6) {
+        drain_local(c6, &back6, 1);
+        ck_assert_uint_eq(back6.count, 1);
+    }
+    struct local_log *logs[] = {&back4, &back6};
+    for (unsigned b = 0; b < 2; b++)
+        for (unsigned k = 0; k < logs[b]->count; k++) {
+            struct local_log *l = logs[b];
+            ck_assert_uint_ge(l->index[k], 100);
+            struct sst_addr want = addr_at(dests[l->index[k] - 100], sa.port);
+            char got_s[SST_ADDR_STRLEN], want_s[SST_ADDR_STRLEN];
+            ck_assert_msg(sst_addr_eq(&l->from[k], &want), "reply came from %s, request went to %s",
+                          sst_addr_str(&l->from[k], got_s, sizeof got_s),
+                          sst_addr_str(&want, want_s, sizeof want_s));
+            /* A socket bound to one address reports that one as the local address. */
+            ck_assert(l->has_local[k]);
+            ck_assert(sst_addr_eq(&l->local[k], b == 0 ? &cl4a : &cl6a));
+        }
+    struct sst_udp_stats st;
+    sst_udp_get_stats(srv, &st);
+    ck_assert_uint_eq(st.tx_errors, 0);
+    ck_assert_uint_eq(st.tx_src_dropped, 0);
+    sst_udp_close(srv);
+    sst_udp_close(c4);
+    if (c6)
+        sst_udp_close(c6);
+}
+END_TEST
+
+/* GSO batches group by destination AND source: equal-size datagrams to one client from
+ * alternating local addresses must not share a message (they would all leave from the first
+ * one's address).  A source the kernel refuses (not ours) is dropped, not the datagram. */
+START_TEST(test_udp_gso_two_sources)
+{
+    struct sst_udp *srv = NULL;
+    struct sst_addr any = addr_at("::", 0), sa;
+    ck_assert_int_eq(sst_udp_open(&srv, &any, NULL), 0);
+    ck_assert_int_eq(sst_udp_local_addr(srv, &sa), 0);
+    struct sst_addr ca;
+    struct sst_udp_config ccfg = {.no_gro = true};
+    struct sst_udp *c = open_on("127.0.0.1", &ccfg, &ca);
+    struct sst_addr src1 = addr_at("127.0.0.1", sa.port), src2 = addr_at("127.0.0.2", sa.port);
+    uint8_t buf[1000];
+    for (uint32_t i = 0; i < 30; i++) {
+        fill_dgram(buf, i, sizeof buf);
+        ck_assert_int_eq(sst_udp_send_from(srv, &ca, (i / 5) % 2 ? &src2 : &src1, buf, sizeof buf), 0);
+    }
+    /* 10.255.255.1 is not an address of this host: the kernel refuses it as a source. */
+    struct sst_addr foreign = addr_at("10.255.255.1", sa.port);
+    fill_dgram(buf, 30, sizeof buf);
+    ck_assert_int_eq(sst_udp_send_from(srv, &ca, &foreign, buf, sizeof buf), 0);
+    ck_assert_int_eq(sst_udp_flush(srv), 0);
+    static struct local_log l;
+    memset(&l, 0, sizeof l);
+    drain_local(c, &l, 31);
+    ck_assert_uint_eq(l.count, 31);
+    unsigned seen[31] = {0};
+    for (unsigned k = 0; k < l.count; k++) {
+        uint32_t i = l.index[k];
+        ck_assert_uint_lt(i, 31);
+        seen[i]++;
+        const struct sst_addr *want = i == 30 ? &src1 : (i / 5) % 2 ? &src2 : &src1;
+        char got_s[SST_ADDR_STRLEN];
+        ck_assert_msg(sst_addr_eq(&l.from[k], want), "datagram %u came from %s", i,
+                      sst_addr_str(&l.from[k], got_s, sizeof got_s));
+    }
+    for (unsigned i = 0; i < 31; i++)
+        ck_assert_uint_eq(seen[i], 1);
+    struct sst_udp_stats st;
+    sst_udp_get_stats(srv, &st);
+    ck_assert_uint_eq(st.tx_src_dropped, 1);
+    ck_assert_uint_eq(st.tx_errors, 0);
+    if (st.gso)
+        ck_assert_uint_ge(st.tx_gso_messages, 6);   /* one per run of five */
+    sst_udp_close(srv);
+    sst_udp_close(c);
+}
+END_TEST
+
 START_TEST(test_udp_send_rejects_bad_lengths)
 {
     struct sst_udp_config cfg = {.max_datagram = 1000};
@@ -669,6 +841,8 @@ static Suite *udp_suite(void)
     tcase_add_loop_test(tc, test_udp_gso_fallback_remembered, 0, 2);
     tcase_add_test(tc, test_udp_dual_stack_v4mapped);
     tcase_add_test(tc, test_udp_send_rejects_bad_lengths);
+    tcase_add_loop_test(tc, test_udp_reply_from_local_addr, 0, 2);
+    tcase_add_test(tc, test_udp_gso_two_sources);
     suite_add_tcase(s, tc);
     return s;
 }
