@@ -342,9 +342,8 @@ static void reg_accept(struct sstd_reg *r, struct sstd_rsock *s, struct sstd_pum
     sstd_client_send(r->c, line);
 }
 
-/* This host's address toward peer (a route lookup): the address the peer's packets reach, as
- * far as sstd can know -- its one UDP socket does not ask the kernel which local address each
- * datagram was sent to. */
+/* This host's address toward peer (a route lookup): a guess at the address the peer's packets
+ * reach, for a stream whose channel does not know it (sst_stream_local NULL). */
 static bool route_src(const struct sst_addr *peer, struct sst_addr *out)
 {
     struct sockaddr_storage ss;
@@ -372,13 +371,21 @@ static bool route_src(const struct sst_addr *peer, struct sst_addr *out)
  * (an IPv4 peer prefers an IPv4 socket to a dual-stack one, so its address is reported as
  * itself), bound to the wildcard or to the address the peer's packets reach.  NULL: TCP would
  * refuse the peer (no socket of its family, or only sockets bound to other addresses). */
-static struct sstd_rsock *pick(struct sstd *d, uint16_t port, const struct sst_addr *peer)
+static struct sstd_rsock *pick(struct sstd *d, uint16_t port, const struct sst_addr *peer,
+                               const struct sst_addr *local)
 {
     struct sstd_rsock *best = NULL;
     int best_score = 0;
     bool want4 = peer->family == SST_AF_INET4;
     int have_src = 0;   /* 0 not asked, 1 known, -1 unknown */
     struct sst_addr src;
+    if (local != NULL) {
+        /* The address the peer sent to, as sstd's UDP socket saw it (IP_PKTINFO). */
+        src = *local;
+        src.port = 0;
+        src.scope_id = 0;
+        have_src = 1;
+    }
     for (struct sstd_reg *r = d->regs; r; r = r->next) {
         if (r->port != port)
             continue;
@@ -416,7 +423,7 @@ static void listener_cb(struct sst_listener *l, void *arg)
     struct sstd_regport *rp = arg;
     struct sstd_pump *p;
     while ((p = sstd_pump_accept(rp->d, l, rp->port)) != NULL) {
-        struct sstd_rsock *s = pick(rp->d, rp->port, sst_stream_peer(p->s));
+        struct sstd_rsock *s = pick(rp->d, rp->port, sst_stream_peer(p->s), sst_stream_local(p->s));
         struct sstd_reg *r = s ? rsock_reg(rp->d, s) : NULL;
         if (!r) {
             char peer[SST_ADDR_STRLEN];

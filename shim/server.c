@@ -634,7 +634,8 @@ static bool bound_fits(const struct lsock *ls, const struct sockaddr_storage *sr
  * a remote peer): *fits false, the stream is refused -- until 2026-11-22 it was bridged, and an
  * IPv6 SST client reached e.g. nginx's `listen 80;` or socat's TCP-LISTEN where TCP would have
  * been refused, and any SST client a server listening on 127.0.0.1 only. */
-static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock *out, bool *fits)
+static bool pick_target(uint16_t port, const struct sst_addr *peer, const struct sst_addr *local,
+                        struct lsock *out, bool *fits)
 {
     struct lsock *best = NULL;
     int best_score = -1;
@@ -645,9 +646,17 @@ static bool pick_target(uint16_t port, const struct sst_addr *peer, struct lsock
     pthread_mutex_unlock(&srv_lock);
     struct sockaddr_storage ps, src;
     socklen_t ps_len = 0, src_len = 0;
-    if (specific && sst_addr_to_sockaddr(peer, peer->family == SST_AF_INET4 ? AF_INET : AF_INET6, &ps, &ps_len) == 0 &&
-            !shim_route_local((struct sockaddr *)&ps, ps_len, 0, &src, &src_len))
+    /* The address the stream was sent to: the engine's UDP socket learns it from each
+     * datagram (IP_PKTINFO, docs/driver.md).  Only when it does not know (no authenticated
+     * packet yet) does a route lookup guess this host's address toward the peer. */
+    if (specific && local != NULL) {
+        if (sst_addr_to_sockaddr(local, local->family == SST_AF_INET4 ? AF_INET : AF_INET6, &src, &src_len) != 0)
+            src_len = 0;
+    } else if (specific && sst_addr_to_sockaddr(peer, peer->family == SST_AF_INET4 ? AF_INET : AF_INET6, &ps,
+                                                &ps_len) == 0 &&
+               !shim_route_local((struct sockaddr *)&ps, ps_len, 0, &src, &src_len)) {
         src_len = 0;
+    }
     pthread_mutex_lock(&srv_lock);
     for (struct lsock *ls = lsocks; ls; ls = ls->next) {
         if (ls->port != port)
@@ -694,7 +703,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     shim_sopts_none(&b->opts);
     sst_stream_set_callback(s, on_waiting_stream, b);
     bool fits;
-    if (!pick_target(port, peer, &ls, &fits)) {
+    if (!pick_target(port, peer, sst_stream_local(s), &ls, &fits)) {
         bridge_abort(b);
         lport_close(port);
         return;
