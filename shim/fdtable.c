@@ -136,14 +136,21 @@ bool shim_fd_opts_peek(int fd)
 {
     if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)))
         return true;
-    return atomic_load_explicit(&shim_fd_optset[fd], memory_order_relaxed) != 0;
+    return (atomic_load_explicit(&shim_fd_optset[fd], memory_order_relaxed) & SHIM_FD_OPT_SET) != 0;
 }
 
 bool shim_fd_opts_take(int fd)
 {
     if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)))
         return true;
-    return atomic_exchange_explicit(&shim_fd_optset[fd], 0, memory_order_relaxed) != 0;
+    return (atomic_exchange_explicit(&shim_fd_optset[fd], 0, memory_order_relaxed) & SHIM_FD_OPT_SET) != 0;
+}
+
+bool shim_fd_bound_anyport(int fd)
+{
+    if (!SHIM_FD_IS_TCPNEW(shim_fd_get(fd)))
+        return false;
+    return (atomic_load_explicit(&shim_fd_optset[fd], memory_order_relaxed) & SHIM_FD_OPT_ANYPORT) != 0;
 }
 
 void shim_fd_set(int fd, uintptr_t v)

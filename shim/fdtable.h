@@ -30,12 +30,17 @@ extern int shim_fdtab_size;
 /* Set (never cleared) before the first connection record is stored: until then no fd can be a
  * carried connection, and the write hooks skip the table (hook_write.c). */
 extern atomic_bool shim_fd_conns_seen;
-/* One byte per fd number, beside the table: 1 once the app may have set a socket option on the
- * not-yet-connected TCP socket there (its setsockopt, or a dup that could set one unseen).  A
- * carried connect of a socket still 0 skips reading a dozen options back from the kernel (they
- * are the defaults, which the hooks answer without a copy): conn.c.  A stale 1 left by an
- * earlier socket of the number only costs that read. */
+/* One byte per fd number, beside the table, about the not-yet-connected TCP socket there.
+ * SHIM_FD_OPT_SET once the app may have set a socket option on it (its setsockopt, or a dup that
+ * could set one unseen): a carried connect of a socket without it skips reading a dozen options
+ * back from the kernel (they are the defaults, which the hooks answer without a copy): conn.c.
+ * A stale bit left by an earlier socket of the number only costs that read.
+ * SHIM_FD_OPT_ANYPORT after the app's bind() asked for port 0 (the kernel's choice), cleared by
+ * a bind that named a port: the bound port is then no part of what the app asked for, and the
+ * connection can still be carried (hook_bind.c, hook_connect.c). */
 extern _Atomic(uint8_t) *shim_fd_optset;
+#define SHIM_FD_OPT_SET ((uint8_t)1)
+#define SHIM_FD_OPT_ANYPORT ((uint8_t)2)
 #pragma GCC visibility pop
 
 /* Allocates the table (sized from RLIMIT_NOFILE, lazily backed by mmap).  0 or -1. */
@@ -54,8 +59,21 @@ static inline uintptr_t shim_fd_get(int fd)
  * TCPNEW or TCPREC entry, so inside the table. */
 static inline void shim_fd_opts_mark(int fd)
 {
-    atomic_store_explicit(&shim_fd_optset[fd], 1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&shim_fd_optset[fd], SHIM_FD_OPT_SET, memory_order_relaxed);
 }
+
+/* The app's bind() of fd's not-yet-connected TCP socket succeeded, asking for port 0 (anyport)
+ * or naming one.  fd is a TCPNEW or TCPREC entry, so inside the table. */
+static inline void shim_fd_bind_note(int fd, bool anyport)
+{
+    if (anyport)
+        atomic_fetch_or_explicit(&shim_fd_optset[fd], SHIM_FD_OPT_ANYPORT, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&shim_fd_optset[fd], (uint8_t)~SHIM_FD_OPT_ANYPORT, memory_order_relaxed);
+}
+/* Whether the port fd's socket is bound to is the kernel's choice (its last bind, seen by the
+ * hook, asked for port 0); false for an fd the socket() hook did not tag. */
+bool shim_fd_bound_anyport(int fd);
 
 /* Whether the app may have set options on fd's not-yet-connected TCP socket, clearing the mark:
  * true for any fd the socket() hook did not tag (it could not watch it). */

@@ -52,8 +52,9 @@ static int carry(int fd, const struct sockaddr *sa, socklen_t len, const struct 
 }
 
 /* Decides how a connect() to a selected destination is carried.  Only plain TCP sockets whose
- * family matches the address qualify; a socket the app bound to a local port keeps kernel TCP
- * (that source port belongs to the app's socket and could not be reproduced). */
+ * family matches the address qualify; a socket the app bound to a port it named keeps kernel
+ * TCP (that source port belongs to the app's socket and could not be reproduced); a port the
+ * kernel picked at a bind() to port 0 (hook_bind.c) asks nothing of the transport. */
 static int route(int fd, const struct sockaddr *sa, socklen_t len)
 {
     int v = 0;
@@ -74,7 +75,8 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
     if (shim_real_getsockname(fd, (struct sockaddr *)&self, &sl) < 0 || self.ss_family != sa->sa_family)
         return plain(fd, sa, len);
     if (((self.ss_family == AF_INET && ((struct sockaddr_in *)&self)->sin_port != 0) ||
-         (self.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&self)->sin6_port != 0))) {
+         (self.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&self)->sin6_port != 0)) &&
+        !shim_fd_bound_anyport(fd)) {
         SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
         return plain(fd, sa, len);
     }

@@ -21,9 +21,12 @@ static void copied(int fd, int fd2)
         shim_fd_set(fd2, v);
     } else {
         /* Options set through fd2 on a socket not yet connected pass unseen (fd2 is not
-         * tagged): fd's connect must read them back. */
-        if (SHIM_FD_IS_TCPNEW(v))
+         * tagged): fd's connect must read them back.  So would a bind naming a port: fd's
+         * port counts as the app's from now on (kernel TCP keeps it, hook_connect.c). */
+        if (SHIM_FD_IS_TCPNEW(v)) {
             shim_fd_opts_mark(fd);
+            shim_fd_bind_note(fd, false);
+        }
         shim_fd_fresh(fd2);
     }
 }

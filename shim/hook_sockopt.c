@@ -288,7 +288,10 @@ static bool local_wildcard(const struct sockaddr_storage *a)
  * table for the source address toward the peer -- what kernel TCP would have bound -- with the
  * ephemeral port the kernel gave that lookup (no TCP port exists to report; route.h), and the
  * connection keeps that answer.  A source address the app bound without a port
- * (IP_BIND_ADDRESS_NO_PORT) stays, with that port.  The tcp transport's real local address stays as it is. */
+ * (IP_BIND_ADDRESS_NO_PORT) stays, with that port; a port the kernel gave the app's bind() to
+ * port 0 (hook_bind.c: Tcl binds the wildcard) stays, with the route's address when the bound
+ * one is the wildcard -- what the app may have read before connect.  The tcp transport's real
+ * local address stays as it is. */
 static void local_fill(struct shim_conn *c)
 {
     int st = 0;
@@ -302,12 +305,17 @@ static void local_fill(struct shim_conn *c)
     struct sockaddr_storage ss;
     socklen_t sl;
     int saved = errno;
-    if (local_port(&c->local) == 0 &&
+    unsigned bound = local_port(&c->local);
+    if ((bound == 0 || local_wildcard(&c->local)) &&
         shim_route_local((const struct sockaddr *)&c->peer, c->peer_len, 0, &ss, &sl) &&
         sl <= sizeof(c->local)) {
         if (local_wildcard(&c->local)) {
             c->local = ss;
             c->local_len = sl;
+            if (bound != 0 && c->local.ss_family == AF_INET)   /* the kernel's port of the app's bind */
+                ((struct sockaddr_in *)&c->local)->sin_port = htons((uint16_t)bound);
+            else if (bound != 0)
+                ((struct sockaddr_in6 *)&c->local)->sin6_port = htons((uint16_t)bound);
         } else if (c->local.ss_family == AF_INET) {   /* bound by the app: its address stays */
             ((struct sockaddr_in *)&c->local)->sin_port = htons((uint16_t)local_port(&ss));
         } else {

@@ -70,6 +70,10 @@ static int fb_accept(int fd, struct sockaddr *sa, socklen_t *len)
     return (int)syscall(SYS_accept4, fd, sa, len, 0);
 }
 static int fb_listen(int fd, int backlog) { return (int)syscall(SYS_listen, fd, backlog); }
+static int fb_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    return (int)syscall(SYS_bind, fd, sa, len);
+}
 static int fb_pipe2(int *fds, int flags) { return (int)syscall(SYS_pipe2, fds, flags); }
 static int fb_pipe(int *fds) { return (int)syscall(SYS_pipe2, fds, 0); }
 static int fb_epoll_create1(int flags) { return (int)syscall(SYS_epoll_create1, flags); }
@@ -128,6 +132,7 @@ int (*shim_p_dup3)(int, int, int) = fb_dup3;
 int (*shim_p_accept4)(int, struct sockaddr *, socklen_t *, int) = fb_accept4;
 int (*shim_p_accept)(int, struct sockaddr *, socklen_t *) = fb_accept;
 int (*shim_p_listen)(int, int) = fb_listen;
+int (*shim_p_bind)(int, const struct sockaddr *, socklen_t) = fb_bind;
 int (*shim_p_pipe2)(int *, int) = fb_pipe2;
 int (*shim_p_pipe)(int *) = fb_pipe;
 int (*shim_p_epoll_create1)(int) = fb_epoll_create1;
@@ -186,6 +191,7 @@ int shim_real_init(void)
     RESOLVE(accept4);
     RESOLVE(accept);
     RESOLVE(listen);
+    RESOLVE(bind);
     RESOLVE(pipe2);
     RESOLVE(pipe);
     RESOLVE(epoll_create1);

@@ -41,6 +41,7 @@ extern int (*shim_p_dup3)(int, int, int);
 extern int (*shim_p_accept4)(int, struct sockaddr *, socklen_t *, int);
 extern int (*shim_p_accept)(int, struct sockaddr *, socklen_t *);
 extern int (*shim_p_listen)(int, int);
+extern int (*shim_p_bind)(int, const struct sockaddr *, socklen_t);
 extern int (*shim_p_pipe2)(int *, int);
 extern int (*shim_p_pipe)(int *);
 extern int (*shim_p_epoll_create1)(int);
@@ -147,6 +148,11 @@ static inline int shim_real_accept(int fd, struct sockaddr *sa, socklen_t *len)
 static inline int shim_real_listen(int fd, int backlog)
 {
     return shim_p_listen(fd, backlog);
+}
+
+static inline int shim_real_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    return shim_p_bind(fd, sa, len);
 }
 
 static inline int shim_real_pipe2(int fds[2], int flags)
