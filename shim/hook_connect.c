@@ -53,8 +53,9 @@ static int carry(int fd, const struct sockaddr *sa, socklen_t len, const struct 
 
 /* Decides how a connect() to a selected destination is carried.  Only plain TCP sockets whose
  * family matches the address qualify; a socket the app bound to a port it named keeps kernel
- * TCP (that source port belongs to the app's socket and could not be reproduced); a port the
- * kernel picked at a bind() to port 0 (hook_bind.c) asks nothing of the transport. */
+ * TCP in auto mode (that source port belongs to the app's socket and could not be
+ * reproduced); a port the kernel picked at a bind() to port 0 (hook_bind.c) asks nothing of
+ * the transport. */
 static int route(int fd, const struct sockaddr *sa, socklen_t len)
 {
     int v = 0;
@@ -77,8 +78,15 @@ static int route(int fd, const struct sockaddr *sa, socklen_t len)
     if (((self.ss_family == AF_INET && ((struct sockaddr_in *)&self)->sin_port != 0) ||
          (self.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&self)->sin6_port != 0)) &&
         !shim_fd_bound_anyport(fd)) {
-        SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
-        return plain(fd, sa, len);
+        /* Strict mode promises SST or a refusal, never kernel TCP (with TCP blocked, `curl
+         * --local-port` and iperf3's `--cport` data connections hung): there the port stays
+         * the socket's name (getsockname) while SST carries the connection -- no SST peer ever
+         * sees a TCP source port (a gateway's connection to its service comes from loopback). */
+        if (shim_cfg.mode != SHIM_MODE_STRICT) {
+            SHIM_DEBUG("fd %d: bound to a local port, kept on kernel TCP", fd);
+            return plain(fd, sa, len);
+        }
+        SHIM_INFO("fd %d: bound to a local port: carried over SST all the same (SST_MODE=strict)", fd);
     }
     /* Known not to speak SST: plain kernel TCP on the app's own socket, zero overhead; in
      * strict mode, refused at once. */

@@ -9,7 +9,9 @@
 #     try_clone), apps_probe.tcl (tclsh `socket -async`: Tcl binds every client socket to the
 #     wildcard with port 0 before connecting, and the shim kept such a socket on kernel TCP --
 #     in strict mode with TCP blocked it hung until Tcl gave up; hook_bind.c since 2026-11-22);
-#     python: a socket bound to port 0 keeps its port in getsockname;
+#     python: a socket bound to port 0 keeps its port in getsockname; curl --local-port and
+#     iperf3 --cport (a port the program named) in strict mode: carried over SST, the port kept
+#     (they went to kernel TCP, and hung with TCP blocked);
 #   * iperf3 -P 8, -R, --bidir, -n; redis-benchmark -c 100 and -P 16, redis-cli --pipe; curl
 #     --parallel over 200 URLs, HTTP/2 prior knowledge to nginx, a 20 MB upload -T, --limit-rate
 #     with --max-time (exit 28); wrk keep-alive and Connection: close; scp, sftp and git clone
@@ -247,6 +249,11 @@ for m in es ds; do
   assert_eq 28 $? "curl --limit-rate 1M --max-time 1 ($m): exit"
   grep -q "Operation timed out after 10[0-9][0-9] milliseconds with [0-9]* out of 20000000 bytes" "$LIB_TMP/rate-$m.err" ||
     fail "rate-$m: $(cat "$LIB_TMP/rate-$m.err")"
+  # A port the program named (curl --local-port): strict mode carries it over SST, the port
+  # stays the socket's name (before 2026-11-22: kernel TCP, which hung here with TCP blocked).
+  run "lport-$m" 0 "${!env_name}" -- curl -sS --local-port 40100-40200 -o /dev/null -w '%{http_code} %{local_port}' \
+    "http://$IP_B:8000/o1.txt"
+  assert_eq "200 40100" "$(cat "$LIB_TMP/lport-$m.out")" "curl --local-port ($m, strict): status and local port"
   if [ $HAVE_NGINX = 1 ]; then
     run "h2-$m" 0 "${!env_name}" -- curl -sS --http2-prior-knowledge -o "$LIB_TMP/h2-$m.body" -w '%{http_version} %{http_code}' \
       "http://$IP_B:8443/big"
@@ -269,10 +276,10 @@ if [ $HAVE_NGINX = 1 ]; then
 fi
 
 if [ $HAVE_IPERF = 1 ]; then
-  log "iperf3 -P 8 and --bidir (in-process engine), -R and -n (sstd)"
+  log "iperf3 -P 8 and --bidir (in-process engine), -R and -n with --cport (sstd)"
   for m in es ds; do
     env_name=${m^^}[@]
-    if [ $m = es ]; then forms=("-P 8 -t 2" "--bidir -t 1"); else forms=("-R -t 1" "-n 20M"); fi
+    if [ $m = es ]; then forms=("-P 8 -t 2" "--bidir -t 1"); else forms=("-R -t 1" "-n 20M --cport 40300"); fi
     for args in "${forms[@]}"; do
       # shellcheck disable=SC2086
       run "iperf-$m" 0 "${!env_name}" -- iperf3 -c "$IP_B" -J $args
@@ -282,7 +289,7 @@ r = json.load(open(sys.argv[1]))
 assert not r.get("error"), r.get("error")
 e = r["end"]
 assert e["sum_received"]["bytes"] > 0, "nothing received"
-if sys.argv[2] == "-n 20M":
+if sys.argv[2].startswith("-n 20M"):
     assert e["sum_sent"]["bytes"] == 20 * 1024 * 1024, e["sum_sent"]["bytes"]
 if "sum_received_bidir_reverse" in e:
     assert e["sum_received_bidir_reverse"]["bytes"] > 0, "nothing received in reverse"
