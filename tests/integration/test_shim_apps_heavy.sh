@@ -223,7 +223,8 @@ for m in es ds; do
 done
 log "ok: $(wc -l <"$LIB_TMP/tcp.out") probe lines as over kernel TCP in every mode, nothing on stderr"
 
-# run LABEL EXPECT_RC env... -- cmd...: a client in A, its rc checked and stderr empty.
+# run LABEL EXPECT_RC env... -- cmd...: a client in A, its rc checked, and its stderr empty
+# when it succeeds.
 run() {
   local label=$1 want=$2 rc
   shift 2
@@ -233,6 +234,7 @@ run() {
   in_a env "${envs[@]}" timeout 60 "$@" >"$LIB_TMP/$label.out" 2>"$LIB_TMP/$label.err"
   rc=$?
   [ "$rc" = "$want" ] || fail "$label: exit $rc, want $want: $(tail -3 "$LIB_TMP/$label.err")"
+  [ "$want" != 0 ] || [ ! -s "$LIB_TMP/$label.err" ] || fail "$label: stderr: $(head -3 "$LIB_TMP/$label.err")"
 }
 
 URLS=()
