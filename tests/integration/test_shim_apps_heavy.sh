@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034  # ES, EA, DS, DA: used through ${!env_name}
 # Unmodified clients under heavy and unusual use, carried over SST across a 10 ms RTT emulated
 # link with TCP blocked, against unmodified servers behind `sstd --forward`: the in-process
 # engine and the sstd hand-off, strict and auto mode, each compared with kernel TCP (same output,
@@ -175,7 +176,7 @@ probes tcp-refused REFUSED
 lib_block_tcp
 in_a timeout 3 curl -s -o /dev/null "http://$IP_B:8000/o1.txt" && fail "TCP is not blocked: the test would not prove SST"
 
-SHIMENV=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B,$IP6_B" SST_PORT=$PORT SST_LOG=info SST_LOG_FILE="$LIB_TMP/shim.log")
+SHIMENV=(LD_PRELOAD="$SHIM" SST_PEERS="$IP_B,$IP6_B" SST_PORT="$PORT" SST_LOG=info SST_LOG_FILE="$LIB_TMP/shim.log")
 ES=("${SHIMENV[@]}" SST_MODE=strict SST_HELPER=off SST_KEYDIR="$LIB_TMP/k-es")
 EA=("${SHIMENV[@]}" SST_MODE=auto SST_HELPER=off SST_KEYDIR="$LIB_TMP/k-ea")
 DS=("${SHIMENV[@]}" SST_MODE=strict SST_HELPER="$SA" SST_KEYDIR="$LIB_TMP/k-ds")
@@ -193,7 +194,7 @@ stopped() {   # LABEL env...: a curl of 20 MB that will be stopped
 STOPPED=()
 if [ $HAVE_NGINX = 1 ]; then
   for m in es ds; do
-    env_name=${m^^}[@]
+    env_name="${m^^}[@]"
     stopped "stop-$m" "${!env_name}" &
     LIB_BG_PIDS+=($!)
   done
@@ -209,14 +210,14 @@ if [ $HAVE_NGINX = 1 ]; then
 fi
 
 for m in es ds ea da; do
-  env_name=${m^^}[@]
+  env_name="${m^^}[@]"
   log "the probes under the shim ($m)"
   probes "$m" PROBES "${!env_name}"
   diff "$LIB_TMP/tcp.out" "$LIB_TMP/$m.out" >"$LIB_TMP/$m.diff" || fail "$m: not as over kernel TCP: $(cat "$LIB_TMP/$m.diff")"
   [ -s "$LIB_TMP/$m.err" ] && fail "$m: stderr: $(head -3 "$LIB_TMP/$m.err")"
 done
 for m in es ds; do
-  env_name=${m^^}[@]
+  env_name="${m^^}[@]"
   probes "$m-refused" REFUSED "${!env_name}"
   diff "$LIB_TMP/tcp-refused.out" "$LIB_TMP/$m-refused.out" >"$LIB_TMP/$m.diff" ||
     fail "$m: not as over kernel TCP: $(cat "$LIB_TMP/$m.diff")"
@@ -240,7 +241,7 @@ run() {
 URLS=()
 for i in $(seq 200); do URLS+=("http://$IP_B:8000/o$i.txt"); done
 for m in es ds; do
-  env_name=${m^^}[@]
+  env_name="${m^^}[@]"
   log "curl ($m): --parallel --parallel-max 50 over 200 URLs, a 20 MB upload, --limit-rate --max-time"
   mkdir -p "$LIB_TMP/par-$m"
   (cd "$LIB_TMP/par-$m" && run "par-$m" 0 "${!env_name}" -- curl -sS --parallel --parallel-max 50 --remote-name-all "${URLS[@]}")
@@ -266,7 +267,7 @@ done
 
 if [ $HAVE_NGINX = 1 ]; then
   for m in es ds; do
-    env_name=${m^^}[@]
+    env_name="${m^^}[@]"
     log "wrk -c 64 -t 2 ($m): keep-alive, then Connection: close"
     for hdr in keep-alive close; do
       run "wrk-$m-$hdr" 0 "${!env_name}" -- wrk -c 64 -t 2 -d 1 -H "Connection: $hdr" "http://$IP_B:8080/o1.txt"
@@ -280,7 +281,7 @@ fi
 if [ $HAVE_IPERF = 1 ]; then
   log "iperf3 -P 8 and --bidir (in-process engine), -R and -n with --cport (sstd)"
   for m in es ds; do
-    env_name=${m^^}[@]
+    env_name="${m^^}[@]"
     if [ $m = es ]; then forms=("-P 8 -t 2" "--bidir -t 1"); else forms=("-R -t 1" "-n 20M --cport 40300"); fi
     for args in "${forms[@]}"; do
       # shellcheck disable=SC2086
@@ -304,7 +305,7 @@ fi
 if [ $HAVE_REDIS = 1 ]; then
   for i in $(seq 20000); do printf 'SET key:%d val%d\r\n' "$i" "$i"; done >"$LIB_TMP/pipe.txt"
   for m in es ds; do
-    env_name=${m^^}[@]
+    env_name="${m^^}[@]"
     log "redis ($m): redis-benchmark -c 100 and -P 16, redis-cli --pipe"
     run "rb-$m" 0 "${!env_name}" -- redis-benchmark -h "$IP_B" -c 100 -n 5000 -t set,get --csv
     run "rbp-$m" 0 "${!env_name}" -- redis-benchmark -h "$IP_B" -P 16 -n 20000 -t set,get --csv
@@ -323,7 +324,7 @@ if [ $HAVE_SSH = 1 ]; then
     git -C "$LIB_TMP/src" add . && git -C "$LIB_TMP/src" -c user.email=t@t -c user.name=t commit -qm t &&
     git -C "$LIB_TMP/src" push -q "$LIB_TMP/repo.git" HEAD:master || fail "cannot make a repository"
   for m in es ds; do
-    env_name=${m^^}[@]
+    env_name="${m^^}[@]"
     log "ssh ($m): scp and sftp of 20 MB, git clone ssh://"
     # shellcheck disable=SC2086
     run "scp-$m" 0 "${!env_name}" -- scp -P 2222 ${SSHO/-p 2222/} "root@$IP_B:$LIB_TMP/www/big" "$LIB_TMP/scp-$m"
@@ -348,7 +349,7 @@ while True:
     if sys.argv[2] == "whole":
         c.sendall(b"x" * 7000000); c.close()'
 for m in es ds; do
-  env_name=${m^^}[@]
+  env_name="${m^^}[@]"
   rm -f "$LIB_TMP/sent"
   lib_bg in_b /usr/bin/python3 -c "$SERVE" "$LIB_TMP/sent" part
   server=$LIB_BG_PID
