@@ -337,6 +337,15 @@ static void reg_accept(struct sstd_reg *r, struct sstd_rsock *s, struct sstd_pum
     w->next = r->waits;
     r->waits = w;
     char peer[SST_ADDR_STRLEN], line[2 * SST_ADDR_STRLEN + 16];
+    /* First the address the peer's packets reached (IP_PKTINFO), for the server's getsockname():
+     * a line of its own ("DEST LOCAL ADDRESS"), which shims before it ignore -- they read PEER's
+     * REMOTE to the end of the line, so a third word there would lose them the PEER. */
+    const struct sst_addr *to = sst_stream_local(p->s);
+    if (to) {
+        sst_addr_str(to, peer, sizeof peer);
+        snprintf(line, sizeof line, "DEST %s %s\n", w->local, peer);
+        sstd_client_send(r->c, line);
+    }
     sst_addr_str(sst_stream_peer(p->s), peer, sizeof peer);
     snprintf(line, sizeof line, "PEER %s %s\n", w->local, peer);
     sstd_client_send(r->c, line);

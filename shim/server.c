@@ -70,6 +70,8 @@ struct pend {
     uint8_t key[19];                 /* sst_addr_encode of our loopback socket's local address */
     struct sockaddr_storage peer;    /* the SST peer, in the listening socket's family */
     socklen_t peer_len;              /* 0: not expressible in that family (IPv6 peer, IPv4 socket) */
+    struct sockaddr_storage local;   /* the address the peer's SST packets reached, in that family */
+    socklen_t local_len;             /* 0: not known (the channel has no authenticated packet) */
     bool in_table;
     int slot;                        /* its copy in the shared table (forked children), or -1 */
     bool accepted;                   /* acc names the app's socket: its record goes with the bridge */
@@ -94,6 +96,8 @@ struct afd {
                                         only: bridge_done drops the record before freeing it) */
     struct sockaddr_storage peer;    /* the SST peer's address, the bridge's loopback port */
     socklen_t peer_len;
+    struct sockaddr_storage local;   /* the address the peer reached (getsockname), or local_len 0 */
+    socklen_t local_len;
     UT_hash_handle hh;               /* afds, by fd */
     UT_hash_handle hk;               /* apeers, by id */
 };
@@ -113,6 +117,8 @@ struct lport {
     int reg_left;                    /* port_open's tries left, for a refusal worth retrying */
     size_t reg_len;
     char reg_buf[256];               /* sstd's answer line */
+    char dest_for[SST_ADDR_STRLEN];  /* sstd's last "DEST LOCAL ADDRESS": LOCAL (or "") ... */
+    struct sst_addr dest;            /* ... and ADDRESS, for the PEER line of LOCAL that follows */
 };
 
 /* An accepted SST stream on its way to the app: loopback connect, then the pump. */
@@ -152,6 +158,8 @@ struct sslot {
     uint8_t key[19];
     socklen_t peer_len;
     struct sockaddr_storage peer;
+    socklen_t local_len;
+    struct sockaddr_storage local;
 };
 struct srv_shared {
     atomic_int n_ready;
@@ -366,7 +374,8 @@ static int lsock_prune(uint16_t port)
 
 /* Event thread: offers a pending connection to the forked children; the slot, or -1 (none
  * made, or full: only this process's accept then knows the peer). */
-static int slot_publish(const uint8_t key[19], const struct sockaddr_storage *peer, socklen_t len)
+static int slot_publish(const uint8_t key[19], const struct sockaddr_storage *peer, socklen_t len,
+                        const struct sockaddr_storage *local, socklen_t local_len)
 {
     if (!shared || len == 0)
         return -1;
@@ -378,6 +387,9 @@ static int slot_publish(const uint8_t key[19], const struct sockaddr_storage *pe
         memcpy(sl->key, key, sizeof(sl->key));
         sl->peer = *peer;
         sl->peer_len = len;
+        sl->local_len = local_len;
+        if (local_len > 0)
+            sl->local = *local;
         atomic_store(&sl->state, SLOT_READY);
         atomic_fetch_add(&shared->n_ready, 1);
         return i;
@@ -386,7 +398,8 @@ static int slot_publish(const uint8_t key[19], const struct sockaddr_storage *pe
 }
 
 /* Any process's accept: takes the pending connection keyed key if still offered. */
-static bool slot_claim(const uint8_t key[19], struct sockaddr_storage *peer, socklen_t *len)
+static bool slot_claim(const uint8_t key[19], struct sockaddr_storage *peer, socklen_t *len,
+                       struct sockaddr_storage *local, socklen_t *local_len)
 {
     if (!shared || atomic_load(&shared->n_ready) == 0)
         return false;
@@ -399,6 +412,8 @@ static bool slot_claim(const uint8_t key[19], struct sockaddr_storage *peer, soc
             continue;
         *peer = sl->peer;
         *len = sl->peer_len;
+        *local = sl->local;
+        *local_len = sl->local_len;
         atomic_fetch_sub(&shared->n_ready, 1);
         return true;
     }
@@ -715,6 +730,11 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     }
     if (sst_addr_to_sockaddr(peer, ls.family, &b->pend.peer, &b->pend.peer_len) != 0)
         b->pend.peer_len = 0;
+    /* What getsockname() of the accepted socket reports (shim_server_getsockname): the address
+     * the peer sent to, in the socket's family (IPv4-mapped on a dual-stack one), as TCP would. */
+    const struct sst_addr *to = sst_stream_local(s);
+    if (!to || sst_addr_to_sockaddr(to, ls.family, &b->pend.local, &b->pend.local_len) != 0)
+        b->pend.local_len = 0;
     b->lfd = ls.fd;
     b->ldev = ls.dev;
     b->lino = ls.ino;
@@ -749,7 +769,7 @@ static void bridge_start(uint16_t port, struct sst_stream *s)
     HASH_ADD(hh, pendings, key, sizeof(b->pend.key), &b->pend);
     b->pend.in_table = true;
     atomic_fetch_add(&n_pending, 1);
-    b->pend.slot = slot_publish(b->pend.key, &b->pend.peer, b->pend.peer_len);
+    b->pend.slot = slot_publish(b->pend.key, &b->pend.peer, b->pend.peer_len, &b->pend.local, b->pend.local_len);
     pthread_mutex_unlock(&srv_lock);
 
     if (shim_real_connect(b->sock, (struct sockaddr *)&ls.target, ls.target_len) == 0) {
@@ -908,6 +928,21 @@ static int reg_family(uint16_t port, const struct sst_addr *local)
     return family;
 }
 
+/* "DEST LOCAL ADDRESS": the address the SST peer of the next "PEER LOCAL REMOTE" reached
+ * (what getsockname() of the accepted connection reports).  A line of its own, not a third
+ * word of PEER: shims before it parse REMOTE to the end of the line and would drop the PEER. */
+static void reg_dest(struct lport *p, char *words)
+{
+    char *addr = strchr(words, ' ');
+    p->dest_for[0] = '\0';
+    if (!addr || (size_t)(addr - words) >= sizeof(p->dest_for))
+        return;
+    *addr++ = '\0';
+    if (sst_addr_parse(&p->dest, addr, 0) != 0)
+        return;
+    memcpy(p->dest_for, words, (size_t)(addr - words));   /* with its NUL */
+}
+
 /* "PEER LOCAL REMOTE": sstd's connection from LOCAL carries the SST stream of REMOTE.  Offered
  * in the shared table (found by the accept() of this process or any forked from the
  * listening one, as for our own bridges: steps 3-4), then "PEERED LOCAL" lets sstd connect. */
@@ -922,17 +957,23 @@ static void reg_peer(struct lport *p, char *words)
         SHIM_DEBUG("SST_LISTEN: port %u: sstd said PEER %s %s", p->port, words, remote);
         return;
     }
-    struct sockaddr_storage peer;
-    socklen_t peer_len = 0;
+    struct sockaddr_storage peer, to;
+    socklen_t peer_len = 0, to_len = 0;
     uint8_t key[19];
     memset(key, 0, sizeof(key));
     sst_addr_encode(&la, key);
-    if (sst_addr_to_sockaddr(&ra, reg_family(p->port, &la), &peer, &peer_len) != 0)
+    int family = reg_family(p->port, &la);
+    if (sst_addr_to_sockaddr(&ra, family, &peer, &peer_len) != 0)
         peer_len = 0;   /* an IPv6 peer on an IPv4 socket (sstd refuses that): its address is reported */
+    /* The address the peer reached, if sstd said it just before ("DEST", sstd since 2026-11-22;
+     * without it getsockname() keeps the route guess). */
+    if (strcmp(p->dest_for, words) != 0 || sst_addr_to_sockaddr(&p->dest, family, &to, &to_len) != 0)
+        to_len = 0;
+    p->dest_for[0] = '\0';
     struct speer *e = peer_len ? calloc(1, sizeof(*e)) : NULL;
     if (e) {
         pthread_mutex_lock(&srv_lock);
-        e->slot = slot_publish(key, &peer, peer_len);
+        e->slot = slot_publish(key, &peer, peer_len, &to, to_len);
         pthread_mutex_unlock(&srv_lock);
         e->at = time(NULL);
         if (e->slot < 0) {
@@ -1001,6 +1042,8 @@ static void on_reg_read(evutil_socket_t fd, short what, void *arg)
         if (p->reg_ok) {
             if (strncmp(line, "PEER ", 5) == 0) {
                 reg_peer(p, line + 5);
+            } else if (strncmp(line, "DEST ", 5) == 0) {
+                reg_dest(p, line + 5);
             } else if (has_prefix(line, "{\"ok\":true,\"listen\":")) {
                 lsock_pass_drop(port);   /* another socket of the port, registered too */
                 SHIM_DEBUG("SST_LISTEN: port %u: sstd took another listening socket of it", port);
@@ -1409,8 +1452,8 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
 
     struct stat st;
     bool have_st = fstat(fd, &st) == 0;
-    struct sockaddr_storage peer;
-    socklen_t peer_len = 0;
+    struct sockaddr_storage peer, to;
+    socklen_t peer_len = 0, to_len = 0;
     struct pend *p;
     bool found = false;
     pthread_mutex_lock(&srv_lock);
@@ -1423,10 +1466,12 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
         slot_free(&p->slot);
         peer = p->peer;
         peer_len = p->peer_len;
+        to = p->local;
+        to_len = p->local_len;
         found = true;
     } else {
         /* By the process this one was forked from (a pre-forking server's worker) */
-        found = slot_claim(key, &peer, &peer_len);
+        found = slot_claim(key, &peer, &peer_len, &to, &to_len);
     }
     /* The port: the bridge's own loopback port, not the SST peer's UDP port (the same for
      * every connection from a host, where programs key connections by address and port):
@@ -1462,6 +1507,9 @@ void shim_server_accepted(int fd, struct sockaddr *sa, socklen_t *len, socklen_t
             a->own = p != NULL;
             a->peer = peer;
             a->peer_len = peer_len;
+            a->local_len = to_len;
+            if (to_len > 0)
+                a->local = to;
             if (p) {
                 p->accepted = true;   /* the bridge removes the record when it ends */
                 p->acc = id;
@@ -1570,7 +1618,8 @@ static bool sock_id_of(int fd, struct sock_id *id)
 }
 
 /* The SST peer recorded for the socket fd names, by the socket itself (any descriptor of it). */
-static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer_len)
+static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer_len,
+                          struct sockaddr_storage *local, socklen_t *local_len)
 {
     struct afd *a;
     struct sock_id id;
@@ -1582,6 +1631,10 @@ static bool accepted_peer(int fd, struct sockaddr_storage *peer, socklen_t *peer
     if (a) {
         *peer = a->peer;
         *peer_len = a->peer_len;
+        if (local) {
+            *local = a->local;
+            *local_len = a->local_len;
+        }
     }
     pthread_mutex_unlock(&srv_lock);
     errno = saved;
@@ -1678,9 +1731,18 @@ struct shim_spump *shim_server_pump(dev_t dev, ino_t ino)
 }
 
 /* ---- across exec: SST_SHIM_ACCEPTED ----------------------------------------------------------
- * "DEV:INO=FAMILY,PORT,ADDRESS;..." for the recorded sockets that survive the exec (held by a
- * descriptor without FD_CLOEXEC), read and removed from the environment by the new image's
- * constructor (shim_server_inherit). */
+ * "DEV:INO=FAMILY,PORT,ADDRESS[,LOCAL];..." for the recorded sockets that survive the exec (held
+ * by a descriptor without FD_CLOEXEC), read and removed from the environment by the new image's
+ * constructor (shim_server_inherit).  LOCAL, the address the peer reached (getsockname), in the
+ * same family, when known. */
+
+/* The text of a's IP address (peer or local), or false. */
+static bool addr_text(const struct sockaddr_storage *a, char *ip, size_t cap)
+{
+    const void *addr = a->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)a)->sin_addr
+                                               : (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+    return inet_ntop(a->ss_family, addr, ip, (socklen_t)cap) != NULL;
+}
 
 /* Whether this process holds the socket id through a descriptor that survives exec. */
 static bool survives_exec(const struct sock_id *id)
@@ -1712,14 +1774,17 @@ bool shim_server_exec_env(char *buf, size_t cap)
     pthread_mutex_lock(&srv_lock);
     struct afd *a, *tmp;
     HASH_ITER(hk, apeers, a, tmp) {
-        char ip[INET6_ADDRSTRLEN];
-        const void *addr = a->peer.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&a->peer)->sin_addr
-                                                        : (const void *)&((struct sockaddr_in6 *)&a->peer)->sin6_addr;
-        if (!inet_ntop(a->peer.ss_family, addr, ip, sizeof(ip)) || !survives_exec(&a->id))
+        char ip[INET6_ADDRSTRLEN], lip[INET6_ADDRSTRLEN + 1] = "";
+        if (!addr_text(&a->peer, ip, sizeof(ip)) || !survives_exec(&a->id))
             continue;
-        int w = snprintf(buf + n, cap - n, "%s%llu:%llu=%d,%u,%s", any ? ";" : "",
+        if (a->local_len > 0 && a->local.ss_family == a->peer.ss_family) {
+            lip[0] = ',';
+            if (!addr_text(&a->local, lip + 1, sizeof(lip) - 1))
+                lip[0] = '\0';
+        }
+        int w = snprintf(buf + n, cap - n, "%s%llu:%llu=%d,%u,%s%s", any ? ";" : "",
                          (unsigned long long)a->id.dev, (unsigned long long)a->id.ino,
-                         a->peer.ss_family == AF_INET ? 4 : 6, addr_port(&a->peer), ip);
+                         a->peer.ss_family == AF_INET ? 4 : 6, addr_port(&a->peer), ip, lip);
         if (w < 0 || (size_t)w >= cap - n)
             break;   /* full: the rest report the loopback address after the exec */
         n += (size_t)w;
@@ -1736,10 +1801,16 @@ void shim_server_inherit(const char *val)
         unsigned long long dev, ino;
         unsigned port;
         int fam, used = 0;
-        char ip[INET6_ADDRSTRLEN];
-        if (sscanf(p, "%llu:%llu=%d,%u,%45[^;]%n", &dev, &ino, &fam, &port, ip, &used) != 5 || used == 0)
+        char ip[INET6_ADDRSTRLEN], lip[INET6_ADDRSTRLEN] = "";
+        if (sscanf(p, "%llu:%llu=%d,%u,%45[^;,]%n", &dev, &ino, &fam, &port, ip, &used) != 5 || used == 0)
             break;
         p += used;
+        if (*p == ',') {
+            int lused = 0;
+            if (sscanf(p, ",%45[^;,]%n", lip, &lused) != 1 || lused == 0)
+                break;
+            p += lused;
+        }
         if (*p == ';')
             p++;
         struct afd *a = calloc(1, sizeof(*a));
@@ -1755,12 +1826,22 @@ void shim_server_inherit(const char *val)
             in->sin_port = htons((uint16_t)port);
             ok = inet_pton(AF_INET, ip, &in->sin_addr) == 1;
             a->peer_len = sizeof(*in);
+            struct sockaddr_in *lin = (struct sockaddr_in *)&a->local;
+            if (lip[0] && inet_pton(AF_INET, lip, &lin->sin_addr) == 1) {
+                lin->sin_family = AF_INET;
+                a->local_len = sizeof(*lin);
+            }
         } else {
             struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->peer;
             in6->sin6_family = AF_INET6;
             in6->sin6_port = htons((uint16_t)port);
             ok = inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1;
             a->peer_len = sizeof(*in6);
+            struct sockaddr_in6 *lin6 = (struct sockaddr_in6 *)&a->local;
+            if (lip[0] && inet_pton(AF_INET6, lip, &lin6->sin6_addr) == 1) {
+                lin6->sin6_family = AF_INET6;
+                a->local_len = sizeof(*lin6);
+            }
         }
         struct afd *old = NULL;
         pthread_mutex_lock(&srv_lock);
@@ -1779,7 +1860,7 @@ bool shim_server_getpeername(int fd, struct sockaddr *sa, socklen_t *len, int *r
 {
     struct sockaddr_storage peer;
     socklen_t peer_len = 0;
-    if (!accepted_peer(fd, &peer, &peer_len))
+    if (!accepted_peer(fd, &peer, &peer_len, NULL, NULL))
         return false;
     if (!sa || !len) {
         errno = EFAULT;
@@ -1808,18 +1889,28 @@ static unsigned addr_port(const struct sockaddr_storage *a)
 
 bool shim_server_getsockname(int fd, struct sockaddr *sa, socklen_t *len, int *ret)
 {
-    struct sockaddr_storage peer, local, route;
-    socklen_t peer_len = 0, local_len = sizeof(local), route_len;
-    if (!accepted_peer(fd, &peer, &peer_len))
+    struct sockaddr_storage peer, local, route, to;
+    socklen_t peer_len = 0, local_len = sizeof(local), route_len, to_len = 0;
+    if (!accepted_peer(fd, &peer, &peer_len, &to, &to_len))
         return false;
     /* The bridge connected to the loopback address of a wildcard listener (§6c): TCP from the
-     * peer would have arrived on the address this host uses toward it, at the same port. */
+     * peer would have arrived on the address it sent to, at the same port -- the address its
+     * SST packets reached (IP_PKTINFO, recorded at accept), else (not known: an sstd before
+     * DEST, a channel without an authenticated packet yet) the address this host uses toward
+     * it, a guess that is wrong on a host with several addresses. */
     int saved = errno;
     if (shim_real_getsockname(fd, (struct sockaddr *)&local, &local_len) != 0 || !is_loopback(&local) ||
-        is_loopback(&peer) ||
-        !shim_route_local((struct sockaddr *)&peer, peer_len, addr_port(&local), &route, &route_len)) {
+        is_loopback(&peer)) {
         errno = saved;
         return false;   /* the kernel's answer (the hook asks it) */
+    }
+    if (to_len > 0 && to.ss_family == local.ss_family) {
+        ((struct sockaddr_in *)&to)->sin_port = htons((uint16_t)addr_port(&local));   /* same offset in v6 */
+        route = to;
+        route_len = to_len;
+    } else if (!shim_route_local((struct sockaddr *)&peer, peer_len, addr_port(&local), &route, &route_len)) {
+        errno = saved;
+        return false;
     }
     errno = saved;
     if (!sa || !len) {

@@ -151,12 +151,13 @@ socket.send_fds(c, [b"LISTEN 9102\n"], [l.fileno()])
 f = c.makefile()
 ok = f.readline()
 open(sys.argv[2] + ".reg", "w").write(ok)
+dest = f.readline().split()   # DEST LOCAL ADDRESS (the address the client reached), then PEER
 peer = f.readline().split()
 t0 = time.monotonic()
 a, addr = l.accept()
 waited = time.monotonic() - t0
 a.sendall(b"%s %s %.2f\n" % (peer[0].encode(), addr[0].encode(), waited)); a.close()
-open(sys.argv[2], "w").write("%s %s %s:%d %.2f\n" % (peer[1], peer[2], addr[0], addr[1], waited))
+open(sys.argv[2], "w").write("%s %s %s:%d %.2f %s %s %s\n" % (peer[1], peer[2], addr[0], addr[1], waited, dest[0], dest[1], dest[2]))
 time.sleep(0.5)' "$SOCK" "$LIB_TMP/raw9102" &
 raw=$!
 poll_until 10 test -s "$LIB_TMP/raw9102.reg" || fail "LISTEN 9102: no answer"
@@ -165,7 +166,9 @@ import socket
 s = socket.create_connection(('$IP_B', 9102), timeout=10)
 print(s.makefile().readline().strip())" 2>"$LIB_TMP/py3.err")
 wait "$raw"
-read -r plocal ppeer acc waited <"$LIB_TMP/raw9102"
+read -r plocal ppeer acc waited dword dlocal daddr <"$LIB_TMP/raw9102"
+[ "$dword $dlocal ${daddr%:*}" = "DEST $plocal $IP_B" ] ||
+  fail "sstd's line before PEER $plocal was '$dword $dlocal $daddr', want DEST $plocal $IP_B:PORT"
 [ "${ppeer%:*}" = "$IP_A" ] || fail "sstd's PEER line named '$ppeer', want $IP_A"
 [ "$plocal" = "$acc" ] || fail "sstd's PEER line named $plocal, the server accepted $acc"
 /usr/bin/python3 -c "import sys; sys.exit(not 0.9 <= float('$waited') <= 5)" ||
