@@ -17,6 +17,7 @@ PKGS=(
   nginx-light wrk valgrind          # make bench (9): cost of the shim on sockets it does not carry
   ngtcp2-server ngtcp2-client kcptun openssl  # make bench (1): other encrypted UDP transports
   postgresql-15 git                 # test_shim_listen_apps.sh: postgres, git daemon under SST_LISTEN
+  tcl openssh-client openssh-server  # test_shim_apps_heavy.sh: tclsh socket -async; scp, sftp, git over ssh://
 )
 
 missing=()
