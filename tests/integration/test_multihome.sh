@@ -98,14 +98,17 @@ for spec in sys.argv[1:]:
     threading.Thread(target=serve, args=(s, addr), daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()'
-specs() { echo "$IP_B3/4/${1}1 $IP_B/4/${1}2 $IP6_B3/6/${1}3 $IP6_B/6/${1}4"; }
+# specs BASE: SPECS, the four servers of ports BASE1..BASE4.
+specs() { SPECS=("$IP_B3/4/${1}1" "$IP_B/4/${1}2" "$IP6_B3/6/${1}3" "$IP6_B/6/${1}4"); }
 # In-process engine (its own UDP port $EPORT) for 930x; handed to B's sstd (SST_PORT taken) for 931x.
 EPORT=8973
+specs 930
 lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LISTEN=9301,9302,9303,9304 SST_PORT="$EPORT" \
-  SST_KEYDIR="$LIB_TMP/kb" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/b-930x.log" /usr/bin/python3 -c "$SERVE" $(specs 930) \
+  SST_KEYDIR="$LIB_TMP/kb" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/b-930x.log" /usr/bin/python3 -c "$SERVE" "${SPECS[@]}" \
   >"$LIB_TMP/930x.out" 2>&1
+specs 931
 lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER="$LIB_TMP/b.sock" SST_LISTEN=9311,9312,9313,9314 SST_PORT="$PORT" \
-  SST_KEYDIR="$LIB_TMP/kb" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/b-931x.log" /usr/bin/python3 -c "$SERVE" $(specs 931) \
+  SST_KEYDIR="$LIB_TMP/kb" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/b-931x.log" /usr/bin/python3 -c "$SERVE" "${SPECS[@]}" \
   >"$LIB_TMP/931x.out" 2>&1
 poll_until 20 grep -qs ready "$LIB_TMP/930x.out" || fail "930x server: $(cat "$LIB_TMP/930x.out")"
 poll_until 20 grep -qs ready "$LIB_TMP/931x.out" || fail "931x server: $(cat "$LIB_TMP/931x.out")"
@@ -180,14 +183,17 @@ for spec in sys.argv[1:]:
     threading.Thread(target=serve, args=(s, mode), daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()'
-wspecs() { echo "0.0.0.0/4/${1}1/direct ::/6/${1}2/direct ::/6/${1}3/prefork 0.0.0.0/4/${1}4/exec"; }
+# wspecs BASE: SPECS, the four servers of ports BASE1..BASE4.
+wspecs() { SPECS=("0.0.0.0/4/${1}1/direct" "::/6/${1}2/direct" "::/6/${1}3/prefork" "0.0.0.0/4/${1}4/exec"); }
 WPORT=8974
+wspecs 940
 lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER=off SST_LISTEN=9401,9402,9403,9404 SST_PORT="$WPORT" \
   SST_KEYDIR="$LIB_TMP/kb" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/b-940x.log" /usr/bin/python3 -c "$SOCKNAME" \
-  $(wspecs 940) >"$LIB_TMP/940x.out" 2>&1
+  "${SPECS[@]}" >"$LIB_TMP/940x.out" 2>&1
+wspecs 941
 lib_bg in_b env LD_PRELOAD="$SHIM" SST_HELPER="$LIB_TMP/b.sock" SST_LISTEN=9411,9412,9413,9414 SST_PORT="$PORT" \
   SST_KEYDIR="$LIB_TMP/kb" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/b-941x.log" /usr/bin/python3 -c "$SOCKNAME" \
-  $(wspecs 941) >"$LIB_TMP/941x.out" 2>&1
+  "${SPECS[@]}" >"$LIB_TMP/941x.out" 2>&1
 poll_until 20 grep -qs ready "$LIB_TMP/940x.out" || fail "940x server: $(cat "$LIB_TMP/940x.out")"
 poll_until 20 grep -qs ready "$LIB_TMP/941x.out" || fail "941x server: $(cat "$LIB_TMP/941x.out")"
 for p in 9411 9412 9413 9414; do
@@ -211,6 +217,7 @@ done
 log "nginx (2 workers, listen 9420 and [::]:9420): \$server_addr is the address the client reached"
 # 9420 with its own engine (UDP $NPORT), 9421 handed to B's sstd.
 NPORT=8975
+# shellcheck disable=SC2016 # nginx's variables, for nginx to expand
 lib_nginx_conf off 'server_addr=$server_addr:$server_port'
 for n in 9420 9421; do
   sed -e "s/listen 8090;/listen $n; listen [::]:$n;/" -e "s#$LIB_TMP/nginx.pid#$LIB_TMP/nginx-$n.pid#" \
