@@ -113,11 +113,10 @@ emu_stat() {
   lib_emu_stats | sed -n "s/^linkemu stats dir=$1 .*\\b$2=\\([0-9]*\\).*/\\1/p"
 }
 
-# lib_nginx_conf DAEMON BODY: $LIB_TMP/nginx.conf for an nginx with a master and two workers
+# lib_nginx_http DAEMON HTTP: $LIB_TMP/nginx.conf for an nginx with a master and two workers
 # (`daemon DAEMON`), pid in $LIB_TMP/nginx.pid, errors in $LIB_TMP/nginx-error.log, no access
-# log, no keep-alive, whose server on port 8090 answers every request with BODY and a newline
-# (nginx variables allowed, e.g. '$remote_addr').
-lib_nginx_conf() {
+# log, temporary files under $LIB_TMP/ntmp, and HTTP (directives and servers) in its http block.
+lib_nginx_http() {
   mkdir -p "$LIB_TMP/ntmp"
   cat >"$LIB_TMP/nginx.conf" <<CONF
 worker_processes 2;
@@ -126,7 +125,7 @@ master_process on;
 user root;
 pid $LIB_TMP/nginx.pid;
 error_log $LIB_TMP/nginx-error.log;
-events { worker_connections 64; }
+events { worker_connections 1024; }
 http {
   access_log off;
   client_body_temp_path $LIB_TMP/ntmp/body;
@@ -134,13 +133,19 @@ http {
   fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
   uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
   scgi_temp_path $LIB_TMP/ntmp/scgi;
-  server {
-    listen 8090;
-    keepalive_timeout 0;
-    location / { return 200 "$2\n"; }
-  }
+$2
 }
 CONF
+}
+
+# lib_nginx_conf DAEMON BODY: lib_nginx_http's nginx, no keep-alive, whose server on port 8090
+# answers every request with BODY and a newline (nginx variables allowed, e.g. '$remote_addr').
+lib_nginx_conf() {
+  lib_nginx_http "$1" "  server {
+    listen 8090;
+    keepalive_timeout 0;
+    location / { return 200 \"$2\\n\"; }
+  }"
 }
 
 # lib_sshd_conf ADDRESS [LINE...]: a host key and a user key ($LIB_TMP/userkey, authorized for

@@ -44,7 +44,7 @@ have() {
 }
 
 lib_net_up --link emu --delay 5ms --seed 21
-mkdir -p "$LIB_TMP/www" "$LIB_TMP/ntmp"
+mkdir -p "$LIB_TMP/www"
 for i in $(seq 200); do echo "object $i $RANDOM$RANDOM" >"$LIB_TMP/www/o$i.txt"; done
 head -c 20000000 /dev/urandom >"$LIB_TMP/www/big"
 FWD=7000,8000,8001
@@ -80,26 +80,9 @@ while True:
 ' "$LIB_TMP/www" 2>"$LIB_TMP/py.err"
 HAVE_NGINX=0 HAVE_IPERF=0 HAVE_REDIS=0 HAVE_SSH=0
 if have nginx; then
-  cat >"$LIB_TMP/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-master_process on;
-user root;
-pid $LIB_TMP/nginx.pid;
-error_log $LIB_TMP/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $LIB_TMP/ntmp/body;
-  proxy_temp_path $LIB_TMP/ntmp/proxy;
-  fastcgi_temp_path $LIB_TMP/ntmp/fastcgi;
-  uwsgi_temp_path $LIB_TMP/ntmp/uwsgi;
-  scgi_temp_path $LIB_TMP/ntmp/scgi;
-  keepalive_requests 100000;
+  lib_nginx_http off "  keepalive_requests 100000;
   server { listen 8080; root $LIB_TMP/www; }
-  server { listen 8443 http2; root $LIB_TMP/www; }
-}
-CONF
+  server { listen 8443 http2; root $LIB_TMP/www; }"
   lib_bg in_b nginx -c "$LIB_TMP/nginx.conf"
   HAVE_NGINX=1 FWD=$FWD,8080,8443
 fi

@@ -68,7 +68,7 @@ NOSSTD=$LIB_TMP/no-sstd.sock              # nothing listens there
 
 # ---- fixtures --------------------------------------------------------------------------------
 head -c 1000000 /dev/urandom >"$LIB_TMP/up.bin"
-mkdir -p "$LIB_TMP/www" "$LIB_TMP/ng/tmp" "$LIB_TMP/git/srv"
+mkdir -p "$LIB_TMP/www" "$LIB_TMP/git/srv"
 head -c 5000000 /dev/urandom >"$LIB_TMP/www/f5m"
 head -c 20000000 /dev/urandom >"$LIB_TMP/www/f20m"
 if have openssl; then
@@ -85,30 +85,13 @@ if have git; then
   git -C "$LIB_TMP/git/src" push -q "$LIB_TMP/git/srv/repo.git" main || env_fail "git push (local) failed"
 fi
 if have nginx; then
-  cat >"$LIB_TMP/ng/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-master_process on;
-user root;
-pid $LIB_TMP/ng/nginx.pid;
-error_log $LIB_TMP/ng/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $LIB_TMP/ng/tmp/body;
-  proxy_temp_path $LIB_TMP/ng/tmp/proxy;
-  fastcgi_temp_path $LIB_TMP/ng/tmp/fastcgi;
-  uwsgi_temp_path $LIB_TMP/ng/tmp/uwsgi;
-  scgi_temp_path $LIB_TMP/ng/tmp/scgi;
+  lib_nginx_http off "  sendfile on;
   server {
     listen 8090 reuseport;
     listen [::]:8090 reuseport;
     root $LIB_TMP/www;
-    location /who { return 200 "\$remote_addr\n"; }
-  }
-}
-CONF
+    location /who { return 200 \"\$remote_addr\\n\"; }
+  }"
 fi
 if have postgres; then
   mkdir -p "$LIB_TMP/pg" "$LIB_TMP/pgsock"
@@ -179,7 +162,7 @@ start_servers() {
   have git && start_one git git daemon --reuseaddr --base-path="$LIB_TMP/git/srv" --export-all \
     --enable=receive-pack --port=9418 --informative-errors 2>"$LIB_TMP/git-daemon.log"
   have iperf3 && start_one iperf3 iperf3 -s -p 5201 --logfile "$LIB_TMP/$CASE-iperf3.out"
-  have nginx && start_one nginx nginx -c "$LIB_TMP/ng/nginx.conf" -e "$LIB_TMP/ng/error.log"
+  have nginx && start_one nginx nginx -c "$LIB_TMP/nginx.conf" -e "$LIB_TMP/nginx-error.log"
   local n
   for n in "${!PORT[@]}"; do
     srv_up "$n" || continue
