@@ -113,6 +113,17 @@ emu_stat() {
   lib_emu_stats | sed -n "s/^linkemu stats dir=$1 .*\\b$2=\\([0-9]*\\).*/\\1/p"
 }
 
+# LIB_ASK_PY: python that connects to HOST PORT (its arguments) and prints the server's first
+# line ("EOF" if none), or the errno name of the failure (ECONNREFUSED, ...).
+# shellcheck disable=SC2034  # used by the scripts that source this file
+LIB_ASK_PY='
+import errno, socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+    print(s.makefile().readline().strip() or "EOF")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))'
+
 # lib_nginx_http DAEMON HTTP: $LIB_TMP/nginx.conf for an nginx with a master and two workers
 # (`daemon DAEMON`), pid in $LIB_TMP/nginx.pid, errors in $LIB_TMP/nginx-error.log, no access
 # log, temporary files under $LIB_TMP/ntmp, and HTTP (directives and servers) in its http block.

@@ -119,18 +119,11 @@ done
 wait_for_port "$NS_B" "$EPORT" udp 20
 
 # ask SSTPORT HOST PORT: the server's line over SST, or the errno name of the failure.
-ASK='
-import errno, socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-    print(s.makefile().readline().strip() or "EOF")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e.errno))'
 ask() {
   local sport=$1; shift
   in_a timeout 20 env LD_PRELOAD="$SHIM" SST_PEERS=10.77.0.0/24,fd77::/64 SST_PORT="$sport" SST_MODE=strict \
     SST_HELPER=off SST_KEYDIR="$LIB_TMP/kshim" SST_LOG=debug SST_LOG_FILE="$LIB_TMP/ask.log" \
-    /usr/bin/python3 -c "$ASK" "$@" 2>>"$LIB_TMP/ask.err"
+    /usr/bin/python3 -c "$LIB_ASK_PY" "$@" 2>>"$LIB_TMP/ask.err"
 }
 for base in 930 931; do
   sport=$EPORT; [ $base = 931 ] && sport=$PORT

@@ -47,14 +47,7 @@ print(" ".join(sorted("%d>%s" % (l["port"], l["to"]) for l in json.load(sys.stdi
 regs_are() { [ "$(listeners | tr ' ' '\n' | grep -c "^$1>")" = "$2" ]; }
 
 # ask HOST PORT: one line from the server over SST, or the errno name of the failure.
-ASK='
-import errno, socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-    print(s.makefile().readline().strip() or "EOF")
-except OSError as e:
-    print(errno.errorcode.get(e.errno, e.errno))'
-ask() { in_a timeout 20 env "${SHIMENV[@]}" /usr/bin/python3 -c "$ASK" "$@" 2>>"$LIB_TMP/ask.err"; }
+ask() { in_a timeout 20 env "${SHIMENV[@]}" /usr/bin/python3 -c "$LIB_ASK_PY" "$@" 2>>"$LIB_TMP/ask.err"; }
 
 # A server under SST_LISTEN: each ADDR:FAMILY[:v6only] listens on PORT and answers
 # "ADDR peer=PEERADDR" to each client.
