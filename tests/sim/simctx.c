@@ -40,15 +40,44 @@ static sst_time_t quantize_down(const struct simctx_node *n, sst_time_t t)
     return n->quantum ? t - t % n->quantum : t;
 }
 
+struct simctx_frozen_pkt {
+    struct simctx_frozen_pkt *next;
+    struct sst_addr from;
+    size_t len;
+    uint8_t data[];
+};
+
 static void node_recv(void *ctx, sst_time_t now, const struct sst_addr *from, uint8_t *pkt, size_t len)
 {
     struct simctx_node *n = ctx;
+    if (n->frozen) {
+        if (n->frozen_bytes + len > n->frozen_cap) {
+            n->frozen_drops++;
+            return;
+        }
+        /* Tailroom as sim gives it: the engine opens packets in place. */
+        struct simctx_frozen_pkt *q = malloc(sizeof *q + len + 64);
+        simctx_require(q != NULL, "malloc");
+        q->next = NULL;
+        q->from = *from;
+        q->len = len;
+        memcpy(q->data, pkt, len);
+        if (n->fq_tail != NULL)
+            n->fq_tail->next = q;
+        else
+            n->fq_head = q;
+        n->fq_tail = q;
+        n->frozen_bytes += len;
+        return;
+    }
     sst_ctx_recv(n->c, quantize_down(n, now), from, pkt, len);
 }
 
 static sst_time_t node_deadline(void *ctx)
 {
     struct simctx_node *n = ctx;
+    if (n->frozen)
+        return SST_TIME_NEVER;
     sst_time_t d = sst_ctx_deadline(n->c);
     if (n->quantum == 0 || d == SST_TIME_NEVER || d % n->quantum == 0)
         return d;
@@ -101,8 +130,37 @@ void simctx_node_rebind(struct simctx_node *n, const struct sst_addr *addr)
     simctx_require(sim_node_add(n->sim, &n->addr, &node_ops, n) == 0, "sim_node_add");
 }
 
+void simctx_node_freeze(struct simctx_node *n, size_t cap)
+{
+    n->frozen = true;
+    n->frozen_cap = cap;
+    sim_node_wake(n->sim, &n->addr);
+}
+
+void simctx_node_thaw(struct simctx_node *n, bool timers_first)
+{
+    sst_time_t now = sim_now(n->sim);
+    n->frozen = false;
+    if (timers_first && sst_ctx_deadline(n->c) <= now)
+        sst_ctx_timeout(n->c, now);
+    while (n->fq_head != NULL) {
+        struct simctx_frozen_pkt *q = n->fq_head;
+        n->fq_head = q->next;
+        sst_ctx_recv(n->c, now, &q->from, q->data, q->len);
+        free(q);
+    }
+    n->fq_tail = NULL;
+    n->frozen_bytes = 0;
+    sim_node_wake(n->sim, &n->addr);
+}
+
 void simctx_node_free(struct simctx_node *n)
 {
+    while (n->fq_head != NULL) {
+        struct simctx_frozen_pkt *q = n->fq_head;
+        n->fq_head = q->next;
+        free(q);
+    }
     sim_node_remove(n->sim, &n->addr);
     sst_ctx_free(n->c);
 }

@@ -27,6 +27,13 @@ struct simctx_node {
      * UDP driver offers its queue: packets are sealed straight into it, the path that runs in
      * production (sst_protect_seal_to / seal_gather).  1500 bytes plus the seal's tailroom. */
     uint8_t slot[1600];
+    /* A frozen node (simctx_node_freeze): a stopped process (SIGSTOP) whose engine is not
+     * called; inbound datagrams wait in a socket-buffer-like queue of at most frozen_cap bytes
+     * (beyond: dropped, as the kernel drops on a full receive buffer). */
+    bool frozen;
+    size_t frozen_cap, frozen_bytes;
+    uint64_t frozen_drops;
+    struct simctx_frozen_pkt *fq_head, *fq_tail;
 };
 
 /* Creates the context and adds node `addr` to simulator s.  The node's random stream is
@@ -42,6 +49,12 @@ void simctx_node_enter(struct simctx_node *n);
 void simctx_node_leave(struct simctx_node *n);
 /* Moves the node to a new address, keeping its engine (a mobile host, paper §4.3.7). */
 void simctx_node_rebind(struct simctx_node *n, const struct sst_addr *addr);
+/* Stops calling the engine (no timers, no receives) until simctx_node_thaw; datagrams that
+ * arrive meanwhile queue up to cap bytes. */
+void simctx_node_freeze(struct simctx_node *n, size_t cap);
+/* Resumes the node at the simulator's current time: timers_first = run its overdue timers
+ * before handing it the queued datagrams (all with the current time), else after. */
+void simctx_node_thaw(struct simctx_node *n, bool timers_first);
 /* Removes the node and frees the context. */
 void simctx_node_free(struct simctx_node *n);
 
