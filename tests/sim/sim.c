@@ -66,6 +66,11 @@ void sim_free(struct sim *s)
         next = l->next;
         sim_link_destroy(l);
     }
+    /* sim_at calls still pending (a test stopped its run while one was armed) own their cell. */
+    for (size_t i = 0; i < s->heap.n; i++) {
+        if (s->heap.ev[i].kind == SIM_EV_CALL)
+            free(s->heap.ev[i].p);
+    }
     sim_heap_free(&s->heap);
     sim_pool_free(&s->pool);
     free(s);
