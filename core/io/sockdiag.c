@@ -72,7 +72,7 @@ static int scan(int nl, unsigned long long ino, struct sst_sockdiag *out)
             continue;
         if (n <= 0)
             return -1;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
             if (h->nlmsg_type == NLMSG_DONE)
                 return found;
             if (h->nlmsg_type == NLMSG_ERROR)
