@@ -221,6 +221,9 @@ port_listening() {
   ip netns exec "$ns" ss -H "$flag" "sport = :$port" 2>/dev/null | grep -q .
 }
 
+# port_free NS PROTO PORT: nothing listens on PORT in NS (poll_until's negation of the above).
+port_free() { ! port_listening "$@"; }
+
 # wait_for_port NS PORT [tcp|udp] [SECONDS]: waits until something listens on PORT in NS.
 wait_for_port() {
   local ns=$1 port=$2 proto=${3:-tcp} limit=${4:-10}
